@@ -1,0 +1,335 @@
+//! The source event: parsing one event of the event spec, checking its envelope, and normalising it.
+//!
+//! A [`SourceEvent`] is only ever built from input that passed every envelope rule, so the rest of the
+//! engine can rely on `event_name`, `event_id`, `properties`, `profile_properties`, `aliases` and an
+//! integer `timestamp` (unix seconds) being present with the right types. The browser's camelCase
+//! spellings (`eventID`, `profileProperties`, ...) are renamed to the snake_case ones, so rules address
+//! one spelling only.
+
+use chrono::DateTime;
+use serde_json::{Map, Value};
+
+/// Why an input event was refused. The message names the field and what was expected; it never
+/// echoes field values, which may hold personal data.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    #[error("an event must be a JSON object, found {0}")]
+    NotObject(&'static str),
+    #[error("`{0}` is missing")]
+    Missing(&'static str),
+    #[error("`{field}` must be {expected}, found {found}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: &'static str,
+    },
+    #[error("`{field}`: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("both `{0}` and `{1}` are given; send one spelling")]
+    BothSpellings(&'static str, &'static str),
+}
+
+/// One validated, normalised event of the source spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceEvent {
+    value: Value,
+}
+
+/// The browser's camelCase spellings and the canonical names they become.
+const ALIASED_FIELDS: [(&str, &str); 4] = [
+    ("eventName", "event_name"),
+    ("eventID", "event_id"),
+    ("eventId", "event_id"),
+    ("profileProperties", "profile_properties"),
+];
+
+/// At most this many aliases per event, as the spec says.
+const MAX_ALIASES: usize = 10;
+
+/// Epoch values above this are taken to be milliseconds sent by mistake (year 5138 in seconds).
+const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
+
+impl SourceEvent {
+    /// Parses and validates one event from JSON text. `received_at` (unix seconds) becomes the
+    /// timestamp of an event that carries none.
+    pub fn from_json(text: &str, received_at: i64) -> Result<Self, EventError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
+        Self::from_value(value, received_at)
+    }
+
+    /// Validates and normalises an already parsed event.
+    pub fn from_value(value: Value, received_at: i64) -> Result<Self, EventError> {
+        let Value::Object(mut map) = value else {
+            return Err(EventError::NotObject(type_name(&value)));
+        };
+        rename_aliased_fields(&mut map)?;
+        non_empty_string(&map, "event_name")?;
+        non_empty_string(&map, "event_id")?;
+        object(&map, "properties")?;
+        object(&map, "profile_properties")?;
+        check_aliases(&map)?;
+        let timestamp = match map.get("timestamp") {
+            None | Some(Value::Null) => received_at,
+            Some(v) => parse_timestamp(v)?,
+        };
+        map.insert("timestamp".to_owned(), Value::from(timestamp));
+        Ok(Self {
+            value: Value::Object(map),
+        })
+    }
+
+    /// The event name (`event_name`).
+    pub fn name(&self) -> &str {
+        self.str_field("event_name")
+    }
+
+    /// The event id (`event_id`), kept as is for client/server de-duplication.
+    pub fn id(&self) -> &str {
+        self.str_field("event_id")
+    }
+
+    /// When the event happened, in unix seconds.
+    pub fn timestamp(&self) -> i64 {
+        self.value
+            .get("timestamp")
+            .and_then(Value::as_i64)
+            .unwrap_or_default()
+    }
+
+    /// The whole normalised event, the document that rule paths (`$...`) address.
+    pub fn as_value(&self) -> &Value {
+        &self.value
+    }
+
+    /// The value of a profile property's consent category (`granted`, `denied`), if the event says.
+    pub fn consent(&self, category: &str) -> Option<&str> {
+        self.value
+            .get("profile_properties")?
+            .get("$consent")?
+            .get(category)?
+            .as_str()
+    }
+
+    fn str_field(&self, field: &str) -> &str {
+        self.value
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<(), EventError> {
+    for (camel, snake) in ALIASED_FIELDS {
+        if let Some(v) = map.remove(camel) {
+            if map.contains_key(snake) {
+                return Err(EventError::BothSpellings(snake, camel));
+            }
+            map.insert(snake.to_owned(), v);
+        }
+    }
+    Ok(())
+}
+
+fn non_empty_string(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Err(EventError::Missing(field)),
+        Some(Value::String(s)) if s.trim().is_empty() => Err(EventError::Invalid {
+            field,
+            reason: "must not be empty".to_owned(),
+        }),
+        Some(Value::String(_)) => Ok(()),
+        Some(other) => Err(wrong_type(field, "a string", other)),
+    }
+}
+
+fn object(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Err(EventError::Missing(field)),
+        Some(Value::Object(_)) => Ok(()),
+        Some(other) => Err(wrong_type(field, "an object", other)),
+    }
+}
+
+fn check_aliases(map: &Map<String, Value>) -> Result<(), EventError> {
+    const FIELD: &str = "aliases";
+    let aliases = match map.get(FIELD) {
+        None | Some(Value::Null) => return Err(EventError::Missing(FIELD)),
+        Some(Value::Array(a)) => a,
+        Some(other) => return Err(wrong_type(FIELD, "an array of strings", other)),
+    };
+    if aliases.is_empty() || aliases.len() > MAX_ALIASES {
+        return Err(EventError::Invalid {
+            field: FIELD,
+            reason: format!(
+                "must hold 1 to {MAX_ALIASES} entries, found {}",
+                aliases.len()
+            ),
+        });
+    }
+    for (i, alias) in aliases.iter().enumerate() {
+        let Some(s) = alias.as_str() else {
+            return Err(EventError::Invalid {
+                field: FIELD,
+                reason: format!("entry {i} must be a string, found {}", type_name(alias)),
+            });
+        };
+        if !is_urn(s) {
+            return Err(EventError::Invalid {
+                field: FIELD,
+                reason: format!("entry {i} must look like `urn:<kind>:<value>`"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn is_urn(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("urn:") else {
+        return false;
+    };
+    matches!(rest.split_once(':'), Some((kind, value)) if !kind.is_empty() && !value.is_empty())
+}
+
+/// Reads an ISO-8601 timestamp with a timezone, or integer epoch seconds, as unix seconds.
+pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
+    const FIELD: &str = "timestamp";
+    match v {
+        Value::Number(n) => match n.as_i64() {
+            Some(s) if (0..MAX_EPOCH_SECONDS).contains(&s) => Ok(s),
+            Some(s) if s >= MAX_EPOCH_SECONDS => Err(EventError::Invalid {
+                field: FIELD,
+                reason: format!(
+                    "{s} is too large for epoch seconds (milliseconds? divide by 1000)"
+                ),
+            }),
+            _ => Err(EventError::Invalid {
+                field: FIELD,
+                reason: "epoch time must be a non-negative whole number of seconds".to_owned(),
+            }),
+        },
+        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+            .map(|t| t.timestamp())
+            .map_err(|_| EventError::Invalid {
+                field: FIELD,
+                reason: format!(
+                    "`{s}` is not an ISO-8601 time with a timezone (e.g. 2024-09-02T12:34:56+00:00)"
+                ),
+            }),
+        other => Err(wrong_type(
+            FIELD,
+            "an ISO-8601 string or epoch seconds",
+            other,
+        )),
+    }
+}
+
+fn wrong_type(field: &'static str, expected: &'static str, found: &Value) -> EventError {
+    EventError::WrongType {
+        field,
+        expected,
+        found: type_name(found),
+    }
+}
+
+/// A JSON type's name, for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({"event_name": "Viewed Product", "event_id": "e1", "properties": {},
+               "profile_properties": {}, "aliases": ["urn:email:a@b.co"]})
+    }
+
+    #[test]
+    fn accepts_camel_case_and_defaults_timestamp() {
+        let ev = SourceEvent::from_value(
+            json!({"event_name": "X", "eventID": "e9", "properties": {},
+                   "profileProperties": {"$email": "a@b.co"}, "aliases": ["urn:email:a@b.co"]}),
+            77,
+        )
+        .unwrap();
+        assert_eq!(ev.id(), "e9");
+        assert_eq!(ev.timestamp(), 77);
+        assert!(ev.as_value().get("profile_properties").is_some());
+    }
+
+    #[test]
+    fn timestamps_iso_with_offset_and_epoch() {
+        let mut v = base();
+        v["timestamp"] = json!("2024-09-02T12:34:56+02:00");
+        assert_eq!(
+            SourceEvent::from_value(v.clone(), 0).unwrap().timestamp(),
+            1_725_273_296
+        );
+        v["timestamp"] = json!(1_725_312_229);
+        assert_eq!(
+            SourceEvent::from_value(v.clone(), 0).unwrap().timestamp(),
+            1_725_312_229
+        );
+        v["timestamp"] = json!("2024-09-02T12:34:56");
+        assert!(matches!(
+            SourceEvent::from_value(v.clone(), 0),
+            Err(EventError::Invalid {
+                field: "timestamp",
+                ..
+            })
+        ));
+        v["timestamp"] = json!(1_725_312_229_000_i64);
+        let err = SourceEvent::from_value(v, 0).unwrap_err().to_string();
+        assert!(err.contains("milliseconds"), "{err}");
+    }
+
+    #[test]
+    fn rejects_bad_envelopes_with_the_field() {
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("event_id");
+        assert_eq!(
+            SourceEvent::from_value(v, 0).unwrap_err(),
+            EventError::Missing("event_id")
+        );
+        let mut v = base();
+        v["event_id"] = json!(12);
+        assert_eq!(
+            SourceEvent::from_value(v, 0).unwrap_err().to_string(),
+            "`event_id` must be a string, found a number"
+        );
+        let mut v = base();
+        v["aliases"] = json!(["email:x"]);
+        assert!(
+            SourceEvent::from_value(v, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("urn:<kind>:<value>")
+        );
+        let mut v = base();
+        v["eventID"] = json!("again");
+        assert_eq!(
+            SourceEvent::from_value(v, 0).unwrap_err(),
+            EventError::BothSpellings("event_id", "eventID")
+        );
+        assert!(matches!(
+            SourceEvent::from_json("{not json", 0),
+            Err(EventError::NotJson(_))
+        ));
+        assert_eq!(
+            SourceEvent::from_json("[1]", 0).unwrap_err(),
+            EventError::NotObject("an array")
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! Compiling mapping files: templates once, then each row on top of its templates, into a
+//! [`CompiledMapping`] looked up by source event name.
+
+use super::condition::CompiledCondition;
+use super::fields::{FieldPlan, ObjectPlan, Scope, Warning, compile_flat};
+use super::spec::{MappingFile, Mode, Row};
+use super::transform::CompileContext;
+use super::{CompileError, Pointer};
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One compiled row.
+#[derive(Debug, Clone)]
+pub struct CompiledRow {
+    pub source: Arc<str>,
+    pub target: Arc<str>,
+    pub mode: Mode,
+    pub enabled: bool,
+    when: Option<CompiledCondition>,
+    fields: ObjectPlan,
+}
+
+impl CompiledRow {
+    /// `Source → Target`, for messages.
+    pub fn label(&self) -> String {
+        format!("{} → {}", self.source, self.target)
+    }
+
+    /// Whether the row's `when` condition (if any) holds for the event.
+    pub fn applies(&self, event: &Value) -> bool {
+        self.when.as_ref().is_none_or(|c| c.holds(event))
+    }
+
+    /// Builds the row's payload from the event.
+    pub fn build(&self, event: &Value, warnings: &mut Vec<Warning>) -> Map<String, Value> {
+        self.fields.build(Scope::event(event), warnings)
+    }
+}
+
+/// Every row of a mapping, by source event name.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledMapping {
+    rows: HashMap<Arc<str>, Vec<CompiledRow>>,
+}
+
+impl CompiledMapping {
+    /// The rows for a source event name, in file order (switched-off rows included).
+    pub fn rows_for(&self, source: &str) -> &[CompiledRow] {
+        self.rows.get(source).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    pub fn push(&mut self, row: CompiledRow) {
+        self.rows.entry(row.source.clone()).or_default().push(row);
+    }
+
+    /// How many rows there are, switched-off ones included.
+    pub fn len(&self) -> usize {
+        self.rows.values().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Compiles rows against the templates of one mapping file.
+pub struct MappingCompiler {
+    templates: IndexMap<String, IndexMap<String, FieldPlan>>,
+    default_use: Vec<String>,
+    ctx: CompileContext,
+}
+
+impl MappingCompiler {
+    /// Compiles the file's templates. Errors are placed in the mapping file.
+    pub fn new(file: &MappingFile, ctx: CompileContext) -> Result<Self, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let mut templates = IndexMap::new();
+        let at = Pointer::root().key("templates");
+        for (name, fields) in &file.templates {
+            match compile_flat(fields, "", &at.key(name), ctx) {
+                Ok(plans) => {
+                    templates.insert(name.clone(), plans);
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+        let at = Pointer::root().key("defaults").key("use");
+        for (i, name) in file.defaults.use_templates.iter().enumerate() {
+            if !file.templates.contains_key(name) {
+                errors.push(at.index(i).error(unknown_template(name, &file.templates)));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            templates,
+            default_use: file.defaults.use_templates.clone(),
+            ctx,
+        })
+    }
+
+    /// Compiles one row (from the mapping file, or a destination's custom event); errors are placed
+    /// under `at`, in whichever file the row came from.
+    pub fn row(&self, row: &Row, at: &Pointer) -> Result<CompiledRow, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let mut flat: IndexMap<String, FieldPlan> = IndexMap::new();
+        let (uses, use_at) = match &row.use_templates {
+            Some(uses) => (uses.as_slice(), at.key("use")),
+            None => (self.default_use.as_slice(), at.clone()),
+        };
+        for (i, name) in uses.iter().enumerate() {
+            match self.templates.get(name) {
+                Some(plans) => flat.extend(plans.iter().map(|(k, p)| (k.clone(), p.clone()))),
+                None => errors.push(use_at.index(i).error(format!(
+                    "no template named `{name}` (templates: {})",
+                    self.templates.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                ))),
+            }
+        }
+        match compile_flat(&row.fields, "", &at.key("fields"), self.ctx) {
+            Ok(own) => flat.extend(own),
+            Err(e) => errors.extend(e),
+        }
+        let when = match &row.when {
+            Some(c) => CompiledCondition::compile(c, &at.key("when"))
+                .map(Some)
+                .unwrap_or_else(|e| {
+                    errors.extend(e);
+                    None
+                }),
+            None => None,
+        };
+        if row.source.trim().is_empty() || row.target.trim().is_empty() {
+            errors.push(at.error("`source` and `target` must name events"));
+        }
+        let fields = ObjectPlan::from_flat(flat).map_err(|m| at.key("fields").error(m));
+        match fields {
+            Ok(fields) if errors.is_empty() => Ok(CompiledRow {
+                source: row.source.as_str().into(),
+                target: row.target.as_str().into(),
+                mode: row.mode,
+                enabled: row.enabled,
+                when,
+                fields,
+            }),
+            fields => {
+                errors.extend(fields.err());
+                Err(errors)
+            }
+        }
+    }
+}
+
+fn unknown_template<T>(name: &str, templates: &IndexMap<String, T>) -> String {
+    format!(
+        "no template named `{name}` (templates: {})",
+        templates
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Compiles a whole mapping file. Errors are placed in that file.
+pub fn compile_mapping(
+    file: &MappingFile,
+    ctx: CompileContext,
+) -> Result<CompiledMapping, Vec<CompileError>> {
+    let compiler = MappingCompiler::new(file, ctx)?;
+    let mut mapping = CompiledMapping::default();
+    let mut errors = Vec::new();
+    let at = Pointer::root().key("rows");
+    for (i, row) in file.rows.iter().enumerate() {
+        match compiler.row(row, &at.index(i)) {
+            Ok(r) => mapping.push(r),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(mapping)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapping(yaml: &str) -> Result<CompiledMapping, Vec<CompileError>> {
+        let file: MappingFile = serde_yaml::from_str(yaml).unwrap();
+        compile_mapping(&file, CompileContext::default())
+    }
+
+    #[test]
+    fn templates_rows_each_and_overrides() {
+        let m = mapping(
+            r#"
+defaults: { use: [base] }
+templates:
+  base:
+    event_id: $.event_id
+    user.email: { path: "$.profile_properties['$email']", transform: [trim, lower, sha256] }
+    properties.currency: { const: EUR }
+rows:
+  - source: Placed Order
+    target: Purchase
+    fields:
+      properties.currency: $.properties.currency
+      properties.contents:
+        each: $.properties.items[*]
+        fields:
+          content_id: { path: $, transform: [content_id] }
+          quantity: { path: $.quantity, default: 1 }
+"#,
+        )
+        .unwrap();
+        let ev = json!({"event_id": "o1", "profile_properties": {"$email": " Jane@Example.com "},
+                        "properties": {"currency": "USD", "items": [{"product_id": 1}, {"variant_id": "v2", "quantity": 2}]}});
+        let row = &m.rows_for("Placed Order")[0];
+        let mut warnings = vec![];
+        let out = Value::Object(row.build(&ev, &mut warnings));
+        assert_eq!(
+            out,
+            json!({"event_id": "o1",
+                   "user": {"email": "8c87b489ce35cf2e2f39f80e282cb2e804932a56a213983eeeb428407d43b52d"},
+                   "properties": {"currency": "USD", "contents": [
+                       {"content_id": "1", "quantity": 1}, {"content_id": "v2", "quantity": 2}]}})
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn empty_values_are_left_out_and_failures_warned() {
+        let m = mapping(
+            r#"
+rows:
+  - source: A
+    target: B
+    fields:
+      user.phone: { path: "$.p", transform: [e164, sha256] }
+      page.url: $.url
+      x: { path: $.missing, default: fallback }
+"#,
+        )
+        .unwrap();
+        let mut warnings = vec![];
+        let out = m.rows_for("A")[0].build(&json!({"p": "12", "url": ""}), &mut warnings);
+        assert_eq!(Value::Object(out), json!({"x": "fallback"}));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(&*warnings[0].field, "user.phone");
+    }
+
+    #[test]
+    fn errors_point_at_the_rule() {
+        let errs = mapping(
+            r#"
+templates:
+  base:
+    bad: "properties.x"
+rows:
+  - source: A
+    target: B
+    use: [base, nope]
+    when: {path: $.x, op: matches, value: "("}
+    fields:
+      a: { path: $.a, const: 1 }
+      user: $.u
+      user.email: $.e
+"#,
+        )
+        .unwrap_err();
+        let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, ["/templates/base/bad"]);
+        let errs = mapping(
+            r#"
+rows:
+  - source: A
+    target: B
+    use: [nope]
+    when: {path: $.x, op: matches, value: "("}
+    fields:
+      a: { path: $.a, const: 1 }
+"#,
+        )
+        .unwrap_err();
+        let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/rows/0/use/0", "/rows/0/fields/a", "/rows/0/when/value"]
+        );
+        let errs = mapping("rows: [{source: A, target: B, fields: {user: $.u, user.email: $.e}}]")
+            .unwrap_err();
+        assert!(errs[0].message.contains("already a field"), "{:?}", errs);
+    }
+}

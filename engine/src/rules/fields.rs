@@ -1,0 +1,334 @@
+//! Field plans: how each field of a destination payload is built from an event, compiled once.
+//!
+//! A flat field map (`user.email`, `properties.value`, ...) becomes a tree of [`ObjectPlan`]s. Per
+//! event, building walks the tree: paths are direct lookups, values are borrowed until a transform
+//! or the output needs them owned, and empty results (missing, `null`, `""`, `[]`, `{}`) leave the
+//! field out, so no empty string is ever sent.
+
+use super::condition::CompiledCondition;
+use super::path::CompiledPath;
+use super::spec::{FieldMap, FieldRule, FieldSpec};
+use super::transform::{CompileContext, CompiledTransform};
+use super::{CompileError, Pointer};
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// A field that could not be built as the rules ask: left out of the payload, reported beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// The payload field (`user.phone`).
+    pub field: Arc<str>,
+    /// What went wrong; never the value itself.
+    pub message: &'static str,
+}
+
+/// Where paths point while a field is built: the whole event, and the current item inside `each`.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub event: &'a Value,
+    pub item: &'a Value,
+}
+
+impl<'a> Scope<'a> {
+    pub fn event(event: &'a Value) -> Self {
+        Self { event, item: event }
+    }
+}
+
+/// How to build one field.
+#[derive(Debug, Clone)]
+pub struct FieldPlan {
+    label: Arc<str>,
+    source: Source,
+    transforms: Box<[CompiledTransform]>,
+    default: Option<Value>,
+    when: Option<CompiledCondition>,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Path(CompiledPath),
+    Const(Value),
+    FirstOf(Box<[FieldPlan]>),
+    Each(CompiledPath, ObjectPlan),
+}
+
+/// How to build an object: its fields, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPlan {
+    entries: Box<[(Box<str>, Node)]>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Field(FieldPlan),
+    Object(ObjectPlan),
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+impl FieldPlan {
+    /// Compiles one field spec; `label` is the payload field it builds, for warnings.
+    pub fn compile(
+        spec: &FieldSpec,
+        label: &str,
+        at: &Pointer,
+        ctx: CompileContext,
+    ) -> Result<Self, Vec<CompileError>> {
+        match spec {
+            FieldSpec::Path(p) => Ok(Self {
+                label: label.into(),
+                source: Source::Path(CompiledPath::compile(p).map_err(|m| vec![at.error(m)])?),
+                transforms: Box::new([]),
+                default: None,
+                when: None,
+            }),
+            FieldSpec::Rule(rule) => compile_rule(rule, label, at, ctx),
+        }
+    }
+
+    /// Builds the field's value, or `None` to leave it out.
+    pub fn build(&self, scope: Scope<'_>, warnings: &mut Vec<Warning>) -> Option<Value> {
+        if let Some(when) = &self.when {
+            if !when.holds(scope.event) {
+                return None;
+            }
+        }
+        let found: Option<Cow<'_, Value>> = match &self.source {
+            Source::Path(p) => p.first(scope.item).map(Cow::Borrowed),
+            Source::Const(v) => Some(Cow::Borrowed(v)),
+            Source::FirstOf(candidates) => candidates
+                .iter()
+                .find_map(|c| c.build(scope, warnings))
+                .map(Cow::Owned),
+            Source::Each(path, plan) => {
+                let mut items = Vec::new();
+                path.for_each(scope.item, &mut |item| {
+                    let inner = Scope {
+                        event: scope.event,
+                        item,
+                    };
+                    let built = plan.build(inner, warnings);
+                    if !built.is_empty() {
+                        items.push(Value::Object(built));
+                    }
+                });
+                Some(Cow::Owned(Value::Array(items)))
+            }
+        };
+        let mut value = found.filter(|v| !is_empty(v));
+        for t in self.transforms.iter() {
+            let Some(v) = value else { break };
+            value = match t.apply(v) {
+                Ok(v) => v.filter(|v| !is_empty(v)),
+                Err(message) => {
+                    warnings.push(Warning {
+                        field: self.label.clone(),
+                        message,
+                    });
+                    None
+                }
+            };
+        }
+        value.map(Cow::into_owned).or_else(|| self.default.clone())
+    }
+}
+
+fn compile_rule(
+    rule: &FieldRule,
+    label: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+) -> Result<FieldPlan, Vec<CompileError>> {
+    let sources = [
+        rule.path.is_some(),
+        rule.constant.is_some(),
+        rule.first_of.is_some(),
+        rule.each.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err(vec![at.error(
+            "give exactly one of `path`, `const`, `first_of` or `each`",
+        )]);
+    }
+    if rule.fields.is_some() != rule.each.is_some() {
+        return Err(vec![at.error(
+            "`each` and `fields` go together: `each` picks the items, `fields` builds each one",
+        )]);
+    }
+    let mut errors = Vec::new();
+    let source = if let Some(p) = &rule.path {
+        CompiledPath::compile(p)
+            .map(Source::Path)
+            .map_err(|m| vec![at.key("path").error(m)])
+    } else if let Some(c) = &rule.constant {
+        Ok(Source::Const(c.clone()))
+    } else if let (Some(each), Some(fields)) = (&rule.each, &rule.fields) {
+        let path = CompiledPath::compile(each).map_err(|m| at.key("each").error(m));
+        let plan = compile_object(fields, &format!("{label}[]."), &at.key("fields"), ctx);
+        match (path, plan) {
+            (Ok(path), Ok(plan)) => Ok(Source::Each(path, plan)),
+            (path, plan) => Err(path
+                .err()
+                .into_iter()
+                .chain(plan.err().into_iter().flatten())
+                .collect()),
+        }
+    } else {
+        let candidates = rule.first_of.as_deref().unwrap_or_default();
+        if candidates.is_empty() {
+            return Err(vec![
+                at.key("first_of")
+                    .error("`first_of` needs at least one candidate"),
+            ]);
+        }
+        let at = at.key("first_of");
+        let mut plans = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
+            match FieldPlan::compile(c, label, &at.index(i), ctx) {
+                Ok(p) => plans.push(p),
+                Err(e) => errors.extend(e),
+            }
+        }
+        Ok(Source::FirstOf(plans.into()))
+    };
+    let when = match &rule.when {
+        Some(c) => CompiledCondition::compile(c, &at.key("when")).map(Some),
+        None => Ok(None),
+    };
+    match (source, when) {
+        (Ok(source), Ok(when)) if errors.is_empty() => Ok(FieldPlan {
+            label: label.into(),
+            source,
+            transforms: rule
+                .transform
+                .iter()
+                .map(|t| CompiledTransform::compile(t, ctx))
+                .collect(),
+            default: rule.default.clone(),
+            when,
+        }),
+        (source, when) => {
+            errors.extend(source.err().into_iter().flatten());
+            errors.extend(when.err().into_iter().flatten());
+            Err(errors)
+        }
+    }
+}
+
+/// Compiles every field of `fields` (errors placed under `at`), keeping their order.
+pub fn compile_flat(
+    fields: &FieldMap,
+    label_prefix: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+) -> Result<IndexMap<String, FieldPlan>, Vec<CompileError>> {
+    let mut out = IndexMap::with_capacity(fields.len());
+    let mut errors = Vec::new();
+    for (key, spec) in fields {
+        let label = format!("{label_prefix}{key}");
+        match FieldPlan::compile(spec, &label, &at.key(key), ctx) {
+            Ok(plan) => {
+                out.insert(key.clone(), plan);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn compile_object(
+    fields: &FieldMap,
+    label_prefix: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+) -> Result<ObjectPlan, Vec<CompileError>> {
+    let flat = compile_flat(fields, label_prefix, at, ctx)?;
+    ObjectPlan::from_flat(flat).map_err(|m| vec![at.error(m)])
+}
+
+/// A tree under construction: dotted keys split into nested objects.
+enum Tree {
+    Field(FieldPlan),
+    Object(IndexMap<String, Tree>),
+}
+
+impl ObjectPlan {
+    /// Builds the tree of a flat map of dotted keys. The message of an error names the clashing key.
+    pub fn from_flat(flat: IndexMap<String, FieldPlan>) -> Result<Self, String> {
+        let mut root: IndexMap<String, Tree> = IndexMap::new();
+        for (key, plan) in flat {
+            let parts: Vec<&str> = key.split('.').collect();
+            if parts.iter().any(|p| p.is_empty()) {
+                return Err(format!(
+                    "`{key}` is not a field name: dotted names need a name between dots"
+                ));
+            }
+            let (last, parents) = parts.split_last().unwrap_or((&"", &[]));
+            let mut node = &mut root;
+            for (depth, part) in parents.iter().enumerate() {
+                let entry = node
+                    .entry((*part).to_owned())
+                    .or_insert_with(|| Tree::Object(IndexMap::new()));
+                node = match entry {
+                    Tree::Object(children) => children,
+                    Tree::Field(_) => {
+                        return Err(format!(
+                            "`{key}` is inside `{}`, which is already a field of its own",
+                            parts[..=depth].join(".")
+                        ));
+                    }
+                };
+            }
+            if matches!(node.get(*last), Some(Tree::Object(_))) {
+                return Err(format!("`{key}` is both a field and an object of fields"));
+            }
+            node.insert((*last).to_owned(), Tree::Field(plan));
+        }
+        Ok(Self::from_tree(root))
+    }
+
+    fn from_tree(tree: IndexMap<String, Tree>) -> Self {
+        let entries = tree
+            .into_iter()
+            .map(|(k, t)| {
+                let node = match t {
+                    Tree::Field(f) => Node::Field(f),
+                    Tree::Object(children) => Node::Object(Self::from_tree(children)),
+                };
+                (k.into_boxed_str(), node)
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// Builds the object; empty when no field yields a value.
+    pub fn build(&self, scope: Scope<'_>, warnings: &mut Vec<Warning>) -> Map<String, Value> {
+        let mut out = Map::new();
+        for (key, node) in self.entries.iter() {
+            let value = match node {
+                Node::Field(f) => f.build(scope, warnings),
+                Node::Object(o) => Some(Value::Object(o.build(scope, warnings))),
+            };
+            if let Some(v) = value.filter(|v| !is_empty(v)) {
+                out.insert(key.to_string(), v);
+            }
+        }
+        out
+    }
+}

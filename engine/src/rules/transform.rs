@@ -1,0 +1,443 @@
+//! Built-in transforms, compiled: arguments checked and prepared at load, applied per value.
+//!
+//! A transform returns the new value, `None` when there is nothing to send (an empty string, a missing
+//! query parameter), or an error message when the value cannot be transformed. Messages never hold
+//! the value itself: it may be personal data.
+
+use super::condition::as_number;
+use super::spec::{ContentIdMode, ConversionAmount, Transform};
+use crate::event::parse_timestamp;
+use indexmap::IndexMap;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+
+/// Destination settings that some transforms read, fixed at compile time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompileContext {
+    pub content_id: ContentIdMode,
+    pub conversion_amount: ConversionAmount,
+}
+
+/// A transform ready to apply.
+#[derive(Debug, Clone)]
+pub enum CompiledTransform {
+    Trim,
+    Lower,
+    Upper,
+    Sha256,
+    E164,
+    UnixSeconds,
+    Number,
+    Integer,
+    String,
+    ContentId(ContentIdMode),
+    ConversionAmount(ConversionAmount),
+    QueryParam(Box<str>),
+    /// The prefix `urn:<kind>:`.
+    Alias(Box<str>),
+    StripPrefix(Box<str>),
+    Lookup(IndexMap<String, Value>),
+}
+
+pub type Outcome<'a> = Result<Option<Cow<'a, Value>>, &'static str>;
+
+/// Digits allowed in an E.164 number (country code included).
+const E164_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
+
+impl CompiledTransform {
+    pub fn compile(spec: &Transform, ctx: CompileContext) -> Self {
+        match spec {
+            Transform::Trim => Self::Trim,
+            Transform::Lower => Self::Lower,
+            Transform::Upper => Self::Upper,
+            Transform::Sha256 => Self::Sha256,
+            Transform::E164 => Self::E164,
+            Transform::UnixSeconds => Self::UnixSeconds,
+            Transform::Number => Self::Number,
+            Transform::Integer => Self::Integer,
+            Transform::String => Self::String,
+            Transform::ContentId => Self::ContentId(ctx.content_id),
+            Transform::ConversionAmount => Self::ConversionAmount(ctx.conversion_amount),
+            Transform::QueryParam(name) => Self::QueryParam(name.as_str().into()),
+            Transform::Alias(kind) => Self::Alias(format!("urn:{kind}:").into()),
+            Transform::StripPrefix(p) => Self::StripPrefix(p.as_str().into()),
+            Transform::Lookup(table) => Self::Lookup(table.clone()),
+        }
+    }
+
+    pub fn apply<'a>(&self, v: Cow<'a, Value>) -> Outcome<'a> {
+        match self {
+            Self::Trim => map_str(v, |s| {
+                let t = s.trim();
+                (t.len() != s.len()).then(|| t.to_owned())
+            }),
+            Self::Lower => map_str(v, |s| {
+                s.chars().any(char::is_uppercase).then(|| s.to_lowercase())
+            }),
+            Self::Upper => map_str(v, |s| {
+                s.chars().any(char::is_lowercase).then(|| s.to_uppercase())
+            }),
+            Self::Sha256 => sha256(&v),
+            Self::E164 => e164(&v),
+            Self::UnixSeconds => parse_timestamp(&v)
+                .map(|s| Some(Cow::Owned(Value::from(s))))
+                .map_err(|_| "not an ISO-8601 time with a timezone or epoch seconds"),
+            Self::Number => to_number(v),
+            Self::Integer => as_number(&v)
+                .map(|n| Some(Cow::Owned(Value::from(n.round() as i64))))
+                .ok_or("not a number"),
+            Self::String => to_string(v),
+            Self::ContentId(mode) => content_id(&v, *mode),
+            Self::ConversionAmount(mode) => conversion_amount(&v, *mode),
+            Self::QueryParam(name) => query_param(&v, name),
+            Self::Alias(prefix) => alias(&v, prefix),
+            Self::StripPrefix(p) => map_str(v, |s| s.strip_prefix(&**p).map(str::to_owned)),
+            Self::Lookup(table) => lookup(v, table),
+        }
+    }
+}
+
+/// Applies `f` to a string value; `f` returns `None` when the string stays as it is. Other values
+/// pass unchanged.
+fn map_str<'a>(v: Cow<'a, Value>, f: impl FnOnce(&str) -> Option<String>) -> Outcome<'a> {
+    let changed = match v.as_ref() {
+        Value::String(s) => f(s),
+        _ => None,
+    };
+    Ok(Some(match changed {
+        Some(s) => Cow::Owned(Value::String(s)),
+        None => v,
+    }))
+}
+
+/// Numbers and booleans written out; strings as they are.
+fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn sha256<'a>(v: &Value) -> Outcome<'a> {
+    let text = scalar_text(v).ok_or("only text can be hashed")?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if is_sha256_hex(&text) {
+        return Ok(Some(Cow::Owned(Value::String(text.into_owned()))));
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    Ok(Some(Cow::Owned(Value::String(hex::encode(digest)))))
+}
+
+fn e164<'a>(v: &Value) -> Outcome<'a> {
+    let text = scalar_text(v).ok_or("not a phone number")?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let rest = text
+        .strip_prefix('+')
+        .or_else(|| text.strip_prefix("00"))
+        .unwrap_or(text);
+    let mut out = String::with_capacity(16);
+    out.push('+');
+    for c in rest.chars() {
+        match c {
+            '0'..='9' => out.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return Err("not a phone number (only digits, spaces, -, ., (, ) allowed)"),
+        }
+    }
+    if !E164_DIGITS.contains(&(out.len() - 1)) {
+        return Err("not an E.164 phone number (8 to 15 digits with the country code)");
+    }
+    Ok(Some(Cow::Owned(Value::String(out))))
+}
+
+fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
+    if v.is_number() {
+        return Ok(Some(v));
+    }
+    let s = v.as_str().ok_or("not a number")?.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(i) = s.parse::<i64>() {
+        return Ok(Some(Cow::Owned(Value::from(i))));
+    }
+    let f = s
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or("not a number")?;
+    Ok(Some(Cow::Owned(Value::from(f))))
+}
+
+fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
+    match v.as_ref() {
+        Value::String(_) => Ok(Some(v)),
+        other => scalar_text(other)
+            .map(|t| Some(Cow::Owned(Value::String(t.into_owned()))))
+            .ok_or("only numbers, booleans and strings become strings"),
+    }
+}
+
+/// A present, non-empty id field of a product, as a string.
+fn id_field(product: &Value, field: &str) -> Option<String> {
+    let v = product.get(field)?;
+    let text = scalar_text(v)?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+fn content_id<'a>(v: &Value, mode: ContentIdMode) -> Outcome<'a> {
+    if !v.is_object() {
+        return Err("content_id needs a product object (use `path: $` inside `each`)");
+    }
+    let id = match mode {
+        ContentIdMode::Default => id_field(v, "variant_id").or_else(|| id_field(v, "product_id")),
+        ContentIdMode::ProductId => id_field(v, "product_id"),
+        ContentIdMode::VariantId => id_field(v, "variant_id"),
+        ContentIdMode::Sku => id_field(v, "sku"),
+    };
+    Ok(id.map(|s| Cow::Owned(Value::String(s))))
+}
+
+fn num(obj: &Value, field: &str) -> Option<f64> {
+    obj.get(field).and_then(as_number)
+}
+
+/// `price × quantity` of one product (quantity defaults to 1).
+fn line_amount(product: &Value) -> Option<f64> {
+    Some(num(product, "price")? * num(product, "quantity").unwrap_or(1.0))
+}
+
+fn items_subtotal(obj: &Value) -> Option<f64> {
+    let items = obj.get("items")?.as_array()?;
+    let amounts: Vec<f64> = items.iter().filter_map(line_amount).collect();
+    (!amounts.is_empty()).then(|| amounts.iter().sum())
+}
+
+/// Rounds away binary noise (59.970000000000006 → 59.97) without touching real precision.
+fn tidy(amount: f64) -> f64 {
+    (amount * 1e6).round() / 1e6
+}
+
+fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
+    if !v.is_object() {
+        return Err("conversion_amount needs the properties object (`path: $.properties`)");
+    }
+    let amount = match num(v, "total_price") {
+        Some(total) => {
+            let tax = num(v, "total_tax").unwrap_or(0.0);
+            let shipping = num(v, "total_shipping").unwrap_or(0.0);
+            match mode {
+                ConversionAmount::Total => Some(total),
+                ConversionAmount::TotalExclTax => Some(total - tax),
+                ConversionAmount::TotalExclShipping => Some(total - shipping),
+                ConversionAmount::TotalExclTaxAndShipping => Some(total - tax - shipping),
+                ConversionAmount::Subtotal => items_subtotal(v),
+            }
+        }
+        // A single product (Viewed Product, Added To Cart), else a list of items.
+        None => line_amount(v).or_else(|| items_subtotal(v)),
+    };
+    Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a)))))
+}
+
+fn query_param<'a>(v: &Value, name: &str) -> Outcome<'a> {
+    let Some(text) = v.as_str() else {
+        return Err("not a URL");
+    };
+    let url = url::Url::parse(text).map_err(|_| "not an absolute URL")?;
+    Ok(url
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, val)| val.into_owned())
+        .filter(|val| !val.is_empty())
+        .map(|val| Cow::Owned(Value::String(val))))
+}
+
+fn alias<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
+    let aliases = v
+        .as_array()
+        .ok_or("alias needs the aliases array (`path: $.aliases`)")?;
+    Ok(aliases
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|a| a.strip_prefix(prefix))
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| Cow::Owned(Value::String(rest.to_owned()))))
+}
+
+fn lookup<'a>(v: Cow<'a, Value>, table: &IndexMap<String, Value>) -> Outcome<'a> {
+    let hit = scalar_text(&v).and_then(|key| table.get(key.as_ref()));
+    Ok(Some(match hit {
+        Some(replacement) => Cow::Owned(replacement.clone()),
+        None => v,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(t: CompiledTransform, v: Value) -> Result<Option<Value>, &'static str> {
+        t.apply(Cow::Owned(v)).map(|o| o.map(Cow::into_owned))
+    }
+
+    #[test]
+    fn sha256_matches_known_digests() {
+        // printf 'jane@example.com' | sha256sum
+        assert_eq!(
+            run(CompiledTransform::Sha256, json!("jane@example.com")).unwrap(),
+            Some(json!(
+                "8c87b489ce35cf2e2f39f80e282cb2e804932a56a213983eeeb428407d43b52d"
+            ))
+        );
+        // printf '+14155550100' | sha256sum
+        assert_eq!(
+            run(CompiledTransform::Sha256, json!("+14155550100")).unwrap(),
+            Some(json!(
+                "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0"
+            ))
+        );
+        assert_eq!(run(CompiledTransform::Sha256, json!("")).unwrap(), None);
+        let hashed = "8c87b489ce35cf2e2f39f80e282cb2e804932a56a213983eeeb428407d43b52d";
+        assert_eq!(
+            run(CompiledTransform::Sha256, json!(hashed)).unwrap(),
+            Some(json!(hashed))
+        );
+    }
+
+    #[test]
+    fn e164_normalises_or_refuses() {
+        for (input, out) in [
+            ("+1 (415) 555-0100", "+14155550100"),
+            ("0044 20 7946 0958", "+442079460958"),
+            ("14155550100", "+14155550100"),
+        ] {
+            assert_eq!(
+                run(CompiledTransform::E164, json!(input)).unwrap(),
+                Some(json!(out)),
+                "{input}"
+            );
+        }
+        assert!(run(CompiledTransform::E164, json!("+1 555")).is_err());
+        assert!(run(CompiledTransform::E164, json!("call me")).is_err());
+    }
+
+    #[test]
+    fn content_id_modes() {
+        let p = json!({"product_id": 111, "variant_id": "222", "sku": "SKU-3"});
+        let id = |m| run(CompiledTransform::ContentId(m), p.clone()).unwrap();
+        assert_eq!(id(ContentIdMode::Default), Some(json!("222")));
+        assert_eq!(id(ContentIdMode::ProductId), Some(json!("111")));
+        assert_eq!(id(ContentIdMode::VariantId), Some(json!("222")));
+        assert_eq!(id(ContentIdMode::Sku), Some(json!("SKU-3")));
+        let no_variant = json!({"product_id": 111, "variant_id": ""});
+        assert_eq!(
+            run(
+                CompiledTransform::ContentId(ContentIdMode::Default),
+                no_variant
+            )
+            .unwrap(),
+            Some(json!("111"))
+        );
+    }
+
+    #[test]
+    fn conversion_amounts() {
+        let order = json!({"total_price": "120.00", "total_tax": 20, "total_shipping": 5.5,
+                           "items": [{"price": 19.99, "quantity": 3}, {"price": "10", "quantity": 2}]});
+        let amount = |m| run(CompiledTransform::ConversionAmount(m), order.clone()).unwrap();
+        assert_eq!(amount(ConversionAmount::Total), Some(json!(120.0)));
+        assert_eq!(amount(ConversionAmount::TotalExclTax), Some(json!(100.0)));
+        assert_eq!(
+            amount(ConversionAmount::TotalExclShipping),
+            Some(json!(114.5))
+        );
+        assert_eq!(
+            amount(ConversionAmount::TotalExclTaxAndShipping),
+            Some(json!(94.5))
+        );
+        assert_eq!(amount(ConversionAmount::Subtotal), Some(json!(79.97)));
+        let product = json!({"price": 19.99, "quantity": 3});
+        assert_eq!(
+            run(
+                CompiledTransform::ConversionAmount(ConversionAmount::Total),
+                product
+            )
+            .unwrap(),
+            Some(json!(59.97))
+        );
+    }
+
+    #[test]
+    fn small_transforms() {
+        assert_eq!(
+            run(CompiledTransform::Trim, json!("  a ")).unwrap(),
+            Some(json!("a"))
+        );
+        assert_eq!(
+            run(CompiledTransform::Lower, json!("AbC")).unwrap(),
+            Some(json!("abc"))
+        );
+        assert_eq!(
+            run(CompiledTransform::Number, json!("12.50")).unwrap(),
+            Some(json!(12.5))
+        );
+        assert_eq!(
+            run(CompiledTransform::Integer, json!("2")).unwrap(),
+            Some(json!(2))
+        );
+        assert!(run(CompiledTransform::Number, json!("abc")).is_err());
+        assert_eq!(
+            run(CompiledTransform::String, json!(42)).unwrap(),
+            Some(json!("42"))
+        );
+        assert_eq!(
+            run(
+                CompiledTransform::QueryParam("ttclid".into()),
+                json!("https://s.co/p?a=1&ttclid=E.C.x")
+            )
+            .unwrap(),
+            Some(json!("E.C.x"))
+        );
+        assert_eq!(
+            run(
+                CompiledTransform::QueryParam("ttclid".into()),
+                json!("https://s.co/p")
+            )
+            .unwrap(),
+            None
+        );
+        assert_eq!(
+            run(
+                CompiledTransform::Alias("urn:user_id:".into()),
+                json!(["urn:email:a", "urn:user_id:42"])
+            )
+            .unwrap(),
+            Some(json!("42"))
+        );
+        assert_eq!(
+            run(
+                CompiledTransform::UnixSeconds,
+                json!("2024-09-02T12:34:56+00:00")
+            )
+            .unwrap(),
+            Some(json!(1_725_280_496))
+        );
+    }
+}
