@@ -7,7 +7,9 @@
 //!   [`destination::Destination`] trait that built-in plugins implement.
 //! - [`router`]: runs one event through every destination and reports each outcome.
 
+pub mod destination;
 pub mod event;
 pub mod load;
+pub mod router;
 pub mod rules;
 pub mod secret;

@@ -107,17 +107,21 @@ impl MappingCompiler {
     pub fn row(&self, row: &Row, at: &Pointer) -> Result<CompiledRow, Vec<CompileError>> {
         let mut errors = Vec::new();
         let mut flat: IndexMap<String, FieldPlan> = IndexMap::new();
-        let (uses, use_at) = match &row.use_templates {
-            Some(uses) => (uses.as_slice(), at.key("use")),
-            None => (self.default_use.as_slice(), at.clone()),
-        };
-        for (i, name) in uses.iter().enumerate() {
+        let defaults = self.default_use.iter().map(|n| (n, None));
+        let own_at = at.key("use");
+        let own = row
+            .use_templates
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, n)| (n, Some(i)));
+        for (name, index) in defaults.chain(own) {
             match self.templates.get(name) {
                 Some(plans) => flat.extend(plans.iter().map(|(k, p)| (k.clone(), p.clone()))),
-                None => errors.push(use_at.index(i).error(format!(
-                    "no template named `{name}` (templates: {})",
-                    self.templates.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
-                ))),
+                None => {
+                    let at = index.map_or_else(|| at.clone(), |i| own_at.index(i));
+                    errors.push(at.error(unknown_template(name, &self.templates)));
+                }
             }
         }
         match compile_flat(&row.fields, "", &at.key("fields"), self.ctx) {

@@ -124,10 +124,16 @@ fn compile_comparison(cmp: &Comparison, at: &Pointer) -> Result<CompiledConditio
         Operator::Lte => Test::Lte(number()?),
         Operator::Matches => {
             let pattern = text()?;
-            Test::Matches(
-                Regex::new(&pattern)
-                    .map_err(|e| value_at.error(format!("not a valid regular expression: {e}")))?,
-            )
+            Test::Matches(Regex::new(&pattern).map_err(|e| {
+                let detail = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                value_at.error(format!("not a valid regular expression ({detail})"))
+            })?)
         }
     };
     let positive = CompiledCondition::Test { path, test };

@@ -58,3 +58,9 @@ impl Pointer {
         }
     }
 }
+
+/// The JSON Schema of mapping files (generated from [`spec::MappingFile`]), compiled once.
+pub fn mapping_schema() -> &'static crate::load::Schema {
+    static SCHEMA: std::sync::OnceLock<crate::load::Schema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(crate::load::Schema::of::<spec::MappingFile>)
+}

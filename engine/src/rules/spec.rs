@@ -11,6 +11,9 @@ use serde_json::Value;
 
 /// A mapping file: which source events become which destination events, and how their fields are
 /// built. `mappings/tiktok.yaml` is the TikTok destination's default.
+///
+/// A row's payload is built from the templates in `defaults.use`, then those in the row's `use`,
+/// then the row's own `fields`; a later definition of a field replaces an earlier one.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingFile {
@@ -31,7 +34,7 @@ pub struct MappingFile {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingDefaults {
-    /// Templates used by rows that have no `use` of their own.
+    /// Templates every row builds on (custom events included), before its own `use`.
     #[serde(default, rename = "use")]
     pub use_templates: Vec<String>,
 }
@@ -57,7 +60,7 @@ pub struct Row {
     /// Only events that meet this condition yield this row's event.
     #[serde(default)]
     pub when: Option<Condition>,
-    /// Templates to build on, in order; defaults to the file's `defaults.use`.
+    /// More templates to build on, in order, after the file's `defaults.use`.
     #[serde(default, rename = "use")]
     pub use_templates: Option<Vec<String>>,
     /// Fields of this row, on top of its templates.

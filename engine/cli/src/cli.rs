@@ -1,0 +1,163 @@
+//! The command line: argument parsing (clap) and dispatch. Everything writes to the given writers, so
+//! tests run the CLI in process.
+
+use crate::commands;
+use crate::config;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+/// Switchyard: forward e-commerce events to ad platforms with declarative YAML rules.
+#[derive(Debug, Parser)]
+#[command(name = "switchyard", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check config files and the mapping files they use; report every error with file:line:column.
+    Validate {
+        /// Config files to check.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+    },
+    /// Dry run: map NDJSON source events and print what each destination would send.
+    Map {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// NDJSON events, one per line (`-` or nothing for standard input).
+        input: Option<PathBuf>,
+        /// The source the events come from (default: the config's first source).
+        #[arg(long)]
+        source: Option<String>,
+        /// Print the API requests (batched bodies) instead of one result per event.
+        #[arg(long)]
+        request: bool,
+        /// Unix seconds to use as the time received (for reproducible output).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// Write the JSON Schemas of config and mapping files.
+    Schema {
+        /// Write `config.schema.json` and `mapping.schema.json` into this folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Without `--out`: which schema to print.
+        #[arg(long, value_enum, default_value_t = SchemaKind::Config)]
+        kind: SchemaKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Config,
+    Mapping,
+}
+
+/// Runs the CLI with `args`; returns the process exit code.
+pub fn run<I, T>(args: I, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = write!(err, "{}", e.render());
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match dispatch(cli.command, input, out, err) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}
+
+fn dispatch(
+    command: Command,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    match command {
+        Command::Validate { configs } => Ok(if commands::validate::run(&configs, out, err)? {
+            0
+        } else {
+            1
+        }),
+        Command::Map {
+            config,
+            input: path,
+            source,
+            request,
+            now,
+        } => {
+            let loaded = match config::load(&config) {
+                Ok(l) => l,
+                Err(diagnostics) => {
+                    for d in &diagnostics {
+                        writeln!(err, "{d}")?;
+                    }
+                    return Ok(1);
+                }
+            };
+            let source = source.unwrap_or_else(|| loaded.default_source().to_owned());
+            if !loaded.config.sources.iter().any(|s| s.name == source) {
+                let known: Vec<&str> = loaded
+                    .config
+                    .sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
+                anyhow::bail!(
+                    "no source named `{source}` in {} (sources: {})",
+                    config.display(),
+                    known.join(", ")
+                );
+            }
+            let opts = commands::map::MapOptions {
+                source,
+                requests: request,
+                received_at: now.unwrap_or_else(unix_now),
+            };
+            let summary = match path.filter(|p| p.as_os_str() != "-") {
+                Some(p) => {
+                    let file = std::fs::File::open(&p)
+                        .with_context(|| format!("cannot open {}", p.display()))?;
+                    commands::map::run(&loaded, &opts, &mut std::io::BufReader::new(file), out)?
+                }
+                None => commands::map::run(&loaded, &opts, input, out)?,
+            };
+            writeln!(err, "{summary}")?;
+            Ok(0)
+        }
+        Command::Schema { out: Some(dir), .. } => {
+            for path in commands::schema::write_all(&dir)? {
+                writeln!(out, "wrote {}", path.display())?;
+            }
+            Ok(0)
+        }
+        Command::Schema { out: None, kind } => {
+            let schema = match kind {
+                SchemaKind::Config => config::config_schema(),
+                SchemaKind::Mapping => switchyard_engine::rules::mapping_schema(),
+            };
+            out.write_all(commands::schema::render(&schema.schema).as_bytes())?;
+            Ok(0)
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}

@@ -1,0 +1,169 @@
+//! The config file (`switchyard.yaml`): sources and destinations, with every built-in destination
+//! type. Loading checks the JSON Schema, then what a schema cannot: unique names, known sources,
+//! mapping files and rules, and whether secrets are set.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+use switchyard_engine::destination::Destination;
+use switchyard_engine::load::{Diagnostic, Placer, Schema, load_file};
+use switchyard_engine::router::Router;
+use switchyard_engine::rules::Pointer;
+use switchyard_tiktok::{Tiktok, TiktokConfig};
+
+/// A Switchyard config: where events come from and where they go.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where events come from.
+    #[schemars(length(min = 1))]
+    pub sources: Vec<SourceConfig>,
+    /// Where events go.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// A source of events.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A unique name, referred to by destinations' `sources`.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// How the source sends events.
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The browser script (camelCase fields accepted).
+    Browser,
+    /// A server webhook (raw JSON bodies).
+    Webhook,
+}
+
+/// A destination, by `type`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DestinationConfig {
+    /// TikTok Ads: Events API (server side) and pixel (browser side).
+    Tiktok(Box<TiktokConfig>),
+}
+
+impl DestinationConfig {
+    fn common(&self) -> &switchyard_engine::destination::DestinationCommon {
+        match self {
+            Self::Tiktok(t) => &t.common,
+        }
+    }
+}
+
+/// The JSON Schema of config files (generated from [`Config`]), compiled once.
+pub fn config_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(Schema::of::<Config>)
+}
+
+/// A loaded, checked config, compiled and ready to route events.
+pub struct Loaded {
+    pub config: Config,
+    pub router: Router,
+    /// Findings that do not stop loading (e.g. an access token whose variable is not set).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// The source events are taken to come from when none is named: the first one.
+    pub fn default_source(&self) -> &str {
+        self.config
+            .sources
+            .first()
+            .map(|s| s.name.as_str())
+            .unwrap_or_default()
+    }
+}
+
+/// Loads and checks a config file, and compiles every destination. On failure, every error found.
+pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let doc = load_file::<Config>(path, config_schema())?;
+    let config = doc.value;
+    let placer = doc.placer;
+    let mut errors = check_names(&config, &placer);
+    let mut warnings = Vec::new();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut destinations: Vec<Box<dyn Destination>> = Vec::new();
+    for (i, dest) in config.destinations.iter().enumerate() {
+        let at = Pointer::root().key("destinations").index(i);
+        match dest {
+            DestinationConfig::Tiktok(cfg) => {
+                if !cfg.access_token.is_set() {
+                    warnings.push(
+                        placer
+                            .place(
+                                at.key("access_token").as_str(),
+                                format!(
+                                    "the environment variable {} is not set: needed to send, not for a dry run",
+                                    cfg.access_token.var()
+                                ),
+                            )
+                            .warning(),
+                    );
+                }
+                match Tiktok::new((**cfg).clone(), dir, &placer, &at) {
+                    Ok(t) => destinations.push(Box::new(t)),
+                    Err(e) => errors.extend(e),
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        return Err(errors);
+    }
+    Ok(Loaded {
+        router: Router::new(destinations),
+        config,
+        warnings,
+    })
+}
+
+fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let mut sources: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        if let Some(first) = sources.insert(&s.name, i) {
+            errors.push(placer.place(
+                &format!("/sources/{i}/name"),
+                format!(
+                    "source `{}` is defined twice (first at sources[{first}])",
+                    s.name
+                ),
+            ));
+        }
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, d) in config.destinations.iter().enumerate() {
+        let common = d.common();
+        if let Some(first) = names.insert(&common.name, i) {
+            errors.push(placer.place(
+                &format!("/destinations/{i}/name"),
+                format!(
+                    "destination `{}` is defined twice (first at destinations[{first}])",
+                    common.name
+                ),
+            ));
+        }
+        for (j, s) in common.sources.iter().enumerate() {
+            if !sources.contains_key(s.as_str()) {
+                let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                errors.push(placer.place(
+                    &format!("/destinations/{i}/sources/{j}"),
+                    format!("no source named `{s}` (sources: {})", known.join(", ")),
+                ));
+            }
+        }
+    }
+    errors
+}

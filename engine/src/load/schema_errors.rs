@@ -1,0 +1,167 @@
+//! Turning JSON Schema violations into messages a person can act on.
+//!
+//! The validator reports a failed `oneOf`/`anyOf` (every enum and tagged union in our schemas) as
+//! "not valid under any of the schemas". This module looks inside: an enum of constants becomes
+//! "expected one of `a`, `b`"; otherwise the branch the value came closest to matching is explained,
+//! recursively. Messages are masked: they never echo the value (it may be a pasted secret).
+
+use jsonschema::ValidationError;
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+/// For value errors (pattern, range, length), the description of the field in the schema, lower-cased
+/// at the start so it reads as "expected ...".
+fn expectation(error: &ValidationError<'_>, schema: &Value) -> Option<String> {
+    let value_error = matches!(
+        error.kind(),
+        ValidationErrorKind::Pattern { .. }
+            | ValidationErrorKind::Minimum { .. }
+            | ValidationErrorKind::Maximum { .. }
+            | ValidationErrorKind::MinLength { .. }
+            | ValidationErrorKind::MaxLength { .. }
+            | ValidationErrorKind::MinItems { .. }
+    );
+    if !value_error {
+        return None;
+    }
+    let (parent, _keyword) = error.schema_path().as_str().rsplit_once('/')?;
+    let text = schema_node(schema, parent)?.get("description")?.as_str()?;
+    let first = text
+        .split("\n\n")
+        .next()
+        .unwrap_or(text)
+        .trim_end_matches('.');
+    let mut chars = first.chars();
+    let head = chars.next()?;
+    Some(head.to_lowercase().chain(chars).collect())
+}
+
+/// The schema node at a schema path (as the validator reports it: `$ref` steps included).
+fn schema_node<'s>(schema: &'s Value, path: &str) -> Option<&'s Value> {
+    let mut node = schema;
+    for token in path.split('/').skip(1) {
+        node = if token == "$ref" {
+            resolve(schema, node.get("$ref")?.as_str()?)?
+        } else {
+            let token = token.replace("~1", "/").replace("~0", "~");
+            match node {
+                Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => node.get(&token)?,
+            }
+        };
+    }
+    Some(node)
+}
+
+/// Resolves a local reference (`#/$defs/Name`).
+fn resolve<'s>(schema: &'s Value, reference: &str) -> Option<&'s Value> {
+    schema.pointer(reference.strip_prefix('#')?)
+}
+
+/// One explained violation: where (JSON pointer) and what.
+pub struct Explained {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Explains one violation as one or more placed messages. `schema` is the root schema, where the
+/// description of the offending field is looked up to say what is expected.
+pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
+    let pointer = error.instance_path().as_str().to_owned();
+    let branches = match error.kind() {
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            context
+        }
+        ValidationErrorKind::Required { property } => {
+            return vec![Explained {
+                pointer,
+                message: format!("missing required field {property}"),
+            }];
+        }
+        _ => {
+            let mut message = error.masked().to_string();
+            if let Some(hint) = expectation(error, schema) {
+                message = format!("{message}: expected {hint}");
+            }
+            return vec![Explained { pointer, message }];
+        }
+    };
+    if let Some(options) = constant_options(branches, &pointer, schema) {
+        return vec![Explained {
+            pointer,
+            message: format!("expected one of {}", options.join(", ")),
+        }];
+    }
+    match closest_branch(branches, &pointer) {
+        Some(branch) => branch.iter().flat_map(|e| explain(e, schema)).collect(),
+        None => vec![Explained {
+            pointer,
+            message: error.masked().to_string(),
+        }],
+    }
+}
+
+/// When every branch is a constant (a string enum with documented variants) or a one-key map that
+/// the value is not (`{ query_param: ... }`), the allowed forms.
+fn constant_options(
+    branches: &[Vec<ValidationError<'static>>],
+    pointer: &str,
+    schema: &Value,
+) -> Option<Vec<String>> {
+    let quote = |v: &Value| {
+        format!(
+            "`{}`",
+            v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+        )
+    };
+    let mut options = Vec::new();
+    for branch in branches {
+        let [e] = branch.as_slice() else { return None };
+        if e.instance_path().as_str() != pointer {
+            return None;
+        }
+        match e.kind() {
+            ValidationErrorKind::Constant { expected_value } => options.push(quote(expected_value)),
+            ValidationErrorKind::Enum { options: values } => {
+                options.extend(values.as_array().into_iter().flatten().map(quote));
+            }
+            ValidationErrorKind::Type { .. } => {
+                let node = schema_node(schema, e.schema_path().as_str().rsplit_once('/')?.0)?;
+                let [key] = node.get("required")?.as_array()?.as_slice() else {
+                    return None;
+                };
+                options.push(format!("`{{ {}: ... }}`", key.as_str()?));
+            }
+            _ => return None,
+        }
+    }
+    options
+        .iter()
+        .any(|o| !o.starts_with("`{"))
+        .then_some(options)
+}
+
+/// The branch the value came closest to: one that does not reject the value's type outright and
+/// does not fail on a discriminating constant right below the value, then the one whose errors lie
+/// deepest, then the one with the fewest errors.
+fn closest_branch<'e>(
+    branches: &'e [Vec<ValidationError<'static>>],
+    pointer: &str,
+) -> Option<&'e Vec<ValidationError<'static>>> {
+    let depth = |e: &ValidationError<'_>| e.instance_path().as_str().matches('/').count();
+    let base = pointer.matches('/').count();
+    branches
+        .iter()
+        .filter(|b| !b.is_empty())
+        .max_by_key(|branch| {
+            let wrong_type = branch.iter().any(|e| {
+                matches!(e.kind(), ValidationErrorKind::Type { .. })
+                    && e.instance_path().as_str() == pointer
+            });
+            let wrong_tag = branch.iter().any(|e| {
+                matches!(e.kind(), ValidationErrorKind::Constant { .. }) && depth(e) == base + 1
+            });
+            let deepest = branch.iter().map(depth).max().unwrap_or(0);
+            (!wrong_type, !wrong_tag, deepest, usize::MAX - branch.len())
+        })
+}

@@ -1,0 +1,178 @@
+//! The router: runs one event through every destination and reports what became of it at each.
+//!
+//! Order of checks at a destination: deactivated, source, consent, filters, mapping rows. The first
+//! that stops the event gives its status and reason; otherwise the event is mapped and `sent`.
+
+use crate::destination::{Activation, ConsentVerdict, Destination};
+use crate::event::SourceEvent;
+use crate::rules::fields::Warning;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What became of an event at a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Mapped; `data` holds what goes to the platform's server API.
+    Sent,
+    /// Stopped by a filter.
+    Filtered,
+    /// Not forwarded: no active row, another source, or consent.
+    Skipped,
+    /// The event breaks the event spec.
+    Invalid,
+    /// The destination is deactivated.
+    Deactivated,
+}
+
+/// The outcome of one event at one destination.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    #[serde(skip)]
+    pub destination: Arc<str>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Platform event objects for the server side (rows with mode `server` or `client_and_server`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<Value>,
+    /// Platform event names the browser side fires (rows with mode `client` or `client_and_server`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client: Vec<Arc<str>>,
+    /// Fields left out because their rules could not apply.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+impl Outcome {
+    fn stopped(destination: &Arc<str>, status: Status, reason: String) -> Self {
+        Self {
+            destination: destination.clone(),
+            status,
+            reason: Some(reason),
+            data: Vec::new(),
+            client: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// All destinations of a config, ready to route events.
+pub struct Router {
+    destinations: Vec<Box<dyn Destination>>,
+}
+
+impl Router {
+    pub fn new(destinations: Vec<Box<dyn Destination>>) -> Self {
+        Self { destinations }
+    }
+
+    pub fn destinations(&self) -> &[Box<dyn Destination>] {
+        &self.destinations
+    }
+
+    /// The outcome at every destination, in config order, of an event from `source`.
+    pub fn route(&self, event: &SourceEvent, source: &str) -> Vec<Outcome> {
+        self.destinations
+            .iter()
+            .map(|d| route_one(d.as_ref(), event, source))
+            .collect()
+    }
+
+    /// The outcome at every destination of input that is not a valid event.
+    pub fn invalid(&self, reason: &str) -> Vec<Outcome> {
+        self.destinations
+            .iter()
+            .map(|d| Outcome::stopped(&d.routing().name, Status::Invalid, reason.to_owned()))
+            .collect()
+    }
+}
+
+fn route_one(dest: &dyn Destination, event: &SourceEvent, source: &str) -> Outcome {
+    let routing = dest.routing();
+    let name = &routing.name;
+    if routing.activation == Activation::Deactivated {
+        return Outcome::stopped(
+            name,
+            Status::Deactivated,
+            "the destination is deactivated".into(),
+        );
+    }
+    if !routing.sources.iter().any(|s| s == source) {
+        return Outcome::stopped(
+            name,
+            Status::Skipped,
+            format!("source `{source}` is not one of this destination's sources"),
+        );
+    }
+    let client_allowed = match routing.consent.verdict(event) {
+        ConsentVerdict::Both => true,
+        ConsentVerdict::ServerOnly => false,
+        ConsentVerdict::Refused(why) => {
+            let category = routing.consent.category.as_str();
+            return Outcome::stopped(
+                name,
+                Status::Skipped,
+                format!("consent ({category}): {why}"),
+            );
+        }
+    };
+    let doc = event.as_value();
+    if let Some(f) = routing.filters.iter().find(|f| f.stops(event.name(), doc)) {
+        return Outcome::stopped(
+            name,
+            Status::Filtered,
+            format!("filter `{}` stopped it", f.name),
+        );
+    }
+    let rows = routing.mapping.rows_for(event.name());
+    if rows.is_empty() {
+        return Outcome::stopped(
+            name,
+            Status::Skipped,
+            format!("no mapping row for event `{}`", event.name()),
+        );
+    }
+    let mut outcome = Outcome {
+        destination: name.clone(),
+        status: Status::Sent,
+        reason: None,
+        data: Vec::new(),
+        client: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut not_applied = Vec::new();
+    for row in rows {
+        if !row.enabled {
+            not_applied.push(format!("{} is switched off", row.label()));
+            continue;
+        }
+        if !row.applies(doc) {
+            not_applied.push(format!(
+                "{}: its `when` condition does not hold",
+                row.label()
+            ));
+            continue;
+        }
+        let client = row.mode.includes_client() && client_allowed;
+        if !row.mode.includes_server() && !client {
+            not_applied.push(format!(
+                "{} is client-side only and consent allows server-side only",
+                row.label()
+            ));
+            continue;
+        }
+        if row.mode.includes_server() {
+            let payload = row.build(doc, &mut outcome.warnings);
+            outcome.data.push(dest.encode(&row.target, event, payload));
+        }
+        if client {
+            outcome.client.push(row.target.clone());
+        }
+    }
+    if outcome.data.is_empty() && outcome.client.is_empty() {
+        return Outcome::stopped(name, Status::Skipped, not_applied.join("; "));
+    }
+    outcome
+}
