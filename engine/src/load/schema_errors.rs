@@ -53,6 +53,14 @@ fn schema_node<'s>(schema: &'s Value, path: &str) -> Option<&'s Value> {
     Some(node)
 }
 
+/// A schema value as written in a message: strings bare, in backticks.
+fn quote(v: &Value) -> String {
+    format!(
+        "`{}`",
+        v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+    )
+}
+
 /// Resolves a local reference (`#/$defs/Name`).
 fn resolve<'s>(schema: &'s Value, reference: &str) -> Option<&'s Value> {
     schema.pointer(reference.strip_prefix('#')?)
@@ -71,6 +79,18 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
     let branches = match error.kind() {
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
             context
+        }
+        ValidationErrorKind::Enum { options } => {
+            let all: Vec<String> = options
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(quote)
+                .collect();
+            return vec![Explained {
+                pointer,
+                message: format!("expected one of {}", all.join(", ")),
+            }];
         }
         ValidationErrorKind::Required { property } => {
             return vec![Explained {
@@ -91,6 +111,9 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
             pointer,
             message: format!("expected one of {}", options.join(", ")),
         }];
+    }
+    if let Some(tag) = tag_mismatch(branches, &pointer) {
+        return vec![tag];
     }
     match closest_branch(branches, &pointer) {
         Some(branch) => branch.iter().flat_map(|e| explain(e, schema)).collect(),
@@ -139,6 +162,33 @@ fn constant_options(
         .iter()
         .any(|o| !o.starts_with("`{"))
         .then_some(options)
+}
+
+/// A tagged union (`type: tiktok`) whose tag matches no branch: every branch fails on a constant of
+/// the same property right below the value. Then the tag is the one thing to fix.
+fn tag_mismatch(branches: &[Vec<ValidationError<'static>>], pointer: &str) -> Option<Explained> {
+    let base = pointer.matches('/').count();
+    let mut tag_pointer: Option<&str> = None;
+    let mut options = Vec::new();
+    for branch in branches {
+        let (at, expected) = branch.iter().find_map(|e| match e.kind() {
+            ValidationErrorKind::Constant { expected_value }
+                if e.instance_path().as_str().matches('/').count() == base + 1 =>
+            {
+                Some((e.instance_path().as_str(), expected_value))
+            }
+            _ => None,
+        })?;
+        if tag_pointer.is_some_and(|p| p != at) {
+            return None;
+        }
+        tag_pointer = Some(at);
+        options.push(quote(expected));
+    }
+    Some(Explained {
+        pointer: tag_pointer?.to_owned(),
+        message: format!("expected one of {}", options.join(", ")),
+    })
 }
 
 /// The branch the value came closest to: one that does not reject the value's type outright and

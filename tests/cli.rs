@@ -1,0 +1,265 @@
+//! The `switchyard` command, run in process: `map` on the shipped examples (one result line per
+//! input line, invalid lines kept), `--request` batching with secrets redacted, `validate` exit codes,
+//! and `schemas/` kept in step with the Rust types.
+
+use serde_json::{Value, json};
+use switchyard_tests::*;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str], stdin: &str) -> Run {
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let mut input = stdin.as_bytes();
+    let mut argv = vec!["switchyard"];
+    argv.extend_from_slice(args);
+    let code = switchyard::cli::run(argv, &mut input, &mut out, &mut err);
+    Run {
+        code,
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::from_utf8(err).unwrap(),
+    }
+}
+
+fn example(name: &str) -> String {
+    root()
+        .join("examples")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn map_on_the_examples_gives_one_line_per_input_line() {
+    let r = run(
+        &[
+            "map",
+            "--config",
+            &example("switchyard.yaml"),
+            "--now",
+            "1725278400",
+            &example("events.ndjson"),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let input_lines = std::fs::read_to_string(example("events.ndjson"))
+        .unwrap()
+        .lines()
+        .count();
+    let out = json_lines(&r.stdout);
+    assert_eq!(out.len(), input_lines);
+    let statuses: Vec<(u64, &str)> = out
+        .iter()
+        .map(|l| {
+            (
+                l["line"].as_u64().unwrap(),
+                l["destinations"]["tiktok"]["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(u64, &str)> = (1..=20)
+        .map(|n| {
+            let status = match n {
+                10 => "filtered",
+                17 | 18 => "skipped",
+                19 | 20 => "invalid",
+                _ => "sent",
+            };
+            (n, status)
+        })
+        .collect();
+    assert_eq!(statuses, expected);
+    assert_eq!(
+        out[18]["destinations"]["tiktok"]["reason"],
+        "line 19: `event_id` is missing"
+    );
+    assert!(
+        out[19]["destinations"]["tiktok"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 20: not valid JSON")
+    );
+    assert!(
+        r.stderr
+            .contains("20 events; tiktok: 1 filtered, 2 invalid, 15 sent, 2 skipped"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn map_reads_standard_input_and_names_the_source() {
+    let ev = event(
+        "Viewed Product",
+        json!({"product_id": "p1", "price": 5, "currency": "EUR"}),
+    );
+    let r = run(
+        &[
+            "map",
+            "--config",
+            &example("switchyard.yaml"),
+            "--source",
+            "shop-server",
+            "-",
+        ],
+        &ev.to_string(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = json_lines(&r.stdout);
+    assert_eq!(
+        out[0]["destinations"]["tiktok"]["data"][0]["event"],
+        "ViewContent"
+    );
+    let r = run(
+        &[
+            "map",
+            "--config",
+            &example("switchyard.yaml"),
+            "--source",
+            "pos",
+            "-",
+        ],
+        "",
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no source named `pos`"), "{}", r.stderr);
+}
+
+#[test]
+fn requests_are_batched_and_never_show_the_token() {
+    const VAR: &str = "SWITCHYARD_CLI_TEST_TOKEN";
+    const TOKEN: &str = "tt-secret-value-0123456789";
+    // SAFETY: this variable is read by this test only.
+    unsafe { std::env::set_var(VAR, TOKEN) };
+    let config = std::fs::read_to_string(example("switchyard.yaml"))
+        .unwrap()
+        .replace("TIKTOK_ACCESS_TOKEN", VAR)
+        .replace(
+            "    sources: [shop-web, shop-server]",
+            "    sources: [shop-web, shop-server]\n    batch_size: 4\n    test_event_code: TEST123",
+        );
+    let cfg = write_config(&config, &[]);
+    let r = run(
+        &[
+            "map",
+            "--config",
+            cfg.path.to_str().unwrap(),
+            "--request",
+            &example("events.ndjson"),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout.contains(TOKEN) && !r.stderr.contains(TOKEN),
+        "the token leaked"
+    );
+    let requests = json_lines(&r.stdout);
+    let sizes: Vec<usize> = requests
+        .iter()
+        .map(|q| q["request"]["body"]["data"].as_array().unwrap().len())
+        .collect();
+    // 15 sent events yield 16 server events (one order is also a NewCustomerPurchase).
+    assert_eq!(sizes, [4, 4, 4, 4]);
+    let q = &requests[0]["request"];
+    assert_eq!(q["method"], "POST");
+    assert_eq!(
+        q["url"],
+        "https://business-api.tiktok.com/open_api/v1.3/event/track/"
+    );
+    assert_eq!(
+        q["headers"]["Access-Token"],
+        format!("${{{VAR}}} (redacted)")
+    );
+    assert_eq!(q["body"]["event_source"], "web");
+    assert_eq!(q["body"]["event_source_id"], "CJQBODJC77UB4MRTGFRF");
+    assert_eq!(q["body"]["test_event_code"], "TEST123");
+    let validate = run(&["validate", cfg.path.to_str().unwrap()], "");
+    assert_eq!(validate.code, 0);
+    assert!(
+        validate.stderr.is_empty(),
+        "the variable is set, so no warning: {}",
+        validate.stderr
+    );
+}
+
+#[test]
+fn validate_exit_codes_and_messages() {
+    let ok = run(&["validate", &example("switchyard.yaml")], "");
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stdout
+            .contains("ok (2 sources, 1 destinations, 15 mapping rows)"),
+        "{}",
+        ok.stdout
+    );
+    let bad = root().join("tests/fixtures/bad/pixel-id.yaml");
+    let r = run(
+        &[
+            "validate",
+            &example("switchyard.yaml"),
+            bad.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains("pixel-id.yaml:8:5: error: $.destinations[0].pixel_id:"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("pixel-id.yaml: 1 error(s)"),
+        "{}",
+        r.stderr
+    );
+    let missing = run(&["validate", "/nonexistent/switchyard.yaml"], "");
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("cannot read the file"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(run(&["map"], "").code, 2, "usage errors exit 2");
+}
+
+#[test]
+fn checked_in_schemas_match_the_rust_types() {
+    for (name, schema) in switchyard::commands::schema::all() {
+        let path = root().join("schemas").join(name);
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == switchyard::commands::schema::render(&schema),
+            "{} is stale: run `cargo run -p switchyard -- schema --out schemas`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn shipped_yaml_files_point_editors_at_their_schema() {
+    for (file, schema) in [
+        ("mappings/tiktok.yaml", "mapping.schema.json"),
+        ("examples/switchyard.yaml", "config.schema.json"),
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!("# yaml-language-server: $schema=../schemas/{schema}"),
+            "{file}"
+        );
+    }
+}

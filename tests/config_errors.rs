@@ -1,0 +1,134 @@
+//! Bad configs and mapping files: each fixture in `fixtures/bad/` states in its first line the error
+//! it must give (`# expect: [FILE] LINE:COL PATH: MESSAGE`), and loading it must give exactly that
+//! place and a message containing that text.
+
+use std::path::Path;
+use switchyard_tests::*;
+
+struct Expectation {
+    file: String,
+    line: usize,
+    column: usize,
+    path: String,
+    message: String,
+}
+
+fn expectation(fixture: &Path, text: &str) -> Option<Expectation> {
+    let spec = text.lines().next()?.strip_prefix("# expect: ")?;
+    let (file, rest) = match spec.split_once(' ') {
+        Some((f, rest)) if f.ends_with(".yaml") => (f.to_owned(), rest),
+        _ => (fixture.file_name()?.to_str()?.to_owned(), spec),
+    };
+    let (place, rest) = rest.split_once(' ')?;
+    let (line, column) = place.split_once(':')?;
+    let (path, message) = rest.split_once(": ")?;
+    Some(Expectation {
+        file,
+        line: line.parse().ok()?,
+        column: column.parse().ok()?,
+        path: path.to_owned(),
+        message: message.to_owned(),
+    })
+}
+
+#[test]
+fn every_bad_fixture_gives_its_error_at_its_place() {
+    let dir = root().join("tests/fixtures/bad");
+    let mut checked = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for fixture in entries {
+        let text = std::fs::read_to_string(&fixture).unwrap();
+        let Some(expect) = expectation(&fixture, &text) else {
+            continue;
+        };
+        let diagnostics = match switchyard::config::load(&fixture) {
+            Ok(_) => panic!("{} loaded but should fail", fixture.display()),
+            Err(d) => d,
+        };
+        let found = diagnostics.iter().any(|d| {
+            d.file.file_name().and_then(|f| f.to_str()) == Some(expect.file.as_str())
+                && d.line == expect.line
+                && d.column == expect.column
+                && d.path == expect.path
+                && d.message.contains(&expect.message)
+        });
+        assert!(
+            found,
+            "{}: expected {}:{}:{} {}: …{}…\ngot:\n{}",
+            fixture.display(),
+            expect.file,
+            expect.line,
+            expect.column,
+            expect.path,
+            expect.message,
+            lines(&diagnostics)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} fixtures checked");
+}
+
+#[test]
+fn a_token_pasted_into_the_config_is_never_echoed() {
+    let fixture = root().join("tests/fixtures/bad/literal-token.yaml");
+    let diagnostics = switchyard::config::load(&fixture).err().unwrap();
+    let text = lines(&diagnostics);
+    assert!(!text.contains("SUPERSECRET"), "{text}");
+    assert!(text.contains("access_token"), "{text}");
+}
+
+#[test]
+fn all_errors_are_reported_at_once_in_line_order() {
+    let text = tiktok_config("content_id: upc\nconversion_amount: net\nstatus: paused")
+        .replace("CJQBODJC77UB4MRTGFRF", "short");
+    let d = load_errors(&text, &[]);
+    let places: Vec<(usize, &str)> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+    assert_eq!(
+        places,
+        [
+            (7, "$.destinations[0].pixel_id"),
+            (11, "$.destinations[0].content_id"),
+            (12, "$.destinations[0].conversion_amount"),
+            (13, "$.destinations[0].status"),
+        ],
+        "{}",
+        lines(&d)
+    );
+}
+
+#[test]
+fn semantic_errors_from_rules_and_config_are_reported_together() {
+    let text = tiktok_config(
+        "filters:\n  - name: f\n    drop_when: {path: \"$.a\", op: gt, value: many}\ncustom_events:\n  - source: A\n    target: B\n    use: [nope]",
+    )
+    .replace("sources: [web, server]", "sources: [web, shop]");
+    let d = load_errors(&text, &[]);
+    let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "$.destinations[0].sources[1]",
+            "$.destinations[0].filters[0].drop_when.value",
+            "$.destinations[0].custom_events[0].use[0]",
+        ],
+        "{}",
+        lines(&d)
+    );
+}
+
+#[test]
+fn an_unset_token_is_a_warning_not_an_error() {
+    let l =
+        loaded(&tiktok_config("").replace("TIKTOK_ACCESS_TOKEN", "SWITCHYARD_TEST_SURELY_UNSET"));
+    assert_eq!(l.warnings.len(), 1);
+    assert!(
+        l.warnings[0]
+            .message
+            .contains("SWITCHYARD_TEST_SURELY_UNSET is not set")
+    );
+    assert_eq!(l.warnings[0].line, 8);
+}

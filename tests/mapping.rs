@@ -1,0 +1,401 @@
+//! The default TikTok mapping and every destination setting, through the real config loader and
+//! router: each test states the exact payload or status expected.
+
+use serde_json::{Value, json};
+use switchyard_engine::router::Status;
+use switchyard_tests::*;
+
+fn default() -> switchyard::config::Loaded {
+    loaded(&tiktok_config(""))
+}
+
+fn order(extra: Value) -> Value {
+    let mut props = json!({
+        "id": 1001, "total_price": "120.00", "total_tax": 20, "total_shipping": 5.5, "currency": "EUR",
+        "$is_new_customer": false,
+        "items": [{"product_id": "p1", "variant_id": "v1", "sku": "S1", "name": "Tee", "price": 19.99, "quantity": 3},
+                  {"product_id": "p2", "sku": "S2", "price": "10", "quantity": 2}]
+    });
+    if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+        p.extend(e.clone());
+    }
+    event("Placed Order", props)
+}
+
+fn product() -> Value {
+    json!({"product_id": "p1", "variant_id": "v1", "sku": "S1", "name": "Tee", "price": "19.99",
+           "quantity": 2, "currency": "EUR", "vendor": "Acme"})
+}
+
+#[test]
+fn every_default_row_maps_to_its_tiktok_event() {
+    let l = default();
+    let cases = [
+        ("$page_load", vec!["PageView"]),
+        ("Viewed Product", vec!["ViewContent"]),
+        ("Viewed Collection", vec!["ViewContent"]),
+        ("Added To Cart", vec!["AddToCart"]),
+        ("Started Checkout", vec!["InitiateCheckout"]),
+        ("Added Payment Info", vec!["AddPaymentInfo"]),
+        ("Placed Order", vec!["Purchase"]),
+        ("Started Subscription", vec!["Subscribe"]),
+        (
+            "Placed Recurring Subscription Order",
+            vec!["RecurringSubscriptionPaymentSucceeded"],
+        ),
+        ("Cancelled Subscription", vec!["CancelSubscription"]),
+        ("Activated Subscription", vec!["Subscribe"]),
+        ("Searched", vec!["Search"]),
+        ("Subscribed To Newsletter", vec!["CompleteRegistration"]),
+    ];
+    for (source, targets) in cases {
+        let data = sent(&l, event(source, json!({"currency": "EUR"})));
+        let names: Vec<&str> = data
+            .iter()
+            .map(|d| d["event"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(names, targets, "{source}");
+        for d in &data {
+            assert_eq!(
+                d["event_id"],
+                json!(format!("id-{}", source.to_lowercase().replace(' ', "-")))
+            );
+            assert_eq!(d["event_time"], json!(1_725_280_000));
+        }
+    }
+}
+
+#[test]
+fn server_only_rows_have_no_client_side_and_browser_rows_have_both() {
+    let l = default();
+    let o = route(&l, order(json!({})), "web");
+    assert!(o.client.is_empty());
+    let o = route(&l, event("Viewed Product", product()), "web");
+    assert_eq!(
+        o.client.iter().map(|c| &**c).collect::<Vec<_>>(),
+        ["ViewContent"]
+    );
+    assert_eq!(o.data.len(), 1);
+}
+
+#[test]
+fn viewed_product_payload_is_exact() {
+    let mut ev = event("Viewed Product", product());
+    ev["properties"]["$url"] =
+        json!("https://shop.example.com/p/tee?utm_source=tt&ttclid=E.C.P.xyz");
+    ev["properties"]["referrer"] = json!("https://www.tiktok.com/");
+    ev["profile_properties"] =
+        json!({"$ip": "203.0.113.7", "$user_agent": "UA/1.0", "_ttp": "ttp-cookie"});
+    let data = sent(&default(), ev);
+    assert_eq!(
+        data[0],
+        json!({
+            "event": "ViewContent", "event_time": 1_725_280_000, "event_id": "id-viewed-product",
+            "user": {"ttclid": "E.C.P.xyz", "ttp": "ttp-cookie", "ip": "203.0.113.7", "user_agent": "UA/1.0"},
+            "page": {"url": "https://shop.example.com/p/tee?utm_source=tt&ttclid=E.C.P.xyz",
+                     "referrer": "https://www.tiktok.com/"},
+            "properties": {
+                "contents": [{"content_id": "v1", "content_type": "product", "content_name": "Tee",
+                              "quantity": 2, "price": 19.99, "brand": "Acme"}],
+                "content_type": "product", "currency": "EUR", "value": 39.98
+            }
+        })
+    );
+}
+
+#[test]
+fn purchase_payload_is_exact_and_hashes_pii() {
+    let mut ev = order(json!({}));
+    ev["profile_properties"] = json!({
+        "$email": "  Jane.Doe@Example.COM ", "$phone_number": "+1 (415) 555-0100", "$ttp": "ttp-1"
+    });
+    ev["aliases"] = json!(["urn:email:jane.doe@example.com", "urn:user_id:cust-42"]);
+    let data = sent(&default(), ev);
+    assert_eq!(data.len(), 1);
+    // printf 'jane.doe@example.com' | sha256sum; printf '+14155550100' | sha256sum; printf 'cust-42' | sha256sum
+    assert_eq!(
+        data[0]["user"],
+        json!({
+            "email": "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d",
+            "phone": "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0",
+            "external_id": "8a3c5a67cad508582b5edf6b8352cea3ffbad7f44812c1a736b4444c0f5746aa",
+            "ttp": "ttp-1"
+        })
+    );
+    assert_eq!(
+        data[0]["properties"],
+        json!({
+            "contents": [
+                {"content_id": "v1", "content_type": "product", "content_name": "Tee", "quantity": 3, "price": 19.99},
+                {"content_id": "p2", "content_type": "product", "quantity": 2, "price": 10}
+            ],
+            "content_type": "product", "currency": "EUR", "value": 120.0, "order_id": "1001"
+        })
+    );
+}
+
+#[test]
+fn new_customer_purchase_only_for_new_customers() {
+    let l = default();
+    let names = |ev| -> Vec<String> {
+        sent(&l, ev)
+            .iter()
+            .map(|d| d["event"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(order(json!({"$is_new_customer": true}))),
+        ["Purchase", "NewCustomerPurchase"]
+    );
+    assert_eq!(
+        names(order(json!({"$is_new_customer": false}))),
+        ["Purchase"]
+    );
+    assert_eq!(
+        names(order(json!({"$is_new_customer": "true"}))),
+        ["Purchase"],
+        "a string is not true"
+    );
+    let mut no_flag = order(json!({}));
+    no_flag["properties"]
+        .as_object_mut()
+        .map(|p| p.remove("$is_new_customer"));
+    assert_eq!(names(no_flag), ["Purchase"]);
+    let both = sent(&l, order(json!({"$is_new_customer": true})));
+    assert_eq!(both[0]["event_id"], both[1]["event_id"]);
+    assert_eq!(both[0]["properties"], both[1]["properties"]);
+}
+
+#[test]
+fn content_id_modes() {
+    for (mode, expected) in [
+        ("default", ["v1", "p2"]),
+        ("product_id", ["p1", "p2"]),
+        ("variant_id", ["v1", ""]),
+        ("sku", ["S1", "S2"]),
+    ] {
+        let l = loaded(&tiktok_config(&format!("content_id: {mode}")));
+        let data = sent(&l, order(json!({})));
+        let ids: Vec<&str> = data[0]["properties"]["contents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["content_id"].as_str().unwrap_or(""))
+            .collect();
+        assert_eq!(ids, expected, "{mode}");
+    }
+}
+
+#[test]
+fn conversion_amounts() {
+    for (mode, expected) in [
+        ("total", 120.0),
+        ("total_excl_tax", 100.0),
+        ("total_excl_shipping", 114.5),
+        ("total_excl_tax_and_shipping", 94.5),
+        ("subtotal", 79.97),
+    ] {
+        let l = loaded(&tiktok_config(&format!("conversion_amount: {mode}")));
+        let data = sent(&l, order(json!({})));
+        assert_eq!(data[0]["properties"]["value"], json!(expected), "{mode}");
+        // A single product is always price × quantity.
+        let data = sent(&l, event("Added To Cart", product()));
+        assert_eq!(
+            data[0]["properties"]["value"],
+            json!(39.98),
+            "{mode} on a product"
+        );
+    }
+}
+
+#[test]
+fn custom_events_map_any_name_and_unmapped_events_are_skipped_with_a_reason() {
+    let l = loaded(&tiktok_config(
+        "custom_events:\n  - source: Quiz Completed\n    target: SubmitForm\n    fields:\n      properties.description: \"$.properties.result\"\n  - source: Added To Wishlist\n    target: AddToWishlist\n    use: [product]",
+    ));
+    let data = sent(&l, event("Quiz Completed", json!({"result": "dry skin"})));
+    assert_eq!(data[0]["event"], "SubmitForm");
+    assert_eq!(data[0]["properties"], json!({"description": "dry skin"}));
+    let data = sent(&l, event("Added To Wishlist", product()));
+    assert_eq!(data[0]["event"], "AddToWishlist");
+    assert_eq!(data[0]["properties"]["contents"][0]["content_id"], "v1");
+    let o = route(&l, event("Logged In", json!({})), "web");
+    assert_eq!(o.status, Status::Skipped);
+    assert_eq!(
+        o.reason.as_deref(),
+        Some("no mapping row for event `Logged In`")
+    );
+}
+
+#[test]
+fn row_switches_turn_rows_off_and_change_modes() {
+    let l = loaded(&tiktok_config(
+        "rows:\n  - source: Viewed Collection\n    enabled: false\n  - source: Placed Order\n    target: NewCustomerPurchase\n    enabled: false\n  - source: Viewed Product\n    mode: server",
+    ));
+    let o = route(&l, event("Viewed Collection", json!({})), "web");
+    assert_eq!(o.status, Status::Skipped);
+    assert_eq!(
+        o.reason.as_deref(),
+        Some("Viewed Collection → ViewContent is switched off")
+    );
+    let data = sent(&l, order(json!({"$is_new_customer": true})));
+    assert_eq!(data.len(), 1, "NewCustomerPurchase is off");
+    let o = route(&l, event("Viewed Product", product()), "web");
+    assert!(o.client.is_empty());
+    assert_eq!(o.data.len(), 1);
+}
+
+#[test]
+fn filters_drop_or_keep_and_name_the_filter() {
+    let l = loaded(&tiktok_config(
+        "filters:\n  - name: no test orders\n    events: [Placed Order]\n    drop_when: {path: \"$.properties.tags\", op: contains, value: test}\n  - name: big carts only\n    events: [Added To Cart]\n    keep_when: {path: \"$.properties.price\", op: gte, value: 10}",
+    ));
+    let o = route(&l, order(json!({"tags": ["test", "vip"]})), "web");
+    assert_eq!(o.status, Status::Filtered);
+    assert_eq!(
+        o.reason.as_deref(),
+        Some("filter `no test orders` stopped it")
+    );
+    assert_eq!(
+        route(&l, order(json!({"tags": ["vip"]})), "web").status,
+        Status::Sent
+    );
+    let mut cheap = product();
+    cheap["price"] = json!(5);
+    let o = route(&l, event("Added To Cart", cheap), "web");
+    assert_eq!(
+        o.reason.as_deref(),
+        Some("filter `big carts only` stopped it")
+    );
+    assert_eq!(
+        route(&l, event("Added To Cart", product()), "web").status,
+        Status::Sent
+    );
+    // A filter scoped to other events does not touch this one.
+    let mut cheap = product();
+    cheap["price"] = json!(5);
+    assert_eq!(
+        route(&l, event("Viewed Product", cheap), "web").status,
+        Status::Sent
+    );
+}
+
+#[test]
+fn deactivated_destinations_and_other_sources_forward_nothing() {
+    let l = loaded(&tiktok_config("status: deactivated"));
+    let o = route(&l, order(json!({})), "web");
+    assert_eq!(o.status, Status::Deactivated);
+    assert!(o.data.is_empty());
+    let l = loaded(&tiktok_config("").replace("sources: [web, server]", "sources: [server]"));
+    let o = route(&l, event("Viewed Product", product()), "web");
+    assert_eq!(o.status, Status::Skipped);
+    assert_eq!(
+        o.reason.as_deref(),
+        Some("source `web` is not one of this destination's sources")
+    );
+    assert_eq!(
+        route(&l, event("Viewed Product", product()), "server").status,
+        Status::Sent
+    );
+}
+
+#[test]
+fn consent_modes() {
+    let with_consent = |choice: Option<&str>| {
+        let mut ev = event("Viewed Product", product());
+        if let Some(c) = choice {
+            ev["profile_properties"]["$consent"] = json!({"marketing": c, "analytics": "granted"});
+        }
+        ev
+    };
+    // (mode, visitor's choice, expected status, client side fires)
+    let cases = [
+        ("always", Some("denied"), Status::Sent, true),
+        ("server_only", Some("granted"), Status::Sent, false),
+        ("implied", None, Status::Sent, true),
+        ("implied", Some("denied"), Status::Skipped, false),
+        ("required", None, Status::Skipped, false),
+        ("required", Some("denied"), Status::Skipped, false),
+        ("required", Some("granted"), Status::Sent, true),
+    ];
+    for (mode, choice, status, client) in cases {
+        let l = loaded(&tiktok_config(&format!(
+            "consent: {{category: marketing, mode: {mode}}}"
+        )));
+        let o = route(&l, with_consent(choice), "web");
+        assert_eq!(o.status, status, "{mode} {choice:?}");
+        assert_eq!(!o.client.is_empty(), client, "{mode} {choice:?}");
+        if status == Status::Skipped {
+            assert!(
+                o.reason
+                    .as_deref()
+                    .unwrap_or_default()
+                    .starts_with("consent (marketing)")
+            );
+        }
+    }
+    // The category is configurable.
+    let l = loaded(&tiktok_config(
+        "consent: {category: analytics, mode: required}",
+    ));
+    assert_eq!(
+        route(&l, with_consent(Some("denied")), "web").status,
+        Status::Sent
+    );
+}
+
+#[test]
+fn server_only_consent_leaves_client_only_rows_with_nothing_to_send() {
+    let l = loaded(&tiktok_config(
+        "consent: {mode: server_only}\nrows:\n  - source: $page_load\n    mode: client",
+    ));
+    let o = route(&l, event("$page_load", json!({})), "web");
+    assert_eq!(o.status, Status::Skipped);
+    assert!(o.reason.unwrap_or_default().contains("client-side only"));
+}
+
+#[test]
+fn timestamps_iso_epoch_and_missing() {
+    let l = default();
+    let mut ev = event("Searched", json!({"query": "x"}));
+    ev["timestamp"] = json!("2024-09-02T14:34:56+02:00");
+    assert_eq!(sent(&l, ev.clone())[0]["event_time"], json!(1_725_280_496));
+    ev["timestamp"] = json!(1_725_312_229);
+    assert_eq!(sent(&l, ev.clone())[0]["event_time"], json!(1_725_312_229));
+    ev.as_object_mut().map(|o| o.remove("timestamp"));
+    assert_eq!(sent(&l, ev)[0]["event_time"], json!(RECEIVED_AT));
+}
+
+#[test]
+fn empty_strings_are_never_sent_and_bad_phones_are_warned_not_sent() {
+    let mut ev = event("Searched", json!({"query": "", "$url": ""}));
+    ev["profile_properties"] = json!({"$email": "   ", "$phone_number": "12"});
+    let o = route(&default(), ev, "web");
+    assert_eq!(o.status, Status::Sent);
+    let d = &o.data[0];
+    assert!(d.get("user").is_none(), "{d}");
+    assert!(d.get("page").is_none(), "{d}");
+    assert!(d.get("properties").is_none(), "{d}");
+    assert_eq!(o.warnings.len(), 1);
+    assert_eq!(&*o.warnings[0].field, "user.phone");
+    let text = serde_json::to_string(&o).unwrap();
+    assert!(
+        !text.contains("\"12\""),
+        "warnings never echo the value: {text}"
+    );
+}
+
+#[test]
+fn a_custom_mapping_file_replaces_the_default() {
+    let mapping = "rows:\n  - source: Placed Order\n    target: CompletePayment\n    mode: server\n    fields:\n      properties.value: { path: \"$.properties.total_price\", transform: [number] }\n";
+    let cfg = write_config(
+        &tiktok_config("mapping: my-mapping.yaml"),
+        &[("my-mapping.yaml", mapping)],
+    );
+    let l = switchyard::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    let data = sent(&l, order(json!({})));
+    assert_eq!(
+        data[0],
+        json!({"event": "CompletePayment", "properties": {"value": 120.0}, "event_id": "id-placed-order", "event_time": 1_725_280_000})
+    );
+}

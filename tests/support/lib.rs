@@ -1,0 +1,103 @@
+//! Helpers shared by the workspace integration tests: configs in temporary folders, events, routing.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use switchyard::config::{Loaded, load};
+use switchyard_engine::event::SourceEvent;
+use switchyard_engine::load::Diagnostic;
+use switchyard_engine::router::Outcome;
+
+/// The time received used by tests (2024-09-02T12:00:00Z).
+pub const RECEIVED_AT: i64 = 1_725_278_400;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A TikTok destination on the default mapping, with `extra` YAML lines added to it (indented by
+/// four spaces, as destination fields are).
+pub fn tiktok_config(extra: &str) -> String {
+    let mut text = String::from(
+        "sources:\n  - {name: web, kind: browser}\n  - {name: server, kind: webhook}\n\
+         destinations:\n  - name: tiktok\n    type: tiktok\n    pixel_id: CJQBODJC77UB4MRTGFRF\n\
+         \x20   access_token: \"${TIKTOK_ACCESS_TOKEN}\"\n    domain: https://shop.example.com\n\
+         \x20   sources: [web, server]\n",
+    );
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        text.push_str("    ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+/// A config written to a temporary folder (kept alive by the returned guard), with extra files.
+pub struct TempConfig {
+    pub dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn write_config(text: &str, extra_files: &[(&str, &str)]) -> TempConfig {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, content) in extra_files {
+        std::fs::write(dir.path().join(name), content).expect("write extra file");
+    }
+    let path = dir.path().join("switchyard.yaml");
+    std::fs::write(&path, text).expect("write config");
+    TempConfig { dir, path }
+}
+
+/// Loads a config text; panics with the diagnostics if it does not load.
+pub fn loaded(text: &str) -> Loaded {
+    let cfg = write_config(text, &[]);
+    match load(&cfg.path) {
+        Ok(l) => l,
+        Err(d) => panic!("config did not load:\n{}", lines(&d)),
+    }
+}
+
+/// Loads a config text that must fail; returns the diagnostics.
+pub fn load_errors(text: &str, extra_files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    let cfg = write_config(text, extra_files);
+    match load(&cfg.path) {
+        Ok(_) => panic!("config loaded but should not have:\n{text}"),
+        Err(d) => d,
+    }
+}
+
+pub fn lines(d: &[Diagnostic]) -> String {
+    d.iter().map(|d| format!("{d}\n")).collect()
+}
+
+/// A valid event of the spec with the given name and properties.
+pub fn event(name: &str, properties: Value) -> Value {
+    json!({
+        "event_name": name,
+        "event_id": format!("id-{}", name.to_lowercase().replace(' ', "-")),
+        "timestamp": 1_725_280_000,
+        "properties": properties,
+        "profile_properties": {},
+        "aliases": ["urn:cart_token:c1"],
+    })
+}
+
+/// Routes one event (from source `web` unless it says `server`) and returns the single outcome.
+pub fn route(loaded: &Loaded, event: Value, source: &str) -> Outcome {
+    let ev = SourceEvent::from_value(event, RECEIVED_AT).expect("test event is valid");
+    let mut outcomes = loaded.router.route(&ev, source);
+    assert_eq!(outcomes.len(), 1, "one destination expected");
+    outcomes.remove(0)
+}
+
+/// The TikTok event objects the server side would send for `event`.
+pub fn sent(loaded: &Loaded, event: Value) -> Vec<Value> {
+    let outcome = route(loaded, event, "web");
+    assert_eq!(
+        outcome.status,
+        switchyard_engine::router::Status::Sent,
+        "not sent: {:?}",
+        outcome.reason
+    );
+    outcome.data
+}
