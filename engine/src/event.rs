@@ -71,11 +71,16 @@ impl SourceEvent {
         object(&map, "properties")?;
         object(&map, "profile_properties")?;
         check_aliases(&map)?;
-        let timestamp = match map.get("timestamp") {
-            None | Some(Value::Null) => received_at,
-            Some(v) => parse_timestamp(v)?,
-        };
-        map.insert("timestamp".to_owned(), Value::from(timestamp));
+        match map.get_mut("timestamp") {
+            None => {
+                map.insert("timestamp".to_owned(), Value::from(received_at));
+            }
+            Some(v) if v.is_null() => *v = Value::from(received_at),
+            Some(v) if v.is_i64() => {
+                parse_timestamp(v)?;
+            }
+            Some(v) => *v = Value::from(parse_timestamp(v)?),
+        }
         Ok(Self {
             value: Value::Object(map),
         })

@@ -6,9 +6,8 @@
 use crate::destination::{Activation, ConsentVerdict, Destination};
 use crate::event::SourceEvent;
 use crate::rules::fields::Warning;
+use crate::rules::payload::Payload;
 use serde::Serialize;
-use serde_json::Value;
-use std::sync::Arc;
 
 /// What became of an event at a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,29 +25,29 @@ pub enum Status {
     Deactivated,
 }
 
-/// The outcome of one event at one destination.
+/// The outcome of one event at one destination. It borrows from the event and the router.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub struct Outcome<'a> {
     #[serde(skip)]
-    pub destination: Arc<str>,
+    pub destination: &'a str,
     pub status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Platform event objects for the server side (rows with mode `server` or `client_and_server`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub data: Vec<Value>,
+    pub data: Vec<Payload<'a>>,
     /// Platform event names the browser side fires (rows with mode `client` or `client_and_server`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub client: Vec<Arc<str>>,
+    pub client: Vec<&'a str>,
     /// Fields left out because their rules could not apply.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
 }
 
-impl Outcome {
-    fn stopped(destination: &Arc<str>, status: Status, reason: String) -> Self {
+impl<'a> Outcome<'a> {
+    fn stopped(destination: &'a str, status: Status, reason: String) -> Self {
         Self {
-            destination: destination.clone(),
+            destination,
             status,
             reason: Some(reason),
             data: Vec::new(),
@@ -73,7 +72,7 @@ impl Router {
     }
 
     /// The outcome at every destination, in config order, of an event from `source`.
-    pub fn route(&self, event: &SourceEvent, source: &str) -> Vec<Outcome> {
+    pub fn route<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Vec<Outcome<'a>> {
         self.destinations
             .iter()
             .map(|d| route_one(d.as_ref(), event, source))
@@ -81,7 +80,7 @@ impl Router {
     }
 
     /// The outcome at every destination of input that is not a valid event.
-    pub fn invalid(&self, reason: &str) -> Vec<Outcome> {
+    pub fn invalid(&self, reason: &str) -> Vec<Outcome<'_>> {
         self.destinations
             .iter()
             .map(|d| Outcome::stopped(&d.routing().name, Status::Invalid, reason.to_owned()))
@@ -89,9 +88,9 @@ impl Router {
     }
 }
 
-fn route_one(dest: &dyn Destination, event: &SourceEvent, source: &str) -> Outcome {
+fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str) -> Outcome<'a> {
     let routing = dest.routing();
-    let name = &routing.name;
+    let name: &'a str = &routing.name;
     if routing.activation == Activation::Deactivated {
         return Outcome::stopped(
             name,
@@ -135,7 +134,7 @@ fn route_one(dest: &dyn Destination, event: &SourceEvent, source: &str) -> Outco
         );
     }
     let mut outcome = Outcome {
-        destination: name.clone(),
+        destination: name,
         status: Status::Sent,
         reason: None,
         data: Vec::new(),
@@ -168,7 +167,7 @@ fn route_one(dest: &dyn Destination, event: &SourceEvent, source: &str) -> Outco
             outcome.data.push(dest.encode(&row.target, event, payload));
         }
         if client {
-            outcome.client.push(row.target.clone());
+            outcome.client.push(&row.target);
         }
     }
     if outcome.data.is_empty() && outcome.client.is_empty() {

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use switchyard::config::{Loaded, load};
 use switchyard_engine::event::SourceEvent;
 use switchyard_engine::load::Diagnostic;
-use switchyard_engine::router::Outcome;
+use switchyard_engine::router::Status;
+use switchyard_engine::rules::fields::Warning;
 
 /// The time received used by tests (2024-09-02T12:00:00Z).
 pub const RECEIVED_AT: i64 = 1_725_278_400;
@@ -82,20 +83,40 @@ pub fn event(name: &str, properties: Value) -> Value {
     })
 }
 
-/// Routes one event (from source `web` unless it says `server`) and returns the single outcome.
-pub fn route(loaded: &Loaded, event: Value, source: &str) -> Outcome {
-    let ev = SourceEvent::from_value(event, RECEIVED_AT).expect("test event is valid");
-    let mut outcomes = loaded.router.route(&ev, source);
-    assert_eq!(outcomes.len(), 1, "one destination expected");
-    outcomes.remove(0)
+/// An outcome, owned, for assertions.
+#[derive(Debug)]
+pub struct Routed {
+    pub status: Status,
+    pub reason: Option<String>,
+    pub data: Vec<Value>,
+    pub client: Vec<String>,
+    pub warnings: Vec<Warning>,
+    /// The outcome as `map` prints it.
+    pub json: Value,
 }
 
-/// The TikTok event objects the server side would send for `event`.
+/// Routes one event from `source` through a config with one destination; returns its outcome.
+pub fn route(loaded: &Loaded, event: Value, source: &str) -> Routed {
+    let ev = SourceEvent::from_value(event, RECEIVED_AT).expect("test event is valid");
+    let outcomes = loaded.router.route(&ev, source);
+    assert_eq!(outcomes.len(), 1, "one destination expected");
+    let o = &outcomes[0];
+    Routed {
+        status: o.status,
+        reason: o.reason.clone(),
+        data: o.data.iter().map(|d| d.to_value()).collect(),
+        client: o.client.iter().map(|c| (*c).to_owned()).collect(),
+        warnings: o.warnings.clone(),
+        json: serde_json::to_value(o).expect("outcomes serialize"),
+    }
+}
+
+/// The TikTok event objects the server side would send for `event` (from source `web`).
 pub fn sent(loaded: &Loaded, event: Value) -> Vec<Value> {
     let outcome = route(loaded, event, "web");
     assert_eq!(
         outcome.status,
-        switchyard_engine::router::Status::Sent,
+        Status::Sent,
         "not sent: {:?}",
         outcome.reason
     );

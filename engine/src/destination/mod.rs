@@ -13,12 +13,13 @@ pub use filter::{CompiledFilter, Filter, FilterRule};
 
 use crate::event::SourceEvent;
 use crate::rules::compile::{CompiledMapping, MappingCompiler};
+use crate::rules::payload::Payload;
 use crate::rules::spec::{MappingFile, Mode, Row};
 use crate::rules::transform::CompileContext;
 use crate::rules::{CompileError, Pointer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Whether a destination forwards anything.
@@ -187,8 +188,13 @@ pub trait Destination: Send + Sync {
     /// The compiled common settings and mapping.
     fn routing(&self) -> &Routing;
 
-    /// Turns a row's payload into the platform's event object.
-    fn encode(&self, target: &str, event: &SourceEvent, payload: Map<String, Value>) -> Value;
+    /// Turns a row's payload fields into the platform's event object.
+    fn encode<'a>(
+        &'a self,
+        target: &'a str,
+        event: &'a SourceEvent,
+        fields: Vec<(&'a str, Payload<'a>)>,
+    ) -> Payload<'a>;
 
     /// The platform API request bodies that would carry `events` (batched as the platform allows).
     /// Bodies never hold secrets: those travel in headers.

@@ -3,11 +3,12 @@
 
 use super::condition::CompiledCondition;
 use super::fields::{FieldPlan, ObjectPlan, Scope, Warning, compile_flat};
+use super::payload::Payload;
 use super::spec::{MappingFile, Mode, Row};
 use super::transform::CompileContext;
 use super::{CompileError, Pointer};
 use indexmap::IndexMap;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -33,8 +34,12 @@ impl CompiledRow {
         self.when.as_ref().is_none_or(|c| c.holds(event))
     }
 
-    /// Builds the row's payload from the event.
-    pub fn build(&self, event: &Value, warnings: &mut Vec<Warning>) -> Map<String, Value> {
+    /// Builds the row's payload fields from the event.
+    pub fn build<'a>(
+        &'a self,
+        event: &'a Value,
+        warnings: &mut Vec<Warning>,
+    ) -> Vec<(&'a str, Payload<'a>)> {
         self.fields.build(Scope::event(event), warnings)
     }
 }
@@ -228,7 +233,7 @@ rows:
                         "properties": {"currency": "USD", "items": [{"product_id": 1}, {"variant_id": "v2", "quantity": 2}]}});
         let row = &m.rows_for("Placed Order")[0];
         let mut warnings = vec![];
-        let out = Value::Object(row.build(&ev, &mut warnings));
+        let out = Payload::Object(row.build(&ev, &mut warnings)).to_value();
         assert_eq!(
             out,
             json!({"event_id": "o1",
@@ -254,8 +259,9 @@ rows:
         )
         .unwrap();
         let mut warnings = vec![];
-        let out = m.rows_for("A")[0].build(&json!({"p": "12", "url": ""}), &mut warnings);
-        assert_eq!(Value::Object(out), json!({"x": "fallback"}));
+        let ev = json!({"p": "12", "url": ""});
+        let out = m.rows_for("A")[0].build(&ev, &mut warnings);
+        assert_eq!(Payload::Object(out).to_value(), json!({"x": "fallback"}));
         assert_eq!(warnings.len(), 1);
         assert_eq!(&*warnings[0].field, "user.phone");
     }

@@ -1,18 +1,19 @@
 //! Field plans: how each field of a destination payload is built from an event, compiled once.
 //!
 //! A flat field map (`user.email`, `properties.value`, ...) becomes a tree of [`ObjectPlan`]s. Per
-//! event, building walks the tree: paths are direct lookups, values are borrowed until a transform
-//! or the output needs them owned, and empty results (missing, `null`, `""`, `[]`, `{}`) leave the
-//! field out, so no empty string is ever sent.
+//! event, building walks the tree into a [`Payload`]: paths are direct lookups, values and keys are
+//! borrowed unless a transform makes a new value, and empty results (missing, `null`, `""`, `[]`,
+//! `{}`) leave the field out, so no empty string is ever sent.
 
 use super::condition::CompiledCondition;
 use super::path::CompiledPath;
+use super::payload::{Payload, value_is_empty};
 use super::spec::{FieldMap, FieldRule, FieldSpec};
 use super::transform::{CompileContext, CompiledTransform};
 use super::{CompileError, Pointer};
 use indexmap::IndexMap;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -68,16 +69,6 @@ enum Node {
     Object(ObjectPlan),
 }
 
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
-
 impl FieldPlan {
     /// Compiles one field spec; `label` is the payload field it builds, for warnings.
     pub fn compile(
@@ -99,49 +90,72 @@ impl FieldPlan {
     }
 
     /// Builds the field's value, or `None` to leave it out.
-    pub fn build(&self, scope: Scope<'_>, warnings: &mut Vec<Warning>) -> Option<Value> {
+    pub fn build<'a>(
+        &'a self,
+        scope: Scope<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
         if let Some(when) = &self.when {
             if !when.holds(scope.event) {
                 return None;
             }
         }
-        let found: Option<Cow<'_, Value>> = match &self.source {
-            Source::Path(p) => p.first(scope.item).map(Cow::Borrowed),
-            Source::Const(v) => Some(Cow::Borrowed(v)),
-            Source::FirstOf(candidates) => candidates
-                .iter()
-                .find_map(|c| c.build(scope, warnings))
-                .map(Cow::Owned),
+        let found = match &self.source {
+            Source::Path(p) => p.first(scope.item).map(Payload::Ref),
+            Source::Const(v) => Some(Payload::Ref(v)),
+            Source::FirstOf(candidates) => candidates.iter().find_map(|c| c.build(scope, warnings)),
             Source::Each(path, plan) => {
                 let mut items = Vec::new();
                 path.for_each(scope.item, &mut |item| {
-                    let inner = Scope {
-                        event: scope.event,
-                        item,
-                    };
-                    let built = plan.build(inner, warnings);
+                    let built = plan.build(
+                        Scope {
+                            event: scope.event,
+                            item,
+                        },
+                        warnings,
+                    );
                     if !built.is_empty() {
-                        items.push(Value::Object(built));
+                        items.push(Payload::Object(built));
                     }
                 });
-                Some(Cow::Owned(Value::Array(items)))
+                Some(Payload::Array(items))
             }
         };
-        let mut value = found.filter(|v| !is_empty(v));
+        let found = found.filter(|v| !v.is_empty());
+        let value = if self.transforms.is_empty() {
+            found
+        } else {
+            found.and_then(|v| self.transform(v, warnings))
+        };
+        value.or_else(|| self.default.as_ref().map(Payload::Ref))
+    }
+
+    fn transform<'a>(
+        &'a self,
+        found: Payload<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        let mut value: Cow<'a, Value> = match found {
+            Payload::Ref(v) => Cow::Borrowed(v),
+            other => Cow::Owned(other.to_value()),
+        };
         for t in self.transforms.iter() {
-            let Some(v) = value else { break };
-            value = match t.apply(v) {
-                Ok(v) => v.filter(|v| !is_empty(v)),
+            value = match t.apply(value) {
+                Ok(Some(v)) if !value_is_empty(&v) => v,
+                Ok(_) => return None,
                 Err(message) => {
                     warnings.push(Warning {
                         field: self.label.clone(),
                         message,
                     });
-                    None
+                    return None;
                 }
             };
         }
-        value.map(Cow::into_owned).or_else(|| self.default.clone())
+        Some(match value {
+            Cow::Borrowed(v) => Payload::Ref(v),
+            Cow::Owned(v) => Payload::Owned(v),
+        })
     }
 }
 
@@ -317,16 +331,24 @@ impl ObjectPlan {
         Self { entries }
     }
 
-    /// Builds the object; empty when no field yields a value.
-    pub fn build(&self, scope: Scope<'_>, warnings: &mut Vec<Warning>) -> Map<String, Value> {
-        let mut out = Map::new();
+    /// Builds the object's fields; empty when no field yields a value.
+    pub fn build<'a>(
+        &'a self,
+        scope: Scope<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Vec<(&'a str, Payload<'a>)> {
+        let mut out = Vec::new();
         for (key, node) in self.entries.iter() {
             let value = match node {
                 Node::Field(f) => f.build(scope, warnings),
-                Node::Object(o) => Some(Value::Object(o.build(scope, warnings))),
+                Node::Object(o) => Some(Payload::Object(o.build(scope, warnings))),
             };
-            if let Some(v) = value.filter(|v| !is_empty(v)) {
-                out.insert(key.to_string(), v);
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                if out.is_empty() {
+                    // Allocate once, and only for objects that have a field.
+                    out.reserve_exact(self.entries.len());
+                }
+                out.push((&**key, v));
             }
         }
         out

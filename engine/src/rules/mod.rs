@@ -6,12 +6,14 @@
 //! - [`condition`]: `when` conditions and filters, compiled.
 //! - [`transform`]: the built-in transforms.
 //! - [`fields`]: payload field plans.
+//! - [`payload`]: the payload built per event, borrowing from the event and the plan.
 //! - [`compile`]: mapping files and rows into a [`compile::CompiledMapping`].
 
 pub mod compile;
 pub mod condition;
 pub mod fields;
 pub mod path;
+pub mod payload;
 pub mod spec;
 pub mod transform;
 

@@ -20,6 +20,9 @@ pub struct CompiledPath {
 
 #[derive(Clone)]
 enum Plan {
+    /// Names and indexes only: at most one node.
+    Single(Box<[Step]>),
+    /// Names, indexes and wildcards.
     Direct(Box<[Step]>),
     General(Box<JpQuery>),
 }
@@ -54,6 +57,7 @@ impl CompiledPath {
             )
         })?;
         let plan = match lower(&query) {
+            Some(steps) if !steps.contains(&Step::Wildcard) => Plan::Single(steps.into()),
             Some(steps) => Plan::Direct(steps.into()),
             None => Plan::General(Box::new(query)),
         };
@@ -70,13 +74,13 @@ impl CompiledPath {
 
     /// Whether evaluation takes the allocation-free direct walk.
     pub fn is_direct(&self) -> bool {
-        matches!(self.plan, Plan::Direct(_))
+        matches!(self.plan, Plan::Single(_) | Plan::Direct(_))
     }
 
     /// The first node the path selects, if any.
     pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
         match &self.plan {
-            Plan::Direct(steps) if !steps.contains(&Step::Wildcard) => walk_single(root, steps),
+            Plan::Single(steps) => walk_single(root, steps),
             _ => {
                 let mut found = None;
                 self.for_each(root, &mut |v| {
@@ -92,6 +96,7 @@ impl CompiledPath {
     /// Calls `f` with every node the path selects, in document order.
     pub fn for_each<'a>(&self, root: &'a Value, f: &mut dyn FnMut(&'a Value)) {
         match &self.plan {
+            Plan::Single(steps) => walk_single(root, steps).into_iter().for_each(f),
             Plan::Direct(steps) => walk(root, steps, f),
             Plan::General(query) => {
                 if let Ok(nodes) = js_path_process(query, root) {

@@ -136,7 +136,10 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
         return Ok(Some(Cow::Owned(Value::String(text.into_owned()))));
     }
     let digest = Sha256::digest(text.as_bytes());
-    Ok(Some(Cow::Owned(Value::String(hex::encode(digest)))))
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest, &mut hex).map_err(|_| "hash encoding failed")?;
+    let hex = std::str::from_utf8(&hex).map_err(|_| "hash encoding failed")?;
+    Ok(Some(Cow::Owned(Value::String(hex.to_owned()))))
 }
 
 fn e164<'a>(v: &Value) -> Outcome<'a> {
@@ -255,13 +258,17 @@ fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
     Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a)))))
 }
 
+/// The query string of a URL is all that is read: the text after `?`, up to any `#`, decoded as
+/// `application/x-www-form-urlencoded`. No full URL parse per event.
 fn query_param<'a>(v: &Value, name: &str) -> Outcome<'a> {
     let Some(text) = v.as_str() else {
         return Err("not a URL");
     };
-    let url = url::Url::parse(text).map_err(|_| "not an absolute URL")?;
-    Ok(url
-        .query_pairs()
+    let Some((_, query)) = text.split_once('?') else {
+        return Ok(None);
+    };
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    Ok(form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, val)| val.into_owned())
         .filter(|val| !val.is_empty())

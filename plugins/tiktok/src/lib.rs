@@ -3,11 +3,12 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::path::Path;
 use switchyard_engine::destination::{DEFAULT_MAPPING, Destination, DestinationCommon, Routing};
 use switchyard_engine::event::SourceEvent;
 use switchyard_engine::load::{Diagnostic, Document, Placer, load_file, load_str};
+use switchyard_engine::rules::payload::Payload;
 use switchyard_engine::rules::spec::{ContentIdMode, ConversionAmount, MappingFile};
 use switchyard_engine::rules::transform::CompileContext;
 use switchyard_engine::rules::{Pointer, mapping_schema};
@@ -137,19 +138,26 @@ impl Destination for Tiktok {
         &self.routing
     }
 
-    /// `{ "event": <target>, ...payload }`. `event_id` is always the source event's id (the
+    /// The payload with `event` (the target name). `event_id` is always the source event's id (the
     /// pixel/server de-duplication key), even when a custom mapping leaves it out.
-    fn encode(&self, target: &str, event: &SourceEvent, payload: Map<String, Value>) -> Value {
-        let mut out = Map::with_capacity(payload.len() + 2);
-        out.insert("event".to_owned(), Value::String(target.to_owned()));
-        out.extend(payload);
-        if !out.contains_key("event_id") {
-            out.insert("event_id".to_owned(), Value::String(event.id().to_owned()));
+    fn encode<'a>(
+        &'a self,
+        target: &'a str,
+        event: &'a SourceEvent,
+        mut fields: Vec<(&'a str, Payload<'a>)>,
+    ) -> Payload<'a> {
+        let has = |fields: &[(&str, Payload<'_>)], key: &str| fields.iter().any(|(k, _)| *k == key);
+        if !has(&fields, "event_time") {
+            fields.insert(
+                0,
+                ("event_time", Payload::Owned(Value::from(event.timestamp()))),
+            );
         }
-        if !out.contains_key("event_time") {
-            out.insert("event_time".to_owned(), Value::from(event.timestamp()));
+        if !has(&fields, "event_id") {
+            fields.insert(0, ("event_id", Payload::Str(event.id())));
         }
-        Value::Object(out)
+        fields.insert(0, ("event", Payload::Str(target)));
+        Payload::Object(fields)
     }
 
     fn request_bodies(&self, events: &[Value]) -> Vec<Value> {

@@ -33,13 +33,13 @@ struct Line<'a> {
 }
 
 /// Outcomes serialized as a map from destination name to outcome.
-struct ByName<'a>(&'a [Outcome]);
+struct ByName<'a>(&'a [Outcome<'a>]);
 
 impl Serialize for ByName<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for o in self.0 {
-            map.serialize_entry(&*o.destination, o)?;
+            map.serialize_entry(o.destination, o)?;
         }
         map.end()
     }
@@ -56,7 +56,7 @@ impl Summary {
     fn record(&mut self, outcomes: &[Outcome]) {
         self.lines += 1;
         for o in outcomes {
-            let per = self.counts.entry(o.destination.to_string()).or_default();
+            let per = self.counts.entry(o.destination.to_owned()).or_default();
             *per.entry(status_name(o.status)).or_default() += 1;
         }
     }
@@ -117,8 +117,8 @@ pub fn run(
                 let outcomes = router.route(&event, &opts.source);
                 summary.record(&outcomes);
                 if opts.requests {
-                    for (i, o) in outcomes.into_iter().enumerate() {
-                        to_send[i].extend(o.data);
+                    for (i, o) in outcomes.iter().enumerate() {
+                        to_send[i].extend(o.data.iter().map(|d| d.to_value()));
                     }
                 } else {
                     let line = Line {
