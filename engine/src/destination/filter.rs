@@ -55,10 +55,10 @@ impl CompiledFilter {
 
     /// Whether this filter stops the event.
     pub fn stops(&self, event_name: &str, event: &Value) -> bool {
-        if let Some(events) = &self.events {
-            if !events.iter().any(|e| e == event_name) {
-                return false;
-            }
+        if let Some(events) = &self.events
+            && !events.iter().any(|e| e == event_name)
+        {
+            return false;
         }
         self.condition.holds(event) == self.drop
     }

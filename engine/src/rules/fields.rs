@@ -95,10 +95,10 @@ impl FieldPlan {
         scope: Scope<'a>,
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
-        if let Some(when) = &self.when {
-            if !when.holds(scope.event) {
-                return None;
-            }
+        if let Some(when) = &self.when
+            && !when.holds(scope.event)
+        {
+            return None;
         }
         let found = match &self.source {
             Source::Path(p) => p.first(scope.item).map(Payload::Ref),

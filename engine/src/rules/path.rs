@@ -120,7 +120,7 @@ fn lower(query: &JpQuery) -> Option<Vec<Step>> {
         .collect()
 }
 
-fn index<'a>(items: &'a [Value], i: i64) -> Option<&'a Value> {
+fn index(items: &[Value], i: i64) -> Option<&Value> {
     let i = if i < 0 {
         items.len().checked_sub(i.unsigned_abs() as usize)?
     } else {
