@@ -263,3 +263,21 @@ fn shipped_yaml_files_point_editors_at_their_schema() {
         );
     }
 }
+
+#[test]
+fn readme_sample_output_is_what_the_main_command_prints() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let sample = readme
+        .split("```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a json sample");
+    let r = run(&["map", "--config", &example("switchyard.yaml"), "--now", "1725278400", &example("events.ndjson")], "");
+    let printed: Vec<&str> = r.stdout.lines().collect();
+    let mut checked = 0;
+    for line in sample.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(printed.contains(&line), "README line not printed by the main command:\n{line}");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
