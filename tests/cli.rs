@@ -272,11 +272,24 @@ fn readme_sample_output_is_what_the_main_command_prints() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("README has a json sample");
-    let r = run(&["map", "--config", &example("switchyard.yaml"), "--now", "1725278400", &example("events.ndjson")], "");
+    let r = run(
+        &[
+            "map",
+            "--config",
+            &example("switchyard.yaml"),
+            "--now",
+            "1725278400",
+            &example("events.ndjson"),
+        ],
+        "",
+    );
     let printed: Vec<&str> = r.stdout.lines().collect();
     let mut checked = 0;
     for line in sample.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(printed.contains(&line), "README line not printed by the main command:\n{line}");
+        assert!(
+            printed.contains(&line),
+            "README line not printed by the main command:\n{line}"
+        );
         checked += 1;
     }
     assert_eq!(checked, 3);
