@@ -5,9 +5,11 @@
 
 use crate::destination::{Activation, ConsentVerdict, Destination};
 use crate::event::SourceEvent;
+use crate::rules::compile::CompiledRow;
 use crate::rules::fields::Warning;
 use crate::rules::payload::Payload;
 use serde::Serialize;
+use serde_json::Value;
 
 /// What became of an event at a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -141,25 +143,9 @@ fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str
         client: Vec::new(),
         warnings: Vec::new(),
     };
-    let mut not_applied = Vec::new();
     for row in rows {
-        if !row.enabled {
-            not_applied.push(format!("{} is switched off", row.label()));
-            continue;
-        }
-        if !row.applies(doc) {
-            not_applied.push(format!(
-                "{}: its `when` condition does not hold",
-                row.label()
-            ));
-            continue;
-        }
         let client = row.mode.includes_client() && client_allowed;
-        if !row.mode.includes_server() && !client {
-            not_applied.push(format!(
-                "{} is client-side only and consent allows server-side only",
-                row.label()
-            ));
+        if !row.enabled || !row.applies(doc) || !(row.mode.includes_server() || client) {
             continue;
         }
         if row.mode.includes_server() {
@@ -171,7 +157,30 @@ fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str
         }
     }
     if outcome.data.is_empty() && outcome.client.is_empty() {
-        return Outcome::stopped(name, Status::Skipped, not_applied.join("; "));
+        // Reasons are put into words only when nothing is sent: off the common path.
+        return Outcome::stopped(name, Status::Skipped, why_no_row_applied(rows, doc));
     }
     outcome
+}
+
+fn why_no_row_applied(
+    rows: &[crate::rules::compile::CompiledRow],
+    doc: &serde_json::Value,
+) -> String {
+    let reasons: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            if !row.enabled {
+                format!("{} is switched off", row.label())
+            } else if !row.applies(doc) {
+                format!("{}: its `when` condition does not hold", row.label())
+            } else {
+                format!(
+                    "{} is client-side only and consent allows server-side only",
+                    row.label()
+                )
+            }
+        })
+        .collect();
+    reasons.join("; ")
 }
