@@ -163,10 +163,7 @@ fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str
     outcome
 }
 
-fn why_no_row_applied(
-    rows: &[crate::rules::compile::CompiledRow],
-    doc: &serde_json::Value,
-) -> String {
+fn why_no_row_applied(rows: &[CompiledRow], doc: &Value) -> String {
     let reasons: Vec<String> = rows
         .iter()
         .map(|row| {
