@@ -122,3 +122,29 @@ pub fn sent(loaded: &Loaded, event: Value) -> Vec<Value> {
     );
     outcome.data
 }
+
+/// The example and test plugins, built for wasm32-wasip2 once per test run: the path of `name`.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let manifest = root().join("plugins/examples/Cargo.toml");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(&manifest)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "building the plugins failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
+            ))
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    root()
+        .join("plugins/examples/target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", name.replace('-', "_")))
+}

@@ -1,0 +1,31 @@
+//! Sandboxed WebAssembly transform plugins: the host side.
+//!
+//! A plugin is a WebAssembly component of the world in `plugins/wit/plugin.wit`. The host compiles
+//! it once ([`Runtime::load`]: a shared [`wasmtime::Engine`], compiled artifacts cached on disk by
+//! hash, an `InstancePre` for fast instantiation), keeps a pool of warm instances, and runs each
+//! call under limits: a time budget (epoch interruption), a memory cap (`StoreLimits`) and an
+//! output cap. A trap or an error fails the events of that call only; the instance is thrown away
+//! and a fresh one serves the next call.
+//!
+//! - [`limits`]: per-plugin limits and their defaults.
+//! - [`runtime`]: the shared engine, the epoch ticker, the compile cache.
+//! - [`plugin`]: one loaded plugin: its pool and its calls.
+//! - [`sandbox`]: the store's data: WASI with nothing granted, the log import.
+
+pub mod limits;
+pub mod plugin;
+pub mod runtime;
+pub mod sandbox;
+
+pub use limits::Limits;
+pub use plugin::{CallError, Plugin, PluginOutput};
+pub use runtime::{LoadError, Runtime};
+
+/// Bindings generated from `plugins/wit/plugin.wit`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../plugins/wit",
+        world: "transform",
+        additional_derives: [PartialEq, Eq],
+    });
+}

@@ -1,0 +1,42 @@
+//! Per-plugin limits, as written in YAML, with defaults that suit a transform on the event path.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// What one call of a plugin may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock budget of one call (a batch counts as one call), in milliseconds.
+    #[serde(default = "default_time_ms")]
+    #[schemars(range(min = 1, max = 60000))]
+    pub time_ms: u64,
+    /// Linear memory the plugin may grow to, in MiB.
+    #[serde(default = "default_memory_mib")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub memory_mib: u64,
+    /// Total size of the events one call may return, in KiB.
+    #[serde(default = "default_output_kib")]
+    #[schemars(range(min = 1, max = 1048576))]
+    pub output_kib: u64,
+}
+
+fn default_time_ms() -> u64 {
+    100
+}
+fn default_memory_mib() -> u64 {
+    64
+}
+fn default_output_kib() -> u64 {
+    4096
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            time_ms: default_time_ms(),
+            memory_mib: default_memory_mib(),
+            output_kib: default_output_kib(),
+        }
+    }
+}

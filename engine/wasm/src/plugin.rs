@@ -1,0 +1,204 @@
+//! One loaded plugin: a pool of warm instances and calls under limits.
+//!
+//! Each call takes a warm instance (or makes one: instantiate from the `InstancePre`, then `init`
+//! with the config), sets the time budget, calls, and checks the output. An instance that trapped,
+//! ran out of time or memory, or returned a malformed answer is dropped, never reused.
+
+use crate::bindings::{Outcome, Transform, TransformPre};
+use crate::limits::Limits;
+use crate::runtime::LoadError;
+use crate::sandbox::{LogLine, Sandbox};
+use std::sync::{Arc, Mutex};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
+
+/// Warm instances kept per plugin.
+const POOL_SIZE: usize = 8;
+
+/// Why a call failed. The events of the call fail with this message; the process goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("ran out of its time budget ({0} ms)")]
+    Timeout(u64),
+    #[error("tried to grow its memory beyond the limit ({0} MiB)")]
+    Memory(u64),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("returned {size} bytes of events, more than the limit ({limit_kib} KiB)")]
+    OutputTooLarge { size: usize, limit_kib: u64 },
+    #[error("returned {got} results for {sent} events")]
+    WrongCount { got: usize, sent: usize },
+    #[error("refused its config: {0}")]
+    Config(String),
+}
+
+/// What a call returned: one result per event, and the log lines written meanwhile.
+#[derive(Debug)]
+pub struct PluginOutput {
+    pub results: Vec<Result<Outcome, String>>,
+    pub logs: Vec<LogLine>,
+}
+
+struct Warm {
+    store: Store<Sandbox>,
+    bindings: Transform,
+}
+
+/// A loaded plugin.
+pub struct Plugin {
+    name: Arc<str>,
+    engine: Engine,
+    pre: TransformPre<Sandbox>,
+    config: String,
+    limits: Limits,
+    pool: Mutex<Vec<Warm>>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn start(
+        name: &str,
+        engine: Engine,
+        pre: TransformPre<Sandbox>,
+        config: &serde_json::Value,
+        limits: Limits,
+    ) -> Result<Self, LoadError> {
+        let plugin = Self {
+            name: name.into(),
+            engine,
+            pre,
+            config: config.to_string(),
+            limits,
+            pool: Mutex::new(Vec::new()),
+        };
+        let warm = plugin.instantiate().map_err(|e| match e {
+            CallError::Config(m) => LoadError::Config(m),
+            other => LoadError::Start(other.to_string()),
+        })?;
+        plugin.give_back(warm);
+        Ok(plugin)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// A fresh instance, initialised with the config.
+    fn instantiate(&self) -> Result<Warm, CallError> {
+        let memory =
+            usize::try_from(self.limits.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(memory)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.engine, Sandbox::new(limits));
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.limits.time_ms);
+        let bindings = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| self.classify(&e))?;
+        bindings
+            .call_init(&mut store, &self.config)
+            .map_err(|e| self.classify(&e))?
+            .map_err(CallError::Config)?;
+        Ok(Warm { store, bindings })
+    }
+
+    fn take(&self) -> Result<Warm, CallError> {
+        let pooled = self.pool.lock().ok().and_then(|mut p| p.pop());
+        match pooled {
+            Some(w) => Ok(w),
+            None => self.instantiate(),
+        }
+    }
+
+    fn give_back(&self, warm: Warm) {
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < POOL_SIZE
+        {
+            pool.push(warm);
+        }
+    }
+
+    /// Transforms a batch of events (JSON texts) in one call.
+    pub fn call_batch(&self, events: &[String]) -> Result<PluginOutput, CallError> {
+        self.call(events.len(), |w| {
+            w.bindings.call_transform_batch(&mut w.store, events)
+        })
+    }
+
+    /// Transforms one event (JSON text).
+    pub fn call_one(&self, event: &str) -> Result<PluginOutput, CallError> {
+        self.call(1, |w| {
+            w.bindings
+                .call_transform(&mut w.store, event)
+                .map(|r| vec![r])
+        })
+    }
+
+    fn call(
+        &self,
+        sent: usize,
+        f: impl FnOnce(&mut Warm) -> wasmtime::Result<Vec<Result<Outcome, String>>>,
+    ) -> Result<PluginOutput, CallError> {
+        let mut warm = self.take()?;
+        warm.store.set_epoch_deadline(self.limits.time_ms);
+        warm.store.data_mut().logs.clear();
+        let results = f(&mut warm).map_err(|e| self.classify(&e))?;
+        if results.len() != sent {
+            return Err(CallError::WrongCount {
+                got: results.len(),
+                sent,
+            });
+        }
+        let size: usize = results.iter().map(output_size).sum();
+        let limit = self.limits.output_kib.saturating_mul(1024);
+        if size as u64 > limit {
+            return Err(CallError::OutputTooLarge {
+                size,
+                limit_kib: self.limits.output_kib,
+            });
+        }
+        let logs = std::mem::take(&mut warm.store.data_mut().logs);
+        self.give_back(warm);
+        Ok(PluginOutput { results, logs })
+    }
+
+    /// Names what went wrong in a call that returned a wasmtime error.
+    fn classify(&self, e: &wasmtime::Error) -> CallError {
+        if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+            return CallError::Timeout(self.limits.time_ms);
+        }
+        let text = format!("{e:#}");
+        if text.contains("growing memory") {
+            return CallError::Memory(self.limits.memory_mib);
+        }
+        // The first line names the trap; the rest is a wasm backtrace.
+        let first = text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("unknown error");
+        let trap = e.downcast_ref::<Trap>().map(|t| t.to_string());
+        CallError::Trap(trap.unwrap_or_else(|| first.to_owned()))
+    }
+}
+
+fn output_size(r: &Result<Outcome, String>) -> usize {
+    match r {
+        Ok(Outcome::Unchanged) => 0,
+        Ok(Outcome::Changed(s)) | Ok(Outcome::Drop(s)) | Err(s) => s.len(),
+        Ok(Outcome::Split(list)) => list.iter().map(String::len).sum(),
+    }
+}

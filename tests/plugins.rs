@@ -1,0 +1,310 @@
+//! WebAssembly plugins through the host runtime: the examples do their job, and hostile plugins
+//! (endless loop, memory bomb, trap, oversized or malformed output, wrong result count, refused
+//! config, a component of another world) each get a clear error while the process goes on.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use switchyard_tests::*;
+use switchyard_wasm::bindings::Outcome;
+use switchyard_wasm::{CallError, Limits, LoadError, Plugin, Runtime};
+
+/// A runtime with a compile cache shared by the tests (each component compiles once per run).
+fn runtime() -> Runtime {
+    Runtime::new(Some(root().join("target/test-plugin-cache"))).expect("runtime starts")
+}
+
+fn load(rt: &Runtime, name: &str, config: Value) -> Result<Plugin, LoadError> {
+    rt.load_file(name, &plugin_wasm(name), &config, Limits::default())
+}
+
+fn hostile(rt: &Runtime, mode: &str, limits: Limits) -> Plugin {
+    rt.load_file(
+        "hostile",
+        &plugin_wasm("hostile"),
+        &json!({ "mode": mode }),
+        limits,
+    )
+    .expect("hostile plugin loads")
+}
+
+fn one(plugin: &Plugin, event: &Value) -> Result<Outcome, String> {
+    let mut out = plugin.call_one(&event.to_string()).expect("call succeeds");
+    out.results.remove(0)
+}
+
+fn changed(outcome: Result<Outcome, String>) -> Value {
+    match outcome {
+        Ok(Outcome::Changed(text)) => serde_json::from_str(&text).expect("plugin returns JSON"),
+        other => panic!("expected a changed event, got {other:?}"),
+    }
+}
+
+fn order() -> Value {
+    json!({"event_name": "Placed Order", "event_id": "o-1", "timestamp": 1_725_280_000,
+           "properties": {"currency": "USD", "total_price": 100, "total_tax": "8.50",
+                          "items": [{"product_id": "p1", "price": 45.5, "quantity": 2}, {"product_id": "KIT-1", "price": 20}]},
+           "profile_properties": {"$email": "a@example.com", "$first_name": "Ann", "$city": "Utrecht"},
+           "aliases": ["urn:email:a@example.com"]})
+}
+
+#[test]
+fn currency_converter_converts_every_amount() {
+    let rt = runtime();
+    let p = load(
+        &rt,
+        "currency-converter",
+        json!({"to": "EUR", "rates": {"USD": 0.9}}),
+    )
+    .unwrap();
+    let out = changed(one(&p, &order()));
+    assert_eq!(out["properties"]["currency"], "EUR");
+    assert_eq!(out["properties"]["total_price"], json!(90.0));
+    assert_eq!(out["properties"]["total_tax"], json!(7.65));
+    assert_eq!(out["properties"]["items"][0]["price"], json!(40.95));
+    let mut gbp = order();
+    gbp["properties"]["currency"] = json!("GBP");
+    assert_eq!(one(&p, &gbp), Err("no rate from GBP to EUR".to_owned()));
+    let mut eur = order();
+    eur["properties"]["currency"] = json!("EUR");
+    assert_eq!(one(&p, &eur), Ok(Outcome::Unchanged));
+    let refused = load(
+        &rt,
+        "currency-converter",
+        json!({"to": "EUR", "rates": {"USD": -1}}),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(refused, LoadError::Config(ref m) if m.contains("rate of USD must be a positive number")),
+        "{refused}"
+    );
+}
+
+#[test]
+fn pii_scrubber_removes_fields_and_url_parameters() {
+    let rt = runtime();
+    let p = load(&rt, "pii-scrubber", json!({})).unwrap();
+    let mut ev = order();
+    ev["properties"]["$url"] =
+        json!("https://s.example/thanks?email=a%40example.com&utm_source=tt#top");
+    let out = changed(one(&p, &ev));
+    assert_eq!(
+        out["profile_properties"],
+        json!({"$email": "a@example.com"})
+    );
+    assert_eq!(
+        out["properties"]["$url"],
+        "https://s.example/thanks?utm_source=tt#top"
+    );
+    let clean = json!({"event_name": "X", "event_id": "1", "properties": {}, "profile_properties": {}, "aliases": ["urn:a:b"]});
+    assert_eq!(one(&p, &clean), Ok(Outcome::Unchanged));
+}
+
+#[test]
+fn bundle_splitter_splits_items_and_single_products() {
+    let rt = runtime();
+    let config = json!({"bundles": {"KIT-1": [
+        {"product_id": "p2", "sku": "S2", "name": "Shirt", "share": 0.75},
+        {"product_id": "p3", "name": "Cap", "share": 0.25, "quantity": 2}]}});
+    let p = load(&rt, "bundle-splitter", config).unwrap();
+    let out = changed(one(&p, &order()));
+    let items = out["properties"]["items"].as_array().unwrap();
+    let ids: Vec<&str> = items
+        .iter()
+        .map(|i| i["product_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["p1", "p2", "p3"]);
+    assert_eq!(items[1]["price"], json!(15.0));
+    assert_eq!(items[2]["price"], json!(2.5));
+    assert_eq!(items[2]["quantity"], json!(2.0));
+    let cart = json!({"event_name": "Added To Cart", "event_id": "c-9", "properties": {"product_id": "KIT-1", "price": 20, "quantity": 1},
+                      "profile_properties": {}, "aliases": ["urn:a:b"]});
+    match one(&p, &cart) {
+        Ok(Outcome::Split(events)) => {
+            let events: Vec<Value> = events
+                .iter()
+                .map(|e| serde_json::from_str(e).unwrap())
+                .collect();
+            let ids: Vec<&str> = events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["c-9:1", "c-9:2"]);
+            assert_eq!(events[1]["properties"]["product_id"], "p3");
+        }
+        other => panic!("expected a split, got {other:?}"),
+    }
+    let bad = load(
+        &rt,
+        "bundle-splitter",
+        json!({"bundles": {"K": [{"product_id": "a", "share": 0.5}]}}),
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("shares must add up to 1"), "{bad}");
+}
+
+#[test]
+fn batch_calls_return_one_result_per_event_in_order() {
+    let rt = runtime();
+    let p = load(
+        &rt,
+        "currency-converter",
+        json!({"to": "EUR", "rates": {"USD": 2}}),
+    )
+    .unwrap();
+    let mut events = Vec::new();
+    for i in 0..50 {
+        let mut ev = order();
+        ev["properties"]["total_price"] = json!(i);
+        events.push(ev.to_string());
+    }
+    let out = p.call_batch(&events).unwrap();
+    assert_eq!(out.results.len(), 50);
+    for (i, r) in out.results.into_iter().enumerate() {
+        assert_eq!(
+            changed(r)["properties"]["total_price"],
+            json!((2 * i) as f64)
+        );
+    }
+}
+
+#[test]
+fn an_endless_loop_is_stopped_within_its_budget() {
+    let rt = runtime();
+    let p = hostile(
+        &rt,
+        "loop",
+        Limits {
+            time_ms: 50,
+            ..Limits::default()
+        },
+    );
+    let started = Instant::now();
+    let err = p.call_one("{}").unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err, CallError::Timeout(50));
+    assert!(took < Duration::from_millis(1000), "stopped after {took:?}");
+    assert_eq!(err.to_string(), "ran out of its time budget (50 ms)");
+    // The process and the plugin go on: the next call gets a fresh instance (and loops again).
+    assert_eq!(p.call_one("{}").unwrap_err(), CallError::Timeout(50));
+}
+
+#[test]
+fn a_memory_bomb_hits_its_cap() {
+    let rt = runtime();
+    let p = hostile(
+        &rt,
+        "grow",
+        Limits {
+            memory_mib: 16,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(p.call_one("{}").unwrap_err(), CallError::Memory(16));
+}
+
+#[test]
+fn a_trap_fails_that_call_only_and_a_fresh_instance_serves_the_next() {
+    let rt = runtime();
+    let p = hostile(&rt, "picky", Limits::default());
+    assert!(matches!(
+        p.call_one(r#"{"x":"boom"}"#),
+        Err(CallError::Trap(_))
+    ));
+    let ok = p.call_one(r#"{"x":"fine"}"#).unwrap();
+    assert_eq!(ok.results, vec![Ok(Outcome::Unchanged)]);
+    let trap = hostile(&rt, "trap", Limits::default());
+    let err = trap
+        .call_batch(&["{}".to_owned(), "{}".to_owned()])
+        .unwrap_err();
+    assert!(
+        matches!(err, CallError::Trap(ref m) if m.contains("unreachable")),
+        "{err}"
+    );
+}
+
+#[test]
+fn oversized_output_and_wrong_counts_are_refused() {
+    let rt = runtime();
+    let p = hostile(
+        &rt,
+        "huge",
+        Limits {
+            output_kib: 1024,
+            ..Limits::default()
+        },
+    );
+    assert_eq!(
+        p.call_one("{}").unwrap_err(),
+        CallError::OutputTooLarge {
+            size: 8 << 20,
+            limit_kib: 1024
+        }
+    );
+    let p = hostile(&rt, "wrong-count", Limits::default());
+    assert_eq!(
+        p.call_batch(&["{}".to_owned(), "{}".to_owned()])
+            .unwrap_err(),
+        CallError::WrongCount { got: 0, sent: 2 }
+    );
+}
+
+#[test]
+fn bad_plugins_are_refused_at_load_with_the_reason() {
+    let rt = runtime();
+    let refused = rt
+        .load_file(
+            "hostile",
+            &plugin_wasm("hostile"),
+            &json!({"mode": "refuse"}),
+            Limits::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(refused, LoadError::Config(ref m) if m == "this config is refused on purpose"),
+        "{refused}"
+    );
+    let other_world = wat::parse_str("(component)").unwrap();
+    let err = rt
+        .load("empty", &other_world, &json!({}), Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, LoadError::World(_)), "{err}");
+    let core_module = wat::parse_str("(module)").unwrap();
+    let err = rt
+        .load("core", &core_module, &json!({}), Limits::default())
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    let err = rt
+        .load_file(
+            "missing",
+            std::path::Path::new("/nonexistent.wasm"),
+            &json!({}),
+            Limits::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Read { .. }), "{err}");
+}
+
+#[test]
+fn compiled_plugins_are_cached_on_disk_by_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(dir.path().to_owned())).unwrap();
+    load_cached(&rt, "noop");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].extension().is_some_and(|e| e == "cwasm"));
+    let started = Instant::now();
+    let p = load_cached(&rt, "noop");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        p.call_one("{}").unwrap().results,
+        vec![Ok(Outcome::Unchanged)]
+    );
+}
+
+fn load_cached(rt: &Runtime, name: &str) -> Plugin {
+    rt.load_file(name, &plugin_wasm(name), &json!({}), Limits::default())
+        .unwrap()
+}
