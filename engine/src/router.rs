@@ -23,6 +23,8 @@ pub enum Status {
     Skipped,
     /// The event breaks the event spec.
     Invalid,
+    /// A plugin failed on the event (trap, timeout, error); it goes to the dead letters.
+    Failed,
     /// The destination is deactivated.
     Deactivated,
 }
@@ -83,9 +85,15 @@ impl Router {
 
     /// The outcome at every destination of input that is not a valid event.
     pub fn invalid(&self, reason: &str) -> Vec<Outcome<'_>> {
+        self.stopped(Status::Invalid, reason)
+    }
+
+    /// The same outcome at every destination: for events stopped before routing (invalid input,
+    /// a plugin that failed or dropped the event).
+    pub fn stopped(&self, status: Status, reason: &str) -> Vec<Outcome<'_>> {
         self.destinations
             .iter()
-            .map(|d| Outcome::stopped(&d.routing().name, Status::Invalid, reason.to_owned()))
+            .map(|d| Outcome::stopped(&d.routing().name, status, reason.to_owned()))
             .collect()
     }
 }

@@ -40,6 +40,9 @@ pub enum Command {
         /// Unix seconds to use as the time received (for reproducible output).
         #[arg(long)]
         now: Option<i64>,
+        /// Append input that is invalid or that a plugin failed on to this NDJSON file.
+        #[arg(long, value_name = "FILE")]
+        dead_letters: Option<PathBuf>,
     },
     /// Write the JSON Schemas of config and mapping files.
     Schema {
@@ -98,46 +101,20 @@ fn dispatch(
             source,
             request,
             now,
-        } => {
-            let loaded = match config::load(&config) {
-                Ok(l) => l,
-                Err(diagnostics) => {
-                    for d in &diagnostics {
-                        writeln!(err, "{d}")?;
-                    }
-                    return Ok(1);
-                }
-            };
-            let source = source.unwrap_or_else(|| loaded.default_source().to_owned());
-            if !loaded.config.sources.iter().any(|s| s.name == source) {
-                let known: Vec<&str> = loaded
-                    .config
-                    .sources
-                    .iter()
-                    .map(|s| s.name.as_str())
-                    .collect();
-                anyhow::bail!(
-                    "no source named `{source}` in {} (sources: {})",
-                    config.display(),
-                    known.join(", ")
-                );
-            }
-            let opts = commands::map::MapOptions {
+            dead_letters,
+        } => map(
+            MapArgs {
+                config,
+                path,
                 source,
-                requests: request,
-                received_at: now.unwrap_or_else(unix_now),
-            };
-            let summary = match path.filter(|p| p.as_os_str() != "-") {
-                Some(p) => {
-                    let file = std::fs::File::open(&p)
-                        .with_context(|| format!("cannot open {}", p.display()))?;
-                    commands::map::run(&loaded, &opts, &mut std::io::BufReader::new(file), out)?
-                }
-                None => commands::map::run(&loaded, &opts, input, out)?,
-            };
-            writeln!(err, "{summary}")?;
-            Ok(0)
-        }
+                request,
+                now,
+                dead_letters,
+            },
+            input,
+            out,
+            err,
+        ),
         Command::Schema { out: Some(dir), .. } => {
             for path in commands::schema::write_all(&dir)? {
                 writeln!(out, "wrote {}", path.display())?;
@@ -153,6 +130,88 @@ fn dispatch(
             Ok(0)
         }
     }
+}
+
+struct MapArgs {
+    config: PathBuf,
+    path: Option<PathBuf>,
+    source: Option<String>,
+    request: bool,
+    now: Option<i64>,
+    dead_letters: Option<PathBuf>,
+}
+
+fn map(
+    args: MapArgs,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let loaded = match config::load(&args.config) {
+        Ok(l) => l,
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                writeln!(err, "{d}")?;
+            }
+            return Ok(1);
+        }
+    };
+    let source = args
+        .source
+        .unwrap_or_else(|| loaded.default_source().to_owned());
+    if !loaded.config.sources.iter().any(|s| s.name == source) {
+        let known: Vec<&str> = loaded
+            .config
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        anyhow::bail!(
+            "no source named `{source}` in {} (sources: {})",
+            args.config.display(),
+            known.join(", ")
+        );
+    }
+    let opts = commands::map::MapOptions {
+        source,
+        requests: args.request,
+        received_at: args.now.unwrap_or_else(unix_now),
+    };
+    let mut letters = match &args.dead_letters {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let summary = {
+        let mut sinks = commands::map::Sinks {
+            out,
+            log: &mut *err,
+            dead_letters: letters.as_mut().map(|w| w as &mut dyn Write),
+        };
+        match args.path.filter(|p| p.as_os_str() != "-") {
+            Some(p) => {
+                let file = std::fs::File::open(&p)
+                    .with_context(|| format!("cannot open {}", p.display()))?;
+                commands::map::run(
+                    &loaded,
+                    &opts,
+                    &mut std::io::BufReader::new(file),
+                    &mut sinks,
+                )?
+            }
+            None => commands::map::run(&loaded, &opts, input, &mut sinks)?,
+        }
+    };
+    if let Some(w) = letters.as_mut() {
+        w.flush()?;
+    }
+    writeln!(err, "{summary}")?;
+    Ok(0)
 }
 
 fn unix_now() -> i64 {

@@ -12,6 +12,7 @@ use switchyard_engine::load::{Diagnostic, Placer, Schema, load_file};
 use switchyard_engine::router::Router;
 use switchyard_engine::rules::Pointer;
 use switchyard_tiktok::{Tiktok, TiktokConfig};
+use switchyard_wasm::{LoadError, PluginConfig, Runtime, Stage};
 
 /// A Switchyard config: where events come from and where they go.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -22,6 +23,9 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// Where events go.
     pub destinations: Vec<DestinationConfig>,
+    /// WebAssembly plugins run in order on every event before the destinations see it.
+    #[serde(default)]
+    pub transforms: Vec<PluginConfig>,
 }
 
 /// A source of events.
@@ -69,6 +73,8 @@ pub fn config_schema() -> &'static Schema {
 /// A loaded, checked config, compiled and ready to route events.
 pub struct Loaded {
     pub config: Config,
+    /// The `transforms` plugins, loaded (empty when there are none).
+    pub stage: Stage,
     pub router: Router,
     /// Findings that do not stop loading (e.g. an access token whose variable is not set).
     pub warnings: Vec<Diagnostic>,
@@ -118,15 +124,113 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             }
         }
     }
+    let stage = match load_plugins(&config.transforms, dir, &placer) {
+        Ok(stage) => stage,
+        Err(e) => {
+            errors.extend(e);
+            Stage::new(Vec::new())
+        }
+    };
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(errors);
     }
     Ok(Loaded {
         router: Router::new(destinations),
+        stage,
         config,
         warnings,
     })
+}
+
+/// Loads the `transforms` plugins: the file exists, is a component of the plugin world, its config
+/// matches the plugin's own schema (`<plugin>.schema.json` beside the `.wasm`, when it ships one) and
+/// its `init` accepts it.
+fn load_plugins(
+    plugins: &[PluginConfig],
+    dir: &Path,
+    placer: &Placer,
+) -> Result<Stage, Vec<Diagnostic>> {
+    if plugins.is_empty() {
+        return Ok(Stage::new(Vec::new()));
+    }
+    let runtime = Runtime::new(Some(Runtime::default_cache_dir())).map_err(|e| {
+        vec![placer.place(
+            "/transforms",
+            format!("cannot start the plugin runtime: {e}"),
+        )]
+    })?;
+    let mut errors = Vec::new();
+    let mut loaded = Vec::new();
+    for (i, p) in plugins.iter().enumerate() {
+        let at = format!("/transforms/{i}");
+        let path = dir.join(&p.path);
+        if !path.is_file() {
+            errors.push(placer.place(
+                &format!("{at}/path"),
+                format!("no plugin file at `{}`", path.display()),
+            ));
+            continue;
+        }
+        let schema_errors = check_plugin_config(&path, &p.config, placer, &format!("{at}/config"));
+        if !schema_errors.is_empty() {
+            errors.extend(schema_errors);
+            continue;
+        }
+        match runtime.load_file(&p.name, &path, &p.config, p.limits) {
+            Ok(plugin) => loaded.push(plugin),
+            Err(e) => {
+                let field = if matches!(e, LoadError::Config(_)) {
+                    "config"
+                } else {
+                    "path"
+                };
+                errors.push(
+                    placer.place(&format!("{at}/{field}"), format!("plugin `{}` {e}", p.name)),
+                );
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(Stage::new(loaded))
+    } else {
+        Err(errors)
+    }
+}
+
+fn check_plugin_config(
+    wasm: &Path,
+    config: &serde_json::Value,
+    placer: &Placer,
+    at: &str,
+) -> Vec<Diagnostic> {
+    let schema_path = wasm.with_extension("schema.json");
+    let Ok(text) = std::fs::read_to_string(&schema_path) else {
+        return Vec::new();
+    };
+    let schema = match serde_json::from_str::<serde_json::Value>(&text)
+        .map(|s| jsonschema::validator_for(&s))
+    {
+        Ok(Ok(v)) => v,
+        _ => {
+            return vec![placer.place(
+                at,
+                format!(
+                    "the plugin's schema `{}` is not a valid JSON Schema",
+                    schema_path.display()
+                ),
+            )];
+        }
+    };
+    schema
+        .iter_errors(config)
+        .map(|e| {
+            placer.place(
+                &format!("{at}{}", e.instance_path().as_str()),
+                format!("{} (the plugin's schema)", e.masked()),
+            )
+        })
+        .collect()
 }
 
 fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {

@@ -11,15 +11,18 @@
 //! - [`runtime`]: the shared engine, the epoch ticker, the compile cache.
 //! - [`plugin`]: one loaded plugin: its pool and its calls.
 //! - [`sandbox`]: the store's data: WASI with nothing granted, the log import.
+//! - [`stage`]: plugins declared in YAML, run in order over batches of source events.
 
 pub mod limits;
 pub mod plugin;
 pub mod runtime;
 pub mod sandbox;
+pub mod stage;
 
 pub use limits::Limits;
 pub use plugin::{CallError, Plugin, PluginOutput};
 pub use runtime::{LoadError, Runtime};
+pub use stage::{PluginConfig, Stage, Staged, Stop};
 
 /// Bindings generated from `plugins/wit/plugin.wit`.
 pub mod bindings {

@@ -6,7 +6,7 @@
 
 use crate::bindings::{Outcome, Transform, TransformPre};
 use crate::limits::Limits;
-use crate::runtime::LoadError;
+use crate::runtime::{LoadError, Ticker};
 use crate::sandbox::{LogLine, Sandbox};
 use std::sync::{Arc, Mutex};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
@@ -47,6 +47,7 @@ struct Warm {
 pub struct Plugin {
     name: Arc<str>,
     engine: Engine,
+    _ticker: Arc<Ticker>,
     pre: TransformPre<Sandbox>,
     config: String,
     limits: Limits,
@@ -66,6 +67,7 @@ impl Plugin {
     pub(crate) fn start(
         name: &str,
         engine: Engine,
+        ticker: Arc<Ticker>,
         pre: TransformPre<Sandbox>,
         config: &serde_json::Value,
         limits: Limits,
@@ -73,6 +75,7 @@ impl Plugin {
         let plugin = Self {
             name: name.into(),
             engine,
+            _ticker: ticker,
             pre,
             config: config.to_string(),
             limits,

@@ -41,7 +41,16 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<Sandbox>,
     cache_dir: Option<PathBuf>,
-    ticking: Arc<AtomicBool>,
+    ticker: Arc<Ticker>,
+}
+
+/// Keeps the epoch thread running while the runtime or any plugin it loaded is alive.
+pub(crate) struct Ticker(Arc<AtomicBool>);
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Runtime {
@@ -70,7 +79,7 @@ impl Runtime {
             engine,
             linker,
             cache_dir,
-            ticking,
+            ticker: Arc::new(Ticker(ticking)),
         })
     }
 
@@ -113,7 +122,14 @@ impl Runtime {
             .instantiate_pre(&component)
             .map_err(|e| LoadError::World(format!("{e:#}")))?;
         let pre = TransformPre::new(pre).map_err(|e| LoadError::World(format!("{e:#}")))?;
-        Plugin::start(name, self.engine.clone(), pre, config, limits)
+        Plugin::start(
+            name,
+            self.engine.clone(),
+            self.ticker.clone(),
+            pre,
+            config,
+            limits,
+        )
     }
 
     /// Compiles a component, through the disk cache when there is one.
@@ -152,11 +168,5 @@ impl Runtime {
             .hash(&mut engine_hash);
         let digest = Sha256::digest(wasm);
         format!("{}-{:016x}", hex::encode(digest), engine_hash.finish())
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        self.ticking.store(false, Ordering::Relaxed);
     }
 }

@@ -1,6 +1,7 @@
 //! `switchyard map`: the dry run. Reads NDJSON source events, routes each through every destination,
 //! and writes one JSON line per input line saying what each destination would do with it.
-//! With `--request`, writes the API requests (batched) that would be sent instead.
+//! With `--request`, writes the API requests (batched) that would be sent instead. Events go
+//! through the config's `transforms` plugins first, a chunk of lines per plugin call.
 
 use crate::config::Loaded;
 use serde::Serialize;
@@ -9,7 +10,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use switchyard_engine::event::SourceEvent;
-use switchyard_engine::router::{Outcome, Router, Status};
+use switchyard_engine::router::{Outcome, Status};
+use switchyard_wasm::{Staged, Stop};
 
 /// What `map` is asked to do.
 pub struct MapOptions {
@@ -79,86 +81,200 @@ pub fn status_name(s: Status) -> &'static str {
         Status::Filtered => "filtered",
         Status::Skipped => "skipped",
         Status::Invalid => "invalid",
+        Status::Failed => "failed",
         Status::Deactivated => "deactivated",
     }
 }
 
-/// Maps every line of `input`, writing results to `out`. Returns the summary.
+/// Lines read and handed to the plugins at once (one plugin call per chunk).
+const CHUNK: usize = 256;
+
+/// Where `map` writes.
+pub struct Sinks<'w> {
+    /// Results (or requests), one JSON line each.
+    pub out: &'w mut dyn Write,
+    /// Plugin log lines.
+    pub log: &'w mut dyn Write,
+    /// Input that failed or was invalid, to inspect and replay (`--dead-letters`).
+    pub dead_letters: Option<&'w mut dyn Write>,
+}
+
+/// Maps every line of `input`. Returns the summary.
 pub fn run(
     loaded: &Loaded,
     opts: &MapOptions,
     input: &mut dyn BufRead,
-    out: &mut dyn Write,
+    sinks: &mut Sinks<'_>,
 ) -> std::io::Result<Summary> {
-    let router = &loaded.router;
-    let mut summary = Summary::default();
-    let mut to_send: Vec<Vec<Value>> = vec![Vec::new(); router.destinations().len()];
-    let mut buf = Vec::new();
+    let mut state = State {
+        summary: Summary::default(),
+        to_send: vec![Vec::new(); loaded.router.destinations().len()],
+    };
     let mut line_no = 0;
     loop {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
+        let mut chunk: Vec<(usize, String)> = Vec::with_capacity(CHUNK);
+        let mut buf = Vec::new();
+        while chunk.len() < CHUNK {
+            buf.clear();
+            if input.read_until(b'\n', &mut buf)? == 0 {
+                break;
+            }
+            line_no += 1;
+            let text = String::from_utf8_lossy(&buf);
+            if std::str::from_utf8(&buf).is_err() {
+                chunk.push((line_no, "\u{0}not valid UTF-8".to_owned()));
+            } else if !text.trim().is_empty() {
+                chunk.push((line_no, text.trim().to_owned()));
+            }
+        }
+        if chunk.is_empty() {
             break;
         }
-        line_no += 1;
-        let text = match std::str::from_utf8(&buf) {
-            Ok(t) => t.trim(),
-            Err(_) => {
-                emit_invalid(router, line_no, "not valid UTF-8", opts, out, &mut summary)?;
+        process_chunk(loaded, opts, &chunk, sinks, &mut state)?;
+    }
+    if opts.requests {
+        for (dest, events) in loaded.router.destinations().iter().zip(&state.to_send) {
+            for request in dest.dry_run_requests(events) {
+                let line =
+                    serde_json::json!({"destination": &*dest.routing().name, "request": request});
+                serde_json::to_writer(&mut *sinks.out, &line)?;
+                sinks.out.write_all(b"\n")?;
+            }
+        }
+    }
+    sinks.out.flush()?;
+    Ok(state.summary)
+}
+
+struct State {
+    summary: Summary,
+    to_send: Vec<Vec<Value>>,
+}
+
+fn process_chunk(
+    loaded: &Loaded,
+    opts: &MapOptions,
+    chunk: &[(usize, String)],
+    sinks: &mut Sinks<'_>,
+    state: &mut State,
+) -> std::io::Result<()> {
+    let parsed: Vec<Result<SourceEvent, String>> = chunk
+        .iter()
+        .map(|(_, text)| match text.strip_prefix('\u{0}') {
+            Some(reason) => Err(reason.to_owned()),
+            None => SourceEvent::from_json(text, opts.received_at).map_err(|e| e.to_string()),
+        })
+        .collect();
+    let valid: Vec<SourceEvent> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut logs = Vec::new();
+    let mut staged = if loaded.stage.is_empty() {
+        valid
+            .into_iter()
+            .map(|e| Staged {
+                events: vec![e],
+                stop: None,
+            })
+            .collect()
+    } else {
+        loaded.stage.run(valid, opts.received_at, &mut logs)
+    }
+    .into_iter();
+    for (plugin, line) in logs {
+        writeln!(
+            sinks.log,
+            "plugin {plugin}: {:?}: {}",
+            line.level, line.message
+        )?;
+    }
+    for ((line_no, text), parsed) in chunk.iter().zip(parsed) {
+        let staged = match parsed {
+            Err(reason) => {
+                let reason = format!("line {line_no}: {reason}");
+                stopped(
+                    loaded,
+                    opts,
+                    *line_no,
+                    Status::Invalid,
+                    &reason,
+                    sinks,
+                    state,
+                )?;
+                dead_letter(sinks, *line_no, &reason, text)?;
                 continue;
             }
+            Ok(_) => staged.next().unwrap_or(Staged {
+                events: Vec::new(),
+                stop: None,
+            }),
         };
-        if text.is_empty() {
-            continue;
-        }
-        match SourceEvent::from_json(text, opts.received_at) {
-            Err(e) => emit_invalid(router, line_no, &e.to_string(), opts, out, &mut summary)?,
-            Ok(event) => {
-                let outcomes = router.route(&event, &opts.source);
-                summary.record(&outcomes);
-                if opts.requests {
-                    for (i, o) in outcomes.iter().enumerate() {
-                        to_send[i].extend(o.data.iter().map(|d| d.to_value()));
+        match staged.stop {
+            Some(Stop::Failed { plugin, message }) => {
+                let reason = format!("plugin `{plugin}` failed: {message}");
+                stopped(
+                    loaded,
+                    opts,
+                    *line_no,
+                    Status::Failed,
+                    &reason,
+                    sinks,
+                    state,
+                )?;
+                dead_letter(sinks, *line_no, &reason, text)?;
+            }
+            Some(Stop::Dropped { plugin, reason }) => {
+                let reason = format!("plugin `{plugin}` dropped it: {reason}");
+                stopped(
+                    loaded,
+                    opts,
+                    *line_no,
+                    Status::Filtered,
+                    &reason,
+                    sinks,
+                    state,
+                )?;
+            }
+            None => {
+                for event in &staged.events {
+                    let outcomes = loaded.router.route(event, &opts.source);
+                    state.summary.record(&outcomes);
+                    if opts.requests {
+                        for (i, o) in outcomes.iter().enumerate() {
+                            state.to_send[i].extend(o.data.iter().map(|d| d.to_value()));
+                        }
+                    } else {
+                        let line = Line {
+                            line: *line_no,
+                            event_id: Some(event.id()),
+                            event_name: Some(event.name()),
+                            destinations: ByName(&outcomes),
+                        };
+                        serde_json::to_writer(&mut *sinks.out, &line)?;
+                        sinks.out.write_all(b"\n")?;
                     }
-                } else {
-                    let line = Line {
-                        line: line_no,
-                        event_id: Some(event.id()),
-                        event_name: Some(event.name()),
-                        destinations: ByName(&outcomes),
-                    };
-                    serde_json::to_writer(&mut *out, &line)?;
-                    out.write_all(b"\n")?;
                 }
             }
         }
     }
-    if opts.requests {
-        for (dest, events) in router.destinations().iter().zip(&to_send) {
-            for request in dest.dry_run_requests(events) {
-                let line =
-                    serde_json::json!({"destination": &*dest.routing().name, "request": request});
-                serde_json::to_writer(&mut *out, &line)?;
-                out.write_all(b"\n")?;
-            }
-        }
-    }
-    out.flush()?;
-    Ok(summary)
+    Ok(())
 }
 
-fn emit_invalid(
-    router: &Router,
-    line_no: usize,
-    reason: &str,
+/// The same outcome at every destination for an event stopped before routing.
+fn stopped(
+    loaded: &Loaded,
     opts: &MapOptions,
-    out: &mut dyn Write,
-    summary: &mut Summary,
+    line_no: usize,
+    status: Status,
+    reason: &str,
+    sinks: &mut Sinks<'_>,
+    state: &mut State,
 ) -> std::io::Result<()> {
-    let outcomes = router.invalid(&format!("line {line_no}: {reason}"));
-    summary.record(&outcomes);
+    let outcomes = loaded.router.stopped(status, reason);
+    state.summary.record(&outcomes);
     if opts.requests {
-        // Requests mode prints requests only; the summary still counts invalid lines.
+        // Requests mode prints requests only; the summary still counts these lines.
         return Ok(());
     }
     let line = Line {
@@ -167,6 +283,20 @@ fn emit_invalid(
         event_name: None,
         destinations: ByName(&outcomes),
     };
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
+    serde_json::to_writer(&mut *sinks.out, &line)?;
+    sinks.out.write_all(b"\n")
+}
+
+fn dead_letter(
+    sinks: &mut Sinks<'_>,
+    line_no: usize,
+    reason: &str,
+    input: &str,
+) -> std::io::Result<()> {
+    let Some(w) = sinks.dead_letters.as_mut() else {
+        return Ok(());
+    };
+    let letter = serde_json::json!({"line": line_no, "reason": reason, "input": input});
+    serde_json::to_writer(&mut **w, &letter)?;
+    w.write_all(b"\n")
 }
