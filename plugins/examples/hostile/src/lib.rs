@@ -2,7 +2,7 @@
 //! survives each: `loop` (never returns), `grow` (allocates without bound), `trap` (panics),
 //! `huge` (returns a very large event), `malformed` (returns text that is not JSON), `wrong-count`
 //! (returns fewer results than events), `refuse` (refuses its config), `fail` (an error per event),
-//! `picky` (panics only on events that contain `boom`).
+//! `picky` (panics only on events that contain `boom`), `drop` (drops every event).
 
 use std::sync::OnceLock;
 use switchyard_plugin_sdk::bindings::{Guest, Outcome, export};
@@ -35,6 +35,7 @@ fn misbehave(event: &str) -> Result<Outcome, String> {
         "huge" => Ok(Outcome::Changed("x".repeat(8 << 20))),
         "malformed" => Ok(Outcome::Changed("this is {not json".into())),
         "fail" => Err(format!("cannot handle an event of {} bytes", event.len())),
+        "drop" => Ok(Outcome::Drop("not for this shop".into())),
         _ => Ok(Outcome::Unchanged),
     }
 }
