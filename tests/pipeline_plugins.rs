@@ -248,3 +248,116 @@ fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
     assert_eq!(d[0].path, "$.transforms[0].config.to", "{}", lines(&d));
     assert!(d[0].message.contains("(the plugin's schema)"));
 }
+
+fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut argv = vec!["switchyard"];
+    argv.extend_from_slice(args);
+    let code = switchyard::cli::run(argv, &mut stdin.as_bytes(), &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn plugin_test_prints_what_the_plugin_did_with_each_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bundles.yaml");
+    std::fs::write(&config, "bundles:\n  KIT-1:\n    - {product_id: a, share: 0.5}\n    - {product_id: b, share: 0.5}\n").unwrap();
+    let kit = event("Added To Cart", json!({"product_id": "KIT-1", "price": 10}));
+    let plain = event("Added To Cart", json!({"product_id": "p9", "price": 10}));
+    let input = format!("{kit}\n{plain}\n{{\"event_name\": 1}}\n");
+    let wasm = plugin_wasm("bundle-splitter");
+    let (code, out, err) = cli(
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &input,
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["status"], "split");
+    assert_eq!(lines[0]["events"].as_array().unwrap().len(), 2);
+    assert_eq!(lines[1], json!({"line": 2, "status": "unchanged"}));
+    assert_eq!(lines[2]["status"], "invalid");
+    assert!(
+        err.contains("bundle_splitter: 1 invalid, 1 split, 1 unchanged"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["plugin", "test", wasm.to_str().unwrap()], "");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refused its config: config: missing field `bundles`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = cli(
+        &[
+            "plugin",
+            "new",
+            "shop-tagger",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("created"), "{out}");
+    let crate_dir = dir.path().join("shop-tagger");
+    // Share the examples' target folder so the dependencies are not built again.
+    let target = root().join("plugins/examples/target");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "the scaffolded crate does not build");
+    let wasm = target.join("wasm32-wasip2/release/shop_tagger.wasm");
+    let input = format!("{}\n", event("Viewed Product", json!({"product_id": "p1"})));
+    let (code, out, err) = cli(&["plugin", "test", wasm.to_str().unwrap()], &input);
+    assert_eq!(code, 0, "{err}");
+    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(line["events"][0]["properties"]["source_tag"], "switchyard");
+    assert!(
+        err.contains("plugin shop_tagger: debug: tagging id-viewed-product"),
+        "{err}"
+    );
+    let (code, _, err) = cli(
+        &[
+            "plugin",
+            "new",
+            "shop-tagger",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = cli(
+        &[
+            "plugin",
+            "new",
+            "Bad Name",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a crate name"), "{err}");
+}

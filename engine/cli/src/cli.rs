@@ -44,6 +44,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         dead_letters: Option<PathBuf>,
     },
+    /// Work on WebAssembly transform plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Write the JSON Schemas of config and mapping files.
     Schema {
         /// Write `config.schema.json` and `mapping.schema.json` into this folder.
@@ -52,6 +55,38 @@ pub enum Command {
         /// Without `--out`: which schema to print.
         #[arg(long, value_enum, default_value_t = SchemaKind::Config)]
         kind: SchemaKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a plugin crate that builds as is (`cargo build --release` inside it).
+    New {
+        /// The crate's name (lower-case letters, digits, - and _).
+        name: String,
+        /// The folder to create it in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The plugin SDK to depend on (default: this source tree's `plugins/sdk`).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Run a plugin over NDJSON events and print what it did with each, as `map` does.
+    Test {
+        /// The plugin's `.wasm` file.
+        plugin: PathBuf,
+        /// The plugin's config, YAML or JSON (default `{}`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// NDJSON events (`-` or nothing for standard input).
+        #[arg(long, short)]
+        input: Option<PathBuf>,
+        /// Time budget per call, in milliseconds.
+        #[arg(long)]
+        time_ms: Option<u64>,
+        /// Memory cap, in MiB.
+        #[arg(long)]
+        memory_mib: Option<u64>,
     },
 }
 
@@ -115,6 +150,53 @@ fn dispatch(
             out,
             err,
         ),
+        Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
+            let sdk = sdk.unwrap_or_else(commands::plugin::default_sdk);
+            let root = commands::plugin::new(&name, &dir, &sdk)?;
+            writeln!(
+                out,
+                "created {}: build it with `cargo build --release` there",
+                root.display()
+            )?;
+            Ok(0)
+        }
+        Command::Plugin(PluginCommand::Test {
+            plugin,
+            config,
+            input: path,
+            time_ms,
+            memory_mib,
+        }) => {
+            let plugin_config =
+                commands::plugin::read_config(config.as_deref()).map_err(anyhow::Error::msg)?;
+            let runtime =
+                switchyard_wasm::Runtime::new(Some(switchyard_wasm::Runtime::default_cache_dir()))?;
+            let name = plugin
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let limits = commands::plugin::limits(time_ms, memory_mib);
+            let loaded = runtime
+                .load_file(&name, &plugin, &plugin_config, limits)
+                .with_context(|| format!("plugin {}", plugin.display()))?;
+            let counts = match path.filter(|p| p.as_os_str() != "-") {
+                Some(p) => {
+                    let file = std::fs::File::open(&p)
+                        .with_context(|| format!("cannot open {}", p.display()))?;
+                    commands::plugin::test(
+                        &loaded,
+                        &mut std::io::BufReader::new(file),
+                        out,
+                        err,
+                        unix_now(),
+                    )?
+                }
+                None => commands::plugin::test(&loaded, input, out, err, unix_now())?,
+            };
+            let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            writeln!(err, "{name}: {}", parts.join(", "))?;
+            Ok(0)
+        }
         Command::Schema { out: Some(dir), .. } => {
             for path in commands::schema::write_all(&dir)? {
                 writeln!(out, "wrote {}", path.display())?;

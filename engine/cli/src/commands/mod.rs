@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
 pub mod map;
+pub mod plugin;
 pub mod schema;
 pub mod validate;
