@@ -4,7 +4,9 @@
 //! ```` ```json output ```` outcome after it.
 
 use serde_json::Value;
+use switchyard::pipeline::{InputResult, stop_outcome};
 use switchyard_engine::event::SourceEvent;
+use switchyard_engine::router::Outcome;
 use switchyard_tests::*;
 
 #[derive(Debug)]
@@ -58,6 +60,32 @@ fn run_doc(name: &str) -> usize {
                     .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
                 setup = Some((l, cfg.dir));
             }
+            "yaml config" => {
+                // A whole config; plugin paths are relative to the repository root.
+                plugin_wasm("noop");
+                let text: String = b
+                    .body
+                    .lines()
+                    .map(|l| match l.split_once("path: ") {
+                        Some((indent, p)) if !p.starts_with('/') => {
+                            format!("{indent}path: {}\n", root().join(p).display())
+                        }
+                        _ => format!("{l}\n"),
+                    })
+                    .collect();
+                let cfg = write_config(&text, &[]);
+                let l = switchyard::config::load(&cfg.path)
+                    .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
+                setup = Some((l, cfg.dir));
+            }
+            "wit" => {
+                let wit = std::fs::read_to_string(root().join("plugins/wit/plugin.wit")).unwrap();
+                assert_eq!(
+                    b.body, wit,
+                    "{here}: the documented WIT differs from plugins/wit/plugin.wit"
+                );
+                checked += 1;
+            }
             "json input" => {
                 let v: Value =
                     serde_json::from_str(&b.body).unwrap_or_else(|e| panic!("{here}: {e}"));
@@ -74,8 +102,7 @@ fn run_doc(name: &str) -> usize {
                     serde_json::from_str(&b.body).unwrap_or_else(|e| panic!("{here}: {e}"));
                 let ev = SourceEvent::from_value(event, RECEIVED_AT)
                     .unwrap_or_else(|e| panic!("{here}: {e}"));
-                let outcome = loaded.router.route(&ev, "web").remove(0);
-                let actual = serde_json::to_value(&outcome).unwrap();
+                let actual = first_outcome(loaded, ev);
                 assert_eq!(actual, expected, "{here}: the documented output differs");
                 checked += 1;
             }
@@ -83,6 +110,26 @@ fn run_doc(name: &str) -> usize {
         }
     }
     checked
+}
+
+/// The outcome at the first destination of an event through the whole pipeline (plugins included).
+fn first_outcome(loaded: &switchyard::config::Loaded, ev: SourceEvent) -> Value {
+    let mut logs = Vec::new();
+    let pipeline = &loaded.pipeline;
+    let staging = pipeline.stage(vec![ev], RECEIVED_AT, &mut logs);
+    let routed = pipeline.route(&loaded.router, &staging, "web", RECEIVED_AT, &mut logs);
+    match &routed[0] {
+        InputResult::Stopped(stop) => {
+            let (status, reason) = stop_outcome(stop);
+            serde_json::to_value(Outcome::stopped("", status, reason)).unwrap()
+        }
+        InputResult::Routed(events) => serde_json::to_value(&events[0].outcomes[0]).unwrap(),
+    }
+}
+
+#[test]
+fn plugins_md_examples_hold() {
+    assert!(run_doc("plugins.md") >= 2);
 }
 
 #[test]

@@ -361,3 +361,206 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
     assert_eq!(code, 1);
     assert!(err.contains("is not a crate name"), "{err}");
 }
+
+/// Two TikTok destinations: `tiktok` with the given plugin lists (YAML, indented under it) and
+/// `plain` without plugins, to show that a destination's plugins touch that destination only.
+fn two_destinations(tiktok_plugins: &str) -> String {
+    let mut text = tiktok_config(tiktok_plugins);
+    text.push_str(
+        "  - name: plain\n    type: tiktok\n    pixel_id: CJQBODJC77UB4MRTGFRF\n\
+         \x20   access_token: \"${TIKTOK_ACCESS_TOKEN}\"\n    domain: https://shop.example.com\n\
+         \x20   sources: [web, server]\n",
+    );
+    text
+}
+
+/// A plugin list under a destination key (`transforms` or `payload_transforms`).
+fn destination_plugins(key: &str, entries: &[String]) -> String {
+    let mut text = format!("{key}:\n");
+    for e in entries {
+        text.push_str(e);
+    }
+    text
+}
+
+fn content_ids(outcome: &Value) -> Vec<&str> {
+    outcome["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|d| d["properties"]["contents"].as_array().unwrap())
+        .map(|c| c["content_id"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_destinations_transforms_change_its_events_only() {
+    let splitter = plugin_entry(
+        "bundles",
+        "bundle-splitter",
+        json!({"bundles": {"KIT-1": [{"product_id": "a", "share": 0.5}, {"product_id": "b", "share": 0.5}]}}),
+        "",
+    );
+    let mut cart = event(
+        "Added To Cart",
+        json!({"product_id": "KIT-1", "price": 10, "quantity": 1, "currency": "EUR"}),
+    );
+    cart["event_id"] = json!("cart-1");
+    let config = two_destinations(&destination_plugins("transforms", &[splitter]));
+    let m = map(&config, &[cart]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    // One output line per input event: the split happened inside the `tiktok` destination, whose
+    // outcome carries both events; `plain` got the event as it came.
+    assert_eq!(m.lines.len(), 2, "{:?}", m.lines);
+    let split = tiktok(&m.lines[0]);
+    assert_eq!(split["status"], "sent");
+    assert_eq!(content_ids(split), ["a", "b"]);
+    let event_ids: Vec<&str> = split["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(event_ids, ["cart-1:1", "cart-1:2"]);
+    assert_eq!(content_ids(&m.lines[0]["destinations"]["plain"]), ["KIT-1"]);
+}
+
+#[test]
+fn payload_transforms_work_on_the_platform_payload() {
+    let prefix = plugin_entry(
+        "catalogue",
+        "content-id-prefix",
+        json!({"prefix": "shopify_US_"}),
+        "",
+    );
+    let config = two_destinations(&destination_plugins("payload_transforms", &[prefix]));
+    let m = map(&config, &[order("o-1", "EUR"), order("o-2", "EUR")]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    for line in &m.lines[..2] {
+        assert_eq!(content_ids(tiktok(line)), ["shopify_US_KIT-1"]);
+        assert_eq!(content_ids(&line["destinations"]["plain"]), ["KIT-1"]);
+    }
+    // The requests carry the changed payloads too.
+    let cfg = write_config(&config, &[]);
+    let input = format!("{}\n", order("o-1", "EUR"));
+    let (code, out, err) = cli(
+        &[
+            "map",
+            "--config",
+            cfg.path.to_str().unwrap(),
+            "--request",
+            "-",
+        ],
+        &input,
+    );
+    assert_eq!(code, 0, "{err}");
+    let request: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(request["destination"], "tiktok");
+    assert_eq!(
+        request["request"]["body"]["data"][0]["properties"]["contents"][0]["content_id"],
+        "shopify_US_KIT-1",
+        "{request}"
+    );
+}
+
+#[test]
+fn a_failing_payload_plugin_fails_that_destination_only_and_keeps_a_dead_letter() {
+    for (mode, status, reason) in [
+        (
+            "fail",
+            "failed",
+            "plugin `h` failed: cannot handle an event of",
+        ),
+        (
+            "drop",
+            "filtered",
+            "plugin `h` dropped it: not for this shop",
+        ),
+        (
+            "malformed",
+            "failed",
+            "plugin `h` failed: returned an invalid event: not JSON",
+        ),
+    ] {
+        let h = plugin_entry("h", "hostile", json!({"mode": mode}), "");
+        let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
+        let m = map(&config, &[order("o-1", "EUR")]);
+        assert_eq!(m.code, 0, "{mode}: {}", m.stderr);
+        let at_tiktok = tiktok(&m.lines[0]);
+        assert_eq!(at_tiktok["status"], status, "{mode}");
+        let got = at_tiktok["reason"].as_str().unwrap();
+        assert!(got.starts_with(reason), "{mode}: {got}");
+        assert_eq!(m.lines[0]["destinations"]["plain"]["status"], "sent");
+        // The dead letters: the invalid last line, and (for a failure) the event at `tiktok`.
+        let at_destination: Vec<&Value> = m
+            .dead_letters
+            .iter()
+            .filter(|d| d["destination"] == "tiktok")
+            .collect();
+        if status == "failed" {
+            assert_eq!(at_destination.len(), 1, "{mode}");
+            assert_eq!(at_destination[0]["line"], 1);
+            assert!(at_destination[0]["input"].as_str().unwrap().contains("o-1"));
+        } else {
+            assert!(at_destination.is_empty(), "{mode}");
+        }
+    }
+}
+
+#[test]
+fn destination_plugin_declarations_are_checked_at_load() {
+    let text = tiktok_config(
+        "transforms:\n  - {name: a, path: missing-a.wasm}\npayload_transforms:\n  - {name: b, path: missing-b.wasm}\n",
+    );
+    let d = load_errors(&text, &[]);
+    let found: Vec<(usize, &str)> = d.iter().map(|d| (d.line, d.path.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (12, "$.destinations[0].transforms[0].path"),
+            (14, "$.destinations[0].payload_transforms[0].path")
+        ],
+        "{}",
+        lines(&d)
+    );
+}
+
+#[test]
+fn plugin_test_feeds_payloads_to_payload_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prefix.yaml");
+    std::fs::write(&config, "prefix: shopify_US_\n").unwrap();
+    let wasm = plugin_wasm("content-id-prefix");
+    let payload = json!({"event": "ViewContent", "event_id": "e1",
+        "properties": {"contents": [{"content_id": "8001"}]}});
+    let input = format!("{payload}\n[1, 2]\n");
+    let args = |payloads: bool| {
+        let mut a = vec![
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        if payloads {
+            a.push("--payloads");
+        }
+        a
+    };
+    let (code, out, err) = cli(&args(true), &input);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["status"], "changed", "{out}");
+    assert_eq!(
+        lines[0]["events"][0]["properties"]["contents"][0]["content_id"],
+        "shopify_US_8001"
+    );
+    assert_eq!(lines[1]["status"], "invalid");
+    assert!(lines[1]["reason"].as_str().unwrap().contains("JSON object"));
+    // Without --payloads the same line is not a valid source event.
+    let (_, out, _) = cli(&args(false), &input);
+    assert!(out.lines().next().unwrap().contains("\"invalid\""), "{out}");
+}

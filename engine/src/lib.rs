@@ -5,11 +5,13 @@
 //! - [`rules`]: the rule language (mappings, fields, transforms, conditions) and its compiler.
 //! - [`destination`]: what every destination shares (status, sources, filters, consent) and the
 //!   [`destination::Destination`] trait that built-in plugins implement.
+//! - [`plugin_config`]: how WebAssembly plugins are declared in YAML (file, config, limits).
 //! - [`router`]: runs one event through every destination and reports each outcome.
 
 pub mod destination;
 pub mod event;
 pub mod load;
+pub mod plugin_config;
 pub mod router;
 pub mod rules;
 pub mod secret;

@@ -49,7 +49,8 @@ pub struct Outcome<'a> {
 }
 
 impl<'a> Outcome<'a> {
-    fn stopped(destination: &'a str, status: Status, reason: String) -> Self {
+    /// An outcome that sends nothing, with the reason.
+    pub fn stopped(destination: &'a str, status: Status, reason: String) -> Self {
         Self {
             destination,
             status,
@@ -81,6 +82,17 @@ impl Router {
             .iter()
             .map(|d| route_one(d.as_ref(), event, source))
             .collect()
+    }
+
+    /// The outcome at the destination at `index` (in config order), if there is one.
+    pub fn route_at<'a>(
+        &'a self,
+        index: usize,
+        event: &'a SourceEvent,
+        source: &str,
+    ) -> Option<Outcome<'a>> {
+        let dest = self.destinations.get(index)?;
+        Some(route_one(dest.as_ref(), event, source))
     }
 
     /// The outcome at every destination of input that is not a valid event.

@@ -87,6 +87,9 @@ pub enum PluginCommand {
         /// Memory cap, in MiB.
         #[arg(long)]
         memory_mib: Option<u64>,
+        /// The input lines are platform payloads (for `payload_transforms` plugins), not events.
+        #[arg(long)]
+        payloads: bool,
     },
 }
 
@@ -166,7 +169,15 @@ fn dispatch(
             input: path,
             time_ms,
             memory_mib,
+            payloads,
         }) => {
+            let kind = if payloads {
+                commands::plugin::TestInput::Payloads
+            } else {
+                commands::plugin::TestInput::Events {
+                    received_at: unix_now(),
+                }
+            };
             let plugin_config =
                 commands::plugin::read_config(config.as_deref()).map_err(anyhow::Error::msg)?;
             let runtime =
@@ -188,10 +199,10 @@ fn dispatch(
                         &mut std::io::BufReader::new(file),
                         out,
                         err,
-                        unix_now(),
+                        kind,
                     )?
                 }
-                None => commands::plugin::test(&loaded, input, out, err, unix_now())?,
+                None => commands::plugin::test(&loaded, input, out, err, kind)?,
             };
             let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
             writeln!(err, "{name}: {}", parts.join(", "))?;

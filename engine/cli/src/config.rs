@@ -2,6 +2,7 @@
 //! type. Loading checks the JSON Schema, then what a schema cannot: unique names, known sources,
 //! mapping files and rules, and whether secrets are set.
 
+use crate::pipeline::{DestinationStages, Pipeline};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -73,8 +74,8 @@ pub fn config_schema() -> &'static Schema {
 /// A loaded, checked config, compiled and ready to route events.
 pub struct Loaded {
     pub config: Config,
-    /// The `transforms` plugins, loaded (empty when there are none).
-    pub stage: Stage,
+    /// Every plugin, loaded, where it plugs in.
+    pub pipeline: Pipeline,
     pub router: Router,
     /// Findings that do not stop loading (e.g. an access token whose variable is not set).
     pub warnings: Vec<Diagnostic>,
@@ -124,46 +125,81 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             }
         }
     }
-    let stage = match load_plugins(&config.transforms, dir, &placer) {
-        Ok(stage) => stage,
-        Err(e) => {
-            errors.extend(e);
-            Stage::new(Vec::new())
-        }
-    };
+    let pipeline = load_pipeline(&config, dir, &placer).unwrap_or_else(|e| {
+        errors.extend(e);
+        Pipeline::empty(0)
+    });
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(errors);
     }
     Ok(Loaded {
         router: Router::new(destinations),
-        stage,
+        pipeline,
         config,
         warnings,
     })
 }
 
-/// Loads the `transforms` plugins: the file exists, is a component of the plugin world, its config
-/// matches the plugin's own schema (`<plugin>.schema.json` beside the `.wasm`, when it ships one) and
-/// its `init` accepts it.
+/// Loads every plugin of the config (the config's `transforms`, each destination's `transforms`
+/// and `payload_transforms`) on one runtime.
+fn load_pipeline(
+    config: &Config,
+    dir: &Path,
+    placer: &Placer,
+) -> Result<Pipeline, Vec<Diagnostic>> {
+    let commons: Vec<_> = config.destinations.iter().map(|d| d.common()).collect();
+    let any = !config.transforms.is_empty()
+        || commons
+            .iter()
+            .any(|c| !c.transforms.is_empty() || !c.payload_transforms.is_empty());
+    if !any {
+        return Ok(Pipeline::empty(commons.len()));
+    }
+    let runtime = Runtime::new(Some(Runtime::default_cache_dir()))
+        .map_err(|e| vec![placer.place("", format!("cannot start the plugin runtime: {e}"))])?;
+    let mut errors = Vec::new();
+    let mut stage = |plugins: &[PluginConfig], at: String| {
+        load_plugins(&runtime, plugins, dir, placer, &at).unwrap_or_else(|e| {
+            errors.extend(e);
+            Stage::new(Vec::new())
+        })
+    };
+    let global = stage(&config.transforms, "/transforms".into());
+    let destinations = commons
+        .iter()
+        .enumerate()
+        .map(|(i, c)| DestinationStages {
+            before: stage(&c.transforms, format!("/destinations/{i}/transforms")),
+            after: stage(
+                &c.payload_transforms,
+                format!("/destinations/{i}/payload_transforms"),
+            ),
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Pipeline {
+        stage: global,
+        destinations,
+    })
+}
+
+/// Loads a list of plugins declared at `at`: the file exists, is a component of the plugin world,
+/// its config matches the plugin's own schema (`<plugin>.schema.json` beside the `.wasm`, when it
+/// ships one) and its `init` accepts it.
 fn load_plugins(
+    runtime: &Runtime,
     plugins: &[PluginConfig],
     dir: &Path,
     placer: &Placer,
+    list_at: &str,
 ) -> Result<Stage, Vec<Diagnostic>> {
-    if plugins.is_empty() {
-        return Ok(Stage::new(Vec::new()));
-    }
-    let runtime = Runtime::new(Some(Runtime::default_cache_dir())).map_err(|e| {
-        vec![placer.place(
-            "/transforms",
-            format!("cannot start the plugin runtime: {e}"),
-        )]
-    })?;
     let mut errors = Vec::new();
     let mut loaded = Vec::new();
     for (i, p) in plugins.iter().enumerate() {
-        let at = format!("/transforms/{i}");
+        let at = format!("{list_at}/{i}");
         let path = dir.join(&p.path);
         if !path.is_file() {
             errors.push(placer.place(

@@ -2,9 +2,11 @@
 //! together.
 //!
 //! - [`config`]: the config file type (every built-in destination type) and its loading.
-//! - [`commands`]: `validate`, `map`, `schema`.
+//! - [`pipeline`]: plugins and mapping over a chunk of events, where each plugin plugs in.
+//! - [`commands`]: `validate`, `map`, `schema`, `plugin`.
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod pipeline;

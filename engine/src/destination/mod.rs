@@ -12,6 +12,7 @@ pub use consent::{Consent, ConsentCategory, ConsentMode, ConsentVerdict};
 pub use filter::{CompiledFilter, Filter, FilterRule};
 
 use crate::event::SourceEvent;
+use crate::plugin_config::PluginConfig;
 use crate::rules::compile::{CompiledMapping, MappingCompiler};
 use crate::rules::payload::Payload;
 use crate::rules::spec::{MappingFile, Mode, Row};
@@ -59,6 +60,13 @@ pub struct DestinationCommon {
     /// Which consent category gates this destination, and how.
     #[serde(default)]
     pub consent: Consent,
+    /// WebAssembly plugins run in order on the events this destination gets, before its mapping.
+    #[serde(default)]
+    pub transforms: Vec<PluginConfig>,
+    /// WebAssembly plugins run in order on each platform payload (the API's event object), after
+    /// the mapping.
+    #[serde(default)]
+    pub payload_transforms: Vec<PluginConfig>,
 }
 
 fn default_mapping() -> String {

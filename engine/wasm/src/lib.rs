@@ -7,22 +7,21 @@
 //! output cap. A trap or an error fails the events of that call only; the instance is thrown away
 //! and a fresh one serves the next call.
 //!
-//! - [`limits`]: per-plugin limits and their defaults.
 //! - [`runtime`]: the shared engine, the epoch ticker, the compile cache.
 //! - [`plugin`]: one loaded plugin: its pool and its calls.
 //! - [`sandbox`]: the store's data: WASI with nothing granted, the log import.
-//! - [`stage`]: plugins declared in YAML, run in order over batches of source events.
+//! - [`stage`]: plugins declared in YAML (see `switchyard_engine::plugin_config`), run in order
+//!   over batches of source events or of destination payloads.
 
-pub mod limits;
 pub mod plugin;
 pub mod runtime;
 pub mod sandbox;
 pub mod stage;
 
-pub use limits::Limits;
 pub use plugin::{CallError, Plugin, PluginOutput};
 pub use runtime::{LoadError, Runtime};
-pub use stage::{PluginConfig, Stage, Staged, Stop};
+pub use stage::{Stage, Staged, Stop};
+pub use switchyard_engine::plugin_config::{Limits, PluginConfig};
 
 /// Bindings generated from `plugins/wit/plugin.wit`.
 pub mod bindings {

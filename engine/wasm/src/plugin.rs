@@ -4,8 +4,8 @@
 //! with the config), sets the time budget, calls, and checks the output. An instance that trapped,
 //! ran out of time or memory, or returned a malformed answer is dropped, never reused.
 
+use crate::Limits;
 use crate::bindings::{Outcome, Transform, TransformPre};
-use crate::limits::Limits;
 use crate::runtime::{LoadError, Ticker};
 use crate::sandbox::{LogLine, Sandbox};
 use std::sync::{Arc, Mutex};
@@ -95,6 +95,14 @@ impl Plugin {
 
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Starts one more instance (instantiate from the `InstancePre`, then `init`) and pools it:
+    /// warms a plugin before traffic.
+    pub fn warm_up(&self) -> Result<(), CallError> {
+        let warm = self.instantiate()?;
+        self.give_back(warm);
+        Ok(())
     }
 
     /// A fresh instance, initialised with the config.

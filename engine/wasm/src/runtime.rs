@@ -2,8 +2,8 @@
 //! every millisecond (the clock of the time budgets), and a disk cache of compiled components keyed
 //! by the wasm's SHA-256 and the engine's compatibility hash.
 
+use crate::Limits;
 use crate::bindings::{Transform, TransformPre};
-use crate::limits::Limits;
 use crate::plugin::Plugin;
 use crate::sandbox::Sandbox;
 use sha2::{Digest, Sha256};
@@ -13,7 +13,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Instance slots reserved up front (the pooling allocator: fast instantiation, memory reused).
+const POOL_INSTANCES: u32 = 128;
+
+/// The largest linear memory any plugin may have (its `limits.memory_mib` is checked below this).
+pub const MAX_MEMORY: usize = 1 << 30;
 
 /// How often the epoch advances: the unit of the time budget.
 pub const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -56,8 +62,17 @@ impl Drop for Ticker {
 impl Runtime {
     /// A runtime; compiled components are cached in `cache_dir` when given.
     pub fn new(cache_dir: Option<PathBuf>) -> Result<Self, LoadError> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 4)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .max_memory_size(MAX_MEMORY);
         let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| LoadError::Start(format!("{e:#}")))?;
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)

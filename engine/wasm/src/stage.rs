@@ -1,38 +1,51 @@
-//! A stage of plugins run in order over a batch of source events, before the destinations.
+//! A stage of plugins run in order over a batch: of source events (on the pipeline, or on a
+//! destination before its mapping), or of platform payloads (on a destination, after its mapping).
 //!
 //! Each plugin gets the batch in one call. What it returns is checked like input (a plugin cannot
-//! smuggle an event that breaks the spec past the router): a changed or split event that is not a
-//! valid event fails, with the plugin's name. A drop stops the event with the plugin's reason; an
+//! smuggle an event that breaks the spec past the router): a changed or split item that does not
+//! parse as its kind ([`StageItem`]) fails, with the plugin's name. A drop stops the event with the plugin's reason; an
 //! error or a failed call (trap, timeout, memory) fails the events of that call, which the caller
 //! reports and keeps (dead letters): nothing is lost silently.
 
 use crate::bindings::Outcome;
-use crate::limits::Limits;
 use crate::plugin::Plugin;
 use crate::sandbox::LogLine;
-use schemars::JsonSchema;
-use serde::Deserialize;
+use serde_json::Value;
 use switchyard_engine::event::SourceEvent;
 
-/// A plugin as declared in YAML.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PluginConfig {
-    /// A name for messages and logs.
-    #[schemars(length(min = 1))]
-    pub name: String,
-    /// The plugin's `.wasm` file (a component of `plugins/wit/plugin.wit`), relative to the config.
-    pub path: String,
-    /// The plugin's own config, handed to its `init` as JSON.
-    #[serde(default = "empty_object")]
-    pub config: serde_json::Value,
-    /// What one call may use.
-    #[serde(default)]
-    pub limits: Limits,
+/// What a stage runs over: an item goes to a plugin as JSON text and comes back as JSON text that
+/// must parse as the same kind of item.
+pub trait StageItem: Sized {
+    /// The item as the JSON text a plugin receives.
+    fn to_json(&self) -> String;
+    /// Parses what a plugin returned; `received_at` fills an event's missing timestamp.
+    fn parse(text: &str, received_at: i64) -> Result<Self, String>;
 }
 
-fn empty_object() -> serde_json::Value {
-    serde_json::Value::Object(Default::default())
+impl StageItem for SourceEvent {
+    fn to_json(&self) -> String {
+        to_json(self)
+    }
+    fn parse(text: &str, received_at: i64) -> Result<Self, String> {
+        SourceEvent::from_json(text, received_at).map_err(|e| e.to_string())
+    }
+}
+
+/// A platform payload (one event object of the platform's API), after the mapping.
+impl StageItem for Value {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+    fn parse(text: &str, _: i64) -> Result<Self, String> {
+        match serde_json::from_str(text) {
+            Ok(v @ Value::Object(_)) => Ok(v),
+            Ok(other) => Err(format!(
+                "a payload must be a JSON object, not {}",
+                switchyard_engine::event::type_name(&other)
+            )),
+            Err(e) => Err(format!("not JSON: {e}")),
+        }
+    }
 }
 
 /// Why an event did not come out of the stage.
@@ -44,11 +57,21 @@ pub enum Stop {
     Failed { plugin: String, message: String },
 }
 
-/// What became of one input event: the events it turned into (none when stopped), or the stop.
+/// What became of one input item: the items it turned into (none when stopped), or the stop.
 #[derive(Debug)]
-pub struct Staged {
-    pub events: Vec<SourceEvent>,
+pub struct Staged<T = SourceEvent> {
+    pub events: Vec<T>,
     pub stop: Option<Stop>,
+}
+
+impl<T> Staged<T> {
+    /// An item that went through no plugin.
+    pub fn kept(item: T) -> Self {
+        Self {
+            events: vec![item],
+            stop: None,
+        }
+    }
 }
 
 /// Plugins run in order.
@@ -69,24 +92,18 @@ impl Stage {
         &self.plugins
     }
 
-    /// Runs every plugin over the batch. One [`Staged`] per input event, in order; the plugins'
+    /// Runs every plugin over the batch. One [`Staged`] per input item, in order; the plugins'
     /// log lines, tagged with their names, go to `logs`.
-    pub fn run(
+    pub fn run<T: StageItem>(
         &self,
-        batch: Vec<SourceEvent>,
+        batch: Vec<T>,
         received_at: i64,
         logs: &mut Vec<(String, LogLine)>,
-    ) -> Vec<Staged> {
-        let mut staged: Vec<Staged> = batch
-            .into_iter()
-            .map(|e| Staged {
-                events: vec![e],
-                stop: None,
-            })
-            .collect();
+    ) -> Vec<Staged<T>> {
+        let mut staged: Vec<Staged<T>> = batch.into_iter().map(Staged::kept).collect();
         for plugin in &self.plugins {
             // Every live event with the index of the input it came from.
-            let live: Vec<(usize, SourceEvent)> = staged
+            let live: Vec<(usize, T)> = staged
                 .iter_mut()
                 .enumerate()
                 .flat_map(|(i, s)| {
@@ -98,7 +115,7 @@ impl Stage {
             if live.is_empty() {
                 break;
             }
-            let texts: Vec<String> = live.iter().map(|(_, e)| e.as_value().to_string()).collect();
+            let texts: Vec<String> = live.iter().map(|(_, e)| e.to_json()).collect();
             let output = plugin.call_batch(&texts);
             let name = plugin.name();
             match output {
@@ -135,16 +152,16 @@ impl Stage {
 }
 
 /// A stop discards whatever else the input had turned into: the input is reported (and kept) whole.
-fn stop(s: &mut Staged, why: Stop) {
+fn stop<T>(s: &mut Staged<T>, why: Stop) {
     s.events.clear();
     if !matches!(s.stop, Some(Stop::Failed { .. })) {
         s.stop = Some(why);
     }
 }
 
-fn apply(
-    s: &mut Staged,
-    event: SourceEvent,
+fn apply<T: StageItem>(
+    s: &mut Staged<T>,
+    event: T,
     result: Result<Outcome, String>,
     plugin: &str,
     received_at: i64,
@@ -157,8 +174,7 @@ fn apply(
         message,
     };
     let parse = |text: &str| {
-        SourceEvent::from_json(text, received_at)
-            .map_err(|e| failed(format!("returned an invalid event: {e}")))
+        T::parse(text, received_at).map_err(|e| failed(format!("returned an invalid event: {e}")))
     };
     match result {
         Err(message) => stop(s, failed(message)),
@@ -183,4 +199,9 @@ fn apply(
             },
         ),
     }
+}
+
+/// An event as JSON text for a plugin (straight to bytes: no `Display` formatting machinery).
+pub fn to_json(event: &SourceEvent) -> String {
+    serde_json::to_string(event.as_value()).unwrap_or_default()
 }

@@ -1,9 +1,11 @@
 //! `switchyard map`: the dry run. Reads NDJSON source events, routes each through every destination,
 //! and writes one JSON line per input line saying what each destination would do with it.
 //! With `--request`, writes the API requests (batched) that would be sent instead. Events go
-//! through the config's `transforms` plugins first, a chunk of lines per plugin call.
+//! through the plugins of the config (see [`crate::pipeline`]), a chunk of lines per plugin call.
 
+use crate::commands::plugin::level_name;
 use crate::config::Loaded;
+use crate::pipeline::{InputResult, RoutedEvent, stop_outcome};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::Value;
@@ -11,7 +13,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use switchyard_engine::event::SourceEvent;
 use switchyard_engine::router::{Outcome, Status};
-use switchyard_wasm::{Staged, Stop};
 
 /// What `map` is asked to do.
 pub struct MapOptions {
@@ -169,77 +170,56 @@ fn process_chunk(
         .iter()
         .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
+    let pipeline = &loaded.pipeline;
     let mut logs = Vec::new();
-    let mut staged = if loaded.stage.is_empty() {
-        valid
-            .into_iter()
-            .map(|e| Staged {
-                events: vec![e],
-                stop: None,
-            })
-            .collect()
-    } else {
-        loaded.stage.run(valid, opts.received_at, &mut logs)
-    }
-    .into_iter();
+    let staging = pipeline.stage(valid, opts.received_at, &mut logs);
+    let routed = pipeline.route(
+        &loaded.router,
+        &staging,
+        &opts.source,
+        opts.received_at,
+        &mut logs,
+    );
     for (plugin, line) in logs {
         writeln!(
             sinks.log,
-            "plugin {plugin}: {:?}: {}",
-            line.level, line.message
+            "plugin {plugin}: {}: {}",
+            level_name(line.level),
+            line.message
         )?;
     }
+    let mut routed = routed.into_iter();
     for ((line_no, text), parsed) in chunk.iter().zip(parsed) {
-        let staged = match parsed {
-            Err(reason) => {
-                let reason = format!("line {line_no}: {reason}");
-                stopped(
-                    loaded,
-                    opts,
-                    *line_no,
-                    Status::Invalid,
-                    &reason,
-                    sinks,
-                    state,
-                )?;
-                dead_letter(sinks, *line_no, &reason, text)?;
-                continue;
+        if let Err(reason) = parsed {
+            let reason = format!("line {line_no}: {reason}");
+            stopped(
+                loaded,
+                opts,
+                *line_no,
+                Status::Invalid,
+                &reason,
+                sinks,
+                state,
+            )?;
+            dead_letter(sinks, *line_no, None, &reason, text)?;
+            continue;
+        }
+        match routed.next() {
+            None => {}
+            Some(InputResult::Stopped(stop)) => {
+                let (status, reason) = stop_outcome(stop);
+                stopped(loaded, opts, *line_no, status, &reason, sinks, state)?;
+                if status == Status::Failed {
+                    dead_letter(sinks, *line_no, None, &reason, text)?;
+                }
             }
-            Ok(_) => staged.next().unwrap_or(Staged {
-                events: Vec::new(),
-                stop: None,
-            }),
-        };
-        match staged.stop {
-            Some(Stop::Failed { plugin, message }) => {
-                let reason = format!("plugin `{plugin}` failed: {message}");
-                stopped(
-                    loaded,
-                    opts,
-                    *line_no,
-                    Status::Failed,
-                    &reason,
-                    sinks,
-                    state,
-                )?;
-                dead_letter(sinks, *line_no, &reason, text)?;
-            }
-            Some(Stop::Dropped { plugin, reason }) => {
-                let reason = format!("plugin `{plugin}` dropped it: {reason}");
-                stopped(
-                    loaded,
-                    opts,
-                    *line_no,
-                    Status::Filtered,
-                    &reason,
-                    sinks,
-                    state,
-                )?;
-            }
-            None => {
-                for event in &staged.events {
-                    let outcomes = loaded.router.route(event, &opts.source);
-                    state.summary.record(&outcomes);
+            Some(InputResult::Routed(events)) => {
+                for RoutedEvent { event, outcomes } in &events {
+                    state.summary.record(outcomes);
+                    for o in outcomes.iter().filter(|o| o.status == Status::Failed) {
+                        let reason = o.reason.as_deref().unwrap_or("failed");
+                        dead_letter(sinks, *line_no, Some(o.destination), reason, text)?;
+                    }
                     if opts.requests {
                         for (i, o) in outcomes.iter().enumerate() {
                             state.to_send[i].extend(o.data.iter().map(|d| d.to_value()));
@@ -249,7 +229,7 @@ fn process_chunk(
                             line: *line_no,
                             event_id: Some(event.id()),
                             event_name: Some(event.name()),
-                            destinations: ByName(&outcomes),
+                            destinations: ByName(outcomes),
                         };
                         serde_json::to_writer(&mut *sinks.out, &line)?;
                         sinks.out.write_all(b"\n")?;
@@ -287,16 +267,21 @@ fn stopped(
     sinks.out.write_all(b"\n")
 }
 
+/// Keeps input that failed (at every destination, or at `destination` only) with the reason.
 fn dead_letter(
     sinks: &mut Sinks<'_>,
     line_no: usize,
+    destination: Option<&str>,
     reason: &str,
     input: &str,
 ) -> std::io::Result<()> {
     let Some(w) = sinks.dead_letters.as_mut() else {
         return Ok(());
     };
-    let letter = serde_json::json!({"line": line_no, "reason": reason, "input": input});
+    let mut letter = serde_json::json!({"line": line_no, "reason": reason, "input": input});
+    if let Some(d) = destination {
+        letter["destination"] = d.into();
+    }
     serde_json::to_writer(&mut **w, &letter)?;
     w.write_all(b"\n")
 }

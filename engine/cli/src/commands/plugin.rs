@@ -5,20 +5,30 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use switchyard_engine::event::SourceEvent;
 use switchyard_wasm::bindings::{Level, Outcome};
+use switchyard_wasm::stage::StageItem;
 use switchyard_wasm::{Limits, Plugin};
 
 /// Events per plugin call in `plugin test`.
 const CHUNK: usize = 256;
 
-/// Runs `plugin` over NDJSON events: one JSON line per input line with what the plugin did
-/// (`unchanged`, `changed`, `split`, `dropped`, `failed`, or `invalid` input), the events it returned,
-/// and the reason. Log lines go to `log`. Returns counts per status.
+/// What `plugin test` feeds the plugin.
+#[derive(Debug, Clone, Copy)]
+pub enum TestInput {
+    /// Source events (pipeline and destination plugins); `received_at` fills missing timestamps.
+    Events { received_at: i64 },
+    /// Platform payloads: JSON objects (payload plugins).
+    Payloads,
+}
+
+/// Runs `plugin` over NDJSON events (or payloads): one JSON line per input line with what the
+/// plugin did (`unchanged`, `changed`, `split`, `dropped`, `failed`, or `invalid` input), the events
+/// it returned, and the reason. Log lines go to `log`. Returns counts per status.
 pub fn test(
     plugin: &Plugin,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
     log: &mut dyn Write,
-    received_at: i64,
+    kind: TestInput,
 ) -> std::io::Result<std::collections::BTreeMap<&'static str, usize>> {
     let mut counts = std::collections::BTreeMap::new();
     let mut lines = input.lines().enumerate();
@@ -38,12 +48,18 @@ pub fn test(
             if text.trim().is_empty() {
                 continue;
             }
-            match SourceEvent::from_json(&text, received_at) {
-                Ok(e) => {
-                    verdicts.push((line, Ok(texts.len())));
-                    texts.push(e.as_value().to_string());
+            let parsed = match kind {
+                TestInput::Events { received_at } => {
+                    SourceEvent::parse(&text, received_at).map(|e| e.to_json())
                 }
-                Err(e) => verdicts.push((line, Err(e.to_string()))),
+                TestInput::Payloads => Value::parse(&text, 0).map(|p| p.to_json()),
+            };
+            match parsed {
+                Ok(json) => {
+                    verdicts.push((line, Ok(texts.len())));
+                    texts.push(json);
+                }
+                Err(e) => verdicts.push((line, Err(e))),
             }
         }
         let results = plugin.call_batch(&texts);

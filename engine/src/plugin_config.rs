@@ -1,7 +1,29 @@
-//! Per-plugin limits, as written in YAML, with defaults that suit a transform on the event path.
+//! How a WebAssembly plugin is declared in YAML: its file, its own config and the limits of one
+//! call. The host that runs plugins (`switchyard-wasm`) reads these; the engine only carries them.
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+/// A plugin as declared in YAML.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// A name for messages and logs.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// The plugin's `.wasm` file (a component of `plugins/wit/plugin.wit`), relative to the config.
+    pub path: String,
+    /// The plugin's own config, handed to its `init` as JSON.
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    /// What one call may use.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
 
 /// What one call of a plugin may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -13,7 +35,7 @@ pub struct Limits {
     pub time_ms: u64,
     /// Linear memory the plugin may grow to, in MiB.
     #[serde(default = "default_memory_mib")]
-    #[schemars(range(min = 1, max = 4096))]
+    #[schemars(range(min = 1, max = 1024))]
     pub memory_mib: u64,
     /// Total size of the events one call may return, in KiB.
     #[serde(default = "default_output_kib")]

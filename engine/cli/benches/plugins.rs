@@ -1,0 +1,141 @@
+//! What a plugin costs: the default TikTok mapping on the realistic mix with no plugin, with a no-op
+//! plugin called once per event, and with the same plugin called once per batch of 100; and how long
+//! a fresh instance takes (instantiate from the `InstancePre`, then `init`).
+//!
+//! Run: `cargo bench -p switchyard --bench plugins` (builds the example plugins first if needed).
+//! Figures go to BENCHMARKS.md.
+
+mod common;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use switchyard_engine::event::SourceEvent;
+use switchyard_wasm::{Limits, Runtime, Stage};
+
+const RECEIVED_AT: i64 = 1_725_278_400;
+
+fn noop_wasm() -> std::path::PathBuf {
+    let root = common::root();
+    let wasm = root.join("plugins/examples/target/wasm32-wasip2/release/noop.wasm");
+    if !wasm.is_file() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("plugins/examples/Cargo.toml"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the example plugins failed");
+    }
+    wasm
+}
+
+fn bench(c: &mut Criterion) {
+    let loaded = switchyard::config::load(&common::root().join("examples/switchyard.yaml"))
+        .expect("example config loads");
+    let lines = common::events();
+    let runtime = Runtime::new(None).expect("runtime");
+    let load = || {
+        runtime
+            .load_file(
+                "noop",
+                &noop_wasm(),
+                &serde_json::json!({}),
+                Limits::default(),
+            )
+            .expect("noop loads")
+    };
+    let single = load();
+    let stage = Stage::new(vec![load()]);
+    let mut out = Vec::with_capacity(1 << 20);
+
+    let mut group = c.benchmark_group("plugins");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("mapping_without_plugin", |b| {
+        b.iter(|| {
+            out.clear();
+            for line in &lines {
+                let event = SourceEvent::from_json(black_box(line), RECEIVED_AT).expect("valid");
+                serde_json::to_writer(&mut out, &loaded.router.route(&event, "shop-web"))
+                    .expect("serialize");
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("breakdown_events_to_json", |b| {
+        let evs: Vec<SourceEvent> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json(l, RECEIVED_AT).expect("valid"))
+            .collect();
+        b.iter(|| {
+            let t: Vec<String> = evs.iter().map(switchyard_wasm::stage::to_json).collect();
+            black_box(t)
+        })
+    });
+    group.bench_function("breakdown_noop_batch_call_alone", |b| {
+        let evs: Vec<SourceEvent> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json(l, RECEIVED_AT).expect("valid"))
+            .collect();
+        let t: Vec<String> = evs.iter().map(switchyard_wasm::stage::to_json).collect();
+        b.iter(|| black_box(stage.plugins()[0].call_batch(&t).expect("ok")))
+    });
+    group.bench_function("breakdown_stage_run_with_noop", |b| {
+        let evs: Vec<SourceEvent> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json(l, RECEIVED_AT).expect("valid"))
+            .collect();
+        let mut logs = Vec::new();
+        b.iter_batched(
+            || evs.clone(),
+            |batch| black_box(stage.run(batch, RECEIVED_AT, &mut logs)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("mapping_with_noop_plugin_single_calls", |b| {
+        b.iter(|| {
+            out.clear();
+            for line in &lines {
+                let event = SourceEvent::from_json(black_box(line), RECEIVED_AT).expect("valid");
+                let result = single
+                    .call_one(&switchyard_wasm::stage::to_json(&event))
+                    .expect("noop call");
+                black_box(&result.results);
+                serde_json::to_writer(&mut out, &loaded.router.route(&event, "shop-web"))
+                    .expect("serialize");
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("mapping_with_noop_plugin_batch_call", |b| {
+        let mut logs = Vec::new();
+        b.iter(|| {
+            out.clear();
+            let batch: Vec<SourceEvent> = lines
+                .iter()
+                .map(|l| SourceEvent::from_json(black_box(l), RECEIVED_AT).expect("valid"))
+                .collect();
+            for staged in stage.run(batch, RECEIVED_AT, &mut logs) {
+                for event in &staged.events {
+                    serde_json::to_writer(&mut out, &loaded.router.route(event, "shop-web"))
+                        .expect("serialize");
+                }
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("plugin_instance");
+    group.bench_function("instantiate_and_init_from_instance_pre", |b| {
+        b.iter(|| single.warm_up().expect("instantiates"))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
