@@ -148,3 +148,6 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
         .join("plugins/examples/target/wasm32-wasip2/release")
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
+
+pub mod mock_tiktok;
+pub mod service;

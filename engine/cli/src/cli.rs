@@ -44,6 +44,30 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         dead_letters: Option<PathBuf>,
     },
+    /// Run the service: HTTP ingestion into a durable queue, delivery to the destinations.
+    Serve {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Listen here instead of `server.listen` (e.g. `127.0.0.1:0` for any free port).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Send a file of events through the real delivery path (queue, batching, retries, dead
+    /// letters), with a progress bar and a summary.
+    Replay {
+        /// The config file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// NDJSON events (`-` for standard input).
+        input: PathBuf,
+        /// The source the events come from (default: the config's first source).
+        #[arg(long)]
+        source: Option<String>,
+    },
+    /// Inspect and re-drive the events destinations gave up on.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
     /// Work on WebAssembly transform plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -55,6 +79,23 @@ pub enum Command {
         /// Without `--out`: which schema to print.
         #[arg(long, value_enum, default_value_t = SchemaKind::Config)]
         kind: SchemaKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLetterCommand {
+    /// Print every dead letter as a JSON line (id, destination, reason, at, source, event).
+    List {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Queue the dead letters again (each to its destination only) and deliver them.
+    Retry {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this destination's dead letters.
+        #[arg(long)]
+        destination: Option<String>,
     },
 }
 
@@ -153,6 +194,55 @@ fn dispatch(
             out,
             err,
         ),
+        Command::Serve { config, listen } => {
+            let Some(loaded) = load(&config, err)? else {
+                return Ok(1);
+            };
+            runtime()?.block_on(crate::serve::run(loaded, listen))?;
+            Ok(0)
+        }
+        Command::Replay {
+            config,
+            input: path,
+            source,
+        } => {
+            let Some(loaded) = load(&config, err)? else {
+                return Ok(1);
+            };
+            let source = source.unwrap_or_else(|| loaded.default_source().to_owned());
+            let summary = if path.as_os_str() == "-" {
+                runtime()?.block_on(commands::replay::replay(loaded, &source, input, err))?
+            } else {
+                let file = std::fs::File::open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                let mut reader = std::io::BufReader::new(file);
+                runtime()?.block_on(commands::replay::replay(loaded, &source, &mut reader, err))?
+            };
+            writeln!(err, "{summary}")?;
+            Ok(0)
+        }
+        Command::DeadLetters(DeadLetterCommand::List { config }) => {
+            let Some(loaded) = load(&config, err)? else {
+                return Ok(1);
+            };
+            let n = commands::replay::list_dead_letters(&loaded, out)?;
+            writeln!(err, "{n} dead letters")?;
+            Ok(0)
+        }
+        Command::DeadLetters(DeadLetterCommand::Retry {
+            config,
+            destination,
+        }) => {
+            let Some(loaded) = load(&config, err)? else {
+                return Ok(1);
+            };
+            let (n, summary) = runtime()?.block_on(commands::replay::retry_dead_letters(
+                loaded,
+                destination.as_deref(),
+            ))?;
+            writeln!(err, "retried {n} dead letters: {summary}")?;
+            Ok(0)
+        }
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
             let sdk = sdk.unwrap_or_else(commands::plugin::default_sdk);
             let root = commands::plugin::new(&name, &dir, &sdk)?;
@@ -305,6 +395,31 @@ fn map(
     }
     writeln!(err, "{summary}")?;
     Ok(0)
+}
+
+/// Loads a config, writing its errors (or warnings) to `err`; `None` when it does not load.
+fn load(path: &std::path::Path, err: &mut dyn Write) -> anyhow::Result<Option<config::Loaded>> {
+    match config::load(path) {
+        Ok(l) => {
+            for w in &l.warnings {
+                writeln!(err, "{w}")?;
+            }
+            Ok(Some(l))
+        }
+        Err(diagnostics) => {
+            for d in &diagnostics {
+                writeln!(err, "{d}")?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn unix_now() -> i64 {

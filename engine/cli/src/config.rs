@@ -12,6 +12,7 @@ use switchyard_engine::destination::Destination;
 use switchyard_engine::load::{Diagnostic, Placer, Schema, load_file};
 use switchyard_engine::router::Router;
 use switchyard_engine::rules::Pointer;
+use switchyard_engine::secret::Secret;
 use switchyard_tiktok::{Tiktok, TiktokConfig};
 use switchyard_wasm::{LoadError, PluginConfig, Runtime, Stage};
 
@@ -27,6 +28,86 @@ pub struct Config {
     /// WebAssembly plugins run in order on every event before the destinations see it.
     #[serde(default)]
     pub transforms: Vec<PluginConfig>,
+    /// `switchyard serve`: where it listens, where it keeps its queue, its limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// Settings of `switchyard serve` (and of `replay`, which uses the same queue and delivery).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The durable queue and dead letters live here (relative to the config file).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Disk budget of the queue, in MiB of queued events; when it is used up, ingestion answers
+    /// 503 with Retry-After and loses nothing.
+    #[serde(default = "default_budget")]
+    #[schemars(range(min = 1))]
+    pub queue_budget_mib: u64,
+    /// Largest request body accepted, in KiB.
+    #[serde(default = "default_body")]
+    #[schemars(range(min = 1, max = 102400))]
+    pub max_body_kib: usize,
+    /// A repeated `event_id` from the same source within this many seconds is accepted but not
+    /// queued again (0: no de-duplication).
+    #[serde(default = "default_dedup")]
+    pub dedup_window_secs: u64,
+    /// How long delivery waits for a batch to fill before it sends what it has, in milliseconds.
+    #[serde(default = "default_linger")]
+    #[schemars(range(max = 60000))]
+    pub linger_ms: u64,
+    /// Events taken from the queue per delivery round.
+    #[serde(default = "default_round")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub round_events: usize,
+    /// On shutdown, how long to keep delivering what is queued before exiting (the rest stays
+    /// queued for the next start), in milliseconds.
+    #[serde(default = "default_drain")]
+    pub shutdown_timeout_ms: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> String {
+    "switchyard-data".into()
+}
+fn default_budget() -> u64 {
+    1024
+}
+fn default_body() -> usize {
+    1024
+}
+fn default_dedup() -> u64 {
+    600
+}
+fn default_linger() -> u64 {
+    200
+}
+fn default_round() -> usize {
+    2000
+}
+fn default_drain() -> u64 {
+    10_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            queue_budget_mib: default_budget(),
+            max_body_kib: default_body(),
+            dedup_window_secs: default_dedup(),
+            linger_ms: default_linger(),
+            round_events: default_round(),
+            shutdown_timeout_ms: default_drain(),
+        }
+    }
 }
 
 /// A source of events.
@@ -38,6 +119,10 @@ pub struct SourceConfig {
     pub name: String,
     /// How the source sends events.
     pub kind: SourceKind,
+    /// The key that authenticates this source's requests (the `X-Webhook-Token` header), as
+    /// `${ENV_VAR}`. A source without one cannot send to `serve`.
+    #[serde(default)]
+    pub write_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -73,6 +158,8 @@ pub fn config_schema() -> &'static Schema {
 
 /// A loaded, checked config, compiled and ready to route events.
 pub struct Loaded {
+    /// The folder of the config file (relative paths in it are relative to this).
+    pub dir: std::path::PathBuf,
     pub config: Config,
     /// Every plugin, loaded, where it plugs in.
     pub pipeline: Pipeline,
@@ -82,6 +169,11 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The data directory of `serve` and `replay`.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.join(&self.config.server.data_dir)
+    }
+
     /// The source events are taken to come from when none is named: the first one.
     pub fn default_source(&self) -> &str {
         self.config
@@ -134,6 +226,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         return Err(errors);
     }
     Ok(Loaded {
+        dir: dir.to_path_buf(),
         router: Router::new(destinations),
         pipeline,
         config,

@@ -6,9 +6,11 @@
 //! [`Destination`].
 
 mod consent;
+mod delivery;
 mod filter;
 
 pub use consent::{Consent, ConsentCategory, ConsentMode, ConsentVerdict};
+pub use delivery::Delivery;
 pub use filter::{CompiledFilter, Filter, FilterRule};
 
 use crate::event::SourceEvent;
@@ -67,6 +69,9 @@ pub struct DestinationCommon {
     /// the mapping.
     #[serde(default)]
     pub payload_transforms: Vec<PluginConfig>,
+    /// Rate and concurrency limits, timeout and retries of `serve` and `replay`.
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 fn default_mapping() -> String {

@@ -1,5 +1,8 @@
 //! The built-in TikTok Ads destination: its config, its default mapping (`mappings/tiktok.yaml`,
-//! embedded), and the TikTok Events API v1.3 wire format (event objects and batched request bodies).
+//! embedded), the TikTok Events API v1.3 wire format (event objects and batched request bodies), and
+//! the Events API client ([`client`]).
+
+pub mod client;
 
 use schemars::JsonSchema;
 use serde::Deserialize;

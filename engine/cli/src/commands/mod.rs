@@ -2,5 +2,6 @@
 
 pub mod map;
 pub mod plugin;
+pub mod replay;
 pub mod schema;
 pub mod validate;

@@ -1,0 +1,223 @@
+//! The HTTP API: `POST /v1/events` (ingestion), `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//!
+//! Ingestion authenticates the source by its write key (`X-Webhook-Token`), takes JSON only (one
+//! event or an array), validates every event with a precise reason, skips ids already queued within
+//! the de-duplication window, and answers **202 only once the accepted events are durably queued**.
+//! A full queue answers 503 with `Retry-After` and keeps nothing of the request; an unstored event
+//! is never acknowledged.
+
+use super::dedup::Dedup;
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use switchyard_engine::event::SourceEvent;
+use switchyard_queue::{EventQueue, QueueError, Record};
+use tokio::sync::Notify;
+
+/// Seconds a client is asked to wait when the queue is full.
+const RETRY_AFTER_FULL: &str = "5";
+
+/// What the handlers share.
+pub struct App {
+    pub queue: Arc<dyn EventQueue>,
+    pub metrics: Arc<Metrics>,
+    /// Write key → source name.
+    pub keys: HashMap<String, String>,
+    pub dedup: Mutex<Dedup>,
+    /// Woken when events are queued (delivery waits on it).
+    pub wake: Arc<Notify>,
+    /// False once shutdown has begun.
+    pub ready: AtomicBool,
+}
+
+pub fn router(app: Arc<App>, max_body: usize) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let (count, bytes) = app.queue.depth();
+    app.metrics.queue_depth.set(count as i64);
+    app.metrics.queue_bytes.set(bytes as i64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// One event the request could not queue, and why.
+fn refusal(index: usize, event: &Value, reason: String) -> Value {
+    let mut r = json!({"index": index, "reason": reason});
+    if let Some(id) = event
+        .get("event_id")
+        .or_else(|| event.get("eventID"))
+        .or_else(|| event.get("eventId"))
+        .and_then(Value::as_str)
+    {
+        r["event_id"] = id.into();
+    }
+    r
+}
+
+async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !app.ready.load(Ordering::Relaxed) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let Some(source) = headers
+        .get("x-webhook-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|key| app.keys.get(key))
+        .cloned()
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown X-Webhook-Token (a source's write key)",
+        );
+    };
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().starts_with("application/json"));
+    if !json_type {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON, with Content-Type: application/json",
+        );
+    }
+    let parsed: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    let items = match parsed {
+        Value::Array(items) => items,
+        one @ Value::Object(_) => vec![one],
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body must be an event (an object) or an array of events",
+            );
+        }
+    };
+    let received_at = unix_now();
+    let mut refused = Vec::new();
+    let mut duplicates = 0u64;
+    let mut accepted: Vec<(String, Record)> = Vec::with_capacity(items.len());
+    {
+        let mut dedup = app.dedup.lock().unwrap_or_else(|p| p.into_inner());
+        let mut in_request = std::collections::HashSet::new();
+        for (index, item) in items.into_iter().enumerate() {
+            match SourceEvent::from_value(item.clone(), received_at) {
+                Err(e) => refused.push(refusal(index, &item, e.to_string())),
+                Ok(event) => {
+                    let id = event.id().to_owned();
+                    if dedup.contains(&source, &id) || !in_request.insert(id.clone()) {
+                        duplicates += 1;
+                        continue;
+                    }
+                    let text = serde_json::to_string(event.as_value()).unwrap_or_default();
+                    accepted.push((
+                        id,
+                        Record {
+                            source: source.clone(),
+                            received_at,
+                            queued_at_ms: unix_ms(),
+                            event: text,
+                            only: None,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    let count = |result: &str, n: u64| {
+        app.metrics
+            .received
+            .with_label_values(&[source.as_str(), result])
+            .inc_by(n)
+    };
+    count("rejected", refused.len() as u64);
+    count("duplicate", duplicates);
+    let queued = accepted.len();
+    if queued > 0 {
+        let (ids, records): (Vec<String>, Vec<Record>) = accepted.into_iter().unzip();
+        match app.queue.append(records).await {
+            Ok(_) => {
+                count("queued", queued as u64);
+                app.dedup
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(&source, ids.iter().map(String::as_str));
+                app.wake.notify_one();
+            }
+            Err(e @ QueueError::Full { .. }) => {
+                count("refused_full", queued as u64);
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{e}: nothing of this request was kept; retry later"),
+                );
+                if let Ok(v) = RETRY_AFTER_FULL.parse() {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+            Err(e) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{e}: nothing of this request was kept; retry later"),
+                );
+            }
+        }
+    }
+    let status = if queued == 0 && duplicates == 0 && !refused.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    (
+        status,
+        axum::Json(json!({"accepted": queued, "duplicates": duplicates, "rejected": refused})),
+    )
+        .into_response()
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+fn unix_now() -> i64 {
+    unix_ms() / 1000
+}

@@ -1,0 +1,142 @@
+//! `switchyard serve`: the running service. Ingestion over HTTP into the durable queue, delivery
+//! from the queue to the destinations, metrics; a graceful shutdown on SIGTERM or Ctrl-C.
+//!
+//! - [`ingest`]: the HTTP API.
+//! - [`dedup`]: `event_id` de-duplication per source within a window.
+//!
+//! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
+//! flight, then delivery finishes its rounds and delivers what is queued for up to
+//! `server.shutdown_timeout_ms`; whatever is left stays in the queue for the next start.
+
+pub mod dedup;
+pub mod ingest;
+
+use crate::config::Loaded;
+use crate::delivery::{Deliverer, DeliveryError};
+use crate::metrics::Metrics;
+use ingest::App;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use switchyard_queue::{DiskQueue, EventQueue, QueueError};
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the queue in {dir}: {source}")]
+    Queue { dir: String, source: QueueError },
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Server(std::io::Error),
+}
+
+/// Opens the queue of a config's data directory.
+pub fn open_queue(loaded: &Loaded) -> Result<DiskQueue, ServeError> {
+    let dir = loaded.data_dir();
+    let budget = loaded
+        .config
+        .server
+        .queue_budget_mib
+        .saturating_mul(1 << 20);
+    DiskQueue::open(&dir, budget).map_err(|source| ServeError::Queue {
+        dir: dir.display().to_string(),
+        source,
+    })
+}
+
+/// Runs the service until SIGTERM or Ctrl-C. `listen` overrides `server.listen`. The address
+/// actually bound (useful with port 0) is announced on standard error as `listening on ADDR`.
+pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeError> {
+    let loaded = Arc::new(loaded);
+    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(Notify::new());
+    let deliverer = Arc::new(Deliverer::new(
+        loaded.clone(),
+        queue.clone(),
+        metrics.clone(),
+        wake.clone(),
+    )?);
+    let keys = loaded
+        .config
+        .sources
+        .iter()
+        .filter_map(|s| {
+            let key = s.write_key.as_ref()?.expose()?;
+            Some((key.to_owned(), s.name.clone()))
+        })
+        .collect();
+    let server = &loaded.config.server;
+    let app = Arc::new(App {
+        queue: queue.clone(),
+        metrics,
+        keys,
+        dedup: std::sync::Mutex::new(dedup::Dedup::new(Duration::from_secs(
+            server.dedup_window_secs,
+        ))),
+        wake,
+        ready: AtomicBool::new(true),
+    });
+    let addr = listen.unwrap_or_else(|| server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    if let Ok(bound) = listener.local_addr() {
+        eprintln!("switchyard: listening on {bound}");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let delivery = tokio::spawn(deliverer.run(stop_rx));
+    let router = ingest::router(app.clone(), server.max_body_kib.saturating_mul(1024));
+    let signal_app = app.clone();
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("switchyard: shutting down: finishing requests, then delivery");
+            signal_app.ready.store(false, Ordering::Relaxed);
+        })
+        .await
+        .map_err(ServeError::Server)?;
+    let _ = stop_tx.send(true);
+    let drain = Duration::from_millis(server.shutdown_timeout_ms);
+    match tokio::time::timeout(drain, delivery).await {
+        Ok(_) => eprintln!("switchyard: delivery finished"),
+        Err(_) => eprintln!(
+            "switchyard: delivery did not finish within {} ms; the rest stays queued",
+            server.shutdown_timeout_ms
+        ),
+    }
+    let (left, _) = queue.depth();
+    eprintln!("switchyard: stopped; {left} events queued");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

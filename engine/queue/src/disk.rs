@@ -1,0 +1,395 @@
+//! The embedded queue: one redb file, `queue.redb`, in the data directory.
+//!
+//! Tables: `events` (id → [`Record`]) and `dead_letters` (id → [`DeadLetter`]); ids grow and are
+//! never reused. Every write goes through one writer thread, which takes everything waiting and
+//! commits it in one transaction with `Durability::Immediate` (group commit): a write is
+//! acknowledged only once it is on disk, and many concurrent requests share one `fsync`.
+//! The disk budget counts the bytes of the records kept (not the file's size, which redb reuses
+//! but does not shrink).
+
+use crate::record::{decode, encode};
+use crate::{Commit, DeadLetter, EventQueue, QueueError, Record};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use tokio::sync::oneshot;
+
+const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
+
+/// Operations waiting for the writer, each with where its answer goes.
+enum Op {
+    Append(Vec<Vec<u8>>, oneshot::Sender<Result<Vec<u64>, QueueError>>),
+    Ack(Vec<u64>, oneshot::Sender<Result<(), QueueError>>),
+    Dead(Vec<Vec<u8>>, oneshot::Sender<Result<(), QueueError>>),
+    RemoveDead(Vec<u64>, oneshot::Sender<Result<(), QueueError>>),
+}
+
+/// Most operations the writer puts in one transaction.
+const MAX_GROUP: usize = 4096;
+
+/// The embedded, durable queue.
+pub struct DiskQueue {
+    db: Arc<Database>,
+    /// `None` only while dropping.
+    writer: Option<mpsc::Sender<Op>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    stats: Arc<Stats>,
+    budget: u64,
+}
+
+#[derive(Default)]
+struct Stats {
+    /// Bytes of records kept, plus bytes reserved by appends not yet committed.
+    bytes: AtomicU64,
+    count: AtomicU64,
+}
+
+fn store<E: std::fmt::Display>(e: E) -> QueueError {
+    QueueError::Store(e.to_string())
+}
+
+impl DiskQueue {
+    /// Opens (or creates) the queue in `dir`, with a disk budget of `budget` bytes of records.
+    pub fn open(dir: &Path, budget: u64) -> Result<Self, QueueError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| QueueError::Store(format!("cannot create {}: {e}", dir.display())))?;
+        let db = Database::create(dir.join("queue.redb")).map_err(store)?;
+        let stats = Arc::new(Stats::default());
+        let mut next = [1u64, 1u64];
+        {
+            let txn = db.begin_write().map_err(store)?;
+            {
+                let events = txn.open_table(EVENTS).map_err(store)?;
+                let dead = txn.open_table(DEAD).map_err(store)?;
+                let mut bytes = 0u64;
+                for entry in events.iter().map_err(store)? {
+                    let (_, v) = entry.map_err(store)?;
+                    bytes += v.value().len() as u64;
+                }
+                stats.bytes.store(bytes, Ordering::Relaxed);
+                stats
+                    .count
+                    .store(events.len().map_err(store)?, Ordering::Relaxed);
+                for (slot, table) in next.iter_mut().zip([&events, &dead]) {
+                    if let Some((k, _)) = table.last().map_err(store)? {
+                        *slot = k.value() + 1;
+                    }
+                }
+            }
+            txn.commit().map_err(store)?;
+        }
+        let db = Arc::new(db);
+        let (writer, ops) = mpsc::channel();
+        let thread_db = db.clone();
+        let thread_stats = stats.clone();
+        let thread = std::thread::Builder::new()
+            .name("switchyard-queue-writer".into())
+            .spawn(move || write_loop(&thread_db, &thread_stats, ops, next))
+            .map_err(|e| QueueError::Store(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            db,
+            writer: Some(writer),
+            thread: Some(thread),
+            stats,
+            budget,
+        })
+    }
+
+    /// Reserves `size` bytes of the budget, or says it is full.
+    fn reserve(&self, size: u64) -> Result<(), QueueError> {
+        let mut used = self.stats.bytes.load(Ordering::Relaxed);
+        loop {
+            if used + size > self.budget {
+                return Err(QueueError::Full {
+                    used,
+                    budget: self.budget,
+                });
+            }
+            match self.stats.bytes.compare_exchange_weak(
+                used,
+                used + size,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(now) => used = now,
+            }
+        }
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, QueueError>>) -> Op,
+    ) -> Commit<T> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.writer.as_ref().map(|w| w.send(make(tx)));
+        Box::pin(async move {
+            match sent {
+                Some(Ok(())) => {}
+                _ => return Err(QueueError::Closed),
+            }
+            rx.await.unwrap_or(Err(QueueError::Closed))
+        })
+    }
+
+    fn read_table<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        table: TableDefinition<u64, &[u8]>,
+        after: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<(u64, T)>, QueueError> {
+        let txn = self.db.begin_read().map_err(store)?;
+        let table = txn.open_table(table).map_err(store)?;
+        let from = after.map_or(0, |a| a.saturating_add(1));
+        let mut out = Vec::new();
+        for entry in table.range(from..).map_err(store)?.take(max) {
+            let (k, v) = entry.map_err(store)?;
+            out.push((k.value(), decode(v.value()).map_err(QueueError::Store)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Closing finishes what the writer has taken, then releases the database file.
+impl Drop for DiskQueue {
+    fn drop(&mut self) {
+        self.writer.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl EventQueue for DiskQueue {
+    fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
+        let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect();
+        let size: u64 = encoded.iter().map(|e| e.len() as u64).sum();
+        if let Err(e) = self.reserve(size) {
+            return Box::pin(async move { Err(e) });
+        }
+        self.submit(|tx| Op::Append(encoded, tx))
+    }
+
+    fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
+        self.read_table(EVENTS, after, max)
+    }
+
+    fn ack(&self, ids: Vec<u64>) -> Commit<()> {
+        self.submit(|tx| Op::Ack(ids, tx))
+    }
+
+    fn depth(&self) -> (u64, u64) {
+        (
+            self.stats.count.load(Ordering::Relaxed),
+            self.stats.bytes.load(Ordering::Relaxed),
+        )
+    }
+
+    fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
+        let encoded = letters.iter().map(encode).collect();
+        self.submit(|tx| Op::Dead(encoded, tx))
+    }
+
+    fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+        self.read_table(DEAD, None, usize::MAX)
+    }
+
+    fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {
+        self.submit(|tx| Op::RemoveDead(ids, tx))
+    }
+}
+
+/// The writer: takes every waiting operation, applies them in one transaction, commits durably,
+/// then answers each. `next` holds the next id of the events and of the dead letters.
+fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [u64; 2]) {
+    while let Ok(first) = ops.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match ops.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        let before = next;
+        let result = apply(db, &group, &mut next);
+        let (added, removed_bytes, removed) = match &result {
+            Ok(delta) => *delta,
+            Err(_) => {
+                next = before;
+                (0, 0, 0)
+            }
+        };
+        let failed_appends: u64 = if result.is_err() {
+            group
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Append(records, _) => {
+                        Some(records.iter().map(|r| r.len() as u64).sum::<u64>())
+                    }
+                    _ => None,
+                })
+                .sum()
+        } else {
+            0
+        };
+        stats
+            .bytes
+            .fetch_sub(removed_bytes + failed_appends, Ordering::AcqRel);
+        stats.count.fetch_add(added, Ordering::AcqRel);
+        stats.count.fetch_sub(removed, Ordering::AcqRel);
+        answer(group, result.map(|_| ()), before);
+    }
+}
+
+/// Applies a group in one transaction. Returns (records added, bytes removed, records removed).
+fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, u64), String> {
+    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| e.to_string())?;
+    let (mut added, mut removed_bytes, mut removed) = (0, 0, 0);
+    {
+        let mut events = txn.open_table(EVENTS).map_err(|e| e.to_string())?;
+        let mut dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+        for op in group {
+            match op {
+                Op::Append(records, _) => {
+                    for r in records {
+                        events
+                            .insert(next[0], r.as_slice())
+                            .map_err(|e| e.to_string())?;
+                        next[0] += 1;
+                        added += 1;
+                    }
+                }
+                Op::Ack(ids, _) => {
+                    for id in ids {
+                        if let Some(v) = events.remove(id).map_err(|e| e.to_string())? {
+                            removed_bytes += v.value().len() as u64;
+                            removed += 1;
+                        }
+                    }
+                }
+                Op::Dead(letters, _) => {
+                    for l in letters {
+                        dead.insert(next[1], l.as_slice())
+                            .map_err(|e| e.to_string())?;
+                        next[1] += 1;
+                    }
+                }
+                Op::RemoveDead(ids, _) => {
+                    for id in ids {
+                        dead.remove(id).map_err(|e| e.to_string())?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit().map_err(|e| e.to_string())?;
+    Ok((added, removed_bytes, removed))
+}
+
+/// Answers every operation of a group: appends get their ids (handed out in group order from
+/// `first`), everything else its result.
+fn answer(group: Vec<Op>, result: Result<(), String>, first: [u64; 2]) {
+    let mut next_event = first[0];
+    for op in group {
+        let err = |e: &String| QueueError::Store(e.clone());
+        match op {
+            Op::Append(records, tx) => {
+                let ids = (next_event..next_event + records.len() as u64).collect();
+                next_event += records.len() as u64;
+                let _ = tx.send(result.as_ref().map(|_| ids).map_err(err));
+            }
+            Op::Ack(_, tx) | Op::Dead(_, tx) | Op::RemoveDead(_, tx) => {
+                let _ = tx.send(result.clone().map_err(|e| err(&e)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: usize) -> Record {
+        Record {
+            source: "web".into(),
+            received_at: 1,
+            queued_at_ms: 1000,
+            event: format!("{{\"event_id\": \"e{i}\"}}"),
+            only: None,
+        }
+    }
+
+    fn block_on<T>(f: Commit<T>) -> Result<T, QueueError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn records_survive_a_reopen_until_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+            let ids = block_on(q.append((0..5).map(record).collect())).unwrap();
+            assert_eq!(ids, [1, 2, 3, 4, 5]);
+            block_on(q.ack(vec![1, 2])).unwrap();
+            assert_eq!(q.depth().0, 3);
+        }
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        let kept: Vec<u64> = q
+            .read(None, 10)
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(kept, [3, 4, 5]);
+        assert_eq!(q.read(Some(3), 1).unwrap()[0].1, record(3));
+        // Ids are never reused.
+        assert_eq!(block_on(q.append(vec![record(9)])).unwrap(), [6]);
+        assert_eq!(q.depth().0, 4);
+    }
+
+    #[test]
+    fn a_full_budget_refuses_the_whole_append_and_frees_on_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = encode(&record(0)).len() as u64;
+        let q = DiskQueue::open(dir.path(), size * 3).unwrap();
+        block_on(q.append(vec![record(0), record(1)])).unwrap();
+        let refused = block_on(q.append(vec![record(2), record(3)]));
+        assert!(
+            matches!(refused, Err(QueueError::Full { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(q.depth().0, 2, "nothing of a refused append is kept");
+        block_on(q.ack(vec![1])).unwrap();
+        block_on(q.append(vec![record(2), record(3)])).unwrap();
+        assert_eq!(q.depth(), (3, size * 3));
+    }
+
+    #[test]
+    fn dead_letters_are_kept_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        let letter = DeadLetter {
+            destination: "tiktok".into(),
+            reason: "bad token".into(),
+            at: 5,
+            record: record(1),
+        };
+        block_on(q.dead_letter(vec![letter.clone(), letter.clone()])).unwrap();
+        let listed = q.dead_letters().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].1, letter);
+        block_on(q.remove_dead_letters(vec![listed[0].0])).unwrap();
+        drop(q);
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(q.dead_letters().unwrap().len(), 1);
+    }
+}

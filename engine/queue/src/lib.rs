@@ -1,0 +1,60 @@
+//! Switchyard's durable queue: events are stored here before ingestion acknowledges them, and stay
+//! until every destination has delivered them (or dead-lettered them). Delivery is at-least-once:
+//! after a crash, whatever was not acknowledged is read again.
+//!
+//! - [`EventQueue`]: the trait a backend implements (the embedded one here; a distributed one such
+//!   as NATS JetStream can replace it).
+//! - [`DiskQueue`]: the embedded backend, a [redb](https://docs.rs/redb) database in the data
+//!   directory (ACID, crash-safe, checksummed pages), written by one thread that commits everything
+//!   waiting in one transaction (group commit): one `fsync` for many requests.
+//! - [`DeadLetter`]: events a destination gave up on, with the reason, kept in the same database to
+//!   list and re-drive.
+
+mod disk;
+mod record;
+
+pub use disk::DiskQueue;
+pub use record::{DeadLetter, Record};
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why the queue refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The disk budget is used up: try again later (ingestion answers 503 with Retry-After).
+    #[error("the queue is full ({used} of {budget} bytes used)")]
+    Full { used: u64, budget: u64 },
+    #[error("the queue's store failed: {0}")]
+    Store(String),
+    #[error("the queue is closed")]
+    Closed,
+}
+
+/// A wait for a durable write: resolves once the write is on disk (or has failed).
+pub type Commit<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send>>;
+
+/// A durable, ordered queue of event records.
+pub trait EventQueue: Send + Sync {
+    /// Appends records; the returned future resolves with their ids once they are durable.
+    /// Refuses the whole call with [`QueueError::Full`] when it would exceed the disk budget.
+    fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>>;
+
+    /// Up to `max` records with ids above `after` (from the start when `None`), in id order.
+    fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError>;
+
+    /// Removes delivered records; resolves once that is durable.
+    fn ack(&self, ids: Vec<u64>) -> Commit<()>;
+
+    /// Records kept, and their bytes (the measure of the disk budget).
+    fn depth(&self) -> (u64, u64);
+
+    /// Stores dead letters durably.
+    fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()>;
+
+    /// Every dead letter with its id, oldest first.
+    fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError>;
+
+    /// Removes dead letters (after a retry has queued them again).
+    fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()>;
+}

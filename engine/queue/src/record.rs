@@ -1,0 +1,38 @@
+//! What the queue stores: an accepted event with where it came from, and a dead letter.
+
+use serde::{Deserialize, Serialize};
+
+/// One accepted source event, as queued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The source it came from.
+    pub source: String,
+    /// When it was received, unix seconds (its timestamp when it carries none).
+    pub received_at: i64,
+    /// When it was queued, unix milliseconds (delivery latency is measured from here).
+    #[serde(default)]
+    pub queued_at_ms: i64,
+    /// The event, as JSON text.
+    pub event: String,
+    /// Deliver to this destination only (a dead letter re-driven); every destination when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+}
+
+/// An event a destination could not deliver, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub destination: String,
+    pub reason: String,
+    /// Unix seconds when it was given up on.
+    pub at: i64,
+    pub record: Record,
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("a stored record does not decode: {e}"))
+}

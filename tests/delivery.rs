@@ -1,0 +1,426 @@
+//! `switchyard serve` end to end, as a child process against the mock TikTok Events API on
+//! loopback: ingestion answers, exactly-once delivery in the happy path, retries under faults,
+//! dead letters for permanent errors, a `kill -9` mid-stream, a full disk budget, a graceful
+//! shutdown; and `replay` / `dead-letters` through the same path.
+
+use serde_json::{Value, json};
+use std::time::Duration;
+use switchyard_tests::mock_tiktok::{Fault, MockTiktok};
+use switchyard_tests::service::*;
+
+struct Setup {
+    mock: MockTiktok,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+fn setup(server: &str, delivery: &str) -> Setup {
+    let mock = MockTiktok::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("switchyard.yaml");
+    let text = serve_config(&mock.endpoint, &dir.path().join("data"), server, delivery);
+    std::fs::write(&config, text).unwrap();
+    Setup { mock, dir, config }
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn distinct(ids: &[String]) -> usize {
+    let mut d = ids.to_vec();
+    d.dedup();
+    d.len()
+}
+
+#[test]
+fn every_event_is_delivered_exactly_once_in_the_happy_path() {
+    let s = setup("", "");
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    for chunk in 0..4 {
+        let events = cart_events("happy", chunk * 50..(chunk + 1) * 50);
+        let a = post_events(&url, &json!(events)).unwrap();
+        assert_eq!(a.status, 202, "{}", a.body);
+        assert_eq!(a.body["accepted"], 50);
+    }
+    assert_eq!(s.mock.wait_for_distinct(200, WAIT), 200);
+    std::thread::sleep(Duration::from_millis(300));
+    let ids = s.mock.event_ids();
+    assert_eq!(ids.len(), 200, "no duplicates without faults");
+    // Batches up to batch_size (100), with the destination's body shape.
+    let bodies = s.mock.bodies();
+    assert!(
+        bodies
+            .iter()
+            .all(|b| b["data"].as_array().unwrap().len() <= 100)
+    );
+    assert_eq!(bodies[0]["event_source_id"], "CJQBODJC77UB4MRTGFRF");
+    assert_eq!(s.mock.events()[0]["event"], "AddToCart");
+    let metrics = http("GET", &service.url("/metrics"), &[], None).unwrap();
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains(
+            "switchyard_destination_events_total{destination=\"tiktok\",status=\"delivered\"} 200"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("switchyard_delivery_latency_seconds_count{destination=\"tiktok\"} 200"));
+    assert_eq!(
+        http("GET", &service.url("/healthz"), &[], None)
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        http("GET", &service.url("/readyz"), &[], None)
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[test]
+fn ingestion_authenticates_validates_and_says_what_it_refused() {
+    let s = setup(", max_body_kib: 4", "");
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let one = cart_events("in", 0..1).remove(0);
+    let body = serde_json::to_vec(&one).unwrap();
+    let no_key = http(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        Some(body.clone()),
+    );
+    assert_eq!(no_key.unwrap().status, 401);
+    let bad_key = http(
+        "POST",
+        &url,
+        &[
+            ("x-webhook-token", "nope"),
+            ("content-type", "application/json"),
+        ],
+        Some(body.clone()),
+    );
+    assert_eq!(bad_key.unwrap().status, 401);
+    let not_json = http(
+        "POST",
+        &url,
+        &[
+            ("x-webhook-token", WRITE_KEY),
+            ("content-type", "text/plain"),
+        ],
+        Some(body),
+    );
+    assert_eq!(not_json.unwrap().status, 415);
+    let too_big = post_events(&url, &json!(cart_events("big", 0..40))).unwrap();
+    assert_eq!(too_big.status, 413);
+
+    // A single event (not an array) is accepted.
+    let a = post_events(&url, &one).unwrap();
+    assert_eq!((a.status, a.body["accepted"].clone()), (202, json!(1)));
+    // Partial failure: which events were refused, and why; a repeat is a duplicate.
+    let mut broken = cart_events("in", 1..2).remove(0);
+    broken.as_object_mut().unwrap().remove("aliases");
+    let a = post_events(&url, &json!([one, broken, cart_events("in", 2..3)[0]])).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["accepted"], 1);
+    assert_eq!(a.body["duplicates"], 1);
+    assert_eq!(
+        a.body["rejected"],
+        json!([{"index": 1, "event_id": "in-1", "reason": "`aliases` is missing"}])
+    );
+    let all_bad = post_events(&url, &json!([{"event_name": "x"}])).unwrap();
+    assert_eq!(all_bad.status, 400, "{}", all_bad.body);
+    assert_eq!(s.mock.wait_for_distinct(2, WAIT), 2);
+}
+
+#[test]
+fn retryable_faults_are_retried_until_delivered() {
+    let s = setup("", "");
+    s.mock.fail_next([
+        Fault::Status(429, Some(1)),
+        Fault::Status(500, None),
+        Fault::Code(40100, "Too many requests"),
+        Fault::Reset,
+        Fault::Status(503, None),
+    ]);
+    let service = Service::start(&s.config, None);
+    let a = post_events(
+        &service.url("/v1/events"),
+        &json!(cart_events("retry", 0..30)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202);
+    assert_eq!(s.mock.wait_for_distinct(30, WAIT), 30);
+    assert!(s.mock.requests() >= 6, "five faults, then success");
+    let text = http("GET", &service.url("/metrics"), &[], None)
+        .unwrap()
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        text.contains("switchyard_requests_total{destination=\"tiktok\",result=\"retryable\"} 5"),
+        "{text}"
+    );
+}
+
+#[test]
+fn timeouts_are_retried() {
+    let s = setup("", ", timeout_ms: 300");
+    s.mock
+        .fail_next([Fault::Delay(Duration::from_millis(1500))]);
+    let service = Service::start(&s.config, None);
+    let a = post_events(
+        &service.url("/v1/events"),
+        &json!(cart_events("slow", 0..5)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202);
+    assert_eq!(s.mock.wait_for_distinct(5, WAIT), 5);
+    drop(service);
+}
+
+#[test]
+fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
+    let s = setup("", "");
+    s.mock
+        .fail_next([Fault::Code(40002, "Invalid parameter: event_time")]);
+    let service = Service::start(&s.config, None);
+    let a = post_events(
+        &service.url("/v1/events"),
+        &json!(cart_events("perm", 0..3)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202);
+    // Wait until the round is settled, then stop the service: `dead-letters` works on the data
+    // directory of a stopped service (the queue file is locked while one runs).
+    let failed = "switchyard_destination_events_total{destination=\"tiktok\",status=\"failed\"} 3";
+    let mut settled = false;
+    for _ in 0..400 {
+        let m = http("GET", &service.url("/metrics"), &[], None).unwrap();
+        if m.body.as_str().unwrap_or_default().contains(failed) {
+            settled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(settled, "three events failed for good");
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    let (code, listed, err) = cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        s.config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let letters: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 3, "{listed}\n{log}");
+    assert_eq!(letters[0]["destination"], "tiktok");
+    assert_eq!(
+        letters[0]["reason"],
+        "refused: HTTP 200, code 40002: Invalid parameter: event_time"
+    );
+    assert_eq!(letters[0]["event"]["event_id"], "perm-0");
+    assert!(s.mock.event_ids().is_empty());
+    assert!(
+        !log.contains(TOKEN) && !listed.contains(TOKEN),
+        "the token never shows"
+    );
+
+    let (code, _, err) = cli(&[
+        "dead-letters",
+        "retry",
+        "--config",
+        s.config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("retried 3 dead letters"), "{err}");
+    assert!(err.contains("tiktok: 3 delivered"), "{err}");
+    assert_eq!(s.mock.event_ids(), ["perm-0", "perm-1", "perm-2"]);
+    let (_, listed, _) = cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        s.config.to_str().unwrap(),
+    ]);
+    assert!(listed.is_empty(), "{listed}");
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    // The CLI reads the token from the environment, as the child process does.
+    // SAFETY: tests in this file only set these two variables, always to the same values.
+    unsafe {
+        std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
+        std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut argv = vec!["switchyard"];
+    argv.extend_from_slice(args);
+    let code = switchyard::cli::run(argv, &mut "".as_bytes(), &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_kill_9_mid_stream_loses_nothing() {
+    const N: usize = 3000;
+    // Slow delivery (10 requests/s of 100 events) so that events are queued when the kill comes.
+    let s = setup("", ", max_requests_per_second: 10");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut service = Some(Service::start(&s.config, Some(&listen)));
+    let url = format!("http://{listen}/v1/events");
+    let mut restarted = false;
+    let mut acknowledged = 0;
+    for start in (0..N).step_by(100) {
+        let events = json!(cart_events("crash", start..start + 100));
+        loop {
+            match post_events(&url, &events) {
+                Ok(a) if a.status == 202 => break,
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        acknowledged += 100;
+        if acknowledged == N / 2 && !restarted {
+            // Crash with half the stream acknowledged, most of it not yet delivered.
+            let delivered_before = distinct(&s.mock.event_ids());
+            assert!(
+                delivered_before < acknowledged,
+                "the kill must find events queued"
+            );
+            service.take().unwrap().kill9();
+            service = Some(Service::start(&s.config, Some(&listen)));
+            restarted = true;
+        }
+    }
+    // Speed up: the restarted service still runs at 10 requests/s; 3000 events need ~3 s.
+    assert_eq!(s.mock.wait_for_distinct(N, Duration::from_secs(60)), N);
+    let ids = s.mock.event_ids();
+    for id in &ids {
+        assert!(id.starts_with("crash-"), "only the stream's ids: {id}");
+    }
+    drop(service);
+}
+
+#[test]
+fn a_full_disk_budget_answers_503_and_loses_nothing() {
+    // 1 MiB of queue; the mock refuses everything at first, so nothing drains.
+    // Retries outlast the refusals: nothing may end in the dead letters here.
+    let s = setup(", queue_budget_mib: 1", ", max_attempts: 100");
+    s.mock.fail_always(Some(Fault::Status(503, None)));
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for start in (0..20_000).step_by(200) {
+        let events = cart_events("full", start..start + 200);
+        let a = post_events(&url, &json!(events)).unwrap();
+        if a.status == 503 {
+            assert_eq!(a.retry_after.as_deref(), Some("5"));
+            assert!(
+                a.body["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("the queue is full")
+            );
+            refused = Some(events);
+            break;
+        }
+        assert_eq!(a.status, 202);
+        accepted.extend(events);
+    }
+    let refused = refused.expect("the budget filled up");
+    assert!(!accepted.is_empty());
+    // Let it drain, then the refused request goes through.
+    s.mock.fail_always(None);
+    let mut retried = false;
+    for _ in 0..600 {
+        if post_events(&url, &json!(refused)).unwrap().status == 202 {
+            retried = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        retried,
+        "the refused request is accepted once the queue drains"
+    );
+    let total = accepted.len() + refused.len();
+    assert_eq!(
+        s.mock.wait_for_distinct(total, Duration::from_secs(60)),
+        total
+    );
+}
+
+#[test]
+fn a_graceful_shutdown_flushes_what_is_queued() {
+    // A long linger: without the shutdown flush, these events would wait 60 s.
+    let s = setup(", linger_ms: 60000", "");
+    let service = Service::start(&s.config, None);
+    let a = post_events(
+        &service.url("/v1/events"),
+        &json!(cart_events("bye", 0..10)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(s.mock.event_ids().is_empty(), "still lingering");
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    assert!(log.contains("delivery finished"), "{log}");
+    assert!(log.contains("stopped; 0 events queued"), "{log}");
+    assert_eq!(s.mock.event_ids().len(), 10);
+}
+
+#[test]
+fn replay_sends_a_file_through_the_delivery_path() {
+    let s = setup("", "");
+    let mut lines: Vec<String> = cart_events("replay", 0..250)
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    lines.push("{\"event_name\": \"broken\"}".into());
+    let file = s.dir.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    // One test-events code: TikTok shows these in its Test Events tool.
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "batch_size: 100",
+        "batch_size: 100\n    test_event_code: TEST123",
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let (code, _, err) = cli(&[
+        "replay",
+        "--config",
+        s.config.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("line 251: `event_id` is missing"), "{err}");
+    assert!(
+        err.contains("250 events queued, 1 invalid lines; tiktok: 250 delivered"),
+        "{err}"
+    );
+    assert_eq!(distinct(&s.mock.event_ids()), 250);
+    assert!(
+        s.mock
+            .bodies()
+            .iter()
+            .all(|b| b["test_event_code"] == "TEST123")
+    );
+}

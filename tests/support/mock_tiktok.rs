@@ -1,0 +1,222 @@
+//! A mock TikTok Events API on loopback, for tests and the end-to-end benchmark. It checks what the
+//! real API checks that matters here (the `Access-Token` header, the body's shape), records every
+//! event it accepts, and injects faults on demand, one per request, in order.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the mock does with one request instead of accepting it.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this HTTP status (and `Retry-After` seconds, if given), recording nothing.
+    Status(u16, Option<u64>),
+    /// Answer HTTP 200 with this TikTok error code and message, recording nothing.
+    Code(i64, &'static str),
+    /// Wait this long, then accept (a client with a shorter timeout gives up first: the events
+    /// are recorded anyway, as a real server may have processed them).
+    Delay(Duration),
+    /// Close the connection without an answer.
+    Reset,
+}
+
+#[derive(Default)]
+struct Inner {
+    token: String,
+    faults: VecDeque<Fault>,
+    /// A fault applied to every request while set (after the queued ones).
+    always: Option<Fault>,
+    events: Vec<Value>,
+    bodies: Vec<Value>,
+    requests: usize,
+}
+
+/// A running mock; it stops when dropped.
+pub struct MockTiktok {
+    pub endpoint: String,
+    inner: Arc<Mutex<Inner>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl MockTiktok {
+    /// Starts the mock on a free loopback port; requests must carry `token`.
+    pub fn start(token: &str) -> Self {
+        let inner = Arc::new(Mutex::new(Inner {
+            token: token.to_owned(),
+            ..Inner::default()
+        }));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let state = inner.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("mock runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("mock binds");
+                addr_tx
+                    .send(listener.local_addr().expect("mock address"))
+                    .expect("mock reports its address");
+                let app = Router::new()
+                    .route("/open_api/v1.3/event/track/", post(track))
+                    .with_state(state);
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+            });
+        });
+        let addr = addr_rx.recv().expect("mock started");
+        Self {
+            endpoint: format!("http://{addr}/open_api/v1.3/event/track/"),
+            inner,
+            _shutdown: tx,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues faults for the next requests, in order.
+    pub fn fail_next(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.lock().faults.extend(faults);
+    }
+
+    /// Applies `fault` to every request from now on (`None`: accept again).
+    pub fn fail_always(&self, fault: Option<Fault>) {
+        self.lock().always = fault;
+    }
+
+    /// Every event accepted so far (duplicates included), in arrival order.
+    pub fn events(&self) -> Vec<Value> {
+        self.lock().events.clone()
+    }
+
+    /// Every accepted request body.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.lock().bodies.clone()
+    }
+
+    /// Requests received, faulty ones included.
+    pub fn requests(&self) -> usize {
+        self.lock().requests
+    }
+
+    /// The `event_id`s accepted, sorted, duplicates included.
+    pub fn event_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .events()
+            .iter()
+            .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Waits until `n` distinct event ids arrived (or `timeout` passed); returns how many did.
+    pub fn wait_for_distinct(&self, n: usize, timeout: Duration) -> usize {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            let mut ids = self.event_ids();
+            ids.dedup();
+            if ids.len() >= n || std::time::Instant::now() > until {
+                return ids.len();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn answer(code: i64, message: &str) -> Response {
+    axum::Json(json!({"code": code, "message": message, "request_id": "mock", "data": {}}))
+        .into_response()
+}
+
+/// The body's shape as the Events API wants it, or what is wrong.
+fn check_body(body: &Value) -> Result<&Vec<Value>, String> {
+    if body["event_source"] != "web" {
+        return Err("event_source must be \"web\"".into());
+    }
+    let pixel = body["event_source_id"].as_str().unwrap_or_default();
+    if pixel.len() != 20 {
+        return Err("event_source_id must be a pixel code".into());
+    }
+    let data = body["data"].as_array().ok_or("data must be an array")?;
+    if data.is_empty() || data.len() > 1000 {
+        return Err(format!(
+            "data must hold 1 to 1000 events, not {}",
+            data.len()
+        ));
+    }
+    for e in data {
+        if !e["event"].is_string() || !e["event_id"].is_string() || !e["event_time"].is_i64() {
+            return Err(format!("an event lacks event, event_id or event_time: {e}"));
+        }
+    }
+    Ok(data)
+}
+
+async fn track(
+    State(state): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fault = {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        s.requests += 1;
+        s.faults.pop_front().or_else(|| s.always.clone())
+    };
+    match fault {
+        Some(Fault::Status(status, retry_after)) => {
+            let mut r = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected fault",
+            )
+                .into_response();
+            if let Some(s) = retry_after
+                && let Ok(v) = s.to_string().parse()
+            {
+                r.headers_mut().insert("retry-after", v);
+            }
+            return r;
+        }
+        Some(Fault::Code(code, message)) => return answer(code, message),
+        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
+        Some(Fault::Reset) => {
+            // Dropping the connection: the task serving it ends without an answer.
+            panic!("mock: connection reset on purpose");
+        }
+        None => {}
+    }
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+    let token = headers.get("access-token").and_then(|v| v.to_str().ok());
+    if token != Some(s.token.as_str()) {
+        return answer(40001, "Invalid access token");
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return answer(40002, &format!("body is not JSON: {e}")),
+    };
+    match check_body(&body) {
+        Ok(data) => {
+            let data = data.clone();
+            s.events.extend(data);
+            s.bodies.push(body);
+            answer(0, "OK")
+        }
+        Err(why) => answer(40002, &why),
+    }
+}

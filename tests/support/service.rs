@@ -1,0 +1,217 @@
+//! `switchyard serve` as a child process, for delivery tests: its config in a temporary folder,
+//! its address, an HTTP client for it, and ways to stop it (SIGTERM, or SIGKILL as a crash).
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The access token the tests' destinations send (the mock checks it).
+pub const TOKEN: &str = "test-token-0123456789";
+/// The write key of the tests' `server` source.
+pub const WRITE_KEY: &str = "write-key-abc";
+
+/// The `switchyard` binary, built once per test run.
+pub fn switchyard_bin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "switchyard", "--bin", "switchyard"])
+                .current_dir(crate::root())
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building switchyard failed");
+            // Tests run from target/<profile>/deps/; the binary is in target/<profile>/.
+            let exe = std::env::current_exe().expect("test binary path");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>");
+            profile_dir.join("switchyard")
+        })
+        .clone()
+}
+
+/// A config for `serve`: sources `server` (webhook, write key from $SY_WRITE_KEY) and a TikTok
+/// destination pointed at `endpoint` (token from $SY_TIKTOK_TOKEN); `server` and `delivery` are
+/// YAML flow maps of extra settings.
+pub fn serve_config(endpoint: &str, data_dir: &Path, server: &str, delivery: &str) -> String {
+    format!(
+        "sources:\n  - {{name: server, kind: webhook, write_key: \"${{SY_WRITE_KEY}}\"}}\n\
+         destinations:\n  - name: tiktok\n    type: tiktok\n    pixel_id: CJQBODJC77UB4MRTGFRF\n\
+         \x20   access_token: \"${{SY_TIKTOK_TOKEN}}\"\n    domain: https://shop.example.com\n\
+         \x20   sources: [server]\n    endpoint: {endpoint}\n    batch_size: 100\n\
+         \x20   delivery: {{initial_backoff_ms: 20, max_backoff_ms: 200, max_requests_per_second: 1000{delivery}}}\n\
+         server: {{listen: \"127.0.0.1:0\", data_dir: \"{}\", linger_ms: 20{server}}}\n",
+        data_dir.display()
+    )
+}
+
+/// Environment a child needs for the tests' configs.
+pub fn serve_env(cmd: &mut Command) -> &mut Command {
+    cmd.env("SY_WRITE_KEY", WRITE_KEY)
+        .env("SY_TIKTOK_TOKEN", TOKEN)
+}
+
+/// A running `switchyard serve`.
+pub struct Service {
+    child: Child,
+    pub addr: String,
+    /// Everything it wrote to standard error so far.
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Service {
+    /// Starts `serve` on `config` (listening where the config says, or on `listen`).
+    pub fn start(config: &Path, listen: Option<&str>) -> Self {
+        let mut cmd = Command::new(switchyard_bin());
+        cmd.args(["serve", "--config"]).arg(config);
+        if let Some(l) = listen {
+            cmd.args(["--listen", l]);
+        }
+        let mut child = serve_env(&mut cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let pipe = child.stderr.take().expect("stderr piped");
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("switchyard: listening on ") {
+                    let _ = addr_tx.send(addr.to_owned());
+                }
+                let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "serve did not start: {}",
+                    stderr.lock().unwrap_or_else(|p| p.into_inner())
+                );
+            }
+        };
+        Self {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Kills it at once (SIGKILL): a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks it to stop (SIGTERM) and waits; returns whether it exited cleanly, and its stderr.
+    pub fn terminate(mut self) -> (bool, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        std::thread::sleep(Duration::from_millis(50));
+        let log = self
+            .stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (ok, log)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer: status, `Retry-After` header, body (JSON when it is).
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub body: Value,
+}
+
+/// Sends a request with a short-lived runtime (tests are synchronous).
+pub fn http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Answer, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        switchyard_tiktok::client::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let mut req = match method {
+            "GET" => client.get(url),
+            _ => client.post(url),
+        };
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let r = req.send().await.map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = r.text().await.map_err(|e| e.to_string())?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Answer {
+            status,
+            retry_after,
+            body,
+        })
+    })
+}
+
+/// Posts events (a JSON array) as the tests' `server` source.
+pub fn post_events(service_url: &str, events: &Value) -> Result<Answer, String> {
+    http(
+        "POST",
+        service_url,
+        &[
+            ("x-webhook-token", WRITE_KEY),
+            ("content-type", "application/json"),
+        ],
+        Some(serde_json::to_vec(events).unwrap_or_default()),
+    )
+}
+
+/// `n` valid `Added To Cart` events with ids `{prefix}-{i}`.
+pub fn cart_events(prefix: &str, range: std::ops::Range<usize>) -> Vec<Value> {
+    range
+        .map(|i| {
+            let mut e = crate::event(
+                "Added To Cart",
+                serde_json::json!({"product_id": format!("p{i}"), "price": 10, "quantity": 1, "currency": "EUR"}),
+            );
+            e["event_id"] = format!("{prefix}-{i}").into();
+            e
+        })
+        .collect()
+}
