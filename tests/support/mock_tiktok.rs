@@ -34,6 +34,10 @@ struct Inner {
     /// A fault applied to every request while set (after the queued ones).
     always: Option<Fault>,
     events: Vec<Value>,
+    /// When each accepted event arrived, with its id.
+    arrivals: Vec<(String, std::time::Instant)>,
+    /// Keep whole bodies and events (off for the benchmark, which needs only arrivals).
+    keep: bool,
     bodies: Vec<Value>,
     requests: usize,
 }
@@ -50,6 +54,7 @@ impl MockTiktok {
     pub fn start(token: &str) -> Self {
         let inner = Arc::new(Mutex::new(Inner {
             token: token.to_owned(),
+            keep: true,
             ..Inner::default()
         }));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -98,6 +103,24 @@ impl MockTiktok {
     /// Applies `fault` to every request from now on (`None`: accept again).
     pub fn fail_always(&self, fault: Option<Fault>) {
         self.lock().always = fault;
+    }
+
+    /// Keeps only arrival times from now on (what the benchmark needs), not events and bodies.
+    pub fn arrivals_only(&self) {
+        self.lock().keep = false;
+    }
+
+    /// Every accepted event's id with when it arrived, in arrival order.
+    pub fn arrivals(&self) -> Vec<(String, std::time::Instant)> {
+        self.lock().arrivals.clone()
+    }
+
+    /// Distinct event ids that arrived.
+    pub fn distinct_arrivals(&self) -> usize {
+        let s = self.lock();
+        let ids: std::collections::HashSet<&str> =
+            s.arrivals.iter().map(|(id, _)| id.as_str()).collect();
+        ids.len()
     }
 
     /// Every event accepted so far (duplicates included), in arrival order.
@@ -212,9 +235,17 @@ async fn track(
     };
     match check_body(&body) {
         Ok(data) => {
-            let data = data.clone();
-            s.events.extend(data);
-            s.bodies.push(body);
+            let now = std::time::Instant::now();
+            let ids: Vec<(String, std::time::Instant)> = data
+                .iter()
+                .filter_map(|e| Some((e["event_id"].as_str()?.to_owned(), now)))
+                .collect();
+            s.arrivals.extend(ids);
+            if s.keep {
+                let data = data.clone();
+                s.events.extend(data);
+                s.bodies.push(body);
+            }
             answer(0, "OK")
         }
         Err(why) => answer(40002, &why),

@@ -18,8 +18,12 @@ pub fn switchyard_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            let mut args = vec!["build", "-q", "-p", "switchyard", "--bin", "switchyard"];
+            if !cfg!(debug_assertions) {
+                args.push("--release"); // under `cargo bench`
+            }
             let status = Command::new(env!("CARGO"))
-                .args(["build", "-q", "-p", "switchyard", "--bin", "switchyard"])
+                .args(&args)
                 .current_dir(crate::root())
                 .status()
                 .expect("cargo runs");

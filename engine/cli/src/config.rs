@@ -192,6 +192,21 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let mut errors = check_names(&config, &placer);
     let mut warnings = Vec::new();
     let dir = path.parent().unwrap_or(Path::new("."));
+    for (i, source) in config.sources.iter().enumerate() {
+        if let Some(key) = source.write_key.as_ref().filter(|k| !k.is_set()) {
+            warnings.push(
+                placer
+                    .place(
+                        &format!("/sources/{i}/write_key"),
+                        format!(
+                            "the environment variable {} is not set: `serve` refuses this source's requests",
+                            key.var()
+                        ),
+                    )
+                    .warning(),
+            );
+        }
+    }
     let mut destinations: Vec<Box<dyn Destination>> = Vec::new();
     for (i, dest) in config.destinations.iter().enumerate() {
         let at = Pointer::root().key("destinations").index(i);

@@ -1,4 +1,6 @@
-//! What the queue stores: an accepted event with where it came from, and a dead letter.
+//! What the queue stores: an accepted event with where it came from, and a dead letter. Stored
+//! with postcard (compact binary serde): the event's JSON text is kept as raw bytes, not escaped
+//! into another JSON document.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,12 +12,10 @@ pub struct Record {
     /// When it was received, unix seconds (its timestamp when it carries none).
     pub received_at: i64,
     /// When it was queued, unix milliseconds (delivery latency is measured from here).
-    #[serde(default)]
     pub queued_at_ms: i64,
     /// The event, as JSON text.
     pub event: String,
     /// Deliver to this destination only (a dead letter re-driven); every destination when `None`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<String>,
 }
 
@@ -30,9 +30,9 @@ pub struct DeadLetter {
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    serde_json::to_vec(value).unwrap_or_default()
+    postcard::to_stdvec(value).unwrap_or_default()
 }
 
 pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(bytes).map_err(|e| format!("a stored record does not decode: {e}"))
+    postcard::from_bytes(bytes).map_err(|e| format!("a stored record does not decode: {e}"))
 }

@@ -213,6 +213,12 @@ pub trait Destination: Send + Sync {
     /// Bodies never hold secrets: those travel in headers.
     fn request_bodies(&self, events: &[Value]) -> Vec<Value>;
 
+    /// [`Destination::request_bodies`], owning the events (delivery has no further use for them,
+    /// so a destination can move them into the bodies instead of copying).
+    fn request_bodies_owned(&self, events: Vec<Value>) -> Vec<Value> {
+        self.request_bodies(&events)
+    }
+
     /// The requests a dry run shows for `events`: method, URL, headers with every secret replaced by
     /// the name of the variable it comes from, and body.
     fn dry_run_requests(&self, events: &[Value]) -> Vec<Value>;

@@ -164,20 +164,25 @@ impl Destination for Tiktok {
     }
 
     fn request_bodies(&self, events: &[Value]) -> Vec<Value> {
-        events
-            .chunks(self.config.batch_size.clamp(1, MAX_BATCH))
-            .map(|batch| {
-                let mut body = json!({
-                    "event_source": "web",
-                    "event_source_id": self.config.pixel_id,
-                });
-                if let Some(code) = &self.config.test_event_code {
-                    body["test_event_code"] = Value::String(code.clone());
-                }
-                body["data"] = Value::Array(batch.to_vec());
-                body
-            })
-            .collect()
+        self.request_bodies_owned(events.to_vec())
+    }
+
+    fn request_bodies_owned(&self, events: Vec<Value>) -> Vec<Value> {
+        let size = self.config.batch_size.clamp(1, MAX_BATCH);
+        let mut events = events.into_iter().peekable();
+        let mut bodies = Vec::new();
+        while events.peek().is_some() {
+            let mut body = json!({
+                "event_source": "web",
+                "event_source_id": self.config.pixel_id,
+            });
+            if let Some(code) = &self.config.test_event_code {
+                body["test_event_code"] = Value::String(code.clone());
+            }
+            body["data"] = Value::Array(events.by_ref().take(size).collect());
+            bodies.push(body);
+        }
+        bodies
     }
 
     fn dry_run_requests(&self, events: &[Value]) -> Vec<Value> {

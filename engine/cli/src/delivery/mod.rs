@@ -193,10 +193,11 @@ impl Deliverer {
             let batch = match &self.loaded.config.destinations[d] {
                 DestinationConfig::Tiktok(cfg) => cfg.batch_size.max(1),
             };
-            for chunk in payloads.chunks(batch) {
-                let values: Vec<Value> = chunk.iter().map(|(_, v)| v.clone()).collect();
-                let members: Vec<usize> = chunk.iter().map(|(i, _)| *i).collect();
-                for body in dest.request_bodies(&values) {
+            let mut payloads = payloads.into_iter().peekable();
+            while payloads.peek().is_some() {
+                let (members, values): (Vec<usize>, Vec<Value>) =
+                    payloads.by_ref().take(batch).unzip();
+                for body in dest.request_bodies_owned(values) {
                     let sender = sender.clone();
                     let name = name.clone();
                     let members = members.clone();

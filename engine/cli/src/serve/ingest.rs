@@ -71,15 +71,18 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
+/// The `event_id` of a (maybe invalid) event, in any accepted spelling, to name it in a refusal.
+fn claimed_id(event: &Value) -> Option<String> {
+    ["event_id", "eventID", "eventId"]
+        .iter()
+        .find_map(|k| event.get(*k)?.as_str())
+        .map(str::to_owned)
+}
+
 /// One event the request could not queue, and why.
-fn refusal(index: usize, event: &Value, reason: String) -> Value {
+fn refusal(index: usize, id: Option<String>, reason: String) -> Value {
     let mut r = json!({"index": index, "reason": reason});
-    if let Some(id) = event
-        .get("event_id")
-        .or_else(|| event.get("eventID"))
-        .or_else(|| event.get("eventId"))
-        .and_then(Value::as_str)
-    {
+    if let Some(id) = id {
         r["event_id"] = id.into();
     }
     r
@@ -137,8 +140,9 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         let mut dedup = app.dedup.lock().unwrap_or_else(|p| p.into_inner());
         let mut in_request = std::collections::HashSet::new();
         for (index, item) in items.into_iter().enumerate() {
-            match SourceEvent::from_value(item.clone(), received_at) {
-                Err(e) => refused.push(refusal(index, &item, e.to_string())),
+            let id = claimed_id(&item);
+            match SourceEvent::from_value(item, received_at) {
+                Err(e) => refused.push(refusal(index, id, e.to_string())),
                 Ok(event) => {
                     let id = event.id().to_owned();
                     if dedup.contains(&source, &id) || !in_request.insert(id.clone()) {

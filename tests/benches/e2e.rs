@@ -1,0 +1,194 @@
+//! End to end: HTTP ingestion → durable queue → pipeline (default TikTok mapping) → batching →
+//! the mock TikTok Events API on loopback, with `switchyard serve` (release build) as a child
+//! process and the load generator in this process: events/s from the first request to the last
+//! event's arrival at the mock, and the delivery latency (202 answer → arrival at the mock), p50
+//! and p99. Run twice: the queue on tmpfs (`/dev/shm`: no real fsync) and on disk.
+//!
+//! Run: `cargo bench -p switchyard-tests --bench e2e` (default 200,000 events; pass a number after
+//! `--` to change it). Figures go to BENCHMARKS.md.
+
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchyard_tests::mock_tiktok::MockTiktok;
+use switchyard_tests::service::*;
+
+/// Events per request, and requests in flight.
+const PER_REQUEST: usize = 500;
+const CLIENTS: usize = 4;
+
+fn main() {
+    let n: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let samples = sample_events();
+    let disk = tempfile::tempdir_in(switchyard_tests::root().join("target")).expect("temp dir");
+    println!("| queue | events | events/s | p50 latency | p99 latency |");
+    println!("|---|---|---|---|---|");
+    for (label, base) in [
+        ("tmpfs (/dev/shm)", std::path::PathBuf::from("/dev/shm")),
+        ("disk", disk.path().to_path_buf()),
+    ] {
+        let dir = tempfile::tempdir_in(&base).expect("data dir");
+        run(label, dir.path(), n, &samples);
+    }
+}
+
+/// The valid events of `examples/events.ndjson`, to cycle through with fresh ids.
+fn sample_events() -> Vec<Value> {
+    let text = std::fs::read_to_string(switchyard_tests::root().join("examples/events.ndjson"))
+        .expect("examples/events.ndjson");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| switchyard_engine::event::SourceEvent::from_value(v.clone(), 0).is_ok())
+        .collect()
+}
+
+fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
+    let mock = MockTiktok::start(TOKEN);
+    mock.arrivals_only();
+    let config_dir = tempfile::tempdir().expect("config dir");
+    let config = config_dir.path().join("switchyard.yaml");
+    let text = serve_config(
+        &mock.endpoint,
+        data_dir,
+        ", linger_ms: 5, round_events: 5000",
+        ", max_requests_per_second: 10000, max_concurrency: 16",
+    )
+    .replace("batch_size: 100", "batch_size: 1000");
+    std::fs::write(&config, text).expect("config");
+    // Only events the destination sends server-side: the benchmark waits for every one.
+    let loaded = switchyard::config::load(&config).expect("config loads");
+    let samples: Vec<Value> = samples
+        .iter()
+        .filter(|v| {
+            let Ok(e) = switchyard_engine::event::SourceEvent::from_value((*v).clone(), 0) else {
+                return false;
+            };
+            loaded
+                .router
+                .route(&e, "server")
+                .iter()
+                .all(|o| !o.data.is_empty())
+        })
+        .cloned()
+        .collect();
+    let service = Service::start(&config, None);
+    let url = service.url("/v1/events");
+
+    // Request bodies, made before the clock starts.
+    let bodies: Vec<(usize, Vec<u8>)> = (0..n)
+        .step_by(PER_REQUEST)
+        .map(|start| {
+            let events: Vec<Value> = (start..(start + PER_REQUEST).min(n))
+                .map(|i| {
+                    let mut e = samples[i % samples.len()].clone();
+                    e["event_id"] = format!("b-{i}").into();
+                    e
+                })
+                .collect();
+            (start, serde_json::to_vec(&events).expect("body"))
+        })
+        .collect();
+    let acked: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    switchyard_tiktok::client::install_crypto_provider();
+    let bodies = Arc::new(bodies);
+    let started = Instant::now();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CLIENTS {
+            let (client, url, bodies, next, acked) = (
+                client.clone(),
+                url.clone(),
+                bodies.clone(),
+                next.clone(),
+                acked.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((start, body)) = bodies.get(i) else {
+                        break;
+                    };
+                    loop {
+                        let r = client
+                            .post(&url)
+                            .header("x-webhook-token", WRITE_KEY)
+                            .header("content-type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status().as_u16() == 202 => break,
+                            Ok(r) => eprintln!("status {}", r.status()),
+                            Err(e) => eprintln!("{e}"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let now = Instant::now();
+                    if let Ok(mut a) = acked.lock() {
+                        a.push((*start, now));
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let ingested = started.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while mock.distinct_arrivals() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let arrivals = mock.arrivals();
+    let delivered = mock.distinct_arrivals();
+    let last = arrivals.iter().map(|(_, t)| *t).max().unwrap_or(started);
+    let elapsed = last.duration_since(started);
+    // Latency: first arrival of each id minus the 202 of its request.
+    let mut acked_at = vec![started; n];
+    for (start, t) in acked.lock().map(|a| a.clone()).unwrap_or_default() {
+        for slot in acked_at.iter_mut().skip(start).take(PER_REQUEST) {
+            *slot = t;
+        }
+    }
+    let mut first = std::collections::HashMap::new();
+    for (id, t) in &arrivals {
+        first.entry(id.clone()).or_insert(*t);
+    }
+    let mut latencies: Vec<Duration> = first
+        .iter()
+        .filter_map(|(id, t)| {
+            let i: usize = id.strip_prefix("b-")?.parse().ok()?;
+            Some(t.saturating_duration_since(acked_at[i]))
+        })
+        .collect();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "| {label} | {delivered}/{n} | {:.0} | {:.1} ms | {:.1} ms |",
+        delivered as f64 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1000.0,
+        pct(0.99).as_secs_f64() * 1000.0
+    );
+    eprintln!(
+        "  ({label}: ingestion of all requests took {:.2} s, delivery done at {:.2} s, {} payloads beyond one per event: orders map to two TikTok events)",
+        ingested.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        arrivals.len() - delivered
+    );
+    drop(service);
+}
