@@ -45,7 +45,7 @@ impl Metrics {
         );
         let events = counter(
             "switchyard_destination_events_total",
-            "Events at a destination, by status.",
+            "Events at a destination, by status: delivered, retried and failed count platform events (payloads); filtered, skipped and deactivated count source events.",
             &["destination", "status"],
         );
         let requests = counter(
