@@ -145,6 +145,7 @@ fn requests_are_batched_and_never_show_the_token() {
     let config = std::fs::read_to_string(example("switchyard.yaml"))
         .unwrap()
         .replace("TIKTOK_ACCESS_TOKEN", VAR)
+        .replace("SHOP_SERVER_WRITE_KEY", VAR)
         .replace(
             "    sources: [shop-web, shop-server]",
             "    sources: [shop-web, shop-server]\n    batch_size: 4\n    test_event_code: TEST123",

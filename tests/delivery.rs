@@ -55,8 +55,7 @@ fn every_event_is_delivered_exactly_once_in_the_happy_path() {
     );
     assert_eq!(bodies[0]["event_source_id"], "CJQBODJC77UB4MRTGFRF");
     assert_eq!(s.mock.events()[0]["event"], "AddToCart");
-    let metrics = http("GET", &service.url("/metrics"), &[], None).unwrap();
-    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    let text = service.metrics();
     assert!(
         text.contains(
             "switchyard_destination_events_total{destination=\"tiktok\",status=\"delivered\"} 200"
@@ -153,12 +152,7 @@ fn retryable_faults_are_retried_until_delivered() {
     assert_eq!(a.status, 202);
     assert_eq!(s.mock.wait_for_distinct(30, WAIT), 30);
     assert!(s.mock.requests() >= 6, "five faults, then success");
-    let text = http("GET", &service.url("/metrics"), &[], None)
-        .unwrap()
-        .body
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = service.metrics();
     assert!(
         text.contains("switchyard_requests_total{destination=\"tiktok\",result=\"retryable\"} 5"),
         "{text}"
@@ -198,8 +192,7 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
     let failed = "switchyard_destination_events_total{destination=\"tiktok\",status=\"failed\"} 3";
     let mut settled = false;
     for _ in 0..400 {
-        let m = http("GET", &service.url("/metrics"), &[], None).unwrap();
-        if m.body.as_str().unwrap_or_default().contains(failed) {
+        if service.metrics().contains(failed) {
             settled = true;
             break;
         }

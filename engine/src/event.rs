@@ -8,6 +8,7 @@
 
 use chrono::DateTime;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Why an input event was refused. The message names the field and what was expected; it never
 /// echoes field values, which may hold personal data.
@@ -32,9 +33,19 @@ pub enum EventError {
 }
 
 /// One validated, normalised event of the source spec.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct SourceEvent {
     value: Value,
+    /// The JSON text it was parsed from, kept (by [`SourceEvent::from_json_keeping_text`]) when
+    /// normalising changed nothing, so that it can be handed on (to a plugin) without serializing.
+    text: Option<Arc<str>>,
+}
+
+/// Events are equal when their content is; the kept text does not count.
+impl PartialEq for SourceEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
 }
 
 /// The browser's camelCase spellings and the canonical names they become.
@@ -60,12 +71,38 @@ impl SourceEvent {
         Self::from_value(value, received_at)
     }
 
+    /// [`SourceEvent::from_json`], keeping a copy of `text` when it is already the normalised
+    /// event (canonical field names, a timestamp in unix seconds): [`SourceEvent::json_text`]
+    /// then gives it back. Costs a copy of the text; saves serializing the event later.
+    pub fn from_json_keeping_text(text: &str, received_at: i64) -> Result<Self, EventError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
+        let (mut event, changed) = Self::normalise(value, received_at)?;
+        if !changed {
+            event.text = Some(text.into());
+        }
+        Ok(event)
+    }
+
+    /// The event as JSON text: the text it was parsed from when that was kept, else serialized.
+    pub fn json_text(&self) -> String {
+        match &self.text {
+            Some(t) => t.to_string(),
+            None => serde_json::to_string(&self.value).unwrap_or_default(),
+        }
+    }
+
     /// Validates and normalises an already parsed event.
     pub fn from_value(value: Value, received_at: i64) -> Result<Self, EventError> {
+        Self::normalise(value, received_at).map(|(event, _)| event)
+    }
+
+    /// Validates and normalises; says whether normalising changed anything.
+    fn normalise(value: Value, received_at: i64) -> Result<(Self, bool), EventError> {
         let Value::Object(mut map) = value else {
             return Err(EventError::NotObject(type_name(&value)));
         };
-        rename_aliased_fields(&mut map)?;
+        let mut changed = rename_aliased_fields(&mut map)?;
         non_empty_string(&map, "event_name")?;
         non_empty_string(&map, "event_id")?;
         object(&map, "properties")?;
@@ -74,16 +111,25 @@ impl SourceEvent {
         match map.get_mut("timestamp") {
             None => {
                 map.insert("timestamp".to_owned(), Value::from(received_at));
+                changed = true;
             }
-            Some(v) if v.is_null() => *v = Value::from(received_at),
+            Some(v) if v.is_null() => {
+                *v = Value::from(received_at);
+                changed = true;
+            }
             Some(v) if v.is_i64() => {
                 parse_timestamp(v)?;
             }
-            Some(v) => *v = Value::from(parse_timestamp(v)?),
+            Some(v) => {
+                *v = Value::from(parse_timestamp(v)?);
+                changed = true;
+            }
         }
-        Ok(Self {
+        let event = Self {
             value: Value::Object(map),
-        })
+            text: None,
+        };
+        Ok((event, changed))
     }
 
     /// The event name (`event_name`).
@@ -126,16 +172,19 @@ impl SourceEvent {
     }
 }
 
-fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<(), EventError> {
+/// Renames camelCase spellings to the canonical ones; says whether it renamed any.
+fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<bool, EventError> {
+    let mut renamed = false;
     for (camel, snake) in ALIASED_FIELDS {
         if let Some(v) = map.remove(camel) {
             if map.contains_key(snake) {
                 return Err(EventError::BothSpellings(snake, camel));
             }
             map.insert(snake.to_owned(), v);
+            renamed = true;
         }
     }
-    Ok(())
+    Ok(renamed)
 }
 
 fn non_empty_string(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
@@ -259,6 +308,25 @@ mod tests {
     fn base() -> Value {
         json!({"event_name": "Viewed Product", "event_id": "e1", "properties": {},
                "profile_properties": {}, "aliases": ["urn:email:a@b.co"]})
+    }
+
+    #[test]
+    fn the_input_text_is_kept_only_when_it_is_already_normalised() {
+        let normalised = r#"{"event_name":"x","event_id":"1","timestamp":1725278400,"properties":{},"profile_properties":{},"aliases":["urn:email:a"]}"#;
+        let kept = SourceEvent::from_json_keeping_text(normalised, 5).unwrap();
+        assert_eq!(kept.json_text(), normalised);
+        assert_eq!(kept, SourceEvent::from_json(normalised, 5).unwrap());
+        for changed in [
+            normalised.replace(r#","timestamp":1725278400"#, ""),
+            normalised.replace("1725278400", r#""2024-09-02T12:00:00+00:00""#),
+            normalised.replace("event_id", "eventID"),
+        ] {
+            let e = SourceEvent::from_json_keeping_text(&changed, 5).unwrap();
+            let text = e.json_text();
+            assert_ne!(text, changed, "{changed}");
+            let again: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(&again, e.as_value(), "the text is the normalised event");
+        }
     }
 
     #[test]

@@ -116,6 +116,14 @@ impl Service {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The text of its `/metrics` (empty when it does not answer).
+    pub fn metrics(&self) -> String {
+        http("GET", &self.url("/metrics"), &[], None)
+            .ok()
+            .and_then(|a| a.body.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// Kills it at once (SIGKILL): a crash.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

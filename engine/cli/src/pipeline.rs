@@ -8,7 +8,7 @@
 //! payload plugins, borrowing from it.
 
 use serde_json::Value;
-use switchyard_engine::event::SourceEvent;
+use switchyard_engine::event::{EventError, SourceEvent};
 use switchyard_engine::router::{Outcome, Router, Status};
 use switchyard_engine::rules::payload::Payload;
 use switchyard_wasm::sandbox::LogLine;
@@ -76,6 +76,16 @@ impl Pipeline {
                 .destinations
                 .iter()
                 .any(|d| !d.before.is_empty() || !d.after.is_empty())
+    }
+
+    /// Parses an event for this pipeline: with plugins, its text is kept when it is already
+    /// normalised, so the first plugin gets it without a serialization.
+    pub fn parse(&self, text: &str, received_at: i64) -> Result<SourceEvent, EventError> {
+        if self.has_plugins() {
+            SourceEvent::from_json_keeping_text(text, received_at)
+        } else {
+            SourceEvent::from_json(text, received_at)
+        }
     }
 
     /// Step one: the event plugins (the config's, then each destination's) over a chunk.

@@ -24,10 +24,11 @@ pub trait StageItem: Sized {
 
 impl StageItem for SourceEvent {
     fn to_json(&self) -> String {
-        to_json(self)
+        self.json_text()
     }
     fn parse(text: &str, received_at: i64) -> Result<Self, String> {
-        SourceEvent::from_json(text, received_at).map_err(|e| e.to_string())
+        // Keeping the text spares the next plugin of a chain a serialization.
+        SourceEvent::from_json_keeping_text(text, received_at).map_err(|e| e.to_string())
     }
 }
 
@@ -201,7 +202,7 @@ fn apply<T: StageItem>(
     }
 }
 
-/// An event as JSON text for a plugin (straight to bytes: no `Display` formatting machinery).
+/// An event as JSON text for a plugin: its input text when that was kept, else serialized.
 pub fn to_json(event: &SourceEvent) -> String {
-    serde_json::to_string(event.as_value()).unwrap_or_default()
+    event.json_text()
 }

@@ -163,7 +163,10 @@ fn process_chunk(
         .iter()
         .map(|(_, text)| match text.strip_prefix('\u{0}') {
             Some(reason) => Err(reason.to_owned()),
-            None => SourceEvent::from_json(text, opts.received_at).map_err(|e| e.to_string()),
+            None => loaded
+                .pipeline
+                .parse(text, opts.received_at)
+                .map_err(|e| e.to_string()),
         })
         .collect();
     let valid: Vec<SourceEvent> = parsed

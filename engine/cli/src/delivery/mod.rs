@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_engine::destination::Activation;
-use switchyard_engine::event::SourceEvent;
 use switchyard_engine::router::Status;
 use switchyard_queue::{DeadLetter, EventQueue, Record};
 use switchyard_tiktok::client::EventsApiClient;
@@ -285,7 +284,7 @@ fn plan(loaded: &Loaded, records: &[(u64, Record)]) -> Plan {
         let mut kept = Vec::with_capacity(members.len());
         for i in members {
             let r = &records[i].1;
-            match SourceEvent::from_json(&r.event, r.received_at) {
+            match loaded.pipeline.parse(&r.event, r.received_at) {
                 Ok(e) => {
                     events.push(e);
                     kept.push(i);
