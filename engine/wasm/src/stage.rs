@@ -11,6 +11,7 @@ use crate::bindings::Outcome;
 use crate::plugin::Plugin;
 use crate::sandbox::LogLine;
 use serde_json::Value;
+use smallvec::SmallVec;
 use switchyard_engine::event::SourceEvent;
 
 /// What a stage runs over: an item goes to a plugin as JSON text and comes back as JSON text that
@@ -59,19 +60,19 @@ pub enum Stop {
 }
 
 /// What became of one input item: the items it turned into (none when stopped), or the stop.
+/// One item (the common case) is held inline: staging a batch allocates nothing per item.
 #[derive(Debug)]
 pub struct Staged<T = SourceEvent> {
-    pub events: Vec<T>,
+    pub events: SmallVec<[T; 1]>,
     pub stop: Option<Stop>,
 }
 
 impl<T> Staged<T> {
     /// An item that went through no plugin.
     pub fn kept(item: T) -> Self {
-        Self {
-            events: vec![item],
-            stop: None,
-        }
+        let mut events = SmallVec::new();
+        events.push(item);
+        Self { events, stop: None }
     }
 }
 
@@ -103,27 +104,21 @@ impl Stage {
     ) -> Vec<Staged<T>> {
         let mut staged: Vec<Staged<T>> = batch.into_iter().map(Staged::kept).collect();
         for plugin in &self.plugins {
-            // Every live event with the index of the input it came from.
-            let live: Vec<(usize, T)> = staged
-                .iter_mut()
-                .enumerate()
-                .flat_map(|(i, s)| {
-                    std::mem::take(&mut s.events)
-                        .into_iter()
-                        .map(move |e| (i, e))
-                })
+            // Every live event, in order (the events of inputs not stopped).
+            let texts: Vec<String> = staged
+                .iter()
+                .filter(|s| s.stop.is_none())
+                .flat_map(|s| s.events.iter().map(StageItem::to_json))
                 .collect();
-            if live.is_empty() {
+            if texts.is_empty() {
                 break;
             }
-            let texts: Vec<String> = live.iter().map(|(_, e)| e.to_json()).collect();
-            let output = plugin.call_batch(&texts);
             let name = plugin.name();
-            match output {
+            match plugin.call_batch(&texts) {
                 Err(e) => {
-                    for (i, _) in live {
+                    for s in staged.iter_mut().filter(|s| s.stop.is_none()) {
                         stop(
-                            &mut staged[i],
+                            s,
                             Stop::Failed {
                                 plugin: name.to_owned(),
                                 message: e.to_string(),
@@ -133,8 +128,9 @@ impl Stage {
                 }
                 Ok(out) => {
                     logs.extend(out.logs.into_iter().map(|l| (name.to_owned(), l)));
-                    for ((i, event), result) in live.into_iter().zip(out.results) {
-                        apply(&mut staged[i], event, result, name, received_at);
+                    let mut results = out.results.into_iter();
+                    for s in staged.iter_mut().filter(|s| s.stop.is_none()) {
+                        apply_all(s, &mut results, name, received_at);
                     }
                 }
             }
@@ -157,6 +153,36 @@ fn stop<T>(s: &mut Staged<T>, why: Stop) {
     s.events.clear();
     if !matches!(s.stop, Some(Stop::Failed { .. })) {
         s.stop = Some(why);
+    }
+}
+
+/// Applies the next results to an input's events, in place: events left `unchanged` (the common
+/// case) are neither moved nor copied; the first other result rebuilds the list from there on.
+fn apply_all<T: StageItem>(
+    s: &mut Staged<T>,
+    results: &mut impl Iterator<Item = Result<Outcome, String>>,
+    plugin: &str,
+    received_at: i64,
+) {
+    let n = s.events.len();
+    for k in 0..n {
+        let Some(result) = results.next() else { return };
+        if matches!(result, Ok(Outcome::Unchanged)) {
+            continue;
+        }
+        let mut old = std::mem::take(&mut s.events).into_iter();
+        s.events.extend(old.by_ref().take(k));
+        if let Some(event) = old.next() {
+            apply(s, event, result, plugin, received_at);
+        }
+        for event in old {
+            // Consumed even once the input has stopped: the results stay aligned.
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err("returned no result for this event".into()));
+            apply(s, event, result, plugin, received_at);
+        }
+        return;
     }
 }
 
