@@ -46,6 +46,10 @@ pub struct Outcome<'a> {
     /// Fields left out because their rules could not apply.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// The platform event objects of the browser side, one per `client` entry; built only by
+    /// [`Router::route_for_browser`].
+    #[serde(skip)]
+    pub client_data: Vec<Payload<'a>>,
 }
 
 impl<'a> Outcome<'a> {
@@ -58,6 +62,7 @@ impl<'a> Outcome<'a> {
             data: Vec::new(),
             client: Vec::new(),
             warnings: Vec::new(),
+            client_data: Vec::new(),
         }
     }
 }
@@ -80,7 +85,19 @@ impl Router {
     pub fn route<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Vec<Outcome<'a>> {
         self.destinations
             .iter()
-            .map(|d| route_one(d.as_ref(), event, source))
+            .map(|d| route_one(d.as_ref(), event, source, false))
+            .collect()
+    }
+
+    /// [`Router::route`], also building the browser side's event objects (`client_data`).
+    pub fn route_for_browser<'a>(
+        &'a self,
+        event: &'a SourceEvent,
+        source: &str,
+    ) -> Vec<Outcome<'a>> {
+        self.destinations
+            .iter()
+            .map(|d| route_one(d.as_ref(), event, source, true))
             .collect()
     }
 
@@ -92,7 +109,7 @@ impl Router {
         source: &str,
     ) -> Option<Outcome<'a>> {
         let dest = self.destinations.get(index)?;
-        Some(route_one(dest.as_ref(), event, source))
+        Some(route_one(dest.as_ref(), event, source, false))
     }
 
     /// The outcome at every destination of input that is not a valid event.
@@ -110,7 +127,12 @@ impl Router {
     }
 }
 
-fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str) -> Outcome<'a> {
+fn route_one<'a>(
+    dest: &'a dyn Destination,
+    event: &'a SourceEvent,
+    source: &str,
+    with_client_data: bool,
+) -> Outcome<'a> {
     let routing = dest.routing();
     let name: &'a str = &routing.name;
     if routing.activation == Activation::Deactivated {
@@ -162,6 +184,7 @@ fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str
         data: Vec::new(),
         client: Vec::new(),
         warnings: Vec::new(),
+        client_data: Vec::new(),
     };
     for row in rows {
         let client = row.mode.includes_client() && client_allowed;
@@ -174,6 +197,17 @@ fn route_one<'a>(dest: &'a dyn Destination, event: &'a SourceEvent, source: &str
         }
         if client {
             outcome.client.push(&row.target);
+            if with_client_data {
+                let payload = match (row.mode.includes_server(), outcome.data.last()) {
+                    (true, Some(built)) => built.clone(),
+                    _ => {
+                        let mut ignored = Vec::new();
+                        let fields = row.build(doc, &mut ignored);
+                        dest.encode(&row.target, event, fields)
+                    }
+                };
+                outcome.client_data.push(payload);
+            }
         }
     }
     if outcome.data.is_empty() && outcome.client.is_empty() {

@@ -123,6 +123,10 @@ pub struct SourceConfig {
     /// `${ENV_VAR}`. A source without one cannot send to `serve`.
     #[serde(default)]
     pub write_key: Option<Secret>,
+    /// The key the browser script is installed with (`/v1/collect?key=...`). It is public (it
+    /// stands in every page), so it is written in the config, not taken from the environment.
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

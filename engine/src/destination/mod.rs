@@ -222,4 +222,23 @@ pub trait Destination: Send + Sync {
     /// The requests a dry run shows for `events`: method, URL, headers with every secret replaced by
     /// the name of the variable it comes from, and body.
     fn dry_run_requests(&self, events: &[Value]) -> Vec<Value>;
+
+    /// The browser side of one event: which pixel to load and the calls that fire the event, from
+    /// the event objects its client rows built (`Outcome::client_data`). `None` when the
+    /// destination has no browser side.
+    fn client_actions(&self, _event: &SourceEvent, _payloads: &[Value]) -> Option<ClientActions> {
+        None
+    }
+}
+
+/// What the browser script does for one destination and one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientActions {
+    /// The destination's name.
+    pub destination: String,
+    /// The pixel to load (once per page).
+    pub pixel_id: String,
+    /// Calls on the pixel's object, each `[method, ...arguments]` (e.g. `["track", "AddToCart",
+    /// {...}, {"event_id": "..."}]`).
+    pub calls: Vec<Value>,
 }

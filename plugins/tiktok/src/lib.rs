@@ -8,7 +8,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
-use switchyard_engine::destination::{DEFAULT_MAPPING, Destination, DestinationCommon, Routing};
+use switchyard_engine::destination::{
+    ClientActions, DEFAULT_MAPPING, Destination, DestinationCommon, Routing,
+};
 use switchyard_engine::event::SourceEvent;
 use switchyard_engine::load::{Diagnostic, Document, Placer, load_file, load_str};
 use switchyard_engine::rules::payload::Payload;
@@ -183,6 +185,41 @@ impl Destination for Tiktok {
             bodies.push(body);
         }
         bodies
+    }
+
+    /// `ttq.identify` with the hashed identifiers the server side sends (when there are any), then
+    /// per event object `ttq.page()` for `PageView` or `ttq.track(event, properties, {event_id})`:
+    /// the same `event_id` as the server copy, so TikTok counts the event once.
+    fn client_actions(&self, event: &SourceEvent, payloads: &[Value]) -> Option<ClientActions> {
+        let mut calls = Vec::new();
+        let user = payloads.iter().find_map(|p| p.get("user"));
+        let mut identify = serde_json::Map::new();
+        for (from, to) in [
+            ("email", "email"),
+            ("phone", "phone_number"),
+            ("external_id", "external_id"),
+        ] {
+            if let Some(v) = user.and_then(|u| u.get(from)) {
+                identify.insert(to.to_owned(), v.clone());
+            }
+        }
+        if !identify.is_empty() {
+            calls.push(json!(["identify", identify]));
+        }
+        for p in payloads {
+            let name = p.get("event").and_then(Value::as_str).unwrap_or_default();
+            if name == "PageView" {
+                calls.push(json!(["page"]));
+            } else {
+                let properties = p.get("properties").cloned().unwrap_or_else(|| json!({}));
+                calls.push(json!(["track", name, properties, {"event_id": event.id()}]));
+            }
+        }
+        Some(ClientActions {
+            destination: self.routing.name.to_string(),
+            pixel_id: self.config.pixel_id.clone(),
+            calls,
+        })
     }
 
     fn dry_run_requests(&self, events: &[Value]) -> Vec<Value> {

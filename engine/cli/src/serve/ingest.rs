@@ -27,10 +27,14 @@ const RETRY_AFTER_FULL: &str = "5";
 
 /// What the handlers share.
 pub struct App {
+    /// The config, for the browser side's rules.
+    pub loaded: Arc<crate::config::Loaded>,
     pub queue: Arc<dyn EventQueue>,
     pub metrics: Arc<Metrics>,
     /// Write key → source name.
     pub keys: HashMap<String, String>,
+    /// Public key → browser source name.
+    pub public_keys: HashMap<String, String>,
     pub dedup: Mutex<Dedup>,
     /// Woken when events are queued (delivery waits on it).
     pub wake: Arc<Notify>,
@@ -41,6 +45,10 @@ pub struct App {
 pub fn router(app: Arc<App>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/events", post(ingest))
+        .route(
+            "/v1/collect",
+            post(super::collect::collect).options(super::collect::preflight),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -67,7 +75,7 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
 }
 
@@ -86,6 +94,51 @@ fn refusal(index: usize, id: Option<String>, reason: String) -> Value {
         r["event_id"] = id.into();
     }
     r
+}
+
+impl App {
+    /// Queues records durably, counts them, records their ids for de-duplication and wakes
+    /// delivery; or gives the answer that refuses them (503, with `Retry-After` when full).
+    pub(super) async fn enqueue(
+        &self,
+        source: &str,
+        accepted: Vec<(String, Record)>,
+    ) -> Result<(), Response> {
+        let n = accepted.len() as u64;
+        let (ids, records): (Vec<String>, Vec<Record>) = accepted.into_iter().unzip();
+        let count = |result: &str, n: u64| {
+            self.metrics
+                .received
+                .with_label_values(&[source, result])
+                .inc_by(n)
+        };
+        match self.queue.append(records).await {
+            Ok(_) => {
+                count("queued", n);
+                self.dedup
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(source, ids.iter().map(String::as_str));
+                self.wake.notify_one();
+                Ok(())
+            }
+            Err(e @ QueueError::Full { .. }) => {
+                count("refused_full", n);
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{e}: nothing of this request was kept; retry later"),
+                );
+                if let Ok(v) = RETRY_AFTER_FULL.parse() {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                Err(r)
+            }
+            Err(e) => Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{e}: nothing of this request was kept; retry later"),
+            )),
+        }
+    }
 }
 
 async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -173,35 +226,10 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
     count("rejected", refused.len() as u64);
     count("duplicate", duplicates);
     let queued = accepted.len();
-    if queued > 0 {
-        let (ids, records): (Vec<String>, Vec<Record>) = accepted.into_iter().unzip();
-        match app.queue.append(records).await {
-            Ok(_) => {
-                count("queued", queued as u64);
-                app.dedup
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .record(&source, ids.iter().map(String::as_str));
-                app.wake.notify_one();
-            }
-            Err(e @ QueueError::Full { .. }) => {
-                count("refused_full", queued as u64);
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("{e}: nothing of this request was kept; retry later"),
-                );
-                if let Ok(v) = RETRY_AFTER_FULL.parse() {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return r;
-            }
-            Err(e) => {
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("{e}: nothing of this request was kept; retry later"),
-                );
-            }
-        }
+    if queued > 0
+        && let Err(refusal) = app.enqueue(&source, accepted).await
+    {
+        return refusal;
     }
     let status = if queued == 0 && duplicates == 0 && !refused.is_empty() {
         StatusCode::BAD_REQUEST
@@ -215,7 +243,7 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         .into_response()
 }
 
-fn unix_ms() -> i64 {
+pub(super) fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -1,13 +1,14 @@
 //! `switchyard serve`: the running service. Ingestion over HTTP into the durable queue, delivery
 //! from the queue to the destinations, metrics; a graceful shutdown on SIGTERM or Ctrl-C.
 //!
-//! - [`ingest`]: the HTTP API.
+//! - [`ingest`]: the HTTP API; [`collect`]: events from the browser and its pixel calls.
 //! - [`dedup`]: `event_id` de-duplication per source within a window.
 //!
 //! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
 //! flight, then delivery finishes its rounds and delivers what is queued for up to
 //! `server.shutdown_timeout_ms`; whatever is left stays in the queue for the next start.
 
+pub mod collect;
 pub mod dedup;
 pub mod ingest;
 
@@ -72,8 +73,16 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
             Some((key.to_owned(), s.name.clone()))
         })
         .collect();
+    let public_keys = loaded
+        .config
+        .sources
+        .iter()
+        .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
+        .collect();
     let server = &loaded.config.server;
     let app = Arc::new(App {
+        loaded: loaded.clone(),
+        public_keys,
         queue: queue.clone(),
         metrics,
         keys,

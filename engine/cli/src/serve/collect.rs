@@ -1,0 +1,138 @@
+//! `POST /v1/collect`: one event from the browser, authenticated by its source's public key
+//! (`?key=`). The event is queued like any other (its server-side copies are delivered from the
+//! queue), and the answer says what the browser fires: per active destination whose rows forward
+//! client-side, the pixel to load and the calls to make, computed by the same compiled rules, with
+//! the same `event_id`, so the platform counts the event once. Consent gates both sides alike.
+//! CORS is open (`*`): shops call it from their own origin; `text/plain` bodies are accepted, as
+//! `navigator.sendBeacon` sends them.
+
+use super::ingest::{App, error, unix_ms};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchyard_engine::event::SourceEvent;
+use switchyard_engine::router::Status;
+use switchyard_queue::Record;
+
+fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    r
+}
+
+/// The CORS preflight.
+pub async fn preflight() -> Response {
+    cors(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn collect(
+    State(app): State<Arc<App>>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    cors(handle(&app, &query, &headers, &body).await)
+}
+
+async fn handle(
+    app: &App,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let Some(source) = query
+        .get("key")
+        .and_then(|k| app.public_keys.get(k))
+        .cloned()
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown `key` (a browser source's public key)",
+        );
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send one JSON event (application/json, or text/plain from sendBeacon)",
+        );
+    }
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    let received_at = unix_ms() / 1000;
+    let event = match SourceEvent::from_value(value, received_at) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let duplicate = {
+        let mut dedup = app.dedup.lock().unwrap_or_else(|p| p.into_inner());
+        dedup.contains(&source, event.id())
+    };
+    if duplicate {
+        app.metrics
+            .received
+            .with_label_values(&[source.as_str(), "duplicate"])
+            .inc();
+        return (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"event_id": event.id(), "duplicate": true, "destinations": []})),
+        )
+            .into_response();
+    }
+    let record = Record {
+        source: source.clone(),
+        received_at,
+        queued_at_ms: unix_ms(),
+        event: event.json_text(),
+        only: None,
+    };
+    if let Err(r) = app
+        .enqueue(&source, vec![(event.id().to_owned(), record)])
+        .await
+    {
+        return r;
+    }
+    let destinations: Vec<Value> = app
+        .loaded
+        .router
+        .route_for_browser(&event, &source)
+        .iter()
+        .zip(app.loaded.router.destinations())
+        .filter(|(o, _)| o.status == Status::Sent && !o.client_data.is_empty())
+        .filter_map(|(o, dest)| {
+            let payloads: Vec<Value> = o.client_data.iter().map(|p| p.to_value()).collect();
+            dest.client_actions(&event, &payloads)
+        })
+        .filter_map(|a| serde_json::to_value(a).ok())
+        .collect();
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"event_id": event.id(), "destinations": destinations})),
+    )
+        .into_response()
+}
