@@ -113,3 +113,178 @@ fn collect_answers_with_pixel_calls_sharing_the_server_event_id() {
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.body["error"], "`event_id` is missing");
 }
+
+/// The demo shop and the stand-in pixel, served on loopback (another origin than the service).
+fn shop_server(sdk: String) -> (String, tokio::sync::oneshot::Sender<()>) {
+    use axum::routing::get;
+    let dir = switchyard_tests::root().join("tests/fixtures/browser");
+    let shop = std::fs::read_to_string(dir.join("shop.html"))
+        .unwrap()
+        .replace("{{SDK}}", &sdk);
+    let pixel = std::fs::read_to_string(dir.join("pixel.js")).unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addr_tx.send(listener.local_addr().unwrap()).unwrap();
+            let app =
+                axum::Router::new()
+                    .route(
+                        "/shop.html",
+                        get(move || async move { axum::response::Html(shop) }),
+                    )
+                    .route(
+                        "/pixel.js",
+                        get(move || async move {
+                            ([("content-type", "application/javascript")], pixel)
+                        }),
+                    );
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+    });
+    (format!("http://{}", addr_rx.recv().unwrap()), tx)
+}
+
+/// Debian's Chromium, headless, on `url`: the DOM after the page settled (`--dump-dom`), or a
+/// screenshot written to `screenshot`.
+fn chromium(url: &str, screenshot: Option<&std::path::Path>) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new("chromium");
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--window-size=1000,900",
+        "--virtual-time-budget=8000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()));
+    match screenshot {
+        Some(p) => cmd.arg(format!("--screenshot={}", p.display())),
+        None => cmd.arg("--dump-dom"),
+    };
+    let out = cmd.arg(url).output().unwrap_or_else(|e| {
+        panic!("cannot run chromium ({e}); the test command installs it: apt-get install chromium")
+    });
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The ttq calls the stand-in pixel recorded, from the dumped DOM.
+fn ttq_calls(dom: &str) -> Vec<Value> {
+    let start = dom
+        .find("<pre id=\"ttq-calls\">")
+        .expect("the calls element")
+        + 20;
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let text = dom[start..end]
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
+    let mock = MockTiktok::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.yaml");
+    // The config names the shop's pixel stand-in, and the shop page names the service: the
+    // service's port is chosen first, then the shop starts, then the config is written.
+    let placeholder = "http://127.0.0.1:9/pixel.js";
+    let text = config(&mock.endpoint, &dir.path().join("data")).replace(
+        "    consent: {category: marketing, mode: implied}\n",
+        &format!("    consent: {{category: marketing, mode: implied}}\n    pixel_loader_url: {placeholder}\n"),
+    );
+    let service_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sdk = format!("http://127.0.0.1:{service_port}/v1/sdk.js?key={KEY}");
+    let (shop, _stop) = shop_server(sdk);
+    std::fs::write(
+        &path,
+        text.replace(placeholder, &format!("{shop}/pixel.js")),
+    )
+    .unwrap();
+    let service = Service::start(&path, Some(&format!("127.0.0.1:{service_port}")));
+    let sdk_js = http("GET", &service.url("/v1/sdk.js"), &[], None).unwrap();
+    assert_eq!(sdk_js.status, 200);
+
+    let calls = ttq_calls(&chromium(&format!("{shop}/shop.html"), None));
+    assert_eq!(
+        calls[0],
+        json!(["load", "CJQBODJC77UB4MRTGFRF"]),
+        "{calls:?}"
+    );
+    let tracked: Vec<(&str, &str)> = calls
+        .iter()
+        .filter(|c| c[0] == "track")
+        .map(|c| (c[1].as_str().unwrap(), c[3]["event_id"].as_str().unwrap()))
+        .collect();
+    let names: Vec<&str> = tracked.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        ["ViewContent", "AddToCart", "InitiateCheckout"],
+        "{calls:?}"
+    );
+    assert!(calls.iter().any(|c| c == &json!(["page"])), "{calls:?}");
+    let identifies = calls.iter().filter(|c| c[0] == "identify").count();
+    assert_eq!(identifies, 1, "identify once per identity: {calls:?}");
+    let identify = calls.iter().find(|c| c[0] == "identify").expect("identify");
+    assert_eq!(identify[1]["email"].as_str().unwrap().len(), 64, "hashed");
+    let view = calls.iter().find(|c| c[1] == "ViewContent").unwrap();
+    assert_eq!(view[2]["contents"][0]["content_id"], "44001");
+    assert_eq!(view[2]["value"], 24.95);
+
+    // Every browser event reached the Events API too, with the same event id and name.
+    assert_eq!(mock.wait_for_distinct(4, Duration::from_secs(20)), 4);
+    let server = mock.events();
+    for (name, id) in &tracked {
+        assert!(
+            server
+                .iter()
+                .any(|e| e["event_id"] == *id && e["event"] == *name),
+            "no server copy of {name} {id}: {server:?}"
+        );
+    }
+    let page = server
+        .iter()
+        .find(|e| e["event"] == "PageView")
+        .expect("page view");
+    assert_eq!(page["page"]["url"], format!("{shop}/shop.html"));
+
+    // Consent denied: no pixel call, no server copy.
+    let before = mock.events().len();
+    let denied = ttq_calls(&chromium(&format!("{shop}/shop.html?consent=denied"), None));
+    assert_eq!(denied, Vec::<Value>::new());
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        mock.events().len(),
+        before,
+        "nothing sent server-side either"
+    );
+
+    // A screenshot of the demo page, for review.
+    let shot = switchyard_tests::root().join("target/browser-demo.png");
+    chromium(&format!("{shop}/shop.html"), Some(&shot));
+    assert!(
+        std::fs::metadata(&shot)
+            .map(|m| m.len() > 1000)
+            .unwrap_or(false)
+    );
+}

@@ -236,8 +236,9 @@ pub trait Destination: Send + Sync {
 pub struct ClientActions {
     /// The destination's name.
     pub destination: String,
-    /// The pixel to load (once per page).
+    /// The pixel to load (once per page), and the script that loads it.
     pub pixel_id: String,
+    pub loader: String,
     /// Calls on the pixel's object, each `[method, ...arguments]` (e.g. `["track", "AddToCart",
     /// {...}, {"event_id": "..."}]`).
     pub calls: Vec<Value>,

@@ -58,6 +58,10 @@ pub struct TiktokConfig {
     #[serde(default = "default_endpoint")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub endpoint: String,
+    /// The script that loads TikTok's pixel in the browser (change only to test with a stand-in).
+    #[serde(default = "default_loader")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub pixel_loader_url: String,
     /// Events per request, at most 1000.
     #[serde(default = "default_batch")]
     #[schemars(range(min = 1, max = 1000))]
@@ -66,6 +70,13 @@ pub struct TiktokConfig {
 
 fn default_endpoint() -> String {
     DEFAULT_ENDPOINT.to_owned()
+}
+
+/// TikTok's pixel loader.
+pub const DEFAULT_PIXEL_LOADER: &str = "https://analytics.tiktok.com/i18n/pixel/events.js";
+
+fn default_loader() -> String {
+    DEFAULT_PIXEL_LOADER.to_owned()
 }
 
 fn default_batch() -> usize {
@@ -218,6 +229,7 @@ impl Destination for Tiktok {
         Some(ClientActions {
             destination: self.routing.name.to_string(),
             pixel_id: self.config.pixel_id.clone(),
+            loader: self.config.pixel_loader_url.clone(),
             calls,
         })
     }

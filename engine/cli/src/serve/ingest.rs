@@ -49,11 +49,30 @@ pub fn router(app: Arc<App>, max_body: usize) -> Router {
             "/v1/collect",
             post(super::collect::collect).options(super::collect::preflight),
         )
+        .route("/v1/sdk.js", get(sdk))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
+}
+
+/// The browser script (`engine/cli/assets/sdk.js`).
+pub const SDK_JS: &str = include_str!("../../assets/sdk.js");
+
+async fn sdk() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        SDK_JS,
+    )
+        .into_response()
 }
 
 async fn ready(State(app): State<Arc<App>>) -> Response {
