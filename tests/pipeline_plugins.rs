@@ -71,6 +71,26 @@ fn order(id: &str, currency: &str) -> Value {
     ev
 }
 
+/// The bundle splitter, splitting `KIT-1` into `a` and `b`.
+fn splitter() -> String {
+    plugin_entry(
+        "bundles",
+        "bundle-splitter",
+        json!({"bundles": {"KIT-1": [{"product_id": "a", "share": 0.5}, {"product_id": "b", "share": 0.5}]}}),
+        "",
+    )
+}
+
+/// A cart event for the bundle `KIT-1`, id `cart-1`.
+fn kit_cart() -> Value {
+    let mut cart = event(
+        "Added To Cart",
+        json!({"product_id": "KIT-1", "price": 10, "quantity": 1, "currency": "EUR"}),
+    );
+    cart["event_id"] = json!("cart-1");
+    cart
+}
+
 #[test]
 fn plugins_change_and_split_events_before_the_mapping() {
     let transforms = plugin_entry(
@@ -78,18 +98,11 @@ fn plugins_change_and_split_events_before_the_mapping() {
         "currency-converter",
         json!({"to": "EUR", "rates": {"USD": 0.5}}),
         "",
-    ) + &plugin_entry(
-        "bundles",
-        "bundle-splitter",
-        json!({"bundles": {"KIT-1": [{"product_id": "a", "share": 0.5}, {"product_id": "b", "share": 0.5}]}}),
-        "",
+    ) + &splitter();
+    let m = map(
+        &config_with(&transforms),
+        &[order("o-1", "USD"), kit_cart()],
     );
-    let mut cart = event(
-        "Added To Cart",
-        json!({"product_id": "KIT-1", "price": 10, "quantity": 1, "currency": "EUR"}),
-    );
-    cart["event_id"] = json!("cart-1");
-    let m = map(&config_with(&transforms), &[order("o-1", "USD"), cart]);
     assert_eq!(m.code, 0, "{}", m.stderr);
     let purchase = &tiktok(&m.lines[0])["data"][0];
     assert_eq!(purchase["properties"]["currency"], "EUR");
@@ -395,19 +408,8 @@ fn content_ids(outcome: &Value) -> Vec<&str> {
 
 #[test]
 fn a_destinations_transforms_change_its_events_only() {
-    let splitter = plugin_entry(
-        "bundles",
-        "bundle-splitter",
-        json!({"bundles": {"KIT-1": [{"product_id": "a", "share": 0.5}, {"product_id": "b", "share": 0.5}]}}),
-        "",
-    );
-    let mut cart = event(
-        "Added To Cart",
-        json!({"product_id": "KIT-1", "price": 10, "quantity": 1, "currency": "EUR"}),
-    );
-    cart["event_id"] = json!("cart-1");
-    let config = two_destinations(&destination_plugins("transforms", &[splitter]));
-    let m = map(&config, &[cart]);
+    let config = two_destinations(&destination_plugins("transforms", &[splitter()]));
+    let m = map(&config, &[kit_cart()]);
     assert_eq!(m.code, 0, "{}", m.stderr);
     // One output line per input event: the split happened inside the `tiktok` destination, whose
     // outcome carries both events; `plain` got the event as it came.
