@@ -74,6 +74,10 @@ fn collect_answers_with_pixel_calls_sharing_the_server_event_id() {
     assert_eq!(server["event"], "AddToCart");
     assert_eq!(server["event_id"], "b-cart-1");
     assert_eq!(server["user"]["email"], calls[0][1]["email"]);
+    assert_eq!(
+        server["user"]["ip"], "127.0.0.1",
+        "the visitor's address is added"
+    );
 
     // A repeat (an offline retry) is neither queued nor fired again.
     let again = collect(&service, &cart);

@@ -3,16 +3,18 @@
 //! queue), and the answer says what the browser fires: per active destination whose rows forward
 //! client-side, the pixel to load and the calls to make, computed by the same compiled rules, with
 //! the same `event_id`, so the platform counts the event once. Consent gates both sides alike.
+//! The visitor's IP address (the peer's, or the first `X-Forwarded-For` entry) is added as `$ip`.
 //! CORS is open (`*`): shops call it from their own origin; `text/plain` bodies are accepted, as
 //! `navigator.sendBeacon` sends them.
 
 use super::ingest::{App, error, unix_ms};
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use switchyard_engine::event::SourceEvent;
 use switchyard_engine::router::Status;
@@ -42,15 +44,40 @@ pub async fn preflight() -> Response {
 
 pub async fn collect(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    cors(handle(&app, &query, &headers, &body).await)
+    cors(handle(&app, peer, &query, &headers, &body).await)
+}
+
+/// The visitor's address: the first `X-Forwarded-For` entry (behind a proxy), else the peer.
+fn visitor_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|ip| ip.trim().to_owned())
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .unwrap_or_else(|| peer.ip().to_string())
+}
+
+/// Adds the visitor's IP address as the profile property `$ip`, unless the event has one.
+fn add_ip(event: &mut Value, ip: String) {
+    let key = if event.get("profileProperties").is_some() {
+        "profileProperties"
+    } else {
+        "profile_properties"
+    };
+    if let Some(profile) = event.get_mut(key).and_then(Value::as_object_mut) {
+        profile.entry("$ip").or_insert(Value::String(ip));
+    }
 }
 
 async fn handle(
     app: &App,
+    peer: SocketAddr,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &[u8],
@@ -75,7 +102,7 @@ async fn handle(
             "send one JSON event (application/json, or text/plain from sendBeacon)",
         );
     }
-    let value: Value = match serde_json::from_slice(body) {
+    let mut value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
             return error(
@@ -84,6 +111,7 @@ async fn handle(
             );
         }
     };
+    add_ip(&mut value, visitor_ip(peer, headers));
     let received_at = unix_ms() / 1000;
     let event = match SourceEvent::from_value(value, received_at) {
         Ok(e) => e,

@@ -106,7 +106,8 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     let delivery = tokio::spawn(deliverer.run(stop_rx));
     let router = ingest::router(app.clone(), server.max_body_kib.saturating_mul(1024));
     let signal_app = app.clone();
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             eprintln!("switchyard: shutting down: finishing requests, then delivery");
