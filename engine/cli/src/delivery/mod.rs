@@ -2,7 +2,8 @@
 //! (plugins and mappings, on a blocking thread), sends every destination's payloads in batches of
 //! its `batch_size`, and acknowledges the round's events only once each is delivered, filtered or
 //! dead-lettered. A crash before the acknowledgement means the round is read again on restart:
-//! at-least-once, made harmless by the platform's `event_id` de-duplication.
+//! at-least-once, made harmless by the platform's `event_id` de-duplication. A round that cannot
+//! store its outcome (a disk error) leaves its events queued and makes the loop read them again.
 //!
 //! - [`sender`]: one destination's rate limit, concurrency limit and retries.
 
@@ -15,6 +16,7 @@ use sender::{Client, Sender};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use switchyard_engine::destination::Activation;
 use switchyard_engine::router::Status;
@@ -46,6 +48,9 @@ pub struct Deliverer {
     metrics: Arc<Metrics>,
     /// Woken when events are queued.
     wake: Arc<Notify>,
+    /// Set by a round that could not settle its events (its dead letters or acknowledgement were
+    /// not stored, or its pipeline panicked): the loop then reads the queue again from the start.
+    rewind: AtomicBool,
 }
 
 /// What a round's pipeline decided: payloads to send per destination (with the index of the
@@ -91,6 +96,7 @@ impl Deliverer {
             senders,
             metrics,
             wake,
+            rewind: AtomicBool::new(false),
         })
     }
 
@@ -106,6 +112,15 @@ impl Deliverer {
         let mut lingered_on = None;
         loop {
             while tasks.try_join_next().is_some() {}
+            if self.rewind.swap(false, Ordering::AcqRel) {
+                // Rounds in flight finish first, so that nothing they hold is read twice; a
+                // lasting failure (a broken disk) is retried once a second, not in a spin.
+                while tasks.join_next().await.is_some() {}
+                cursor = None;
+                lingered_on = None;
+                eprintln!("switchyard: a round did not settle; reading the queue again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
             let stopping = *stop.borrow();
             let records = match self.queue.read(cursor, round_events) {
                 Ok(r) => r,
@@ -118,6 +133,10 @@ impl Deliverer {
             self.update_depth();
             let Some(&(first, _)) = records.first() else {
                 if stopping {
+                    while tasks.join_next().await.is_some() {}
+                    if self.rewind.load(Ordering::Acquire) {
+                        continue;
+                    }
                     break;
                 }
                 tokio::select! {
@@ -171,8 +190,9 @@ impl Deliverer {
         let plan = match tokio::task::spawn_blocking(move || plan(&loaded, &for_plan)).await {
             Ok(plan) => plan,
             Err(e) => {
-                // The pipeline panicked: keep the round queued; it is read again on restart.
+                // The pipeline panicked: the round stays queued and is read again.
                 eprintln!("switchyard: a delivery round failed ({e}); its events stay queued");
+                self.rewind.store(true, Ordering::Release);
                 return;
             }
         };
@@ -239,12 +259,14 @@ impl Deliverer {
             && let Err(e) = self.queue.dead_letter(dead).await
         {
             eprintln!("switchyard: storing dead letters failed ({e}); their events stay queued");
+            self.rewind.store(true, Ordering::Release);
             return;
         }
         if let Err(e) = self.queue.ack(ids).await {
             eprintln!(
-                "switchyard: acknowledging delivered events failed ({e}); they may be sent again"
+                "switchyard: acknowledging delivered events failed ({e}); they stay queued and will be sent again"
             );
+            self.rewind.store(true, Ordering::Release);
         }
         self.update_depth();
     }
@@ -372,5 +394,87 @@ fn status_label(s: Status) -> &'static str {
     match s {
         Status::Invalid | Status::Failed => "failed",
         other => crate::commands::map::status_name(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use switchyard_queue::{Commit, DiskQueue, QueueError};
+
+    /// A disk queue whose first acknowledgement fails, as on a disk error.
+    struct FailFirstAck {
+        inner: DiskQueue,
+        acks: AtomicUsize,
+    }
+
+    impl EventQueue for FailFirstAck {
+        fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
+            self.inner.append(records)
+        }
+        fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
+            self.inner.read(after, max)
+        }
+        fn ack(&self, ids: Vec<u64>) -> Commit<()> {
+            if self.acks.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Box::pin(async { Err(QueueError::Store("disk error".into())) });
+            }
+            self.inner.ack(ids)
+        }
+        fn depth(&self) -> (u64, u64) {
+            self.inner.depth()
+        }
+        fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
+            self.inner.dead_letter(letters)
+        }
+        fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+            self.inner.dead_letters()
+        }
+        fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {
+            self.inner.remove_dead_letters(ids)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_whose_acknowledgement_fails_is_read_again_not_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("switchyard.yaml");
+        // A deactivated destination: rounds settle without sending anything.
+        std::fs::write(
+            &config,
+            "sources: [{name: web, kind: webhook}]\ndestinations:\n  - name: tiktok\n    type: tiktok\n    status: deactivated\n    pixel_id: CJQBODJC77UB4MRTGFRF\n    access_token: \"${SY_UNIT_TEST_UNSET}\"\n    domain: https://shop.example.com\n    sources: [web]\n",
+        )
+        .unwrap();
+        let loaded = crate::config::load(&config).unwrap_or_else(|d| panic!("{d:?}"));
+        let queue = Arc::new(FailFirstAck {
+            inner: DiskQueue::open(&dir.path().join("data"), 1 << 20).unwrap(),
+            acks: AtomicUsize::new(0),
+        });
+        let event = r#"{"event_name":"x","event_id":"1","properties":{},"profile_properties":{},"aliases":["urn:email:a"]}"#;
+        let record = Record {
+            source: "web".into(),
+            received_at: 1,
+            queued_at_ms: 1000,
+            event: event.into(),
+            only: None,
+        };
+        queue.append(vec![record.clone(), record]).await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let deliverer = Deliverer::new(
+            Arc::new(loaded),
+            queue.clone(),
+            metrics.clone(),
+            Arc::new(Notify::new()),
+        )
+        .unwrap();
+        Arc::new(deliverer).drain().await;
+        assert_eq!(queue.depth().0, 0, "the second reading settled the round");
+        assert_eq!(queue.acks.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            metrics.count("tiktok", "deactivated"),
+            4,
+            "read twice, counted twice"
+        );
     }
 }
