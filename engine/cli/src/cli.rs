@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap) and dispatch. Everything writes to the given writers, so
 //! tests run the CLI in process.
 
+use crate::clock::unix_now;
 use crate::commands;
 use crate::config;
 use anyhow::Context;
@@ -420,11 +421,4 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }

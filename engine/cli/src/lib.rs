@@ -9,6 +9,7 @@
 //! - [`cli`]: argument parsing and dispatch.
 
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod delivery;

@@ -2,6 +2,7 @@
 //! config's durable queue, pipeline, batching, retries, dead letters), run until the queue is empty,
 //! with a progress bar and a summary per destination.
 
+use crate::clock::unix_ms;
 use crate::config::Loaded;
 use crate::delivery::Deliverer;
 use crate::metrics::Metrics;
@@ -59,6 +60,7 @@ pub async fn replay(
     err: &mut dyn Write,
 ) -> Result<Summary, ServeError> {
     let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
+    let dir = loaded.data_dir().display().to_string();
     let mut invalid = 0;
     let mut queued = 0;
     let mut chunk = Vec::with_capacity(APPEND_CHUNK);
@@ -83,18 +85,19 @@ pub async fn replay(
         }
         if chunk.len() == APPEND_CHUNK {
             queued += chunk.len();
-            append(&*queue, std::mem::take(&mut chunk)).await?;
+            append(&*queue, std::mem::take(&mut chunk), &dir).await?;
         }
     }
     queued += chunk.len();
-    append(&*queue, chunk).await?;
+    append(&*queue, chunk, &dir).await?;
     let mut summary = deliver_queued(loaded, queue).await?;
     summary.invalid = invalid;
     summary.queued = queued;
     Ok(summary)
 }
 
-async fn append(queue: &dyn EventQueue, records: Vec<Record>) -> Result<(), ServeError> {
+/// Appends to the queue in `dir` (named in the error).
+async fn append(queue: &dyn EventQueue, records: Vec<Record>, dir: &str) -> Result<(), ServeError> {
     if records.is_empty() {
         return Ok(());
     }
@@ -103,7 +106,7 @@ async fn append(queue: &dyn EventQueue, records: Vec<Record>) -> Result<(), Serv
         .await
         .map(|_| ())
         .map_err(|source| ServeError::Queue {
-            dir: "the data directory".into(),
+            dir: dir.to_owned(),
             source,
         })
 }
@@ -210,11 +213,4 @@ pub async fn retry_dead_letters(
         .map_err(store)?;
     let summary = deliver_queued(loaded, queue).await?;
     Ok((letters.len(), summary))
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

@@ -9,6 +9,7 @@
 
 pub mod sender;
 
+use crate::clock::unix_ms;
 use crate::config::{DestinationConfig, Loaded};
 use crate::metrics::Metrics;
 use crate::pipeline::{InputResult, stop_outcome};
@@ -281,13 +282,6 @@ fn only(record: &Record, destination: &str) -> Record {
     r
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Runs a round's records through the pipeline, one source at a time (rules depend on it).
 fn plan(loaded: &Loaded, records: &[(u64, Record)]) -> Plan {
     let destinations = loaded.router.destinations();
@@ -296,7 +290,7 @@ fn plan(loaded: &Loaded, records: &[(u64, Record)]) -> Plan {
         dead: Vec::new(),
         counts: BTreeMap::new(),
     };
-    let now = unix_ms() / 1000;
+    let now = crate::clock::unix_now();
     let mut by_source: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (_, r)) in records.iter().enumerate() {
         by_source.entry(r.source.as_str()).or_default().push(i);

@@ -7,7 +7,8 @@
 //! CORS is open (`*`): shops call it from their own origin; `text/plain` bodies are accepted, as
 //! `navigator.sendBeacon` sends them.
 
-use super::ingest::{App, error, unix_ms};
+use super::ingest::{App, error, read_json};
+use crate::clock::{unix_ms, unix_now};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -92,27 +93,18 @@ async fn handle(
             "missing or unknown `key` (a browser source's public key)",
         );
     };
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !(content_type.starts_with("application/json") || content_type.starts_with("text/plain")) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send one JSON event (application/json, or text/plain from sendBeacon)",
-        );
-    }
-    let mut value: Value = match serde_json::from_slice(body) {
+    let mut value = match read_json(
+        app,
+        headers,
+        body,
+        &["application/json", "text/plain"],
+        "send one JSON event (application/json, or text/plain from sendBeacon)",
+    ) {
         Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e}"),
-            );
-        }
+        Err((status, message)) => return error(status, message),
     };
     add_ip(&mut value, visitor_ip(peer, headers));
-    let received_at = unix_ms() / 1000;
+    let received_at = unix_now();
     let event = match SourceEvent::from_value(value, received_at) {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),

@@ -7,6 +7,7 @@
 //! is never acknowledged.
 
 use super::dedup::Dedup;
+use crate::clock::{unix_ms, unix_now};
 use crate::metrics::Metrics;
 use axum::Router;
 use axum::body::Bytes;
@@ -115,6 +116,34 @@ fn refusal(index: usize, id: Option<String>, reason: String) -> Value {
     r
 }
 
+/// The body as JSON, when the service takes requests and the body's type is one of `types`
+/// (`hint` says what to send instead); else the status and message that refuse it.
+pub(super) fn read_json(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+    types: &[&str],
+    hint: &str,
+) -> Result<Value, (StatusCode, String)> {
+    if !app.ready.load(Ordering::Relaxed) {
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()));
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim_start();
+    if !types.iter().any(|t| content_type.starts_with(t)) {
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, hint.into()));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
 impl App {
     /// Queues records durably, counts them, records their ids for de-duplication and wakes
     /// delivery; or gives the answer that refuses them (503, with `Retry-After` when full).
@@ -161,9 +190,6 @@ impl App {
 }
 
 async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if !app.ready.load(Ordering::Relaxed) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    }
     let Some(source) = headers
         .get("x-webhook-token")
         .and_then(|v| v.to_str().ok())
@@ -175,24 +201,15 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
             "missing or unknown X-Webhook-Token (a source's write key)",
         );
     };
-    let json_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.trim_start().starts_with("application/json"));
-    if !json_type {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send JSON, with Content-Type: application/json",
-        );
-    }
-    let parsed: Value = match serde_json::from_slice(&body) {
+    let parsed = match read_json(
+        &app,
+        &headers,
+        &body,
+        &["application/json"],
+        "send JSON, with Content-Type: application/json",
+    ) {
         Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e}"),
-            );
-        }
+        Err((status, message)) => return error(status, message),
     };
     let items = match parsed {
         Value::Array(items) => items,
@@ -260,15 +277,4 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         axum::Json(json!({"accepted": queued, "duplicates": duplicates, "rejected": refused})),
     )
         .into_response()
-}
-
-pub(super) fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
-fn unix_now() -> i64 {
-    unix_ms() / 1000
 }
