@@ -141,7 +141,10 @@ fn requests_are_batched_and_never_show_the_token() {
     const VAR: &str = "SWITCHYARD_CLI_TEST_TOKEN";
     const TOKEN: &str = "tt-secret-value-0123456789";
     // SAFETY: this variable is read by this test only.
-    unsafe { std::env::set_var(VAR, TOKEN) };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(VAR, TOKEN)
+    };
     let config = std::fs::read_to_string(example("switchyard.yaml"))
         .unwrap()
         .replace("TIKTOK_ACCESS_TOKEN", VAR)

@@ -45,7 +45,7 @@ fn every_bad_fixture_gives_its_error_at_its_place() {
         let Some(expect) = expectation(&fixture, &text) else {
             continue;
         };
-        let diagnostics = match switchyard::config::load(&fixture) {
+        let diagnostics = match switchyard_service::config::load(&fixture) {
             Ok(_) => panic!("{} loaded but should fail", fixture.display()),
             Err(d) => d,
         };
@@ -75,7 +75,7 @@ fn every_bad_fixture_gives_its_error_at_its_place() {
 #[test]
 fn a_token_pasted_into_the_config_is_never_echoed() {
     let fixture = root().join("tests/fixtures/bad/literal-token.yaml");
-    let diagnostics = switchyard::config::load(&fixture).err().unwrap();
+    let diagnostics = switchyard_service::config::load(&fixture).err().unwrap();
     let text = lines(&diagnostics);
     assert!(!text.contains("SUPERSECRET"), "{text}");
     assert!(text.contains("access_token"), "{text}");

@@ -247,6 +247,7 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
 fn cli(args: &[&str]) -> (i32, String, String) {
     // The CLI reads the token from the environment, as the child process does.
     // SAFETY: tests in this file only set these two variables, always to the same values.
+    #[allow(unsafe_code)]
     unsafe {
         std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
         std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
@@ -416,4 +417,94 @@ fn replay_sends_a_file_through_the_delivery_path() {
             .iter()
             .all(|b| b["test_event_code"] == "TEST123")
     );
+}
+
+// A round whose acknowledgement fails, in process (the queue is a wrapper that fails once).
+mod acknowledgement {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use switchyard_queue::{Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Record};
+    use switchyard_service::delivery::Deliverer;
+    use switchyard_service::metrics::Metrics;
+    use tokio::sync::Notify;
+
+    /// A disk queue whose first acknowledgement fails, as on a disk error.
+    struct FailFirstAck {
+        inner: DiskQueue,
+        acks: AtomicUsize,
+    }
+
+    impl EventQueue for FailFirstAck {
+        fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
+            self.inner.append(records)
+        }
+        fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
+            self.inner.read(after, max)
+        }
+        fn ack(&self, ids: Vec<u64>) -> Commit<()> {
+            if self.acks.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Box::pin(async {
+                    Err(QueueError::Store {
+                        action: "committing",
+                        source: std::sync::Arc::new(std::io::Error::other("disk error")),
+                    })
+                });
+            }
+            self.inner.ack(ids)
+        }
+        fn depth(&self) -> (u64, u64) {
+            self.inner.depth()
+        }
+        fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
+            self.inner.dead_letter(letters)
+        }
+        fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+            self.inner.dead_letters()
+        }
+        fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {
+            self.inner.remove_dead_letters(ids)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_round_whose_acknowledgement_fails_is_read_again_not_left_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("switchyard.yaml");
+        // A deactivated destination: rounds settle without sending anything.
+        std::fs::write(
+            &config,
+            "sources: [{name: web, kind: webhook}]\ndestinations:\n  - name: tiktok\n    type: tiktok\n    status: deactivated\n    pixel_id: CJQBODJC77UB4MRTGFRF\n    access_token: \"${SY_UNIT_TEST_UNSET}\"\n    domain: https://shop.example.com\n    sources: [web]\n",
+        )
+        .unwrap();
+        let loaded = switchyard_service::config::load(&config).unwrap_or_else(|d| panic!("{d:?}"));
+        let queue = Arc::new(FailFirstAck {
+            inner: DiskQueue::open(&dir.path().join("data"), 1 << 20).unwrap(),
+            acks: AtomicUsize::new(0),
+        });
+        let event = r#"{"event_name":"x","event_id":"1","properties":{},"profile_properties":{},"aliases":["urn:email:a"]}"#;
+        let record = Record {
+            source: "web".into(),
+            received_at: 1,
+            queued_at_ms: 1000,
+            event: event.into(),
+            only: None,
+        };
+        queue.append(vec![record.clone(), record]).await.unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let deliverer = Deliverer::new(
+            Arc::new(loaded),
+            queue.clone(),
+            metrics.clone(),
+            Arc::new(Notify::new()),
+        )
+        .unwrap();
+        Arc::new(deliverer).drain().await;
+        assert_eq!(queue.depth().0, 0, "the second reading settled the round");
+        assert_eq!(queue.acks.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            metrics.count("tiktok", "deactivated"),
+            4,
+            "read twice, counted twice"
+        );
+    }
 }

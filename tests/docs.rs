@@ -4,9 +4,9 @@
 //! ```` ```json output ```` outcome after it.
 
 use serde_json::Value;
-use switchyard::pipeline::{InputResult, stop_outcome};
-use switchyard_engine::event::SourceEvent;
-use switchyard_engine::router::Outcome;
+use switchyard_core::event::SourceEvent;
+use switchyard_core::router::Outcome;
+use switchyard_service::pipeline::{InputFate, halt_outcome};
 use switchyard_tests::*;
 
 #[derive(Debug)]
@@ -42,7 +42,7 @@ fn blocks(markdown: &str) -> Vec<Block> {
 fn run_doc(name: &str) -> usize {
     let path = root().join("docs").join(name);
     let text = std::fs::read_to_string(&path).unwrap();
-    let mut setup: Option<(switchyard::config::Loaded, tempfile::TempDir)> = None;
+    let mut setup: Option<(switchyard_service::config::Loaded, tempfile::TempDir)> = None;
     let mut input: Option<(Value, usize)> = None;
     let mut checked = 0;
     for b in blocks(&text) {
@@ -50,13 +50,13 @@ fn run_doc(name: &str) -> usize {
         match b.info.as_str() {
             "yaml mapping" => {
                 let cfg = write_config(&tiktok_config("mapping: m.yaml"), &[("m.yaml", &b.body)]);
-                let l = switchyard::config::load(&cfg.path)
+                let l = switchyard_service::config::load(&cfg.path)
                     .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
                 setup = Some((l, cfg.dir));
             }
             "yaml destination" => {
                 let cfg = write_config(&tiktok_config(&b.body), &[]);
-                let l = switchyard::config::load(&cfg.path)
+                let l = switchyard_service::config::load(&cfg.path)
                     .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
                 setup = Some((l, cfg.dir));
             }
@@ -74,15 +74,16 @@ fn run_doc(name: &str) -> usize {
                     })
                     .collect();
                 let cfg = write_config(&text, &[]);
-                let l = switchyard::config::load(&cfg.path)
+                let l = switchyard_service::config::load(&cfg.path)
                     .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
                 setup = Some((l, cfg.dir));
             }
             "wit" => {
-                let wit = std::fs::read_to_string(root().join("plugins/wit/plugin.wit")).unwrap();
+                let wit =
+                    std::fs::read_to_string(root().join("engine/wasm/wit/plugin.wit")).unwrap();
                 assert_eq!(
                     b.body, wit,
-                    "{here}: the documented WIT differs from plugins/wit/plugin.wit"
+                    "{here}: the documented WIT differs from engine/wasm/wit/plugin.wit"
                 );
                 checked += 1;
             }
@@ -113,17 +114,17 @@ fn run_doc(name: &str) -> usize {
 }
 
 /// The outcome at the first destination of an event through the whole pipeline (plugins included).
-fn first_outcome(loaded: &switchyard::config::Loaded, ev: SourceEvent) -> Value {
+fn first_outcome(loaded: &switchyard_service::config::Loaded, ev: SourceEvent) -> Value {
     let mut logs = Vec::new();
     let pipeline = &loaded.pipeline;
-    let staging = pipeline.stage(vec![ev], RECEIVED_AT, &mut logs);
-    let routed = pipeline.route(&loaded.router, &staging, "web", RECEIVED_AT, &mut logs);
+    let transformed = pipeline.transform(vec![ev], RECEIVED_AT, &mut logs);
+    let routed = pipeline.route(&transformed, "web", RECEIVED_AT, &mut logs);
     match &routed[0] {
-        InputResult::Stopped(stop) => {
-            let (status, reason) = stop_outcome(stop);
-            serde_json::to_value(Outcome::stopped("", status, reason)).unwrap()
+        InputFate::Halted(halt) => {
+            let (status, reason) = halt_outcome(halt);
+            serde_json::to_value(Outcome::not_sent("", status, reason)).unwrap()
         }
-        InputResult::Routed(events) => serde_json::to_value(&events[0].outcomes[0]).unwrap(),
+        InputFate::Routed(events) => serde_json::to_value(&events[0].outcomes[0]).unwrap(),
     }
 }
 

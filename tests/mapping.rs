@@ -2,10 +2,10 @@
 //! router: each test states the exact payload or status expected.
 
 use serde_json::{Value, json};
-use switchyard_engine::router::Status;
+use switchyard_core::router::Status;
 use switchyard_tests::*;
 
-fn default() -> switchyard::config::Loaded {
+fn default() -> switchyard_service::config::Loaded {
     loaded(&tiktok_config(""))
 }
 
@@ -392,7 +392,7 @@ fn a_custom_mapping_file_replaces_the_default() {
         &tiktok_config("mapping: my-mapping.yaml"),
         &[("my-mapping.yaml", mapping)],
     );
-    let l = switchyard::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    let l = switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
     let data = sent(&l, order(json!({})));
     assert_eq!(
         data[0],

@@ -331,7 +331,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
     assert!(out.contains("created"), "{out}");
     let crate_dir = dir.path().join("shop-tagger");
     // Share the examples' target folder so the dependencies are not built again.
-    let target = root().join("plugins/examples/target");
+    let target = root().join("plugins/transforms/examples/target");
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet"])
         .current_dir(&crate_dir)

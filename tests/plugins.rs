@@ -5,12 +5,16 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::*;
-use switchyard_wasm::bindings::Outcome;
-use switchyard_wasm::{CallError, Limits, LoadError, Plugin, Runtime};
+use switchyard_wasm::bindings::Action;
+use switchyard_wasm::{CallError, CompileCache, Limits, LoadError, Plugin, Runtime};
 
 /// A runtime with a compile cache shared by the tests (each component compiles once per run).
 fn runtime() -> Runtime {
-    Runtime::new(Some(root().join("target/test-plugin-cache"))).expect("runtime starts")
+    Runtime::new(Some(
+        CompileCache::open(&root().join("target/plugin-cache-tests"))
+            .expect("private cache folder"),
+    ))
+    .expect("runtime starts")
 }
 
 fn load(rt: &Runtime, name: &str, config: Value) -> Result<Plugin, LoadError> {
@@ -27,14 +31,14 @@ fn hostile(rt: &Runtime, mode: &str, limits: Limits) -> Plugin {
     .expect("hostile plugin loads")
 }
 
-fn one(plugin: &Plugin, event: &Value) -> Result<Outcome, String> {
+fn one(plugin: &Plugin, event: &Value) -> Result<Action, String> {
     let mut out = plugin.call_one(&event.to_string()).expect("call succeeds");
     out.results.remove(0)
 }
 
-fn changed(outcome: Result<Outcome, String>) -> Value {
+fn changed(outcome: Result<Action, String>) -> Value {
     match outcome {
-        Ok(Outcome::Changed(text)) => serde_json::from_str(&text).expect("plugin returns JSON"),
+        Ok(Action::Changed(text)) => serde_json::from_str(&text).expect("plugin returns JSON"),
         other => panic!("expected a changed event, got {other:?}"),
     }
 }
@@ -66,7 +70,7 @@ fn currency_converter_converts_every_amount() {
     assert_eq!(one(&p, &gbp), Err("no rate from GBP to EUR".to_owned()));
     let mut eur = order();
     eur["properties"]["currency"] = json!("EUR");
-    assert_eq!(one(&p, &eur), Ok(Outcome::Unchanged));
+    assert_eq!(one(&p, &eur), Ok(Action::Unchanged));
     let refused = load(
         &rt,
         "currency-converter",
@@ -96,7 +100,7 @@ fn pii_scrubber_removes_fields_and_url_parameters() {
         "https://s.example/thanks?utm_source=tt#top"
     );
     let clean = json!({"event_name": "X", "event_id": "1", "properties": {}, "profile_properties": {}, "aliases": ["urn:a:b"]});
-    assert_eq!(one(&p, &clean), Ok(Outcome::Unchanged));
+    assert_eq!(one(&p, &clean), Ok(Action::Unchanged));
 }
 
 #[test]
@@ -119,7 +123,7 @@ fn bundle_splitter_splits_items_and_single_products() {
     let cart = json!({"event_name": "Added To Cart", "event_id": "c-9", "properties": {"product_id": "KIT-1", "price": 20, "quantity": 1},
                       "profile_properties": {}, "aliases": ["urn:a:b"]});
     match one(&p, &cart) {
-        Ok(Outcome::Split(events)) => {
+        Ok(Action::Split(events)) => {
             let events: Vec<Value> = events
                 .iter()
                 .map(|e| serde_json::from_str(e).unwrap())
@@ -211,7 +215,7 @@ fn a_trap_fails_that_call_only_and_a_fresh_instance_serves_the_next() {
         Err(CallError::Trap(_))
     ));
     let ok = p.call_one(r#"{"x":"fine"}"#).unwrap();
-    assert_eq!(ok.results, vec![Ok(Outcome::Unchanged)]);
+    assert_eq!(ok.results, vec![Ok(Action::Unchanged)]);
     let trap = hostile(&rt, "trap", Limits::default());
     let err = trap
         .call_batch(&["{}".to_owned(), "{}".to_owned()])
@@ -286,10 +290,11 @@ fn bad_plugins_are_refused_at_load_with_the_reason() {
 
 #[test]
 fn compiled_plugins_are_cached_on_disk_by_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::new(Some(dir.path().to_owned())).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    let rt = Runtime::new(Some(CompileCache::open(&dir).unwrap())).unwrap();
     load_cached(&rt, "noop");
-    let files: Vec<_> = std::fs::read_dir(dir.path())
+    let files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -300,11 +305,22 @@ fn compiled_plugins_are_cached_on_disk_by_hash() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(
         p.call_one("{}").unwrap().results,
-        vec![Ok(Outcome::Unchanged)]
+        vec![Ok(Action::Unchanged)]
     );
 }
 
 fn load_cached(rt: &Runtime, name: &str) -> Plugin {
     rt.load_file(name, &plugin_wasm(name), &json!({}), Limits::default())
         .unwrap()
+}
+
+#[test]
+fn the_sdk_ships_the_same_plugin_world_as_the_host() {
+    let sdk =
+        std::fs::read_to_string(root().join("plugins/transforms/sdk/wit/plugin.wit")).unwrap();
+    assert_eq!(
+        sdk,
+        switchyard_wasm::WIT,
+        "plugins/transforms/sdk/wit/plugin.wit must be a copy of engine/wasm/wit/plugin.wit"
+    );
 }

@@ -41,7 +41,7 @@ fn sample_events() -> Vec<Value> {
         .expect("examples/events.ndjson");
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| switchyard_engine::event::SourceEvent::from_value(v.clone(), 0).is_ok())
+        .filter(|v| switchyard_core::event::SourceEvent::from_value(v.clone(), 0).is_ok())
         .collect()
 }
 
@@ -59,16 +59,16 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
     .replace("batch_size: 100", "batch_size: 1000");
     std::fs::write(&config, text).expect("config");
     // Only events the destination sends server-side: the benchmark waits for every one.
-    let loaded = switchyard::config::load(&config).expect("config loads");
+    let loaded = switchyard_service::config::load(&config).expect("config loads");
     let samples: Vec<Value> = samples
         .iter()
         .filter(|v| {
-            let Ok(e) = switchyard_engine::event::SourceEvent::from_value((*v).clone(), 0) else {
+            let Ok(e) = switchyard_core::event::SourceEvent::from_value((*v).clone(), 0) else {
                 return false;
             };
             loaded
-                .router
-                .route(&e, "server")
+                .pipeline
+                .outcomes_of(&e, "server")
                 .iter()
                 .all(|o| !o.data.is_empty())
         })
@@ -97,7 +97,7 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
         .enable_all()
         .build()
         .expect("runtime");
-    switchyard_tiktok::client::install_crypto_provider();
+    switchyard_tiktok::transport::install_crypto_provider();
     let bodies = Arc::new(bodies);
     let started = Instant::now();
     rt.block_on(async {

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use switchyard::config::{Loaded, load};
-use switchyard_engine::event::SourceEvent;
-use switchyard_engine::load::Diagnostic;
-use switchyard_engine::router::Status;
-use switchyard_engine::rules::fields::Warning;
+use switchyard_core::event::SourceEvent;
+use switchyard_core::load::Diagnostic;
+use switchyard_core::router::Status;
+use switchyard_core::rules::fields::Warning;
+use switchyard_service::config::{Loaded, load};
 
 /// The time received used by tests (2024-09-02T12:00:00Z).
 pub const RECEIVED_AT: i64 = 1_725_278_400;
@@ -98,7 +98,7 @@ pub struct Routed {
 /// Routes one event from `source` through a config with one destination; returns its outcome.
 pub fn route(loaded: &Loaded, event: Value, source: &str) -> Routed {
     let ev = SourceEvent::from_value(event, RECEIVED_AT).expect("test event is valid");
-    let outcomes = loaded.router.route(&ev, source);
+    let outcomes = loaded.pipeline.outcomes_of(&ev, source);
     assert_eq!(outcomes.len(), 1, "one destination expected");
     let o = &outcomes[0];
     Routed {
@@ -127,7 +127,7 @@ pub fn sent(loaded: &Loaded, event: Value) -> Vec<Value> {
 pub fn plugin_wasm(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let manifest = root().join("plugins/examples/Cargo.toml");
+        let manifest = root().join("plugins/transforms/examples/Cargo.toml");
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(&manifest)
@@ -145,7 +145,7 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
         panic!("{e}");
     }
     root()
-        .join("plugins/examples/target/wasm32-wasip2/release")
+        .join("plugins/transforms/examples/target/wasm32-wasip2/release")
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
 

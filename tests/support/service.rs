@@ -172,7 +172,7 @@ pub fn http(
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
-        switchyard_tiktok::client::install_crypto_provider();
+        switchyard_tiktok::transport::install_crypto_provider();
         let client = reqwest::Client::new();
         let mut req = match method {
             "GET" => client.get(url),

@@ -1,13 +1,11 @@
 //! The command line: argument parsing (clap) and dispatch. Everything writes to the given writers, so
 //! tests run the CLI in process.
 
-use crate::clock::unix_now;
 use crate::commands;
-use crate::config;
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use switchyard_service::config::{self, Loaded};
 
 /// Switchyard: forward e-commerce events to ad platforms with declarative YAML rules.
 #[derive(Debug, Parser)]
@@ -26,25 +24,7 @@ pub enum Command {
         configs: Vec<PathBuf>,
     },
     /// Dry run: map NDJSON source events and print what each destination would send.
-    Map {
-        /// The config file.
-        #[arg(long, short)]
-        config: PathBuf,
-        /// NDJSON events, one per line (`-` or nothing for standard input).
-        input: Option<PathBuf>,
-        /// The source the events come from (default: the config's first source).
-        #[arg(long)]
-        source: Option<String>,
-        /// Print the API requests (batched bodies) instead of one result per event.
-        #[arg(long)]
-        request: bool,
-        /// Unix seconds to use as the time received (for reproducible output).
-        #[arg(long)]
-        now: Option<i64>,
-        /// Append input that is invalid or that a plugin failed on to this NDJSON file.
-        #[arg(long, value_name = "FILE")]
-        dead_letters: Option<PathBuf>,
-    },
+    Map(MapArgs),
     /// Run the service: HTTP ingestion into a durable queue, delivery to the destinations.
     Serve {
         /// The config file.
@@ -109,30 +89,57 @@ pub enum PluginCommand {
         /// The folder to create it in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// The plugin SDK to depend on (default: this source tree's `plugins/sdk`).
+        /// The plugin SDK to depend on (default: `$SWITCHYARD_SDK`, else `plugins/transforms/sdk`
+        /// of the Switchyard source tree that holds the current folder or this executable).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
     /// Run a plugin over NDJSON events and print what it did with each, as `map` does.
-    Test {
-        /// The plugin's `.wasm` file.
-        plugin: PathBuf,
-        /// The plugin's config, YAML or JSON (default `{}`).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// NDJSON events (`-` or nothing for standard input).
-        #[arg(long, short)]
-        input: Option<PathBuf>,
-        /// Time budget per call, in milliseconds.
-        #[arg(long)]
-        time_ms: Option<u64>,
-        /// Memory cap, in MiB.
-        #[arg(long)]
-        memory_mib: Option<u64>,
-        /// The input lines are platform payloads (for `payload_transforms` plugins), not events.
-        #[arg(long)]
-        payloads: bool,
-    },
+    Test(PluginTestArgs),
+}
+
+/// Options of `map`.
+#[derive(Debug, clap::Args)]
+pub struct MapArgs {
+    /// The config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// NDJSON events, one per line (`-` or nothing for standard input).
+    pub input: Option<PathBuf>,
+    /// The source the events come from (default: the config's first source).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Print the API requests (batched bodies) instead of one result per event.
+    #[arg(long)]
+    pub request: bool,
+    /// Unix seconds to use as the time received (for reproducible output).
+    #[arg(long)]
+    pub now: Option<i64>,
+    /// Append input that is invalid or that a plugin failed on to this NDJSON file.
+    #[arg(long, value_name = "FILE")]
+    pub dead_letters: Option<PathBuf>,
+}
+
+/// Options of `plugin test`.
+#[derive(Debug, clap::Args)]
+pub struct PluginTestArgs {
+    /// The plugin's `.wasm` file.
+    pub plugin: PathBuf,
+    /// The plugin's config, YAML or JSON (default `{}`).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// NDJSON events (`-` or nothing for standard input).
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Time budget per call, in milliseconds.
+    #[arg(long)]
+    pub time_ms: Option<u64>,
+    /// Memory cap, in MiB.
+    #[arg(long)]
+    pub memory_mib: Option<u64>,
+    /// The input lines are platform payloads (for `payload_transforms` plugins), not events.
+    #[arg(long)]
+    pub payloads: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -170,36 +177,16 @@ fn dispatch(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     match command {
-        Command::Validate { configs } => Ok(if commands::validate::run(&configs, out, err)? {
-            0
-        } else {
-            1
-        }),
-        Command::Map {
-            config,
-            input: path,
-            source,
-            request,
-            now,
-            dead_letters,
-        } => map(
-            MapArgs {
-                config,
-                path,
-                source,
-                request,
-                now,
-                dead_letters,
-            },
-            input,
-            out,
-            err,
-        ),
+        Command::Validate { configs } => {
+            let ok = commands::validate::run(&configs, out, err)?;
+            Ok(if ok { 0 } else { 1 })
+        }
+        Command::Map(args) => commands::map::run(args, input, out, err),
         Command::Serve { config, listen } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            runtime()?.block_on(crate::serve::run(loaded, listen))?;
+            runtime()?.block_on(switchyard_service::serve::run(loaded, listen))?;
             Ok(0)
         }
         Command::Replay {
@@ -210,43 +197,11 @@ fn dispatch(
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            let source = source.unwrap_or_else(|| loaded.default_source().to_owned());
-            let summary = if path.as_os_str() == "-" {
-                runtime()?.block_on(commands::replay::replay(loaded, &source, input, err))?
-            } else {
-                let file = std::fs::File::open(&path)
-                    .with_context(|| format!("cannot open {}", path.display()))?;
-                let mut reader = std::io::BufReader::new(file);
-                runtime()?.block_on(commands::replay::replay(loaded, &source, &mut reader, err))?
-            };
-            writeln!(err, "{summary}")?;
-            Ok(0)
+            commands::replay::run(loaded, &path, source, input, err)
         }
-        Command::DeadLetters(DeadLetterCommand::List { config }) => {
-            let Some(loaded) = load(&config, err)? else {
-                return Ok(1);
-            };
-            let n = commands::replay::list_dead_letters(&loaded, out)?;
-            writeln!(err, "{n} dead letters")?;
-            Ok(0)
-        }
-        Command::DeadLetters(DeadLetterCommand::Retry {
-            config,
-            destination,
-        }) => {
-            let Some(loaded) = load(&config, err)? else {
-                return Ok(1);
-            };
-            let (n, summary) = runtime()?.block_on(commands::replay::retry_dead_letters(
-                loaded,
-                destination.as_deref(),
-            ))?;
-            writeln!(err, "retried {n} dead letters: {summary}")?;
-            Ok(0)
-        }
+        Command::DeadLetters(command) => commands::dead_letters::run(command, out, err),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
-            let sdk = sdk.unwrap_or_else(commands::plugin::default_sdk);
-            let root = commands::plugin::new(&name, &dir, &sdk)?;
+            let root = commands::plugin::new(&name, &dir, sdk)?;
             writeln!(
                 out,
                 "created {}: build it with `cargo build --release` there",
@@ -254,152 +209,13 @@ fn dispatch(
             )?;
             Ok(0)
         }
-        Command::Plugin(PluginCommand::Test {
-            plugin,
-            config,
-            input: path,
-            time_ms,
-            memory_mib,
-            payloads,
-        }) => {
-            let kind = if payloads {
-                commands::plugin::TestInput::Payloads
-            } else {
-                commands::plugin::TestInput::Events {
-                    received_at: unix_now(),
-                }
-            };
-            let plugin_config =
-                commands::plugin::read_config(config.as_deref()).map_err(anyhow::Error::msg)?;
-            let runtime =
-                switchyard_wasm::Runtime::new(Some(switchyard_wasm::Runtime::default_cache_dir()))?;
-            let name = plugin
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let limits = commands::plugin::limits(time_ms, memory_mib);
-            let loaded = runtime
-                .load_file(&name, &plugin, &plugin_config, limits)
-                .with_context(|| format!("plugin {}", plugin.display()))?;
-            let counts = match path.filter(|p| p.as_os_str() != "-") {
-                Some(p) => {
-                    let file = std::fs::File::open(&p)
-                        .with_context(|| format!("cannot open {}", p.display()))?;
-                    commands::plugin::test(
-                        &loaded,
-                        &mut std::io::BufReader::new(file),
-                        out,
-                        err,
-                        kind,
-                    )?
-                }
-                None => commands::plugin::test(&loaded, input, out, err, kind)?,
-            };
-            let parts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-            writeln!(err, "{name}: {}", parts.join(", "))?;
-            Ok(0)
-        }
-        Command::Schema { out: Some(dir), .. } => {
-            for path in commands::schema::write_all(&dir)? {
-                writeln!(out, "wrote {}", path.display())?;
-            }
-            Ok(0)
-        }
-        Command::Schema { out: None, kind } => {
-            let schema = match kind {
-                SchemaKind::Config => config::config_schema(),
-                SchemaKind::Mapping => switchyard_engine::rules::mapping_schema(),
-            };
-            out.write_all(commands::schema::render(&schema.schema).as_bytes())?;
-            Ok(0)
-        }
+        Command::Plugin(PluginCommand::Test(args)) => commands::plugin::test(args, input, out, err),
+        Command::Schema { out: dir, kind } => commands::schema::run(dir.as_deref(), kind, out),
     }
-}
-
-struct MapArgs {
-    config: PathBuf,
-    path: Option<PathBuf>,
-    source: Option<String>,
-    request: bool,
-    now: Option<i64>,
-    dead_letters: Option<PathBuf>,
-}
-
-fn map(
-    args: MapArgs,
-    input: &mut dyn BufRead,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> anyhow::Result<i32> {
-    let loaded = match config::load(&args.config) {
-        Ok(l) => l,
-        Err(diagnostics) => {
-            for d in &diagnostics {
-                writeln!(err, "{d}")?;
-            }
-            return Ok(1);
-        }
-    };
-    let source = args
-        .source
-        .unwrap_or_else(|| loaded.default_source().to_owned());
-    if !loaded.config.sources.iter().any(|s| s.name == source) {
-        let known: Vec<&str> = loaded
-            .config
-            .sources
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect();
-        anyhow::bail!(
-            "no source named `{source}` in {} (sources: {})",
-            args.config.display(),
-            known.join(", ")
-        );
-    }
-    let opts = commands::map::MapOptions {
-        source,
-        requests: args.request,
-        received_at: args.now.unwrap_or_else(unix_now),
-    };
-    let mut letters = match &args.dead_letters {
-        Some(p) => Some(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("cannot open {}", p.display()))?,
-        )),
-        None => None,
-    };
-    let summary = {
-        let mut sinks = commands::map::Sinks {
-            out,
-            log: &mut *err,
-            dead_letters: letters.as_mut().map(|w| w as &mut dyn Write),
-        };
-        match args.path.filter(|p| p.as_os_str() != "-") {
-            Some(p) => {
-                let file = std::fs::File::open(&p)
-                    .with_context(|| format!("cannot open {}", p.display()))?;
-                commands::map::run(
-                    &loaded,
-                    &opts,
-                    &mut std::io::BufReader::new(file),
-                    &mut sinks,
-                )?
-            }
-            None => commands::map::run(&loaded, &opts, input, &mut sinks)?,
-        }
-    };
-    if let Some(w) = letters.as_mut() {
-        w.flush()?;
-    }
-    writeln!(err, "{summary}")?;
-    Ok(0)
 }
 
 /// Loads a config, writing its errors (or warnings) to `err`; `None` when it does not load.
-fn load(path: &std::path::Path, err: &mut dyn Write) -> anyhow::Result<Option<config::Loaded>> {
+pub fn load(path: &Path, err: &mut dyn Write) -> anyhow::Result<Option<Loaded>> {
     match config::load(path) {
         Ok(l) => {
             for w in &l.warnings {
@@ -416,9 +232,26 @@ fn load(path: &std::path::Path, err: &mut dyn Write) -> anyhow::Result<Option<co
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+/// The async runtime of `serve`, `replay` and `dead-letters retry`.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
+}
+
+/// Opens `path` for reading, or `None` for standard input (no path, or `-`).
+pub fn open_input(
+    path: Option<&Path>,
+) -> anyhow::Result<Option<std::io::BufReader<std::fs::File>>> {
+    use anyhow::Context;
+    match path.filter(|p| p.as_os_str() != "-") {
+        None => Ok(None),
+        Some(p) => {
+            let file =
+                std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            Ok(Some(std::io::BufReader::new(file)))
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! but does not shrink).
 
 use crate::record::{decode, encode};
-use crate::{Commit, DeadLetter, EventQueue, QueueError, Record};
+use crate::{Commit, DeadLetter, EventQueue, QueueError, Record, StoreError};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
@@ -48,39 +48,45 @@ struct Stats {
     count: AtomicU64,
 }
 
-fn store<E: std::fmt::Display>(e: E) -> QueueError {
-    QueueError::Store(e.to_string())
+/// A store failure while doing `action`.
+fn store<E: Into<redb::Error>>(action: &'static str) -> impl Fn(E) -> QueueError {
+    move |e| QueueError::Store {
+        action,
+        source: Arc::new(e.into()),
+    }
 }
 
 impl DiskQueue {
     /// Opens (or creates) the queue in `dir`, with a disk budget of `budget` bytes of records.
     pub fn open(dir: &Path, budget: u64) -> Result<Self, QueueError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| QueueError::Store(format!("cannot create {}: {e}", dir.display())))?;
-        let db = Database::create(dir.join("queue.redb")).map_err(store)?;
+        std::fs::create_dir_all(dir).map_err(|e| QueueError::Store {
+            action: "creating its folder",
+            source: Arc::new(e),
+        })?;
+        let db = Database::create(dir.join("queue.redb")).map_err(store("opening"))?;
         let stats = Arc::new(Stats::default());
         let mut next = [1u64, 1u64];
         {
-            let txn = db.begin_write().map_err(store)?;
+            let txn = db.begin_write().map_err(store("opening"))?;
             {
-                let events = txn.open_table(EVENTS).map_err(store)?;
-                let dead = txn.open_table(DEAD).map_err(store)?;
+                let events = txn.open_table(EVENTS).map_err(store("opening"))?;
+                let dead = txn.open_table(DEAD).map_err(store("opening"))?;
                 let mut bytes = 0u64;
-                for entry in events.iter().map_err(store)? {
-                    let (_, v) = entry.map_err(store)?;
+                for entry in events.iter().map_err(store("opening"))? {
+                    let (_, v) = entry.map_err(store("opening"))?;
                     bytes += v.value().len() as u64;
                 }
                 stats.bytes.store(bytes, Ordering::Relaxed);
                 stats
                     .count
-                    .store(events.len().map_err(store)?, Ordering::Relaxed);
+                    .store(events.len().map_err(store("opening"))?, Ordering::Relaxed);
                 for (slot, table) in next.iter_mut().zip([&events, &dead]) {
-                    if let Some((k, _)) = table.last().map_err(store)? {
+                    if let Some((k, _)) = table.last().map_err(store("opening"))? {
                         *slot = k.value() + 1;
                     }
                 }
             }
-            txn.commit().map_err(store)?;
+            txn.commit().map_err(store("opening"))?;
         }
         let db = Arc::new(db);
         let (writer, ops) = mpsc::channel();
@@ -89,7 +95,10 @@ impl DiskQueue {
         let thread = std::thread::Builder::new()
             .name("switchyard-queue-writer".into())
             .spawn(move || write_loop(&thread_db, &thread_stats, ops, next))
-            .map_err(|e| QueueError::Store(format!("cannot start the writer: {e}")))?;
+            .map_err(|e| QueueError::Store {
+                action: "starting its writer thread",
+                source: Arc::new(e),
+            })?;
         Ok(Self {
             db,
             writer: Some(writer),
@@ -142,13 +151,13 @@ impl DiskQueue {
         after: Option<u64>,
         max: usize,
     ) -> Result<Vec<(u64, T)>, QueueError> {
-        let txn = self.db.begin_read().map_err(store)?;
-        let table = txn.open_table(table).map_err(store)?;
+        let txn = self.db.begin_read().map_err(store("reading"))?;
+        let table = txn.open_table(table).map_err(store("reading"))?;
         let from = after.map_or(0, |a| a.saturating_add(1));
         let mut out = Vec::new();
-        for entry in table.range(from..).map_err(store)?.take(max) {
-            let (k, v) = entry.map_err(store)?;
-            out.push((k.value(), decode(v.value()).map_err(QueueError::Store)?));
+        for entry in table.range(from..).map_err(store("reading"))?.take(max) {
+            let (k, v) = entry.map_err(store("reading"))?;
+            out.push((k.value(), decode(v.value())?));
         }
         Ok(out)
     }
@@ -166,7 +175,10 @@ impl Drop for DiskQueue {
 
 impl EventQueue for DiskQueue {
     fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
-        let encoded: Vec<Vec<u8>> = records.iter().map(encode).collect();
+        let encoded: Vec<Vec<u8>> = match records.iter().map(encode).collect() {
+            Ok(encoded) => encoded,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         let size: u64 = encoded.iter().map(|e| e.len() as u64).sum();
         if let Err(e) = self.reserve(size) {
             return Box::pin(async move { Err(e) });
@@ -190,8 +202,10 @@ impl EventQueue for DiskQueue {
     }
 
     fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
-        let encoded = letters.iter().map(encode).collect();
-        self.submit(|tx| Op::Dead(encoded, tx))
+        match letters.iter().map(encode).collect() {
+            Ok(encoded) => self.submit(|tx| Op::Dead(encoded, tx)),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
     }
 
     fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
@@ -241,33 +255,36 @@ fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [
             .fetch_sub(removed_bytes + failed_appends, Ordering::AcqRel);
         stats.count.fetch_add(added, Ordering::AcqRel);
         stats.count.fetch_sub(removed, Ordering::AcqRel);
-        answer(group, result.map(|_| ()), before);
+        let result = result
+            .map(|_| ())
+            .map_err(|e| -> StoreError { Arc::new(e) });
+        answer(group, result, before);
     }
 }
 
 /// Applies a group in one transaction. Returns (records added, bytes removed, records removed).
-fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, u64), String> {
-    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, u64), redb::Error> {
+    let mut txn = db.begin_write().map_err(redb::Error::from)?;
     txn.set_durability(Durability::Immediate)
-        .map_err(|e| e.to_string())?;
+        .map_err(redb::Error::from)?;
     let (mut added, mut removed_bytes, mut removed) = (0, 0, 0);
     {
-        let mut events = txn.open_table(EVENTS).map_err(|e| e.to_string())?;
-        let mut dead = txn.open_table(DEAD).map_err(|e| e.to_string())?;
+        let mut events = txn.open_table(EVENTS).map_err(redb::Error::from)?;
+        let mut dead = txn.open_table(DEAD).map_err(redb::Error::from)?;
         for op in group {
             match op {
                 Op::Append(records, _) => {
                     for r in records {
                         events
                             .insert(next[0], r.as_slice())
-                            .map_err(|e| e.to_string())?;
+                            .map_err(redb::Error::from)?;
                         next[0] += 1;
                         added += 1;
                     }
                 }
                 Op::Ack(ids, _) => {
                     for id in ids {
-                        if let Some(v) = events.remove(id).map_err(|e| e.to_string())? {
+                        if let Some(v) = events.remove(id).map_err(redb::Error::from)? {
                             removed_bytes += v.value().len() as u64;
                             removed += 1;
                         }
@@ -276,28 +293,31 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, 
                 Op::Dead(letters, _) => {
                     for l in letters {
                         dead.insert(next[1], l.as_slice())
-                            .map_err(|e| e.to_string())?;
+                            .map_err(redb::Error::from)?;
                         next[1] += 1;
                     }
                 }
                 Op::RemoveDead(ids, _) => {
                     for id in ids {
-                        dead.remove(id).map_err(|e| e.to_string())?;
+                        dead.remove(id).map_err(redb::Error::from)?;
                     }
                 }
             }
         }
     }
-    txn.commit().map_err(|e| e.to_string())?;
+    txn.commit().map_err(redb::Error::from)?;
     Ok((added, removed_bytes, removed))
 }
 
 /// Answers every operation of a group: appends get their ids (handed out in group order from
 /// `first`), everything else its result.
-fn answer(group: Vec<Op>, result: Result<(), String>, first: [u64; 2]) {
+fn answer(group: Vec<Op>, result: Result<(), StoreError>, first: [u64; 2]) {
     let mut next_event = first[0];
     for op in group {
-        let err = |e: &String| QueueError::Store(e.clone());
+        let err = |e: &StoreError| QueueError::Store {
+            action: "committing",
+            source: e.clone(),
+        };
         match op {
             Op::Append(records, tx) => {
                 let ids = (next_event..next_event + records.len() as u64).collect();
@@ -305,7 +325,7 @@ fn answer(group: Vec<Op>, result: Result<(), String>, first: [u64; 2]) {
                 let _ = tx.send(result.as_ref().map(|_| ids).map_err(err));
             }
             Op::Ack(_, tx) | Op::Dead(_, tx) | Op::RemoveDead(_, tx) => {
-                let _ = tx.send(result.clone().map_err(|e| err(&e)));
+                let _ = tx.send(result.as_ref().map(|_| ()).map_err(err));
             }
         }
     }
@@ -359,7 +379,7 @@ mod tests {
     #[test]
     fn a_full_budget_refuses_the_whole_append_and_frees_on_ack() {
         let dir = tempfile::tempdir().unwrap();
-        let size = encode(&record(0)).len() as u64;
+        let size = encode(&record(0)).unwrap().len() as u64;
         let q = DiskQueue::open(dir.path(), size * 3).unwrap();
         block_on(q.append(vec![record(0), record(1)])).unwrap();
         let refused = block_on(q.append(vec![record(2), record(3)]));

@@ -25,11 +25,22 @@ pub enum QueueError {
     /// The disk budget is used up: try again later (ingestion answers 503 with Retry-After).
     #[error("the queue is full ({used} of {budget} bytes used)")]
     Full { used: u64, budget: u64 },
-    #[error("the queue's store failed: {0}")]
-    Store(String),
+    /// The store failed while doing `action` (its error is the source).
+    #[error("the queue's store failed {action}")]
+    Store {
+        action: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    /// A record could not be encoded for storage, or a stored one does not decode.
+    #[error("a record {0}")]
+    Record(&'static str, #[source] postcard::Error),
     #[error("the queue is closed")]
     Closed,
 }
+
+/// The cause of a store failure, shared by every request of the group commit it failed.
+pub type StoreError = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 
 /// A wait for a durable write: resolves once the write is on disk (or has failed).
 pub type Commit<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send>>;

@@ -2,6 +2,7 @@
 //! with postcard (compact binary serde): the event's JSON text is kept as raw bytes, not escaped
 //! into another JSON document.
 
+use crate::QueueError;
 use serde::{Deserialize, Serialize};
 
 /// One accepted source event, as queued.
@@ -29,10 +30,10 @@ pub struct DeadLetter {
     pub record: Record,
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).unwrap_or_default()
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, QueueError> {
+    postcard::to_stdvec(value).map_err(|e| QueueError::Record("cannot be encoded", e))
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, String> {
-    postcard::from_bytes(bytes).map_err(|e| format!("a stored record does not decode: {e}"))
+pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, QueueError> {
+    postcard::from_bytes(bytes).map_err(|e| QueueError::Record("in the store does not decode", e))
 }

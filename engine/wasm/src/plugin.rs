@@ -5,8 +5,9 @@
 //! ran out of time or memory, or returned a malformed answer is dropped, never reused.
 
 use crate::Limits;
-use crate::bindings::{Outcome, Transform, TransformPre};
-use crate::runtime::{LoadError, Ticker};
+use crate::bindings::{Action, Transform, TransformPre};
+use crate::epoch::Ticker;
+use crate::error::{CallError, LoadError};
 use crate::sandbox::{LogLine, Sandbox};
 use std::sync::{Arc, Mutex};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
@@ -14,27 +15,10 @@ use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 /// Warm instances kept per plugin.
 const POOL_SIZE: usize = 8;
 
-/// Why a call failed. The events of the call fail with this message; the process goes on.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallError {
-    #[error("ran out of its time budget ({0} ms)")]
-    Timeout(u64),
-    #[error("tried to grow its memory beyond the limit ({0} MiB)")]
-    Memory(u64),
-    #[error("trapped: {0}")]
-    Trap(String),
-    #[error("returned {size} bytes of events, more than the limit ({limit_kib} KiB)")]
-    OutputTooLarge { size: usize, limit_kib: u64 },
-    #[error("returned {got} results for {sent} events")]
-    WrongCount { got: usize, sent: usize },
-    #[error("refused its config: {0}")]
-    Config(String),
-}
-
 /// What a call returned: one result per event, and the log lines written meanwhile.
 #[derive(Debug)]
 pub struct PluginOutput {
-    pub results: Vec<Result<Outcome, String>>,
+    pub results: Vec<Result<Action, String>>,
     pub logs: Vec<LogLine>,
 }
 
@@ -83,7 +67,7 @@ impl Plugin {
         };
         let warm = plugin.instantiate().map_err(|e| match e {
             CallError::Config(m) => LoadError::Config(m),
-            other => LoadError::Start(other.to_string()),
+            other => LoadError::Start(other.into()),
         })?;
         plugin.give_back(warm);
         Ok(plugin)
@@ -162,7 +146,7 @@ impl Plugin {
     fn call(
         &self,
         sent: usize,
-        f: impl FnOnce(&mut Warm) -> wasmtime::Result<Vec<Result<Outcome, String>>>,
+        f: impl FnOnce(&mut Warm) -> wasmtime::Result<Vec<Result<Action, String>>>,
     ) -> Result<PluginOutput, CallError> {
         let mut warm = self.take()?;
         warm.store.set_epoch_deadline(self.limits.time_ms);
@@ -206,10 +190,10 @@ impl Plugin {
     }
 }
 
-fn output_size(r: &Result<Outcome, String>) -> usize {
+fn output_size(r: &Result<Action, String>) -> usize {
     match r {
-        Ok(Outcome::Unchanged) => 0,
-        Ok(Outcome::Changed(s)) | Ok(Outcome::Drop(s)) | Err(s) => s.len(),
-        Ok(Outcome::Split(list)) => list.iter().map(String::len).sum(),
+        Ok(Action::Unchanged) => 0,
+        Ok(Action::Changed(s)) | Ok(Action::Drop(s)) | Err(s) => s.len(),
+        Ok(Action::Split(list)) => list.iter().map(String::len).sum(),
     }
 }

@@ -87,3 +87,13 @@ impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
         0
     }
 }
+
+/// A log level as written in logs.
+pub fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}

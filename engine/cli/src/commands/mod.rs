@@ -1,5 +1,7 @@
-//! One module per subcommand.
+//! One module per subcommand: each opens what its command reads and writes, and calls the
+//! library that does the work (`switchyard-service`, `switchyard-wasm`).
 
+pub mod dead_letters;
 pub mod map;
 pub mod plugin;
 pub mod replay;

@@ -1,216 +1,53 @@
-//! `switchyard replay` and `switchyard dead-letters`: events through the real delivery path (the
-//! config's durable queue, pipeline, batching, retries, dead letters), run until the queue is empty,
-//! with a progress bar and a summary per destination.
+//! `switchyard replay`: a file of events through the real delivery path, with a progress bar
+//! (see `switchyard_service::replay`).
 
-use crate::clock::unix_ms;
-use crate::config::Loaded;
-use crate::delivery::Deliverer;
-use crate::metrics::Metrics;
-use crate::serve::{ServeError, open_queue};
+use crate::cli::{open_input, runtime};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::json;
 use std::io::{BufRead, Write};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
-use switchyard_engine::event::SourceEvent;
-use switchyard_queue::{EventQueue, Record};
-use tokio::sync::Notify;
+use switchyard_service::config::Loaded;
+use switchyard_service::replay::{self, Progress};
 
-/// Events appended to the queue per write.
-const APPEND_CHUNK: usize = 1000;
-
-/// What a run delivered, per destination and status, plus the input lines that were invalid.
-pub struct Summary {
-    pub invalid: usize,
-    pub queued: usize,
-    pub per_destination: Vec<(String, Vec<(&'static str, u64)>)>,
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} events queued", self.queued)?;
-        if self.invalid > 0 {
-            write!(f, ", {} invalid lines", self.invalid)?;
-        }
-        for (dest, counts) in &self.per_destination {
-            let parts: Vec<String> = counts
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(s, n)| format!("{n} {s}"))
-                .collect();
-            let parts = if parts.is_empty() {
-                "nothing".to_owned()
-            } else {
-                parts.join(", ")
-            };
-            write!(f, "; {dest}: {parts}")?;
-        }
-        Ok(())
-    }
-}
-
-const STATUSES: [&str; 5] = ["delivered", "filtered", "skipped", "deactivated", "failed"];
-
-/// Queues NDJSON events from `input` as coming from `source`, then delivers everything queued.
-/// Invalid lines are reported on `err` with their line number and are not queued.
-pub async fn replay(
+/// Queues the events of `path` (`-`: standard input) as coming from `source` (default: the
+/// config's first), delivers everything queued, and writes the summary to `err`.
+pub fn run(
     loaded: Loaded,
-    source: &str,
-    input: &mut dyn BufRead,
+    path: &Path,
+    source: Option<String>,
+    stdin: &mut dyn BufRead,
     err: &mut dyn Write,
-) -> Result<Summary, ServeError> {
-    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
-    let dir = loaded.data_dir().display().to_string();
-    let mut invalid = 0;
-    let mut queued = 0;
-    let mut chunk = Vec::with_capacity(APPEND_CHUNK);
-    let now = unix_ms();
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(ServeError::Server)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match SourceEvent::from_json(&line, now / 1000) {
-            Ok(event) => chunk.push(Record {
-                source: source.to_owned(),
-                received_at: now / 1000,
-                queued_at_ms: now,
-                event: serde_json::to_string(event.as_value()).unwrap_or_default(),
-                only: None,
-            }),
-            Err(e) => {
-                invalid += 1;
-                let _ = writeln!(err, "line {}: {e}", n + 1);
-            }
-        }
-        if chunk.len() == APPEND_CHUNK {
-            queued += chunk.len();
-            append(&*queue, std::mem::take(&mut chunk), &dir).await?;
-        }
-    }
-    queued += chunk.len();
-    append(&*queue, chunk, &dir).await?;
-    let mut summary = deliver_queued(loaded, queue).await?;
-    summary.invalid = invalid;
-    summary.queued = queued;
-    Ok(summary)
+) -> anyhow::Result<i32> {
+    let source = match source {
+        Some(s) => s,
+        None => loaded
+            .default_source()
+            .context("the config has no source")?
+            .to_owned(),
+    };
+    let (bar, progress) = progress_bar();
+    let rt = runtime()?;
+    let summary = match open_input(Some(path))? {
+        Some(mut file) => rt.block_on(replay::replay(loaded, &source, &mut file, err, progress))?,
+        None => rt.block_on(replay::replay(loaded, &source, stdin, err, progress))?,
+    };
+    bar.finish_and_clear();
+    writeln!(err, "{summary}")?;
+    Ok(0)
 }
 
-/// Appends to the queue in `dir` (named in the error).
-async fn append(queue: &dyn EventQueue, records: Vec<Record>, dir: &str) -> Result<(), ServeError> {
-    if records.is_empty() {
-        return Ok(());
-    }
-    queue
-        .append(records)
-        .await
-        .map(|_| ())
-        .map_err(|source| ServeError::Queue {
-            dir: dir.to_owned(),
-            source,
-        })
-}
-
-/// Delivers everything in the queue, with a progress bar on a terminal; returns the counts.
-pub async fn deliver_queued(
-    loaded: Loaded,
-    queue: Arc<dyn EventQueue>,
-) -> Result<Summary, ServeError> {
-    let names: Vec<String> = loaded
-        .router
-        .destinations()
-        .iter()
-        .map(|d| d.routing().name.to_string())
-        .collect();
-    let metrics = Arc::new(Metrics::new());
-    let deliverer = Arc::new(Deliverer::new(
-        Arc::new(loaded),
-        queue.clone(),
-        metrics.clone(),
-        Arc::new(Notify::new()),
-    )?);
-    let (total, _) = queue.depth();
-    let bar = ProgressBar::new(total);
+/// A progress bar (drawn on a terminal only) and the callback that moves it.
+pub fn progress_bar() -> (ProgressBar, Progress) {
+    let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events delivered or settled ({eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let watched = queue.clone();
-    let ticking = bar.clone();
-    let ticker = tokio::spawn(async move {
-        loop {
-            let (left, _) = watched.depth();
-            ticking.set_position(total.saturating_sub(left));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let moved = bar.clone();
+    let progress: Progress = Arc::new(move |done, total| {
+        moved.set_length(total);
+        moved.set_position(done);
     });
-    deliverer.drain().await;
-    ticker.abort();
-    bar.finish_and_clear();
-    let per_destination = names
-        .into_iter()
-        .map(|name| {
-            let counts = STATUSES
-                .iter()
-                .map(|s| (*s, metrics.count(&name, s)))
-                .collect();
-            (name, counts)
-        })
-        .collect();
-    Ok(Summary {
-        invalid: 0,
-        queued: 0,
-        per_destination,
-    })
-}
-
-/// Writes every dead letter as a JSON line: id, destination, reason, when, source, event.
-pub fn list_dead_letters(loaded: &Loaded, out: &mut dyn Write) -> Result<usize, ServeError> {
-    let queue = open_queue(loaded)?;
-    let letters = queue.dead_letters().map_err(|source| ServeError::Queue {
-        dir: loaded.data_dir().display().to_string(),
-        source,
-    })?;
-    for (id, l) in &letters {
-        let event: serde_json::Value =
-            serde_json::from_str(&l.record.event).unwrap_or_else(|_| l.record.event.clone().into());
-        let line = json!({"id": id, "destination": l.destination, "reason": l.reason, "at": l.at,
-            "source": l.record.source, "event": event});
-        writeln!(out, "{line}").map_err(ServeError::Server)?;
-    }
-    Ok(letters.len())
-}
-
-/// Queues dead letters again (to their destination only; `destination` picks one destination's)
-/// and delivers them. Those that fail again become dead letters again.
-pub async fn retry_dead_letters(
-    loaded: Loaded,
-    destination: Option<&str>,
-) -> Result<(usize, Summary), ServeError> {
-    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
-    let store = |source| ServeError::Queue {
-        dir: loaded.data_dir().display().to_string(),
-        source,
-    };
-    let letters: Vec<_> = queue
-        .dead_letters()
-        .map_err(store)?
-        .into_iter()
-        .filter(|(_, l)| destination.is_none_or(|d| d == l.destination))
-        .collect();
-    let now = unix_ms();
-    let records = letters
-        .iter()
-        .map(|(_, l)| Record {
-            queued_at_ms: now,
-            ..l.record.clone()
-        })
-        .collect();
-    queue.append(records).await.map_err(store)?;
-    queue
-        .remove_dead_letters(letters.iter().map(|(id, _)| *id).collect())
-        .await
-        .map_err(store)?;
-    let summary = deliver_queued(loaded, queue).await?;
-    Ok((letters.len(), summary))
+    (bar, progress)
 }

@@ -1,6 +1,8 @@
 //! `switchyard schema`: the JSON Schemas of config and mapping files, generated from the Rust types.
 
+use crate::cli::SchemaKind;
 use serde_json::Value;
+use std::io::Write;
 use std::path::Path;
 
 /// File name → schema, for every file kind Switchyard reads.
@@ -8,17 +10,18 @@ pub fn all() -> Vec<(&'static str, Value)> {
     vec![
         (
             "config.schema.json",
-            crate::config::config_schema().schema.clone(),
+            switchyard_service::config::config_schema().schema.clone(),
         ),
         (
             "mapping.schema.json",
-            switchyard_engine::rules::mapping_schema().schema.clone(),
+            switchyard_core::rules::mapping_schema().schema.clone(),
         ),
     ]
 }
 
 /// A schema as written to disk: pretty JSON with a final newline.
 pub fn render(schema: &Value) -> String {
+    // A `Value` always serializes (its map keys are strings).
     let mut text = serde_json::to_string_pretty(schema).unwrap_or_default();
     text.push('\n');
     text
@@ -35,4 +38,20 @@ pub fn write_all(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
             Ok(path)
         })
         .collect()
+}
+
+/// Writes every schema into `dir`, or prints the one of `kind`.
+pub fn run(dir: Option<&Path>, kind: SchemaKind, out: &mut dyn Write) -> anyhow::Result<i32> {
+    if let Some(dir) = dir {
+        for path in write_all(dir)? {
+            writeln!(out, "wrote {}", path.display())?;
+        }
+        return Ok(0);
+    }
+    let schema = match kind {
+        SchemaKind::Config => switchyard_service::config::config_schema(),
+        SchemaKind::Mapping => switchyard_core::rules::mapping_schema(),
+    };
+    out.write_all(render(&schema.schema).as_bytes())?;
+    Ok(0)
 }

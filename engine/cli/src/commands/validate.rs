@@ -1,8 +1,8 @@
 //! `switchyard validate`: loads configs (and the mapping files they use) and reports every problem.
 
-use crate::config;
 use std::io::Write;
 use std::path::PathBuf;
+use switchyard_service::config;
 
 /// Checks every config; writes findings to `err` and a line per good config to `out`.
 /// Returns whether all configs are free of errors.
@@ -15,10 +15,10 @@ pub fn run(configs: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) -> std
                     writeln!(err, "{w}")?;
                 }
                 let rows: usize = loaded
-                    .router
+                    .pipeline
                     .destinations()
                     .iter()
-                    .map(|d| d.routing().mapping.len())
+                    .map(|d| d.plugin().routing().mapping.len())
                     .sum();
                 writeln!(
                     out,

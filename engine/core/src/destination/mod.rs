@@ -1,0 +1,250 @@
+//! What every destination shares, and the trait a destination plugin implements.
+//!
+//! A destination's YAML config flattens [`DestinationCommon`] (name, status, sources, mapping, row
+//! switches, custom events, filters, consent, transform plugins, delivery settings) beside its own
+//! fields. [`Routing::compile`] turns the common part into the compiled form the router uses; the
+//! plugin supplies its wire format and its [`Transport`] through [`DestinationPlugin`].
+
+mod consent;
+mod delivery;
+mod filter;
+mod transport;
+
+pub use consent::{Consent, ConsentCategory, ConsentMode, ConsentVerdict};
+pub use delivery::Delivery;
+pub use filter::{CompiledFilter, Filter, FilterRule};
+pub use transport::{SendError, Sending, Transport, TransportError};
+
+use crate::event::SourceEvent;
+use crate::plugin_config::PluginConfig;
+use crate::rules::compile::{CompiledMapping, MappingCompiler};
+use crate::rules::payload::Payload;
+use crate::rules::spec::{MappingFile, Mode, Row};
+use crate::rules::transform::CompileContext;
+use crate::rules::{CompileError, Pointer};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Whether a destination forwards anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    Active,
+    /// Configured, checked, but forwards nothing (e.g. while old tracking is being removed).
+    Deactivated,
+}
+
+/// Settings every destination has.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct DestinationCommon {
+    /// A unique name for this destination (used in output, metrics and logs).
+    pub name: String,
+    /// `active` forwards; `deactivated` forwards nothing.
+    #[serde(default)]
+    pub status: Activation,
+    /// The sources (by name) this destination forwards events from.
+    #[schemars(length(min = 1))]
+    pub sources: Vec<String>,
+    /// `default` for the built-in mapping table, or a path to a mapping file (relative to this
+    /// config file) to use instead.
+    #[serde(default = "default_mapping")]
+    pub mapping: String,
+    /// Switch rows of the mapping on or off, or change their forwarding mode.
+    #[serde(default)]
+    pub rows: Vec<RowSwitch>,
+    /// Extra rows: any source event name (spec or custom) to any destination event name.
+    #[serde(default)]
+    pub custom_events: Vec<Row>,
+    /// Conditions that keep events from this destination.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Which consent category gates this destination, and how.
+    #[serde(default)]
+    pub consent: Consent,
+    /// WebAssembly plugins run in order on the events this destination gets, before its mapping.
+    #[serde(default)]
+    pub transforms: Vec<PluginConfig>,
+    /// WebAssembly plugins run in order on each platform payload (the API's event object), after
+    /// the mapping.
+    #[serde(default)]
+    pub payload_transforms: Vec<PluginConfig>,
+    /// Rate and concurrency limits, timeout and retries of `serve` and `replay`.
+    #[serde(default)]
+    pub delivery: Delivery,
+}
+
+fn default_mapping() -> String {
+    DEFAULT_MAPPING.to_owned()
+}
+
+/// The value of `mapping` that selects the destination's built-in table.
+pub const DEFAULT_MAPPING: &str = "default";
+
+/// A change to the rows of the mapping that match `source` (and `target`, when given).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RowSwitch {
+    /// The source event name of the rows to change.
+    pub source: String,
+    /// Only the row with this destination event name (all rows of the source when absent).
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Switch the rows on or off.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Change where the rows are sent from.
+    #[serde(default)]
+    pub mode: Option<Mode>,
+}
+
+/// Errors of a destination's setup, by the file they belong to.
+#[derive(Debug, Default)]
+pub struct SetupErrors {
+    /// Placed in the mapping file.
+    pub mapping: Vec<CompileError>,
+    /// Placed in the config file, under the destination.
+    pub config: Vec<CompileError>,
+}
+
+impl SetupErrors {
+    pub fn is_empty(&self) -> bool {
+        self.mapping.is_empty() && self.config.is_empty()
+    }
+}
+
+/// The compiled common part of a destination: everything the router needs.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub name: Arc<str>,
+    pub activation: Activation,
+    pub sources: Vec<String>,
+    pub filters: Vec<CompiledFilter>,
+    pub consent: Consent,
+    pub mapping: CompiledMapping,
+}
+
+impl Routing {
+    /// Compiles the mapping file with the destination's row switches and custom events applied.
+    /// `at` is the destination's pointer in the config file.
+    pub fn compile(
+        common: &DestinationCommon,
+        mapping_file: &MappingFile,
+        ctx: CompileContext,
+        at: &Pointer,
+    ) -> Result<Self, SetupErrors> {
+        let mut errors = SetupErrors::default();
+        let mut rows = mapping_file.rows.clone();
+        for (i, switch) in common.rows.iter().enumerate() {
+            let matching: Vec<&mut Row> = rows
+                .iter_mut()
+                .filter(|r| {
+                    r.source == switch.source
+                        && switch.target.as_ref().is_none_or(|t| *t == r.target)
+                })
+                .collect();
+            if matching.is_empty() {
+                errors.config.push(at.key("rows").index(i).error(format!(
+                    "no row of the mapping maps `{}`{}; to add one, use `custom_events`",
+                    switch.source,
+                    switch.target.as_ref().map(|t| format!(" to `{t}`")).unwrap_or_default()
+                )));
+            }
+            for row in matching {
+                row.enabled = switch.enabled.unwrap_or(row.enabled);
+                row.mode = switch.mode.unwrap_or(row.mode);
+            }
+        }
+        let mut mapping = CompiledMapping::default();
+        match MappingCompiler::new(mapping_file, ctx) {
+            Err(e) => errors.mapping.extend(e),
+            Ok(compiler) => {
+                let rows_at = Pointer::root().key("rows");
+                for (i, row) in rows.iter().enumerate() {
+                    match compiler.row(row, &rows_at.index(i)) {
+                        Ok(r) => mapping.push(r),
+                        Err(e) => errors.mapping.extend(e),
+                    }
+                }
+                let custom_at = at.key("custom_events");
+                for (i, row) in common.custom_events.iter().enumerate() {
+                    match compiler.row(row, &custom_at.index(i)) {
+                        Ok(r) => mapping.push(r),
+                        Err(e) => errors.config.extend(e),
+                    }
+                }
+            }
+        }
+        let mut filters = Vec::with_capacity(common.filters.len());
+        for (i, f) in common.filters.iter().enumerate() {
+            match CompiledFilter::compile(f, &at.key("filters").index(i)) {
+                Ok(f) => filters.push(f),
+                Err(e) => errors.config.extend(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            name: common.name.as_str().into(),
+            activation: common.status,
+            sources: common.sources.clone(),
+            filters,
+            consent: common.consent,
+            mapping,
+        })
+    }
+}
+
+/// A destination plugin (TikTok is the built-in one): its compiled routing plus its platform's
+/// wire format and transport. The service bundles it with the destination's transform plugins and
+/// delivery settings; nothing outside the plugin knows the platform by name.
+pub trait DestinationPlugin: Send + Sync {
+    /// The compiled common settings and mapping.
+    fn routing(&self) -> &Routing;
+
+    /// Turns a row's payload fields into the platform's event object.
+    fn encode<'a>(
+        &'a self,
+        target: &'a str,
+        event: &'a SourceEvent,
+        fields: Vec<(&'a str, Payload<'a>)>,
+    ) -> Payload<'a>;
+
+    /// Event objects per request at most (the configured batch size, within the platform's limit).
+    fn max_batch(&self) -> usize;
+
+    /// The API request body that carries `events` (at most [`DestinationPlugin::max_batch`]).
+    /// Bodies never hold secrets: those travel in headers.
+    fn request_body(&self, events: Vec<Value>) -> Value;
+
+    /// What a dry run shows of the request that carries `body`: method, URL, headers with every
+    /// secret replaced by the name of the variable it comes from, and the body.
+    fn dry_run_request(&self, body: Value) -> Value;
+
+    /// The transport that sends request bodies. Fails when something only sending needs (an
+    /// access token) is missing; dry runs never call it.
+    fn transport(&self) -> Result<Box<dyn Transport>, TransportError>;
+
+    /// The browser side of one event: which pixel to load and the calls that fire the event, from
+    /// the event objects its client rows built (`Outcome::client_data`). `None` when the
+    /// destination has no browser side.
+    fn client_actions(&self, _event: &SourceEvent, _payloads: &[Value]) -> Option<ClientActions> {
+        None
+    }
+}
+
+/// What the browser script does for one destination and one event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientActions {
+    /// The destination's name.
+    pub destination: String,
+    /// The pixel to load (once per page), and the script that loads it.
+    pub pixel_id: String,
+    pub loader: String,
+    /// Calls on the pixel's object, each `[method, ...arguments]` (e.g. `["track", "AddToCart",
+    /// {...}, {"event_id": "..."}]`).
+    pub calls: Vec<Value>,
+}

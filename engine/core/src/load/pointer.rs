@@ -1,0 +1,47 @@
+//! JSON pointers under construction, and problems placed by them: how the rule compiler (and any
+//! later check of a loaded file) says where in a file something is wrong, before
+//! [`super::Placer`] turns the pointer into file:line:column.
+
+/// A problem in a rule, placed by JSON pointer within the file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// A JSON pointer under construction, for placing compile errors.
+#[derive(Debug, Clone, Default)]
+pub struct Pointer(String);
+
+impl Pointer {
+    pub fn root() -> Self {
+        Self(String::new())
+    }
+
+    pub fn new(pointer: &str) -> Self {
+        Self(pointer.to_owned())
+    }
+
+    pub fn key(&self, key: &str) -> Self {
+        Self(format!(
+            "{}/{}",
+            self.0,
+            key.replace('~', "~0").replace('/', "~1")
+        ))
+    }
+
+    pub fn index(&self, i: usize) -> Self {
+        Self(format!("{}/{i}", self.0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> CompileError {
+        CompileError {
+            pointer: self.0.clone(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The router: runs one event through one destination plugin's compiled routing and mapping, and
+//! says what became of it there ([`Outcome`]).
+//!
+//! Order of checks at a destination: deactivated, source, consent, filters, mapping rows. The first
+//! that keeps the event from being sent gives its status and reason; otherwise the event is mapped
+//! and `sent`.
+
+use crate::destination::{Activation, ConsentVerdict, DestinationPlugin, Routing};
+use crate::event::SourceEvent;
+use crate::rules::compile::CompiledRow;
+use crate::rules::fields::Warning;
+use crate::rules::payload::Payload;
+use serde::Serialize;
+use serde_json::Value;
+
+/// What became of an event at a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Mapped; `data` holds what goes to the platform's server API.
+    Sent,
+    /// Stopped by a filter.
+    Filtered,
+    /// Not forwarded: no active row, another source, or consent.
+    Skipped,
+    /// The event breaks the event spec.
+    Invalid,
+    /// A plugin failed on the event (trap, timeout, error); it goes to the dead letters.
+    Failed,
+    /// The destination is deactivated.
+    Deactivated,
+}
+
+impl Status {
+    /// The status as written in output, metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sent => "sent",
+            Status::Filtered => "filtered",
+            Status::Skipped => "skipped",
+            Status::Invalid => "invalid",
+            Status::Failed => "failed",
+            Status::Deactivated => "deactivated",
+        }
+    }
+}
+
+/// The outcome of one event at one destination. It borrows from the event and the router.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome<'a> {
+    #[serde(skip)]
+    pub destination: &'a str,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Platform event objects for the server side (rows with mode `server` or `client_and_server`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<Payload<'a>>,
+    /// Platform event names the browser side fires (rows with mode `client` or `client_and_server`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client: Vec<&'a str>,
+    /// Fields left out because their rules could not apply.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+    /// The platform event objects of the browser side, one per `client` entry; built only by
+    /// [`route`] with `with_client_data`.
+    #[serde(skip)]
+    pub client_data: Vec<Payload<'a>>,
+}
+
+impl<'a> Outcome<'a> {
+    /// An outcome that sends nothing, with the reason.
+    pub fn not_sent(destination: &'a str, status: Status, reason: String) -> Self {
+        Self {
+            destination,
+            status,
+            reason: Some(reason),
+            data: Vec::new(),
+            client: Vec::new(),
+            warnings: Vec::new(),
+            client_data: Vec::new(),
+        }
+    }
+}
+
+/// What becomes of `event` from `source` at the destination `dest`. With `with_client_data`, the
+/// browser side's event objects are built too ([`Outcome::client_data`]).
+pub fn route<'a>(
+    dest: &'a dyn DestinationPlugin,
+    event: &'a SourceEvent,
+    source: &str,
+    with_client_data: bool,
+) -> Outcome<'a> {
+    let routing = dest.routing();
+    let name: &'a str = &routing.name;
+    let client_allowed = match gate(routing, event, source) {
+        Ok(allowed) => allowed,
+        Err((status, reason)) => return Outcome::not_sent(name, status, reason),
+    };
+    let doc = event.as_value();
+    let rows = routing.mapping.rows_for(event.name());
+    let mut outcome = Outcome::not_sent(name, Status::Sent, String::new());
+    outcome.reason = None;
+    for row in rows {
+        let client = row.mode.includes_client() && client_allowed;
+        if !row.enabled || !row.applies(doc) || !(row.mode.includes_server() || client) {
+            continue;
+        }
+        if row.mode.includes_server() {
+            let payload = row.build(doc, &mut outcome.warnings);
+            outcome.data.push(dest.encode(&row.target, event, payload));
+        }
+        if client {
+            outcome.client.push(&row.target);
+            if with_client_data {
+                let payload = client_payload(dest, row, event, &outcome);
+                outcome.client_data.push(payload);
+            }
+        }
+    }
+    if outcome.data.is_empty() && outcome.client.is_empty() {
+        // Reasons are put into words only when nothing is sent: off the common path.
+        return Outcome::not_sent(name, Status::Skipped, why_no_row_applied(rows, doc));
+    }
+    outcome
+}
+
+/// The checks before the mapping: whether the destination takes the event at all (and whether
+/// consent allows its browser side), or the status and reason that keep it out.
+fn gate(routing: &Routing, event: &SourceEvent, source: &str) -> Result<bool, (Status, String)> {
+    if routing.activation == Activation::Deactivated {
+        return Err((Status::Deactivated, "the destination is deactivated".into()));
+    }
+    if !routing.sources.iter().any(|s| s == source) {
+        return Err((
+            Status::Skipped,
+            format!("source `{source}` is not one of this destination's sources"),
+        ));
+    }
+    let client_allowed = match routing.consent.verdict(event) {
+        ConsentVerdict::Both => true,
+        ConsentVerdict::ServerOnly => false,
+        ConsentVerdict::Refused(why) => {
+            let category = routing.consent.category.as_str();
+            return Err((Status::Skipped, format!("consent ({category}): {why}")));
+        }
+    };
+    let doc = event.as_value();
+    if let Some(f) = routing.filters.iter().find(|f| f.stops(event.name(), doc)) {
+        return Err((Status::Filtered, format!("filter `{}` stopped it", f.name)));
+    }
+    if routing.mapping.rows_for(event.name()).is_empty() {
+        return Err((
+            Status::Skipped,
+            format!("no mapping row for event `{}`", event.name()),
+        ));
+    }
+    Ok(client_allowed)
+}
+
+/// The browser side's event object of `row`: the server copy when the row built one (the same
+/// object, so both sides agree), else built now.
+fn client_payload<'a>(
+    dest: &'a dyn DestinationPlugin,
+    row: &'a CompiledRow,
+    event: &'a SourceEvent,
+    outcome: &Outcome<'a>,
+) -> Payload<'a> {
+    match (row.mode.includes_server(), outcome.data.last()) {
+        (true, Some(built)) => built.clone(),
+        _ => {
+            let mut ignored = Vec::new();
+            let fields = row.build(event.as_value(), &mut ignored);
+            dest.encode(&row.target, event, fields)
+        }
+    }
+}
+
+fn why_no_row_applied(rows: &[CompiledRow], doc: &Value) -> String {
+    let reasons: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            if !row.enabled {
+                format!("{} is switched off", row.label())
+            } else if !row.applies(doc) {
+                format!("{}: its `when` condition does not hold", row.label())
+            } else {
+                format!(
+                    "{} is client-side only and consent allows server-side only",
+                    row.label()
+                )
+            }
+        })
+        .collect();
+    reasons.join("; ")
+}

@@ -1,0 +1,368 @@
+//! Field plans: how each field of a destination payload is built from an event, compiled once.
+//!
+//! A flat field map (`user.email`, `properties.value`, ...) becomes a tree of [`ObjectPlan`]s. Per
+//! event, building walks the tree into a [`Payload`]: paths are direct lookups, values and keys are
+//! borrowed unless a transform makes a new value, and empty results (missing, `null`, `""`, `[]`,
+//! `{}`) leave the field out, so no empty string is ever sent.
+
+use super::condition::CompiledCondition;
+use super::path::CompiledPath;
+use super::payload::{Payload, value_is_empty};
+use super::spec::{FieldMap, FieldRule, FieldSpec};
+use super::transform::{CompileContext, CompiledTransform};
+use super::{CompileError, Pointer};
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// A field that could not be built as the rules ask: left out of the payload, reported beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// The payload field (`user.phone`).
+    pub field: Arc<str>,
+    /// What went wrong; never the value itself.
+    pub message: &'static str,
+}
+
+/// Where paths point while a field is built: the whole event, and the current item inside `each`.
+#[derive(Clone, Copy)]
+pub struct Scope<'a> {
+    pub event: &'a Value,
+    pub item: &'a Value,
+}
+
+impl<'a> Scope<'a> {
+    pub fn event(event: &'a Value) -> Self {
+        Self { event, item: event }
+    }
+}
+
+/// How to build one field.
+#[derive(Debug, Clone)]
+pub struct FieldPlan {
+    label: Arc<str>,
+    source: Source,
+    transforms: Box<[CompiledTransform]>,
+    default: Option<Value>,
+    when: Option<CompiledCondition>,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    Path(CompiledPath),
+    Const(Value),
+    FirstOf(Box<[FieldPlan]>),
+    Each(CompiledPath, ObjectPlan),
+}
+
+/// How to build an object: its fields, in order.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectPlan {
+    entries: Box<[(Box<str>, Node)]>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Field(FieldPlan),
+    Object(ObjectPlan),
+}
+
+impl FieldPlan {
+    /// Compiles one field spec; `label` is the payload field it builds, for warnings.
+    pub fn compile(
+        spec: &FieldSpec,
+        label: &str,
+        at: &Pointer,
+        ctx: CompileContext,
+    ) -> Result<Self, Vec<CompileError>> {
+        match spec {
+            FieldSpec::Path(p) => Ok(Self {
+                label: label.into(),
+                source: Source::Path(CompiledPath::compile(p).map_err(|m| vec![at.error(m)])?),
+                transforms: Box::new([]),
+                default: None,
+                when: None,
+            }),
+            FieldSpec::Rule(rule) => compile_rule(rule, label, at, ctx),
+        }
+    }
+
+    /// Builds the field's value, or `None` to leave it out.
+    pub fn build<'a>(
+        &'a self,
+        scope: Scope<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        if let Some(when) = &self.when
+            && !when.holds(scope.event)
+        {
+            return None;
+        }
+        let found = match &self.source {
+            Source::Path(p) => p.first(scope.item).map(Payload::Ref),
+            Source::Const(v) => Some(Payload::Ref(v)),
+            Source::FirstOf(candidates) => candidates.iter().find_map(|c| c.build(scope, warnings)),
+            Source::Each(path, plan) => {
+                let mut items = Vec::new();
+                path.for_each(scope.item, &mut |item| {
+                    let built = plan.build(
+                        Scope {
+                            event: scope.event,
+                            item,
+                        },
+                        warnings,
+                    );
+                    if !built.is_empty() {
+                        items.push(Payload::Object(built));
+                    }
+                });
+                Some(Payload::Array(items))
+            }
+        };
+        let found = found.filter(|v| !v.is_empty());
+        let value = if self.transforms.is_empty() {
+            found
+        } else {
+            found.and_then(|v| self.transform(v, warnings))
+        };
+        value.or_else(|| self.default.as_ref().map(Payload::Ref))
+    }
+
+    fn transform<'a>(
+        &'a self,
+        found: Payload<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        let mut value: Cow<'a, Value> = match found {
+            Payload::Ref(v) => Cow::Borrowed(v),
+            other => Cow::Owned(other.to_value()),
+        };
+        for t in self.transforms.iter() {
+            value = match t.apply(value) {
+                Ok(Some(v)) if !value_is_empty(&v) => v,
+                Ok(_) => return None,
+                Err(message) => {
+                    warnings.push(Warning {
+                        field: self.label.clone(),
+                        message,
+                    });
+                    return None;
+                }
+            };
+        }
+        Some(match value {
+            Cow::Borrowed(v) => Payload::Ref(v),
+            Cow::Owned(v) => Payload::Owned(v),
+        })
+    }
+}
+
+fn compile_rule(
+    rule: &FieldRule,
+    label: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+) -> Result<FieldPlan, Vec<CompileError>> {
+    let sources = [
+        rule.path.is_some(),
+        rule.constant.is_some(),
+        rule.first_of.is_some(),
+        rule.each.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
+        return Err(vec![at.error(
+            "give exactly one of `path`, `const`, `first_of` or `each`",
+        )]);
+    }
+    if rule.fields.is_some() != rule.each.is_some() {
+        return Err(vec![at.error(
+            "`each` and `fields` go together: `each` picks the items, `fields` builds each one",
+        )]);
+    }
+    let mut errors = Vec::new();
+    let source = compile_source(rule, label, at, ctx, &mut errors);
+    let when = match &rule.when {
+        Some(c) => CompiledCondition::compile(c, &at.key("when")).map(Some),
+        None => Ok(None),
+    };
+    match (source, when) {
+        (Ok(source), Ok(when)) if errors.is_empty() => Ok(FieldPlan {
+            label: label.into(),
+            source,
+            transforms: rule
+                .transform
+                .iter()
+                .map(|t| CompiledTransform::compile(t, ctx))
+                .collect(),
+            default: rule.default.clone(),
+            when,
+        }),
+        (source, when) => {
+            errors.extend(source.err().into_iter().flatten());
+            errors.extend(when.err().into_iter().flatten());
+            Err(errors)
+        }
+    }
+}
+
+/// The source of a field rule (`path`, `const`, `each` or `first_of`, exactly one of them, checked
+/// by the caller). Errors of `first_of` candidates go to `errors`, so that every one is reported.
+fn compile_source(
+    rule: &FieldRule,
+    label: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+    errors: &mut Vec<CompileError>,
+) -> Result<Source, Vec<CompileError>> {
+    if let Some(p) = &rule.path {
+        CompiledPath::compile(p)
+            .map(Source::Path)
+            .map_err(|m| vec![at.key("path").error(m)])
+    } else if let Some(c) = &rule.constant {
+        Ok(Source::Const(c.clone()))
+    } else if let (Some(each), Some(fields)) = (&rule.each, &rule.fields) {
+        let path = CompiledPath::compile(each).map_err(|m| at.key("each").error(m));
+        let plan = compile_object(fields, &format!("{label}[]."), &at.key("fields"), ctx);
+        match (path, plan) {
+            (Ok(path), Ok(plan)) => Ok(Source::Each(path, plan)),
+            (path, plan) => Err(path
+                .err()
+                .into_iter()
+                .chain(plan.err().into_iter().flatten())
+                .collect()),
+        }
+    } else {
+        let candidates = rule.first_of.as_deref().unwrap_or_default();
+        if candidates.is_empty() {
+            return Err(vec![
+                at.key("first_of")
+                    .error("`first_of` needs at least one candidate"),
+            ]);
+        }
+        let at = at.key("first_of");
+        let mut plans = Vec::with_capacity(candidates.len());
+        for (i, c) in candidates.iter().enumerate() {
+            match FieldPlan::compile(c, label, &at.index(i), ctx) {
+                Ok(p) => plans.push(p),
+                Err(e) => errors.extend(e),
+            }
+        }
+        Ok(Source::FirstOf(plans.into()))
+    }
+}
+
+/// Compiles every field of `fields` (errors placed under `at`), keeping their order.
+pub fn compile_flat(
+    fields: &FieldMap,
+    label_prefix: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+) -> Result<IndexMap<String, FieldPlan>, Vec<CompileError>> {
+    let mut out = IndexMap::with_capacity(fields.len());
+    let mut errors = Vec::new();
+    for (key, spec) in fields {
+        let label = format!("{label_prefix}{key}");
+        match FieldPlan::compile(spec, &label, &at.key(key), ctx) {
+            Ok(plan) => {
+                out.insert(key.clone(), plan);
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn compile_object(
+    fields: &FieldMap,
+    label_prefix: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+) -> Result<ObjectPlan, Vec<CompileError>> {
+    let flat = compile_flat(fields, label_prefix, at, ctx)?;
+    ObjectPlan::from_flat(flat).map_err(|m| vec![at.error(m)])
+}
+
+/// A tree under construction: dotted keys split into nested objects.
+enum Tree {
+    Field(FieldPlan),
+    Object(IndexMap<String, Tree>),
+}
+
+impl ObjectPlan {
+    /// Builds the tree of a flat map of dotted keys. The message of an error names the clashing key.
+    pub fn from_flat(flat: IndexMap<String, FieldPlan>) -> Result<Self, String> {
+        let mut root: IndexMap<String, Tree> = IndexMap::new();
+        for (key, plan) in flat {
+            let parts: Vec<&str> = key.split('.').collect();
+            if parts.iter().any(|p| p.is_empty()) {
+                return Err(format!(
+                    "`{key}` is not a field name: dotted names need a name between dots"
+                ));
+            }
+            let (last, parents) = parts.split_last().unwrap_or((&"", &[]));
+            let mut node = &mut root;
+            for (depth, part) in parents.iter().enumerate() {
+                let entry = node
+                    .entry((*part).to_owned())
+                    .or_insert_with(|| Tree::Object(IndexMap::new()));
+                node = match entry {
+                    Tree::Object(children) => children,
+                    Tree::Field(_) => {
+                        return Err(format!(
+                            "`{key}` is inside `{}`, which is already a field of its own",
+                            parts[..=depth].join(".")
+                        ));
+                    }
+                };
+            }
+            if matches!(node.get(*last), Some(Tree::Object(_))) {
+                return Err(format!("`{key}` is both a field and an object of fields"));
+            }
+            node.insert((*last).to_owned(), Tree::Field(plan));
+        }
+        Ok(Self::from_tree(root))
+    }
+
+    fn from_tree(tree: IndexMap<String, Tree>) -> Self {
+        let entries = tree
+            .into_iter()
+            .map(|(k, t)| {
+                let node = match t {
+                    Tree::Field(f) => Node::Field(f),
+                    Tree::Object(children) => Node::Object(Self::from_tree(children)),
+                };
+                (k.into_boxed_str(), node)
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// Builds the object's fields; empty when no field yields a value.
+    pub fn build<'a>(
+        &'a self,
+        scope: Scope<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Vec<(&'a str, Payload<'a>)> {
+        let mut out = Vec::new();
+        for (key, node) in self.entries.iter() {
+            let value = match node {
+                Node::Field(f) => f.build(scope, warnings),
+                Node::Object(o) => Some(Payload::Object(o.build(scope, warnings))),
+            };
+            if let Some(v) = value.filter(|v| !v.is_empty()) {
+                if out.is_empty() {
+                    // Allocate once, and only for objects that have a field.
+                    out.reserve_exact(self.entries.len());
+                }
+                out.push((&**key, v));
+            }
+        }
+        out
+    }
+}

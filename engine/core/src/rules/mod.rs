@@ -1,0 +1,26 @@
+//! The rule language: YAML mapping files ([`spec`]) compiled once at load ([`compile`]) into plans
+//! that turn a source event into destination payloads with no parsing per event.
+//!
+//! - [`spec`]: the language as written (serde + JSON Schema types).
+//! - [`path`]: JSONPath, compiled.
+//! - [`condition`]: `when` conditions and filters, compiled.
+//! - [`transform`]: the built-in transforms.
+//! - [`fields`]: payload field plans.
+//! - [`payload`]: the payload built per event, borrowing from the event and the plan.
+//! - [`compile`]: mapping files and rows into a [`compile::CompiledMapping`].
+
+pub mod compile;
+pub mod condition;
+pub mod fields;
+pub mod path;
+pub mod payload;
+pub mod spec;
+pub mod transform;
+
+pub use crate::load::{CompileError, Pointer};
+
+/// The JSON Schema of mapping files (generated from [`spec::MappingFile`]), compiled once.
+pub fn mapping_schema() -> &'static crate::load::Schema {
+    static SCHEMA: std::sync::OnceLock<crate::load::Schema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(crate::load::Schema::of::<spec::MappingFile>)
+}

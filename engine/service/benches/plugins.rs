@@ -1,0 +1,161 @@
+//! What a plugin costs: the default TikTok mapping on the realistic mix with no plugin, with a no-op
+//! plugin called once per event, and with the same plugin called once per batch of 100; and how long
+//! a fresh instance takes (instantiate from the `InstancePre`, then `init`). With plugins, events are
+//! parsed as the pipeline parses them (`from_json_keeping_text`: the input text is handed on when
+//! it is already normalised).
+//!
+//! Run: `cargo bench -p switchyard --bench plugins` (builds the example plugins first if needed).
+//! Figures go to BENCHMARKS.md.
+
+mod common;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use switchyard_core::event::SourceEvent;
+use switchyard_wasm::{Chain, Limits, Runtime};
+
+const RECEIVED_AT: i64 = 1_725_278_400;
+
+fn noop_wasm() -> std::path::PathBuf {
+    let root = common::root();
+    let wasm = root.join("plugins/transforms/examples/target/wasm32-wasip2/release/noop.wasm");
+    if !wasm.is_file() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(root.join("plugins/transforms/examples/Cargo.toml"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the example plugins failed");
+    }
+    wasm
+}
+
+/// The no-op plugin, loaded.
+fn noop(runtime: &Runtime) -> switchyard_wasm::Plugin {
+    let config = serde_json::json!({});
+    runtime
+        .load_file("noop", &noop_wasm(), &config, Limits::default())
+        .expect("noop loads")
+}
+
+fn bench(c: &mut Criterion) {
+    let loaded = switchyard_service::config::load(&common::root().join("examples/switchyard.yaml"))
+        .expect("example config loads");
+    let lines = common::events();
+    let runtime = Runtime::new(None).expect("runtime");
+    let load = || noop(&runtime);
+    let single = load();
+    let chain = Chain::new(vec![load()]);
+    let mut out = Vec::with_capacity(1 << 20);
+
+    let mut group = c.benchmark_group("plugins");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("mapping_without_plugin", |b| {
+        b.iter(|| {
+            out.clear();
+            for line in &lines {
+                let event = SourceEvent::from_json(black_box(line), RECEIVED_AT).expect("valid");
+                serde_json::to_writer(&mut out, &loaded.pipeline.outcomes_of(&event, "shop-web"))
+                    .expect("serialize");
+            }
+            black_box(out.len())
+        })
+    });
+    breakdown(&mut group, &lines, &chain);
+    group.bench_function("mapping_with_noop_plugin_single_calls", |b| {
+        b.iter(|| {
+            out.clear();
+            for line in &lines {
+                let event = SourceEvent::from_json_keeping_text(black_box(line), RECEIVED_AT)
+                    .expect("valid");
+                let result = single
+                    .call_one(&switchyard_wasm::chain::to_json(&event))
+                    .expect("noop call");
+                black_box(&result.results);
+                serde_json::to_writer(&mut out, &loaded.pipeline.outcomes_of(&event, "shop-web"))
+                    .expect("serialize");
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("mapping_with_noop_plugin_batch_call", |b| {
+        let mut logs = Vec::new();
+        b.iter(|| {
+            out.clear();
+            let batch: Vec<SourceEvent> = lines
+                .iter()
+                .map(|l| {
+                    SourceEvent::from_json_keeping_text(black_box(l), RECEIVED_AT).expect("valid")
+                })
+                .collect();
+            for transformed in chain.run(batch, RECEIVED_AT, &mut logs) {
+                for event in &transformed.events {
+                    serde_json::to_writer(
+                        &mut out,
+                        &loaded.pipeline.outcomes_of(event, "shop-web"),
+                    )
+                    .expect("serialize");
+                }
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+    instance(c, &single);
+}
+
+/// What a fresh instance costs (a trapped instance is replaced by one).
+fn instance(c: &mut Criterion, plugin: &switchyard_wasm::Plugin) {
+    let mut group = c.benchmark_group("plugin_instance");
+    group.bench_function("instantiate_and_init_from_instance_pre", |b| {
+        b.iter(|| plugin.warm_up().expect("instantiates"))
+    });
+    group.finish();
+}
+
+/// Where the time of a plugin call goes: serializing events, the call alone, the chain around it.
+fn breakdown(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    lines: &[String],
+    chain: &Chain,
+) {
+    group.bench_function("breakdown_events_serialized", |b| {
+        let evs: Vec<SourceEvent> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json(l, RECEIVED_AT).expect("valid"))
+            .collect();
+        b.iter(|| {
+            let t: Vec<String> = evs.iter().map(switchyard_wasm::chain::to_json).collect();
+            black_box(t)
+        })
+    });
+    group.bench_function("breakdown_noop_batch_call_alone", |b| {
+        let evs: Vec<SourceEvent> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json_keeping_text(l, RECEIVED_AT).expect("valid"))
+            .collect();
+        let t: Vec<String> = evs.iter().map(switchyard_wasm::chain::to_json).collect();
+        b.iter(|| black_box(chain.plugins()[0].call_batch(&t).expect("ok")))
+    });
+    group.bench_function("breakdown_chain_run_with_noop", |b| {
+        let evs: Vec<SourceEvent> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json_keeping_text(l, RECEIVED_AT).expect("valid"))
+            .collect();
+        let mut logs = Vec::new();
+        b.iter_batched(
+            || evs.clone(),
+            |batch| black_box(chain.run(batch, RECEIVED_AT, &mut logs)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

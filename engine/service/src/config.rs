@@ -1,0 +1,305 @@
+//! The config file (`switchyard.yaml`): sources, destinations (their types are registered in
+//! [`crate::destinations`]), transform plugins and the service's settings. Loading checks the JSON
+//! Schema, then what a schema cannot (unique names, known sources, mapping files and rules, plugins,
+//! whether secrets are set) and builds every destination.
+
+use crate::destination::Destination;
+use crate::destinations::BuildContext;
+pub use crate::destinations::DestinationConfig;
+use crate::pipeline::Pipeline;
+use crate::plugins::ChainLoader;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use switchyard_core::load::{Diagnostic, Placer, Pointer, Schema, load_file};
+use switchyard_core::secret::Secret;
+use switchyard_wasm::{Chain, PluginConfig};
+
+/// A Switchyard config: where events come from and where they go.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where events come from.
+    #[schemars(length(min = 1))]
+    pub sources: Vec<SourceConfig>,
+    /// Where events go.
+    pub destinations: Vec<DestinationConfig>,
+    /// WebAssembly plugins run in order on every event before the destinations see it.
+    #[serde(default)]
+    pub transforms: Vec<PluginConfig>,
+    /// `switchyard serve`: where it listens, where it keeps its queue, its limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// Settings of `switchyard serve` (and of `replay`, which uses the same queue and delivery).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The durable queue and dead letters live here (relative to the config file).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: String,
+    /// Disk budget of the queue, in MiB of queued events; when it is used up, ingestion answers
+    /// 503 with Retry-After and loses nothing.
+    #[serde(default = "default_budget")]
+    #[schemars(range(min = 1))]
+    pub queue_budget_mib: u64,
+    /// Largest request body accepted, in KiB.
+    #[serde(default = "default_body")]
+    #[schemars(range(min = 1, max = 102400))]
+    pub max_body_kib: usize,
+    /// A repeated `event_id` from the same source within this many seconds is accepted but not
+    /// queued again (0: no de-duplication).
+    #[serde(default = "default_dedup")]
+    pub dedup_window_secs: u64,
+    /// How long delivery waits for a batch to fill before it sends what it has, in milliseconds.
+    #[serde(default = "default_linger")]
+    #[schemars(range(max = 60000))]
+    pub linger_ms: u64,
+    /// Events taken from the queue per delivery round.
+    #[serde(default = "default_round")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub round_events: usize,
+    /// On shutdown, how long to keep delivering what is queued before exiting (the rest stays
+    /// queued for the next start), in milliseconds.
+    #[serde(default = "default_drain")]
+    pub shutdown_timeout_ms: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_data_dir() -> String {
+    "switchyard-data".into()
+}
+fn default_budget() -> u64 {
+    1024
+}
+fn default_body() -> usize {
+    1024
+}
+fn default_dedup() -> u64 {
+    600
+}
+fn default_linger() -> u64 {
+    200
+}
+fn default_round() -> usize {
+    2000
+}
+fn default_drain() -> u64 {
+    10_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            queue_budget_mib: default_budget(),
+            max_body_kib: default_body(),
+            dedup_window_secs: default_dedup(),
+            linger_ms: default_linger(),
+            round_events: default_round(),
+            shutdown_timeout_ms: default_drain(),
+        }
+    }
+}
+
+/// A source of events.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A unique name, referred to by destinations' `sources`.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// How the source sends events.
+    pub kind: SourceKind,
+    /// The key that authenticates this source's requests (the `X-Webhook-Token` header), as
+    /// `${ENV_VAR}`. A source without one cannot send to `serve`.
+    #[serde(default)]
+    pub write_key: Option<Secret>,
+    /// The key the browser script is installed with (`/v1/collect?key=...`). It is public (it
+    /// stands in every page), so it is written in the config, not taken from the environment.
+    #[serde(default)]
+    pub public_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// The browser script (camelCase fields accepted).
+    Browser,
+    /// A server webhook (raw JSON bodies).
+    Webhook,
+}
+
+/// The JSON Schema of config files (generated from [`Config`]), compiled once.
+pub fn config_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(Schema::of::<Config>)
+}
+
+/// A loaded, checked config, compiled and ready to route events.
+pub struct Loaded {
+    /// The folder of the config file (relative paths in it are relative to this).
+    pub dir: std::path::PathBuf,
+    pub config: Config,
+    /// Every destination, built, with every plugin where it plugs in.
+    pub pipeline: Pipeline,
+    /// Findings that do not stop loading (e.g. an access token whose variable is not set).
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// The data directory of `serve` and `replay`.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.join(&self.config.server.data_dir)
+    }
+
+    /// The source events are taken to come from when none is named: the first one (the schema
+    /// requires at least one).
+    pub fn default_source(&self) -> Option<&str> {
+        self.config.sources.first().map(|s| s.name.as_str())
+    }
+}
+
+/// Loads and checks a config file, and builds every destination. On failure, every error found.
+pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+    let doc = load_file::<Config>(path, config_schema())?;
+    let (config, placer) = (doc.value, doc.placer);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut errors = check_names(&config, &placer);
+    let mut warnings = unset_secrets(&config, &placer);
+    let mut chains = ChainLoader::new(dir, &placer);
+    let transforms = chains.load(&config.transforms, "/transforms");
+    let mut destinations = Vec::with_capacity(config.destinations.len());
+    for (i, dest) in config.destinations.iter().enumerate() {
+        match build_destination(dest, i, dir, &placer, &mut chains) {
+            Ok(d) => destinations.push(Arc::new(d)),
+            Err(e) => errors.extend(e),
+        }
+    }
+    warnings.append(&mut chains.warnings);
+    let transforms = transforms.unwrap_or_else(|e| {
+        errors.extend(e);
+        Chain::new(Vec::new())
+    });
+    if !errors.is_empty() {
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        return Err(errors);
+    }
+    Ok(Loaded {
+        dir: dir.to_path_buf(),
+        pipeline: Pipeline::new(transforms, destinations),
+        config,
+        warnings,
+    })
+}
+
+/// Builds destination `i`: its plugin, then its plugin chains (every error of both).
+fn build_destination(
+    config: &DestinationConfig,
+    i: usize,
+    dir: &Path,
+    placer: &Placer,
+    chains: &mut ChainLoader<'_>,
+) -> Result<Destination, Vec<Diagnostic>> {
+    let at = Pointer::root().key("destinations").index(i);
+    let common = config.common();
+    let plugin = config.build(&BuildContext {
+        dir,
+        placer,
+        at: &at,
+    });
+    let transforms = chains.load(&common.transforms, at.key("transforms").as_str());
+    let payload_transforms = chains.load(
+        &common.payload_transforms,
+        at.key("payload_transforms").as_str(),
+    );
+    match (plugin, transforms, payload_transforms) {
+        (Ok(plugin), Ok(transforms), Ok(payload_transforms)) => Ok(Destination::new(
+            plugin,
+            transforms,
+            payload_transforms,
+            common.delivery,
+        )),
+        (plugin, transforms, payload_transforms) => Err(plugin
+            .err()
+            .into_iter()
+            .chain(transforms.err())
+            .chain(payload_transforms.err())
+            .flatten()
+            .collect()),
+    }
+}
+
+/// Warnings for secrets whose variable is not set: sources' write keys, destinations' secrets.
+fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
+    let mut warnings = Vec::new();
+    for (i, source) in config.sources.iter().enumerate() {
+        if let Some(key) = source.write_key.as_ref().filter(|k| !k.is_set()) {
+            let message = format!(
+                "the environment variable {} is not set: `serve` refuses this source's requests",
+                key.var()
+            );
+            let at = format!("/sources/{i}/write_key");
+            warnings.push(placer.place(&at, message).warning());
+        }
+    }
+    for (i, dest) in config.destinations.iter().enumerate() {
+        for (field, secret) in dest.secrets().into_iter().filter(|(_, s)| !s.is_set()) {
+            let message = format!(
+                "the environment variable {} is not set: needed to send, not for a dry run",
+                secret.var()
+            );
+            let at = format!("/destinations/{i}/{field}");
+            warnings.push(placer.place(&at, message).warning());
+        }
+    }
+    warnings
+}
+
+fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let mut sources: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        if let Some(first) = sources.insert(&s.name, i) {
+            errors.push(placer.place(
+                &format!("/sources/{i}/name"),
+                format!(
+                    "source `{}` is defined twice (first at sources[{first}])",
+                    s.name
+                ),
+            ));
+        }
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, d) in config.destinations.iter().enumerate() {
+        let common = d.common();
+        if let Some(first) = names.insert(&common.name, i) {
+            errors.push(placer.place(
+                &format!("/destinations/{i}/name"),
+                format!(
+                    "destination `{}` is defined twice (first at destinations[{first}])",
+                    common.name
+                ),
+            ));
+        }
+        for (j, s) in common.sources.iter().enumerate() {
+            if !sources.contains_key(s.as_str()) {
+                let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                errors.push(placer.place(
+                    &format!("/destinations/{i}/sources/{j}"),
+                    format!("no source named `{s}` (sources: {})", known.join(", ")),
+                ));
+            }
+        }
+    }
+    errors
+}

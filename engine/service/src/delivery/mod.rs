@@ -1,0 +1,322 @@
+//! Delivery: takes events from the durable queue in rounds, runs each round through the pipeline
+//! (plugins and mappings, on a blocking thread), sends every destination's payloads in batches of
+//! its size, and acknowledges the round's events only once each is delivered, filtered or
+//! dead-lettered. A crash before the acknowledgement means the round is read again on restart:
+//! at-least-once, made harmless by the platform's `event_id` de-duplication. A round that cannot
+//! store its outcome (a disk error) leaves its events queued and makes the loop read them again.
+//!
+//! - [`plan`]: what a round's pipeline decided, per record and destination.
+//! - [`sender`]: one destination's rate limit, concurrency limit and retries over its transport.
+
+pub mod plan;
+pub mod sender;
+
+use crate::clock::unix_ms;
+use crate::config::Loaded;
+use crate::metrics::Metrics;
+pub use plan::EVERY_DESTINATION;
+use plan::only;
+use sender::{GaveUp, Sender};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use switchyard_core::destination::TransportError;
+use switchyard_queue::{DeadLetter, EventQueue, Record};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::task::JoinSet;
+
+/// Rounds in flight at once (the pipeline of one overlaps the sending of others).
+const ROUNDS_IN_FLIGHT: usize = 4;
+
+/// Why delivery cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("destination `{destination}` cannot send")]
+    Transport {
+        destination: String,
+        #[source]
+        source: TransportError,
+    },
+}
+
+/// The delivery loop's state.
+pub struct Deliverer {
+    loaded: Arc<Loaded>,
+    queue: Arc<dyn EventQueue>,
+    /// The sender of every active destination, by destination name.
+    senders: BTreeMap<String, Arc<Sender>>,
+    metrics: Arc<Metrics>,
+    /// Woken when events are queued.
+    wake: Arc<Notify>,
+    /// Set by a round that could not settle its events (its dead letters or acknowledgement were
+    /// not stored, or its pipeline panicked): the loop then reads the queue again from the start.
+    rewind: AtomicBool,
+}
+
+/// Where the loop reads from, and the first event it last waited on to fill a batch.
+#[derive(Default)]
+struct Cursor {
+    after: Option<u64>,
+    lingered_on: Option<u64>,
+}
+
+/// Requests of one destination that went out in a round: per request, the indexes of the
+/// records its payloads came from, and how it ended.
+type Sent = (String, Vec<usize>, Result<(), GaveUp>);
+
+impl Deliverer {
+    /// Sets up a sender per active destination. An active destination whose transport cannot be
+    /// made (its access token is not set) is an error: delivery would fail every event.
+    pub fn new(
+        loaded: Arc<Loaded>,
+        queue: Arc<dyn EventQueue>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Result<Self, DeliveryError> {
+        let mut senders = BTreeMap::new();
+        for dest in loaded
+            .pipeline
+            .destinations()
+            .iter()
+            .filter(|d| d.is_active())
+        {
+            let transport = dest
+                .transport()
+                .map_err(|source| DeliveryError::Transport {
+                    destination: dest.name().to_owned(),
+                    source,
+                })?;
+            let sender = Sender::new(dest.name(), transport, dest.delivery, metrics.clone());
+            senders.insert(dest.name().to_owned(), Arc::new(sender));
+        }
+        Ok(Self {
+            loaded,
+            queue,
+            senders,
+            metrics,
+            wake,
+            rewind: AtomicBool::new(false),
+        })
+    }
+
+    /// Delivers until `shutdown` turns true, then finishes the rounds in flight and what is
+    /// queued (the caller bounds that with a timeout; what is not delivered stays queued).
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let rounds = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
+        let mut tasks = JoinSet::new();
+        let mut cursor = Cursor::default();
+        loop {
+            while tasks.try_join_next().is_some() {}
+            if self.rewind.swap(false, Ordering::AcqRel) {
+                // Rounds in flight finish first, so that nothing they hold is read twice; a
+                // lasting failure (a broken disk) is retried once a second, not in a spin.
+                while tasks.join_next().await.is_some() {}
+                cursor = Cursor::default();
+                eprintln!("switchyard: a round did not settle; reading the queue again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let shutting_down = *shutdown.borrow();
+            match self
+                .next_round(&mut cursor, shutting_down, &mut shutdown)
+                .await
+            {
+                Next::Again => continue,
+                Next::Empty if shutting_down => {
+                    while tasks.join_next().await.is_some() {}
+                    if self.rewind.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    break;
+                }
+                Next::Empty => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Next::Round(records) => {
+                    let Ok(permit) = rounds.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let me = self.clone();
+                    tasks.spawn(async move {
+                        me.round(records).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+        self.update_depth();
+    }
+
+    /// Reads the next round. A round smaller than `round_events` first waits up to `linger_ms`
+    /// for the batch to fill (once per first event), then is read again.
+    async fn next_round(
+        &self,
+        cursor: &mut Cursor,
+        shutting_down: bool,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Next {
+        let server = &self.loaded.config.server;
+        let records = match self.queue.read(cursor.after, server.round_events) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("switchyard: reading the queue failed: {e}; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return Next::Again;
+            }
+        };
+        self.update_depth();
+        let Some(&(first, _)) = records.first() else {
+            return Next::Empty;
+        };
+        let full = records.len() >= server.round_events;
+        if !full && !shutting_down && cursor.lingered_on != Some(first) {
+            cursor.lingered_on = Some(first);
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(server.linger_ms)) => {}
+                _ = shutdown.changed() => {}
+            }
+            return Next::Again;
+        }
+        cursor.after = records.last().map(|(id, _)| *id);
+        Next::Round(records)
+    }
+
+    /// Delivers everything queued, then returns (for `replay` and `dead-letters retry`).
+    pub async fn drain(self: Arc<Self>) {
+        let (_tx, rx) = watch::channel(true);
+        self.run(rx).await;
+    }
+
+    fn update_depth(&self) {
+        let (count, bytes) = self.queue.depth();
+        self.metrics.queue_depth.set(count as i64);
+        self.metrics.queue_bytes.set(bytes as i64);
+    }
+
+    /// One round: plan, send, dead-letter, acknowledge.
+    async fn round(self: Arc<Self>, records: Vec<(u64, Record)>) {
+        let ids: Vec<u64> = records.iter().map(|(id, _)| *id).collect();
+        let loaded = self.loaded.clone();
+        let records = Arc::new(records);
+        let for_plan = records.clone();
+        let plan = match tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan)).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                // The pipeline panicked: the round stays queued and is read again.
+                eprintln!("switchyard: a delivery round failed ({e}); its events stay queued");
+                self.rewind.store(true, Ordering::Release);
+                return;
+            }
+        };
+        for ((dest, status), n) in &plan.counts {
+            self.metrics.event(dest, status, *n);
+        }
+        let mut dead = plan.dead;
+        let mut sends = self.send(plan.sends);
+        let mut complete = true;
+        while let Some(joined) = sends.join_next().await {
+            match joined {
+                Ok(sent) => self.record(sent, &records, &mut dead),
+                Err(_) => complete = false,
+            }
+        }
+        if !complete {
+            // A send task panicked: its events were not settled, so the round stays queued.
+            eprintln!("switchyard: a delivery request failed; its round stays queued");
+            self.rewind.store(true, Ordering::Release);
+            return;
+        }
+        self.settle(ids, dead).await;
+    }
+
+    /// Starts sending every destination's payloads, in request bodies of its batch size.
+    fn send(&self, sends: BTreeMap<String, Vec<(usize, Value)>>) -> JoinSet<Sent> {
+        let mut tasks = JoinSet::new();
+        for (name, payloads) in sends {
+            let (Some(sender), Some(dest)) = (
+                self.senders.get(&name).cloned(),
+                self.loaded.pipeline.destination(&name),
+            ) else {
+                continue;
+            };
+            let mut payloads = payloads.into_iter().peekable();
+            while payloads.peek().is_some() {
+                let (members, values): (Vec<usize>, Vec<Value>) =
+                    payloads.by_ref().take(dest.max_batch()).unzip();
+                for body in dest.request_bodies(values) {
+                    let sender = sender.clone();
+                    let name = name.clone();
+                    let members = members.clone();
+                    tasks.spawn(async move {
+                        let r = sender.deliver(&body, members.len() as u64).await;
+                        (name, members, r)
+                    });
+                }
+            }
+        }
+        tasks
+    }
+
+    /// Counts a finished request; its events go to the dead letters when it was given up on.
+    fn record(&self, sent: Sent, records: &[(u64, Record)], dead: &mut Vec<DeadLetter>) {
+        let (name, members, result) = sent;
+        let now_ms = unix_ms();
+        match result {
+            Ok(()) => {
+                self.metrics.event(&name, "delivered", members.len() as u64);
+                let h = self.metrics.latency.with_label_values(&[name.as_str()]);
+                for i in &members {
+                    let queued = records[*i].1.queued_at_ms;
+                    h.observe((now_ms - queued).max(0) as f64 / 1000.0);
+                }
+            }
+            Err(gave_up) => {
+                self.metrics.event(&name, "failed", members.len() as u64);
+                let mut seen = BTreeSet::new();
+                for i in members.into_iter().filter(|i| seen.insert(*i)) {
+                    dead.push(DeadLetter {
+                        destination: name.clone(),
+                        reason: gave_up.reason.clone(),
+                        at: now_ms / 1000,
+                        record: only(&records[i].1, &name),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Stores the round's dead letters, then acknowledges its records; on a failure, the round
+    /// stays queued and the loop reads the queue again.
+    async fn settle(&self, ids: Vec<u64>, dead: Vec<DeadLetter>) {
+        if !dead.is_empty()
+            && let Err(e) = self.queue.dead_letter(dead).await
+        {
+            eprintln!("switchyard: storing dead letters failed ({e}); their events stay queued");
+            self.rewind.store(true, Ordering::Release);
+            return;
+        }
+        if let Err(e) = self.queue.ack(ids).await {
+            eprintln!(
+                "switchyard: acknowledging delivered events failed ({e}); they stay queued and will be sent again"
+            );
+            self.rewind.store(true, Ordering::Release);
+        }
+        self.update_depth();
+    }
+}
+
+/// What the loop does next.
+enum Next {
+    /// Read again (after lingering, or after a read error).
+    Again,
+    /// Nothing is queued past the cursor.
+    Empty,
+    /// A round to deliver.
+    Round(Vec<(u64, Record)>),
+}

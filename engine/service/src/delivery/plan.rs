@@ -1,0 +1,160 @@
+//! A round's plan: runs the round's records through the pipeline, one source at a time (rules
+//! depend on it), and decides per record what to send to which destination, what goes to the dead
+//! letters (with the reason) and what is only counted (filtered, skipped, deactivated).
+
+use crate::clock::unix_now;
+use crate::config::Loaded;
+use crate::pipeline::{InputFate, RoutedEvent, halt_outcome};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use switchyard_core::router::Status;
+use switchyard_queue::{DeadLetter, Record};
+use switchyard_wasm::sandbox::level_name;
+
+/// The destination name of a dead letter that concerns every destination (the event is invalid,
+/// or a plugin of the config's `transforms` failed on it before any destination saw it).
+pub const EVERY_DESTINATION: &str = "*";
+
+/// What a round's pipeline decided.
+#[derive(Default)]
+pub struct Plan {
+    /// Payloads to send, by destination name, each with the index of the record it came from.
+    pub sends: BTreeMap<String, Vec<(usize, Value)>>,
+    pub dead: Vec<DeadLetter>,
+    /// Outcomes that send nothing, by destination name and status.
+    pub counts: BTreeMap<(String, &'static str), u64>,
+}
+
+impl Plan {
+    fn count(&mut self, destination: &str, status: Status) {
+        let label = match status {
+            Status::Invalid | Status::Failed => "failed",
+            other => other.as_str(),
+        };
+        *self
+            .counts
+            .entry((destination.to_owned(), label))
+            .or_default() += 1;
+    }
+
+    fn dead_letter(&mut self, destination: &str, reason: String, at: i64, record: &Record) {
+        self.dead.push(DeadLetter {
+            destination: destination.to_owned(),
+            reason,
+            at,
+            record: only(record, destination),
+        });
+    }
+}
+
+/// The record, re-addressed to one destination (a dead letter re-driven goes there only).
+pub fn only(record: &Record, destination: &str) -> Record {
+    let mut r = record.clone();
+    if destination != EVERY_DESTINATION {
+        r.only = Some(destination.to_owned());
+    }
+    r
+}
+
+/// Plans a round.
+pub fn plan(loaded: &Loaded, records: &[(u64, Record)]) -> Plan {
+    let mut plan = Plan::default();
+    let now = unix_now();
+    let mut by_source: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (_, r)) in records.iter().enumerate() {
+        by_source.entry(r.source.as_str()).or_default().push(i);
+    }
+    for (source, members) in by_source {
+        plan_source(loaded, source, &members, records, now, &mut plan);
+    }
+    plan
+}
+
+/// Plans the records of one source (`members`: their indexes in `records`).
+fn plan_source(
+    loaded: &Loaded,
+    source: &str,
+    members: &[usize],
+    records: &[(u64, Record)],
+    now: i64,
+    plan: &mut Plan,
+) {
+    let pipeline = &loaded.pipeline;
+    let mut events = Vec::with_capacity(members.len());
+    let mut kept = Vec::with_capacity(members.len());
+    for &i in members {
+        let r = &records[i].1;
+        match pipeline.parse(&r.event, r.received_at) {
+            Ok(e) => {
+                events.push(e);
+                kept.push(i);
+            }
+            Err(e) => {
+                let reason = format!("invalid event in the queue: {e}");
+                plan.dead_letter(EVERY_DESTINATION, reason, now, r);
+            }
+        }
+    }
+    let mut logs = Vec::new();
+    let chunk = pipeline.transform(events, now, &mut logs);
+    let fates = pipeline.route(&chunk, source, now, &mut logs);
+    for (plugin, line) in logs {
+        eprintln!(
+            "plugin {plugin}: {}: {}",
+            level_name(line.level),
+            line.message
+        );
+    }
+    for (i, fate) in kept.into_iter().zip(fates) {
+        let record = &records[i].1;
+        match fate {
+            InputFate::Halted(halt) => {
+                let (status, reason) = halt_outcome(halt);
+                for d in pipeline.destinations() {
+                    if addressed_to(record, d.name()) {
+                        plan.count(d.name(), status);
+                    }
+                }
+                if status == Status::Failed {
+                    plan.dead_letter(EVERY_DESTINATION, reason, now, record);
+                }
+            }
+            InputFate::Routed(events) => {
+                for routed in events {
+                    settle(&routed, i, record, now, plan);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `record` goes to the destination `name` (a re-driven dead letter goes to one only).
+fn addressed_to(record: &Record, name: &str) -> bool {
+    record.only.as_deref().is_none_or(|o| o == name)
+}
+
+/// Plans one routed event of record `i` at every destination it is addressed to.
+fn settle(routed: &RoutedEvent<'_>, i: usize, record: &Record, now: i64, plan: &mut Plan) {
+    for outcome in &routed.outcomes {
+        let name = outcome.destination;
+        if !addressed_to(record, name) {
+            continue;
+        }
+        match outcome.status {
+            Status::Sent => plan
+                .sends
+                .entry(name.to_owned())
+                .or_default()
+                .extend(outcome.data.iter().map(|p| (i, p.to_value()))),
+            status @ (Status::Failed | Status::Invalid) => {
+                plan.count(name, status);
+                let reason = outcome
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| format!("{} at this destination", status.as_str()));
+                plan.dead_letter(name, reason, now, record);
+            }
+            other => plan.count(name, other),
+        }
+    }
+}

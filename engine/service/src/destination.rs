@@ -1,0 +1,89 @@
+//! One destination as built from its config: its plugin (routing, mapping, wire format,
+//! transport), its transform plugin chains and its delivery settings, in one object. The pipeline
+//! routes through it, delivery sends through it; neither knows which platform it is.
+
+use serde_json::Value;
+use switchyard_core::destination::{Delivery, DestinationPlugin, Transport, TransportError};
+use switchyard_core::event::SourceEvent;
+use switchyard_core::router::{self, Outcome};
+use switchyard_wasm::Chain;
+
+/// A configured destination, ready to route and send.
+pub struct Destination {
+    plugin: Box<dyn DestinationPlugin>,
+    /// Its `transforms`: on its events, before the mapping.
+    pub transforms: Chain,
+    /// Its `payload_transforms`: on each platform payload, after the mapping.
+    pub payload_transforms: Chain,
+    /// Rate and concurrency limits, timeout and retries.
+    pub delivery: Delivery,
+}
+
+impl Destination {
+    pub fn new(
+        plugin: Box<dyn DestinationPlugin>,
+        transforms: Chain,
+        payload_transforms: Chain,
+        delivery: Delivery,
+    ) -> Self {
+        Self {
+            plugin,
+            transforms,
+            payload_transforms,
+            delivery,
+        }
+    }
+
+    /// Its unique name (output, metrics, logs, dead letters).
+    pub fn name(&self) -> &str {
+        &self.plugin.routing().name
+    }
+
+    pub fn plugin(&self) -> &dyn DestinationPlugin {
+        self.plugin.as_ref()
+    }
+
+    /// Whether it forwards anything (`status: active`).
+    pub fn is_active(&self) -> bool {
+        self.plugin.routing().activation == switchyard_core::destination::Activation::Active
+    }
+
+    /// Whether any transform plugin runs on its events or payloads.
+    pub fn has_plugins(&self) -> bool {
+        !self.transforms.is_empty() || !self.payload_transforms.is_empty()
+    }
+
+    /// What becomes of `event` from `source` here (server side only).
+    pub fn route<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Outcome<'a> {
+        router::route(self.plugin(), event, source, false)
+    }
+
+    /// [`Destination::route`], also building the browser side's event objects.
+    pub fn route_for_browser<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Outcome<'a> {
+        router::route(self.plugin(), event, source, true)
+    }
+
+    /// The request bodies that carry `payloads`, in batches of at most [`Destination::max_batch`].
+    pub fn request_bodies(&self, payloads: Vec<Value>) -> Vec<Value> {
+        let size = self.plugin.max_batch().max(1);
+        let mut payloads = payloads.into_iter().peekable();
+        let mut bodies = Vec::new();
+        while payloads.peek().is_some() {
+            bodies.push(
+                self.plugin
+                    .request_body(payloads.by_ref().take(size).collect()),
+            );
+        }
+        bodies
+    }
+
+    /// Events per request at most.
+    pub fn max_batch(&self) -> usize {
+        self.plugin.max_batch().max(1)
+    }
+
+    /// The transport that sends its request bodies (fails without the secrets sending needs).
+    pub fn transport(&self) -> Result<Box<dyn Transport>, TransportError> {
+        self.plugin.transport()
+    }
+}

@@ -1,0 +1,62 @@
+//! The built-in destination types: the one place that names each destination plugin. A config's
+//! `destinations[].type` picks a variant of [`DestinationConfig`]; the rest of the service works
+//! with the [`DestinationPlugin`] it builds and never names a platform.
+//!
+//! Adding a destination type: a crate under `plugins/destinations/` whose config flattens
+//! `DestinationCommon` and whose object implements `DestinationPlugin`, then one variant here.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use std::path::Path;
+use switchyard_core::destination::{DestinationCommon, DestinationPlugin};
+use switchyard_core::load::{Diagnostic, Placer, Pointer};
+use switchyard_core::secret::Secret;
+use switchyard_tiktok::{Tiktok, TiktokConfig};
+
+/// A destination, by `type`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DestinationConfig {
+    /// TikTok Ads: Events API (server side) and pixel (browser side).
+    Tiktok(Box<TiktokConfig>),
+}
+
+/// Where a destination's config sits, to build it and place its errors.
+pub struct BuildContext<'a> {
+    /// The folder of the config file (mapping paths are relative to it).
+    pub dir: &'a Path,
+    pub placer: &'a Placer,
+    /// The destination's pointer in the config file.
+    pub at: &'a Pointer,
+}
+
+impl DestinationConfig {
+    /// The settings every destination has.
+    pub fn common(&self) -> &DestinationCommon {
+        match self {
+            Self::Tiktok(t) => &t.common,
+        }
+    }
+
+    /// The secrets of this destination, with the field each is set in.
+    pub fn secrets(&self) -> Vec<(&'static str, &Secret)> {
+        match self {
+            Self::Tiktok(t) => vec![("access_token", &t.access_token)],
+        }
+    }
+
+    /// Builds the destination plugin: loads and compiles its mapping, filters and rows.
+    pub fn build(
+        &self,
+        ctx: &BuildContext<'_>,
+    ) -> Result<Box<dyn DestinationPlugin>, Vec<Diagnostic>> {
+        match self {
+            Self::Tiktok(t) => Ok(Box::new(Tiktok::new(
+                (**t).clone(),
+                ctx.dir,
+                ctx.placer,
+                ctx.at,
+            )?)),
+        }
+    }
+}

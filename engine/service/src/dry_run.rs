@@ -1,0 +1,301 @@
+//! The dry run (`switchyard map`). Reads NDJSON source events, routes each through every
+//! destination, and writes one JSON line per input line saying what each destination would do
+//! with it. With `requests`, writes the API requests (batched) that would be sent instead. Events
+//! go through the plugins of the config (see [`crate::pipeline`]), a chunk of lines per plugin call.
+//! Nothing is sent, no secret is needed, and none is printed.
+
+use crate::config::Loaded;
+use crate::pipeline::{InputFate, RoutedEvent, halt_outcome};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use switchyard_core::event::SourceEvent;
+use switchyard_core::router::{Outcome, Status};
+use switchyard_wasm::sandbox::level_name;
+
+/// What `map` is asked to do.
+pub struct MapOptions {
+    /// The source the events come from.
+    pub source: String,
+    /// Print API requests instead of per-event results.
+    pub requests: bool,
+    /// Unix seconds used as the time received (events without a `timestamp` get it).
+    pub received_at: i64,
+}
+
+/// One output line.
+#[derive(Serialize)]
+struct Line<'a> {
+    line: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_name: Option<&'a str>,
+    destinations: ByName<'a>,
+}
+
+/// Outcomes serialized as a map from destination name to outcome.
+struct ByName<'a>(&'a [Outcome<'a>]);
+
+impl Serialize for ByName<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for o in self.0 {
+            map.serialize_entry(o.destination, o)?;
+        }
+        map.end()
+    }
+}
+
+/// Counts of outcomes per destination and status, for the summary.
+#[derive(Default)]
+pub struct MapSummary {
+    pub lines: usize,
+    pub counts: BTreeMap<String, BTreeMap<&'static str, usize>>,
+}
+
+impl MapSummary {
+    fn record(&mut self, outcomes: &[Outcome]) {
+        self.lines += 1;
+        for o in outcomes {
+            let per = self.counts.entry(o.destination.to_owned()).or_default();
+            *per.entry(o.status.as_str()).or_default() += 1;
+        }
+    }
+}
+
+impl std::fmt::Display for MapSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} events", self.lines)?;
+        for (dest, per) in &self.counts {
+            let parts: Vec<String> = per.iter().map(|(s, n)| format!("{n} {s}")).collect();
+            write!(f, "; {dest}: {}", parts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// Lines read and handed to the plugins at once (one plugin call per chunk).
+const CHUNK: usize = 256;
+
+/// Where `map` writes.
+pub struct MapOutput<'w> {
+    /// Results (or requests), one JSON line each.
+    pub results: &'w mut dyn Write,
+    /// Plugin log lines.
+    pub log: &'w mut dyn Write,
+    /// Input that failed or was invalid, to inspect and replay (`--dead-letters`).
+    pub dead_letters: Option<&'w mut dyn Write>,
+}
+
+/// One input line: its number, its text (trimmed), and whether it was valid UTF-8 (when not, the
+/// text is what could be read of it).
+struct InputLine {
+    no: usize,
+    text: String,
+    utf8: bool,
+}
+
+/// Reads up to [`CHUNK`] non-blank lines.
+fn read_chunk(input: &mut dyn BufRead, line_no: &mut usize) -> std::io::Result<Vec<InputLine>> {
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut buf = Vec::new();
+    while chunk.len() < CHUNK {
+        buf.clear();
+        if input.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        *line_no += 1;
+        let utf8 = std::str::from_utf8(&buf).is_ok();
+        let text = String::from_utf8_lossy(&buf);
+        if !utf8 || !text.trim().is_empty() {
+            chunk.push(InputLine {
+                no: *line_no,
+                text: text.trim().to_owned(),
+                utf8,
+            });
+        }
+    }
+    Ok(chunk)
+}
+
+/// Maps every line of `input`. Returns the summary.
+pub fn run(
+    loaded: &Loaded,
+    opts: &MapOptions,
+    input: &mut dyn BufRead,
+    out: &mut MapOutput<'_>,
+) -> std::io::Result<MapSummary> {
+    let mut state = State::default();
+    let mut line_no = 0;
+    loop {
+        let chunk = read_chunk(input, &mut line_no)?;
+        if chunk.is_empty() {
+            break;
+        }
+        map_chunk(loaded, opts, &chunk, out, &mut state)?;
+    }
+    if opts.requests {
+        write_requests(loaded, state.to_send, out)?;
+    }
+    out.results.flush()?;
+    Ok(state.summary)
+}
+
+/// Writes the requests that would carry every payload, per destination in config order.
+fn write_requests(
+    loaded: &Loaded,
+    mut to_send: BTreeMap<String, Vec<Value>>,
+    out: &mut MapOutput<'_>,
+) -> std::io::Result<()> {
+    for dest in loaded.pipeline.destinations() {
+        let payloads = to_send.remove(dest.name()).unwrap_or_default();
+        for body in dest.request_bodies(payloads) {
+            let request = dest.plugin().dry_run_request(body);
+            let line = serde_json::json!({"destination": dest.name(), "request": request});
+            serde_json::to_writer(&mut *out.results, &line)?;
+            out.results.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct State {
+    summary: MapSummary,
+    /// Payloads per destination name, for `requests`.
+    to_send: BTreeMap<String, Vec<Value>>,
+}
+
+fn map_chunk(
+    loaded: &Loaded,
+    opts: &MapOptions,
+    chunk: &[InputLine],
+    out: &mut MapOutput<'_>,
+    state: &mut State,
+) -> std::io::Result<()> {
+    let pipeline = &loaded.pipeline;
+    let parsed: Vec<Result<SourceEvent, String>> = chunk
+        .iter()
+        .map(|line| match line.utf8 {
+            false => Err("not valid UTF-8".to_owned()),
+            true => pipeline
+                .parse(&line.text, opts.received_at)
+                .map_err(|e| e.to_string()),
+        })
+        .collect();
+    let valid: Vec<SourceEvent> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut logs = Vec::new();
+    let transformed = pipeline.transform(valid, opts.received_at, &mut logs);
+    let fates = pipeline.route(&transformed, &opts.source, opts.received_at, &mut logs);
+    for (plugin, line) in logs {
+        let level = level_name(line.level);
+        writeln!(out.log, "plugin {plugin}: {level}: {}", line.message)?;
+    }
+    let mut fates = fates.into_iter();
+    for (line, parsed) in chunk.iter().zip(parsed) {
+        if let Err(reason) = parsed {
+            let reason = format!("line {}: {reason}", line.no);
+            not_routed(loaded, opts, line.no, Status::Invalid, &reason, out, state)?;
+            dead_letter(out, line.no, None, &reason, &line.text)?;
+            continue;
+        }
+        match fates.next() {
+            None => {}
+            Some(InputFate::Halted(halt)) => {
+                let (status, reason) = halt_outcome(halt);
+                not_routed(loaded, opts, line.no, status, &reason, out, state)?;
+                if status == Status::Failed {
+                    dead_letter(out, line.no, None, &reason, &line.text)?;
+                }
+            }
+            Some(InputFate::Routed(events)) => {
+                for routed in &events {
+                    write_routed(opts, line, routed, out, state)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes (or, for `requests`, keeps the payloads of) one routed event of `line`.
+fn write_routed(
+    opts: &MapOptions,
+    line: &InputLine,
+    routed: &RoutedEvent<'_>,
+    out: &mut MapOutput<'_>,
+    state: &mut State,
+) -> std::io::Result<()> {
+    let RoutedEvent { event, outcomes } = routed;
+    state.summary.record(outcomes);
+    for o in outcomes.iter().filter(|o| o.status == Status::Failed) {
+        let reason = o.reason.as_deref().unwrap_or("failed");
+        dead_letter(out, line.no, Some(o.destination), reason, &line.text)?;
+    }
+    if opts.requests {
+        for o in outcomes.iter().filter(|o| !o.data.is_empty()) {
+            let payloads = state.to_send.entry(o.destination.to_owned()).or_default();
+            payloads.extend(o.data.iter().map(|d| d.to_value()));
+        }
+        return Ok(());
+    }
+    let line = Line {
+        line: line.no,
+        event_id: Some(event.id()),
+        event_name: Some(event.name()),
+        destinations: ByName(outcomes),
+    };
+    serde_json::to_writer(&mut *out.results, &line)?;
+    out.results.write_all(b"\n")
+}
+
+/// The same outcome at every destination for input that never reached routing.
+fn not_routed(
+    loaded: &Loaded,
+    opts: &MapOptions,
+    line_no: usize,
+    status: Status,
+    reason: &str,
+    out: &mut MapOutput<'_>,
+    state: &mut State,
+) -> std::io::Result<()> {
+    let outcomes = loaded.pipeline.not_sent(status, reason);
+    state.summary.record(&outcomes);
+    if opts.requests {
+        // Requests mode prints requests only; the summary still counts these lines.
+        return Ok(());
+    }
+    let line = Line {
+        line: line_no,
+        event_id: None,
+        event_name: None,
+        destinations: ByName(&outcomes),
+    };
+    serde_json::to_writer(&mut *out.results, &line)?;
+    out.results.write_all(b"\n")
+}
+
+/// Keeps input that failed (at every destination, or at `destination` only) with the reason.
+fn dead_letter(
+    out: &mut MapOutput<'_>,
+    line_no: usize,
+    destination: Option<&str>,
+    reason: &str,
+    input: &str,
+) -> std::io::Result<()> {
+    let Some(w) = out.dead_letters.as_mut() else {
+        return Ok(());
+    };
+    let mut letter = serde_json::json!({"line": line_no, "reason": reason, "input": input});
+    if let Some(d) = destination {
+        letter["destination"] = d.into();
+    }
+    serde_json::to_writer(&mut **w, &letter)?;
+    w.write_all(b"\n")
+}

@@ -1,0 +1,24 @@
+//! Switchyard's service: everything between a config file and the destinations, for every
+//! command that runs events (the dry run, `serve`, `replay`, dead letters). The `switchyard`
+//! binary is a thin shell over it.
+//!
+//! - [`config`]: the config file, checked and built into a [`config::Loaded`];
+//!   [`destinations`]: the built-in destination types (the one place that names them);
+//!   [`destination`]: one destination as one built object; [`plugins`]: loading transform plugins.
+//! - [`pipeline`]: plugins and mappings over a chunk of events, where each plugin plugs in.
+//! - [`dry_run`]: `map`: NDJSON in, one line per event out, nothing sent.
+//! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
+//!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
+//!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
+
+pub mod clock;
+pub mod config;
+pub mod delivery;
+pub mod destination;
+pub mod destinations;
+pub mod dry_run;
+pub mod metrics;
+pub mod pipeline;
+pub mod plugins;
+pub mod replay;
+pub mod serve;

@@ -1,0 +1,315 @@
+//! The pipeline: what happens to a chunk of valid events on their way to the destinations. First
+//! the config's `transforms` (every event), then, per destination, its `transforms` (before its
+//! mapping), its mapping (the router) and its `payload_transforms` (on each platform payload).
+//! Each plugin is called once per chunk. `map` (the dry run) runs it; so does delivery.
+//!
+//! It runs in two steps because routed outcomes borrow the events: [`Pipeline::transform`] runs
+//! the event plugins and owns what they return ([`TransformedChunk`]); [`Pipeline::route`] maps and
+//! runs the payload plugins, borrowing from it.
+
+use crate::destination::Destination;
+use serde_json::Value;
+use std::sync::Arc;
+use switchyard_core::event::{EventError, SourceEvent};
+use switchyard_core::router::{Outcome, Status};
+use switchyard_core::rules::payload::Payload;
+use switchyard_wasm::sandbox::LogLine;
+use switchyard_wasm::{Chain, Halt, Transformed};
+
+/// Plugin log lines, tagged with the plugin's name.
+pub type Logs = Vec<(String, LogLine)>;
+
+/// The config's transform plugins and every destination, in config order.
+pub struct Pipeline {
+    /// The config's `transforms`: on every event, before all destinations.
+    transforms: Chain,
+    destinations: Vec<Arc<Destination>>,
+}
+
+/// The events of a chunk after the event plugins.
+pub struct TransformedChunk<'p> {
+    /// One per input event: what the config's `transforms` made of it.
+    inputs: Vec<Transformed>,
+    /// Every destination, in config order, with what its `transforms` made of the chunk.
+    at_destinations: Vec<AtDestination<'p>>,
+}
+
+/// One destination and what its `transforms` made of each live event of `inputs` (flattened, in
+/// order); `None` when it has no `transforms`.
+struct AtDestination<'p> {
+    destination: &'p Destination,
+    transformed: Option<Vec<Transformed>>,
+}
+
+/// What became of one input event.
+pub enum InputFate<'a> {
+    /// A plugin of the config's `transforms` dropped it or failed on it: no destination saw it.
+    Halted(&'a Halt),
+    /// The events it became (one, unless a plugin split it), each with its outcome per destination.
+    Routed(Vec<RoutedEvent<'a>>),
+}
+
+/// One event and its outcome at every destination, in config order (each names its destination).
+pub struct RoutedEvent<'a> {
+    pub event: &'a SourceEvent,
+    pub outcomes: Vec<Outcome<'a>>,
+}
+
+impl Pipeline {
+    pub fn new(transforms: Chain, destinations: Vec<Arc<Destination>>) -> Self {
+        Self {
+            transforms,
+            destinations,
+        }
+    }
+
+    /// Every destination, in config order.
+    pub fn destinations(&self) -> &[Arc<Destination>] {
+        &self.destinations
+    }
+
+    /// The destination named `name`.
+    pub fn destination(&self, name: &str) -> Option<&Arc<Destination>> {
+        self.destinations.iter().find(|d| d.name() == name)
+    }
+
+    /// Whether any plugin is configured anywhere.
+    pub fn has_plugins(&self) -> bool {
+        !self.transforms.is_empty() || self.destinations.iter().any(|d| d.has_plugins())
+    }
+
+    /// Parses an event for this pipeline: with plugins, its text is kept when it is already
+    /// normalised, so the first plugin gets it without a serialization.
+    pub fn parse(&self, text: &str, received_at: i64) -> Result<SourceEvent, EventError> {
+        if self.has_plugins() {
+            SourceEvent::from_json_keeping_text(text, received_at)
+        } else {
+            SourceEvent::from_json(text, received_at)
+        }
+    }
+
+    /// The same outcome at every destination: for input that never reached routing (invalid
+    /// input, an event the config's `transforms` halted).
+    pub fn not_sent(&self, status: Status, reason: &str) -> Vec<Outcome<'_>> {
+        self.destinations
+            .iter()
+            .map(|d| Outcome::not_sent(d.name(), status, reason.to_owned()))
+            .collect()
+    }
+
+    /// The outcome at every destination of one event, by its mapping alone (no plugin runs): what
+    /// the dry run shows for a config without plugins.
+    pub fn outcomes_of<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Vec<Outcome<'a>> {
+        self.destinations
+            .iter()
+            .map(|d| d.route(event, source))
+            .collect()
+    }
+
+    /// Step one: the event plugins (the config's, then each destination's) over a chunk.
+    pub fn transform(
+        &self,
+        events: Vec<SourceEvent>,
+        received_at: i64,
+        logs: &mut Logs,
+    ) -> TransformedChunk<'_> {
+        let inputs = if self.transforms.is_empty() {
+            events.into_iter().map(Transformed::kept).collect()
+        } else {
+            self.transforms.run(events, received_at, logs)
+        };
+        let at_destinations = self
+            .destinations
+            .iter()
+            .map(|d| AtDestination {
+                destination: d,
+                transformed: (!d.transforms.is_empty()).then(|| {
+                    let flat: Vec<SourceEvent> = live_events(&inputs).cloned().collect();
+                    d.transforms.run(flat, received_at, logs)
+                }),
+            })
+            .collect();
+        TransformedChunk {
+            inputs,
+            at_destinations,
+        }
+    }
+
+    /// Step two: every transformed event through every destination's mapping, then the payload
+    /// plugins. One [`InputFate`] per input event of [`Pipeline::transform`], in order.
+    pub fn route<'a>(
+        &'a self,
+        chunk: &'a TransformedChunk<'a>,
+        source: &str,
+        received_at: i64,
+        logs: &mut Logs,
+    ) -> Vec<InputFate<'a>> {
+        let mut flat = 0;
+        let mut fates: Vec<InputFate<'a>> = chunk
+            .inputs
+            .iter()
+            .map(|input| {
+                if let Some(halt) = &input.halt {
+                    return InputFate::Halted(halt);
+                }
+                let routed = input.events.iter().map(|event| {
+                    let outcomes = self.route_one(chunk, flat, event, source);
+                    flat += 1;
+                    RoutedEvent { event, outcomes }
+                });
+                InputFate::Routed(routed.collect())
+            })
+            .collect();
+        for dest in &self.destinations {
+            if !dest.payload_transforms.is_empty() {
+                run_payload_plugins(dest, &mut fates, received_at, logs);
+            }
+        }
+        fates
+    }
+
+    /// The outcome at every destination of the `flat`-th live event of the chunk: one outcome
+    /// per destination, always, in config order.
+    fn route_one<'a>(
+        &self,
+        chunk: &'a TransformedChunk<'a>,
+        flat: usize,
+        event: &'a SourceEvent,
+        source: &str,
+    ) -> Vec<Outcome<'a>> {
+        chunk
+            .at_destinations
+            .iter()
+            .map(|at| (at.destination, &at.transformed))
+            .map(|(dest, transformed)| match transformed {
+                None => dest.route(event, source),
+                Some(all) => match all.get(flat) {
+                    Some(t) => route_transformed(dest, t, source),
+                    None => Outcome::not_sent(
+                        dest.name(),
+                        Status::Failed,
+                        "its transforms returned fewer results than events".into(),
+                    ),
+                },
+            })
+            .collect()
+    }
+}
+
+/// The events of the inputs that no plugin halted, in order.
+fn live_events(inputs: &[Transformed]) -> impl Iterator<Item = &SourceEvent> {
+    inputs
+        .iter()
+        .filter(|t| t.halt.is_none())
+        .flat_map(|t| t.events.iter())
+}
+
+/// The outcome at `dest` of what its `transforms` made of one event.
+fn route_transformed<'a>(
+    dest: &'a Destination,
+    transformed: &'a Transformed,
+    source: &str,
+) -> Outcome<'a> {
+    if let Some(halt) = &transformed.halt {
+        let (status, reason) = halt_outcome(halt);
+        return Outcome::not_sent(dest.name(), status, reason);
+    }
+    transformed
+        .events
+        .iter()
+        .map(|e| dest.route(e, source))
+        .reduce(merge)
+        .unwrap_or_else(|| {
+            Outcome::not_sent(
+                dest.name(),
+                Status::Filtered,
+                "its transforms returned no events".into(),
+            )
+        })
+}
+
+/// The status and reason of an event a plugin halted.
+pub fn halt_outcome(halt: &Halt) -> (Status, String) {
+    match halt {
+        Halt::Dropped { plugin, reason } => (
+            Status::Filtered,
+            format!("plugin `{plugin}` dropped it: {reason}"),
+        ),
+        Halt::Failed { plugin, message } => (
+            Status::Failed,
+            format!("plugin `{plugin}` failed: {message}"),
+        ),
+    }
+}
+
+/// One outcome for the several events a destination's plugin split an event into: what any of
+/// them sends is sent.
+fn merge<'a>(mut a: Outcome<'a>, b: Outcome<'a>) -> Outcome<'a> {
+    if a.status != Status::Sent {
+        return if b.status == Status::Sent { b } else { a };
+    }
+    if b.status == Status::Sent {
+        a.data.extend(b.data);
+        a.client.extend(b.client);
+        a.warnings.extend(b.warnings);
+    }
+    a
+}
+
+/// Runs `dest`'s payload plugins over every payload it was to send in the chunk, in one batch,
+/// and puts back what they return. A failed payload fails its event at that destination (the
+/// event goes to the dead letters); dropping every payload filters the event there.
+fn run_payload_plugins(
+    dest: &Destination,
+    fates: &mut [InputFate<'_>],
+    received_at: i64,
+    logs: &mut Logs,
+) {
+    let mut payloads: Vec<Value> = Vec::new();
+    for outcome in sending_at(fates, dest.name()) {
+        payloads.extend(outcome.data.iter().map(Payload::to_value));
+    }
+    if payloads.is_empty() {
+        return;
+    }
+    let mut transformed = dest
+        .payload_transforms
+        .run(payloads, received_at, logs)
+        .into_iter();
+    for outcome in sending_at(fates, dest.name()) {
+        let mut data = Vec::with_capacity(outcome.data.len());
+        let mut dropped = None;
+        let mut failed = None;
+        for _ in 0..outcome.data.len() {
+            let Some(t) = transformed.next() else { break };
+            match t.halt {
+                None => data.extend(t.events.into_iter().map(Payload::Owned)),
+                Some(halt @ Halt::Dropped { .. }) => dropped = Some(halt),
+                Some(halt @ Halt::Failed { .. }) => failed = failed.or(Some(halt)),
+            }
+        }
+        outcome.data = data;
+        let nothing_left = outcome.data.is_empty() && outcome.client.is_empty();
+        if let Some(halt) = failed.or(dropped.filter(|_| nothing_left)) {
+            let (status, reason) = halt_outcome(&halt);
+            *outcome = Outcome::not_sent(outcome.destination, status, reason);
+        }
+    }
+}
+
+/// The outcomes at the destination named `name` that send payloads, in order.
+fn sending_at<'r, 'a>(
+    fates: &'r mut [InputFate<'a>],
+    name: &'r str,
+) -> impl Iterator<Item = &'r mut Outcome<'a>> {
+    fates
+        .iter_mut()
+        .filter_map(|f| match f {
+            InputFate::Routed(events) => Some(events),
+            InputFate::Halted(_) => None,
+        })
+        .flatten()
+        .flat_map(|e| e.outcomes.iter_mut())
+        .filter(move |o| o.destination == name)
+        .filter(|o| o.status == Status::Sent && !o.data.is_empty())
+}

@@ -1,0 +1,166 @@
+//! `POST /v1/collect`: one event from the browser, authenticated by its source's public key
+//! (`?key=`). The event is queued like any other (its server-side copies are delivered from the
+//! queue), and the answer says what the browser fires: per active destination whose rows forward
+//! client-side, the pixel to load and the calls to make, computed by the same compiled rules, with
+//! the same `event_id`, so the platform counts the event once. Consent gates both sides alike.
+//! The visitor's IP address (the peer's, or the first `X-Forwarded-For` entry) is added as `$ip`.
+//! CORS is open (`*`): shops call it from their own origin; `text/plain` bodies are accepted, as
+//! `navigator.sendBeacon` sends them.
+
+use super::app::{App, error, read_json};
+use crate::clock::{unix_ms, unix_now};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use switchyard_core::event::SourceEvent;
+use switchyard_core::router::Status;
+use switchyard_queue::Record;
+
+fn cors(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    r
+}
+
+/// The CORS preflight.
+pub async fn preflight() -> Response {
+    cors(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn collect(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    cors(handle(&app, peer, &query, &headers, &body).await)
+}
+
+/// The visitor's address: the first `X-Forwarded-For` entry (behind a proxy), else the peer.
+fn visitor_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|ip| ip.trim().to_owned())
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .unwrap_or_else(|| peer.ip().to_string())
+}
+
+/// Adds the visitor's IP address as the profile property `$ip`, unless the event has one.
+fn add_ip(event: &mut Value, ip: String) {
+    let key = if event.get("profileProperties").is_some() {
+        "profileProperties"
+    } else {
+        "profile_properties"
+    };
+    if let Some(profile) = event.get_mut(key).and_then(Value::as_object_mut) {
+        profile.entry("$ip").or_insert(Value::String(ip));
+    }
+}
+
+async fn handle(
+    app: &App,
+    peer: SocketAddr,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let Some(source) = query
+        .get("key")
+        .and_then(|k| app.public_keys.get(k))
+        .cloned()
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown `key` (a browser source's public key)",
+        );
+    };
+    let mut value = match read_json(
+        app,
+        headers,
+        body,
+        &["application/json", "text/plain"],
+        "send one JSON event (application/json, or text/plain from sendBeacon)",
+    ) {
+        Ok(v) => v,
+        Err((status, message)) => return error(status, message),
+    };
+    add_ip(&mut value, visitor_ip(peer, headers));
+    let received_at = unix_now();
+    let event = match SourceEvent::from_value(value, received_at) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let duplicate = app.dedup().contains(&source, event.id());
+    if duplicate {
+        app.metrics
+            .received
+            .with_label_values(&[source.as_str(), "duplicate"])
+            .inc();
+        return (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"event_id": event.id(), "duplicate": true, "destinations": []})),
+        )
+            .into_response();
+    }
+    let record = Record {
+        source: source.clone(),
+        received_at,
+        queued_at_ms: unix_ms(),
+        event: event.json_text(),
+        only: None,
+    };
+    if let Err(r) = app
+        .enqueue(&source, vec![(event.id().to_owned(), record)])
+        .await
+    {
+        return r;
+    }
+    let destinations = pixel_calls(app, &event, &source);
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"event_id": event.id(), "destinations": destinations})),
+    )
+        .into_response()
+}
+
+/// Per destination whose rows forward this event client-side: the pixel to load and its calls.
+fn pixel_calls(app: &App, event: &SourceEvent, source: &str) -> Vec<Value> {
+    let mut destinations = Vec::new();
+    for dest in app.loaded.pipeline.destinations() {
+        let outcome = dest.route_for_browser(event, source);
+        if outcome.status != Status::Sent || outcome.client_data.is_empty() {
+            continue;
+        }
+        let payloads: Vec<Value> = outcome.client_data.iter().map(|p| p.to_value()).collect();
+        let Some(actions) = dest.plugin().client_actions(event, &payloads) else {
+            continue;
+        };
+        match serde_json::to_value(actions) {
+            Ok(v) => destinations.push(v),
+            Err(e) => eprintln!(
+                "switchyard: the pixel calls of `{}` do not serialize: {e}",
+                dest.name()
+            ),
+        }
+    }
+    destinations
+}

@@ -1,0 +1,139 @@
+//! `POST /v1/events`: events from a shop's server. Authenticates the source by its write key
+//! (`X-Webhook-Token`), takes JSON only (one event or an array), validates every event with a
+//! precise reason, skips ids already queued within the de-duplication window, and answers **202
+//! only once the accepted events are durably queued**. A full queue answers 503 with
+//! `Retry-After` and keeps nothing of the request; an unstored event is never acknowledged.
+
+use super::app::{App, error, read_json};
+use crate::clock::{unix_ms, unix_now};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use switchyard_core::event::SourceEvent;
+use switchyard_queue::Record;
+
+/// The events of one request, sorted: what to queue, duplicates, and refusals with reasons.
+#[derive(Default)]
+struct Sorted {
+    accepted: Vec<(String, Record)>,
+    duplicates: u64,
+    refused: Vec<Value>,
+}
+
+pub async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(source) = headers
+        .get("x-webhook-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|key| app.keys.get(key))
+        .cloned()
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or unknown X-Webhook-Token (a source's write key)",
+        );
+    };
+    let items = match read_items(&app, &headers, &body) {
+        Ok(items) => items,
+        Err((status, message)) => return error(status, message),
+    };
+    let sorted = sort(&app, &source, items);
+    let count = |result: &str, n: u64| {
+        app.metrics
+            .received
+            .with_label_values(&[source.as_str(), result])
+            .inc_by(n)
+    };
+    count("rejected", sorted.refused.len() as u64);
+    count("duplicate", sorted.duplicates);
+    let queued = sorted.accepted.len();
+    if queued > 0
+        && let Err(refusal) = app.enqueue(&source, sorted.accepted).await
+    {
+        return refusal;
+    }
+    let status = if queued == 0 && sorted.duplicates == 0 && !sorted.refused.is_empty() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let answer =
+        json!({"accepted": queued, "duplicates": sorted.duplicates, "rejected": sorted.refused});
+    (status, axum::Json(answer)).into_response()
+}
+
+/// The request's events: one object or an array of them.
+fn read_items(
+    app: &App,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<Value>, (StatusCode, String)> {
+    let parsed = read_json(
+        app,
+        headers,
+        body,
+        &["application/json"],
+        "send JSON, with Content-Type: application/json",
+    )?;
+    match parsed {
+        Value::Array(items) => Ok(items),
+        one @ Value::Object(_) => Ok(vec![one]),
+        _ => Err((
+            StatusCode::BAD_REQUEST,
+            "the body must be an event (an object) or an array of events".into(),
+        )),
+    }
+}
+
+/// Validates each event and sorts it: accepted, a duplicate (of the window or of this request),
+/// or refused with the reason.
+fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
+    let received_at = unix_now();
+    let mut sorted = Sorted::default();
+    let mut dedup = app.dedup();
+    let mut in_request = HashSet::new();
+    for (index, item) in items.into_iter().enumerate() {
+        let id = claimed_id(&item);
+        let event = match SourceEvent::from_value(item, received_at) {
+            Ok(event) => event,
+            Err(e) => {
+                sorted.refused.push(refusal(index, id, e.to_string()));
+                continue;
+            }
+        };
+        let id = event.id().to_owned();
+        if dedup.contains(source, &id) || !in_request.insert(id.clone()) {
+            sorted.duplicates += 1;
+            continue;
+        }
+        let record = Record {
+            source: source.to_owned(),
+            received_at,
+            queued_at_ms: unix_ms(),
+            event: event.json_text(),
+            only: None,
+        };
+        sorted.accepted.push((id, record));
+    }
+    sorted
+}
+
+/// The `event_id` of a (maybe invalid) event, in any accepted spelling, to name it in a refusal.
+fn claimed_id(event: &Value) -> Option<String> {
+    ["event_id", "eventID", "eventId"]
+        .iter()
+        .find_map(|k| event.get(*k)?.as_str())
+        .map(str::to_owned)
+}
+
+/// One event the request could not queue, and why.
+fn refusal(index: usize, id: Option<String>, reason: String) -> Value {
+    let mut r = json!({"index": index, "reason": reason});
+    if let Some(id) = id {
+        r["event_id"] = id.into();
+    }
+    r
+}

@@ -1,0 +1,225 @@
+//! `switchyard serve`: the running service. Ingestion over HTTP into the durable queue, delivery
+//! from the queue to the destinations, metrics; a graceful shutdown on SIGTERM or Ctrl-C.
+//!
+//! The HTTP API: `POST /v1/events` ([`ingest`]), `POST /v1/collect` ([`collect`]: events from the
+//! browser and its pixel calls), `GET /v1/sdk.js` (the browser script), `GET /healthz`,
+//! `GET /readyz`, `GET /metrics`. [`app`]: what the handlers share; [`dedup`]: `event_id`
+//! de-duplication per source within a window.
+//!
+//! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
+//! flight, then delivery finishes its rounds and delivers what is queued for up to
+//! `server.shutdown_timeout_ms`; whatever is left stays in the queue for the next start.
+
+pub mod app;
+pub mod collect;
+pub mod dedup;
+pub mod ingest;
+
+use crate::config::Loaded;
+use crate::delivery::{Deliverer, DeliveryError};
+use crate::metrics::Metrics;
+use app::App;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use switchyard_queue::{DiskQueue, EventQueue, QueueError};
+use tokio::sync::{Notify, watch};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("the queue in {dir}")]
+    Queue {
+        dir: String,
+        #[source]
+        source: QueueError,
+    },
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed")]
+    Server(#[source] std::io::Error),
+    #[error("cannot read the events")]
+    Input(#[source] std::io::Error),
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
+}
+
+/// Opens the queue of a config's data directory.
+pub fn open_queue(loaded: &Loaded) -> Result<DiskQueue, ServeError> {
+    let dir = loaded.data_dir();
+    let budget = loaded
+        .config
+        .server
+        .queue_budget_mib
+        .saturating_mul(1 << 20);
+    DiskQueue::open(&dir, budget).map_err(|source| ServeError::Queue {
+        dir: dir.display().to_string(),
+        source,
+    })
+}
+
+/// Runs the service until SIGTERM or Ctrl-C. `listen` overrides `server.listen`. The address
+/// actually bound (useful with port 0) is announced on standard error as `listening on ADDR`.
+pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeError> {
+    let loaded = Arc::new(loaded);
+    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
+    let metrics = Arc::new(Metrics::new());
+    let wake = Arc::new(Notify::new());
+    let deliverer = Arc::new(Deliverer::new(
+        loaded.clone(),
+        queue.clone(),
+        metrics.clone(),
+        wake.clone(),
+    )?);
+    let app = Arc::new(app(loaded.clone(), queue.clone(), metrics, wake));
+    let server = &loaded.config.server;
+    let addr = listen.unwrap_or_else(|| server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: addr.clone(),
+            source,
+        })?;
+    if let Ok(bound) = listener.local_addr() {
+        eprintln!("switchyard: listening on {bound}");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let delivery = tokio::spawn(deliverer.run(stop_rx));
+    let router = routes(app.clone(), server.max_body_kib.saturating_mul(1024));
+    let signal_app = app.clone();
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            eprintln!("switchyard: shutting down: finishing requests, then delivery");
+            signal_app.ready.store(false, Ordering::Relaxed);
+        })
+        .await
+        .map_err(ServeError::Server)?;
+    let _ = stop_tx.send(true);
+    let drain = Duration::from_millis(server.shutdown_timeout_ms);
+    match tokio::time::timeout(drain, delivery).await {
+        Ok(_) => eprintln!("switchyard: delivery finished"),
+        Err(_) => eprintln!(
+            "switchyard: delivery did not finish within {} ms; the rest stays queued",
+            server.shutdown_timeout_ms
+        ),
+    }
+    let (left, _) = queue.depth();
+    eprintln!("switchyard: stopped; {left} events queued");
+    Ok(())
+}
+
+/// The handlers' state: the sources' keys, the de-duplication window, the queue.
+fn app(
+    loaded: Arc<Loaded>,
+    queue: Arc<dyn EventQueue>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+) -> App {
+    let sources = &loaded.config.sources;
+    let keys = sources
+        .iter()
+        .filter_map(|s| Some((s.write_key.as_ref()?.expose()?.to_owned(), s.name.clone())))
+        .collect();
+    let public_keys = sources
+        .iter()
+        .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
+        .collect();
+    let window = Duration::from_secs(loaded.config.server.dedup_window_secs);
+    App {
+        loaded,
+        public_keys,
+        queue,
+        metrics,
+        keys,
+        dedup: std::sync::Mutex::new(dedup::Dedup::new(window)),
+        wake,
+        ready: AtomicBool::new(true),
+    }
+}
+
+/// The HTTP API's routes.
+pub fn routes(app: Arc<App>, max_body: usize) -> Router {
+    Router::new()
+        .route("/v1/events", post(ingest::ingest))
+        .route(
+            "/v1/collect",
+            post(collect::collect).options(collect::preflight),
+        )
+        .route("/v1/sdk.js", get(sdk))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(app)
+}
+
+/// The browser script (`engine/service/assets/sdk.js`).
+pub const SDK_JS: &str = include_str!("../../assets/sdk.js");
+
+async fn sdk() -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "application/javascript; charset=utf-8",
+            ),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        SDK_JS,
+    )
+        .into_response()
+}
+
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    if app.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let (count, bytes) = app.queue.depth();
+    app.metrics.queue_depth.set(count as i64);
+    app.metrics.queue_bytes.set(bytes as i64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

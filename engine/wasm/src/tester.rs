@@ -1,0 +1,130 @@
+//! `switchyard plugin test`: runs one plugin over NDJSON events (or platform payloads) and
+//! writes what it did with each, one JSON line per input line, as `map` does for a config.
+
+use crate::bindings::Action;
+use crate::chain::ChainItem;
+use crate::plugin::Plugin;
+use serde_json::{Value, json};
+use std::io::{BufRead, Write};
+use switchyard_core::event::SourceEvent;
+
+/// Events per plugin call in `plugin test`.
+const CHUNK: usize = 256;
+
+/// What `plugin test` feeds the plugin.
+#[derive(Debug, Clone, Copy)]
+pub enum TestInput {
+    /// Source events (pipeline and destination plugins); `received_at` fills missing timestamps.
+    Events { received_at: i64 },
+    /// Platform payloads: JSON objects (payload plugins).
+    Payloads,
+}
+
+/// Runs `plugin` over NDJSON events (or payloads): one JSON line per input line with what the
+/// plugin did (`unchanged`, `changed`, `split`, `dropped`, `failed`, or `invalid` input), the events
+/// it returned, and the reason. Log lines go to `log`. Returns counts per status.
+pub fn test(
+    plugin: &Plugin,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    log: &mut dyn Write,
+    kind: TestInput,
+) -> std::io::Result<std::collections::BTreeMap<&'static str, usize>> {
+    let mut counts = std::collections::BTreeMap::new();
+    let mut lines = input.lines().enumerate();
+    loop {
+        let chunk: Vec<(usize, std::io::Result<String>)> = lines
+            .by_ref()
+            .take(CHUNK)
+            .map(|(i, l)| (i + 1, l))
+            .collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let mut texts = Vec::new();
+        let mut verdicts: Vec<(usize, Result<usize, String>)> = Vec::new();
+        for (line, text) in chunk {
+            let text = text?;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let parsed = match kind {
+                TestInput::Events { received_at } => {
+                    SourceEvent::parse(&text, received_at).map(|e| e.to_json())
+                }
+                TestInput::Payloads => Value::parse(&text, 0).map(|p| p.to_json()),
+            };
+            match parsed {
+                Ok(json) => {
+                    verdicts.push((line, Ok(texts.len())));
+                    texts.push(json);
+                }
+                Err(e) => verdicts.push((line, Err(e))),
+            }
+        }
+        let results = plugin.call_batch(&texts);
+        if let Ok(output) = &results {
+            for l in &output.logs {
+                writeln!(
+                    log,
+                    "plugin {}: {}: {}",
+                    plugin.name(),
+                    crate::sandbox::level_name(l.level),
+                    l.message
+                )?;
+            }
+        }
+        for (line, verdict) in verdicts {
+            let result = match (verdict, &results) {
+                (Err(reason), _) => TestLine::halted(line, "invalid", reason),
+                (Ok(_), Err(e)) => TestLine::halted(line, "failed", e.to_string()),
+                (Ok(i), Ok(output)) => TestLine::of(line, &output.results[i]),
+            };
+            *counts.entry(result.status).or_insert(0) += 1;
+            serde_json::to_writer(&mut *out, &result)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(counts)
+}
+
+/// One line of `plugin test` output.
+#[derive(serde::Serialize)]
+struct TestLine {
+    line: usize,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    events: Vec<Value>,
+}
+
+impl TestLine {
+    fn halted(line: usize, status: &'static str, reason: String) -> Self {
+        Self {
+            line,
+            status,
+            reason: Some(reason),
+            events: Vec::new(),
+        }
+    }
+
+    fn of(line: usize, result: &Result<Action, String>) -> Self {
+        let parse = |text: &String| {
+            serde_json::from_str(text).unwrap_or_else(|_| json!({"not_json": text}))
+        };
+        let (status, events) = match result {
+            Err(reason) => return Self::halted(line, "failed", reason.clone()),
+            Ok(Action::Drop(reason)) => return Self::halted(line, "dropped", reason.clone()),
+            Ok(Action::Unchanged) => ("unchanged", Vec::new()),
+            Ok(Action::Changed(text)) => ("changed", vec![parse(text)]),
+            Ok(Action::Split(texts)) => ("split", texts.iter().map(parse).collect()),
+        };
+        Self {
+            line,
+            status,
+            reason: None,
+            events,
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The built-in TikTok Ads destination plugin: its config, its default mapping (`mappings/tiktok.yaml`,
+//! embedded by `switchyard-mappings`), the TikTok Events API v1.3 wire format (event objects and
+//! batched request bodies), the pixel calls of the browser side, and the Events API transport
+//! ([`transport`]).
+
+pub mod transport;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::Path;
+use switchyard_core::destination::{
+    ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Routing, Transport,
+    TransportError,
+};
+use switchyard_core::event::SourceEvent;
+use switchyard_core::load::{Diagnostic, Document, Placer, load_file, load_str};
+use switchyard_core::rules::payload::Payload;
+use switchyard_core::rules::spec::{ContentIdMode, ConversionAmount, MappingFile};
+use switchyard_core::rules::transform::CompileContext;
+use switchyard_core::rules::{Pointer, mapping_schema};
+use switchyard_core::secret::Secret;
+
+/// The default mapping table, as shipped in `mappings/tiktok.yaml`.
+pub const DEFAULT_MAPPING_YAML: &str = switchyard_mappings::TIKTOK;
+
+/// The name the embedded default mapping goes by in messages.
+pub const DEFAULT_MAPPING_NAME: &str = "<built-in>/mappings/tiktok.yaml";
+
+/// The Events API endpoint that receives events.
+pub const DEFAULT_ENDPOINT: &str = "https://business-api.tiktok.com/open_api/v1.3/event/track/";
+
+/// Events per request, as TikTok documents the maximum.
+pub const MAX_BATCH: usize = 1000;
+
+/// A TikTok Ads destination (`type: tiktok`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct TiktokConfig {
+    #[serde(flatten)]
+    pub common: DestinationCommon,
+    /// The TikTok Pixel ID (Events Manager → your pixel): 20 upper-case letters and digits.
+    #[schemars(regex(pattern = r"^[A-Z0-9]{20}$"))]
+    pub pixel_id: String,
+    /// The Events API access token, as `${ENV_VAR}`. Needed to send; a dry run works without it.
+    pub access_token: Secret,
+    /// The shop's homepage, including `https://`.
+    #[schemars(regex(pattern = r"^https://[^\s/]+"))]
+    pub domain: String,
+    /// Which product id becomes `content_id`.
+    #[serde(default)]
+    pub content_id: ContentIdMode,
+    /// Which amount becomes `value`.
+    #[serde(default)]
+    pub conversion_amount: ConversionAmount,
+    /// Send with this code to see events in TikTok's Test Events tool.
+    #[serde(default)]
+    pub test_event_code: Option<String>,
+    /// The Events API URL (change only to test against a local mock).
+    #[serde(default = "default_endpoint")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: String,
+    /// The script that loads TikTok's pixel in the browser (change only to test with a stand-in).
+    #[serde(default = "default_loader")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub pixel_loader_url: String,
+    /// Events per request, at most 1000.
+    #[serde(default = "default_batch")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub batch_size: usize,
+}
+
+fn default_endpoint() -> String {
+    DEFAULT_ENDPOINT.to_owned()
+}
+
+/// TikTok's pixel loader.
+pub const DEFAULT_PIXEL_LOADER: &str = "https://analytics.tiktok.com/i18n/pixel/events.js";
+
+fn default_loader() -> String {
+    DEFAULT_PIXEL_LOADER.to_owned()
+}
+
+fn default_batch() -> usize {
+    MAX_BATCH
+}
+
+/// A TikTok destination ready to route events.
+#[derive(Debug)]
+pub struct Tiktok {
+    routing: Routing,
+    config: TiktokConfig,
+}
+
+impl Tiktok {
+    /// Sets the destination up: loads its mapping (the embedded default, or a file relative to
+    /// `config_dir`), applies row switches and custom events, compiles everything. `placer` and `at`
+    /// place errors in the config file.
+    pub fn new(
+        config: TiktokConfig,
+        config_dir: &Path,
+        placer: &Placer,
+        at: &Pointer,
+    ) -> Result<Self, Vec<Diagnostic>> {
+        let reference = &config.common.mapping;
+        let mapping_file = config_dir.join(reference);
+        if reference != DEFAULT_MAPPING && !mapping_file.is_file() {
+            return Err(vec![placer.place(
+                at.key("mapping").as_str(),
+                format!(
+                    "no mapping file at `{}`; give `default` or a path relative to this config",
+                    mapping_file.display()
+                ),
+            )]);
+        }
+        let mapping = load_mapping(reference, config_dir)?;
+        let ctx = CompileContext {
+            content_id: config.content_id,
+            conversion_amount: config.conversion_amount,
+        };
+        let routing = Routing::compile(&config.common, &mapping.value, ctx, at).map_err(|e| {
+            let mut out = mapping.placer.place_all(&e.mapping);
+            out.extend(placer.place_all(&e.config));
+            out
+        })?;
+        Ok(Self { routing, config })
+    }
+
+    pub fn config(&self) -> &TiktokConfig {
+        &self.config
+    }
+}
+
+/// The default mapping, parsed (for tests and docs).
+pub fn default_mapping() -> Result<MappingFile, Vec<Diagnostic>> {
+    load_mapping(DEFAULT_MAPPING, Path::new(".")).map(|d| d.value)
+}
+
+fn load_mapping(
+    reference: &str,
+    config_dir: &Path,
+) -> Result<Document<MappingFile>, Vec<Diagnostic>> {
+    if reference == DEFAULT_MAPPING {
+        load_str(
+            Path::new(DEFAULT_MAPPING_NAME),
+            DEFAULT_MAPPING_YAML,
+            mapping_schema(),
+        )
+    } else {
+        load_file(&config_dir.join(reference), mapping_schema())
+    }
+}
+
+impl DestinationPlugin for Tiktok {
+    fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// The payload with `event` (the target name). `event_id` is always the source event's id (the
+    /// pixel/server de-duplication key), even when a custom mapping leaves it out.
+    fn encode<'a>(
+        &'a self,
+        target: &'a str,
+        event: &'a SourceEvent,
+        mut fields: Vec<(&'a str, Payload<'a>)>,
+    ) -> Payload<'a> {
+        let has = |fields: &[(&str, Payload<'_>)], key: &str| fields.iter().any(|(k, _)| *k == key);
+        if !has(&fields, "event_time") {
+            fields.insert(
+                0,
+                ("event_time", Payload::Owned(Value::from(event.timestamp()))),
+            );
+        }
+        if !has(&fields, "event_id") {
+            fields.insert(0, ("event_id", Payload::Str(event.id())));
+        }
+        fields.insert(0, ("event", Payload::Str(target)));
+        Payload::Object(fields)
+    }
+
+    fn max_batch(&self) -> usize {
+        self.config.batch_size.clamp(1, MAX_BATCH)
+    }
+
+    fn request_body(&self, events: Vec<Value>) -> Value {
+        let mut body = json!({
+            "event_source": "web",
+            "event_source_id": self.config.pixel_id,
+        });
+        if let Some(code) = &self.config.test_event_code {
+            body["test_event_code"] = Value::String(code.clone());
+        }
+        body["data"] = Value::Array(events);
+        body
+    }
+
+    fn transport(&self) -> Result<Box<dyn Transport>, TransportError> {
+        Ok(Box::new(transport::EventsApi::new(&self.config)?))
+    }
+
+    /// `ttq.identify` with the hashed identifiers the server side sends (when there are any), then
+    /// per event object `ttq.page()` for `PageView` or `ttq.track(event, properties, {event_id})`:
+    /// the same `event_id` as the server copy, so TikTok counts the event once.
+    fn client_actions(&self, event: &SourceEvent, payloads: &[Value]) -> Option<ClientActions> {
+        let mut calls = Vec::new();
+        let user = payloads.iter().find_map(|p| p.get("user"));
+        let mut identify = serde_json::Map::new();
+        for (from, to) in [
+            ("email", "email"),
+            ("phone", "phone_number"),
+            ("external_id", "external_id"),
+        ] {
+            if let Some(v) = user.and_then(|u| u.get(from)) {
+                identify.insert(to.to_owned(), v.clone());
+            }
+        }
+        if !identify.is_empty() {
+            calls.push(json!(["identify", identify]));
+        }
+        for p in payloads {
+            let name = p.get("event").and_then(Value::as_str).unwrap_or_default();
+            if name == "PageView" {
+                calls.push(json!(["page"]));
+            } else {
+                let properties = p.get("properties").cloned().unwrap_or_else(|| json!({}));
+                calls.push(json!(["track", name, properties, {"event_id": event.id()}]));
+            }
+        }
+        Some(ClientActions {
+            destination: self.routing.name.to_string(),
+            pixel_id: self.config.pixel_id.clone(),
+            loader: self.config.pixel_loader_url.clone(),
+            calls,
+        })
+    }
+
+    fn dry_run_request(&self, body: Value) -> Value {
+        let token = format!("${{{}}} (redacted)", self.config.access_token.var());
+        json!({
+            "method": "POST",
+            "url": self.config.endpoint,
+            "headers": {"Access-Token": token, "Content-Type": "application/json"},
+            "body": body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_mapping_loads_and_has_every_seed_row() {
+        let m = default_mapping().unwrap();
+        let pairs: Vec<(&str, &str)> = m
+            .rows
+            .iter()
+            .map(|r| (r.source.as_str(), r.target.as_str()))
+            .collect();
+        for expected in [
+            ("$page_load", "PageView"),
+            ("Viewed Product", "ViewContent"),
+            ("Viewed Collection", "ViewContent"),
+            ("Added To Cart", "AddToCart"),
+            ("Started Checkout", "InitiateCheckout"),
+            ("Added Payment Info", "AddPaymentInfo"),
+            ("Placed Order", "Purchase"),
+            ("Started Subscription", "Subscribe"),
+            (
+                "Placed Recurring Subscription Order",
+                "RecurringSubscriptionPaymentSucceeded",
+            ),
+            ("Cancelled Subscription", "CancelSubscription"),
+            ("Activated Subscription", "Subscribe"),
+            ("Searched", "Search"),
+            ("Subscribed To Newsletter", "CompleteRegistration"),
+            ("Placed Order", "NewCustomerPurchase"),
+        ] {
+            assert!(pairs.contains(&expected), "missing row {expected:?}");
+        }
+        assert_eq!(pairs.len(), 14);
+    }
+}

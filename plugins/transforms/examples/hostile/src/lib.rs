@@ -1,0 +1,62 @@
+//! A plugin that misbehaves on purpose, in the way its config says, so the tests can show the host
+//! survives each: `loop` (never returns), `grow` (allocates without bound), `trap` (panics),
+//! `huge` (returns a very large event), `malformed` (returns text that is not JSON), `wrong-count`
+//! (returns fewer results than events), `refuse` (refuses its config), `fail` (an error per event),
+//! `picky` (panics only on events that contain `boom`), `drop` (drops every event).
+
+use std::sync::OnceLock;
+use switchyard_plugin_sdk::bindings::{Action, Guest, export};
+
+static MODE: OnceLock<String> = OnceLock::new();
+
+struct Hostile;
+
+fn mode() -> &'static str {
+    MODE.get().map(String::as_str).unwrap_or("")
+}
+
+fn misbehave(event: &str) -> Result<Action, String> {
+    match mode() {
+        "loop" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "grow" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "trap" => panic!("hostile plugin panics on purpose"),
+        "picky" if event.contains("boom") => panic!("picky plugin panics on boom"),
+        "huge" => Ok(Action::Changed("x".repeat(8 << 20))),
+        "malformed" => Ok(Action::Changed("this is {not json".into())),
+        "fail" => Err(format!("cannot handle an event of {} bytes", event.len())),
+        "drop" => Ok(Action::Drop("not for this shop".into())),
+        _ => Ok(Action::Unchanged),
+    }
+}
+
+impl Guest for Hostile {
+    fn init(config: String) -> Result<(), String> {
+        let mode = config.split('"').nth(3).unwrap_or_default().to_owned();
+        if mode == "refuse" {
+            return Err("this config is refused on purpose".into());
+        }
+        MODE.set(mode).map_err(|_| "init twice".to_owned())
+    }
+    fn transform(event: String) -> Result<Action, String> {
+        misbehave(&event)
+    }
+    fn transform_batch(events: Vec<String>) -> Vec<Result<Action, String>> {
+        if mode() == "wrong-count" {
+            return Vec::new();
+        }
+        events.iter().map(|e| misbehave(e)).collect()
+    }
+}
+
+export!(Hostile);
