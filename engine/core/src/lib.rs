@@ -9,12 +9,13 @@
 //!   [`destination::DestinationPlugin`] trait that built-in plugins implement.
 //! - [`plugin_config`]: how WebAssembly plugins are declared in YAML (file, config, limits).
 //! - [`router`]: runs one event through one destination plugin and reports the outcome.
-//! - [`secret`]: secrets written as `${ENV_VAR}`, never printed.
+//! - [`secret`]: secrets written as `${ENV_VAR}`, never printed; [`report`]: errors in words.
 
 pub mod destination;
 pub mod event;
 pub mod load;
 pub mod plugin_config;
+pub mod report;
 pub mod router;
 pub mod rules;
 pub mod secret;

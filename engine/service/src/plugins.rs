@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use switchyard_core::load::{Diagnostic, Placer};
+use switchyard_core::report::with_causes as describe;
 use switchyard_wasm::{Chain, CompileCache, LoadError, PluginConfig, Runtime};
 
 /// Loads chains of plugins; starts the runtime only when a first plugin is declared.
@@ -104,18 +105,6 @@ fn load_one(
                 format!("plugin `{}` {}", p.name, describe(&e)),
             )]
         })
-}
-
-/// An error and its causes, as one line: `error: cause: cause`.
-pub fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 fn check_plugin_config(

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use switchyard_core::destination::TransportError;
+use switchyard_core::report::with_causes;
 use switchyard_queue::{DeadLetter, EventQueue, Record};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -165,7 +166,10 @@ impl Deliverer {
         let records = match self.queue.read(cursor.after, server.round_events) {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("switchyard: reading the queue failed: {e}; retrying in 1 s");
+                eprintln!(
+                    "switchyard: reading the queue failed: {}; retrying in 1 s",
+                    with_causes(&e)
+                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 return Next::Again;
             }
@@ -297,13 +301,17 @@ impl Deliverer {
         if !dead.is_empty()
             && let Err(e) = self.queue.dead_letter(dead).await
         {
-            eprintln!("switchyard: storing dead letters failed ({e}); their events stay queued");
+            eprintln!(
+                "switchyard: storing dead letters failed ({}); their events stay queued",
+                with_causes(&e)
+            );
             self.rewind.store(true, Ordering::Release);
             return;
         }
         if let Err(e) = self.queue.ack(ids).await {
             eprintln!(
-                "switchyard: acknowledging delivered events failed ({e}); they stay queued and will be sent again"
+                "switchyard: acknowledging delivered events failed ({}); they stay queued and will be sent again",
+                with_causes(&e)
             );
             self.rewind.store(true, Ordering::Release);
         }

@@ -22,9 +22,10 @@
 //! ```
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
-//! `target/wasm32-wasip2/release/` is the plugin. The contract is `engine/wasm/wit/plugin.wit`.
+//! `target/wasm32-wasip2/release/` is the plugin. The contract is `wit/plugin.wit` (a copy of the
+//! host's `engine/wasm/wit/plugin.wit`, kept equal by a test).
 
-/// The bindings generated from `engine/wasm/wit/plugin.wit`, for plugins that want the raw contract
+/// The bindings generated from `wit/plugin.wit`, for plugins that want the raw contract
 /// (JSON text in and out, no parsing): implement [`bindings::Guest`] and call [`export!`].
 pub mod bindings {
     wit_bindgen::generate!({
