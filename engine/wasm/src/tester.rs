@@ -1,6 +1,9 @@
 //! `switchyard plugin test`: runs one plugin over NDJSON events (or platform payloads) and
-//! writes what it did with each, one JSON line per input line, as `map` does for a config.
+//! writes what it did with each, one JSON line per input line, as `map` does for a config. The
+//! plugin gets chunks of events as the chains give them, second pass included
+//! ([`Plugin::transform_batch`]): an event it traps on fails alone.
 
+use crate::batch::EventFailure;
 use crate::bindings::Action;
 use crate::chain::ChainItem;
 use crate::plugin::Plugin;
@@ -62,7 +65,7 @@ pub fn test(
                 Err(e) => verdicts.push((line, Err(e))),
             }
         }
-        let results = plugin.call_batch(&texts);
+        let results = plugin.transform_batch(&texts);
         if let Ok(output) = &results {
             for l in &output.logs {
                 writeln!(
@@ -109,12 +112,12 @@ impl TestLine {
         }
     }
 
-    fn of(line: usize, result: &Result<Action, String>) -> Self {
+    fn of(line: usize, result: &Result<Action, EventFailure>) -> Self {
         let parse = |text: &String| {
             serde_json::from_str(text).unwrap_or_else(|_| json!({"not_json": text}))
         };
         let (status, events) = match result {
-            Err(reason) => return Self::halted(line, "failed", reason.clone()),
+            Err(failure) => return Self::halted(line, "failed", failure.to_string()),
             Ok(Action::Drop(reason)) => return Self::halted(line, "dropped", reason.clone()),
             Ok(Action::Unchanged) => ("unchanged", Vec::new()),
             Ok(Action::Changed(text)) => ("changed", vec![parse(text)]),
