@@ -300,7 +300,7 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
             )
         })
         .collect();
-    let trap = "plugin `picky` failed: trapped: wasm `unreachable` instruction executed";
+    let trap = "plugin `picky` failed: trapped: wasm trap: wasm `unreachable` instruction executed";
     assert_eq!(
         found,
         [("*", "poison-10", trap), ("*", "poison-30", trap)],

@@ -182,7 +182,7 @@ fn three_poison_events_of_five_hundred_fail_alone_and_the_rest_pass() {
     let m = map(&config_with(&transforms), &events);
     assert_eq!(m.code, 0, "{}", m.stderr);
     assert_eq!(m.lines.len(), 501, "one line per input line");
-    let trap = "plugin `picky` failed: trapped: wasm `unreachable` instruction executed";
+    let trap = "plugin `picky` failed: trapped: wasm trap: wasm `unreachable` instruction executed";
     for (i, line) in m.lines[..500].iter().enumerate() {
         assert_eq!(line["line"], i + 1);
         let at = tiktok(line);
@@ -398,7 +398,7 @@ fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
         [
             json!({"line": 1, "status": "unchanged"}),
             json!({"line": 2, "status": "failed",
-                   "reason": "trapped: wasm `unreachable` instruction executed"}),
+                   "reason": "trapped: wasm trap: wasm `unreachable` instruction executed"}),
             json!({"line": 3, "status": "unchanged"}),
         ]
     );

@@ -341,7 +341,7 @@ fn events_with_booms(n: usize, booms: &[usize]) -> Vec<String> {
 }
 
 /// The trap of a Rust panic in a wasm32 guest, as the host names it.
-const PANIC_TRAP: &str = "wasm `unreachable` instruction executed";
+const PANIC_TRAP: &str = "wasm trap: wasm `unreachable` instruction executed";
 
 #[test]
 fn a_batch_that_traps_is_run_again_one_event_at_a_time_and_only_the_poison_fails() {
@@ -369,7 +369,7 @@ fn a_batch_that_traps_is_run_again_one_event_at_a_time_and_only_the_poison_fails
     assert_eq!(p.instances_started(), 4);
     assert_eq!(
         EventFailure::Call(CallError::Trap(PANIC_TRAP.into())).to_string(),
-        "trapped: wasm `unreachable` instruction executed"
+        "trapped: wasm trap: wasm `unreachable` instruction executed"
     );
 }
 
@@ -400,7 +400,7 @@ fn a_plugin_that_traps_on_everything_fails_its_batch_after_a_bounded_number_of_i
     assert_eq!(
         out.results[299].as_ref().unwrap_err().to_string(),
         "not retried alone: the plugin failed on 8 events in a row when run one at a time, \
-         after its batch call trapped: wasm `unreachable` instruction executed"
+         after its batch call trapped: wasm trap: wasm `unreachable` instruction executed"
     );
 
     // An endless loop: the batch and each event of the second pass get the time budget; the
