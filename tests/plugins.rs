@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use switchyard_tests::*;
 use switchyard_wasm::bindings::Action;
 use switchyard_wasm::{
-    CallError, CompileCache, EventFailure, Limits, LoadError, MAX_CONSECUTIVE_FAILURES, Plugin,
-    Runtime,
+    BatchResults, CallError, CompileCache, EventFailure, Limits, LoadError,
+    MAX_CONSECUTIVE_FAILURES, Plugin, Runtime,
 };
 
 /// A runtime with a compile cache shared by the tests (each component compiles once per run).
@@ -350,8 +350,9 @@ fn a_batch_that_traps_is_run_again_one_event_at_a_time_and_only_the_poison_fails
     assert_eq!(p.instances_started(), 1, "one instance at load");
     let booms = [0, 250, 499];
     let out = p.transform_batch(&events_with_booms(500, &booms)).unwrap();
-    assert_eq!(out.results.len(), 500);
-    for (i, r) in out.results.iter().enumerate() {
+    let results: Vec<_> = out.results.into_iter().collect();
+    assert_eq!(results.len(), 500);
+    for (i, r) in results.iter().enumerate() {
         if booms.contains(&i) {
             assert_eq!(
                 r,
@@ -379,8 +380,9 @@ fn a_plugin_that_traps_on_everything_fails_its_batch_after_a_bounded_number_of_i
     let p = hostile(&rt, "trap", Limits::default());
     let before = p.instances_started();
     let out = p.transform_batch(&events_with_booms(300, &[])).unwrap();
+    let results: Vec<_> = out.results.into_iter().collect();
     let trap = CallError::Trap(PANIC_TRAP.into());
-    for (i, r) in out.results.iter().enumerate() {
+    for (i, r) in results.iter().enumerate() {
         let want = if i < MAX_CONSECUTIVE_FAILURES {
             EventFailure::Call(trap.clone())
         } else {
@@ -398,7 +400,7 @@ fn a_plugin_that_traps_on_everything_fails_its_batch_after_a_bounded_number_of_i
     );
     assert_eq!(p.traps(), 1 + MAX_CONSECUTIVE_FAILURES as u64);
     assert_eq!(
-        out.results[299].as_ref().unwrap_err().to_string(),
+        results[299].as_ref().unwrap_err().to_string(),
         "not retried alone: the plugin failed on 8 events in a row when run one at a time, \
          after its batch call trapped: wasm trap: wasm `unreachable` instruction executed"
     );
@@ -416,12 +418,10 @@ fn a_plugin_that_traps_on_everything_fails_its_batch_after_a_bounded_number_of_i
     let started = Instant::now();
     let out = slow.transform_batch(&events_with_booms(300, &[])).unwrap();
     let took = started.elapsed();
+    let results: Vec<_> = out.results.into_iter().collect();
+    assert_eq!(results[0], Err(EventFailure::Call(CallError::Timeout(20))));
     assert_eq!(
-        out.results[0],
-        Err(EventFailure::Call(CallError::Timeout(20)))
-    );
-    assert_eq!(
-        out.results[299],
+        results[299],
         Err(EventFailure::NotRetried {
             batch: CallError::Timeout(20)
         })
@@ -435,13 +435,18 @@ fn a_batch_that_succeeds_makes_one_call_and_no_second_pass() {
     let rt = runtime();
     let p = hostile(&rt, "picky", Limits::default());
     let out = p.transform_batch(&events_with_booms(500, &[])).unwrap();
-    assert!(out.results.iter().all(|r| r == &Ok(Action::Unchanged)));
+    assert!(
+        matches!(out.results, BatchResults::OneCall(_)),
+        "no second pass"
+    );
+    assert_eq!(out.results.len(), 500);
+    assert!(out.results.into_iter().all(|r| r == Ok(Action::Unchanged)));
     assert_eq!((p.instances_started(), p.traps()), (1, 0));
     // An error the plugin returns fails that event only, without a second pass.
     let fail = hostile(&rt, "fail", Limits::default());
     let out = fail.transform_batch(&events_with_booms(3, &[])).unwrap();
     assert_eq!(
-        out.results[2],
+        out.results.into_iter().nth(2).unwrap(),
         Err(EventFailure::Returned(
             "cannot handle an event of 32 bytes".into()
         ))
@@ -470,8 +475,11 @@ fn output_over_the_limit_as_a_batch_is_checked_per_event_in_the_second_pass() {
         },
     );
     let out = p.transform_batch(&events_with_booms(100, &[])).unwrap();
+    assert!(matches!(out.results, BatchResults::OneAtATime(_)));
+    let results: Vec<_> = out.results.into_iter().collect();
+    assert_eq!(results.len(), 100);
     assert!(
-        out.results
+        results
             .iter()
             .all(|r| r == &Ok(Action::Changed("this is {not json".into())))
     );

@@ -44,13 +44,86 @@ pub enum EventFailure {
     NotRetried { batch: CallError },
 }
 
+impl EventFailure {
+    /// The reason as text; the plugin's own message is handed on, not copied.
+    pub fn into_message(self) -> String {
+        match self {
+            Self::Returned(message) => message,
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What a batch came to: one result per event, in order, and the log lines written meanwhile (at
 /// most [`MAX_LOG_LINES`] over both passes).
 #[derive(Debug)]
 pub struct BatchOutput {
-    pub results: Vec<Result<Action, EventFailure>>,
+    pub results: BatchResults,
     pub logs: Vec<LogLine>,
 }
+
+/// One result per event, in order. When the batch call succeeded, its results are kept as the
+/// plugin returned them and read through [`BatchResults::into_iter`]: the happy path converts and
+/// copies nothing.
+#[derive(Debug)]
+pub enum BatchResults {
+    /// The batch call succeeded: an error is the plugin's own message.
+    OneCall(Vec<Result<Action, String>>),
+    /// The batch call failed and the events were run one at a time.
+    OneAtATime(Vec<Result<Action, EventFailure>>),
+}
+
+impl BatchResults {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::OneCall(r) => r.len(),
+            Self::OneAtATime(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl IntoIterator for BatchResults {
+    type Item = Result<Action, EventFailure>;
+    type IntoIter = IntoResults;
+
+    fn into_iter(self) -> IntoResults {
+        match self {
+            Self::OneCall(r) => IntoResults::OneCall(r.into_iter()),
+            Self::OneAtATime(r) => IntoResults::OneAtATime(r.into_iter()),
+        }
+    }
+}
+
+/// The results of a batch, in order (see [`BatchResults`]).
+#[derive(Debug)]
+pub enum IntoResults {
+    OneCall(std::vec::IntoIter<Result<Action, String>>),
+    OneAtATime(std::vec::IntoIter<Result<Action, EventFailure>>),
+}
+
+impl Iterator for IntoResults {
+    type Item = Result<Action, EventFailure>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Self::OneCall(r) => r.next().map(|r| r.map_err(EventFailure::Returned)),
+            Self::OneAtATime(r) => r.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Self::OneCall(r) => r.size_hint(),
+            Self::OneAtATime(r) => r.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for IntoResults {}
 
 impl Plugin {
     /// Transforms a batch of events (JSON texts): one call, and the second pass when that call
@@ -59,11 +132,7 @@ impl Plugin {
     pub fn transform_batch(&self, events: &[String]) -> Result<BatchOutput, CallError> {
         match self.call_batch(events) {
             Ok(out) => Ok(BatchOutput {
-                results: out
-                    .results
-                    .into_iter()
-                    .map(|r| r.map_err(EventFailure::Returned))
-                    .collect(),
+                results: BatchResults::OneCall(out.results),
                 logs: out.logs,
             }),
             Err(batch) if events.len() > 1 && batch.may_come_from_one_event() => {
@@ -101,6 +170,9 @@ impl Plugin {
                 Err(e) => return Err(e),
             }
         }
-        Ok(BatchOutput { results, logs })
+        Ok(BatchOutput {
+            results: BatchResults::OneAtATime(results),
+            logs,
+        })
     }
 }

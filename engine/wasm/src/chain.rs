@@ -11,6 +11,7 @@
 //! event of the call. The caller reports and keeps failed events (dead letters): nothing is lost
 //! silently.
 
+use crate::batch::EventFailure;
 use crate::bindings::Action;
 use crate::plugin::Plugin;
 use crate::sandbox::LogLine;
@@ -135,7 +136,7 @@ impl Chain {
                     let mut results = out
                         .results
                         .into_iter()
-                        .map(|r| r.map_err(|f| f.to_string()));
+                        .map(|r| r.map_err(EventFailure::into_message));
                     for s in items.iter_mut().filter(|s| s.halt.is_none()) {
                         apply_all(s, &mut results, name, received_at);
                     }

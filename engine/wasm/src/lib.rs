@@ -27,7 +27,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod tester;
 
-pub use batch::{BatchOutput, EventFailure, MAX_CONSECUTIVE_FAILURES};
+pub use batch::{BatchOutput, BatchResults, EventFailure, MAX_CONSECUTIVE_FAILURES};
 pub use cache::{CacheError, CompileCache};
 pub use chain::{Chain, Halt, Transformed};
 pub use error::{CallError, LoadError};
