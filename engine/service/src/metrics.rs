@@ -97,7 +97,8 @@ impl Metrics {
     }
 
     /// Exposes `switchyard_plugin_traps_total{plugin}`: the plugins' own counts of calls that
-    /// trapped, as `read` gives them (per plugin name) each time the metrics are rendered.
+    /// trapped, as `read` gives them (per plugin name) each time the metrics are rendered. Called
+    /// once per `Metrics` (registering the metric twice is a bug, and panics).
     pub fn count_plugin_traps(
         &self,
         read: impl Fn() -> BTreeMap<String, u64> + Send + Sync + 'static,
