@@ -1,7 +1,8 @@
 //! `switchyard serve` end to end, as a child process against the mock TikTok Events API on
 //! loopback: ingestion answers, exactly-once delivery in the happy path, retries under faults,
 //! dead letters for permanent errors, a `kill -9` mid-stream, a full disk budget, a graceful
-//! shutdown; and `replay` / `dead-letters` through the same path.
+//! shutdown; a transform plugin's poison event failing alone; and `replay` / `dead-letters` through
+//! the same path.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -242,6 +243,69 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
         s.config.to_str().unwrap(),
     ]);
     assert!(listed.is_empty(), "{listed}");
+}
+
+#[test]
+fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
+    let s = setup("", "");
+    let mut text = std::fs::read_to_string(&s.config).unwrap();
+    text.push_str(&format!(
+        "transforms:\n  - name: picky\n    path: {}\n    config: {{mode: picky}}\n",
+        switchyard_tests::plugin_wasm("hostile").display()
+    ));
+    std::fs::write(&s.config, text).unwrap();
+    let service = Service::start(&s.config, None);
+    let mut events = cart_events("poison", 0..50);
+    for i in [10, 30] {
+        events[i]["properties"]["note"] = json!("boom");
+    }
+    // One request: one append, read as one round, one batch call for the plugin.
+    let a = post_events(&service.url("/v1/events"), &json!(events)).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(48, WAIT), 48);
+    // The batch call trapped, then each poison event alone: 3 traps.
+    let traps = "switchyard_plugin_traps_total{plugin=\"picky\"} 3";
+    let mut counted = false;
+    for _ in 0..400 {
+        if service.metrics().contains(traps) {
+            counted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(counted, "{}", service.metrics());
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    let ids = s.mock.event_ids();
+    assert_eq!(ids.len(), 48, "each good event once");
+    assert!(!ids.iter().any(|id| id == "poison-10" || id == "poison-30"));
+    let (code, listed, err) = cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        s.config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let letters: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let found: Vec<(&str, &str, &str)> = letters
+        .iter()
+        .map(|l| {
+            (
+                l["destination"].as_str().unwrap(),
+                l["event"]["event_id"].as_str().unwrap(),
+                l["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let trap = "plugin `picky` failed: trapped: wasm trap: wasm `unreachable` instruction executed";
+    assert_eq!(
+        found,
+        [("*", "poison-10", trap), ("*", "poison-30", trap)],
+        "{listed}"
+    );
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {

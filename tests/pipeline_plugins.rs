@@ -1,7 +1,7 @@
 //! Plugins declared in a config's `transforms`, through `switchyard map` and `validate`: they change,
-//! split and drop events before the destinations; a failing plugin fails only the events of its call,
-//! which keep their line in the output and go to the dead letters; bad plugin declarations are
-//! refused at load with file:line.
+//! split and drop events before the destinations; a failing plugin fails only the events it fails on
+//! (a batch call that traps is run again one event at a time), which keep their line in the output
+//! and go to the dead letters; bad plugin declarations are refused at load with file:line.
 
 use serde_json::{Value, json};
 use switchyard_tests::*;
@@ -139,13 +139,13 @@ fn a_failing_plugin_fails_its_events_only_and_keeps_them_as_dead_letters() {
         &[order("o-1", "EUR"), boom, order("o-3", "EUR")],
     );
     assert_eq!(m.code, 0);
-    // The batch call trapped: every event of that call failed, none was lost.
+    // The batch call trapped on `boom`; run again one at a time, only `boom` failed, none was lost.
     let statuses: Vec<&str> = m
         .lines
         .iter()
         .map(|l| tiktok(l)["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["failed", "failed", "failed", "invalid"]);
+    assert_eq!(statuses, ["sent", "failed", "sent", "invalid"]);
     assert!(
         tiktok(&m.lines[1])["reason"]
             .as_str()
@@ -157,12 +157,69 @@ fn a_failing_plugin_fails_its_events_only_and_keeps_them_as_dead_letters() {
         .iter()
         .map(|d| d["line"].as_u64().unwrap())
         .collect();
-    assert_eq!(lines, [1, 2, 3, 4]);
-    let replay: Value = serde_json::from_str(m.dead_letters[1]["input"].as_str().unwrap()).unwrap();
+    assert_eq!(lines, [2, 4]);
+    let replay: Value = serde_json::from_str(m.dead_letters[0]["input"].as_str().unwrap()).unwrap();
     assert_eq!(
         replay["event_id"], "o-boom",
         "the dead letter keeps the input as it came"
     );
+}
+
+#[test]
+fn three_poison_events_of_five_hundred_fail_alone_and_the_rest_pass() {
+    let transforms = plugin_entry("picky", "hostile", json!({"mode": "picky"}), "");
+    // Two neighbours in the first chunk of 256 lines, one in the second.
+    let booms = [7, 8, 400];
+    let events: Vec<Value> = (0..500)
+        .map(|i| {
+            let mut ev = order(&format!("o-{i}"), "EUR");
+            if booms.contains(&i) {
+                ev["properties"]["note"] = json!("boom");
+            }
+            ev
+        })
+        .collect();
+    let m = map(&config_with(&transforms), &events);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    assert_eq!(m.lines.len(), 501, "one line per input line");
+    let trap = "plugin `picky` failed: trapped: wasm trap: wasm `unreachable` instruction executed";
+    for (i, line) in m.lines[..500].iter().enumerate() {
+        assert_eq!(line["line"], i + 1);
+        let at = tiktok(line);
+        if booms.contains(&i) {
+            assert_eq!(at["status"], "failed", "line {}", i + 1);
+            assert_eq!(at["reason"], trap);
+        } else {
+            assert_eq!(at["status"], "sent", "line {}: {at}", i + 1);
+            let payload = &at["data"][0];
+            assert_eq!(payload["event"], "Purchase");
+            assert_eq!(payload["event_id"], format!("o-{i}"));
+            assert_eq!(payload["properties"]["currency"], "EUR");
+        }
+    }
+    let sent = m.lines.iter().filter(|l| tiktok(l)["status"] == "sent");
+    assert_eq!(sent.count(), 497);
+    // The dead letters: each poison event with the plugin and its trap, then the invalid line.
+    let letters: Vec<(u64, &str)> = m
+        .dead_letters
+        .iter()
+        .map(|d| (d["line"].as_u64().unwrap(), d["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        letters[..3],
+        [(8, trap), (9, trap), (401, trap)],
+        "{:?}",
+        m.dead_letters
+    );
+    assert_eq!(letters.len(), 4);
+    assert_eq!(letters[3].0, 501);
+    for (letter, i) in m.dead_letters.iter().zip(booms) {
+        let input: Value = serde_json::from_str(letter["input"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            input, events[i],
+            "the dead letter keeps the input as it came"
+        );
+    }
 }
 
 #[test]
@@ -312,6 +369,40 @@ fn plugin_test_prints_what_the_plugin_did_with_each_event() {
         err.contains("refused its config: config: missing field `bundles`"),
         "{err}"
     );
+}
+
+#[test]
+fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("picky.yaml");
+    std::fs::write(&config, "mode: picky\n").unwrap();
+    let boom = event("Viewed Product", json!({"product_id": "boom"}));
+    let fine = event("Viewed Product", json!({"product_id": "p1"}));
+    let input = format!("{fine}\n{boom}\n{fine}\n");
+    let wasm = plugin_wasm("hostile");
+    let args = [
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let (code, out, err) = cli(&args, &input);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            json!({"line": 1, "status": "unchanged"}),
+            json!({"line": 2, "status": "failed",
+                   "reason": "trapped: wasm trap: wasm `unreachable` instruction executed"}),
+            json!({"line": 3, "status": "unchanged"}),
+        ]
+    );
+    assert!(err.contains("hostile: 1 failed, 2 unchanged"), "{err}");
 }
 
 #[test]

@@ -1,12 +1,17 @@
 //! WebAssembly plugins through the host runtime: the examples do their job, and hostile plugins
 //! (endless loop, memory bomb, trap, oversized or malformed output, wrong result count, refused
-//! config, a component of another world) each get a clear error while the process goes on.
+//! config, a component of another world) each get a clear error while the process goes on; a batch
+//! whose call traps is run again one event at a time, so only the poison events fail, and a plugin
+//! that traps on everything fails its batch after a bounded number of instantiations.
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use switchyard_tests::*;
 use switchyard_wasm::bindings::Action;
-use switchyard_wasm::{CallError, CompileCache, Limits, LoadError, Plugin, Runtime};
+use switchyard_wasm::{
+    BatchResults, CallError, CompileCache, EventFailure, Limits, LoadError,
+    MAX_CONSECUTIVE_FAILURES, Plugin, Runtime,
+};
 
 /// A runtime with a compile cache shared by the tests (each component compiles once per run).
 fn runtime() -> Runtime {
@@ -323,4 +328,161 @@ fn the_sdk_ships_the_same_plugin_world_as_the_host() {
         switchyard_wasm::WIT,
         "plugins/transforms/sdk/wit/plugin.wit must be a copy of engine/wasm/wit/plugin.wit"
     );
+}
+
+/// `n` small events; those at `booms` contain `boom` (the `picky` hostile plugin panics on them).
+fn events_with_booms(n: usize, booms: &[usize]) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let note = if booms.contains(&i) { "boom" } else { "fine" };
+            json!({"event_id": format!("e-{i}"), "note": note}).to_string()
+        })
+        .collect()
+}
+
+/// The trap of a Rust panic in a wasm32 guest, as the host names it.
+const PANIC_TRAP: &str = "wasm trap: wasm `unreachable` instruction executed";
+
+#[test]
+fn a_batch_that_traps_is_run_again_one_event_at_a_time_and_only_the_poison_fails() {
+    let rt = runtime();
+    let p = hostile(&rt, "picky", Limits::default());
+    assert_eq!(p.instances_started(), 1, "one instance at load");
+    let booms = [0, 250, 499];
+    let out = p.transform_batch(&events_with_booms(500, &booms)).unwrap();
+    let results: Vec<_> = out.results.into_iter().collect();
+    assert_eq!(results.len(), 500);
+    for (i, r) in results.iter().enumerate() {
+        if booms.contains(&i) {
+            assert_eq!(
+                r,
+                &Err(EventFailure::Call(CallError::Trap(PANIC_TRAP.into()))),
+                "event {i}"
+            );
+        } else {
+            assert_eq!(r, &Ok(Action::Unchanged), "event {i}");
+        }
+    }
+    // The batch call trapped once, then each poison event alone.
+    assert_eq!(p.traps(), 4);
+    // A fresh instance after each trap that another call followed: the batch's, and the booms
+    // at 0 and 250 (nothing followed the one at 499).
+    assert_eq!(p.instances_started(), 4);
+    assert_eq!(
+        EventFailure::Call(CallError::Trap(PANIC_TRAP.into())).to_string(),
+        "trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+}
+
+#[test]
+fn a_plugin_that_traps_on_everything_fails_its_batch_after_a_bounded_number_of_instances() {
+    let rt = runtime();
+    let p = hostile(&rt, "trap", Limits::default());
+    let before = p.instances_started();
+    let out = p.transform_batch(&events_with_booms(300, &[])).unwrap();
+    let results: Vec<_> = out.results.into_iter().collect();
+    let trap = CallError::Trap(PANIC_TRAP.into());
+    for (i, r) in results.iter().enumerate() {
+        let want = if i < MAX_CONSECUTIVE_FAILURES {
+            EventFailure::Call(trap.clone())
+        } else {
+            EventFailure::NotRetried {
+                batch: trap.clone(),
+            }
+        };
+        assert_eq!(r, &Err(want), "event {i}");
+    }
+    assert_eq!(MAX_CONSECUTIVE_FAILURES, 8);
+    assert_eq!(
+        p.instances_started() - before,
+        MAX_CONSECUTIVE_FAILURES as u64,
+        "one fresh instance per call of the second pass, not one per event"
+    );
+    assert_eq!(p.traps(), 1 + MAX_CONSECUTIVE_FAILURES as u64);
+    assert_eq!(
+        results[299].as_ref().unwrap_err().to_string(),
+        "not retried alone: the plugin failed on 8 events in a row when run one at a time, \
+         after its batch call trapped: wasm trap: wasm `unreachable` instruction executed"
+    );
+
+    // An endless loop: the batch and each event of the second pass get the time budget; the
+    // bound keeps the batch at 1 + 8 budgets, not one per event (300 × 20 ms = 6 s).
+    let slow = hostile(
+        &rt,
+        "loop",
+        Limits {
+            time_ms: 20,
+            ..Limits::default()
+        },
+    );
+    let started = Instant::now();
+    let out = slow.transform_batch(&events_with_booms(300, &[])).unwrap();
+    let took = started.elapsed();
+    let results: Vec<_> = out.results.into_iter().collect();
+    assert_eq!(results[0], Err(EventFailure::Call(CallError::Timeout(20))));
+    assert_eq!(
+        results[299],
+        Err(EventFailure::NotRetried {
+            batch: CallError::Timeout(20)
+        })
+    );
+    assert_eq!(slow.traps(), 1 + MAX_CONSECUTIVE_FAILURES as u64);
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn a_batch_that_succeeds_makes_one_call_and_no_second_pass() {
+    let rt = runtime();
+    let p = hostile(&rt, "picky", Limits::default());
+    let out = p.transform_batch(&events_with_booms(500, &[])).unwrap();
+    assert!(
+        matches!(out.results, BatchResults::OneCall(_)),
+        "no second pass"
+    );
+    assert_eq!(out.results.len(), 500);
+    assert!(out.results.into_iter().all(|r| r == Ok(Action::Unchanged)));
+    assert_eq!((p.instances_started(), p.traps()), (1, 0));
+    // An error the plugin returns fails that event only, without a second pass.
+    let fail = hostile(&rt, "fail", Limits::default());
+    let out = fail.transform_batch(&events_with_booms(3, &[])).unwrap();
+    assert_eq!(
+        out.results.into_iter().nth(2).unwrap(),
+        Err(EventFailure::Returned(
+            "cannot handle an event of 32 bytes".into()
+        ))
+    );
+    assert_eq!((fail.instances_started(), fail.traps()), (1, 0));
+    // A wrong result count is no event's fault: the batch fails, nothing is run again.
+    let wrong = hostile(&rt, "wrong-count", Limits::default());
+    let err = wrong
+        .transform_batch(&events_with_booms(3, &[]))
+        .unwrap_err();
+    assert_eq!(err, CallError::WrongCount { got: 0, sent: 3 });
+    assert_eq!((wrong.instances_started(), wrong.traps()), (1, 0));
+}
+
+#[test]
+fn output_over_the_limit_as_a_batch_is_checked_per_event_in_the_second_pass() {
+    let rt = runtime();
+    // `malformed` answers 17 bytes per event: 100 events (1700 bytes) are over 1 KiB together,
+    // each alone is under it.
+    let p = hostile(
+        &rt,
+        "malformed",
+        Limits {
+            output_kib: 1,
+            ..Limits::default()
+        },
+    );
+    let out = p.transform_batch(&events_with_booms(100, &[])).unwrap();
+    assert!(matches!(out.results, BatchResults::OneAtATime(_)));
+    let results: Vec<_> = out.results.into_iter().collect();
+    assert_eq!(results.len(), 100);
+    assert!(
+        results
+            .iter()
+            .all(|r| r == &Ok(Action::Changed("this is {not json".into())))
+    );
+    // Not a trap; the refused answer's instance was replaced once, then reused.
+    assert_eq!((p.instances_started(), p.traps()), (2, 0));
 }

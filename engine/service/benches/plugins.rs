@@ -119,7 +119,8 @@ fn instance(c: &mut Criterion, plugin: &switchyard_wasm::Plugin) {
     group.finish();
 }
 
-/// Where the time of a plugin call goes: serializing events, the call alone, the chain around it.
+/// Where the time of a plugin call goes: serializing events, the call alone (and with the second
+/// pass that only a failed call runs), the chain around it.
 fn breakdown(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     lines: &[String],
@@ -142,6 +143,16 @@ fn breakdown(
             .collect();
         let t: Vec<String> = evs.iter().map(switchyard_wasm::chain::to_json).collect();
         b.iter(|| black_box(chain.plugins()[0].call_batch(&t).expect("ok")))
+    });
+    // What the chains call: the same batch call, plus the second pass that a successful call
+    // never runs (this should match the line above).
+    group.bench_function("breakdown_noop_transform_batch_alone", |b| {
+        let t: Vec<String> = lines
+            .iter()
+            .map(|l| SourceEvent::from_json_keeping_text(l, RECEIVED_AT).expect("valid"))
+            .map(|e| switchyard_wasm::chain::to_json(&e))
+            .collect();
+        b.iter(|| black_box(chain.plugins()[0].transform_batch(&t).expect("ok")))
     });
     group.bench_function("breakdown_chain_run_with_noop", |b| {
         let evs: Vec<SourceEvent> = lines

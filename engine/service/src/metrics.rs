@@ -1,10 +1,14 @@
 //! The service's Prometheus metrics: what came in, what was queued, and what became of events at
-//! each destination; queue depth; delivery latency. `GET /metrics` renders them as text.
+//! each destination; queue depth; delivery latency; transform plugin traps. `GET /metrics`
+//! renders them as text.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
+use std::collections::BTreeMap;
 
 /// Every metric, registered in one registry.
 pub struct Metrics {
@@ -92,6 +96,20 @@ impl Metrics {
         }
     }
 
+    /// Exposes `switchyard_plugin_traps_total{plugin}`: the plugins' own counts of calls that
+    /// trapped, as `read` gives them (per plugin name) each time the metrics are rendered. Called
+    /// once per `Metrics` (registering the metric twice is a bug, and panics).
+    pub fn count_plugin_traps(
+        &self,
+        read: impl Fn() -> BTreeMap<String, u64> + Send + Sync + 'static,
+    ) {
+        let collector = PluginTraps {
+            template: plugin_traps_vec(),
+            read: Box::new(read),
+        };
+        must(self.registry.register(Box::new(collector)));
+    }
+
     /// Adds `n` to the count of `status` at `destination`.
     pub fn event(&self, destination: &str, status: &str, n: u64) {
         self.events
@@ -109,6 +127,38 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+fn plugin_traps_vec() -> IntCounterVec {
+    must(IntCounterVec::new(
+        Opts::new(
+            "switchyard_plugin_traps_total",
+            "Transform plugin calls that trapped (a panic, the time budget, the memory cap), by plugin; a batch that trapped is run again one event at a time, each trap counted.",
+        ),
+        &["plugin"],
+    ))
+}
+
+/// The plugins' trap counts, read when the metrics are gathered (the counts live in the plugins:
+/// `switchyard-wasm` knows nothing of Prometheus).
+struct PluginTraps {
+    /// Describes the metric; each gathering fills a fresh vector of the same shape.
+    template: IntCounterVec,
+    read: Box<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>,
+}
+
+impl Collector for PluginTraps {
+    fn desc(&self) -> Vec<&Desc> {
+        self.template.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let fresh = plugin_traps_vec();
+        for (plugin, traps) in (self.read)() {
+            fresh.with_label_values(&[plugin.as_str()]).inc_by(traps);
+        }
+        fresh.collect()
     }
 }
 
@@ -138,5 +188,27 @@ mod tests {
             text.contains("switchyard_events_received_total{result=\"queued\",source=\"web\"} 1")
         );
         assert_eq!(m.count("ads", "delivered"), 3);
+    }
+
+    #[test]
+    fn plugin_traps_are_read_from_the_plugins_at_each_rendering() {
+        let m = Metrics::new();
+        let traps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(2));
+        let seen = traps.clone();
+        m.count_plugin_traps(move || {
+            let n = seen.load(std::sync::atomic::Ordering::Relaxed);
+            BTreeMap::from([("picky".to_owned(), n), ("fx".to_owned(), 0)])
+        });
+        let text = m.render();
+        assert!(
+            text.contains("switchyard_plugin_traps_total{plugin=\"picky\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("switchyard_plugin_traps_total{plugin=\"fx\"} 0"));
+        traps.store(5, std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            m.render()
+                .contains("switchyard_plugin_traps_total{plugin=\"picky\"} 5")
+        );
     }
 }

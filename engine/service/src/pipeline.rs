@@ -9,12 +9,13 @@
 
 use crate::destination::Destination;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchyard_core::event::{EventError, SourceEvent};
 use switchyard_core::router::{Outcome, Status};
 use switchyard_core::rules::payload::Payload;
 use switchyard_wasm::sandbox::LogLine;
-use switchyard_wasm::{Chain, Halt, Transformed};
+use switchyard_wasm::{Chain, Halt, Plugin, Transformed};
 
 /// Plugin log lines, tagged with the plugin's name.
 pub type Logs = Vec<(String, LogLine)>;
@@ -71,6 +72,26 @@ impl Pipeline {
     /// The destination named `name`.
     pub fn destination(&self, name: &str) -> Option<&Arc<Destination>> {
         self.destinations.iter().find(|d| d.name() == name)
+    }
+
+    /// Every transform plugin: the config's `transforms`, then each destination's `transforms` and
+    /// `payload_transforms`, in config order.
+    pub fn plugins(&self) -> impl Iterator<Item = &Plugin> {
+        let at_destinations = self.destinations.iter().flat_map(|d| {
+            let chains = [&d.transforms, &d.payload_transforms];
+            chains.into_iter().flat_map(|c| c.plugins())
+        });
+        self.transforms.plugins().iter().chain(at_destinations)
+    }
+
+    /// How many calls trapped so far, per plugin name (plugins of the same name, declared at
+    /// several places, are added up).
+    pub fn plugin_traps(&self) -> BTreeMap<String, u64> {
+        let mut traps = BTreeMap::new();
+        for p in self.plugins() {
+            *traps.entry(p.name().to_owned()).or_default() += p.traps();
+        }
+        traps
     }
 
     /// Whether any plugin is configured anywhere.

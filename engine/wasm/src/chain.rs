@@ -2,12 +2,16 @@
 //! destination's, before its mapping), or of platform payloads (a destination's
 //! `payload_transforms`, after its mapping).
 //!
-//! Each plugin gets the batch in one call. What it returns is checked like input (a plugin cannot
-//! smuggle an event that breaks the spec past the router): a changed or split item that does not
-//! parse as its kind ([`ChainItem`]) fails, with the plugin's name. A drop halts the event with the plugin's reason; an
-//! error or a failed call (trap, timeout, memory) fails the events of that call, which the caller
-//! reports and keeps (dead letters): nothing is lost silently.
+//! Each plugin gets the batch in one call ([`Plugin::transform_batch`]: when that call traps, the
+//! events are run again one at a time, so only those the plugin fails on fail). What it returns is
+//! checked like input (a plugin cannot smuggle an event that breaks the spec past the router): a
+//! changed or split item that does not parse as its kind ([`ChainItem`]) fails, with the plugin's
+//! name. A drop halts the event with the plugin's reason; an error, or a failed call with that
+//! event alone, fails the event; a failure of the batch as such (a wrong result count) fails every
+//! event of the call. The caller reports and keeps failed events (dead letters): nothing is lost
+//! silently.
 
+use crate::batch::EventFailure;
 use crate::bindings::Action;
 use crate::plugin::Plugin;
 use crate::sandbox::LogLine;
@@ -115,7 +119,7 @@ impl Chain {
                 break;
             }
             let name = plugin.name();
-            match plugin.call_batch(&texts) {
+            match plugin.transform_batch(&texts) {
                 Err(e) => {
                     for s in items.iter_mut().filter(|s| s.halt.is_none()) {
                         halt(
@@ -129,7 +133,10 @@ impl Chain {
                 }
                 Ok(out) => {
                     logs.extend(out.logs.into_iter().map(|l| (name.to_owned(), l)));
-                    let mut results = out.results.into_iter();
+                    let mut results = out
+                        .results
+                        .into_iter()
+                        .map(|r| r.map_err(EventFailure::into_message));
                     for s in items.iter_mut().filter(|s| s.halt.is_none()) {
                         apply_all(s, &mut results, name, received_at);
                     }

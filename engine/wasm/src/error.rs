@@ -41,3 +41,19 @@ pub enum CallError {
     #[error("refused its config: {0}")]
     Config(String),
 }
+
+impl CallError {
+    /// Whether the instance trapped: a wasm trap (a panic, `unreachable`, ...), the time budget
+    /// (an epoch interruption) or the memory cap (a refused growth traps). What
+    /// [`crate::Plugin::traps`] counts.
+    pub fn is_trap(&self) -> bool {
+        matches!(self, Self::Trap(_) | Self::Timeout(_) | Self::Memory(_))
+    }
+
+    /// Whether one event of the call can be the cause: a trap, or output over the limit. Such a
+    /// failed batch is run again one event at a time ([`crate::batch`]). A wrong result count or a
+    /// refused config is the plugin's fault whatever the events: the batch fails.
+    pub fn may_come_from_one_event(&self) -> bool {
+        self.is_trap() || matches!(self, Self::OutputTooLarge { .. })
+    }
+}

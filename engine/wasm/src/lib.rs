@@ -4,17 +4,20 @@
 //! SDK ships a copy). The host compiles it once ([`Runtime::load`]: a shared [`wasmtime::Engine`],
 //! compiled artifacts cached in a private folder, an `InstancePre` for fast instantiation), keeps a
 //! pool of warm instances, and runs each call under limits: a time budget (epoch interruption), a
-//! memory cap (`StoreLimits`) and an output cap. A trap or an error fails the events of that call
-//! only; the instance is thrown away and a fresh one serves the next call.
+//! memory cap (`StoreLimits`) and an output cap. A trapped instance is thrown away and a fresh one
+//! serves the next call; a batch whose call trapped is run again one event at a time, so only the
+//! events the plugin fails on fail ([`batch`]).
 //!
 //! - [`runtime`]: the shared engine and loading; [`epoch`]: the clock of the time budgets;
 //!   [`cache`]: the private disk cache of compiled plugins.
 //! - [`plugin`]: one loaded plugin: its pool and its calls; [`error`]: what can go wrong.
+//! - [`batch`]: a batch through one plugin, with the second pass after a failed call.
 //! - [`sandbox`]: the store's data: WASI with nothing granted, the log import.
 //! - [`tester`]: one plugin over NDJSON, for `switchyard plugin test`.
 //! - [`chain`]: plugins declared in YAML (see `switchyard_core::plugin_config`), run in order
 //!   over batches of source events or of destination payloads.
 
+pub mod batch;
 pub mod cache;
 pub mod chain;
 pub mod epoch;
@@ -24,6 +27,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod tester;
 
+pub use batch::{BatchOutput, BatchResults, EventFailure, MAX_CONSECUTIVE_FAILURES};
 pub use cache::{CacheError, CompileCache};
 pub use chain::{Chain, Halt, Transformed};
 pub use error::{CallError, LoadError};

@@ -3,12 +3,16 @@
 //! Each call takes a warm instance (or makes one: instantiate from the `InstancePre`, then `init`
 //! with the config), sets the time budget, calls, and checks the output. An instance that trapped,
 //! ran out of time or memory, or returned a malformed answer is dropped, never reused.
+//!
+//! A plugin counts the instances it started and the calls that trapped ([`Plugin::instances_started`],
+//! [`Plugin::traps`]): the service exposes the traps as a metric, tests count instantiations.
 
 use crate::Limits;
 use crate::bindings::{Action, Transform, TransformPre};
 use crate::epoch::Ticker;
 use crate::error::{CallError, LoadError};
 use crate::sandbox::{LogLine, Sandbox};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 
@@ -36,6 +40,10 @@ pub struct Plugin {
     config: String,
     limits: Limits,
     pool: Mutex<Vec<Warm>>,
+    /// Instances started (at load, by warm-ups, and to replace one that failed).
+    started: AtomicU64,
+    /// Calls (or instantiations) that trapped: see [`CallError::is_trap`].
+    traps: AtomicU64,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -64,6 +72,8 @@ impl Plugin {
             config: config.to_string(),
             limits,
             pool: Mutex::new(Vec::new()),
+            started: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
         };
         let warm = plugin.instantiate().map_err(|e| match e {
             CallError::Config(m) => LoadError::Config(m),
@@ -81,6 +91,18 @@ impl Plugin {
         self.limits
     }
 
+    /// How many instances this plugin started so far (instantiate, then `init`), the one at load
+    /// included.
+    pub fn instances_started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// How many of its calls trapped so far (a panic or other wasm trap, the time budget, the
+    /// memory cap).
+    pub fn traps(&self) -> u64 {
+        self.traps.load(Ordering::Relaxed)
+    }
+
     /// Starts one more instance (instantiate from the `InstancePre`, then `init`) and pools it:
     /// warms a plugin before traffic.
     pub fn warm_up(&self) -> Result<(), CallError> {
@@ -91,6 +113,7 @@ impl Plugin {
 
     /// A fresh instance, initialised with the config.
     fn instantiate(&self) -> Result<Warm, CallError> {
+        self.started.fetch_add(1, Ordering::Relaxed);
         let memory =
             usize::try_from(self.limits.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let limits = StoreLimitsBuilder::new()
@@ -127,7 +150,8 @@ impl Plugin {
         }
     }
 
-    /// Transforms a batch of events (JSON texts) in one call.
+    /// Transforms a batch of events (JSON texts) in one call: a failed call fails the batch.
+    /// [`Plugin::transform_batch`] adds the second pass the chains use.
     pub fn call_batch(&self, events: &[String]) -> Result<PluginOutput, CallError> {
         self.call(events.len(), |w| {
             w.bindings.call_transform_batch(&mut w.store, events)
@@ -171,8 +195,17 @@ impl Plugin {
         Ok(PluginOutput { results, logs })
     }
 
-    /// Names what went wrong in a call that returned a wasmtime error.
+    /// Names what went wrong in a call that returned a wasmtime error, and counts it when it is a
+    /// trap.
     fn classify(&self, e: &wasmtime::Error) -> CallError {
+        let error = self.name_error(e);
+        if error.is_trap() {
+            self.traps.fetch_add(1, Ordering::Relaxed);
+        }
+        error
+    }
+
+    fn name_error(&self, e: &wasmtime::Error) -> CallError {
         if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
             return CallError::Timeout(self.limits.time_ms);
         }

@@ -1,9 +1,13 @@
 //! `switchyard plugin test`: runs one plugin over NDJSON events (or platform payloads) and
-//! writes what it did with each, one JSON line per input line, as `map` does for a config.
+//! writes what it did with each, one JSON line per input line, as `map` does for a config. The
+//! plugin gets chunks of events as the chains give them, second pass included
+//! ([`Plugin::transform_batch`]): an event it traps on fails alone.
 
+use crate::batch::EventFailure;
 use crate::bindings::Action;
 use crate::chain::ChainItem;
 use crate::plugin::Plugin;
+use crate::sandbox::LogLine;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
 use switchyard_core::event::SourceEvent;
@@ -62,23 +66,18 @@ pub fn test(
                 Err(e) => verdicts.push((line, Err(e))),
             }
         }
-        let results = plugin.call_batch(&texts);
-        if let Ok(output) = &results {
-            for l in &output.logs {
-                writeln!(
-                    log,
-                    "plugin {}: {}: {}",
-                    plugin.name(),
-                    crate::sandbox::level_name(l.level),
-                    l.message
-                )?;
+        let results = match plugin.transform_batch(&texts) {
+            Ok(output) => {
+                write_logs(plugin, &output.logs, log)?;
+                Ok(output.results.into_iter().collect::<Vec<_>>())
             }
-        }
+            Err(e) => Err(e),
+        };
         for (line, verdict) in verdicts {
             let result = match (verdict, &results) {
                 (Err(reason), _) => TestLine::halted(line, "invalid", reason),
                 (Ok(_), Err(e)) => TestLine::halted(line, "failed", e.to_string()),
-                (Ok(i), Ok(output)) => TestLine::of(line, &output.results[i]),
+                (Ok(i), Ok(results)) => TestLine::of(line, &results[i]),
             };
             *counts.entry(result.status).or_insert(0) += 1;
             serde_json::to_writer(&mut *out, &result)?;
@@ -86,6 +85,15 @@ pub fn test(
         }
     }
     Ok(counts)
+}
+
+/// Writes a call's log lines as `plugin NAME: LEVEL: message`.
+fn write_logs(plugin: &Plugin, logs: &[LogLine], out: &mut dyn Write) -> std::io::Result<()> {
+    for l in logs {
+        let level = crate::sandbox::level_name(l.level);
+        writeln!(out, "plugin {}: {level}: {}", plugin.name(), l.message)?;
+    }
+    Ok(())
 }
 
 /// One line of `plugin test` output.
@@ -109,12 +117,12 @@ impl TestLine {
         }
     }
 
-    fn of(line: usize, result: &Result<Action, String>) -> Self {
+    fn of(line: usize, result: &Result<Action, EventFailure>) -> Self {
         let parse = |text: &String| {
             serde_json::from_str(text).unwrap_or_else(|_| json!({"not_json": text}))
         };
         let (status, events) = match result {
-            Err(reason) => return Self::halted(line, "failed", reason.clone()),
+            Err(failure) => return Self::halted(line, "failed", failure.to_string()),
             Ok(Action::Drop(reason)) => return Self::halted(line, "dropped", reason.clone()),
             Ok(Action::Unchanged) => ("unchanged", Vec::new()),
             Ok(Action::Changed(text)) => ("changed", vec![parse(text)]),

@@ -74,6 +74,8 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     let loaded = Arc::new(loaded);
     let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
     let metrics = Arc::new(Metrics::new());
+    let plugins = loaded.clone();
+    metrics.count_plugin_traps(move || plugins.pipeline.plugin_traps());
     let wake = Arc::new(Notify::new());
     let deliverer = Arc::new(Deliverer::new(
         loaded.clone(),
