@@ -272,7 +272,7 @@ async fn track(
     s.sizes.push(data.len());
     let bad = match invalid_events(data, s.bad_events) {
         Ok(bad) => bad,
-        Err(refusal) => return refusal,
+        Err(message) => return answer(40002, &message),
     };
     let is_good = |i: &usize| !bad.contains(i);
     let now = std::time::Instant::now();
@@ -302,8 +302,8 @@ async fn track(
 }
 
 /// The indexes of a request's invalid events (ids starting with [`BAD`]) when the mock answers
-/// them per event (`Partial`), or the answer that refuses the whole request.
-fn invalid_events(data: &[Value], answer_with: BadEvents) -> Result<Vec<usize>, Response> {
+/// them per event (`Partial`), or the message of the `40002` that refuses the whole request.
+fn invalid_events(data: &[Value], answer_with: BadEvents) -> Result<Vec<usize>, String> {
     let bad: Vec<usize> = (0..data.len())
         .filter(|&i| {
             data[i]["event_id"]
@@ -313,12 +313,9 @@ fn invalid_events(data: &[Value], answer_with: BadEvents) -> Result<Vec<usize>, 
         .collect();
     match (bad.first(), answer_with) {
         (None, _) | (Some(_), BadEvents::Partial) => Ok(bad),
-        (Some(first), BadEvents::Indexed) => Err(answer(
-            40002,
-            &format!("Batch.{first}.event_id: Not a valid event_id"),
-        )),
-        (Some(_), BadEvents::Unindexed) => {
-            Err(answer(40002, "Invalid parameter: an event is invalid"))
+        (Some(first), BadEvents::Indexed) => {
+            Err(format!("Batch.{first}.event_id: Not a valid event_id"))
         }
+        (Some(_), BadEvents::Unindexed) => Err("Invalid parameter: an event is invalid".into()),
     }
 }

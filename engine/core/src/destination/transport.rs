@@ -18,6 +18,11 @@ pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send
 pub trait Transport: Send + Sync {
     /// Sends one body, once.
     fn send<'a>(&'a self, body: &'a Value) -> Sending<'a>;
+
+    /// Takes the events back out of a body that was sent (in the order given to `request_body`),
+    /// so that delivery can send some of them again without having kept a copy. `None` when the
+    /// body does not hold them as the destination builds bodies (a bug).
+    fn take_events(&self, body: Value) -> Option<Vec<Value>>;
 }
 
 /// Why a request was not (wholly) delivered.

@@ -261,13 +261,13 @@ impl Deliverer {
                     let fates = match loaded.pipeline.destination(&name) {
                         Some(dest) => {
                             let build = |events| dest.plugin().request_body(events);
-                            sender.deliver(&values, &build).await
+                            sender.deliver(values, &build).await
                         }
                         None => vec![
                             Err(GaveUp {
                                 reason: format!("destination `{name}` is not configured"),
                             });
-                            values.len()
+                            members.len()
                         ],
                     };
                     (name, members.into_iter().zip(fates).collect())

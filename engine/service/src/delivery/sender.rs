@@ -25,6 +25,9 @@ use tokio::sync::Semaphore;
 /// batch of `n` this way takes about `2·k·log2(n/k)` requests; `2·n - 1` when every event is bad.
 pub const MAX_SPLIT_DEPTH: u32 = 10;
 
+/// Why events to send again were given up on instead.
+const CANNOT_TAKE_BACK: &str = "its events could not be taken back out of the request to be sent again (a bug in the destination's transport)";
+
 /// How often a denied destination is logged at most (every denial is counted).
 const DENIAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -49,11 +52,23 @@ pub struct GaveUp {
 /// Builds the request body that carries some events (the destination's wire format).
 pub type BuildBody<'a> = dyn Fn(Vec<Value>) -> Value + Send + Sync + 'a;
 
-/// Events of a batch still to send: their positions in it, and how many splits made this part.
+/// Events of a batch still to send: their positions in the batch, the events, and how many splits
+/// made this part.
 struct Part {
     positions: Vec<usize>,
+    events: Vec<Value>,
     depth: u32,
 }
+
+/// A part that went out: its positions, the body that carried its events, its depth.
+struct Sent {
+    positions: Vec<usize>,
+    body: Value,
+    depth: u32,
+}
+
+/// What each event of a batch became (`None`: not settled yet), by position.
+type Fates = [Option<Result<(), GaveUp>>];
 
 impl Sender {
     pub fn new(
@@ -78,20 +93,34 @@ impl Sender {
 
     /// Delivers `events` (one batch, at most the destination's batch size) in bodies made by
     /// `build`, and says per event (in the same order) whether it was delivered or given up on.
+    /// Events to send again are taken back out of the refused body ([`Transport::take_events`]),
+    /// so none is copied.
     pub async fn deliver(
         &self,
-        events: &[Value],
+        events: Vec<Value>,
         build: &BuildBody<'_>,
     ) -> Vec<Result<(), GaveUp>> {
         let mut fates: Vec<Option<Result<(), GaveUp>>> = vec![None; events.len()];
         let mut parts = vec![Part {
             positions: (0..events.len()).collect(),
+            events,
             depth: 0,
         }];
-        while let Some(part) = parts.pop() {
-            let body = build(part.positions.iter().map(|&p| events[p].clone()).collect());
-            let answer = self.send(&body, part.positions.len() as u64).await;
-            self.settle(answer, part, &mut fates, &mut parts);
+        while let Some(Part {
+            positions,
+            events,
+            depth,
+        }) = parts.pop()
+        {
+            let count = events.len() as u64;
+            let body = build(events);
+            let answer = self.send(&body, count).await;
+            let sent = Sent {
+                positions,
+                body,
+                depth,
+            };
+            self.settle(answer, sent, &mut fates, &mut parts);
         }
         fates
             .into_iter()
@@ -105,88 +134,149 @@ impl Sender {
             .collect()
     }
 
-    /// Settles the events of `part` by the answer to its request; what must be sent again is
-    /// pushed onto `parts` (the first half last, so that it is sent first).
+    /// Settles the events of a part that went out by the answer to it; what must be sent again is
+    /// pushed onto `parts`.
     fn settle(
         &self,
         answer: Result<(), SendError>,
-        part: Part,
-        fates: &mut [Option<Result<(), GaveUp>>],
+        sent: Sent,
+        fates: &mut Fates,
         parts: &mut Vec<Part>,
     ) {
+        let positions = &sent.positions;
         match answer {
-            Ok(()) => part.positions.iter().for_each(|&p| fates[p] = Some(Ok(()))),
+            Ok(()) => positions.iter().for_each(|&p| fates[p] = Some(Ok(()))),
             Err(SendError::Permanent { reason } | SendError::Retryable { reason, .. }) => {
-                give_up(fates, &part.positions, &reason)
+                give_up(fates, positions, &reason)
             }
             Err(SendError::Denied { reason }) => {
                 self.denied(&reason);
-                give_up(fates, &part.positions, &reason);
+                give_up(fates, positions, &reason);
             }
             Err(SendError::Refused { refused, others }) => {
-                let n = part.positions.len();
-                let unusable = refused
-                    .iter()
-                    .find(|r| r.index >= n)
-                    .map(|r| format!("{} (names event {} of a request of {n})", r.reason, r.index));
-                match (unusable, others) {
+                let n = positions.len();
+                let reasons = by_index(&refused);
+                let beyond = reasons
+                    .range(n..)
+                    .next()
+                    .map(|(index, why)| format!("{why} (names event {index} of a request of {n})"));
+                match (beyond, others) {
                     // An answer that names events the request did not hold names none.
                     (Some(reason), Others::NotSent) => {
-                        self.unattributed(reason, part, fates, parts)
+                        self.unattributed(reason, sent, fates, parts)
                     }
-                    (Some(reason), Others::Delivered) => give_up(fates, &part.positions, &reason),
+                    (Some(reason), Others::Delivered) => give_up(fates, positions, &reason),
+                    (None, Others::NotSent) if reasons.is_empty() => {
+                        self.unattributed("refused, naming no event".into(), sent, fates, parts)
+                    }
                     (None, Others::Delivered) => {
-                        for p in refuse(&part.positions, &refused, fates) {
-                            fates[p] = Some(Ok(()));
+                        for (index, &p) in positions.iter().enumerate() {
+                            fates[p] = Some(reasons.get(&index).map_or(Ok(()), |why| {
+                                Err(GaveUp {
+                                    reason: (*why).to_owned(),
+                                })
+                            }));
                         }
                     }
-                    (None, Others::NotSent) => {
-                        let rest = refuse(&part.positions, &refused, fates);
-                        if rest.len() == n {
-                            let reason = "refused, naming no event".to_owned();
-                            self.unattributed(reason, part, fates, parts);
-                        } else if !rest.is_empty() {
-                            parts.push(Part {
-                                positions: rest,
-                                depth: part.depth,
-                            });
-                        }
-                    }
+                    (None, Others::NotSent) => self.send_the_rest(sent, &reasons, fates, parts),
                 }
             }
             Err(SendError::Unattributed { reason }) => {
-                self.unattributed(reason, part, fates, parts)
+                self.unattributed(reason, sent, fates, parts)
             }
         }
     }
 
-    /// A part refused because of an event nobody named: split in halves to find it, or given up
-    /// on when it is one event or [`MAX_SPLIT_DEPTH`] splits deep.
-    fn unattributed(
+    /// Gives up on the refused events of a part that went out (by their index in its request) and
+    /// queues the others to be sent again.
+    fn send_the_rest(
         &self,
-        reason: String,
-        part: Part,
-        fates: &mut [Option<Result<(), GaveUp>>],
+        sent: Sent,
+        reasons: &BTreeMap<usize, &str>,
+        fates: &mut Fates,
         parts: &mut Vec<Part>,
     ) {
-        let n = part.positions.len();
-        if n > 1 && part.depth < MAX_SPLIT_DEPTH {
-            let mut first = part.positions;
-            let second = first.split_off(n / 2);
-            for positions in [second, first] {
-                parts.push(Part {
-                    positions,
-                    depth: part.depth + 1,
-                });
+        let (positions, events) = match self.take_back(sent.body, sent.positions) {
+            Ok(taken) => taken,
+            Err(positions) => {
+                let reason = format!("sent with a refused event; {CANNOT_TAKE_BACK}");
+                for (index, p) in positions.into_iter().enumerate() {
+                    let reason = reasons
+                        .get(&index)
+                        .map_or(reason.clone(), |r| (*r).to_owned());
+                    fates[p] = Some(Err(GaveUp { reason }));
+                }
+                return;
             }
-            return;
-        }
-        let reason = if n > 1 {
-            format!("{reason} (not isolated after {MAX_SPLIT_DEPTH} splits)")
-        } else {
-            reason
         };
-        give_up(fates, &part.positions, &reason);
+        let mut rest = Part {
+            positions: Vec::with_capacity(positions.len()),
+            events: Vec::with_capacity(positions.len()),
+            depth: sent.depth,
+        };
+        for (index, (p, event)) in positions.into_iter().zip(events).enumerate() {
+            match reasons.get(&index) {
+                Some(why) => {
+                    fates[p] = Some(Err(GaveUp {
+                        reason: (*why).to_owned(),
+                    }))
+                }
+                None => {
+                    rest.positions.push(p);
+                    rest.events.push(event);
+                }
+            }
+        }
+        if !rest.positions.is_empty() {
+            parts.push(rest);
+        }
+    }
+
+    /// A part refused because of an event nobody named: split in halves to find it (the first
+    /// half pushed last, so that it is sent first), or given up on when it is one event or
+    /// [`MAX_SPLIT_DEPTH`] splits deep.
+    fn unattributed(&self, reason: String, sent: Sent, fates: &mut Fates, parts: &mut Vec<Part>) {
+        let n = sent.positions.len();
+        if n <= 1 || sent.depth >= MAX_SPLIT_DEPTH {
+            let reason = if n > 1 {
+                format!("{reason} (not isolated after {MAX_SPLIT_DEPTH} splits)")
+            } else {
+                reason
+            };
+            return give_up(fates, &sent.positions, &reason);
+        }
+        let depth = sent.depth + 1;
+        let (mut positions, mut events) = match self.take_back(sent.body, sent.positions) {
+            Ok(taken) => taken,
+            Err(positions) => {
+                return give_up(fates, &positions, &format!("{reason}; {CANNOT_TAKE_BACK}"));
+            }
+        };
+        let (second_positions, second_events) =
+            (positions.split_off(n / 2), events.split_off(n / 2));
+        parts.push(Part {
+            positions: second_positions,
+            events: second_events,
+            depth,
+        });
+        parts.push(Part {
+            positions,
+            events,
+            depth,
+        });
+    }
+
+    /// The events of a body that went out, taken back out of it to be sent again, with their
+    /// positions; `Err` (with the positions) when the transport cannot.
+    fn take_back(
+        &self,
+        body: Value,
+        positions: Vec<usize>,
+    ) -> Result<(Vec<usize>, Vec<Value>), Vec<usize>> {
+        match self.transport.take_events(body) {
+            Some(events) if events.len() == positions.len() => Ok((positions, events)),
+            _ => Err(positions),
+        }
     }
 
     /// Logs a denial (at most once per [`DENIAL_LOG_INTERVAL`], saying how many were not logged)
@@ -281,7 +371,7 @@ impl Sender {
 }
 
 /// Gives up on the events at `positions`, all for `reason`.
-fn give_up(fates: &mut [Option<Result<(), GaveUp>>], positions: &[usize], reason: &str) {
+fn give_up(fates: &mut Fates, positions: &[usize], reason: &str) {
     for &p in positions {
         fates[p] = Some(Err(GaveUp {
             reason: reason.to_owned(),
@@ -289,29 +379,14 @@ fn give_up(fates: &mut [Option<Result<(), GaveUp>>], positions: &[usize], reason
     }
 }
 
-/// Gives up on the refused events of a part (by their index in its request) with their reasons
-/// (the first, for an index named twice); returns the positions of the others.
-fn refuse(
-    positions: &[usize],
-    refused: &[Refusal],
-    fates: &mut [Option<Result<(), GaveUp>>],
-) -> Vec<usize> {
-    let mut reasons: BTreeMap<usize, &str> = BTreeMap::new();
+/// The reasons of refused events by their index in the request (the first, for an index named
+/// twice).
+fn by_index(refused: &[Refusal]) -> BTreeMap<usize, &str> {
+    let mut reasons = BTreeMap::new();
     for r in refused {
-        reasons.entry(r.index).or_insert(&r.reason);
+        reasons.entry(r.index).or_insert(r.reason.as_str());
     }
-    let mut rest = Vec::with_capacity(positions.len());
-    for (index, &p) in positions.iter().enumerate() {
-        match reasons.get(&index) {
-            Some(reason) => {
-                fates[p] = Some(Err(GaveUp {
-                    reason: (*reason).to_owned(),
-                }))
-            }
-            None => rest.push(p),
-        }
-    }
-    rest
+    reasons
 }
 
 #[cfg(test)]
@@ -327,6 +402,8 @@ mod tests {
     struct Fake {
         answer: Box<Answer>,
         sizes: Arc<Mutex<Vec<usize>>>,
+        /// Whether it can take events back out of a body.
+        gives_back: bool,
     }
 
     impl Transport for Fake {
@@ -336,9 +413,23 @@ mod tests {
             let answer = (self.answer)(events);
             Box::pin(async move { answer })
         }
+
+        fn take_events(&self, body: Value) -> Option<Vec<Value>> {
+            match body {
+                Value::Array(events) if self.gives_back => Some(events),
+                _ => None,
+            }
+        }
     }
 
     fn fake(answer: Box<Answer>) -> (Sender, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
+        fake_with(answer, true)
+    }
+
+    fn fake_with(
+        answer: Box<Answer>,
+        gives_back: bool,
+    ) -> (Sender, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let metrics = Arc::new(Metrics::new());
         let settings = Delivery {
@@ -348,6 +439,7 @@ mod tests {
         let fake = Fake {
             answer,
             sizes: sizes.clone(),
+            gives_back,
         };
         let sender = Sender::new("d", Box::new(fake), settings, metrics.clone());
         (sender, sizes, metrics)
@@ -374,7 +466,7 @@ mod tests {
         };
         let (sender, sizes, _) = fake(Box::new(refuse));
         let events: Vec<Value> = (0..4096).map(|i| json!(i)).collect();
-        let fates = sender.deliver(&events, &array).await;
+        let fates = sender.deliver(events.clone(), &array).await;
         let sizes = sizes.lock().unwrap().clone();
         assert_eq!(sizes.len(), 2047);
         assert_eq!(sizes.iter().filter(|&&n| n == 4).count(), 1024);
@@ -403,7 +495,7 @@ mod tests {
         };
         let (sender, sizes, _) = fake(Box::new(first_bad));
         let events = vec![json!("a"), json!("bad"), json!("b"), json!("bad")];
-        let fates = sender.deliver(&events, &array).await;
+        let fates = sender.deliver(events.clone(), &array).await;
         assert_eq!(
             fates,
             [Ok(()), gave_up("event 1"), Ok(()), gave_up("event 2")]
@@ -421,7 +513,7 @@ mod tests {
             })
         };
         let (sender, sizes, _) = fake(Box::new(partial));
-        let fates = sender.deliver(&events, &array).await;
+        let fates = sender.deliver(events.clone(), &array).await;
         assert_eq!(fates, [Ok(()), Ok(()), gave_up("no"), Ok(())]);
         assert_eq!(*sizes.lock().unwrap(), [4]);
     }
@@ -445,13 +537,16 @@ mod tests {
         let events = vec![json!(1), json!(2)];
         // The others not sent: as if nobody were named, the batch is split.
         let (sender, sizes, _) = fake(Box::new(beyond(Others::NotSent)));
-        assert_eq!(sender.deliver(&events, &array).await, [Ok(()), Ok(())]);
+        assert_eq!(
+            sender.deliver(events.clone(), &array).await,
+            [Ok(()), Ok(())]
+        );
         assert_eq!(*sizes.lock().unwrap(), [2, 1, 1]);
         // The others delivered: which were is unknown, so the whole request failed.
         let (sender, sizes, _) = fake(Box::new(beyond(Others::Delivered)));
         let why = "no (names event 5 of a request of 2)";
         assert_eq!(
-            sender.deliver(&events, &array).await,
+            sender.deliver(events.clone(), &array).await,
             [gave_up(why), gave_up(why)]
         );
         assert_eq!(*sizes.lock().unwrap(), [2]);
@@ -466,7 +561,7 @@ mod tests {
         };
         let (sender, sizes, metrics) = fake(Box::new(deny));
         for _ in 0..2 {
-            let fates = sender.deliver(&[json!(1), json!(2)], &array).await;
+            let fates = sender.deliver(vec![json!(1), json!(2)], &array).await;
             assert_eq!(fates, [gave_up("no access"), gave_up("no access")]);
         }
         assert_eq!(*sizes.lock().unwrap(), [2, 2], "neither retried nor split");
@@ -477,5 +572,19 @@ mod tests {
             1,
             "logged once, then counted"
         );
+    }
+
+    #[tokio::test]
+    async fn events_a_transport_cannot_take_back_are_given_up_on_not_lost() {
+        let refuse = |_: &[Value]| -> Result<(), SendError> {
+            Err(SendError::Unattributed {
+                reason: "bad".into(),
+            })
+        };
+        let (sender, sizes, _) = fake_with(Box::new(refuse), false);
+        let fates = sender.deliver(vec![json!(1), json!(2)], &array).await;
+        let why = "bad; its events could not be taken back out of the request to be sent again (a bug in the destination's transport)";
+        assert_eq!(fates, [gave_up(why), gave_up(why)]);
+        assert_eq!(*sizes.lock().unwrap(), [2]);
     }
 }

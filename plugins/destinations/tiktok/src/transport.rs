@@ -104,6 +104,21 @@ impl Transport for EventsApi {
     fn send<'a>(&'a self, body: &'a Value) -> Sending<'a> {
         Box::pin(EventsApi::send(self, body))
     }
+
+    fn take_events(&self, body: Value) -> Option<Vec<Value>> {
+        events_of(body)
+    }
+}
+
+/// The events of a request body: its `data`.
+fn events_of(body: Value) -> Option<Vec<Value>> {
+    match body {
+        Value::Object(mut body) => match body.remove("data")? {
+            Value::Array(events) => Some(events),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Decides what an answer means (see the module docs).
@@ -294,6 +309,7 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn answers_are_classified_by_code_first() {
@@ -481,5 +497,17 @@ mod tests {
             ),
             Err(SendError::Permanent { .. })
         ));
+    }
+
+    #[test]
+    fn a_bodys_events_are_its_data() {
+        let events = vec![
+            json!({"event": "A", "event_id": "1"}),
+            json!({"event": "B"}),
+        ];
+        let body = json!({"event_source": "web", "event_source_id": "P", "data": events.clone()});
+        assert_eq!(events_of(body), Some(events));
+        assert_eq!(events_of(json!({"data": {}})), None);
+        assert_eq!(events_of(json!([])), None);
     }
 }
