@@ -1,12 +1,13 @@
 //! `switchyard serve` end to end, as a child process against the mock TikTok Events API on
 //! loopback: ingestion answers, exactly-once delivery in the happy path, retries under faults,
-//! dead letters for permanent errors, a `kill -9` mid-stream, a full disk budget, a graceful
-//! shutdown; a transform plugin's poison event failing alone; and `replay` / `dead-letters` through
-//! the same path.
+//! dead letters for permanent errors, answers about single events (an invalid event named by its
+//! index, named by none, a partial success) and a denied destination, a `kill -9` mid-stream, a
+//! full disk budget, a graceful shutdown; a transform plugin's poison event failing alone; and
+//! `replay` / `dead-letters` through the same path.
 
 use serde_json::{Value, json};
 use std::time::Duration;
-use switchyard_tests::mock_tiktok::{Fault, MockTiktok};
+use switchyard_tests::mock_tiktok::{BadEvents, Fault, MockTiktok};
 use switchyard_tests::service::*;
 
 struct Setup {
@@ -179,8 +180,10 @@ fn timeouts_are_retried() {
 #[test]
 fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
     let s = setup("", "");
+    // Every request refused, naming no event: delivery splits the batch down to single events,
+    // each refused too (a one-off refusal would only make it send the halves again).
     s.mock
-        .fail_next([Fault::Code(40002, "Invalid parameter: event_time")]);
+        .fail_always(Some(Fault::Code(40002, "Invalid parameter: event_time")));
     let service = Service::start(&s.config, None);
     let a = post_events(
         &service.url("/v1/events"),
@@ -226,6 +229,7 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
         "the token never shows"
     );
 
+    s.mock.fail_always(None);
     let (code, _, err) = cli(&[
         "dead-letters",
         "retry",
@@ -481,6 +485,266 @@ fn replay_sends_a_file_through_the_delivery_path() {
             .iter()
             .all(|b| b["test_event_code"] == "TEST123")
     );
+}
+
+/// Waits until the service's metrics contain every one of `lines`; says whether they did.
+fn wait_for_metrics(service: &Service, lines: &[&str]) -> bool {
+    for _ in 0..600 {
+        let text = service.metrics();
+        if lines.iter().all(|l| text.contains(l)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The `switchyard_destination_events_total` line of the destination `tiktok` and `status`.
+fn events_line(status: &str, n: usize) -> String {
+    format!("switchyard_destination_events_total{{destination=\"tiktok\",status=\"{status}\"}} {n}")
+}
+
+/// Stops the service (the queue file is locked while it runs) and lists its dead letters; returns
+/// them with its log.
+fn stop_and_list(service: Service, config: &std::path::Path) -> (Vec<Value>, String) {
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    let (code, listed, err) = cli(&["dead-letters", "list", "--config", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !listed.contains(TOKEN) && !log.contains(TOKEN),
+        "the token never shows"
+    );
+    let letters = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (letters, log)
+}
+
+/// `(event_id, reason)` of each dead letter, in order.
+fn ids_and_reasons(letters: &[Value]) -> Vec<(String, String)> {
+    letters
+        .iter()
+        .map(|l| {
+            assert_eq!(l["destination"], "tiktok");
+            (
+                l["event"]["event_id"].as_str().unwrap().to_owned(),
+                l["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_of_1000_with_3_invalid_events_delivers_997_and_dead_letters_the_3() {
+    let s = setup("", "");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace("batch_size: 100", "batch_size: 1000"),
+    )
+    .unwrap();
+    let mut events = cart_events("many", 0..1000);
+    for i in [10, 500, 990] {
+        events[i]["event_id"] = format!("bad-{i}").into();
+    }
+    let service = Service::start(&s.config, None);
+    let a = post_events(&service.url("/v1/events"), &json!(events)).unwrap();
+    assert_eq!(
+        (a.status, a.body["accepted"].clone()),
+        (202, json!(1000)),
+        "{}",
+        a.body
+    );
+    assert!(
+        wait_for_metrics(
+            &service,
+            &[&events_line("delivered", 997), &events_line("failed", 3)]
+        ),
+        "{}",
+        service.metrics()
+    );
+    // TikTok names one invalid event per answer: each request holds one event less.
+    assert_eq!(s.mock.sizes(), [1000, 999, 998, 997]);
+    let text = service.metrics();
+    for result in ["result=\"refused_events\"} 3", "result=\"ok\"} 1"] {
+        assert!(
+            text.contains(&format!(
+                "switchyard_requests_total{{destination=\"tiktok\",{result}"
+            )),
+            "{text}"
+        );
+    }
+    let ids = s.mock.event_ids();
+    assert_eq!(distinct(&ids), 997);
+    assert_eq!(ids.len(), 997, "every valid event once");
+    assert!(
+        ids.iter().all(|id| id.starts_with("many-")),
+        "no invalid event delivered"
+    );
+    let (letters, _) = stop_and_list(service, &s.config);
+    // Each with TikTok's message, whose index is the event's in the request that refused it.
+    let reason = |n: usize| {
+        format!("refused: HTTP 200, code 40002: Batch.{n}.event_id: Not a valid event_id")
+    };
+    assert_eq!(
+        ids_and_reasons(&letters),
+        [
+            ("bad-10".to_owned(), reason(10)),
+            ("bad-500".to_owned(), reason(499)),
+            ("bad-990".to_owned(), reason(988)),
+        ]
+    );
+}
+
+/// The sizes of the requests that bisecting `range` sends, left half first, until the events in
+/// `bad` are alone (at most 10 splits deep).
+fn bisection(range: std::ops::Range<usize>, bad: &[usize], depth: u32, sizes: &mut Vec<usize>) {
+    sizes.push(range.len());
+    if range.len() > 1 && depth < 10 && bad.iter().any(|b| range.contains(b)) {
+        let middle = range.start + range.len() / 2;
+        bisection(range.start..middle, bad, depth + 1, sizes);
+        bisection(middle..range.end, bad, depth + 1, sizes);
+    }
+}
+
+#[test]
+fn invalid_events_named_by_no_index_are_found_by_splitting_the_batch() {
+    let s = setup("", "");
+    s.mock.bad_events(BadEvents::Unindexed);
+    let bad = [13, 77];
+    let mut events = cart_events("split", 0..100);
+    for i in bad {
+        events[i]["event_id"] = format!("bad-{i}").into();
+    }
+    let service = Service::start(&s.config, None);
+    let a = post_events(&service.url("/v1/events"), &json!(events)).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert!(
+        wait_for_metrics(
+            &service,
+            &[&events_line("delivered", 98), &events_line("failed", 2)]
+        ),
+        "{}",
+        service.metrics()
+    );
+    let mut expected = Vec::new();
+    bisection(0..100, &bad, 0, &mut expected);
+    // 100, 50, 25, 12, 13, 6, 3, 1, 2, 1, 1, ...: 27 requests for 2 invalid events in 100.
+    assert_eq!(expected.len(), 27);
+    assert_eq!(s.mock.sizes(), expected);
+    let ids = s.mock.event_ids();
+    assert_eq!(
+        (ids.len(), distinct(&ids)),
+        (98, 98),
+        "each valid event once"
+    );
+    let (letters, _) = stop_and_list(service, &s.config);
+    let reason = "refused: HTTP 200, code 40002: Invalid parameter: an event is invalid".to_owned();
+    assert_eq!(
+        ids_and_reasons(&letters),
+        [
+            ("bad-13".to_owned(), reason.clone()),
+            ("bad-77".to_owned(), reason)
+        ]
+    );
+}
+
+#[test]
+fn a_partial_success_dead_letters_the_events_it_lists_and_no_others() {
+    let s = setup("", "");
+    s.mock.bad_events(BadEvents::Partial);
+    let mut events = cart_events("part", 0..50);
+    for i in [5, 6] {
+        events[i]["event_id"] = format!("bad-{i}").into();
+    }
+    let service = Service::start(&s.config, None);
+    let a = post_events(&service.url("/v1/events"), &json!(events)).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert!(
+        wait_for_metrics(
+            &service,
+            &[&events_line("delivered", 48), &events_line("failed", 2)]
+        ),
+        "{}",
+        service.metrics()
+    );
+    assert_eq!(
+        s.mock.sizes(),
+        [50],
+        "one request: the others were delivered by it"
+    );
+    let ids = s.mock.event_ids();
+    assert_eq!((ids.len(), distinct(&ids)), (48, 48));
+    let (letters, _) = stop_and_list(service, &s.config);
+    let reason = "refused: HTTP 200, code 20001: event_id: Not a valid event_id".to_owned();
+    assert_eq!(
+        ids_and_reasons(&letters),
+        [
+            ("bad-5".to_owned(), reason.clone()),
+            ("bad-6".to_owned(), reason)
+        ]
+    );
+}
+
+#[test]
+fn a_denied_destination_dead_letters_each_event_once_and_says_so_loudly() {
+    let s = setup("", "");
+    s.mock
+        .fail_always(Some(Fault::Code(40001, "No permission to operate pixel")));
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    // Two batches (of 100 and 50) in one round, then a later round: all fail the same way.
+    assert_eq!(
+        post_events(&url, &json!(cart_events("denied", 0..150)))
+            .unwrap()
+            .status,
+        202
+    );
+    assert!(
+        wait_for_metrics(&service, &[&events_line("failed", 150)]),
+        "{}",
+        service.metrics()
+    );
+    assert_eq!(
+        post_events(&url, &json!(cart_events("denied", 150..180)))
+            .unwrap()
+            .status,
+        202
+    );
+    let denials =
+        "switchyard_destination_errors_total{destination=\"tiktok\",kind=\"permission\"} 3";
+    assert!(
+        wait_for_metrics(&service, &[&events_line("failed", 180), denials]),
+        "{}",
+        service.metrics()
+    );
+    assert_eq!(s.mock.requests(), 3, "no retries, no splitting");
+    assert!(
+        service
+            .metrics()
+            .contains("switchyard_requests_total{destination=\"tiktok\",result=\"denied\"} 3")
+    );
+    let (letters, log) = stop_and_list(service, &s.config);
+    // Logged once, not per request (the metric counts every one).
+    let loud = "switchyard: error: destination `tiktok` is refused access: refused: HTTP 200, code 40001: No permission to operate pixel";
+    assert_eq!(log.matches(loud).count(), 1, "{log}");
+    let letters = ids_and_reasons(&letters);
+    let mut ids: Vec<&str> = letters.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (letters.len(), ids.len()),
+        (180, 180),
+        "one dead letter per event"
+    );
+    assert!(
+        letters
+            .iter()
+            .all(|(_, r)| r == "refused: HTTP 200, code 40001: No permission to operate pixel")
+    );
+    assert!(s.mock.event_ids().is_empty());
 }
 
 // A round whose acknowledgement fails, in process (the queue is a wrapper that fails once).

@@ -1,6 +1,8 @@
 //! A mock TikTok Events API on loopback, for tests and the end-to-end benchmark. It checks what the
 //! real API checks that matters here (the `Access-Token` header, the body's shape), records every
-//! event it accepts, and injects faults on demand, one per request, in order.
+//! event it accepts, and injects faults on demand, one per request, in order. Events whose
+//! `event_id` starts with `bad-` are invalid: it answers them as TikTok answers invalid events
+//! ([`BadEvents`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,6 +29,23 @@ pub enum Fault {
     Reset,
 }
 
+/// The mark of an invalid event: an `event_id` that starts with it.
+pub const BAD: &str = "bad-";
+
+/// How the mock answers a request that holds invalid events (ids starting with [`BAD`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BadEvents {
+    /// As TikTok: `40002` naming the first invalid event as `Batch.N.event_id: Not a valid
+    /// event_id` (one at a time); nothing of the request is recorded.
+    #[default]
+    Indexed,
+    /// `40002` naming no event (`Invalid parameter: an event is invalid`); nothing recorded.
+    Unindexed,
+    /// `20001` (`Partial success`): the valid events are recorded, the invalid ones listed in
+    /// `data.failed_events` as `{"index": N, "message": "event_id: Not a valid event_id"}`.
+    Partial,
+}
+
 #[derive(Default)]
 struct Inner {
     token: String,
@@ -40,6 +59,9 @@ struct Inner {
     keep: bool,
     bodies: Vec<Value>,
     requests: usize,
+    bad_events: BadEvents,
+    /// Events per request whose body was well formed, refused ones included, in arrival order.
+    sizes: Vec<usize>,
 }
 
 /// A running mock; it stops when dropped.
@@ -103,6 +125,16 @@ impl MockTiktok {
     /// Applies `fault` to every request from now on (`None`: accept again).
     pub fn fail_always(&self, fault: Option<Fault>) {
         self.lock().always = fault;
+    }
+
+    /// How to answer requests holding invalid events from now on.
+    pub fn bad_events(&self, answer: BadEvents) {
+        self.lock().bad_events = answer;
+    }
+
+    /// Events per well-formed request received (refused ones included), in arrival order.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.lock().sizes.clone()
     }
 
     /// Keeps only arrival times from now on (what the benchmark needs), not events and bodies.
@@ -233,21 +265,57 @@ async fn track(
         Ok(v) => v,
         Err(e) => return answer(40002, &format!("body is not JSON: {e}")),
     };
-    match check_body(&body) {
-        Ok(data) => {
-            let now = std::time::Instant::now();
-            let ids: Vec<(String, std::time::Instant)> = data
-                .iter()
-                .filter_map(|e| Some((e["event_id"].as_str()?.to_owned(), now)))
-                .collect();
-            s.arrivals.extend(ids);
-            if s.keep {
-                let data = data.clone();
-                s.events.extend(data);
-                s.bodies.push(body);
-            }
-            answer(0, "OK")
+    let data = match check_body(&body) {
+        Ok(data) => data,
+        Err(why) => return answer(40002, &why),
+    };
+    s.sizes.push(data.len());
+    let bad = match invalid_events(data, s.bad_events) {
+        Ok(bad) => bad,
+        Err(message) => return answer(40002, &message),
+    };
+    let is_good = |i: &usize| !bad.contains(i);
+    let now = std::time::Instant::now();
+    let ids: Vec<(String, std::time::Instant)> = (0..data.len())
+        .filter(is_good)
+        .filter_map(|i| Some((data[i]["event_id"].as_str()?.to_owned(), now)))
+        .collect();
+    s.arrivals.extend(ids);
+    if s.keep {
+        let good: Vec<Value> = (0..data.len())
+            .filter(is_good)
+            .map(|i| data[i].clone())
+            .collect();
+        s.events.extend(good);
+        s.bodies.push(body);
+    }
+    if bad.is_empty() {
+        return answer(0, "OK");
+    }
+    let failed: Vec<Value> = bad
+        .iter()
+        .map(|i| json!({"index": i, "message": "event_id: Not a valid event_id"}))
+        .collect();
+    let partial = json!({"code": 20001, "message": "Partial success", "request_id": "mock",
+        "data": {"failed_events": failed}});
+    axum::Json(partial).into_response()
+}
+
+/// The indexes of a request's invalid events (ids starting with [`BAD`]) when the mock answers
+/// them per event (`Partial`), or the message of the `40002` that refuses the whole request.
+fn invalid_events(data: &[Value], answer_with: BadEvents) -> Result<Vec<usize>, String> {
+    let bad: Vec<usize> = (0..data.len())
+        .filter(|&i| {
+            data[i]["event_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with(BAD))
+        })
+        .collect();
+    match (bad.first(), answer_with) {
+        (None, _) | (Some(_), BadEvents::Partial) => Ok(bad),
+        (Some(first), BadEvents::Indexed) => {
+            Err(format!("Batch.{first}.event_id: Not a valid event_id"))
         }
-        Err(why) => answer(40002, &why),
+        (Some(_), BadEvents::Unindexed) => Err("Invalid parameter: an event is invalid".into()),
     }
 }

@@ -18,8 +18,14 @@ pub struct Metrics {
     /// Events at a destination, by destination and status (`delivered`, `retried`, `failed`,
     /// `filtered`, `skipped`, `deactivated`).
     pub events: IntCounterVec,
-    /// API requests, by destination and result (`ok`, `retryable`, `permanent`).
+    /// API requests, by destination and result: `ok`; `retryable`; `permanent` (the request's
+    /// events refused for good); `denied` (the destination itself refused: bad token, no
+    /// permission); `refused_events` (some events refused by index); `unattributed` (refused
+    /// because of an event the platform did not name).
     pub requests: IntCounterVec,
+    /// Errors that concern a destination as a whole, by destination and kind (`permission`: its
+    /// access token or permissions are refused, so every request will fail the same way).
+    pub errors: IntCounterVec,
     /// Records in the queue, and their bytes.
     pub queue_depth: IntGauge,
     pub queue_bytes: IntGauge,
@@ -57,6 +63,11 @@ impl Metrics {
             "Platform API requests, by result.",
             &["destination", "result"],
         );
+        let errors = counter(
+            "switchyard_destination_errors_total",
+            "Errors that concern a whole destination, by kind: permission (its access token or permissions are refused; every request will fail the same way until its config is fixed).",
+            &["destination", "kind"],
+        );
         let gauge = |name: &str, help: &str| {
             let g = must(IntGauge::new(name, help));
             must(registry.register(Box::new(g.clone())));
@@ -89,6 +100,7 @@ impl Metrics {
             received,
             events,
             requests,
+            errors,
             queue_depth,
             queue_bytes,
             latency,

@@ -13,7 +13,7 @@ mod transport;
 pub use consent::{Consent, ConsentCategory, ConsentMode, ConsentVerdict};
 pub use delivery::Delivery;
 pub use filter::{CompiledFilter, Filter, FilterRule};
-pub use transport::{SendError, Sending, Transport, TransportError};
+pub use transport::{Others, Refusal, SendError, Sending, Transport, TransportError};
 
 use crate::event::SourceEvent;
 use crate::plugin_config::PluginConfig;

@@ -1,7 +1,10 @@
 //! How a destination plugin sends one request body to its platform, and the answer in the generic
-//! terms delivery works with: delivered, worth another try (after how long, when the platform
-//! says), or refused for good. Delivery owns the retries, rate and concurrency limits; a transport
-//! sends once and classifies.
+//! terms delivery works with: delivered; worth another try (after how long, when the platform
+//! says); refused for good; this destination's access refused (every request will fail the same
+//! way); some events refused, each by its index in the body's events; or refused because of an
+//! event the platform did not name. Delivery owns the retries, rate and concurrency limits, and
+//! what to do with the rest of a body when some of its events are refused; a transport sends once
+//! and classifies.
 
 use serde_json::Value;
 use std::future::Future;
@@ -15,9 +18,14 @@ pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send
 pub trait Transport: Send + Sync {
     /// Sends one body, once.
     fn send<'a>(&'a self, body: &'a Value) -> Sending<'a>;
+
+    /// Takes the events back out of a body that was sent (in the order given to `request_body`),
+    /// so that delivery can send some of them again without having kept a copy. `None` when the
+    /// body does not hold them as the destination builds bodies (a bug).
+    fn take_events(&self, body: Value) -> Option<Vec<Value>>;
 }
 
-/// Why a request was not delivered.
+/// Why a request was not (wholly) delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// Worth trying again: after `retry_after` when the platform said so.
@@ -26,9 +34,42 @@ pub enum SendError {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// Trying again will not help (bad token, bad parameters): the events go to the dead letters.
+    /// Trying again will not help (bad parameters): the body's events go to the dead letters.
     #[error("{reason}")]
     Permanent { reason: String },
+    /// The platform refuses this destination itself (a bad access token, no permission on the
+    /// account): permanent for the body, and every later request will fail the same way until the
+    /// destination's config changes, so delivery reports it loudly.
+    #[error("{reason}")]
+    Denied { reason: String },
+    /// The platform refused some of the body's events for good, each named by its index in the
+    /// body's events (the order they were given to `request_body`) with the platform's reason;
+    /// `others` says what became of the events it did not name.
+    #[error("{} events refused", refused.len())]
+    Refused {
+        refused: Vec<Refusal>,
+        others: Others,
+    },
+    /// The platform refused the whole body because of some event in it, without saying which:
+    /// delivery splits the body to find it.
+    #[error("{reason}")]
+    Unattributed { reason: String },
+}
+
+/// One event refused for good: its index in the body's events, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// What became of the events of a body that an answer did not refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Others {
+    /// They were delivered (a partial success).
+    Delivered,
+    /// They were not processed (the platform fails a body for one bad event): send them again.
+    NotSent,
 }
 
 /// Why a transport could not be made.

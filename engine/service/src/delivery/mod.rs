@@ -6,7 +6,8 @@
 //! store its outcome (a disk error) leaves its events queued and makes the loop read them again.
 //!
 //! - [`plan`]: what a round's pipeline decided, per record and destination.
-//! - [`sender`]: one destination's rate limit, concurrency limit and retries over its transport.
+//! - [`sender`]: one destination's rate limit, concurrency limit and retries over its transport,
+//!   and what becomes of each event when the platform answers about single events.
 
 pub mod plan;
 pub mod sender;
@@ -63,9 +64,9 @@ struct Cursor {
     lingered_on: Option<u64>,
 }
 
-/// Requests of one destination that went out in a round: per request, the indexes of the
-/// records its payloads came from, and how it ended.
-type Sent = (String, Vec<usize>, Result<(), GaveUp>);
+/// A batch of one destination that went out in a round: per payload, the index of the record it
+/// came from and how it ended.
+type Sent = (String, Vec<(usize, Result<(), GaveUp>)>);
 
 impl Deliverer {
     /// Sets up a sender per active destination. An active destination whose transport cannot be
@@ -239,7 +240,9 @@ impl Deliverer {
         self.settle(ids, dead).await;
     }
 
-    /// Starts sending every destination's payloads, in request bodies of its batch size.
+    /// Starts sending every destination's payloads, in batches of its batch size; its sender
+    /// settles each payload (refused ones given up on, the rest sent again or split as the
+    /// platform's answer requires).
     fn send(&self, sends: BTreeMap<String, Vec<(usize, Value)>>) -> JoinSet<Sent> {
         let mut tasks = JoinSet::new();
         for (name, payloads) in sends {
@@ -253,44 +256,58 @@ impl Deliverer {
             while payloads.peek().is_some() {
                 let (members, values): (Vec<usize>, Vec<Value>) =
                     payloads.by_ref().take(dest.max_batch()).unzip();
-                for body in dest.request_bodies(values) {
-                    let sender = sender.clone();
-                    let name = name.clone();
-                    let members = members.clone();
-                    tasks.spawn(async move {
-                        let r = sender.deliver(&body, members.len() as u64).await;
-                        (name, members, r)
-                    });
-                }
+                let (loaded, sender, name) = (self.loaded.clone(), sender.clone(), name.clone());
+                tasks.spawn(async move {
+                    let fates = match loaded.pipeline.destination(&name) {
+                        Some(dest) => {
+                            let build = |events| dest.plugin().request_body(events);
+                            sender.deliver(values, &build).await
+                        }
+                        None => vec![
+                            Err(GaveUp {
+                                reason: format!("destination `{name}` is not configured"),
+                            });
+                            members.len()
+                        ],
+                    };
+                    (name, members.into_iter().zip(fates).collect())
+                });
             }
         }
         tasks
     }
 
-    /// Counts a finished request; its events go to the dead letters when it was given up on.
+    /// Counts a finished batch's payloads; the records of those given up on go to the dead
+    /// letters (once per record, with the first payload's reason).
     fn record(&self, sent: Sent, records: &[(u64, Record)], dead: &mut Vec<DeadLetter>) {
-        let (name, members, result) = sent;
+        let (name, fates) = sent;
         let now_ms = unix_ms();
-        match result {
-            Ok(()) => {
-                self.metrics.event(&name, "delivered", members.len() as u64);
-                let h = self.metrics.latency.with_label_values(&[name.as_str()]);
-                for i in &members {
-                    let queued = records[*i].1.queued_at_ms;
-                    h.observe((now_ms - queued).max(0) as f64 / 1000.0);
+        let latency = self.metrics.latency.with_label_values(&[name.as_str()]);
+        let (mut delivered, mut failed) = (0, 0);
+        let mut seen = BTreeSet::new();
+        for (i, fate) in fates {
+            match fate {
+                Ok(()) => {
+                    delivered += 1;
+                    let queued = records[i].1.queued_at_ms;
+                    latency.observe((now_ms - queued).max(0) as f64 / 1000.0);
+                }
+                Err(gave_up) => {
+                    failed += 1;
+                    if seen.insert(i) {
+                        dead.push(DeadLetter {
+                            destination: name.clone(),
+                            reason: gave_up.reason,
+                            at: now_ms / 1000,
+                            record: only(&records[i].1, &name),
+                        });
+                    }
                 }
             }
-            Err(gave_up) => {
-                self.metrics.event(&name, "failed", members.len() as u64);
-                let mut seen = BTreeSet::new();
-                for i in members.into_iter().filter(|i| seen.insert(*i)) {
-                    dead.push(DeadLetter {
-                        destination: name.clone(),
-                        reason: gave_up.reason.clone(),
-                        at: now_ms / 1000,
-                        record: only(&records[i].1, &name),
-                    });
-                }
+        }
+        for (status, n) in [("delivered", delivered), ("failed", failed)] {
+            if n > 0 {
+                self.metrics.event(&name, status, n);
             }
         }
     }

@@ -1,15 +1,35 @@
-//! Sends one destination's request bodies: under its rate limit (requests per second) and
+//! Sends one destination's events and settles each: under its rate limit (requests per second) and
 //! concurrency limit, retrying retryable failures with exponential backoff and full jitter (a
-//! `Retry-After` from the platform wins when longer), until it is delivered or given up on.
+//! `Retry-After` from the platform wins when longer), and acting on answers about single events.
+//!
+//! A batch of events goes out in one request body. When the platform refuses some of its events by
+//! index, exactly those are given up on (with the platform's reason) and the others are sent again
+//! in a new body, unless the answer says they were delivered. When it refuses the body because of an
+//! event it does not name, the batch is split in halves and each half sent again, down to
+//! [`MAX_SPLIT_DEPTH`] splits, until the bad events are isolated. When it denies the destination
+//! itself (a bad token, no permission), the batch is given up on and the denial logged and counted.
 
 use crate::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use serde_json::Value;
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchyard_core::destination::{Delivery, SendError, Transport};
+use switchyard_core::destination::{Delivery, Others, Refusal, SendError, Transport};
 use tokio::sync::Semaphore;
+
+/// How many times a batch refused because of an event the platform does not name is split in
+/// halves at most: 10 splits isolate single events in batches of up to 1,024 (TikTok's limit is
+/// 1,000). Parts still refused at that depth are given up on whole. Finding `k` bad events in a
+/// batch of `n` this way takes about `2·k·log2(n/k)` requests; `2·n - 1` when every event is bad.
+pub const MAX_SPLIT_DEPTH: u32 = 10;
+
+/// Why events to send again were given up on instead.
+const CANNOT_TAKE_BACK: &str = "its events could not be taken back out of the request to be sent again (a bug in the destination's transport)";
+
+/// How often a denied destination is logged at most (every denial is counted).
+const DENIAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// One destination's sender.
 pub struct Sender {
@@ -19,13 +39,36 @@ pub struct Sender {
     limiter: DefaultDirectRateLimiter,
     slots: Semaphore,
     metrics: Arc<Metrics>,
+    /// When a denial was last logged, and the denials since that were not.
+    denials: Mutex<(Option<Instant>, u64)>,
 }
 
-/// Why a request's events were given up on.
+/// Why an event was given up on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GaveUp {
     pub reason: String,
 }
+
+/// Builds the request body that carries some events (the destination's wire format).
+pub type BuildBody<'a> = dyn Fn(Vec<Value>) -> Value + Send + Sync + 'a;
+
+/// Events of a batch still to send: their positions in the batch, the events, and how many splits
+/// made this part.
+struct Part {
+    positions: Vec<usize>,
+    events: Vec<Value>,
+    depth: u32,
+}
+
+/// A part that went out: its positions, the body that carried its events, its depth.
+struct Sent {
+    positions: Vec<usize>,
+    body: Value,
+    depth: u32,
+}
+
+/// What each event of a batch became (`None`: not settled yet), by position.
+type Fates = [Option<Result<(), GaveUp>>];
 
 impl Sender {
     pub fn new(
@@ -44,17 +87,238 @@ impl Sender {
             limiter: RateLimiter::direct(quota),
             slots: Semaphore::new(settings.max_concurrency.max(1)),
             metrics,
+            denials: Mutex::new((None, 0)),
         }
     }
 
-    /// Sends `body` (holding `events` events) until delivered, a permanent error, or the last try.
-    pub async fn deliver(&self, body: &Value, events: u64) -> Result<(), GaveUp> {
+    /// Delivers `events` (one batch, at most the destination's batch size) in bodies made by
+    /// `build`, and says per event (in the same order) whether it was delivered or given up on.
+    /// Events to send again are taken back out of the refused body ([`Transport::take_events`]),
+    /// so none is copied.
+    pub async fn deliver(
+        &self,
+        events: Vec<Value>,
+        build: &BuildBody<'_>,
+    ) -> Vec<Result<(), GaveUp>> {
+        let mut fates: Vec<Option<Result<(), GaveUp>>> = vec![None; events.len()];
+        let mut parts = vec![Part {
+            positions: (0..events.len()).collect(),
+            events,
+            depth: 0,
+        }];
+        while let Some(Part {
+            positions,
+            events,
+            depth,
+        }) = parts.pop()
+        {
+            let count = events.len() as u64;
+            let body = build(events);
+            let answer = self.send(&body, count).await;
+            let sent = Sent {
+                positions,
+                body,
+                depth,
+            };
+            self.settle(answer, sent, &mut fates, &mut parts);
+        }
+        fates
+            .into_iter()
+            .map(|f| {
+                f.unwrap_or_else(|| {
+                    Err(GaveUp {
+                        reason: "no answer settled this event (a bug)".into(),
+                    })
+                })
+            })
+            .collect()
+    }
+
+    /// Settles the events of a part that went out by the answer to it; what must be sent again is
+    /// pushed onto `parts`.
+    fn settle(
+        &self,
+        answer: Result<(), SendError>,
+        sent: Sent,
+        fates: &mut Fates,
+        parts: &mut Vec<Part>,
+    ) {
+        let positions = &sent.positions;
+        match answer {
+            Ok(()) => positions.iter().for_each(|&p| fates[p] = Some(Ok(()))),
+            Err(SendError::Permanent { reason } | SendError::Retryable { reason, .. }) => {
+                give_up(fates, positions, &reason)
+            }
+            Err(SendError::Denied { reason }) => {
+                self.denied(&reason);
+                give_up(fates, positions, &reason);
+            }
+            Err(SendError::Refused { refused, others }) => {
+                let n = positions.len();
+                let reasons = by_index(&refused);
+                let beyond = reasons
+                    .range(n..)
+                    .next()
+                    .map(|(index, why)| format!("{why} (names event {index} of a request of {n})"));
+                match (beyond, others) {
+                    // An answer that names events the request did not hold names none.
+                    (Some(reason), Others::NotSent) => {
+                        self.unattributed(reason, sent, fates, parts)
+                    }
+                    (Some(reason), Others::Delivered) => give_up(fates, positions, &reason),
+                    (None, Others::NotSent) if reasons.is_empty() => {
+                        self.unattributed("refused, naming no event".into(), sent, fates, parts)
+                    }
+                    (None, Others::Delivered) => {
+                        for (index, &p) in positions.iter().enumerate() {
+                            fates[p] = Some(reasons.get(&index).map_or(Ok(()), |why| {
+                                Err(GaveUp {
+                                    reason: (*why).to_owned(),
+                                })
+                            }));
+                        }
+                    }
+                    (None, Others::NotSent) => self.send_the_rest(sent, &reasons, fates, parts),
+                }
+            }
+            Err(SendError::Unattributed { reason }) => {
+                self.unattributed(reason, sent, fates, parts)
+            }
+        }
+    }
+
+    /// Gives up on the refused events of a part that went out (by their index in its request) and
+    /// queues the others to be sent again.
+    fn send_the_rest(
+        &self,
+        sent: Sent,
+        reasons: &BTreeMap<usize, &str>,
+        fates: &mut Fates,
+        parts: &mut Vec<Part>,
+    ) {
+        let (positions, events) = match self.take_back(sent.body, sent.positions) {
+            Ok(taken) => taken,
+            Err(positions) => {
+                let reason = format!("sent with a refused event; {CANNOT_TAKE_BACK}");
+                for (index, p) in positions.into_iter().enumerate() {
+                    let reason = reasons
+                        .get(&index)
+                        .map_or(reason.clone(), |r| (*r).to_owned());
+                    fates[p] = Some(Err(GaveUp { reason }));
+                }
+                return;
+            }
+        };
+        let mut rest = Part {
+            positions: Vec::with_capacity(positions.len()),
+            events: Vec::with_capacity(positions.len()),
+            depth: sent.depth,
+        };
+        for (index, (p, event)) in positions.into_iter().zip(events).enumerate() {
+            match reasons.get(&index) {
+                Some(why) => {
+                    fates[p] = Some(Err(GaveUp {
+                        reason: (*why).to_owned(),
+                    }))
+                }
+                None => {
+                    rest.positions.push(p);
+                    rest.events.push(event);
+                }
+            }
+        }
+        if !rest.positions.is_empty() {
+            parts.push(rest);
+        }
+    }
+
+    /// A part refused because of an event nobody named: split in halves to find it (the first
+    /// half pushed last, so that it is sent first), or given up on when it is one event or
+    /// [`MAX_SPLIT_DEPTH`] splits deep.
+    fn unattributed(&self, reason: String, sent: Sent, fates: &mut Fates, parts: &mut Vec<Part>) {
+        let n = sent.positions.len();
+        if n <= 1 || sent.depth >= MAX_SPLIT_DEPTH {
+            let reason = if n > 1 {
+                format!("{reason} (not isolated after {MAX_SPLIT_DEPTH} splits)")
+            } else {
+                reason
+            };
+            return give_up(fates, &sent.positions, &reason);
+        }
+        let depth = sent.depth + 1;
+        let (mut positions, mut events) = match self.take_back(sent.body, sent.positions) {
+            Ok(taken) => taken,
+            Err(positions) => {
+                return give_up(fates, &positions, &format!("{reason}; {CANNOT_TAKE_BACK}"));
+            }
+        };
+        let (second_positions, second_events) =
+            (positions.split_off(n / 2), events.split_off(n / 2));
+        parts.push(Part {
+            positions: second_positions,
+            events: second_events,
+            depth,
+        });
+        parts.push(Part {
+            positions,
+            events,
+            depth,
+        });
+    }
+
+    /// The events of a body that went out, taken back out of it to be sent again, with their
+    /// positions; `Err` (with the positions) when the transport cannot.
+    fn take_back(
+        &self,
+        body: Value,
+        positions: Vec<usize>,
+    ) -> Result<(Vec<usize>, Vec<Value>), Vec<usize>> {
+        match self.transport.take_events(body) {
+            Some(events) if events.len() == positions.len() => Ok((positions, events)),
+            _ => Err(positions),
+        }
+    }
+
+    /// Logs a denial (at most once per [`DENIAL_LOG_INTERVAL`], saying how many were not logged)
+    /// and counts it: every later request of this destination will fail the same way.
+    fn denied(&self, reason: &str) {
+        self.metrics
+            .errors
+            .with_label_values(&[self.name.as_str(), "permission"])
+            .inc();
+        let mut denials = self.denials.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, unlogged) = &mut *denials;
+        if last.is_some_and(|at| at.elapsed() < DENIAL_LOG_INTERVAL) {
+            *unlogged += 1;
+            return;
+        }
+        let since = match *unlogged {
+            0 => String::new(),
+            n => format!(" ({n} more requests were refused the same way since the last report)"),
+        };
+        eprintln!(
+            "switchyard: error: destination `{}` is refused access: {reason}{since}. Every request \
+             to it will fail the same way until its access token or permissions are fixed; its \
+             events go to the dead letters (`switchyard dead-letters retry` sends them again).",
+            self.name
+        );
+        *last = Some(Instant::now());
+        *unlogged = 0;
+    }
+
+    /// Sends `body` (holding `events` events) until delivered, an answer other than "try again",
+    /// or the last try (then a `Permanent` answer saying so).
+    async fn send(&self, body: &Value, events: u64) -> Result<(), SendError> {
         let mut attempt = 1;
         loop {
             let result = {
-                let _slot = self.slots.acquire().await.map_err(|_| GaveUp {
-                    reason: "shutting down".into(),
-                })?;
+                let _slot = self
+                    .slots
+                    .acquire()
+                    .await
+                    .map_err(|_| SendError::Permanent {
+                        reason: "shutting down".into(),
+                    })?;
                 self.limiter.until_ready().await;
                 let started = Instant::now();
                 let r = self.transport.send(body).await;
@@ -63,36 +327,33 @@ impl Sender {
                     .observe(started.elapsed().as_secs_f64());
                 r
             };
-            let requests = |result: &str| {
-                self.metrics
-                    .requests
-                    .with_label_values(&[self.name.as_str(), result])
-                    .inc()
+            let label = match &result {
+                Ok(()) => "ok",
+                Err(SendError::Retryable { .. }) => "retryable",
+                Err(SendError::Refused { .. }) => "refused_events",
+                Err(SendError::Unattributed { .. }) => "unattributed",
+                Err(SendError::Permanent { .. }) => "permanent",
+                Err(SendError::Denied { .. }) => "denied",
             };
-            match result {
-                Ok(()) => {
-                    requests("ok");
-                    return Ok(());
-                }
-                Err(SendError::Permanent { reason }) => {
-                    requests("permanent");
-                    return Err(GaveUp { reason });
-                }
-                Err(SendError::Retryable {
-                    reason,
-                    retry_after,
-                }) => {
-                    requests("retryable");
-                    if attempt >= self.settings.max_attempts {
-                        return Err(GaveUp {
-                            reason: format!("gave up after {attempt} tries: {reason}"),
-                        });
-                    }
-                    self.metrics.event(&self.name, "retried", events);
-                    tokio::time::sleep(self.backoff(attempt, retry_after)).await;
-                    attempt += 1;
-                }
+            self.metrics
+                .requests
+                .with_label_values(&[self.name.as_str(), label])
+                .inc();
+            let Err(SendError::Retryable {
+                reason,
+                retry_after,
+            }) = result
+            else {
+                return result;
+            };
+            if attempt >= self.settings.max_attempts {
+                return Err(SendError::Permanent {
+                    reason: format!("gave up after {attempt} tries: {reason}"),
+                });
             }
+            self.metrics.event(&self.name, "retried", events);
+            tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+            attempt += 1;
         }
     }
 
@@ -106,5 +367,224 @@ impl Sender {
             .min(self.settings.max_backoff_ms);
         let jittered = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling));
         retry_after.map_or(jittered, |r| r.max(jittered))
+    }
+}
+
+/// Gives up on the events at `positions`, all for `reason`.
+fn give_up(fates: &mut Fates, positions: &[usize], reason: &str) {
+    for &p in positions {
+        fates[p] = Some(Err(GaveUp {
+            reason: reason.to_owned(),
+        }));
+    }
+}
+
+/// The reasons of refused events by their index in the request (the first, for an index named
+/// twice).
+fn by_index(refused: &[Refusal]) -> BTreeMap<usize, &str> {
+    let mut reasons = BTreeMap::new();
+    for r in refused {
+        reasons.entry(r.index).or_insert(r.reason.as_str());
+    }
+    reasons
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use switchyard_core::destination::Sending;
+
+    type Answer = dyn Fn(&[Value]) -> Result<(), SendError> + Send + Sync;
+
+    /// A transport whose bodies are arrays of events, answered by a function; it keeps the size
+    /// of every body.
+    struct Fake {
+        answer: Box<Answer>,
+        sizes: Arc<Mutex<Vec<usize>>>,
+        /// Whether it can take events back out of a body.
+        gives_back: bool,
+    }
+
+    impl Transport for Fake {
+        fn send<'a>(&'a self, body: &'a Value) -> Sending<'a> {
+            let events = body.as_array().map(Vec::as_slice).unwrap_or_default();
+            self.sizes.lock().unwrap().push(events.len());
+            let answer = (self.answer)(events);
+            Box::pin(async move { answer })
+        }
+
+        fn take_events(&self, body: Value) -> Option<Vec<Value>> {
+            match body {
+                Value::Array(events) if self.gives_back => Some(events),
+                _ => None,
+            }
+        }
+    }
+
+    fn fake(answer: Box<Answer>) -> (Sender, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
+        fake_with(answer, true)
+    }
+
+    fn fake_with(
+        answer: Box<Answer>,
+        gives_back: bool,
+    ) -> (Sender, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Arc::new(Metrics::new());
+        let settings = Delivery {
+            max_requests_per_second: 1_000_000.0,
+            ..Delivery::default()
+        };
+        let fake = Fake {
+            answer,
+            sizes: sizes.clone(),
+            gives_back,
+        };
+        let sender = Sender::new("d", Box::new(fake), settings, metrics.clone());
+        (sender, sizes, metrics)
+    }
+
+    fn array(events: Vec<Value>) -> Value {
+        Value::Array(events)
+    }
+
+    fn gave_up(reason: &str) -> Result<(), GaveUp> {
+        Err(GaveUp {
+            reason: reason.into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn splitting_stops_at_the_depth_limit() {
+        // 4,096 events that are all refused without attribution: 10 splits make parts of 4,
+        // which are given up on whole; 1 + 2 + ... + 1,024 = 2,047 requests.
+        let refuse = |_: &[Value]| -> Result<(), SendError> {
+            Err(SendError::Unattributed {
+                reason: "bad".into(),
+            })
+        };
+        let (sender, sizes, _) = fake(Box::new(refuse));
+        let events: Vec<Value> = (0..4096).map(|i| json!(i)).collect();
+        let fates = sender.deliver(events.clone(), &array).await;
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.len(), 2047);
+        assert_eq!(sizes.iter().filter(|&&n| n == 4).count(), 1024);
+        assert!(sizes.iter().all(|&n| n >= 4));
+        assert!(
+            fates
+                .iter()
+                .all(|f| *f == gave_up("bad (not isolated after 10 splits)"))
+        );
+    }
+
+    #[tokio::test]
+    async fn refused_events_are_given_up_on_and_the_others_sent_again_or_not() {
+        // Refuses, one at a time by index, the events that are `"bad"`.
+        let first_bad = |events: &[Value]| -> Result<(), SendError> {
+            match events.iter().position(|e| e == "bad") {
+                Some(index) => Err(SendError::Refused {
+                    refused: vec![Refusal {
+                        index,
+                        reason: format!("event {index}"),
+                    }],
+                    others: Others::NotSent,
+                }),
+                None => Ok(()),
+            }
+        };
+        let (sender, sizes, _) = fake(Box::new(first_bad));
+        let events = vec![json!("a"), json!("bad"), json!("b"), json!("bad")];
+        let fates = sender.deliver(events.clone(), &array).await;
+        assert_eq!(
+            fates,
+            [Ok(()), gave_up("event 1"), Ok(()), gave_up("event 2")]
+        );
+        assert_eq!(*sizes.lock().unwrap(), [4, 3, 2]);
+
+        // A partial success: the others were delivered, nothing is sent again.
+        let partial = |_: &[Value]| -> Result<(), SendError> {
+            Err(SendError::Refused {
+                refused: vec![Refusal {
+                    index: 2,
+                    reason: "no".into(),
+                }],
+                others: Others::Delivered,
+            })
+        };
+        let (sender, sizes, _) = fake(Box::new(partial));
+        let fates = sender.deliver(events.clone(), &array).await;
+        assert_eq!(fates, [Ok(()), Ok(()), gave_up("no"), Ok(())]);
+        assert_eq!(*sizes.lock().unwrap(), [4]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_naming_an_event_the_request_did_not_hold_names_none() {
+        let beyond = |others: Others| {
+            move |events: &[Value]| -> Result<(), SendError> {
+                if events.len() == 1 {
+                    return Ok(());
+                }
+                Err(SendError::Refused {
+                    refused: vec![Refusal {
+                        index: 5,
+                        reason: "no".into(),
+                    }],
+                    others,
+                })
+            }
+        };
+        let events = vec![json!(1), json!(2)];
+        // The others not sent: as if nobody were named, the batch is split.
+        let (sender, sizes, _) = fake(Box::new(beyond(Others::NotSent)));
+        assert_eq!(
+            sender.deliver(events.clone(), &array).await,
+            [Ok(()), Ok(())]
+        );
+        assert_eq!(*sizes.lock().unwrap(), [2, 1, 1]);
+        // The others delivered: which were is unknown, so the whole request failed.
+        let (sender, sizes, _) = fake(Box::new(beyond(Others::Delivered)));
+        let why = "no (names event 5 of a request of 2)";
+        assert_eq!(
+            sender.deliver(events.clone(), &array).await,
+            [gave_up(why), gave_up(why)]
+        );
+        assert_eq!(*sizes.lock().unwrap(), [2]);
+    }
+
+    #[tokio::test]
+    async fn a_denial_gives_up_at_once_and_is_counted() {
+        let deny = |_: &[Value]| -> Result<(), SendError> {
+            Err(SendError::Denied {
+                reason: "no access".into(),
+            })
+        };
+        let (sender, sizes, metrics) = fake(Box::new(deny));
+        for _ in 0..2 {
+            let fates = sender.deliver(vec![json!(1), json!(2)], &array).await;
+            assert_eq!(fates, [gave_up("no access"), gave_up("no access")]);
+        }
+        assert_eq!(*sizes.lock().unwrap(), [2, 2], "neither retried nor split");
+        let denials = metrics.errors.with_label_values(&["d", "permission"]).get();
+        assert_eq!(denials, 2);
+        assert_eq!(
+            sender.denials.lock().unwrap().1,
+            1,
+            "logged once, then counted"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_a_transport_cannot_take_back_are_given_up_on_not_lost() {
+        let refuse = |_: &[Value]| -> Result<(), SendError> {
+            Err(SendError::Unattributed {
+                reason: "bad".into(),
+            })
+        };
+        let (sender, sizes, _) = fake_with(Box::new(refuse), false);
+        let fates = sender.deliver(vec![json!(1), json!(2)], &array).await;
+        let why = "bad; its events could not be taken back out of the request to be sent again (a bug in the destination's transport)";
+        assert_eq!(fates, [gave_up(why), gave_up(why)]);
+        assert_eq!(*sizes.lock().unwrap(), [2]);
     }
 }

@@ -1,19 +1,39 @@
 //! The TikTok Events API transport: sends one request body and says whether it was delivered, may
-//! be retried (and after how long, when TikTok says), or failed for good.
+//! be retried (and after how long, when TikTok says), or failed for good, wholly or for some of its
+//! events.
 //!
-//! TikTok answers `{code, message, request_id}`, often with HTTP 200 even for errors, so the `code`
-//! decides: `0` is success; rate limits (HTTP 429, code 40100) and server errors (HTTP 5xx, codes
-//! 5xxxx) are retryable; authentication and parameter errors (codes 400xx, HTTP 4xx) are permanent.
-//! Network errors and timeouts are retryable. The access token travels in the `Access-Token` header
-//! only and never appears in an error.
+//! TikTok answers `{code, message, request_id, data}`, often with HTTP 200 even for errors, so the
+//! `code` decides:
+//! - `0` is success;
+//! - rate limits (HTTP 429, code 40100) and server errors (HTTP 5xx, codes 5xxxx) are retryable;
+//!   so are network errors and timeouts;
+//! - `40002` (an invalid event fails the whole request) names the event as `Batch.N.field: reason`:
+//!   those events are refused and the others were not processed (delivery sends them again); a
+//!   `40002` that names no event is refused without attribution (delivery splits the body);
+//! - `20001` (partial success) names its failed events in `data.failed_events` (`[{"index": N,
+//!   "message": "..."}]`) or as `Batch.N` in the message: those are refused, the others delivered;
+//!   one that names none is a failure of the whole request;
+//! - `40001` (no permission on this pixel) and any 4xxxx whose message is about the access token
+//!   deny the destination itself;
+//! - other codes 4xxxx and HTTP 4xx are permanent for the whole request.
+//!
+//! The access token travels in the `Access-Token` header only and never appears in an error.
 
 use crate::TiktokConfig;
 use serde_json::Value;
 use std::time::Duration;
-use switchyard_core::destination::{SendError, Sending, Transport, TransportError};
+use switchyard_core::destination::{
+    Others, Refusal, SendError, Sending, Transport, TransportError,
+};
 
 /// Codes that mean "too many requests" (retry later) although they sit among the 4xxxx codes.
 pub const RATE_LIMIT_CODES: [i64; 1] = [40100];
+/// Some events were processed and some failed.
+pub const PARTIAL_SUCCESS: i64 = 20001;
+/// No permission on this pixel (the token's account cannot send to it).
+pub const NO_PERMISSION: i64 = 40001;
+/// An event of the request is invalid (the message names it as `Batch.N.field`); the request fails.
+pub const INVALID_EVENT: i64 = 40002;
 
 /// The Events API, as one TikTok destination sends to it.
 #[derive(Clone)]
@@ -84,6 +104,21 @@ impl Transport for EventsApi {
     fn send<'a>(&'a self, body: &'a Value) -> Sending<'a> {
         Box::pin(EventsApi::send(self, body))
     }
+
+    fn take_events(&self, body: Value) -> Option<Vec<Value>> {
+        events_of(body)
+    }
+}
+
+/// The events of a request body: its `data`.
+fn events_of(body: Value) -> Option<Vec<Value>> {
+    match body {
+        Value::Object(mut body) => match body.remove("data")? {
+            Value::Array(events) => Some(events),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Decides what an answer means (see the module docs).
@@ -120,14 +155,120 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Resul
             reason: describe("refused"),
         });
     }
+    let refused = |c: i64| failed_events(answer.as_ref(), message, c, status);
     match code {
         Some(0) if (200..300).contains(&status) => Ok(()),
-        Some(c) if (40000..50000).contains(&c) => Err(SendError::Permanent {
+        Some(c) if c == NO_PERMISSION || (is_refusal(c) && names_the_token(message)) => {
+            Err(SendError::Denied {
+                reason: describe("refused"),
+            })
+        }
+        Some(PARTIAL_SUCCESS) => Err(match refused(PARTIAL_SUCCESS) {
+            Some(refused) => SendError::Refused {
+                refused,
+                others: Others::Delivered,
+            },
+            None => SendError::Permanent {
+                reason: describe("refused (a partial success that names no event)"),
+            },
+        }),
+        Some(INVALID_EVENT) => Err(match refused(INVALID_EVENT) {
+            Some(refused) => SendError::Refused {
+                refused,
+                others: Others::NotSent,
+            },
+            None => SendError::Unattributed {
+                reason: describe("refused"),
+            },
+        }),
+        Some(c) if is_refusal(c) => Err(SendError::Permanent {
             reason: describe("refused"),
         }),
         Some(_) => Err(retryable("unexpected answer")),
         None => Err(retryable("unreadable answer")),
     }
+}
+
+/// Whether a code is one of the 4xxxx codes: authentication and parameter errors.
+fn is_refusal(code: i64) -> bool {
+    (40000..50000).contains(&code)
+}
+
+/// Whether an error message is about the access token (`Invalid access token`, `Access token is
+/// null`, ...).
+fn names_the_token(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    message.contains("access token") || message.contains("access_token")
+}
+
+/// The events an answer names as refused, each with its reason, by index: `data.failed_events`
+/// when the answer has it (`[{"index": N, "message": "..."}]`, the message defaulting to the
+/// answer's), else every `Batch.N` in the message. `None` when it names none, or when
+/// `data.failed_events` is there but not in that shape.
+fn failed_events(
+    answer: Option<&Value>,
+    message: &str,
+    code: i64,
+    status: u16,
+) -> Option<Vec<Refusal>> {
+    let mut named: Vec<(usize, &str)> = match answer.and_then(|a| a.pointer("/data/failed_events"))
+    {
+        Some(list) => list
+            .as_array()?
+            .iter()
+            .map(|item| {
+                let index = usize::try_from(item.get("index")?.as_u64()?).ok()?;
+                let why = item.get("message").and_then(Value::as_str);
+                Some((index, why.filter(|m| !m.is_empty()).unwrap_or(message)))
+            })
+            .collect::<Option<_>>()?,
+        None => batch_mentions(message),
+    };
+    named.sort_by_key(|(index, _)| *index);
+    let mut refused: Vec<Refusal> = Vec::with_capacity(named.len());
+    for (index, why) in named {
+        match refused.last_mut() {
+            // One event named twice (two bad fields): one refusal, with both reasons.
+            Some(last) if last.index == index => {
+                last.reason.push_str("; ");
+                last.reason.push_str(why);
+            }
+            _ => refused.push(Refusal {
+                index,
+                reason: format!("refused: HTTP {status}, code {code}: {why}"),
+            }),
+        }
+    }
+    (!refused.is_empty()).then_some(refused)
+}
+
+/// Every `Batch.N` in a message (`Batch.3.properties.value: Not a valid number`), with its part of
+/// the message: from the mention to the next one, without the separator between them.
+fn batch_mentions(message: &str) -> Vec<(usize, &str)> {
+    const MARK: &str = "Batch.";
+    let mut found: Vec<(usize, usize)> = Vec::new();
+    for (at, _) in message.match_indices(MARK) {
+        let rest = &message[at + MARK.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let next = rest[digits..].chars().next();
+        let whole = next.is_none_or(|c| c == '.' || c == ':' || c.is_whitespace());
+        if whole && let Ok(index) = rest[..digits].parse() {
+            found.push((index, at));
+        }
+    }
+    let ends = found
+        .iter()
+        .skip(1)
+        .map(|&(_, at)| at)
+        .chain([message.len()]);
+    found
+        .iter()
+        .zip(ends)
+        .map(|(&(index, start), end)| {
+            let separator = |c: char| c == ';' || c == ',' || c.is_whitespace();
+            (index, message[start..end].trim_end_matches(separator))
+        })
+        .collect()
 }
 
 fn snippet(body: &str) -> String {
@@ -168,6 +309,7 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn answers_are_classified_by_code_first() {
@@ -177,9 +319,10 @@ mod tests {
             r#"{"code":40001,"message":"Invalid access token"}"#,
             None,
         );
+        // 40001 denies the destination itself (it was `Permanent` before answers were told apart).
         assert_eq!(
             permanent,
-            Err(SendError::Permanent {
+            Err(SendError::Denied {
                 reason: "refused: HTTP 200, code 40001: Invalid access token".into()
             })
         );
@@ -208,5 +351,163 @@ mod tests {
             classify(200, "not json", None),
             Err(SendError::Retryable { .. })
         ));
+    }
+
+    fn refusal(index: usize, reason: &str) -> Refusal {
+        Refusal {
+            index,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn an_invalid_event_is_named_by_its_batch_index_and_the_rest_is_sent_again() {
+        let answer = r#"{"code":40002,"message":"Batch.17.properties.contents.0.content_id: Not a valid string","request_id":"r","data":{}}"#;
+        assert_eq!(
+            classify(200, answer, None),
+            Err(SendError::Refused {
+                refused: vec![refusal(
+                    17,
+                    "refused: HTTP 200, code 40002: Batch.17.properties.contents.0.content_id: Not a valid string"
+                )],
+                others: Others::NotSent,
+            })
+        );
+        // Several mentions: each event its own part of the message; one event named twice once,
+        // with both reasons; `Batch.` not followed by a whole number is no mention.
+        let answer = r#"{"code":40002,"message":"Batch.3.event_id: Not a valid string; Batch.1.event: Missing; Batch.3.event_time: Not a valid integer; Batch.2x: no"}"#;
+        assert_eq!(
+            classify(200, answer, None),
+            Err(SendError::Refused {
+                refused: vec![
+                    refusal(1, "refused: HTTP 200, code 40002: Batch.1.event: Missing"),
+                    refusal(
+                        3,
+                        "refused: HTTP 200, code 40002: Batch.3.event_id: Not a valid string; Batch.3.event_time: Not a valid integer; Batch.2x: no"
+                    ),
+                ],
+                others: Others::NotSent,
+            })
+        );
+    }
+
+    #[test]
+    fn an_invalid_event_that_is_not_named_is_unattributed() {
+        assert_eq!(
+            classify(
+                200,
+                r#"{"code":40002,"message":"Invalid parameter: event_time"}"#,
+                None
+            ),
+            Err(SendError::Unattributed {
+                reason: "refused: HTTP 200, code 40002: Invalid parameter: event_time".into()
+            })
+        );
+        // A `data.failed_events` that is not a list of indexes names nobody either.
+        let answer = r#"{"code":40002,"message":"bad","data":{"failed_events":[{"index":"one"}]}}"#;
+        assert!(matches!(
+            classify(200, answer, None),
+            Err(SendError::Unattributed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_partial_success_refuses_the_events_it_lists_and_delivered_the_others() {
+        let answer = r#"{"code":20001,"message":"Partial success","data":{"failed_events":[{"index":4,"message":"Batch.4.event_id: Not a valid string"},{"index":0}]}}"#;
+        assert_eq!(
+            classify(200, answer, None),
+            Err(SendError::Refused {
+                refused: vec![
+                    refusal(0, "refused: HTTP 200, code 20001: Partial success"),
+                    refusal(
+                        4,
+                        "refused: HTTP 200, code 20001: Batch.4.event_id: Not a valid string"
+                    ),
+                ],
+                others: Others::Delivered,
+            })
+        );
+        // Without `data.failed_events`, the `Batch.N` mentions of the message.
+        let answer = r#"{"code":20001,"message":"Batch.2.user.email: Not a valid hash"}"#;
+        assert_eq!(
+            classify(200, answer, None),
+            Err(SendError::Refused {
+                refused: vec![refusal(
+                    2,
+                    "refused: HTTP 200, code 20001: Batch.2.user.email: Not a valid hash"
+                )],
+                others: Others::Delivered,
+            })
+        );
+    }
+
+    #[test]
+    fn a_partial_success_that_names_no_event_fails_the_whole_request() {
+        assert_eq!(
+            classify(200, r#"{"code":20001,"message":"Partial success"}"#, None),
+            Err(SendError::Permanent {
+                reason: "refused (a partial success that names no event): HTTP 200, code 20001: Partial success".into()
+            })
+        );
+        for data in [
+            r#"{"failed_events":"3"}"#,
+            r#"{"failed_events":[{"message":"no index"}]}"#,
+            r#"{"failed_events":[{"index":-1}]}"#,
+            r#"{"failed_events":[]}"#,
+        ] {
+            let answer = format!(r#"{{"code":20001,"message":"Batch.1.x: y","data":{data}}}"#);
+            assert!(
+                matches!(
+                    classify(200, &answer, None),
+                    Err(SendError::Permanent { .. })
+                ),
+                "{answer}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_permission_and_token_errors_deny_the_destination() {
+        assert_eq!(
+            classify(
+                200,
+                r#"{"code":40001,"message":"No permission to operate pixel"}"#,
+                None
+            ),
+            Err(SendError::Denied {
+                reason: "refused: HTTP 200, code 40001: No permission to operate pixel".into()
+            })
+        );
+        for answer in [
+            r#"{"code":40105,"message":"The access token is invalid or has been revoked"}"#,
+            r#"{"code":40104,"message":"Access token is null"}"#,
+            r#"{"code":40000,"message":"access_token: missing"}"#,
+        ] {
+            assert!(
+                matches!(classify(200, answer, None), Err(SendError::Denied { .. })),
+                "{answer}"
+            );
+        }
+        // Other parameter errors refuse the request only.
+        assert!(matches!(
+            classify(
+                200,
+                r#"{"code":40000,"message":"event_source: invalid"}"#,
+                None
+            ),
+            Err(SendError::Permanent { .. })
+        ));
+    }
+
+    #[test]
+    fn a_bodys_events_are_its_data() {
+        let events = vec![
+            json!({"event": "A", "event_id": "1"}),
+            json!({"event": "B"}),
+        ];
+        let body = json!({"event_source": "web", "event_source_id": "P", "data": events.clone()});
+        assert_eq!(events_of(body), Some(events));
+        assert_eq!(events_of(json!({"data": {}})), None);
+        assert_eq!(events_of(json!([])), None);
     }
 }
