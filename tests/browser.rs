@@ -118,6 +118,53 @@ fn collect_answers_with_pixel_calls_sharing_the_server_event_id() {
     assert_eq!(invalid.body["error"], "`event_id` is missing");
 }
 
+#[test]
+fn concurrent_copies_from_the_browser_are_queued_and_fired_once() {
+    let mock = MockTiktok::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.yaml");
+    std::fs::write(&path, config(&mock.endpoint, &dir.path().join("data"))).unwrap();
+    let service = Service::start(&path, None);
+    let events: Vec<Value> = (0..10)
+        .map(|i| {
+            json!({"eventName": "Added To Cart", "eventID": format!("b-twice-{i}"),
+                "properties": {"product_id": "8001", "price": 24.95, "quantity": 1, "currency": "EUR"},
+                "profileProperties": {}, "aliases": ["urn:cart_token:c1"]})
+        })
+        .collect();
+    let url = service.url(&format!("/v1/collect?key={KEY}"));
+    let requests = (0..8)
+        .flat_map(|_| events.iter())
+        .map(|e| Request {
+            method: "POST",
+            url: url.clone(),
+            headers: vec![("content-type", "text/plain".to_owned())],
+            body: serde_json::to_vec(e).unwrap(),
+        })
+        .collect();
+    let mut fired = std::collections::BTreeMap::new();
+    for (i, a) in at_once(requests).into_iter().enumerate() {
+        let mut a = a.unwrap();
+        while a.status == 503 {
+            // A copy that waited too long for the first one: sent again, as the script does.
+            std::thread::sleep(Duration::from_millis(50));
+            a = collect(&service, &events[i % 10]);
+        }
+        assert_eq!(a.status, 202, "{}", a.body);
+        if a.body["duplicate"] != true {
+            assert_eq!(a.body["destinations"][0]["calls"][1][1], "AddToCart");
+            *fired.entry(a.body["event_id"].to_string()).or_insert(0) += 1;
+        } else {
+            assert_eq!(a.body["destinations"], json!([]));
+        }
+    }
+    assert_eq!(fired.len(), 10, "{fired:?}");
+    assert!(fired.values().all(|n| *n == 1), "one copy fires: {fired:?}");
+    assert_eq!(mock.wait_for_distinct(10, Duration::from_secs(20)), 10);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(mock.event_ids().len(), 10, "each id delivered once");
+}
+
 /// The demo shop and the stand-in pixel, served on loopback (another origin than the service).
 fn shop_server(sdk: String) -> (String, tokio::sync::oneshot::Sender<()>) {
     use axum::routing::get;

@@ -745,6 +745,236 @@ fn a_denied_destination_dead_letters_each_event_once_and_says_so_loudly() {
             .all(|(_, r)| r == "refused: HTTP 200, code 40001: No permission to operate pixel")
     );
     assert!(s.mock.event_ids().is_empty());
+
+/// Posts until the answer is not a 503 (as a webhook sender retries); the final answer.
+fn until_not_busy(url: &str, events: &Value) -> Answer {
+    for _ in 0..600 {
+        let a = post_events(url, events).unwrap();
+        if a.status != 503 {
+            return a;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("still refused after 30 s");
+}
+
+/// `(result, count)` pairs of `switchyard_events_received_total` for the `server` source.
+fn received(service: &Service, result: &str) -> String {
+    let line =
+        format!("switchyard_events_received_total{{result=\"{result}\",source=\"server\"}} ");
+    service
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&line).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn concurrent_copies_of_the_same_batches_are_queued_and_delivered_once() {
+    // A sender retrying while its first request is in flight: 6 clients send the same 40
+    // batches of 100 ids at the same moment.
+    let s = setup("", "");
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let batches: Vec<Value> = (0..40)
+        .map(|b| json!(cart_events("twice", b * 100..(b + 1) * 100)))
+        .collect();
+    let requests = (0..6)
+        .flat_map(|_| batches.iter().map(|b| events_request(&url, b)))
+        .collect();
+    let (mut accepted, mut duplicates) = (0, 0);
+    for (i, a) in at_once(requests).into_iter().enumerate() {
+        let mut a = a.unwrap();
+        if a.status == 503 {
+            // A copy that waited too long for the first one is refused whole: sent again.
+            assert_eq!(a.retry_after.as_deref(), Some("1"), "{}", a.body);
+            a = until_not_busy(&url, &batches[i % 40]);
+        }
+        assert_eq!(a.status, 202, "{}", a.body);
+        accepted += a.body["accepted"].as_u64().unwrap();
+        duplicates += a.body["duplicates"].as_u64().unwrap();
+    }
+    assert_eq!((accepted, duplicates), (4000, 20_000));
+    assert_eq!(s.mock.wait_for_distinct(4000, WAIT), 4000);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(s.mock.event_ids().len(), 4000, "each id delivered once");
+    assert_eq!(received(&service, "queued"), "4000");
+    assert_eq!(received(&service, "duplicate"), "20000");
+}
+
+#[test]
+fn copies_refused_by_a_full_queue_are_accepted_once_on_retry() {
+    // 1 MiB of queue; the mock refuses everything at first, so nothing drains.
+    let s = setup(", queue_budget_mib: 1", ", max_attempts: 100");
+    s.mock.fail_always(Some(Fault::Status(503, None)));
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let mut filled = 0;
+    loop {
+        let a = post_events(&url, &json!(cart_events("fill", filled..filled + 200))).unwrap();
+        if a.status == 503 {
+            break;
+        }
+        assert_eq!(a.status, 202, "{}", a.body);
+        filled += 200;
+    }
+    // Copies of one request at once: the first append fails, and so does every copy's own;
+    // none is told "duplicate".
+    let copies = json!(cart_events("again", 0..100));
+    for a in at_once((0..4).map(|_| events_request(&url, &copies)).collect()) {
+        let a = a.unwrap();
+        assert_eq!(a.status, 503, "{}", a.body);
+        assert_eq!(a.retry_after.as_deref(), Some("5"));
+        let error = a.body["error"].as_str().unwrap();
+        assert!(error.starts_with("the queue is full"), "{error}");
+        assert!(error.ends_with("nothing of this request was kept; retry later"));
+    }
+    s.mock.fail_always(None);
+    let a = until_not_busy(&url, &copies);
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(
+        (&a.body["accepted"], &a.body["duplicates"]),
+        (&json!(100), &json!(0))
+    );
+    let a = post_events(&url, &copies).unwrap();
+    assert_eq!(
+        (&a.body["accepted"], &a.body["duplicates"]),
+        (&json!(0), &json!(100))
+    );
+    let total = filled + 100;
+    assert_eq!(
+        s.mock.wait_for_distinct(total, Duration::from_secs(60)),
+        total
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let again = s.mock.event_ids();
+    assert_eq!(
+        again.iter().filter(|i| i.starts_with("again-")).count(),
+        100
+    );
+}
+
+#[test]
+fn an_overlong_event_id_is_refused_with_the_limit() {
+    let s = setup(", max_body_kib: 4096", "");
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let mut long = cart_events("cap", 0..1).remove(0);
+    long["event_id"] = "x".repeat(1 << 20).into();
+    let mut at_cap = cart_events("cap", 1..2).remove(0);
+    at_cap["event_id"] = "y".repeat(256).into();
+    let a = post_events(&url, &json!([long, at_cap])).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["accepted"], 1);
+    assert_eq!(
+        a.body["rejected"],
+        json!([{"index": 0, "reason": "`event_id`: must be at most 256 bytes long, found 1048576"}]),
+        "the refusal does not echo the overlong id"
+    );
+    let a = post_events(&url, &json!([long])).unwrap();
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(1, WAIT), 1);
+    assert_eq!(s.mock.event_ids(), ["y".repeat(256)]);
+}
+
+/// The value of a metric without labels (empty when it is missing).
+fn gauge(service: &Service, name: &str) -> String {
+    let prefix = format!("{name} ");
+    service
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Polls `gauge` until it reads `value` (or 20 s passed); returns what it read last.
+fn wait_for_gauge(service: &Service, name: &str, value: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..400 {
+        last = gauge(service, name);
+        if last == value {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    last
+}
+
+#[test]
+fn the_de_duplication_memory_is_capped_and_given_back_when_the_window_passes() {
+    use switchyard_queue::dedup::window::ENTRY_OVERHEAD;
+    let s = setup(", dedup_window_secs: 8, dedup_max_mib: 1", "");
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    // Ids of 256 bytes: each counts "server" (6), the id and the overhead.
+    let id = |i: usize| format!("{i:0>256}");
+    let batch = |range: std::ops::Range<usize>| -> Value {
+        let mut events = cart_events("mem", range.clone());
+        for (e, i) in events.iter_mut().zip(range) {
+            e["event_id"] = id(i).into();
+        }
+        json!(events)
+    };
+    for start in (0..5000).step_by(1000) {
+        let a = post_events(&url, &batch(start..start + 1000)).unwrap();
+        assert_eq!(
+            (a.status, &a.body["accepted"]),
+            (202, &json!(1000)),
+            "{}",
+            a.body
+        );
+    }
+    let weight = 6 + 256 + ENTRY_OVERHEAD;
+    let kept = (1 << 20) / weight;
+    assert_eq!(
+        wait_for_gauge(&service, "switchyard_dedup_ids", &kept.to_string()),
+        kept.to_string()
+    );
+    assert_eq!(
+        gauge(&service, "switchyard_dedup_bytes"),
+        (kept * weight).to_string()
+    );
+    // The newest ids are kept; the oldest were forgotten, and a repeat of them is queued again.
+    let a = post_events(&url, &batch(4900..5000)).unwrap();
+    assert_eq!(
+        (&a.body["accepted"], &a.body["duplicates"]),
+        (&json!(0), &json!(100))
+    );
+    let a = post_events(&url, &batch(0..100)).unwrap();
+    assert_eq!(
+        (&a.body["accepted"], &a.body["duplicates"]),
+        (&json!(100), &json!(0))
+    );
+    // Once the window has passed, nothing is kept.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(wait_for_gauge(&service, "switchyard_dedup_ids", "0"), "0");
+    assert_eq!(gauge(&service, "switchyard_dedup_bytes"), "0");
+    let a = post_events(&url, &batch(4900..5000)).unwrap();
+    assert_eq!(a.body["accepted"], 100, "{}", a.body);
+}
+
+#[test]
+fn replay_queues_an_event_id_once() {
+    let s = setup("", "");
+    let lines: Vec<String> = cart_events("twice", 0..100)
+        .iter()
+        .chain(&cart_events("twice", 50..150))
+        .map(Value::to_string)
+        .collect();
+    let file = s.dir.path().join("events.ndjson");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (code, _, err) = cli(&[
+        "replay",
+        "--config",
+        s.config.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("150 events queued, 50 duplicates; tiktok: 150 delivered"),
+        "{err}"
+    );
+    assert_eq!(s.mock.event_ids().len(), 150);
 }
 
 // A round whose acknowledgement fails, in process (the queue is a wrapper that fails once).

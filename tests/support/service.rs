@@ -173,32 +173,94 @@ pub fn http(
         .map_err(|e| e.to_string())?;
     rt.block_on(async {
         switchyard_tiktok::transport::install_crypto_provider();
-        let client = reqwest::Client::new();
-        let mut req = match method {
-            "GET" => client.get(url),
-            _ => client.post(url),
-        };
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        let r = req.send().await.map_err(|e| e.to_string())?;
-        let status = r.status().as_u16();
-        let retry_after = r
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = r.text().await.map_err(|e| e.to_string())?;
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok(Answer {
-            status,
-            retry_after,
-            body,
-        })
+        send(&reqwest::Client::new(), method, url, headers, body).await
     })
+}
+
+/// One request of [`at_once`]: method, URL, headers, body.
+pub struct Request {
+    pub method: &'static str,
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Sends every request at the same moment (each on its own connection, released together by a
+/// barrier), as concurrent clients do; the answers in the requests' order.
+pub fn at_once(requests: Vec<Request>) -> Vec<Result<Answer, String>> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        switchyard_tiktok::transport::install_crypto_provider();
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(requests.len()));
+        let tasks: Vec<_> = requests
+            .into_iter()
+            .map(|r| {
+                let barrier = barrier.clone();
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let headers: Vec<(&str, &str)> =
+                        r.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                    barrier.wait().await;
+                    send(&client, r.method, &r.url, &headers, Some(r.body)).await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.map_err(|e| e.to_string()).and_then(|a| a));
+        }
+        answers
+    })
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> Result<Answer, String> {
+    let mut req = match method {
+        "GET" => client.get(url),
+        _ => client.post(url),
+    };
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let r = req.send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = r.text().await.map_err(|e| e.to_string())?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// A request posting `events` (JSON) as the tests' `server` source, for [`at_once`].
+pub fn events_request(service_url: &str, events: &Value) -> Request {
+    Request {
+        method: "POST",
+        url: service_url.to_owned(),
+        headers: vec![
+            ("x-webhook-token", WRITE_KEY.to_owned()),
+            ("content-type", "application/json".to_owned()),
+        ],
+        body: serde_json::to_vec(events).unwrap_or_default(),
+    }
 }
 
 /// Posts events (a JSON array) as the tests' `server` source.

@@ -59,6 +59,13 @@ const ALIASED_FIELDS: [(&str, &str); 4] = [
 /// At most this many aliases per event, as the spec says.
 const MAX_ALIASES: usize = 10;
 
+/// The longest `event_id` and `event_name`, in bytes (UTF-8). Ids are order numbers, UUIDs,
+/// hashes: far shorter. The cap keeps what an event costs to de-duplicate and to forward bounded.
+pub const MAX_IDENTIFIER_BYTES: usize = 256;
+
+/// The longest alias (`urn:<kind>:<value>`), in bytes: room for a 254-byte e-mail address.
+pub const MAX_ALIAS_BYTES: usize = 512;
+
 /// Epoch values above this are taken to be milliseconds sent by mistake (year 5138 in seconds).
 const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 
@@ -103,8 +110,8 @@ impl SourceEvent {
             return Err(EventError::NotObject(type_name(&value)));
         };
         let mut changed = rename_aliased_fields(&mut map)?;
-        non_empty_string(&map, "event_name")?;
-        non_empty_string(&map, "event_id")?;
+        identifier(&map, "event_name")?;
+        identifier(&map, "event_id")?;
         object(&map, "properties")?;
         object(&map, "profile_properties")?;
         check_aliases(&map)?;
@@ -199,6 +206,22 @@ fn non_empty_string(map: &Map<String, Value>, field: &'static str) -> Result<(),
     }
 }
 
+/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`].
+fn identifier(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
+    non_empty_string(map, field)?;
+    match map.get(field) {
+        Some(Value::String(s)) if s.len() > MAX_IDENTIFIER_BYTES => Err(EventError::Invalid {
+            field,
+            reason: too_long(s.len(), MAX_IDENTIFIER_BYTES),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn too_long(len: usize, max: usize) -> String {
+    format!("must be at most {max} bytes long, found {len}")
+}
+
 fn object(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
     match map.get(field) {
         None | Some(Value::Null) => Err(EventError::Missing(field)),
@@ -230,6 +253,12 @@ fn check_aliases(map: &Map<String, Value>) -> Result<(), EventError> {
                 reason: format!("entry {i} must be a string, found {}", type_name(alias)),
             });
         };
+        if s.len() > MAX_ALIAS_BYTES {
+            return Err(EventError::Invalid {
+                field: FIELD,
+                reason: format!("entry {i} {}", too_long(s.len(), MAX_ALIAS_BYTES)),
+            });
+        }
         if !is_urn(s) {
             return Err(EventError::Invalid {
                 field: FIELD,
@@ -403,6 +432,38 @@ mod tests {
         assert_eq!(
             SourceEvent::from_json("[1]", 0).unwrap_err(),
             EventError::NotObject("an array")
+        );
+    }
+
+    #[test]
+    fn identifiers_and_aliases_have_a_length_cap() {
+        let mut v = base();
+        v["event_id"] = json!("i".repeat(MAX_IDENTIFIER_BYTES));
+        v["event_name"] = json!("n".repeat(MAX_IDENTIFIER_BYTES));
+        v["aliases"] = json!([format!("urn:email:{}", "a".repeat(MAX_ALIAS_BYTES - 10))]);
+        assert!(SourceEvent::from_value(v.clone(), 0).is_ok(), "at the caps");
+        let mut long_id = v.clone();
+        long_id["event_id"] = json!("é".repeat(129));
+        assert_eq!(
+            SourceEvent::from_value(long_id, 0).unwrap_err().to_string(),
+            "`event_id`: must be at most 256 bytes long, found 258"
+        );
+        let mut long_name = v.clone();
+        long_name.as_object_mut().unwrap().remove("event_name");
+        long_name["eventName"] = json!("n".repeat(257));
+        assert_eq!(
+            SourceEvent::from_value(long_name, 0)
+                .unwrap_err()
+                .to_string(),
+            "`event_name`: must be at most 256 bytes long, found 257"
+        );
+        let mut long_alias = v;
+        long_alias["aliases"] = json!(["urn:user_id:1", format!("urn:email:{}", "a".repeat(503))]);
+        assert_eq!(
+            SourceEvent::from_value(long_alias, 0)
+                .unwrap_err()
+                .to_string(),
+            "`aliases`: entry 1 must be at most 512 bytes long, found 513"
         );
     }
 }

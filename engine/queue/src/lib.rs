@@ -9,10 +9,14 @@
 //!   waiting in one transaction (group commit): one `fsync` for many requests.
 //! - [`DeadLetter`]: events a destination gave up on, with the reason, kept in the same database to
 //!   list and re-drive.
+//! - [`dedup`]: queueing each (source, `event_id`) at most once within a window, also when copies
+//!   arrive at the same moment ([`Dedup`], and [`WindowDedup`] over any [`EventQueue`]).
 
+pub mod dedup;
 mod disk;
 mod record;
 
+pub use dedup::{Dedup, DedupError, Queued, WindowDedup};
 pub use disk::DiskQueue;
 pub use record::{DeadLetter, Record};
 

@@ -54,9 +54,20 @@ pub struct ServerConfig {
     #[schemars(range(min = 1, max = 102400))]
     pub max_body_kib: usize,
     /// A repeated `event_id` from the same source within this many seconds is accepted but not
-    /// queued again (0: no de-duplication).
+    /// queued again (0: no de-duplication, except of repeats within one request).
     #[serde(default = "default_dedup")]
     pub dedup_window_secs: u64,
+    /// At most this many ids are kept for de-duplication; past it, the oldest are forgotten
+    /// first (a repeat of a forgotten id is queued again).
+    #[serde(default = "default_dedup_ids")]
+    #[schemars(range(min = 1))]
+    pub dedup_max_ids: usize,
+    /// At most this much memory, in MiB, holds the ids kept for de-duplication (each counts its
+    /// source's name, its `event_id` and 160 bytes of bookkeeping); past it, the oldest are
+    /// forgotten first.
+    #[serde(default = "default_dedup_mib")]
+    #[schemars(range(min = 1))]
+    pub dedup_max_mib: usize,
     /// How long delivery waits for a batch to fill before it sends what it has, in milliseconds.
     #[serde(default = "default_linger")]
     #[schemars(range(max = 60000))]
@@ -86,6 +97,12 @@ fn default_body() -> usize {
 fn default_dedup() -> u64 {
     600
 }
+fn default_dedup_ids() -> usize {
+    1_000_000
+}
+fn default_dedup_mib() -> usize {
+    128
+}
 fn default_linger() -> u64 {
     200
 }
@@ -104,6 +121,8 @@ impl Default for ServerConfig {
             queue_budget_mib: default_budget(),
             max_body_kib: default_body(),
             dedup_window_secs: default_dedup(),
+            dedup_max_ids: default_dedup_ids(),
+            dedup_max_mib: default_dedup_mib(),
             linger_ms: default_linger(),
             round_events: default_round(),
             shutdown_timeout_ms: default_drain(),

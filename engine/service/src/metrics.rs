@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 /// Every metric, registered in one registry.
 pub struct Metrics {
     registry: Registry,
-    /// Events received, by source and result (`queued`, `duplicate`, `rejected`, `refused_full`).
+    /// Events received, by source and result (`queued`, `duplicate`, `rejected`, `refused_full`,
+    /// `refused_busy`: another copy was still being stored).
     pub received: IntCounterVec,
     /// Events at a destination, by destination and status (`delivered`, `retried`, `failed`,
     /// `filtered`, `skipped`, `deactivated`).
@@ -29,6 +30,9 @@ pub struct Metrics {
     /// Records in the queue, and their bytes.
     pub queue_depth: IntGauge,
     pub queue_bytes: IntGauge,
+    /// Ids kept for de-duplication, and the bytes counted for them.
+    pub dedup_ids: IntGauge,
+    pub dedup_bytes: IntGauge,
     /// Seconds from queueing to delivery, by destination.
     pub latency: HistogramVec,
     /// Seconds one API request took (successful or not).
@@ -75,6 +79,11 @@ impl Metrics {
         };
         let queue_depth = gauge("switchyard_queue_depth", "Events in the durable queue.");
         let queue_bytes = gauge("switchyard_queue_bytes", "Bytes of events in the queue.");
+        let dedup_ids = gauge("switchyard_dedup_ids", "Event ids kept for de-duplication.");
+        let dedup_bytes = gauge(
+            "switchyard_dedup_bytes",
+            "Bytes counted for the event ids kept for de-duplication.",
+        );
         let buckets = vec![
             0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
         ];
@@ -103,6 +112,8 @@ impl Metrics {
             errors,
             queue_depth,
             queue_bytes,
+            dedup_ids,
+            dedup_bytes,
             latency,
             request_seconds,
         }

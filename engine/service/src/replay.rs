@@ -1,18 +1,23 @@
 //! `switchyard replay` and `switchyard dead-letters`: events through the real delivery path (the
 //! config's durable queue, pipeline, batching, retries, dead letters), run until the queue is empty,
 //! reporting progress as it goes and a summary per destination at the end.
+//!
+//! Replay queues a file through the same de-duplication as `serve` (its window and caps): an
+//! `event_id` repeated within the file is queued once. Its window starts empty: ids `serve`
+//! queued before are not known to it. Re-driven dead letters are not de-duplicated: they are
+//! stored events sent again on purpose, to the destination that gave up on them.
 
 use crate::clock::unix_ms;
 use crate::config::Loaded;
 use crate::delivery::Deliverer;
 use crate::metrics::Metrics;
-use crate::serve::{ServeError, open_queue};
+use crate::serve::{ServeError, open_dedup, open_queue};
 use serde_json::json;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::event::SourceEvent;
-use switchyard_queue::{EventQueue, Record};
+use switchyard_queue::{Dedup, DedupError, EventQueue, Queued, Record};
 use tokio::sync::Notify;
 
 /// Events appended to the queue per write.
@@ -21,16 +26,21 @@ const APPEND_CHUNK: usize = 1000;
 /// Told how far delivery is: events settled so far, of how many.
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
-/// What a run delivered, per destination and status, plus the input lines that were invalid.
+/// What a run delivered, per destination and status, plus the input lines that were invalid and
+/// the events not queued as duplicates.
 pub struct DeliverySummary {
     pub invalid: usize,
     pub queued: usize,
+    pub duplicates: usize,
     pub per_destination: Vec<(String, Vec<(&'static str, u64)>)>,
 }
 
 impl std::fmt::Display for DeliverySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} events queued", self.queued)?;
+        if self.duplicates > 0 {
+            write!(f, ", {} duplicates", self.duplicates)?;
+        }
         if self.invalid > 0 {
             write!(f, ", {} invalid lines", self.invalid)?;
         }
@@ -53,8 +63,9 @@ impl std::fmt::Display for DeliverySummary {
 
 const STATUSES: [&str; 5] = ["delivered", "filtered", "skipped", "deactivated", "failed"];
 
-/// Queues NDJSON events from `input` as coming from `source`, then delivers everything queued.
-/// Invalid lines are reported on `err` with their line number and are not queued.
+/// Queues NDJSON events from `input` as coming from `source` (an `event_id` once), then delivers
+/// everything queued. Invalid lines are reported on `err` with their line number and are not
+/// queued.
 pub async fn replay(
     loaded: Loaded,
     source: &str,
@@ -63,9 +74,13 @@ pub async fn replay(
     progress: Progress,
 ) -> Result<DeliverySummary, ServeError> {
     let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
+    let dedup = open_dedup(&loaded, queue.clone());
     let dir = loaded.data_dir().display().to_string();
     let mut invalid = 0;
-    let mut queued = 0;
+    let mut total = Queued {
+        queued: 0,
+        duplicates: 0,
+    };
     let mut chunk = Vec::with_capacity(APPEND_CHUNK);
     let now = unix_ms();
     for (n, line) in input.lines().enumerate() {
@@ -74,44 +89,55 @@ pub async fn replay(
             continue;
         }
         match SourceEvent::from_json(&line, now / 1000) {
-            Ok(event) => chunk.push(Record {
-                source: source.to_owned(),
-                received_at: now / 1000,
-                queued_at_ms: now,
-                event: event.json_text(),
-                only: None,
-            }),
+            Ok(event) => chunk.push((
+                event.id().to_owned(),
+                Record {
+                    source: source.to_owned(),
+                    received_at: now / 1000,
+                    queued_at_ms: now,
+                    event: event.json_text(),
+                    only: None,
+                },
+            )),
             Err(e) => {
                 invalid += 1;
                 let _ = writeln!(err, "line {}: {e}", n + 1);
             }
         }
         if chunk.len() == APPEND_CHUNK {
-            queued += chunk.len();
-            append(&*queue, std::mem::take(&mut chunk), &dir).await?;
+            let q = append(&dedup, source, std::mem::take(&mut chunk), &dir).await?;
+            total.queued += q.queued;
+            total.duplicates += q.duplicates;
         }
     }
-    queued += chunk.len();
-    append(&*queue, chunk, &dir).await?;
+    let q = append(&dedup, source, chunk, &dir).await?;
     let mut summary = deliver_queued(loaded, queue, progress).await?;
     summary.invalid = invalid;
-    summary.queued = queued;
+    summary.queued = total.queued + q.queued;
+    summary.duplicates = total.duplicates + q.duplicates;
     Ok(summary)
 }
 
-/// Appends to the queue in `dir` (named in the error).
-async fn append(queue: &dyn EventQueue, records: Vec<Record>, dir: &str) -> Result<(), ServeError> {
-    if records.is_empty() {
-        return Ok(());
+/// Queues events once each through `dedup`, over the queue in `dir` (named in the error).
+async fn append(
+    dedup: &dyn Dedup,
+    source: &str,
+    events: Vec<(String, Record)>,
+    dir: &str,
+) -> Result<Queued, ServeError> {
+    if events.is_empty() {
+        return Ok(Queued {
+            queued: 0,
+            duplicates: 0,
+        });
     }
-    queue
-        .append(records)
-        .await
-        .map(|_| ())
-        .map_err(|source| ServeError::Queue {
+    dedup.queue_once(source, events).await.map_err(|e| match e {
+        DedupError::Queue(source) => ServeError::Queue {
             dir: dir.to_owned(),
             source,
-        })
+        },
+        other => ServeError::Dedup(other),
+    })
 }
 
 /// Delivers everything in the queue, telling `progress` as it goes; returns the counts.
@@ -159,6 +185,7 @@ pub async fn deliver_queued(
     Ok(DeliverySummary {
         invalid: 0,
         queued: 0,
+        duplicates: 0,
         per_destination,
     })
 }

@@ -1,20 +1,22 @@
 //! What the HTTP handlers share: the [`App`] state, reading a JSON body, refusing with a JSON
 //! error, and queueing accepted events durably (with de-duplication and the wake-up of delivery).
 
-use super::dedup::Dedup;
 use crate::config::Loaded;
 use crate::metrics::Metrics;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use switchyard_queue::{EventQueue, QueueError, Record};
+use switchyard_queue::{Dedup, DedupError, EventQueue, QueueError, Queued, Record};
 use tokio::sync::Notify;
 
 /// Seconds a client is asked to wait when the queue is full.
 const RETRY_AFTER_FULL: &str = "5";
+
+/// Seconds a client is asked to wait when another copy of its events is still being stored.
+const RETRY_AFTER_STORING: &str = "1";
 
 /// What the handlers share.
 pub struct App {
@@ -26,7 +28,8 @@ pub struct App {
     pub keys: HashMap<String, String>,
     /// Public key → browser source name.
     pub public_keys: HashMap<String, String>,
-    pub dedup: Mutex<Dedup>,
+    /// Queues each (source, `event_id`) once within the window.
+    pub dedup: Arc<dyn Dedup>,
     /// Woken when events are queued (delivery waits on it).
     pub wake: Arc<Notify>,
     /// False once shutdown has begun.
@@ -67,49 +70,51 @@ pub fn read_json(
 }
 
 impl App {
-    /// The de-duplication window, locked (a poisoned lock is taken over: the window holds no
-    /// invariant a panic could break).
-    pub fn dedup(&self) -> std::sync::MutexGuard<'_, Dedup> {
-        self.dedup.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues records durably, counts them, records their ids for de-duplication and wakes
-    /// delivery; or gives the answer that refuses them (503, with `Retry-After` when full).
+    /// Queues events (each with its `event_id`) durably, at most once per id within the
+    /// de-duplication window, counts them and wakes delivery; or gives the answer that refuses
+    /// them all (503, with `Retry-After`): then nothing of them was kept.
     pub async fn enqueue(
         &self,
         source: &str,
-        accepted: Vec<(String, Record)>,
-    ) -> Result<(), Response> {
-        let n = accepted.len() as u64;
-        let (ids, records): (Vec<String>, Vec<Record>) = accepted.into_iter().unzip();
+        events: Vec<(String, Record)>,
+    ) -> Result<Queued, Response> {
+        let n = events.len() as u64;
         let count = |result: &str, n: u64| {
             self.metrics
                 .received
                 .with_label_values(&[source, result])
                 .inc_by(n)
         };
-        match self.queue.append(records).await {
-            Ok(_) => {
-                count("queued", n);
-                self.dedup().record(source, ids.iter().map(String::as_str));
-                self.wake.notify_one();
-                Ok(())
+        match self.dedup.queue_once(source, events).await {
+            Ok(queued) => {
+                count("queued", queued.queued as u64);
+                count("duplicate", queued.duplicates as u64);
+                if queued.queued > 0 {
+                    self.wake.notify_one();
+                }
+                Ok(queued)
             }
-            Err(e @ QueueError::Full { .. }) => {
-                count("refused_full", n);
+            Err(e) => {
+                let retry_after = match &e {
+                    DedupError::Queue(QueueError::Full { .. }) => {
+                        count("refused_full", n);
+                        Some(RETRY_AFTER_FULL)
+                    }
+                    DedupError::StillStoring(_) => {
+                        count("refused_busy", n);
+                        Some(RETRY_AFTER_STORING)
+                    }
+                    _ => None,
+                };
                 let mut r = error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("{e}: nothing of this request was kept; retry later"),
                 );
-                if let Ok(v) = RETRY_AFTER_FULL.parse() {
+                if let Some(v) = retry_after.and_then(|v| v.parse().ok()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
                 Err(r)
             }
-            Err(e) => Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{e}: nothing of this request was kept; retry later"),
-            )),
         }
     }
 }

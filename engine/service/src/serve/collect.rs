@@ -109,18 +109,6 @@ async fn handle(
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let duplicate = app.dedup().contains(&source, event.id());
-    if duplicate {
-        app.metrics
-            .received
-            .with_label_values(&[source.as_str(), "duplicate"])
-            .inc();
-        return (
-            StatusCode::ACCEPTED,
-            axum::Json(json!({"event_id": event.id(), "duplicate": true, "destinations": []})),
-        )
-            .into_response();
-    }
     let record = Record {
         source: source.clone(),
         received_at,
@@ -128,11 +116,19 @@ async fn handle(
         event: event.json_text(),
         only: None,
     };
-    if let Err(r) = app
+    let queued = match app
         .enqueue(&source, vec![(event.id().to_owned(), record)])
         .await
     {
-        return r;
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    if queued.duplicates > 0 {
+        return (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"event_id": event.id(), "duplicate": true, "destinations": []})),
+        )
+            .into_response();
     }
     let destinations = pixel_calls(app, &event, &source);
     (

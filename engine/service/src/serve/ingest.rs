@@ -1,8 +1,9 @@
 //! `POST /v1/events`: events from a shop's server. Authenticates the source by its write key
 //! (`X-Webhook-Token`), takes JSON only (one event or an array), validates every event with a
-//! precise reason, skips ids already queued within the de-duplication window, and answers **202
-//! only once the accepted events are durably queued**. A full queue answers 503 with
-//! `Retry-After` and keeps nothing of the request; an unstored event is never acknowledged.
+//! precise reason, skips ids already queued within the de-duplication window (or earlier in the
+//! request, or by a concurrent request: then once that copy is stored), and answers **202 only
+//! once the accepted events are durably queued**. A full queue answers 503 with `Retry-After` and
+//! keeps nothing of the request; an unstored event is never acknowledged.
 
 use super::app::{App, error, read_json};
 use crate::clock::{unix_ms, unix_now};
@@ -11,16 +12,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::collections::HashSet;
 use std::sync::Arc;
-use switchyard_core::event::SourceEvent;
-use switchyard_queue::Record;
+use switchyard_core::event::{MAX_IDENTIFIER_BYTES, SourceEvent};
+use switchyard_queue::{Queued, Record};
 
-/// The events of one request, sorted: what to queue, duplicates, and refusals with reasons.
+/// The events of one request, sorted: the valid ones (with their ids), and refusals with reasons.
 #[derive(Default)]
 struct Sorted {
-    accepted: Vec<(String, Record)>,
-    duplicates: u64,
+    valid: Vec<(String, Record)>,
     refused: Vec<Value>,
 }
 
@@ -40,28 +39,28 @@ pub async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         Ok(items) => items,
         Err((status, message)) => return error(status, message),
     };
-    let sorted = sort(&app, &source, items);
-    let count = |result: &str, n: u64| {
-        app.metrics
-            .received
-            .with_label_values(&[source.as_str(), result])
-            .inc_by(n)
+    let sorted = sort(&source, items);
+    app.metrics
+        .received
+        .with_label_values(&[source.as_str(), "rejected"])
+        .inc_by(sorted.refused.len() as u64);
+    let mut done = Queued {
+        queued: 0,
+        duplicates: 0,
     };
-    count("rejected", sorted.refused.len() as u64);
-    count("duplicate", sorted.duplicates);
-    let queued = sorted.accepted.len();
-    if queued > 0
-        && let Err(refusal) = app.enqueue(&source, sorted.accepted).await
-    {
-        return refusal;
+    if !sorted.valid.is_empty() {
+        match app.enqueue(&source, sorted.valid).await {
+            Ok(q) => done = q,
+            Err(refusal) => return refusal,
+        }
     }
-    let status = if queued == 0 && sorted.duplicates == 0 && !sorted.refused.is_empty() {
+    let status = if done.queued == 0 && done.duplicates == 0 && !sorted.refused.is_empty() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::ACCEPTED
     };
     let answer =
-        json!({"accepted": queued, "duplicates": sorted.duplicates, "rejected": sorted.refused});
+        json!({"accepted": done.queued, "duplicates": done.duplicates, "rejected": sorted.refused});
     (status, axum::Json(answer)).into_response()
 }
 
@@ -88,13 +87,11 @@ fn read_items(
     }
 }
 
-/// Validates each event and sorts it: accepted, a duplicate (of the window or of this request),
-/// or refused with the reason.
-fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
+/// Validates each event and sorts it: valid (to be queued unless a duplicate), or refused with
+/// the reason.
+fn sort(source: &str, items: Vec<Value>) -> Sorted {
     let received_at = unix_now();
     let mut sorted = Sorted::default();
-    let mut dedup = app.dedup();
-    let mut in_request = HashSet::new();
     for (index, item) in items.into_iter().enumerate() {
         let id = claimed_id(&item);
         let event = match SourceEvent::from_value(item, received_at) {
@@ -104,11 +101,6 @@ fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
                 continue;
             }
         };
-        let id = event.id().to_owned();
-        if dedup.contains(source, &id) || !in_request.insert(id.clone()) {
-            sorted.duplicates += 1;
-            continue;
-        }
         let record = Record {
             source: source.to_owned(),
             received_at,
@@ -116,16 +108,18 @@ fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
             event: event.json_text(),
             only: None,
         };
-        sorted.accepted.push((id, record));
+        sorted.valid.push((event.id().to_owned(), record));
     }
     sorted
 }
 
-/// The `event_id` of a (maybe invalid) event, in any accepted spelling, to name it in a refusal.
+/// The `event_id` of a (maybe invalid) event, in any accepted spelling, to name it in a refusal
+/// (not when it is longer than an id may be: the refusal says so, without echoing it).
 fn claimed_id(event: &Value) -> Option<String> {
     ["event_id", "eventID", "eventId"]
         .iter()
         .find_map(|k| event.get(*k)?.as_str())
+        .filter(|id| id.len() <= MAX_IDENTIFIER_BYTES)
         .map(str::to_owned)
 }
 

@@ -3,8 +3,8 @@
 //!
 //! The HTTP API: `POST /v1/events` ([`ingest`]), `POST /v1/collect` ([`collect`]: events from the
 //! browser and its pixel calls), `GET /v1/sdk.js` (the browser script), `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`. [`app`]: what the handlers share; [`dedup`]: `event_id`
-//! de-duplication per source within a window.
+//! `GET /readyz`, `GET /metrics`. [`app`]: what the handlers share, among them the
+//! de-duplication of `event_id`s per source within a window ([`open_dedup`]).
 //!
 //! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
 //! flight, then delivery finishes its rounds and delivers what is queued for up to
@@ -12,7 +12,6 @@
 
 pub mod app;
 pub mod collect;
-pub mod dedup;
 pub mod ingest;
 
 use crate::config::Loaded;
@@ -27,7 +26,8 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchyard_queue::{DiskQueue, EventQueue, QueueError};
+use switchyard_queue::dedup::Limits;
+use switchyard_queue::{DedupError, DiskQueue, EventQueue, QueueError, WindowDedup};
 use tokio::sync::{Notify, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,8 @@ pub enum ServeError {
         #[source]
         source: QueueError,
     },
+    #[error("queueing the events failed")]
+    Dedup(#[source] DedupError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     #[error("cannot listen on {addr}")]
@@ -68,6 +70,30 @@ pub fn open_queue(loaded: &Loaded) -> Result<DiskQueue, ServeError> {
     })
 }
 
+/// The de-duplication of a config's `server` settings, over `queue`.
+pub fn open_dedup(loaded: &Loaded, queue: Arc<dyn EventQueue>) -> WindowDedup {
+    let server = &loaded.config.server;
+    let limits = Limits {
+        window: Duration::from_secs(server.dedup_window_secs),
+        max_ids: server.dedup_max_ids,
+        max_bytes: server.dedup_max_mib.saturating_mul(1 << 20),
+    };
+    WindowDedup::new(queue, limits)
+}
+
+/// Every second: forgets the ids the de-duplication window has passed (giving their memory
+/// back), and reports how many are kept.
+async fn sweep(dedup: Arc<WindowDedup>, metrics: Arc<Metrics>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        dedup.sweep();
+        let (ids, bytes) = dedup.usage();
+        metrics.dedup_ids.set(ids as i64);
+        metrics.dedup_bytes.set(bytes as i64);
+    }
+}
+
 /// Runs the service until SIGTERM or Ctrl-C. `listen` overrides `server.listen`. The address
 /// actually bound (useful with port 0) is announced on standard error as `listening on ADDR`.
 pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeError> {
@@ -83,7 +109,9 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
         metrics.clone(),
         wake.clone(),
     )?);
-    let app = Arc::new(app(loaded.clone(), queue.clone(), metrics, wake));
+    let dedup = Arc::new(open_dedup(&loaded, queue.clone()));
+    let sweeper = tokio::spawn(sweep(dedup.clone(), metrics.clone()));
+    let app = Arc::new(app(loaded.clone(), queue.clone(), dedup, metrics, wake));
     let server = &loaded.config.server;
     let addr = listen.unwrap_or_else(|| server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -108,6 +136,7 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
         })
         .await
         .map_err(ServeError::Server)?;
+    sweeper.abort();
     let _ = stop_tx.send(true);
     let drain = Duration::from_millis(server.shutdown_timeout_ms);
     match tokio::time::timeout(drain, delivery).await {
@@ -126,6 +155,7 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
 fn app(
     loaded: Arc<Loaded>,
     queue: Arc<dyn EventQueue>,
+    dedup: Arc<WindowDedup>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 ) -> App {
@@ -138,14 +168,13 @@ fn app(
         .iter()
         .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
         .collect();
-    let window = Duration::from_secs(loaded.config.server.dedup_window_secs);
     App {
         loaded,
         public_keys,
         queue,
         metrics,
         keys,
-        dedup: std::sync::Mutex::new(dedup::Dedup::new(window)),
+        dedup,
         wake,
         ready: AtomicBool::new(true),
     }
