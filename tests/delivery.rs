@@ -745,6 +745,7 @@ fn a_denied_destination_dead_letters_each_event_once_and_says_so_loudly() {
             .all(|(_, r)| r == "refused: HTTP 200, code 40001: No permission to operate pixel")
     );
     assert!(s.mock.event_ids().is_empty());
+}
 
 /// Posts until the answer is not a 503 (as a webhook sender retries); the final answer.
 fn until_not_busy(url: &str, events: &Value) -> Answer {

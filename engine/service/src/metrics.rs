@@ -39,6 +39,31 @@ pub struct Metrics {
     pub request_seconds: Histogram,
 }
 
+/// The delivery latency (by destination) and request duration histograms, registered.
+fn histograms(registry: &Registry) -> (HistogramVec, Histogram) {
+    let buckets = vec![
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    ];
+    let latency = must(HistogramVec::new(
+        HistogramOpts::new(
+            "switchyard_delivery_latency_seconds",
+            "Seconds from queueing to delivery.",
+        )
+        .buckets(buckets.clone()),
+        &["destination"],
+    ));
+    must(registry.register(Box::new(latency.clone())));
+    let request_seconds = must(Histogram::with_opts(
+        HistogramOpts::new(
+            "switchyard_request_duration_seconds",
+            "Seconds per platform API request.",
+        )
+        .buckets(buckets),
+    ));
+    must(registry.register(Box::new(request_seconds.clone())));
+    (latency, request_seconds)
+}
+
 fn must<T>(r: prometheus::Result<T>) -> T {
     // Metric definitions are constants: an error here is a bug in this file, caught by its tests.
     r.unwrap_or_else(|e| panic!("metric definition: {e}"))
@@ -84,26 +109,7 @@ impl Metrics {
             "switchyard_dedup_bytes",
             "Bytes counted for the event ids kept for de-duplication.",
         );
-        let buckets = vec![
-            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-        ];
-        let latency = must(HistogramVec::new(
-            HistogramOpts::new(
-                "switchyard_delivery_latency_seconds",
-                "Seconds from queueing to delivery.",
-            )
-            .buckets(buckets.clone()),
-            &["destination"],
-        ));
-        must(registry.register(Box::new(latency.clone())));
-        let request_seconds = must(Histogram::with_opts(
-            HistogramOpts::new(
-                "switchyard_request_duration_seconds",
-                "Seconds per platform API request.",
-            )
-            .buckets(buckets),
-        ));
-        must(registry.register(Box::new(request_seconds.clone())));
+        let (latency, request_seconds) = histograms(&registry);
         Self {
             registry,
             received,
