@@ -125,7 +125,7 @@ impl FieldPlan {
         let value = if self.transforms.is_empty() {
             found
         } else {
-            found.and_then(|v| self.transform(v, warnings))
+            found.and_then(|v| self.transform(v, scope.event, warnings))
         };
         value.or_else(|| self.default.as_ref().map(Payload::Ref))
     }
@@ -133,6 +133,7 @@ impl FieldPlan {
     fn transform<'a>(
         &'a self,
         found: Payload<'a>,
+        event: &Value,
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
         let mut value: Cow<'a, Value> = match found {
@@ -140,7 +141,7 @@ impl FieldPlan {
             other => Cow::Owned(other.to_value()),
         };
         for t in self.transforms.iter() {
-            value = match t.apply(value) {
+            value = match t.apply(value, event) {
                 Ok(Some(v)) if !value_is_empty(&v) => v,
                 Ok(_) => return None,
                 Err(message) => {

@@ -51,6 +51,10 @@ pub struct Row {
     pub source: String,
     /// The destination event name (`Purchase`, or any custom name the platform accepts).
     pub target: String,
+    /// The target is a custom event of the platform, on purpose: `validate` does not warn that it
+    /// is not one of the platform's standard event names.
+    #[serde(default)]
+    pub custom: bool,
     /// Where the event is sent from: the browser, the server, or both.
     #[serde(default)]
     pub mode: Mode,
@@ -149,8 +153,15 @@ pub enum Transform {
     Upper,
     /// SHA-256, lower-case hex. A value that already is a SHA-256 hex digest is kept as is.
     Sha256,
-    /// Phone number to E.164 (`+` and 8 to 15 digits); `00` prefixes become `+`.
+    /// A phone number to E.164 (`+`, country code, national number), checked by a phone-number
+    /// library: an international number (`+` or `00`) as written; a national number in the event's
+    /// country (`$country_code` in profile properties, then in event properties), else the
+    /// destination's `default_country`. A number that is not valid there is left out, with a
+    /// warning. A value that already is a SHA-256 hex digest passes as it is.
     E164,
+    /// An ISO 4217 currency code, upper-cased (`eur` → `EUR`); anything else is left out, with a
+    /// warning.
+    Currency,
     /// An ISO-8601 time with a timezone, or epoch seconds, to unix seconds.
     UnixSeconds,
     /// To a number (numeric strings such as `"12.50"` included).
