@@ -252,7 +252,9 @@ fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
     );
     let kinds: Vec<&str> = calls.iter().filter_map(|c| c[0].as_str()).collect();
     assert!(
-        kinds.iter().all(|k| ["load", "identify", "track"].contains(k)),
+        kinds
+            .iter()
+            .all(|k| ["load", "identify", "track"].contains(k)),
         "every event goes through `track` (with its id), none through `page`: {calls:?}"
     );
     let identifies = calls.iter().filter(|c| c[0] == "identify").count();
@@ -286,12 +288,21 @@ fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
         .map(|(n, i)| (json!(n).to_string(), json!(i).to_string()))
         .collect();
     browser_pairs.sort();
-    assert_eq!(browser_pairs, server_pairs, "one pixel call per server event, same name and id");
+    assert_eq!(
+        browser_pairs, server_pairs,
+        "one pixel call per server event, same name and id"
+    );
     let page = server
         .iter()
         .find(|e| e["event"] == "PageView")
         .expect("page view");
     assert_eq!(page["page"]["url"], format!("{shop}/shop.html"));
+    // The browser's language reaches the server copy as TikTok writes it (`en-US` → `en_US`).
+    let locale = page["user"]["locale"].as_str().unwrap_or_default();
+    assert!(
+        locale.len() >= 2 && !locale.contains('-'),
+        "user.locale from navigator.language: {page}"
+    );
 
     // Consent denied: no pixel call, no server copy.
     let before = mock.events().len();

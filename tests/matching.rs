@@ -58,7 +58,7 @@ fn phone_numbers_are_parsed_in_the_events_country_and_hashed_as_e164() {
     let r = route(&l, national, "web");
     assert!(r.data[0]["user"].get("phone").is_none(), "{:?}", r.data);
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
-    assert_eq!(r.warnings[0].field, "user.phone");
+    assert_eq!(&*r.warnings[0].field, "user.phone");
     let invalid = user(
         "",
         page(json!({"$phone_number": "+1 555 01", "$country_code": "US"})),
@@ -174,11 +174,15 @@ fn numbers_and_codes_are_sent_in_tiktoks_types() {
         json!({"product_id": "1", "price": 5, "currency": "EURO"}),
     );
     let r = route(&l, bad, "web");
-    assert!(r.data[0]["properties"].get("currency").is_none(), "{:?}", r.data);
+    assert!(
+        r.data[0]["properties"].get("currency").is_none(),
+        "{:?}",
+        r.data
+    );
     let warning = r
         .warnings
         .iter()
-        .find(|w| w.field == "properties.currency")
+        .find(|w| &*w.field == "properties.currency")
         .expect("a currency warning");
     assert_eq!(warning.message, "not an ISO 4217 currency code");
 }
@@ -232,7 +236,9 @@ fn validate_warns_about_event_names_tiktok_does_not_know() {
         "{text}"
     );
     assert!(
-        text.contains("`AddToWishList` is not a TikTok standard event (did you mean `AddToWishlist`?)"),
+        text.contains(
+            "`AddToWishList` is not a TikTok standard event (did you mean `AddToWishlist`?)"
+        ),
         "{text}"
     );
     assert!(!text.contains("LoyaltyPoints"), "declared custom: {text}");
@@ -259,4 +265,74 @@ fn validate_warns_about_event_names_tiktok_does_not_know() {
         .filter(|w| w.message.contains("TikTok"))
         .collect();
     assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn several_identities_are_sent_as_a_list_without_repeats() {
+    let order = with_profile(
+        "$page_load",
+        json!({"$email": "Order@Example.com", "$phone_number": "+1 415 555 0100"}),
+        json!({"$email": " profile@example.com", "$phone_number": "+14155550100"}),
+    );
+    let u = user("", order);
+    assert_eq!(
+        u["email"],
+        json!([sha("profile@example.com"), sha("order@example.com")])
+    );
+    // The same number written twice is one identity.
+    assert_eq!(u["phone"], sha("+14155550100"));
+}
+
+#[test]
+fn aliases_are_the_last_fallback_for_email_phone_and_external_id() {
+    let mut e = with_profile("$page_load", json!({}), json!({}));
+    e["aliases"] = json!([
+        "urn:email:Ann@Example.com",
+        "urn:email:ann@work.example",
+        "urn:phone:+33612345678",
+        "urn:user_id:42",
+        "urn:cart_token:c1"
+    ]);
+    let u = user("", e.clone());
+    assert_eq!(
+        u["email"],
+        json!([sha("ann@example.com"), sha("ann@work.example")])
+    );
+    assert_eq!(u["phone"], sha("+33612345678"));
+    assert_eq!(u["external_id"], sha("42"));
+    // A profile value wins over the aliases.
+    e["profile_properties"] = json!({"$email": "other@example.com"});
+    assert_eq!(user("", e)["email"], sha("other@example.com"));
+}
+
+#[test]
+fn the_locale_is_sent_as_tiktok_writes_it() {
+    let e = with_profile("$page_load", json!({}), json!({"$locale": "en-US"}));
+    assert_eq!(user("", e)["locale"], "en_US");
+}
+
+#[test]
+fn a_product_id_is_a_product_group_unless_the_destination_says_otherwise() {
+    let view = |config: &str, product: Value| {
+        let l = loaded(&tiktok_config(config));
+        sent(&l, event("Viewed Product", product))[0]["properties"].clone()
+    };
+    let variant = json!({"product_id": "p1", "variant_id": "v1", "price": 5, "currency": "EUR"});
+    let group = json!({"product_id": "p1", "price": 5, "currency": "EUR"});
+    let p = view("", variant);
+    assert_eq!(
+        (&p["content_type"], &p["contents"][0]["content_type"]),
+        (&json!("product"), &json!("product"))
+    );
+    let p = view("", group.clone());
+    assert_eq!(p["content_type"], "product_group");
+    assert_eq!(p["contents"][0]["content_id"], "p1");
+    assert_eq!(p["contents"][0]["content_type"], "product_group");
+    let p = view("product_id_content_type: product", group.clone());
+    assert_eq!(p["contents"][0]["content_type"], "product");
+    let p = view(
+        "content_id: product_id",
+        json!({"product_id": "p1", "variant_id": "v1"}),
+    );
+    assert_eq!(p["contents"][0]["content_type"], "product_group");
 }

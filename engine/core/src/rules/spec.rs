@@ -121,6 +121,11 @@ pub struct FieldRule {
     /// Candidates tried in order; the first that yields a value wins.
     #[serde(default)]
     pub first_of: Option<Vec<FieldSpec>>,
+    /// Candidates whose values are all kept (arrays flattened), each through `transform`, without
+    /// repeats, at most `ALL_OF_MAX` (10): one value is sent as is, several as a list (for
+    /// platforms that accept several identities, e.g. two e-mails).
+    #[serde(default)]
+    pub all_of: Option<Vec<FieldSpec>>,
     /// A JSONPath whose every node becomes one item of an array built from `fields`
     /// (`$.properties.items[*]` for each item, `$.properties` for the one product of the event).
     #[serde(default)]
@@ -172,6 +177,9 @@ pub enum Transform {
     String,
     /// Pick the content id of a product object by the destination's `content_id` mode.
     ContentId,
+    /// The catalog content type of a product object: `product` when its content id is a variant or
+    /// SKU, the destination's `product_id_content_type` when it is the `product_id`.
+    ContentType,
     /// Compute the conversion amount of an order or product object by the destination's
     /// `conversion_amount` setting.
     ConversionAmount,
@@ -179,10 +187,23 @@ pub enum Transform {
     QueryParam(String),
     /// From an array of aliases (`urn:<kind>:<value>`), the value of the first of this kind.
     Alias(String),
+    /// From an array of aliases, the values of every alias of this kind, as an array.
+    Aliases(String),
+    /// Replace every occurrence of `from` with `to` in text (`{ replace: { from: "-", to: "_" } }`).
+    Replace(Replacement),
     /// Remove a prefix (a value without it is kept as is).
     StripPrefix(String),
     /// Replace a value found in the table (keys are the values written as strings); others pass.
     Lookup(IndexMap<String, Value>),
+}
+
+/// The argument of the `replace` transform.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replacement {
+    #[schemars(length(min = 1))]
+    pub from: String,
+    pub to: String,
 }
 
 /// Which product id becomes the content id.
@@ -198,6 +219,26 @@ pub enum ContentIdMode {
     VariantId,
     /// Always `sku`.
     Sku,
+}
+
+/// The catalog content type a `product_id` stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductIdContentType {
+    /// A product group (the usual catalog: variants are products, a product id groups them).
+    #[default]
+    ProductGroup,
+    /// A product (catalogs whose items are whole products).
+    Product,
+}
+
+impl ProductIdContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProductGroup => "product_group",
+            Self::Product => "product",
+        }
+    }
 }
 
 /// Which amount becomes the conversion value.

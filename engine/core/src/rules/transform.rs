@@ -5,7 +5,7 @@
 //! the value itself: it may be personal data.
 
 use super::condition::as_number;
-use super::spec::{ContentIdMode, ConversionAmount, Transform};
+use super::spec::{ContentIdMode, ConversionAmount, ProductIdContentType, Transform};
 use crate::event::parse_timestamp;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -19,6 +19,8 @@ pub struct CompileContext {
     pub conversion_amount: ConversionAmount,
     /// The country of national phone numbers when the event names none.
     pub default_country: Option<phonenumber::country::Id>,
+    /// The content type of a content id that is a `product_id`.
+    pub product_id_content_type: ProductIdContentType,
 }
 
 /// A transform ready to apply.
@@ -35,10 +37,14 @@ pub enum CompiledTransform {
     Integer,
     String,
     ContentId(ContentIdMode),
+    ContentType(ContentIdMode, ProductIdContentType),
     ConversionAmount(ConversionAmount),
     QueryParam(Box<str>),
     /// The prefix `urn:<kind>:`.
     Alias(Box<str>),
+    /// The prefix `urn:<kind>:`, every alias of it.
+    Aliases(Box<str>),
+    Replace(Box<str>, Box<str>),
     StripPrefix(Box<str>),
     Lookup(IndexMap<String, Value>),
 }
@@ -59,9 +65,14 @@ impl CompiledTransform {
             Transform::Integer => Self::Integer,
             Transform::String => Self::String,
             Transform::ContentId => Self::ContentId(ctx.content_id),
+            Transform::ContentType => {
+                Self::ContentType(ctx.content_id, ctx.product_id_content_type)
+            }
             Transform::ConversionAmount => Self::ConversionAmount(ctx.conversion_amount),
             Transform::QueryParam(name) => Self::QueryParam(name.as_str().into()),
             Transform::Alias(kind) => Self::Alias(format!("urn:{kind}:").into()),
+            Transform::Aliases(kind) => Self::Aliases(format!("urn:{kind}:").into()),
+            Transform::Replace(r) => Self::Replace(r.from.as_str().into(), r.to.as_str().into()),
             Transform::StripPrefix(p) => Self::StripPrefix(p.as_str().into()),
             Transform::Lookup(table) => Self::Lookup(table.clone()),
         }
@@ -93,9 +104,14 @@ impl CompiledTransform {
                 .ok_or("not a number"),
             Self::String => to_string(v),
             Self::ContentId(mode) => content_id(&v, *mode),
+            Self::ContentType(mode, of_product_id) => content_type(&v, *mode, *of_product_id),
             Self::ConversionAmount(mode) => conversion_amount(&v, *mode),
             Self::QueryParam(name) => query_param(&v, name),
             Self::Alias(prefix) => alias(&v, prefix),
+            Self::Aliases(prefix) => aliases(&v, prefix),
+            Self::Replace(from, to) => {
+                map_str(v, |s| s.contains(&**from).then(|| s.replace(&**from, to)))
+            }
             Self::StripPrefix(p) => map_str(v, |s| s.strip_prefix(&**p).map(str::to_owned)),
             Self::Lookup(table) => lookup(v, table),
         }
@@ -230,17 +246,40 @@ fn id_field(product: &Value, field: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
+/// The id field `mode` picks from a product, and its value.
+fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, String)> {
+    let pick = |field: &'static str| id_field(v, field).map(|id| (field, id));
+    match mode {
+        ContentIdMode::Default => pick("variant_id").or_else(|| pick("product_id")),
+        ContentIdMode::ProductId => pick("product_id"),
+        ContentIdMode::VariantId => pick("variant_id"),
+        ContentIdMode::Sku => pick("sku"),
+    }
+}
+
 fn content_id<'a>(v: &Value, mode: ContentIdMode) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_id needs a product object (use `path: $` inside `each`)");
     }
-    let id = match mode {
-        ContentIdMode::Default => id_field(v, "variant_id").or_else(|| id_field(v, "product_id")),
-        ContentIdMode::ProductId => id_field(v, "product_id"),
-        ContentIdMode::VariantId => id_field(v, "variant_id"),
-        ContentIdMode::Sku => id_field(v, "sku"),
-    };
-    Ok(id.map(|s| Cow::Owned(Value::String(s))))
+    Ok(picked_id(v, mode).map(|(_, id)| Cow::Owned(Value::String(id))))
+}
+
+fn content_type<'a>(
+    v: &Value,
+    mode: ContentIdMode,
+    of_product_id: ProductIdContentType,
+) -> Outcome<'a> {
+    if !v.is_object() {
+        return Err("content_type needs a product object (use `path: $` inside `each`)");
+    }
+    Ok(picked_id(v, mode).map(|(field, _)| {
+        let kind = if field == "product_id" {
+            of_product_id.as_str()
+        } else {
+            "product"
+        };
+        Cow::Owned(Value::String(kind.to_owned()))
+    }))
 }
 
 fn num(obj: &Value, field: &str) -> Option<f64> {
@@ -314,6 +353,20 @@ fn alias<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
         .map(|rest| Cow::Owned(Value::String(rest.to_owned()))))
 }
 
+fn aliases<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
+    let aliases = v
+        .as_array()
+        .ok_or("aliases needs the aliases array (`path: $.aliases`)")?;
+    let values: Vec<Value> = aliases
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|a| a.strip_prefix(prefix))
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| Value::String(rest.to_owned()))
+        .collect();
+    Ok((!values.is_empty()).then_some(Cow::Owned(Value::Array(values))))
+}
+
 fn lookup<'a>(v: Cow<'a, Value>, table: &IndexMap<String, Value>) -> Outcome<'a> {
     let hit = scalar_text(&v).and_then(|key| table.get(key.as_ref()));
     Ok(Some(match hit {
@@ -332,8 +385,13 @@ mod tests {
     }
 
     /// `t` on `v`, a value of `event`.
-    fn run_in(t: CompiledTransform, v: Value, event: &Value) -> Result<Option<Value>, &'static str> {
-        t.apply(Cow::Owned(v), event).map(|o| o.map(Cow::into_owned))
+    fn run_in(
+        t: CompiledTransform,
+        v: Value,
+        event: &Value,
+    ) -> Result<Option<Value>, &'static str> {
+        t.apply(Cow::Owned(v), event)
+            .map(|o| o.map(Cow::into_owned))
     }
 
     #[test]
@@ -387,12 +445,27 @@ mod tests {
         let in_fr = json!({"profile_properties": {"$country_code": "fr"}, "properties": {}});
         let order_in_fr = json!({"profile_properties": {}, "properties": {"$country_code": "FR"}});
         // The examples that used to become wrong numbers (+4155550100, +0612345678, +310612345678).
-        assert_eq!(e164(us, "(415) 555-0100", json!({})), Ok(Some(json!("+14155550100"))));
-        assert_eq!(e164(None, "06 12 34 56 78", in_fr.clone()), Ok(Some(json!("+33612345678"))));
-        assert_eq!(e164(us, "06 12 34 56 78", order_in_fr), Ok(Some(json!("+33612345678"))));
-        assert_eq!(e164(None, "+31 (0)6 12345678", json!({})), Ok(Some(json!("+31612345678"))));
+        assert_eq!(
+            e164(us, "(415) 555-0100", json!({})),
+            Ok(Some(json!("+14155550100")))
+        );
+        assert_eq!(
+            e164(None, "06 12 34 56 78", in_fr.clone()),
+            Ok(Some(json!("+33612345678")))
+        );
+        assert_eq!(
+            e164(us, "06 12 34 56 78", order_in_fr),
+            Ok(Some(json!("+33612345678")))
+        );
+        assert_eq!(
+            e164(None, "+31 (0)6 12345678", json!({})),
+            Ok(Some(json!("+31612345678")))
+        );
         // Nothing is sent for what cannot be a number of its country.
-        assert!(e164(None, "(415) 555-0100", json!({})).is_err(), "no country at all");
+        assert!(
+            e164(None, "(415) 555-0100", json!({})).is_err(),
+            "no country at all"
+        );
         assert!(e164(None, "01 23", in_fr).is_err(), "too short for France");
         // Already hashed: passed on, never hashed again.
         let hashed = "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0";
@@ -401,8 +474,14 @@ mod tests {
 
     #[test]
     fn currencies_are_iso_4217_codes_upper_cased() {
-        assert_eq!(run(CompiledTransform::Currency, json!(" eur ")), Ok(Some(json!("EUR"))));
-        assert_eq!(run(CompiledTransform::Currency, json!("USD")), Ok(Some(json!("USD"))));
+        assert_eq!(
+            run(CompiledTransform::Currency, json!(" eur ")),
+            Ok(Some(json!("EUR")))
+        );
+        assert_eq!(
+            run(CompiledTransform::Currency, json!("USD")),
+            Ok(Some(json!("USD")))
+        );
         assert!(run(CompiledTransform::Currency, json!("EURO")).is_err());
         assert!(run(CompiledTransform::Currency, json!("XYZ")).is_err());
         assert!(run(CompiledTransform::Currency, json!(978)).is_err());

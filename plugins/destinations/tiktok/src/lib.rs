@@ -17,7 +17,9 @@ use switchyard_core::destination::{
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::{Diagnostic, Document, Placer, load_file, load_str};
 use switchyard_core::rules::payload::Payload;
-use switchyard_core::rules::spec::{ContentIdMode, ConversionAmount, MappingFile};
+use switchyard_core::rules::spec::{
+    ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
+};
 use switchyard_core::rules::transform::CompileContext;
 use switchyard_core::rules::{Pointer, mapping_schema};
 use switchyard_core::secret::Secret;
@@ -54,6 +56,12 @@ pub struct TiktokConfig {
     /// Which amount becomes `value`.
     #[serde(default)]
     pub conversion_amount: ConversionAmount,
+    /// The catalog `content_type` of a content id that is a `product_id` (the `default` mode's
+    /// fallback, or the `product_id` mode): `product_group` (the default: in TikTok catalogs built
+    /// from a shop, a product id groups its variants) or `product`. Variant and SKU ids are always
+    /// `product`.
+    #[serde(default)]
+    pub product_id_content_type: ProductIdContentType,
     /// Send with this code to see events in TikTok's Test Events tool.
     #[serde(default)]
     pub test_event_code: Option<String>,
@@ -141,6 +149,7 @@ impl Tiktok {
             content_id: config.content_id,
             conversion_amount: config.conversion_amount,
             default_country: default_country(&config, placer, at)?,
+            product_id_content_type: config.product_id_content_type,
         };
         let routing = Routing::compile(&config.common, &mapping.value, ctx, at).map_err(|e| {
             let mut out = mapping.placer.place_all(&e.mapping);
@@ -311,7 +320,10 @@ impl DestinationPlugin for Tiktok {
             ("phone", "phone_number"),
             ("external_id", "external_id"),
         ] {
-            if let Some(v) = user.and_then(|u| u.get(from)) {
+            // The pixel takes one value per key: the first of a list.
+            let value = user.and_then(|u| u.get(from));
+            let first = value.and_then(|v| v.as_array().map_or(Some(v), |list| list.first()));
+            if let Some(v) = first {
                 identify.insert(to.to_owned(), v.clone());
             }
         }

@@ -41,7 +41,9 @@ pub fn check(target: &str, custom: bool) -> Option<String> {
     if let Some((_, replacement)) = DEPRECATED.iter().find(|(name, _)| *name == target) {
         return Some(match replacement {
             Some(new) => format!("TikTok replaced the event `{target}` with `{new}`: use `{new}`"),
-            None => format!("TikTok deprecated the event `{target}`; pick a current standard event"),
+            None => {
+                format!("TikTok deprecated the event `{target}`; pick a current standard event")
+            }
         });
     }
     if custom || STANDARD.contains(&target) {
