@@ -312,27 +312,28 @@ fn the_locale_is_sent_as_tiktok_writes_it() {
 }
 
 #[test]
-fn a_product_id_is_a_product_group_unless_the_destination_says_otherwise() {
+fn a_product_id_is_a_product_group_when_the_destination_says_so() {
     let view = |config: &str, product: Value| {
         let l = loaded(&tiktok_config(config));
         sent(&l, event("Viewed Product", product))[0]["properties"].clone()
     };
     let variant = json!({"product_id": "p1", "variant_id": "v1", "price": 5, "currency": "EUR"});
     let group = json!({"product_id": "p1", "price": 5, "currency": "EUR"});
-    let p = view("", variant);
+    let groups = "product_id_content_type: product_group";
+    for config in ["", groups] {
+        let p = view(config, variant.clone());
+        assert_eq!(p["content_type"], "product", "{config}");
+        assert_eq!(p["contents"][0]["content_type"], "product", "{config}");
+    }
     assert_eq!(
-        (&p["content_type"], &p["contents"][0]["content_type"]),
-        (&json!("product"), &json!("product"))
+        view("", group.clone())["contents"][0]["content_type"],
+        "product"
     );
-    let p = view("", group.clone());
+    let p = view(groups, group.clone());
     assert_eq!(p["content_type"], "product_group");
     assert_eq!(p["contents"][0]["content_id"], "p1");
     assert_eq!(p["contents"][0]["content_type"], "product_group");
-    let p = view("product_id_content_type: product", group.clone());
-    assert_eq!(p["contents"][0]["content_type"], "product");
-    let p = view(
-        "content_id: product_id",
-        json!({"product_id": "p1", "variant_id": "v1"}),
-    );
+    let by_product = format!("{groups}\ncontent_id: product_id");
+    let p = view(&by_product, json!({"product_id": "p1", "variant_id": "v1"}));
     assert_eq!(p["contents"][0]["content_type"], "product_group");
 }

@@ -225,11 +225,11 @@ pub enum ContentIdMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProductIdContentType {
-    /// A product group (the usual catalog: variants are products, a product id groups them).
+    /// A product (catalogs whose items are whole products; TikTok's usual default).
     #[default]
-    ProductGroup,
-    /// A product (catalogs whose items are whole products).
     Product,
+    /// A product group (catalogs whose items are variants, grouped by the product id).
+    ProductGroup,
 }
 
 impl ProductIdContentType {

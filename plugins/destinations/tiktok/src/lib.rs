@@ -57,8 +57,8 @@ pub struct TiktokConfig {
     #[serde(default)]
     pub conversion_amount: ConversionAmount,
     /// The catalog `content_type` of a content id that is a `product_id` (the `default` mode's
-    /// fallback, or the `product_id` mode): `product_group` (the default: in TikTok catalogs built
-    /// from a shop, a product id groups its variants) or `product`. Variant and SKU ids are always
+    /// fallback, or the `product_id` mode): `product` (the default) or `product_group` (for a
+    /// catalog whose items are variants grouped by product id). Variant and SKU ids are always
     /// `product`.
     #[serde(default)]
     pub product_id_content_type: ProductIdContentType,
