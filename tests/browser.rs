@@ -92,12 +92,16 @@ fn collect_answers_with_pixel_calls_sharing_the_server_event_id() {
     assert_eq!(a.status, 202);
     assert_eq!(a.body["destinations"], json!([]));
 
-    // A page view fires `ttq.page()`.
+    // A page view is tracked as `PageView` with the event's id (not `ttq.page()`, which takes no
+    // id and reports `Pageview`): the same name and id as its server copy.
     let page = json!({"eventName": "$page_load", "eventID": "b-page-1",
         "properties": {"$url": "https://shop.example.com/", "$sales_channel_type": "web"},
         "profileProperties": {}, "aliases": ["urn:cart_token:c1"]});
     let a = collect(&service, &page);
-    assert_eq!(a.body["destinations"][0]["calls"], json!([["page"]]));
+    assert_eq!(
+        a.body["destinations"][0]["calls"],
+        json!([["track", "PageView", {}, {"event_id": "b-page-1"}]])
+    );
 
     std::thread::sleep(Duration::from_millis(500));
     let ids = mock.event_ids();
@@ -290,10 +294,16 @@ fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
     let names: Vec<&str> = tracked.iter().map(|(n, _)| *n).collect();
     assert_eq!(
         names,
-        ["ViewContent", "AddToCart", "InitiateCheckout"],
+        ["PageView", "ViewContent", "AddToCart", "InitiateCheckout"],
         "{calls:?}"
     );
-    assert!(calls.iter().any(|c| c == &json!(["page"])), "{calls:?}");
+    let kinds: Vec<&str> = calls.iter().filter_map(|c| c[0].as_str()).collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|k| ["load", "identify", "track"].contains(k)),
+        "every event goes through `track` (with its id), none through `page`: {calls:?}"
+    );
     let identifies = calls.iter().filter(|c| c[0] == "identify").count();
     assert_eq!(identifies, 1, "identify once per identity: {calls:?}");
     let identify = calls.iter().find(|c| c[0] == "identify").expect("identify");
@@ -302,7 +312,8 @@ fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
     assert_eq!(view[2]["contents"][0]["content_id"], "44001");
     assert_eq!(view[2]["value"], 24.95);
 
-    // Every browser event reached the Events API too, with the same event id and name.
+    // Every browser event reached the Events API too, with the same event id and name (page
+    // views included), and nothing else did.
     assert_eq!(mock.wait_for_distinct(4, Duration::from_secs(20)), 4);
     let server = mock.events();
     for (name, id) in &tracked {
@@ -313,11 +324,32 @@ fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
             "no server copy of {name} {id}: {server:?}"
         );
     }
+    let mut server_pairs: Vec<(String, String)> = server
+        .iter()
+        .map(|e| (e["event"].to_string(), e["event_id"].to_string()))
+        .collect();
+    server_pairs.sort();
+    server_pairs.dedup();
+    let mut browser_pairs: Vec<(String, String)> = tracked
+        .iter()
+        .map(|(n, i)| (json!(n).to_string(), json!(i).to_string()))
+        .collect();
+    browser_pairs.sort();
+    assert_eq!(
+        browser_pairs, server_pairs,
+        "one pixel call per server event, same name and id"
+    );
     let page = server
         .iter()
         .find(|e| e["event"] == "PageView")
         .expect("page view");
     assert_eq!(page["page"]["url"], format!("{shop}/shop.html"));
+    // The browser's language reaches the server copy as TikTok writes it (`en-US` → `en_US`).
+    let locale = page["user"]["locale"].as_str().unwrap_or_default();
+    assert!(
+        locale.len() >= 2 && !locale.contains('-'),
+        "user.locale from navigator.language: {page}"
+    );
 
     // Consent denied: no pixel call, no server copy.
     let before = mock.events().len();

@@ -29,6 +29,7 @@
   function profile(extra) {
     var p = assign(assign({}, store(PROFILE) || {}), extra || {});
     p.$user_agent = navigator.userAgent;
+    if (navigator.language) p.$locale = navigator.language;
     var ttp = cookie("_ttp"), clid = cookie("_sy_ttclid");
     if (ttp) p.$ttp = ttp;
     if (clid) p.$ttclid = clid;

@@ -200,7 +200,10 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let mut destinations = Vec::with_capacity(config.destinations.len());
     for (i, dest) in config.destinations.iter().enumerate() {
         match build_destination(dest, i, dir, &placer, &mut chains) {
-            Ok(d) => destinations.push(Arc::new(d)),
+            Ok((d, found)) => {
+                destinations.push(Arc::new(d));
+                warnings.extend(found);
+            }
             Err(e) => errors.extend(e),
         }
     }
@@ -221,14 +224,15 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     })
 }
 
-/// Builds destination `i`: its plugin, then its plugin chains (every error of both).
+/// Builds destination `i`: its plugin, then its plugin chains (every error of both); with the
+/// destination, its warnings.
 fn build_destination(
     config: &DestinationConfig,
     i: usize,
     dir: &Path,
     placer: &Placer,
     chains: &mut ChainLoader<'_>,
-) -> Result<Destination, Vec<Diagnostic>> {
+) -> Result<(Destination, Vec<Diagnostic>), Vec<Diagnostic>> {
     let at = Pointer::root().key("destinations").index(i);
     let common = config.common();
     let plugin = config.build(&BuildContext {
@@ -242,11 +246,14 @@ fn build_destination(
         at.key("payload_transforms").as_str(),
     );
     match (plugin, transforms, payload_transforms) {
-        (Ok(plugin), Ok(transforms), Ok(payload_transforms)) => Ok(Destination::new(
-            plugin,
-            transforms,
-            payload_transforms,
-            common.delivery,
+        (Ok(built), Ok(transforms), Ok(payload_transforms)) => Ok((
+            Destination::new(
+                built.plugin,
+                transforms,
+                payload_transforms,
+                common.delivery,
+            ),
+            built.warnings,
         )),
         (plugin, transforms, payload_transforms) => Err(plugin
             .err()

@@ -21,6 +21,12 @@ pub enum DestinationConfig {
     Tiktok(Box<TiktokConfig>),
 }
 
+/// A destination plugin as built, and what `validate` should warn about it.
+pub struct Built {
+    pub plugin: Box<dyn DestinationPlugin>,
+    pub warnings: Vec<Diagnostic>,
+}
+
 /// Where a destination's config sits, to build it and place its errors.
 pub struct BuildContext<'a> {
     /// The folder of the config file (mapping paths are relative to it).
@@ -45,18 +51,17 @@ impl DestinationConfig {
         }
     }
 
-    /// Builds the destination plugin: loads and compiles its mapping, filters and rows.
-    pub fn build(
-        &self,
-        ctx: &BuildContext<'_>,
-    ) -> Result<Box<dyn DestinationPlugin>, Vec<Diagnostic>> {
+    /// Builds the destination plugin: loads and compiles its mapping, filters and rows. With the
+    /// plugin, its warnings (findings that do not stop loading, e.g. unknown event names).
+    pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Built, Vec<Diagnostic>> {
         match self {
-            Self::Tiktok(t) => Ok(Box::new(Tiktok::new(
-                (**t).clone(),
-                ctx.dir,
-                ctx.placer,
-                ctx.at,
-            )?)),
+            Self::Tiktok(t) => {
+                let (plugin, warnings) = Tiktok::new((**t).clone(), ctx.dir, ctx.placer, ctx.at)?;
+                Ok(Built {
+                    plugin: Box::new(plugin),
+                    warnings,
+                })
+            }
         }
     }
 }

@@ -54,8 +54,12 @@ enum Source {
     Path(CompiledPath),
     Const(Value),
     FirstOf(Box<[FieldPlan]>),
+    AllOf(Box<[FieldPlan]>),
     Each(CompiledPath, ObjectPlan),
 }
+
+/// At most this many values of an `all_of` field are sent.
+pub const ALL_OF_MAX: usize = 10;
 
 /// How to build an object: its fields, in order.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +105,10 @@ impl FieldPlan {
             return None;
         }
         let found = match &self.source {
+            Source::AllOf(candidates) => {
+                let all = self.all_of(candidates, scope, warnings);
+                return all.or_else(|| self.default.as_ref().map(Payload::Ref));
+            }
             Source::Path(p) => p.first(scope.item).map(Payload::Ref),
             Source::Const(v) => Some(Payload::Ref(v)),
             Source::FirstOf(candidates) => candidates.iter().find_map(|c| c.build(scope, warnings)),
@@ -125,14 +133,55 @@ impl FieldPlan {
         let value = if self.transforms.is_empty() {
             found
         } else {
-            found.and_then(|v| self.transform(v, warnings))
+            found.and_then(|v| self.transform(v, scope.event, warnings))
         };
         value.or_else(|| self.default.as_ref().map(Payload::Ref))
+    }
+
+    /// Every candidate's values (arrays flattened), each through the field's transforms, without
+    /// repeats, at most [`ALL_OF_MAX`]; one value as is, several as an array.
+    fn all_of<'a>(
+        &'a self,
+        candidates: &'a [FieldPlan],
+        scope: Scope<'a>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        let mut values: Vec<Payload<'a>> = Vec::new();
+        let mut seen: Vec<Value> = Vec::new();
+        for candidate in candidates {
+            let Some(found) = candidate.build(scope, warnings) else {
+                continue;
+            };
+            let items = match found {
+                Payload::Array(items) => items,
+                Payload::Owned(Value::Array(items)) => {
+                    items.into_iter().map(Payload::Owned).collect()
+                }
+                Payload::Ref(Value::Array(items)) => items.iter().map(Payload::Ref).collect(),
+                one => vec![one],
+            };
+            for item in items {
+                let Some(value) = self.transform(item, scope.event, warnings) else {
+                    continue;
+                };
+                let plain = value.to_value();
+                if values.len() < ALL_OF_MAX && !seen.contains(&plain) {
+                    seen.push(plain);
+                    values.push(value);
+                }
+            }
+        }
+        match values.len() {
+            0 => None,
+            1 => values.pop(),
+            _ => Some(Payload::Array(values)),
+        }
     }
 
     fn transform<'a>(
         &'a self,
         found: Payload<'a>,
+        event: &Value,
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
         let mut value: Cow<'a, Value> = match found {
@@ -140,7 +189,7 @@ impl FieldPlan {
             other => Cow::Owned(other.to_value()),
         };
         for t in self.transforms.iter() {
-            value = match t.apply(value) {
+            value = match t.apply(value, event) {
                 Ok(Some(v)) if !value_is_empty(&v) => v,
                 Ok(_) => return None,
                 Err(message) => {
@@ -169,11 +218,12 @@ fn compile_rule(
         rule.path.is_some(),
         rule.constant.is_some(),
         rule.first_of.is_some(),
+        rule.all_of.is_some(),
         rule.each.is_some(),
     ];
     if sources.iter().filter(|s| **s).count() != 1 {
         return Err(vec![at.error(
-            "give exactly one of `path`, `const`, `first_of` or `each`",
+            "give exactly one of `path`, `const`, `first_of`, `all_of` or `each`",
         )]);
     }
     if rule.fields.is_some() != rule.each.is_some() {
@@ -207,8 +257,8 @@ fn compile_rule(
     }
 }
 
-/// The source of a field rule (`path`, `const`, `each` or `first_of`, exactly one of them, checked
-/// by the caller). Errors of `first_of` candidates go to `errors`, so that every one is reported.
+/// The source of a field rule (`path`, `const`, `each`, `first_of` or `all_of`, exactly one of them,
+/// checked by the caller). Errors of candidates go to `errors`, so that every one is reported.
 fn compile_source(
     rule: &FieldRule,
     label: &str,
@@ -233,24 +283,37 @@ fn compile_source(
                 .chain(plan.err().into_iter().flatten())
                 .collect()),
         }
+    } else if let Some(candidates) = &rule.all_of {
+        compile_candidates(candidates, "all_of", label, at, ctx, errors).map(Source::AllOf)
     } else {
         let candidates = rule.first_of.as_deref().unwrap_or_default();
-        if candidates.is_empty() {
-            return Err(vec![
-                at.key("first_of")
-                    .error("`first_of` needs at least one candidate"),
-            ]);
-        }
-        let at = at.key("first_of");
-        let mut plans = Vec::with_capacity(candidates.len());
-        for (i, c) in candidates.iter().enumerate() {
-            match FieldPlan::compile(c, label, &at.index(i), ctx) {
-                Ok(p) => plans.push(p),
-                Err(e) => errors.extend(e),
-            }
-        }
-        Ok(Source::FirstOf(plans.into()))
+        compile_candidates(candidates, "first_of", label, at, ctx, errors).map(Source::FirstOf)
     }
+}
+
+/// The candidates of `first_of` or `all_of` (named `key`), at least one.
+fn compile_candidates(
+    candidates: &[FieldSpec],
+    key: &str,
+    label: &str,
+    at: &Pointer,
+    ctx: CompileContext,
+    errors: &mut Vec<CompileError>,
+) -> Result<Box<[FieldPlan]>, Vec<CompileError>> {
+    let at = at.key(key);
+    if candidates.is_empty() {
+        return Err(vec![
+            at.error(format!("`{key}` needs at least one candidate")),
+        ]);
+    }
+    let mut plans = Vec::with_capacity(candidates.len());
+    for (i, c) in candidates.iter().enumerate() {
+        match FieldPlan::compile(c, label, &at.index(i), ctx) {
+            Ok(p) => plans.push(p),
+            Err(e) => errors.extend(e),
+        }
+    }
+    Ok(plans.into())
 }
 
 /// Compiles every field of `fields` (errors placed under `at`), keeping their order.

@@ -51,6 +51,10 @@ pub struct Row {
     pub source: String,
     /// The destination event name (`Purchase`, or any custom name the platform accepts).
     pub target: String,
+    /// The target is a custom event of the platform, on purpose: `validate` does not warn that it
+    /// is not one of the platform's standard event names.
+    #[serde(default)]
+    pub custom: bool,
     /// Where the event is sent from: the browser, the server, or both.
     #[serde(default)]
     pub mode: Mode,
@@ -117,6 +121,11 @@ pub struct FieldRule {
     /// Candidates tried in order; the first that yields a value wins.
     #[serde(default)]
     pub first_of: Option<Vec<FieldSpec>>,
+    /// Candidates whose values are all kept (arrays flattened), each through `transform`, without
+    /// repeats, at most `ALL_OF_MAX` (10): one value is sent as is, several as a list (for
+    /// platforms that accept several identities, e.g. two e-mails).
+    #[serde(default)]
+    pub all_of: Option<Vec<FieldSpec>>,
     /// A JSONPath whose every node becomes one item of an array built from `fields`
     /// (`$.properties.items[*]` for each item, `$.properties` for the one product of the event).
     #[serde(default)]
@@ -149,8 +158,15 @@ pub enum Transform {
     Upper,
     /// SHA-256, lower-case hex. A value that already is a SHA-256 hex digest is kept as is.
     Sha256,
-    /// Phone number to E.164 (`+` and 8 to 15 digits); `00` prefixes become `+`.
+    /// A phone number to E.164 (`+`, country code, national number), checked by a phone-number
+    /// library: an international number (`+` or `00`) as written; a national number in the event's
+    /// country (`$country_code` in profile properties, then in event properties), else the
+    /// destination's `default_country`. A number that is not valid there is left out, with a
+    /// warning. A value that already is a SHA-256 hex digest passes as it is.
     E164,
+    /// An ISO 4217 currency code, upper-cased (`eur` → `EUR`); anything else is left out, with a
+    /// warning.
+    Currency,
     /// An ISO-8601 time with a timezone, or epoch seconds, to unix seconds.
     UnixSeconds,
     /// To a number (numeric strings such as `"12.50"` included).
@@ -161,6 +177,9 @@ pub enum Transform {
     String,
     /// Pick the content id of a product object by the destination's `content_id` mode.
     ContentId,
+    /// The catalog content type of a product object: `product` when its content id is a variant or
+    /// SKU, the destination's `product_id_content_type` when it is the `product_id`.
+    ContentType,
     /// Compute the conversion amount of an order or product object by the destination's
     /// `conversion_amount` setting.
     ConversionAmount,
@@ -168,10 +187,23 @@ pub enum Transform {
     QueryParam(String),
     /// From an array of aliases (`urn:<kind>:<value>`), the value of the first of this kind.
     Alias(String),
+    /// From an array of aliases, the values of every alias of this kind, as an array.
+    Aliases(String),
+    /// Replace every occurrence of `from` with `to` in text (`{ replace: { from: "-", to: "_" } }`).
+    Replace(Replacement),
     /// Remove a prefix (a value without it is kept as is).
     StripPrefix(String),
     /// Replace a value found in the table (keys are the values written as strings); others pass.
     Lookup(IndexMap<String, Value>),
+}
+
+/// The argument of the `replace` transform.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replacement {
+    #[schemars(length(min = 1))]
+    pub from: String,
+    pub to: String,
 }
 
 /// Which product id becomes the content id.
@@ -187,6 +219,26 @@ pub enum ContentIdMode {
     VariantId,
     /// Always `sku`.
     Sku,
+}
+
+/// The catalog content type a `product_id` stands for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductIdContentType {
+    /// A product (catalogs whose items are whole products; TikTok's usual default).
+    #[default]
+    Product,
+    /// A product group (catalogs whose items are variants, grouped by the product id).
+    ProductGroup,
+}
+
+impl ProductIdContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProductGroup => "product_group",
+            Self::Product => "product",
+        }
+    }
 }
 
 /// Which amount becomes the conversion value.

@@ -5,7 +5,7 @@
 //! the value itself: it may be personal data.
 
 use super::condition::as_number;
-use super::spec::{ContentIdMode, ConversionAmount, Transform};
+use super::spec::{ContentIdMode, ConversionAmount, ProductIdContentType, Transform};
 use crate::event::parse_timestamp;
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -17,6 +17,10 @@ use std::borrow::Cow;
 pub struct CompileContext {
     pub content_id: ContentIdMode,
     pub conversion_amount: ConversionAmount,
+    /// The country of national phone numbers when the event names none.
+    pub default_country: Option<phonenumber::country::Id>,
+    /// The content type of a content id that is a `product_id`.
+    pub product_id_content_type: ProductIdContentType,
 }
 
 /// A transform ready to apply.
@@ -26,24 +30,26 @@ pub enum CompiledTransform {
     Lower,
     Upper,
     Sha256,
-    E164,
+    E164(Option<phonenumber::country::Id>),
+    Currency,
     UnixSeconds,
     Number,
     Integer,
     String,
     ContentId(ContentIdMode),
+    ContentType(ContentIdMode, ProductIdContentType),
     ConversionAmount(ConversionAmount),
     QueryParam(Box<str>),
     /// The prefix `urn:<kind>:`.
     Alias(Box<str>),
+    /// The prefix `urn:<kind>:`, every alias of it.
+    Aliases(Box<str>),
+    Replace(Box<str>, Box<str>),
     StripPrefix(Box<str>),
     Lookup(IndexMap<String, Value>),
 }
 
 pub type Outcome<'a> = Result<Option<Cow<'a, Value>>, &'static str>;
-
-/// Digits allowed in an E.164 number (country code included).
-const E164_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
 
 impl CompiledTransform {
     pub fn compile(spec: &Transform, ctx: CompileContext) -> Self {
@@ -52,21 +58,29 @@ impl CompiledTransform {
             Transform::Lower => Self::Lower,
             Transform::Upper => Self::Upper,
             Transform::Sha256 => Self::Sha256,
-            Transform::E164 => Self::E164,
+            Transform::E164 => Self::E164(ctx.default_country),
+            Transform::Currency => Self::Currency,
             Transform::UnixSeconds => Self::UnixSeconds,
             Transform::Number => Self::Number,
             Transform::Integer => Self::Integer,
             Transform::String => Self::String,
             Transform::ContentId => Self::ContentId(ctx.content_id),
+            Transform::ContentType => {
+                Self::ContentType(ctx.content_id, ctx.product_id_content_type)
+            }
             Transform::ConversionAmount => Self::ConversionAmount(ctx.conversion_amount),
             Transform::QueryParam(name) => Self::QueryParam(name.as_str().into()),
             Transform::Alias(kind) => Self::Alias(format!("urn:{kind}:").into()),
+            Transform::Aliases(kind) => Self::Aliases(format!("urn:{kind}:").into()),
+            Transform::Replace(r) => Self::Replace(r.from.as_str().into(), r.to.as_str().into()),
             Transform::StripPrefix(p) => Self::StripPrefix(p.as_str().into()),
             Transform::Lookup(table) => Self::Lookup(table.clone()),
         }
     }
 
-    pub fn apply<'a>(&self, v: Cow<'a, Value>) -> Outcome<'a> {
+    /// Applies the transform to `v`, a value of `event` (the source event, which `e164` reads its
+    /// country from).
+    pub fn apply<'a>(&self, v: Cow<'a, Value>, event: &Value) -> Outcome<'a> {
         match self {
             Self::Trim => map_str(v, |s| {
                 let t = s.trim();
@@ -79,7 +93,8 @@ impl CompiledTransform {
                 s.chars().any(char::is_lowercase).then(|| s.to_uppercase())
             }),
             Self::Sha256 => sha256(&v),
-            Self::E164 => e164(&v),
+            Self::E164(default) => e164(&v, event_country(event).or(*default)),
+            Self::Currency => currency(&v),
             Self::UnixSeconds => parse_timestamp(&v)
                 .map(|s| Some(Cow::Owned(Value::from(s))))
                 .map_err(|_| "not an ISO-8601 time with a timezone or epoch seconds"),
@@ -89,9 +104,14 @@ impl CompiledTransform {
                 .ok_or("not a number"),
             Self::String => to_string(v),
             Self::ContentId(mode) => content_id(&v, *mode),
+            Self::ContentType(mode, of_product_id) => content_type(&v, *mode, *of_product_id),
             Self::ConversionAmount(mode) => conversion_amount(&v, *mode),
             Self::QueryParam(name) => query_param(&v, name),
             Self::Alias(prefix) => alias(&v, prefix),
+            Self::Aliases(prefix) => aliases(&v, prefix),
+            Self::Replace(from, to) => {
+                map_str(v, |s| s.contains(&**from).then(|| s.replace(&**from, to)))
+            }
             Self::StripPrefix(p) => map_str(v, |s| s.strip_prefix(&**p).map(str::to_owned)),
             Self::Lookup(table) => lookup(v, table),
         }
@@ -142,29 +162,52 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
     Ok(Some(Cow::Owned(Value::String(hex.to_owned()))))
 }
 
-fn e164<'a>(v: &Value) -> Outcome<'a> {
+/// The country an event names for its person: `$country_code` (ISO 3166-1 alpha-2) in profile
+/// properties, then in event properties.
+fn event_country(event: &Value) -> Option<phonenumber::country::Id> {
+    ["profile_properties", "properties"]
+        .iter()
+        .filter_map(|place| event.get(place)?.get("$country_code")?.as_str())
+        .find_map(|code| code.trim().to_ascii_uppercase().parse().ok())
+}
+
+fn e164<'a>(v: &Value, country: Option<phonenumber::country::Id>) -> Outcome<'a> {
     let text = scalar_text(v).ok_or("not a phone number")?;
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
-    let rest = text
-        .strip_prefix('+')
-        .or_else(|| text.strip_prefix("00"))
-        .unwrap_or(text);
-    let mut out = String::with_capacity(16);
-    out.push('+');
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => out.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '/' => {}
-            _ => return Err("not a phone number (only digits, spaces, -, ., (, ) allowed)"),
+    if is_sha256_hex(text) {
+        return Ok(Some(Cow::Owned(Value::String(text.to_owned()))));
+    }
+    let international = text
+        .strip_prefix("00")
+        .map(|rest| format!("+{rest}"))
+        .unwrap_or_else(|| text.to_owned());
+    let number = phonenumber::parse(country, &international).map_err(|_| {
+        if country.is_none() && !international.starts_with('+') {
+            "not a phone number in international form, and the event names no country"
+        } else {
+            "not a phone number"
         }
+    })?;
+    if !phonenumber::is_valid(&number) {
+        return Err("not a valid phone number for its country");
     }
-    if !E164_DIGITS.contains(&(out.len() - 1)) {
-        return Err("not an E.164 phone number (8 to 15 digits with the country code)");
+    let formatted = number.format().mode(phonenumber::Mode::E164).to_string();
+    Ok(Some(Cow::Owned(Value::String(formatted))))
+}
+
+fn currency<'a>(v: &Value) -> Outcome<'a> {
+    let text = v.as_str().ok_or("not a currency code")?.trim();
+    if text.is_empty() {
+        return Ok(None);
     }
-    Ok(Some(Cow::Owned(Value::String(out))))
+    let code = text.to_ascii_uppercase();
+    match iso_currency::Currency::from_code(&code) {
+        Some(_) => Ok(Some(Cow::Owned(Value::String(code)))),
+        None => Err("not an ISO 4217 currency code"),
+    }
 }
 
 fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
@@ -203,17 +246,40 @@ fn id_field(product: &Value, field: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
+/// The id field `mode` picks from a product, and its value.
+fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, String)> {
+    let pick = |field: &'static str| id_field(v, field).map(|id| (field, id));
+    match mode {
+        ContentIdMode::Default => pick("variant_id").or_else(|| pick("product_id")),
+        ContentIdMode::ProductId => pick("product_id"),
+        ContentIdMode::VariantId => pick("variant_id"),
+        ContentIdMode::Sku => pick("sku"),
+    }
+}
+
 fn content_id<'a>(v: &Value, mode: ContentIdMode) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_id needs a product object (use `path: $` inside `each`)");
     }
-    let id = match mode {
-        ContentIdMode::Default => id_field(v, "variant_id").or_else(|| id_field(v, "product_id")),
-        ContentIdMode::ProductId => id_field(v, "product_id"),
-        ContentIdMode::VariantId => id_field(v, "variant_id"),
-        ContentIdMode::Sku => id_field(v, "sku"),
-    };
-    Ok(id.map(|s| Cow::Owned(Value::String(s))))
+    Ok(picked_id(v, mode).map(|(_, id)| Cow::Owned(Value::String(id))))
+}
+
+fn content_type<'a>(
+    v: &Value,
+    mode: ContentIdMode,
+    of_product_id: ProductIdContentType,
+) -> Outcome<'a> {
+    if !v.is_object() {
+        return Err("content_type needs a product object (use `path: $` inside `each`)");
+    }
+    Ok(picked_id(v, mode).map(|(field, _)| {
+        let kind = if field == "product_id" {
+            of_product_id.as_str()
+        } else {
+            "product"
+        };
+        Cow::Owned(Value::String(kind.to_owned()))
+    }))
 }
 
 fn num(obj: &Value, field: &str) -> Option<f64> {
@@ -287,6 +353,20 @@ fn alias<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
         .map(|rest| Cow::Owned(Value::String(rest.to_owned()))))
 }
 
+fn aliases<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
+    let aliases = v
+        .as_array()
+        .ok_or("aliases needs the aliases array (`path: $.aliases`)")?;
+    let values: Vec<Value> = aliases
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(|a| a.strip_prefix(prefix))
+        .filter(|rest| !rest.is_empty())
+        .map(|rest| Value::String(rest.to_owned()))
+        .collect();
+    Ok((!values.is_empty()).then_some(Cow::Owned(Value::Array(values))))
+}
+
 fn lookup<'a>(v: Cow<'a, Value>, table: &IndexMap<String, Value>) -> Outcome<'a> {
     let hit = scalar_text(&v).and_then(|key| table.get(key.as_ref()));
     Ok(Some(match hit {
@@ -301,7 +381,17 @@ mod tests {
     use serde_json::json;
 
     fn run(t: CompiledTransform, v: Value) -> Result<Option<Value>, &'static str> {
-        t.apply(Cow::Owned(v)).map(|o| o.map(Cow::into_owned))
+        run_in(t, v, &Value::Null)
+    }
+
+    /// `t` on `v`, a value of `event`.
+    fn run_in(
+        t: CompiledTransform,
+        v: Value,
+        event: &Value,
+    ) -> Result<Option<Value>, &'static str> {
+        t.apply(Cow::Owned(v), event)
+            .map(|o| o.map(Cow::into_owned))
     }
 
     #[test]
@@ -330,19 +420,71 @@ mod tests {
 
     #[test]
     fn e164_normalises_or_refuses() {
+        let us = Some(phonenumber::country::Id::US);
         for (input, out) in [
             ("+1 (415) 555-0100", "+14155550100"),
             ("0044 20 7946 0958", "+442079460958"),
             ("14155550100", "+14155550100"),
         ] {
             assert_eq!(
-                run(CompiledTransform::E164, json!(input)).unwrap(),
+                run(CompiledTransform::E164(us), json!(input)).unwrap(),
                 Some(json!(out)),
                 "{input}"
             );
         }
-        assert!(run(CompiledTransform::E164, json!("+1 555")).is_err());
-        assert!(run(CompiledTransform::E164, json!("call me")).is_err());
+        assert!(run(CompiledTransform::E164(us), json!("+1 555")).is_err());
+        assert!(run(CompiledTransform::E164(us), json!("call me")).is_err());
+    }
+
+    #[test]
+    fn national_numbers_take_the_events_country_then_the_default() {
+        let e164 = |default, number: &str, event: Value| {
+            run_in(CompiledTransform::E164(default), json!(number), &event)
+        };
+        let us = Some(phonenumber::country::Id::US);
+        let in_fr = json!({"profile_properties": {"$country_code": "fr"}, "properties": {}});
+        let order_in_fr = json!({"profile_properties": {}, "properties": {"$country_code": "FR"}});
+        // The examples that used to become wrong numbers (+4155550100, +0612345678, +310612345678).
+        assert_eq!(
+            e164(us, "(415) 555-0100", json!({})),
+            Ok(Some(json!("+14155550100")))
+        );
+        assert_eq!(
+            e164(None, "06 12 34 56 78", in_fr.clone()),
+            Ok(Some(json!("+33612345678")))
+        );
+        assert_eq!(
+            e164(us, "06 12 34 56 78", order_in_fr),
+            Ok(Some(json!("+33612345678")))
+        );
+        assert_eq!(
+            e164(None, "+31 (0)6 12345678", json!({})),
+            Ok(Some(json!("+31612345678")))
+        );
+        // Nothing is sent for what cannot be a number of its country.
+        assert!(
+            e164(None, "(415) 555-0100", json!({})).is_err(),
+            "no country at all"
+        );
+        assert!(e164(None, "01 23", in_fr).is_err(), "too short for France");
+        // Already hashed: passed on, never hashed again.
+        let hashed = "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0";
+        assert_eq!(e164(None, hashed, json!({})), Ok(Some(json!(hashed))));
+    }
+
+    #[test]
+    fn currencies_are_iso_4217_codes_upper_cased() {
+        assert_eq!(
+            run(CompiledTransform::Currency, json!(" eur ")),
+            Ok(Some(json!("EUR")))
+        );
+        assert_eq!(
+            run(CompiledTransform::Currency, json!("USD")),
+            Ok(Some(json!("USD")))
+        );
+        assert!(run(CompiledTransform::Currency, json!("EURO")).is_err());
+        assert!(run(CompiledTransform::Currency, json!("XYZ")).is_err());
+        assert!(run(CompiledTransform::Currency, json!(978)).is_err());
     }
 
     #[test]

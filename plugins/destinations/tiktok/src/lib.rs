@@ -3,6 +3,7 @@
 //! batched request bodies), the pixel calls of the browser side, and the Events API transport
 //! ([`transport`]).
 
+pub mod names;
 pub mod transport;
 
 use schemars::JsonSchema;
@@ -16,7 +17,9 @@ use switchyard_core::destination::{
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::{Diagnostic, Document, Placer, load_file, load_str};
 use switchyard_core::rules::payload::Payload;
-use switchyard_core::rules::spec::{ContentIdMode, ConversionAmount, MappingFile};
+use switchyard_core::rules::spec::{
+    ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
+};
 use switchyard_core::rules::transform::CompileContext;
 use switchyard_core::rules::{Pointer, mapping_schema};
 use switchyard_core::secret::Secret;
@@ -53,6 +56,12 @@ pub struct TiktokConfig {
     /// Which amount becomes `value`.
     #[serde(default)]
     pub conversion_amount: ConversionAmount,
+    /// The catalog `content_type` of a content id that is a `product_id` (the `default` mode's
+    /// fallback, or the `product_id` mode): `product` (the default) or `product_group` (for a
+    /// catalog whose items are variants grouped by product id). Variant and SKU ids are always
+    /// `product`.
+    #[serde(default)]
+    pub product_id_content_type: ProductIdContentType,
     /// Send with this code to see events in TikTok's Test Events tool.
     #[serde(default)]
     pub test_event_code: Option<String>,
@@ -68,6 +77,27 @@ pub struct TiktokConfig {
     #[serde(default = "default_batch")]
     #[schemars(range(min = 1, max = 1000))]
     pub batch_size: usize,
+    /// The country (ISO 3166-1 alpha-2, e.g. `US`) of national phone numbers when the event names
+    /// none (`$country_code`). Without it, a phone number without its country code is not sent.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[A-Z]{2}$"))]
+    pub default_country: Option<String>,
+    /// TikTok's Limited Data Use flag (US state privacy laws): `never` (the default), `always`, or
+    /// `from_consent` (when the event's `$consent` says `data_sale: denied`). An event's own
+    /// `$limited_data_use` (true or false, in event or profile properties) wins.
+    #[serde(default)]
+    pub limited_data_use: LimitedDataUse,
+}
+
+/// When events carry `limited_data_use: true`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitedDataUse {
+    #[default]
+    Never,
+    Always,
+    /// When the event's `$consent.data_sale` is `denied`.
+    FromConsent,
 }
 
 fn default_endpoint() -> String {
@@ -95,13 +125,14 @@ pub struct Tiktok {
 impl Tiktok {
     /// Sets the destination up: loads its mapping (the embedded default, or a file relative to
     /// `config_dir`), applies row switches and custom events, compiles everything. `placer` and `at`
-    /// place errors in the config file.
+    /// place errors in the config file. With the destination, the warnings of `validate` (event
+    /// names TikTok does not know or deprecated, custom events that repeat a mapping row).
     pub fn new(
         config: TiktokConfig,
         config_dir: &Path,
         placer: &Placer,
         at: &Pointer,
-    ) -> Result<Self, Vec<Diagnostic>> {
+    ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
         let reference = &config.common.mapping;
         let mapping_file = config_dir.join(reference);
         if reference != DEFAULT_MAPPING && !mapping_file.is_file() {
@@ -117,18 +148,93 @@ impl Tiktok {
         let ctx = CompileContext {
             content_id: config.content_id,
             conversion_amount: config.conversion_amount,
+            default_country: default_country(&config, placer, at)?,
+            product_id_content_type: config.product_id_content_type,
         };
         let routing = Routing::compile(&config.common, &mapping.value, ctx, at).map_err(|e| {
             let mut out = mapping.placer.place_all(&e.mapping);
             out.extend(placer.place_all(&e.config));
             out
         })?;
-        Ok(Self { routing, config })
+        let warnings = name_warnings(&config, &mapping, placer, at);
+        Ok((Self { routing, config }, warnings))
     }
 
     pub fn config(&self) -> &TiktokConfig {
         &self.config
     }
+
+    /// Whether `event` goes with `limited_data_use: true`: its own `$limited_data_use` (event
+    /// properties, then profile properties), else the destination's setting.
+    fn limited_data_use(&self, event: &SourceEvent) -> bool {
+        let doc = event.as_value();
+        let own = ["properties", "profile_properties"]
+            .iter()
+            .find_map(|place| doc.get(place)?.get("$limited_data_use")?.as_bool());
+        own.unwrap_or(match self.config.limited_data_use {
+            LimitedDataUse::Never => false,
+            LimitedDataUse::Always => true,
+            LimitedDataUse::FromConsent => event.consent("data_sale") == Some("denied"),
+        })
+    }
+}
+
+/// The destination's `default_country`, checked against the phone-number library's countries.
+fn default_country(
+    config: &TiktokConfig,
+    placer: &Placer,
+    at: &Pointer,
+) -> Result<Option<phonenumber::country::Id>, Vec<Diagnostic>> {
+    let Some(code) = &config.default_country else {
+        return Ok(None);
+    };
+    code.parse().map(Some).map_err(|_| {
+        vec![placer.place(
+            at.key("default_country").as_str(),
+            format!("`{code}` is not a country code (ISO 3166-1 alpha-2, e.g. `US`)"),
+        )]
+    })
+}
+
+/// Warnings on event names: every row's target (mapping rows in the mapping file, custom events
+/// in the config), and custom events that repeat a mapping row (named with its file and line).
+fn name_warnings(
+    config: &TiktokConfig,
+    mapping: &Document<MappingFile>,
+    placer: &Placer,
+    at: &Pointer,
+) -> Vec<Diagnostic> {
+    let mut warnings = Vec::new();
+    for (i, row) in mapping.value.rows.iter().enumerate() {
+        if let Some(message) = names::check(&row.target, row.custom) {
+            let pointer = format!("/rows/{i}/target");
+            warnings.push(mapping.placer.place(&pointer, message).warning());
+        }
+    }
+    for (i, row) in config.common.custom_events.iter().enumerate() {
+        let here = at.key("custom_events").index(i);
+        if let Some(message) = names::check(&row.target, row.custom) {
+            let pointer = here.key("target");
+            warnings.push(placer.place(pointer.as_str(), message).warning());
+        }
+        let repeated = mapping
+            .value
+            .rows
+            .iter()
+            .position(|r| r.source == row.source && r.target == row.target);
+        if let Some(j) = repeated {
+            let there = mapping.placer.place(&format!("/rows/{j}"), "");
+            let message = format!(
+                "this custom event repeats the mapping's row `{}` → `{}` ({}:{}): both send, so TikTok gets the event twice; switch the mapping's row off under `rows:` or drop this one",
+                row.source,
+                row.target,
+                there.file.display(),
+                there.line
+            );
+            warnings.push(placer.place(here.as_str(), message).warning());
+        }
+    }
+    warnings
 }
 
 /// The default mapping, parsed (for tests and docs).
@@ -175,6 +281,9 @@ impl DestinationPlugin for Tiktok {
             fields.insert(0, ("event_id", Payload::Str(event.id())));
         }
         fields.insert(0, ("event", Payload::Str(target)));
+        if !has(&fields, "limited_data_use") && self.limited_data_use(event) {
+            fields.push(("limited_data_use", Payload::Owned(Value::Bool(true))));
+        }
         Payload::Object(fields)
     }
 
@@ -199,8 +308,9 @@ impl DestinationPlugin for Tiktok {
     }
 
     /// `ttq.identify` with the hashed identifiers the server side sends (when there are any), then
-    /// per event object `ttq.page()` for `PageView` or `ttq.track(event, properties, {event_id})`:
-    /// the same `event_id` as the server copy, so TikTok counts the event once.
+    /// per event object `ttq.track(event, properties, {event_id})`: the same name and `event_id` as
+    /// the server copy, so TikTok counts the event once. Page views too: `ttq.page()` takes no
+    /// `event_id` and reports `Pageview`, which never de-duplicates with the server's `PageView`.
     fn client_actions(&self, event: &SourceEvent, payloads: &[Value]) -> Option<ClientActions> {
         let mut calls = Vec::new();
         let user = payloads.iter().find_map(|p| p.get("user"));
@@ -210,7 +320,10 @@ impl DestinationPlugin for Tiktok {
             ("phone", "phone_number"),
             ("external_id", "external_id"),
         ] {
-            if let Some(v) = user.and_then(|u| u.get(from)) {
+            // The pixel takes one value per key: the first of a list.
+            let value = user.and_then(|u| u.get(from));
+            let first = value.and_then(|v| v.as_array().map_or(Some(v), |list| list.first()));
+            if let Some(v) = first {
                 identify.insert(to.to_owned(), v.clone());
             }
         }
@@ -218,13 +331,11 @@ impl DestinationPlugin for Tiktok {
             calls.push(json!(["identify", identify]));
         }
         for p in payloads {
-            let name = p.get("event").and_then(Value::as_str).unwrap_or_default();
-            if name == "PageView" {
-                calls.push(json!(["page"]));
-            } else {
-                let properties = p.get("properties").cloned().unwrap_or_else(|| json!({}));
-                calls.push(json!(["track", name, properties, {"event_id": event.id()}]));
-            }
+            let Some(name) = p.get("event").and_then(Value::as_str) else {
+                continue;
+            };
+            let properties = p.get("properties").cloned().unwrap_or_else(|| json!({}));
+            calls.push(json!(["track", name, properties, {"event_id": event.id()}]));
         }
         Some(ClientActions {
             destination: self.routing.name.to_string(),
