@@ -4,7 +4,8 @@
 //! one event can cause (a trap, the time budget, the memory cap, output over the limit: see
 //! [`CallError::may_come_from_one_event`]), the instance is already gone (a fresh one serves the
 //! next call) and the batch's events are run again **one at a time**, each in a call of its own
-//! with the whole time budget, the memory cap and the output limit. Only the events on which the
+//! with the whole time budget and output limit (the memory cap bounds the instance, which serves
+//! the next event after a success and is replaced after a failure). Only the events on which the
 //! plugin fails alone fail, each with its own reason; the others get the plugin's answer.
 //!
 //! A plugin that fails on everything would cost a fresh instance per event: the second pass stops
@@ -12,10 +13,11 @@
 //! [`EventFailure::NotRetried`]. A failure no single event causes (a wrong result count, a refused
 //! config) fails the whole batch, as it would in the first pass.
 //!
-//! Why one at a time rather than bisection: a trap throws the instance away, so every failed call
-//! costs an instantiation either way; one event per call gives each event its own budget and its
-//! own verdict exactly, and the second pass runs only when a batch failed (the happy path pays
-//! nothing).
+//! Why one at a time rather than bisection: a call of one event is cheap, while every failed call
+//! costs an instantiation (and, for a timeout, a whole time budget). Bisection makes fewer calls
+//! but fails a poison event once per level; one at a time fails it once, and gives each event its
+//! own budget and its own verdict. The second pass runs only when a batch failed: the happy path
+//! pays nothing (its results are handed on as the plugin returned them, [`BatchResults::OneCall`]).
 
 use crate::bindings::Action;
 use crate::error::CallError;
