@@ -810,13 +810,11 @@ fn copies_refused_by_a_full_queue_are_accepted_once_on_retry() {
     s.mock.fail_always(Some(Fault::Status(503, None)));
     let service = Service::start(&s.config, None);
     let url = service.url("/v1/events");
-    // Filled in requests of 200 events, then of one, until not even one more event fits: the
-    // copies below cannot fit either.
+    // Fill it up to the last event: requests of 200, then of one, until refused.
     let mut filled = 0;
     for size in [200, 1] {
         loop {
-            let events = json!(cart_events("fill", filled..filled + size));
-            let a = post_events(&url, &events).unwrap();
+            let a = post_events(&url, &json!(cart_events("fill", filled..filled + size))).unwrap();
             if a.status == 503 {
                 break;
             }
