@@ -141,11 +141,16 @@ fn settle(routed: &RoutedEvent<'_>, i: usize, record: &Record, now: i64, plan: &
             continue;
         }
         match outcome.status {
-            Status::Sent => plan
-                .sends
-                .entry(name.to_owned())
-                .or_default()
-                .extend(outcome.data.iter().map(|p| (i, p.to_value()))),
+            Status::Sent => {
+                let payloads = outcome.data.iter().map(|p| (i, p.to_value()));
+                // The name is copied once per destination and round, not once per event.
+                match plan.sends.get_mut(name) {
+                    Some(sends) => sends.extend(payloads),
+                    None => {
+                        plan.sends.insert(name.to_owned(), payloads.collect());
+                    }
+                }
+            }
             status @ (Status::Failed | Status::Invalid) => {
                 plan.count(name, status);
                 let reason = outcome
