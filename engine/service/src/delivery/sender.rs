@@ -20,9 +20,10 @@ use switchyard_core::destination::{Delivery, Others, Refusal, SendError, Transpo
 use tokio::sync::Semaphore;
 
 /// How many times a batch refused because of an event the platform does not name is split in
-/// halves at most: 10 splits isolate single events in batches of up to 1,024 (TikTok's limit is
-/// 1,000). Parts still refused at that depth are given up on whole. Finding `k` bad events in a
-/// batch of `n` this way takes about `2·k·log2(n/k)` requests; `2·n - 1` when every event is bad.
+/// halves at most: 10 splits isolate single events in batches of up to 1,024 (the built-in
+/// destination's limit is 1,000). Parts still refused at that depth are given up on whole.
+/// Finding `k` bad events in a batch of `n` this way takes about `2·k·log2(n/k)` requests;
+/// `2·n - 1` when every event is bad.
 pub const MAX_SPLIT_DEPTH: u32 = 10;
 
 /// Why events to send again were given up on instead.
