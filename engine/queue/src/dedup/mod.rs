@@ -78,7 +78,7 @@ impl WindowDedup {
         }
     }
 
-    /// Forgets the ids the window has passed and gives their memory back (run it periodically:
+    /// Forgets the ids the window has passed and frees their memory (run it periodically:
     /// otherwise that happens only as new batches arrive).
     pub fn sweep(&self) {
         self.shared.lock().sweep(Instant::now());
