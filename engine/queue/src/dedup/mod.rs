@@ -22,7 +22,7 @@ pub use window::Limits;
 use window::{Sorting, Window};
 
 /// What queueing a batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Queued {
     /// Events appended (durably).
     pub queued: usize,
