@@ -77,10 +77,7 @@ pub async fn replay(
     let dedup = open_dedup(&loaded, queue.clone());
     let dir = loaded.data_dir().display().to_string();
     let mut invalid = 0;
-    let mut total = Queued {
-        queued: 0,
-        duplicates: 0,
-    };
+    let mut total = Queued::default();
     let mut chunk = Vec::with_capacity(APPEND_CHUNK);
     let now = unix_ms();
     for (n, line) in input.lines().enumerate() {
@@ -126,10 +123,7 @@ async fn append(
     dir: &str,
 ) -> Result<Queued, ServeError> {
     if events.is_empty() {
-        return Ok(Queued {
-            queued: 0,
-            duplicates: 0,
-        });
+        return Ok(Queued::default());
     }
     dedup.queue_once(source, events).await.map_err(|e| match e {
         DedupError::Queue(source) => ServeError::Queue {

@@ -22,7 +22,7 @@ pub use window::Limits;
 use window::{Sorting, Window};
 
 /// What queueing a batch did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Queued {
     /// Events appended (durably).
     pub queued: usize,
@@ -78,7 +78,7 @@ impl WindowDedup {
         }
     }
 
-    /// Forgets the ids the window has passed and gives their memory back (run it periodically:
+    /// Forgets the ids the window has passed and frees their memory (run it periodically:
     /// otherwise that happens only as new batches arrive).
     pub fn sweep(&self) {
         self.shared.lock().sweep(Instant::now());

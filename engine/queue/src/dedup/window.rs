@@ -175,7 +175,7 @@ impl Window {
         }
     }
 
-    /// Forgets what the window has passed, and gives memory back when most of it is unused.
+    /// Forgets what the window has passed, and shrinks its tables when they are mostly empty.
     pub fn sweep(&mut self, now: Instant) {
         self.expire(now);
         if self.slots.capacity() > 4 * self.slots.len() + 256 {

@@ -44,10 +44,7 @@ pub async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         .received
         .with_label_values(&[source.as_str(), "rejected"])
         .inc_by(sorted.refused.len() as u64);
-    let mut done = Queued {
-        queued: 0,
-        duplicates: 0,
-    };
+    let mut done = Queued::default();
     if !sorted.valid.is_empty() {
         match app.enqueue(&source, sorted.valid).await {
             Ok(q) => done = q,

@@ -81,8 +81,8 @@ pub fn open_dedup(loaded: &Loaded, queue: Arc<dyn EventQueue>) -> WindowDedup {
     WindowDedup::new(queue, limits)
 }
 
-/// Every second: forgets the ids the de-duplication window has passed (giving their memory
-/// back), and reports how many are kept.
+/// Every second: forgets the ids the de-duplication window has passed (freeing their memory),
+/// and reports how many are kept.
 async fn sweep(dedup: Arc<WindowDedup>, metrics: Arc<Metrics>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
