@@ -95,6 +95,7 @@ impl SourceEvent {
     pub fn json_text(&self) -> String {
         match &self.text {
             Some(t) => t.to_string(),
+            // A `Value` always serializes (its keys are strings).
             None => serde_json::to_string(&self.value).unwrap_or_default(),
         }
     }

@@ -93,12 +93,11 @@ pub fn route<'a>(
 ) -> Outcome<'a> {
     let routing = dest.routing();
     let name: &'a str = &routing.name;
-    let client_allowed = match gate(routing, event, source) {
-        Ok(allowed) => allowed,
+    let (client_allowed, rows) = match gate(routing, event, source) {
+        Ok(gated) => gated,
         Err((status, reason)) => return Outcome::not_sent(name, status, reason),
     };
     let doc = event.as_value();
-    let rows = routing.mapping.rows_for(event.name());
     let mut outcome = Outcome::not_sent(name, Status::Sent, String::new());
     outcome.reason = None;
     for row in rows {
@@ -125,9 +124,14 @@ pub fn route<'a>(
     outcome
 }
 
-/// The checks before the mapping: whether the destination takes the event at all (and whether
-/// consent allows its browser side), or the status and reason that keep it out.
-fn gate(routing: &Routing, event: &SourceEvent, source: &str) -> Result<bool, (Status, String)> {
+/// The checks before the mapping: whether the destination takes the event at all, and then whether
+/// consent allows its browser side and the rows of its name (looked up once); or the status and
+/// reason that keep it out.
+fn gate<'r>(
+    routing: &'r Routing,
+    event: &SourceEvent,
+    source: &str,
+) -> Result<(bool, &'r [CompiledRow]), (Status, String)> {
     if routing.activation == Activation::Deactivated {
         return Err((Status::Deactivated, "the destination is deactivated".into()));
     }
@@ -149,13 +153,14 @@ fn gate(routing: &Routing, event: &SourceEvent, source: &str) -> Result<bool, (S
     if let Some(f) = routing.filters.iter().find(|f| f.stops(event.name(), doc)) {
         return Err((Status::Filtered, format!("filter `{}` stopped it", f.name)));
     }
-    if routing.mapping.rows_for(event.name()).is_empty() {
+    let rows = routing.mapping.rows_for(event.name());
+    if rows.is_empty() {
         return Err((
             Status::Skipped,
             format!("no mapping row for event `{}`", event.name()),
         ));
     }
-    Ok(client_allowed)
+    Ok((client_allowed, rows))
 }
 
 /// The browser side's event object of `row`: the server copy when the row built one (the same

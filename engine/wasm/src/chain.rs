@@ -41,6 +41,7 @@ impl ChainItem for SourceEvent {
 /// A platform payload (one event object of the platform's API), after the mapping.
 impl ChainItem for Value {
     fn to_json(&self) -> String {
+        // A `Value` always serializes (its keys are strings); `""` would fail as "not JSON".
         serde_json::to_string(self).unwrap_or_default()
     }
     fn parse(text: &str, _: i64) -> Result<Self, String> {
