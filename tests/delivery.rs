@@ -257,7 +257,7 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
         "transforms:\n  - name: picky\n    path: {}\n    config: {{mode: picky}}\n",
         switchyard_tests::plugin_wasm("hostile").display()
     ));
-    std::fs::write(&s.config, text).unwrap();
+    std::fs::write(&s.config, switchyard_tests::allow_plugin_dir(&text)).unwrap();
     let service = Service::start(&s.config, None);
     let mut events = cart_events("poison", 0..50);
     for i in [10, 30] {
@@ -805,8 +805,15 @@ fn concurrent_copies_of_the_same_batches_are_queued_and_delivered_once() {
 
 #[test]
 fn copies_refused_by_a_full_queue_are_accepted_once_on_retry() {
-    // 1 MiB of queue; the mock refuses everything at first, so nothing drains.
+    // 1 MiB of queue; the mock refuses everything at first, so nothing drains. Retries (up to
+    // 100, up to a second apart) outlast the filling on a slow machine: nothing is dead-lettered.
     let s = setup(", queue_budget_mib: 1", ", max_attempts: 100");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace("max_backoff_ms: 200", "max_backoff_ms: 1000"),
+    )
+    .unwrap();
     s.mock.fail_always(Some(Fault::Status(503, None)));
     let service = Service::start(&s.config, None);
     let url = service.url("/v1/events");

@@ -35,13 +35,19 @@ fn main() {
     }
 }
 
-/// The valid events of `examples/events.ndjson`, to cycle through with fresh ids.
+/// The valid events of `examples/events.ndjson`, to cycle through with fresh ids, dated now (the
+/// service refuses events older than `max_event_age_hours`).
 fn sample_events() -> Vec<Value> {
     let text = std::fs::read_to_string(switchyard_tests::root().join("examples/events.ndjson"))
         .expect("examples/events.ndjson");
+    let now = switchyard_tests::service::unix_now();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| switchyard_core::event::SourceEvent::from_value(v.clone(), 0).is_ok())
+        .map(|mut v| {
+            v["timestamp"] = now.into();
+            v
+        })
         .collect()
 }
 

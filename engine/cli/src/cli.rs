@@ -78,6 +78,25 @@ pub enum DeadLetterCommand {
         #[arg(long)]
         destination: Option<String>,
     },
+    /// Drop dead letters for good: those with the given ids, of a destination, or older than an
+    /// age (all that are given must hold). Asks before dropping unless `--yes`.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["id", "destination", "older_than"])))]
+    Drop {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A dead letter's id, as `list` prints it (repeatable).
+        #[arg(long)]
+        id: Vec<u64>,
+        /// Only this destination's dead letters.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only dead letters given up on at least this long ago (e.g. `7d`, `12h`, `30m`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Drop without asking.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,7 +218,7 @@ fn dispatch(
             };
             commands::replay::run(loaded, &path, source, input, err)
         }
-        Command::DeadLetters(command) => commands::dead_letters::run(command, out, err),
+        Command::DeadLetters(command) => commands::dead_letters::run(command, input, out, err),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
             let root = commands::plugin::new(&name, &dir, sdk)?;
             writeln!(
@@ -232,7 +251,7 @@ pub fn load(path: &Path, err: &mut dyn Write) -> anyhow::Result<Option<Loaded>> 
     }
 }
 
-/// The async runtime of `serve`, `replay` and `dead-letters retry`.
+/// The async runtime of `serve`, `replay` and `dead-letters retry|drop`.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread()

@@ -4,8 +4,10 @@
 //! never reused. Every write goes through one writer thread, which takes everything waiting and
 //! commits it in one transaction with `Durability::Immediate` (group commit): a write is
 //! acknowledged only once it is on disk, and many concurrent requests share one `fsync`.
-//! The disk budget counts the bytes of the records kept (not the file's size, which redb reuses
-//! but does not shrink).
+//! The disk budget counts the bytes of the records kept and of the dead letters (not the file's
+//! size, which redb reuses but does not shrink): dead letters that pile up (a revoked token) fill
+//! the budget like queued events, and ingestion is refused (503) instead of filling the disk.
+//! Dead-lettering itself is never refused: it moves an event that is already counted.
 
 use crate::record::{decode, encode};
 use crate::{Commit, DeadLetter, EventQueue, QueueError, Record, StoreError};
@@ -43,8 +45,10 @@ pub struct DiskQueue {
 
 #[derive(Default)]
 struct Stats {
-    /// Bytes of records kept, plus bytes reserved by appends not yet committed.
+    /// Bytes of records and dead letters kept, plus bytes reserved by appends not yet committed.
     bytes: AtomicU64,
+    /// Of `bytes`, those of dead letters.
+    dead_bytes: AtomicU64,
     count: AtomicU64,
 }
 
@@ -56,8 +60,19 @@ fn store<E: Into<redb::Error>>(action: &'static str) -> impl Fn(E) -> QueueError
     }
 }
 
+/// The bytes of every value of a table.
+fn table_bytes(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, QueueError> {
+    let mut bytes = 0u64;
+    for entry in table.iter().map_err(store("opening"))? {
+        let (_, v) = entry.map_err(store("opening"))?;
+        bytes += v.value().len() as u64;
+    }
+    Ok(bytes)
+}
+
 impl DiskQueue {
-    /// Opens (or creates) the queue in `dir`, with a disk budget of `budget` bytes of records.
+    /// Opens (or creates) the queue in `dir`, with a disk budget of `budget` bytes of records and
+    /// dead letters.
     pub fn open(dir: &Path, budget: u64) -> Result<Self, QueueError> {
         std::fs::create_dir_all(dir).map_err(|e| QueueError::Store {
             action: "creating its folder",
@@ -71,12 +86,10 @@ impl DiskQueue {
             {
                 let events = txn.open_table(EVENTS).map_err(store("opening"))?;
                 let dead = txn.open_table(DEAD).map_err(store("opening"))?;
-                let mut bytes = 0u64;
-                for entry in events.iter().map_err(store("opening"))? {
-                    let (_, v) = entry.map_err(store("opening"))?;
-                    bytes += v.value().len() as u64;
-                }
-                stats.bytes.store(bytes, Ordering::Relaxed);
+                let bytes = table_bytes(&events)?;
+                let dead_bytes = table_bytes(&dead)?;
+                stats.bytes.store(bytes + dead_bytes, Ordering::Relaxed);
+                stats.dead_bytes.store(dead_bytes, Ordering::Relaxed);
                 stats
                     .count
                     .store(events.len().map_err(store("opening"))?, Ordering::Relaxed);
@@ -108,13 +121,21 @@ impl DiskQueue {
         })
     }
 
-    /// Reserves `size` bytes of the budget, or says it is full.
+    /// Reserves `size` bytes of the budget, or says it is full (or that `size` exceeds the whole
+    /// budget, which no wait can fix).
     fn reserve(&self, size: u64) -> Result<(), QueueError> {
+        if size > self.budget {
+            return Err(QueueError::TooLarge {
+                size,
+                budget: self.budget,
+            });
+        }
         let mut used = self.stats.bytes.load(Ordering::Relaxed);
         loop {
             if used + size > self.budget {
                 return Err(QueueError::Full {
                     used,
+                    dead_letters: self.stats.dead_bytes.load(Ordering::Relaxed),
                     budget: self.budget,
                 });
             }
@@ -217,6 +238,17 @@ impl EventQueue for DiskQueue {
     }
 }
 
+/// What a committed group changed: events added and removed (with their bytes), and the bytes of
+/// dead letters added and removed.
+#[derive(Default, Clone, Copy)]
+struct Delta {
+    added: u64,
+    removed: u64,
+    removed_bytes: u64,
+    dead_added_bytes: u64,
+    dead_removed_bytes: u64,
+}
+
 /// The writer: takes every waiting operation, applies them in one transaction, commits durably,
 /// then answers each. `next` holds the next id of the events and of the dead letters.
 fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [u64; 2]) {
@@ -230,31 +262,13 @@ fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [
         }
         let before = next;
         let result = apply(db, &group, &mut next);
-        let (added, removed_bytes, removed) = match &result {
-            Ok(delta) => *delta,
+        match &result {
+            Ok(delta) => stats.count_in(delta),
             Err(_) => {
                 next = before;
-                (0, 0, 0)
+                stats.release(reserved_bytes(&group));
             }
-        };
-        let failed_appends: u64 = if result.is_err() {
-            group
-                .iter()
-                .filter_map(|op| match op {
-                    Op::Append(records, _) => {
-                        Some(records.iter().map(|r| r.len() as u64).sum::<u64>())
-                    }
-                    _ => None,
-                })
-                .sum()
-        } else {
-            0
-        };
-        stats
-            .bytes
-            .fetch_sub(removed_bytes + failed_appends, Ordering::AcqRel);
-        stats.count.fetch_add(added, Ordering::AcqRel);
-        stats.count.fetch_sub(removed, Ordering::AcqRel);
+        }
         let result = result
             .map(|_| ())
             .map_err(|e| -> StoreError { Arc::new(e) });
@@ -262,12 +276,43 @@ fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [
     }
 }
 
-/// Applies a group in one transaction. Returns (records added, bytes removed, records removed).
-fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, u64), redb::Error> {
+impl Stats {
+    /// Counts a committed group.
+    fn count_in(&self, d: &Delta) {
+        self.bytes.fetch_add(d.dead_added_bytes, Ordering::AcqRel);
+        self.bytes
+            .fetch_sub(d.removed_bytes + d.dead_removed_bytes, Ordering::AcqRel);
+        self.dead_bytes
+            .fetch_add(d.dead_added_bytes, Ordering::AcqRel);
+        self.dead_bytes
+            .fetch_sub(d.dead_removed_bytes, Ordering::AcqRel);
+        self.count.fetch_add(d.added, Ordering::AcqRel);
+        self.count.fetch_sub(d.removed, Ordering::AcqRel);
+    }
+
+    /// Gives back bytes reserved by appends that failed.
+    fn release(&self, bytes: u64) {
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The bytes a group's appends reserved.
+fn reserved_bytes(group: &[Op]) -> u64 {
+    group
+        .iter()
+        .filter_map(|op| match op {
+            Op::Append(records, _) => Some(records.iter().map(|r| r.len() as u64).sum::<u64>()),
+            _ => None,
+        })
+        .sum()
+}
+
+/// Applies a group in one transaction and says what it changed.
+fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, redb::Error> {
     let mut txn = db.begin_write().map_err(redb::Error::from)?;
     txn.set_durability(Durability::Immediate)
         .map_err(redb::Error::from)?;
-    let (mut added, mut removed_bytes, mut removed) = (0, 0, 0);
+    let mut d = Delta::default();
     {
         let mut events = txn.open_table(EVENTS).map_err(redb::Error::from)?;
         let mut dead = txn.open_table(DEAD).map_err(redb::Error::from)?;
@@ -279,14 +324,14 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, 
                             .insert(next[0], r.as_slice())
                             .map_err(redb::Error::from)?;
                         next[0] += 1;
-                        added += 1;
+                        d.added += 1;
                     }
                 }
                 Op::Ack(ids, _) => {
                     for id in ids {
                         if let Some(v) = events.remove(id).map_err(redb::Error::from)? {
-                            removed_bytes += v.value().len() as u64;
-                            removed += 1;
+                            d.removed_bytes += v.value().len() as u64;
+                            d.removed += 1;
                         }
                     }
                 }
@@ -295,18 +340,21 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, 
                         dead.insert(next[1], l.as_slice())
                             .map_err(redb::Error::from)?;
                         next[1] += 1;
+                        d.dead_added_bytes += l.len() as u64;
                     }
                 }
                 Op::RemoveDead(ids, _) => {
                     for id in ids {
-                        dead.remove(id).map_err(redb::Error::from)?;
+                        if let Some(v) = dead.remove(id).map_err(redb::Error::from)? {
+                            d.dead_removed_bytes += v.value().len() as u64;
+                        }
                     }
                 }
             }
         }
     }
     txn.commit().map_err(redb::Error::from)?;
-    Ok((added, removed_bytes, removed))
+    Ok(d)
 }
 
 /// Answers every operation of a group: appends get their ids (handed out in group order from
@@ -411,5 +459,51 @@ mod tests {
         drop(q);
         let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(q.dead_letters().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn dead_letters_count_in_the_budget_until_removed_also_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = encode(&record(0)).unwrap().len() as u64;
+        let letter = |i| DeadLetter {
+            destination: "d".into(),
+            reason: "bad token".into(),
+            at: 5,
+            record: record(i),
+        };
+        let letter_size = encode(&letter(0)).unwrap().len() as u64;
+        let budget = letter_size * 2 + size;
+        let q = DiskQueue::open(dir.path(), budget).unwrap();
+        block_on(q.dead_letter(vec![letter(0), letter(1)])).unwrap();
+        assert_eq!(q.depth(), (0, letter_size * 2));
+        block_on(q.append(vec![record(0)])).unwrap();
+        let refused = block_on(q.append(vec![record(1)]));
+        assert!(
+            matches!(refused, Err(QueueError::Full { dead_letters, .. }) if dead_letters == letter_size * 2),
+            "{refused:?}"
+        );
+        drop(q);
+        let q = DiskQueue::open(dir.path(), budget).unwrap();
+        assert_eq!(
+            q.depth(),
+            (1, letter_size * 2 + size),
+            "counted again on open"
+        );
+        let ids = q.dead_letters().unwrap().into_iter().map(|(id, _)| id);
+        block_on(q.remove_dead_letters(ids.collect())).unwrap();
+        block_on(q.append(vec![record(1)])).unwrap();
+    }
+
+    #[test]
+    fn an_append_larger_than_the_whole_budget_is_too_large_not_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = encode(&record(0)).unwrap().len() as u64;
+        let q = DiskQueue::open(dir.path(), size).unwrap();
+        let refused = block_on(q.append(vec![record(0), record(1)]));
+        assert!(
+            matches!(refused, Err(QueueError::TooLarge { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(q.depth(), (0, 0));
     }
 }

@@ -27,8 +27,18 @@ use std::pin::Pin;
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The disk budget is used up: try again later (ingestion answers 503 with Retry-After).
-    #[error("the queue is full ({used} of {budget} bytes used)")]
-    Full { used: u64, budget: u64 },
+    /// `dead_letters` of the `used` bytes are dead letters, which only a retry or a drop frees.
+    #[error(
+        "the queue is full ({used} of {budget} bytes used, {dead_letters} of them by dead letters)"
+    )]
+    Full {
+        used: u64,
+        dead_letters: u64,
+        budget: u64,
+    },
+    /// One append is larger than the whole budget: it can never be stored (ingestion answers 413).
+    #[error("{size} bytes of events exceed the whole queue budget of {budget} bytes")]
+    TooLarge { size: u64, budget: u64 },
     /// The store failed while doing `action` (its error is the source).
     #[error("the queue's store failed {action}")]
     Store {
@@ -61,7 +71,7 @@ pub trait EventQueue: Send + Sync {
     /// Removes delivered records; resolves once that is durable.
     fn ack(&self, ids: Vec<u64>) -> Commit<()>;
 
-    /// Records kept, and their bytes (the measure of the disk budget).
+    /// Records kept, and the bytes of the disk budget used (records and dead letters).
     fn depth(&self) -> (u64, u64);
 
     /// Stores dead letters durably.

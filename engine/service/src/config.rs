@@ -8,12 +8,15 @@ use crate::destinations::BuildContext;
 pub use crate::destinations::DestinationConfig;
 use crate::pipeline::Pipeline;
 use crate::plugins::ChainLoader;
+use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use switchyard_core::load::{Diagnostic, Placer, Pointer, Schema, load_file};
+use switchyard_core::event::TimeWindow;
+use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer, Schema, load_file};
 use switchyard_core::secret::Secret;
 use switchyard_wasm::{Chain, PluginConfig};
 
@@ -32,6 +35,11 @@ pub struct Config {
     /// `switchyard serve`: where it listens, where it keeps its queue, its limits.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Folders besides the config's own from which mapping and plugin files may be loaded
+    /// (relative to the config, or absolute). Paths that leave the config's folder and these are
+    /// refused.
+    #[serde(default)]
+    pub allowed_dirs: Vec<String>,
 }
 
 /// Settings of `switchyard serve` (and of `replay`, which uses the same queue and delivery).
@@ -80,6 +88,53 @@ pub struct ServerConfig {
     /// queued for the next start), in milliseconds.
     #[serde(default = "default_drain")]
     pub shutdown_timeout_ms: u64,
+    /// Events whose `timestamp` is more than this many hours before they are received are refused
+    /// (400). TikTok attributes conversions up to 28 days after the click, so older events are of
+    /// no use to it.
+    #[serde(default = "default_max_age")]
+    #[schemars(range(min = 1, max = 8760))]
+    pub max_event_age_hours: u64,
+    /// Events whose `timestamp` is more than this many seconds after they are received (a clock
+    /// running ahead) are refused (400).
+    #[serde(default = "default_max_ahead")]
+    #[schemars(range(max = 86400))]
+    pub max_event_ahead_secs: u64,
+    /// Proxies (addresses or CIDR ranges, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` header is
+    /// believed for the visitor's address on `/v1/collect`. Empty (the default): the header is
+    /// ignored and the connection's address is the visitor's.
+    #[serde(default)]
+    pub trusted_proxies: Vec<TrustedProxy>,
+}
+
+/// An address range (CIDR, or one address) whose `X-Forwarded-For` header is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TrustedProxy(pub IpNet);
+
+impl JsonSchema for TrustedProxy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TrustedProxy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An IP address or CIDR range, e.g. `10.0.0.0/8` or `::1`.",
+        })
+    }
+}
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map(Self)
+            .map_err(|_| {
+                format!("`{text}` is not an IP address or CIDR range (e.g. 10.0.0.0/8, ::1)")
+            })
+    }
 }
 
 fn default_listen() -> String {
@@ -112,6 +167,12 @@ fn default_round() -> usize {
 fn default_drain() -> u64 {
     10_000
 }
+fn default_max_age() -> u64 {
+    28 * 24
+}
+fn default_max_ahead() -> u64 {
+    600
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -126,6 +187,20 @@ impl Default for ServerConfig {
             linger_ms: default_linger(),
             round_events: default_round(),
             shutdown_timeout_ms: default_drain(),
+            max_event_age_hours: default_max_age(),
+            max_event_ahead_secs: default_max_ahead(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// How far from the time it is received an event's time may be.
+    pub fn time_window(&self) -> TimeWindow {
+        let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        TimeWindow {
+            max_age_secs: secs(self.max_event_age_hours.saturating_mul(3600)),
+            max_ahead_secs: secs(self.max_event_ahead_secs),
         }
     }
 }
@@ -194,12 +269,15 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let (config, placer) = (doc.value, doc.placer);
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut errors = check_names(&config, &placer);
+    errors.extend(check_server(&config.server, &placer));
+    errors.extend(unsendable_secrets(&config, &placer));
     let mut warnings = unset_secrets(&config, &placer);
-    let mut chains = ChainLoader::new(dir, &placer);
+    let files = FileScope::new(dir, &config.allowed_dirs);
+    let mut chains = ChainLoader::new(&files, &placer);
     let transforms = chains.load(&config.transforms, "/transforms");
     let mut destinations = Vec::with_capacity(config.destinations.len());
     for (i, dest) in config.destinations.iter().enumerate() {
-        match build_destination(dest, i, dir, &placer, &mut chains) {
+        match build_destination(dest, i, &files, &placer, &mut chains) {
             Ok((d, found)) => {
                 destinations.push(Arc::new(d));
                 warnings.extend(found);
@@ -229,14 +307,14 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 fn build_destination(
     config: &DestinationConfig,
     i: usize,
-    dir: &Path,
+    files: &FileScope,
     placer: &Placer,
     chains: &mut ChainLoader<'_>,
 ) -> Result<(Destination, Vec<Diagnostic>), Vec<Diagnostic>> {
     let at = Pointer::root().key("destinations").index(i);
     let common = config.common();
     let plugin = config.build(&BuildContext {
-        dir,
+        files,
         placer,
         at: &at,
     });
@@ -289,6 +367,52 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
         }
     }
     warnings
+}
+
+/// What the schema cannot check of `server`: a body limit within the queue budget (else a
+/// largest request could never be stored).
+fn check_server(server: &ServerConfig, placer: &Placer) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    let body = (server.max_body_kib as u64).saturating_mul(1 << 10);
+    let budget = server.queue_budget_mib.saturating_mul(1 << 20);
+    if body > budget {
+        errors.push(placer.place(
+            "/server/max_body_kib",
+            format!(
+                "a request body of up to {} KiB could never fit in the queue budget of {} MiB \
+                 (server.queue_budget_mib): lower this or raise the budget",
+                server.max_body_kib, server.queue_budget_mib
+            ),
+        ));
+    }
+    errors
+}
+
+/// Errors for secrets whose value no HTTP header can carry (a line break pasted with a token):
+/// every request would fail, so the config is refused. The value is never shown.
+fn unsendable_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
+    let sources = config
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((format!("/sources/{i}/write_key"), s.write_key.as_ref()?)));
+    let destinations = config.destinations.iter().enumerate().flat_map(|(i, d)| {
+        d.secrets()
+            .into_iter()
+            .map(move |(field, secret)| (format!("/destinations/{i}/{field}"), secret))
+    });
+    sources
+        .chain(destinations)
+        .filter_map(|(at, secret)| {
+            let byte = secret.control_character_at()?;
+            let message = format!(
+                "the environment variable {} holds a control character (a line break?) at byte \
+                 {byte}; an HTTP header cannot carry it: set it without one",
+                secret.var()
+            );
+            Some(placer.place(&at, message))
+        })
+        .collect()
 }
 
 fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {

@@ -1,6 +1,7 @@
 //! `switchyard replay` and `switchyard dead-letters`: events through the real delivery path (the
 //! config's durable queue, pipeline, batching, retries, dead letters), run until the queue is empty,
-//! reporting progress as it goes and a summary per destination at the end.
+//! reporting progress as it goes and a summary per destination at the end; and the dead letters
+//! listed, retried, or dropped for good.
 //!
 //! Replay queues a file through the same de-duplication as `serve` (its window and caps): an
 //! `event_id` repeated within the file is queued once. Its window starts empty: ids `serve`
@@ -17,7 +18,7 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::event::SourceEvent;
-use switchyard_queue::{Dedup, DedupError, EventQueue, Queued, Record};
+use switchyard_queue::{DeadLetter, Dedup, DedupError, EventQueue, Queued, Record};
 use tokio::sync::Notify;
 
 /// Events appended to the queue per write.
@@ -234,4 +235,60 @@ pub async fn retry_dead_letters(
         .map_err(store)?;
     let summary = deliver_queued(loaded, queue, progress).await?;
     Ok((letters.len(), summary))
+}
+
+/// Which dead letters to drop: every condition given must hold (none given: none match).
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// These ids (as `dead-letters list` prints them).
+    pub ids: Vec<u64>,
+    /// This destination's.
+    pub destination: Option<String>,
+    /// Given up on at least this many seconds ago.
+    pub older_than_secs: Option<u64>,
+}
+
+impl DeadLetterFilter {
+    /// Whether the filter names anything at all (an empty filter would drop everything).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.destination.is_none() && self.older_than_secs.is_none()
+    }
+
+    fn matches(&self, id: u64, letter: &DeadLetter, now: i64) -> bool {
+        let old_enough = |secs: u64| now.saturating_sub(letter.at) >= secs as i64;
+        !self.is_empty()
+            && (self.ids.is_empty() || self.ids.contains(&id))
+            && self
+                .destination
+                .as_ref()
+                .is_none_or(|d| *d == letter.destination)
+            && self.older_than_secs.is_none_or(old_enough)
+    }
+}
+
+/// Drops, for good, the dead letters `filter` matches, once `confirm` (shown them) agrees; says
+/// how many were dropped (0 when none matched or `confirm` declined).
+pub async fn drop_dead_letters(
+    loaded: &Loaded,
+    filter: &DeadLetterFilter,
+    confirm: impl FnOnce(&[(u64, DeadLetter)]) -> bool,
+) -> Result<usize, ServeError> {
+    let queue = open_queue(loaded)?;
+    let store = |source| ServeError::Queue {
+        dir: loaded.data_dir().display().to_string(),
+        source,
+    };
+    let now = crate::clock::unix_now();
+    let matching: Vec<(u64, DeadLetter)> = queue
+        .dead_letters()
+        .map_err(store)?
+        .into_iter()
+        .filter(|(id, l)| filter.matches(*id, l, now))
+        .collect();
+    if matching.is_empty() || !confirm(&matching) {
+        return Ok(0);
+    }
+    let ids: Vec<u64> = matching.iter().map(|(id, _)| *id).collect();
+    queue.remove_dead_letters(ids).await.map_err(store)?;
+    Ok(matching.len())
 }

@@ -251,7 +251,11 @@ mod tests {
                 let _permit = gate.acquire_owned().await;
                 match commit {
                     Some(commit) => commit.await,
-                    None => Err(QueueError::Full { used: 9, budget: 9 }),
+                    None => Err(QueueError::Full {
+                        used: 9,
+                        dead_letters: 0,
+                        budget: 9,
+                    }),
                 }
             })
         }

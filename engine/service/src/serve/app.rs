@@ -3,12 +3,15 @@
 
 use crate::config::Loaded;
 use crate::metrics::Metrics;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use switchyard_core::event::TimeWindow;
 use switchyard_queue::{Dedup, DedupError, EventQueue, QueueError, Queued, Record};
 use tokio::sync::Notify;
 
@@ -34,11 +37,29 @@ pub struct App {
     pub wake: Arc<Notify>,
     /// False once shutdown has begun.
     pub ready: AtomicBool,
+    /// How far an event's time may be from the time it is received.
+    pub window: TimeWindow,
+    /// Addresses whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub proxies: Vec<ipnet::IpNet>,
 }
 
 /// A refusal: the status and `{"error": message}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// The request's body, or the status and message that refuse one that could not be read (413
+/// when it is larger than `server.max_body_kib`).
+pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, (StatusCode, String)> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "the body is larger than this service takes (server.max_body_kib)".to_owned()
+        } else {
+            format!("cannot read the body: {rejection}")
+        };
+        (status, message)
+    })
 }
 
 /// The body as JSON, when the service takes requests and the body's type is one of `types`
@@ -95,6 +116,13 @@ impl App {
                 Ok(queued)
             }
             Err(e) => {
+                if let DedupError::Queue(QueueError::TooLarge { .. }) = &e {
+                    count("refused_too_large", n);
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("{e}: send fewer events per request"),
+                    ));
+                }
                 let retry_after = match &e {
                     DedupError::Queue(QueueError::Full { .. }) => {
                         count("refused_full", n);

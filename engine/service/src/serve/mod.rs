@@ -168,7 +168,12 @@ fn app(
         .iter()
         .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
         .collect();
+    let server = &loaded.config.server;
+    let window = server.time_window();
+    let proxies = server.trusted_proxies.iter().map(|p| p.0).collect();
     App {
+        window,
+        proxies,
         loaded,
         public_keys,
         queue,
