@@ -102,7 +102,7 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
                 .collect();
             return vec![Explained::new(
                 pointer,
-                format!("expected one of {}", all.join(", ")),
+                format!("{}expected one of {}", suggest(error, &all), all.join(", ")),
             )];
         }
         ValidationErrorKind::Required { property } => {
@@ -126,7 +126,11 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
     if let Some(options) = constant_options(branches, &pointer, schema) {
         return vec![Explained::new(
             pointer,
-            format!("expected one of {}", options.join(", ")),
+            format!(
+                "{}expected one of {}",
+                suggest(error, &options),
+                options.join(", ")
+            ),
         )];
     }
     if let Some(tag) = tag_mismatch(branches, &pointer) {
@@ -171,6 +175,17 @@ fn unknown_keys(
             }
         })
         .collect()
+}
+
+/// "did you mean `x`? " when the offending value is a string close to one of the (quoted) options.
+fn suggest(error: &ValidationError<'_>, options: &[String]) -> String {
+    let names: Vec<&str> = options.iter().map(|o| o.trim_matches('`')).collect();
+    error
+        .instance()
+        .as_str()
+        .and_then(|value| closest(value, &names))
+        .map(|name| format!("did you mean `{name}`? "))
+        .unwrap_or_default()
 }
 
 /// The allowed name closest to `key`, if it is close enough to be a misspelling.
