@@ -190,12 +190,15 @@ fn suggest(error: &ValidationError<'_>, options: &[String]) -> String {
 
 /// The allowed name closest to `key`, if it is close enough to be a misspelling.
 pub fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let near = |name: &str| {
+        strsim::jaro_winkler(key, name) >= 0.85
+            || strsim::damerau_levenshtein(key, name) <= (name.len() / 4).max(1)
+    };
     allowed
         .iter()
-        .map(|name| (strsim::jaro_winkler(key, name), *name))
-        .filter(|(similarity, _)| *similarity >= 0.85)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, name)| name)
+        .filter(|name| near(name))
+        .max_by(|a, b| strsim::jaro_winkler(key, a).total_cmp(&strsim::jaro_winkler(key, b)))
+        .copied()
 }
 
 /// When every branch is a constant (a string enum with documented variants) or a one-key map that
