@@ -472,7 +472,11 @@ fn replay_sends_a_file_through_the_delivery_path() {
         s.config.to_str().unwrap(),
         file.to_str().unwrap(),
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "an invalid line fails the run: {err}");
+    assert!(
+        err.contains("error: 1 invalid lines or failed events"),
+        "{err}"
+    );
     assert!(err.contains("line 251: `event_id` is missing"), "{err}");
     assert!(
         err.contains("250 events queued, 1 invalid lines; tiktok: 250 delivered"),

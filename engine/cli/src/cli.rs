@@ -7,9 +7,17 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use switchyard_service::config::{self, Loaded};
 
+/// The version and the commit built from, as `--version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SWITCHYARD_COMMIT"),
+    ")"
+);
+
 /// Switchyard: forward e-commerce events to ad platforms with declarative YAML rules.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version)]
+#[command(name = "switchyard", version = VERSION)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,6 +60,11 @@ pub enum Command {
     /// Work on WebAssembly transform plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Print a shell completion script (e.g. `switchyard completions bash > /etc/bash_completion.d/switchyard`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Write the JSON Schemas of config and mapping files.
     Schema {
         /// Write `config.schema.json` and `mapping.schema.json` into this folder.
@@ -230,6 +243,11 @@ fn dispatch(
         }
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin::test(args, input, out, err),
         Command::Schema { out: dir, kind } => commands::schema::run(dir.as_deref(), kind, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "switchyard", out);
+            Ok(0)
+        }
     }
 }
 

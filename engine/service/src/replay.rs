@@ -36,6 +36,21 @@ pub struct DeliverySummary {
     pub per_destination: Vec<(String, Vec<(&'static str, u64)>)>,
 }
 
+impl DeliverySummary {
+    /// Input lines that were invalid plus events that failed for good (now dead letters): a run
+    /// with any is not a success.
+    pub fn problems(&self) -> u64 {
+        let failed: u64 = self
+            .per_destination
+            .iter()
+            .flat_map(|(_, counts)| counts)
+            .filter(|(status, _)| *status == "failed")
+            .map(|(_, n)| n)
+            .sum();
+        self.invalid as u64 + failed
+    }
+}
+
 impl std::fmt::Display for DeliverySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} events queued", self.queued)?;

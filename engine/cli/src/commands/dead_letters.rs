@@ -33,6 +33,7 @@ pub fn run(
             let (n, summary) = runtime()?.block_on(retry)?;
             bar.finish_and_clear();
             writeln!(err, "retried {n} dead letters: {summary}")?;
+            return crate::commands::replay::exit_code(&summary, err);
         }
         DeadLetterCommand::Drop {
             config,
