@@ -34,7 +34,7 @@ pub fn run(
     };
     bar.finish_and_clear();
     writeln!(err, "{summary}")?;
-    Ok(exit_code(&summary, err)?)
+    exit_code(&summary, err)
 }
 
 /// 0 when every line was an event and every event settled without failing; else 1, saying why.
