@@ -369,10 +369,19 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
     warnings
 }
 
-/// What the schema cannot check of `server`: a body limit within the queue budget (else a
-/// largest request could never be stored).
+/// What the schema cannot check of `server`: an address to listen on, a body limit within the
+/// queue budget (else a largest request could never be stored).
 fn check_server(server: &ServerConfig, placer: &Placer) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
+    if !is_listen_address(&server.listen) {
+        errors.push(placer.place(
+            "/server/listen",
+            format!(
+                "`{}` is not an address to listen on: give host:port (e.g. 127.0.0.1:8080, [::]:8080, localhost:8080)",
+                server.listen
+            ),
+        ));
+    }
     let body = (server.max_body_kib as u64).saturating_mul(1 << 10);
     let budget = server.queue_budget_mib.saturating_mul(1 << 20);
     if body > budget {
@@ -386,6 +395,15 @@ fn check_server(server: &ServerConfig, placer: &Placer) -> Vec<Diagnostic> {
         ));
     }
     errors
+}
+
+/// `host:port` with a port number, or a socket address.
+fn is_listen_address(listen: &str) -> bool {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    matches!(listen.rsplit_once(':'), Some((host, port))
+        if !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok())
 }
 
 /// Errors for secrets whose value no HTTP header can carry (a line break pasted with a token):

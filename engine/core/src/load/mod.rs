@@ -1,11 +1,13 @@
 //! Loading YAML config and rule files: parse, check against the JSON Schema, deserialize, and turn
 //! every problem into a [`Diagnostic`] that names the file, line, column and JSON path.
 //!
-//! Order of checks: the file's size and nesting depth ([`limits`]), YAML syntax, then the JSON Schema (all violations at once), then serde (which
+//! Order of checks: the file's size and nesting depth ([`limits`]), YAML syntax, environment
+//! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all violations at once), then serde (which
 //! can only fail where the schema is looser than the types). Semantic checks run later, on the typed
 //! value, and place their findings with [`Document::diagnostic`].
 
 mod diagnostic;
+pub mod interpolate;
 pub mod limits;
 mod pointer;
 mod schema_errors;
@@ -63,6 +65,8 @@ fn place(file: &Path, spans: &SpanIndex, pointer: &str, message: String) -> Diag
 pub struct Schema {
     pub schema: Value,
     pub validator: Validator,
+    /// The keys whose values are secrets (kept as `${VAR}` references by interpolation).
+    pub secret_keys: std::collections::HashSet<String>,
 }
 
 impl Schema {
@@ -76,7 +80,12 @@ impl Schema {
                 T::schema_name()
             )
         });
-        Self { schema, validator }
+        let secret_keys = interpolate::secret_keys(&schema);
+        Self {
+            schema,
+            validator,
+            secret_keys,
+        }
     }
 }
 
@@ -96,8 +105,17 @@ pub fn load_str<T: DeserializeOwned>(
     schema: &Schema,
 ) -> Result<Document<T>, Vec<Diagnostic>> {
     limits::check_depth(text).map_err(|refusal| vec![refused(file, refusal)])?;
-    let value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
     let spans = SpanIndex::build(text);
+    let unresolved = interpolate::interpolate(&mut value, &schema.secret_keys, &|name| {
+        std::env::var(name).ok()
+    });
+    if !unresolved.is_empty() {
+        return Err(unresolved
+            .into_iter()
+            .map(|u| place(file, &spans, &u.pointer, u.message))
+            .collect());
+    }
     let mut errors: Vec<Diagnostic> = schema
         .validator
         .iter_errors(&value)
