@@ -15,6 +15,9 @@ use tokio::sync::Notify;
 /// Seconds a client is asked to wait when the queue is full.
 const RETRY_AFTER_FULL: &str = "5";
 
+/// Seconds a client is asked to wait when the queue's server (NATS) is unavailable.
+const RETRY_AFTER_UNAVAILABLE: &str = "2";
+
 /// Seconds a client is asked to wait when another copy of its events is still being stored.
 const RETRY_AFTER_STORING: &str = "1";
 
@@ -99,6 +102,10 @@ impl App {
                     DedupError::Queue(QueueError::Full { .. }) => {
                         count("refused_full", n);
                         Some(RETRY_AFTER_FULL)
+                    }
+                    DedupError::Queue(QueueError::Unavailable { .. }) => {
+                        count("refused_unavailable", n);
+                        Some(RETRY_AFTER_UNAVAILABLE)
                     }
                     DedupError::StillStoring(_) => {
                         count("refused_busy", n);
