@@ -23,6 +23,7 @@ use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pu
 use async_nats::jetstream::message::{AckKind, Acker, PublishMessage};
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::connection::State;
 use async_nats::jetstream::{self, Context};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -255,12 +256,27 @@ async fn extend(held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>, period: Duration) {
     }
 }
 
-/// Publishes every payload to `subject`, then waits for the server's ack of each.
+/// The client is not connected to the server (it is reconnecting).
+#[derive(Debug, thiserror::Error)]
+#[error("not connected to the NATS server (reconnecting)")]
+struct NotConnected;
+
+/// Publishes every payload to `subject`, then waits for the server's ack of each. A failure
+/// after some were sent leaves their outcome unknown: they may be stored (a retry with the same
+/// message ids is de-duplicated).
 async fn publish_all(
     js: &Context,
     subject: &str,
     items: Vec<(Option<String>, Vec<u8>)>,
 ) -> Result<Vec<PublishAck>, QueueError> {
+    // While disconnected the client would buffer the messages and send them on reconnecting,
+    // after the caller was told they failed: refuse at once instead.
+    if js.client().connection_state() != State::Connected {
+        return Err(QueueError::Unavailable {
+            action: "publishing",
+            source: Arc::new(NotConnected),
+        });
+    }
     let mut pending = Vec::with_capacity(items.len());
     for (id, payload) in items {
         let mut publish = PublishMessage::build().payload(payload.into());
