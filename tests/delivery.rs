@@ -986,7 +986,9 @@ mod acknowledgement {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
-    use switchyard_queue::{Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Reading, Record};
+    use switchyard_queue::{
+        Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Reading, Record,
+    };
     use switchyard_service::delivery::Deliverer;
     use switchyard_service::metrics::Metrics;
     use tokio::sync::Notify;

@@ -64,11 +64,18 @@ fn arrivals(mock: &MockTiktok) -> HashMap<String, usize> {
 }
 
 /// Waits until every id of `expected` arrived; returns (missing, duplicates beyond the first).
-fn wait_for_all(mock: &MockTiktok, expected: &HashSet<String>, timeout: Duration) -> (usize, usize) {
+fn wait_for_all(
+    mock: &MockTiktok,
+    expected: &HashSet<String>,
+    timeout: Duration,
+) -> (usize, usize) {
     let deadline = Instant::now() + timeout;
     loop {
         let counts = arrivals(mock);
-        let missing = expected.iter().filter(|id| !counts.contains_key(*id)).count();
+        let missing = expected
+            .iter()
+            .filter(|id| !counts.contains_key(*id))
+            .count();
         if missing == 0 || Instant::now() > deadline {
             let duplicates = counts.values().map(|n| n - 1).sum();
             return (missing, duplicates);
@@ -109,7 +116,11 @@ fn three_nodes_deliver_every_acknowledged_event_of_30000() {
         let node = i % 3;
         let a = post_until_accepted(&nodes[node].url("/v1/events"), &json!(events));
         assert_eq!(a.body["accepted"], BATCH, "{}", a.body);
-        expected.extend(events.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()));
+        expected.extend(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        );
         per_node[node] += BATCH;
     }
     let (missing, duplicates) = wait_for_all(&s.mock, &expected, Duration::from_secs(90));
@@ -139,8 +150,9 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_event() {
     // Slow delivery (each node 10 requests/s of 100 events) so that events are held when the
     // kill comes; the killed node's are handed out again after the ack wait (2 s).
     let s = setup("", ", max_requests_per_second: 10");
-    let mut nodes: Vec<Option<Service>> =
-        (0..3).map(|_| Some(Service::start(&s.config, None))).collect();
+    let mut nodes: Vec<Option<Service>> = (0..3)
+        .map(|_| Some(Service::start(&s.config, None)))
+        .collect();
     let urls: Vec<String> = nodes
         .iter()
         .map(|n| n.as_ref().unwrap().url("/v1/events"))
@@ -152,7 +164,11 @@ fn a_node_killed_mid_stream_loses_no_acknowledged_event() {
         // After the kill, only the two others are sent to.
         let node = if killed { 1 + i % 2 } else { i % 3 };
         post_until_accepted(&urls[node], &json!(events));
-        expected.extend(events.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()));
+        expected.extend(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        );
         if start == N / 2 {
             assert!(
                 arrivals(&s.mock).len() < expected.len(),
@@ -176,7 +192,11 @@ fn a_nats_restart_answers_503_meanwhile_and_loses_nothing() {
     let mut send = |from: usize, url: &str| {
         let events = cart_events("restart", from..from + 100);
         post_until_accepted(url, &json!(events));
-        expected.extend(events.iter().map(|e| e["event_id"].as_str().unwrap().to_owned()));
+        expected.extend(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        );
     };
     send(0, &url);
     s.nats.stop();

@@ -18,8 +18,13 @@ impl NatsServer {
     /// Starts one on a free loopback port with a fresh store; panics (saying how to install it)
     /// when `nats-server` is not installed.
     pub fn start() -> Self {
+        Self::start_in(&std::env::temp_dir())
+    }
+
+    /// [`NatsServer::start`] with its store in a new folder under `base`.
+    pub fn start_in(base: &Path) -> Self {
         let port = free_port();
-        let store = tempfile::tempdir().expect("temp dir");
+        let store = tempfile::tempdir_in(base).expect("temp dir");
         let child = spawn(port, store.path());
         Self {
             child: Some(child),

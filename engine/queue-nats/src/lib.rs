@@ -19,11 +19,11 @@
 
 mod dead;
 
+use async_nats::connection::State;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::message::{AckKind, Acker, PublishMessage};
 use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
-use async_nats::connection::State;
 use async_nats::jetstream::{self, Context};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
@@ -218,7 +218,9 @@ impl NatsQueue {
             match decode::<Record>(&message.payload) {
                 Ok(record) => records.push((seq, record, Arc::new(acker))),
                 Err(e) => {
-                    eprintln!("switchyard: event {seq} in the stream does not decode ({e}); dropped");
+                    eprintln!(
+                        "switchyard: event {seq} in the stream does not decode ({e}); dropped"
+                    );
                     let _ = acker.ack_with(AckKind::Term).await;
                 }
             }
@@ -237,9 +239,7 @@ impl NatsQueue {
 }
 
 /// Locks the map of held messages (a poisoned lock is taken over: entries are whole).
-fn lock(
-    held: &Mutex<HashMap<u64, Arc<Acker>>>,
-) -> MutexGuard<'_, HashMap<u64, Arc<Acker>>> {
+fn lock(held: &Mutex<HashMap<u64, Arc<Acker>>>) -> MutexGuard<'_, HashMap<u64, Arc<Acker>>> {
     held.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -430,6 +430,10 @@ mod tests {
         assert_eq!(a, message_id("web", "e1"));
         assert_ne!(a, message_id("we", "be1"));
         assert_ne!(a, message_id("shop", "e1"));
-        assert!(message_id("web", "a\r\nb").chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            message_id("web", "a\r\nb")
+                .chars()
+                .all(|c| c.is_ascii_hexdigit())
+        );
     }
 }

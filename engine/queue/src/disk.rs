@@ -472,7 +472,10 @@ mod claiming {
         q.ack(vec![1, 2]).await.unwrap();
         q.release(vec![3]);
         let again = q.claim(10, Duration::ZERO).await.unwrap();
-        assert_eq!(again.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(
+            again.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
     }
 
     #[tokio::test(start_paused = true)]

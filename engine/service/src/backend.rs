@@ -3,12 +3,30 @@
 //! de-duplication window, or NATS JetStream with its own de-duplication by message id.
 
 use crate::config::{Loaded, NatsQueueConfig, QueueConfig};
-use crate::serve::ServeError;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_queue::dedup::Limits;
 use switchyard_queue::{Dedup, DedupError, DiskQueue, EventQueue, QueueError, WindowDedup};
 use switchyard_queue_nats::{JetStreamDedup, NatsQueue, Settings};
+
+/// A queue failure, with where the queue is: its folder, or its NATS stream (not its URL,
+/// which may carry credentials).
+#[derive(Debug, thiserror::Error)]
+#[error("the queue in {place}")]
+pub struct QueueFailure {
+    pub place: String,
+    #[source]
+    pub source: QueueError,
+}
+
+/// Why a batch could not be queued through the backend.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueingError {
+    #[error(transparent)]
+    Queue(#[from] QueueFailure),
+    #[error("queueing the events failed")]
+    Dedup(#[source] DedupError),
+}
 
 /// An open queue and the de-duplication in front of it.
 pub struct Backend {
@@ -22,38 +40,38 @@ pub struct Backend {
 
 impl Backend {
     /// A queue failure, saying where the queue is.
-    pub fn error(&self, source: QueueError) -> ServeError {
-        ServeError::Queue {
-            dir: self.place.clone(),
+    pub fn error(&self, source: QueueError) -> QueueFailure {
+        QueueFailure {
+            place: self.place.clone(),
             source,
         }
     }
 
     /// A de-duplication failure, saying where the queue is when the queue failed.
-    pub fn dedup_error(&self, e: DedupError) -> ServeError {
+    pub fn dedup_error(&self, e: DedupError) -> QueueingError {
         match e {
-            DedupError::Queue(source) => self.error(source),
-            other => ServeError::Dedup(other),
+            DedupError::Queue(source) => self.error(source).into(),
+            other => QueueingError::Dedup(other),
         }
     }
 }
 
 /// Opens the queue of a config: connects to NATS for `kind: nats`.
-pub async fn open(loaded: &Loaded) -> Result<Backend, ServeError> {
+pub async fn open(loaded: &Loaded) -> Result<Backend, QueueFailure> {
     match &loaded.config.server.queue {
         QueueConfig::Redb => open_redb(loaded),
         QueueConfig::Nats(nats) => open_nats(loaded, nats).await,
     }
 }
 
-fn open_redb(loaded: &Loaded) -> Result<Backend, ServeError> {
+fn open_redb(loaded: &Loaded) -> Result<Backend, QueueFailure> {
     let dir = loaded.data_dir();
     let server = &loaded.config.server;
     let budget = server.queue_budget_mib.saturating_mul(1 << 20);
     let place = dir.display().to_string();
     let queue: Arc<dyn EventQueue> = match DiskQueue::open(&dir, budget) {
         Ok(q) => Arc::new(q),
-        Err(source) => return Err(ServeError::Queue { dir: place, source }),
+        Err(source) => return Err(QueueFailure { place, source }),
     };
     let limits = Limits {
         window: Duration::from_secs(server.dedup_window_secs),
@@ -69,7 +87,7 @@ fn open_redb(loaded: &Loaded) -> Result<Backend, ServeError> {
     })
 }
 
-async fn open_nats(loaded: &Loaded, nats: &NatsQueueConfig) -> Result<Backend, ServeError> {
+async fn open_nats(loaded: &Loaded, nats: &NatsQueueConfig) -> Result<Backend, QueueFailure> {
     let server = &loaded.config.server;
     let window = Duration::from_secs(server.dedup_window_secs);
     let settings = Settings {
@@ -87,7 +105,7 @@ async fn open_nats(loaded: &Loaded, nats: &NatsQueueConfig) -> Result<Backend, S
     let place = format!("NATS stream `{}`", nats.stream);
     let queue = match NatsQueue::open(&settings).await {
         Ok(q) => Arc::new(q),
-        Err(source) => return Err(ServeError::Queue { dir: place, source }),
+        Err(source) => return Err(QueueFailure { place, source }),
     };
     Ok(Backend {
         dedup: Arc::new(JetStreamDedup::new(queue.clone(), window)),

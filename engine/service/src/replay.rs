@@ -12,11 +12,11 @@
 //! running nodes may deliver some of what it queued (its summary counts what it delivered), and
 //! `replay`'s de-duplication is JetStream's window, shared with the nodes.
 
+use crate::backend::{self, Backend};
 use crate::clock::unix_ms;
 use crate::config::Loaded;
 use crate::delivery::Deliverer;
 use crate::metrics::Metrics;
-use crate::backend::{self, Backend};
 use crate::serve::ServeError;
 use serde_json::json;
 use std::io::{BufRead, Write};
@@ -129,7 +129,7 @@ async fn append(
         return Ok(Queued::default());
     }
     let queueing = backend.dedup.queue_once(source, events);
-    queueing.await.map_err(|e| backend.dedup_error(e))
+    Ok(queueing.await.map_err(|e| backend.dedup_error(e))?)
 }
 
 /// Delivers everything in the queue, telling `progress` as it goes; returns the counts.

@@ -15,6 +15,7 @@ pub mod app;
 pub mod collect;
 pub mod ingest;
 
+use crate::backend::{QueueFailure, QueueingError};
 use crate::config::Loaded;
 use crate::delivery::{Deliverer, DeliveryError};
 use crate::metrics::Metrics;
@@ -27,19 +28,15 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchyard_queue::{Dedup, DedupError, EventQueue, QueueError, WindowDedup};
+use switchyard_queue::{Dedup, EventQueue, WindowDedup};
 use tokio::sync::{Notify, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("the queue in {dir}")]
-    Queue {
-        dir: String,
-        #[source]
-        source: QueueError,
-    },
-    #[error("queueing the events failed")]
-    Dedup(#[source] DedupError),
+    #[error(transparent)]
+    Queue(#[from] QueueFailure),
+    #[error(transparent)]
+    Queueing(#[from] QueueingError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     #[error("cannot listen on {addr}")]
@@ -88,7 +85,13 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     let sweeper = backend
         .window
         .map(|window| tokio::spawn(sweep(window, metrics.clone())));
-    let app = Arc::new(app(loaded.clone(), queue.clone(), backend.dedup, metrics, wake));
+    let app = Arc::new(app(
+        loaded.clone(),
+        queue.clone(),
+        backend.dedup,
+        metrics,
+        wake,
+    ));
     let server = &loaded.config.server;
     let addr = listen.unwrap_or_else(|| server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
