@@ -478,14 +478,17 @@ mod claiming {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_short_claim_lingers_once_for_more() {
         let dir = tempfile::tempdir().unwrap();
         let q = Arc::new(DiskQueue::open(dir.path(), 1 << 20).unwrap());
         q.append(vec![record(1)]).await.unwrap();
-        let claiming = q.claim(2, Duration::from_millis(200));
-        let more = q.append(vec![record(2), record(3)]);
-        let (claimed, _) = tokio::join!(claiming, more);
-        assert_eq!(claimed.unwrap().len(), 2, "lingered, then filled to max");
+        let claiming = tokio::spawn(q.claim(2, Duration::from_millis(400)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        q.append(vec![record(2), record(3)]).await.unwrap();
+        let claimed = claiming.await.unwrap().unwrap();
+        assert_eq!(claimed.len(), 2, "lingered, then filled to max");
+        let rest = q.claim(2, Duration::ZERO).await.unwrap();
+        assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [3]);
     }
 }
