@@ -996,7 +996,10 @@ fn replay_queues_an_event_id_once() {
 mod acknowledgement {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use switchyard_queue::{Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Record};
+    use std::time::Duration;
+    use switchyard_queue::{
+        Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Reading, Record,
+    };
     use switchyard_service::delivery::Deliverer;
     use switchyard_service::metrics::Metrics;
     use tokio::sync::Notify;
@@ -1011,8 +1014,11 @@ mod acknowledgement {
         fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
             self.inner.append(records)
         }
-        fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
-            self.inner.read(after, max)
+        fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
+            self.inner.claim(max, linger)
+        }
+        fn release(&self, ids: Vec<u64>) {
+            self.inner.release(ids)
         }
         fn ack(&self, ids: Vec<u64>) -> Commit<()> {
             if self.acks.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -1031,7 +1037,7 @@ mod acknowledgement {
         fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
             self.inner.dead_letter(letters)
         }
-        fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+        fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>> {
             self.inner.dead_letters()
         }
         fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {

@@ -166,4 +166,5 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
 }
 
 pub mod mock_tiktok;
+pub mod nats_server;
 pub mod service;

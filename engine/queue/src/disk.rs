@@ -8,15 +8,19 @@
 //! size, which redb reuses but does not shrink): dead letters that pile up (a revoked token) fill
 //! the budget like queued events, and ingestion is refused (503) instead of filling the disk.
 //! Dead-lettering itself is never refused: it moves an event that is already counted.
+//!
+//! One process uses the file: claiming moves a cursor over the ids (in memory), and releasing
+//! moves it back to the start, so every record not acked is claimed again.
 
 use crate::record::{decode, encode};
-use crate::{Commit, DeadLetter, EventQueue, QueueError, Record, StoreError};
+use crate::{Commit, DeadLetter, EventQueue, QueueError, Reading, Record, StoreError};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -41,6 +45,8 @@ pub struct DiskQueue {
     thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<Stats>,
     budget: u64,
+    /// The id of the last record claimed (`None`: claim from the oldest).
+    claimed: Arc<Mutex<Option<u64>>>,
 }
 
 #[derive(Default)]
@@ -118,7 +124,13 @@ impl DiskQueue {
             thread: Some(thread),
             stats,
             budget,
+            claimed: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Up to `max` records with ids above `after` (from the start when `None`), in id order.
+    pub fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
+        read_table(&self.db, EVENTS, after, max)
     }
 
     /// Reserves `size` bytes of the budget, or says it is full (or that `size` exceeds the whole
@@ -165,23 +177,24 @@ impl DiskQueue {
             rx.await.unwrap_or(Err(QueueError::Closed))
         })
     }
+}
 
-    fn read_table<T: for<'de> serde::Deserialize<'de>>(
-        &self,
-        table: TableDefinition<u64, &[u8]>,
-        after: Option<u64>,
-        max: usize,
-    ) -> Result<Vec<(u64, T)>, QueueError> {
-        let txn = self.db.begin_read().map_err(store("reading"))?;
-        let table = txn.open_table(table).map_err(store("reading"))?;
-        let from = after.map_or(0, |a| a.saturating_add(1));
-        let mut out = Vec::new();
-        for entry in table.range(from..).map_err(store("reading"))?.take(max) {
-            let (k, v) = entry.map_err(store("reading"))?;
-            out.push((k.value(), decode(v.value())?));
-        }
-        Ok(out)
+/// Up to `max` entries of `table` with ids above `after`, in id order.
+fn read_table<T: for<'de> serde::Deserialize<'de>>(
+    db: &Database,
+    table: TableDefinition<u64, &[u8]>,
+    after: Option<u64>,
+    max: usize,
+) -> Result<Vec<(u64, T)>, QueueError> {
+    let txn = db.begin_read().map_err(store("reading"))?;
+    let table = txn.open_table(table).map_err(store("reading"))?;
+    let from = after.map_or(0, |a| a.saturating_add(1));
+    let mut out = Vec::new();
+    for entry in table.range(from..).map_err(store("reading"))?.take(max) {
+        let (k, v) = entry.map_err(store("reading"))?;
+        out.push((k.value(), decode(v.value())?));
     }
+    Ok(out)
 }
 
 /// Closing finishes what the writer has taken, then releases the database file.
@@ -207,8 +220,24 @@ impl EventQueue for DiskQueue {
         self.submit(|tx| Op::Append(encoded, tx))
     }
 
-    fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
-        self.read_table(EVENTS, after, max)
+    fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
+        let (db, claimed) = (self.db.clone(), self.claimed.clone());
+        Box::pin(async move {
+            let after = *claimed.lock().unwrap_or_else(|p| p.into_inner());
+            let mut records = read_table(&db, EVENTS, after, max)?;
+            if !records.is_empty() && records.len() < max && !linger.is_zero() {
+                tokio::time::sleep(linger).await;
+                records = read_table(&db, EVENTS, after, max)?;
+            }
+            if let Some((last, _)) = records.last() {
+                *claimed.lock().unwrap_or_else(|p| p.into_inner()) = Some(*last);
+            }
+            Ok(records)
+        })
+    }
+
+    fn release(&self, _ids: Vec<u64>) {
+        *self.claimed.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn ack(&self, ids: Vec<u64>) -> Commit<()> {
@@ -229,8 +258,9 @@ impl EventQueue for DiskQueue {
         }
     }
 
-    fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
-        self.read_table(DEAD, None, usize::MAX)
+    fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>> {
+        let letters = read_table(&self.db, DEAD, None, usize::MAX);
+        Box::pin(async move { letters })
     }
 
     fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {
@@ -452,13 +482,13 @@ mod tests {
             record: record(1),
         };
         block_on(q.dead_letter(vec![letter.clone(), letter.clone()])).unwrap();
-        let listed = q.dead_letters().unwrap();
+        let listed = block_on(q.dead_letters()).unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].1, letter);
         block_on(q.remove_dead_letters(vec![listed[0].0])).unwrap();
         drop(q);
         let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(q.dead_letters().unwrap().len(), 1);
+        assert_eq!(block_on(q.dead_letters()).unwrap().len(), 1);
     }
 
     #[test]
@@ -489,7 +519,7 @@ mod tests {
             (1, letter_size * 2 + size),
             "counted again on open"
         );
-        let ids = q.dead_letters().unwrap().into_iter().map(|(id, _)| id);
+        let ids = block_on(q.dead_letters()).unwrap().into_iter().map(|(id, _)| id);
         block_on(q.remove_dead_letters(ids.collect())).unwrap();
         block_on(q.append(vec![record(1)])).unwrap();
     }
@@ -506,4 +536,54 @@ mod tests {
         );
         assert_eq!(q.depth(), (0, 0));
     }
+}
+
+#[cfg(test)]
+mod claiming {
+    use super::*;
+
+    fn record(n: i64) -> Record {
+        Record {
+            source: "web".into(),
+            received_at: n,
+            queued_at_ms: n * 1000,
+            event: format!("{{\"event_id\": \"e{n}\"}}"),
+            only: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn claimed_records_are_not_claimed_again_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        q.append((0..5).map(record).collect()).await.unwrap();
+        let first = q.claim(3, Duration::ZERO).await.unwrap();
+        let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        let rest = q.claim(3, Duration::ZERO).await.unwrap();
+        assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [4, 5]);
+        assert!(q.claim(3, Duration::ZERO).await.unwrap().is_empty());
+        q.ack(vec![1, 2]).await.unwrap();
+        q.release(vec![3]);
+        let again = q.claim(10, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            again.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_short_claim_lingers_once_for_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(DiskQueue::open(dir.path(), 1 << 20).unwrap());
+        q.append(vec![record(1)]).await.unwrap();
+        let claiming = tokio::spawn(q.claim(2, Duration::from_millis(400)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        q.append(vec![record(2), record(3)]).await.unwrap();
+        let claimed = claiming.await.unwrap().unwrap();
+        assert_eq!(claimed.len(), 2, "lingered, then filled to max");
+        let rest = q.claim(2, Duration::ZERO).await.unwrap();
+        assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [3]);
+    }
+
 }

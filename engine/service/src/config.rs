@@ -49,9 +49,14 @@ pub struct ServerConfig {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// The durable queue and dead letters live here (relative to the config file).
+    /// The durable queue and dead letters live here (relative to the config file), when the
+    /// queue is the embedded one.
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
+    /// Which queue holds accepted events and dead letters: the embedded one (`kind: redb`, the
+    /// default: one node) or NATS JetStream (`kind: nats`: several nodes share it).
+    #[serde(default)]
+    pub queue: QueueConfig,
     /// Disk budget of the queue, in MiB of queued events; when it is used up, ingestion answers
     /// 503 with Retry-After and loses nothing.
     #[serde(default = "default_budget")]
@@ -179,6 +184,7 @@ impl Default for ServerConfig {
         Self {
             listen: default_listen(),
             data_dir: default_data_dir(),
+            queue: QueueConfig::default(),
             queue_budget_mib: default_budget(),
             max_body_kib: default_body(),
             dedup_window_secs: default_dedup(),
@@ -203,6 +209,90 @@ impl ServerConfig {
             max_ahead_secs: secs(self.max_event_ahead_secs),
         }
     }
+}
+
+/// The queue backend of `server.queue`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueueConfig {
+    /// The embedded queue: a redb file in `data_dir`, for one node.
+    #[default]
+    Redb,
+    /// NATS JetStream, shared by every node that names the same server and stream
+    /// (docs/scaling.md).
+    Nats(NatsQueueConfig),
+}
+
+impl QueueConfig {
+    /// How many delivery nodes share each destination's rate limit (1 for the embedded queue).
+    pub fn nodes(&self) -> u32 {
+        match self {
+            QueueConfig::Redb => 1,
+            QueueConfig::Nats(nats) => nats.nodes,
+        }
+    }
+}
+
+/// `server.queue` with `kind: nats`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsQueueConfig {
+    /// The NATS server(s) to connect to, e.g. `nats://127.0.0.1:4222` (several separated by
+    /// commas). JetStream must be enabled on them (nats-server 2.9 or later).
+    #[serde(default = "default_nats_url")]
+    #[schemars(length(min = 1))]
+    pub url: String,
+    /// The events stream's name (the dead letters go to `<stream>_DEAD`). Nodes naming the same
+    /// stream share the work.
+    #[serde(default = "default_nats_stream")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,32}$"))]
+    pub stream: String,
+    /// Copies of each stream kept in the NATS cluster (1, 3 or 5); ingestion answers 202 once
+    /// they have stored the event.
+    #[serde(default = "default_nats_replicas")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: usize,
+    /// Seconds a node may hold an event without news before JetStream hands it to another node
+    /// (a node that died). Nodes working on events extend this every third of it.
+    #[serde(default = "default_nats_ack_wait")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub ack_wait_secs: u64,
+    /// Events handed out to delivery and not yet acknowledged, over all nodes, at most.
+    #[serde(default = "default_nats_ack_pending")]
+    #[schemars(range(min = 1))]
+    pub max_ack_pending: i64,
+    /// How many nodes deliver: each sends at most `max_requests_per_second / nodes` requests
+    /// per second to each destination, so that together they stay under the platform's limit.
+    #[serde(default = "default_nats_nodes")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub nodes: u32,
+    /// How long a write waits for the server's answer before ingestion answers 503, in
+    /// milliseconds.
+    #[serde(default = "default_nats_timeout")]
+    #[schemars(range(min = 100, max = 60000))]
+    pub timeout_ms: u64,
+}
+
+fn default_nats_url() -> String {
+    "nats://127.0.0.1:4222".into()
+}
+fn default_nats_stream() -> String {
+    "SWITCHYARD".into()
+}
+fn default_nats_replicas() -> usize {
+    1
+}
+fn default_nats_ack_wait() -> u64 {
+    30
+}
+fn default_nats_ack_pending() -> i64 {
+    100_000
+}
+fn default_nats_nodes() -> u32 {
+    1
+}
+fn default_nats_timeout() -> u64 {
+    5000
 }
 
 /// A source of events.

@@ -18,7 +18,7 @@ pub fn run(
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            let n = replay::list_dead_letters(&loaded, out)?;
+            let n = runtime()?.block_on(replay::list_dead_letters(&loaded, out))?;
             writeln!(err, "{n} dead letters")?;
         }
         DeadLetterCommand::Retry {

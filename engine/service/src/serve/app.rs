@@ -18,6 +18,9 @@ use tokio::sync::Notify;
 /// Seconds a client is asked to wait when the queue is full.
 const RETRY_AFTER_FULL: &str = "5";
 
+/// Seconds a client is asked to wait when the queue's server (NATS) is unavailable.
+const RETRY_AFTER_UNAVAILABLE: &str = "2";
+
 /// Seconds a client is asked to wait when another copy of its events is still being stored.
 const RETRY_AFTER_STORING: &str = "1";
 
@@ -93,7 +96,8 @@ pub fn read_json(
 impl App {
     /// Queues events (each with its `event_id`) durably, at most once per id within the
     /// de-duplication window, counts them and wakes delivery; or gives the answer that refuses
-    /// them all (503, with `Retry-After`): then nothing of them was kept.
+    /// them all (503, with `Retry-After`): then nothing of them was kept, except when the NATS
+    /// server's answer was lost (then some may be; a retry is de-duplicated).
     pub async fn enqueue(
         &self,
         source: &str,
@@ -128,16 +132,24 @@ impl App {
                         count("refused_full", n);
                         Some(RETRY_AFTER_FULL)
                     }
+                    DedupError::Queue(QueueError::Unavailable { .. }) => {
+                        count("refused_unavailable", n);
+                        Some(RETRY_AFTER_UNAVAILABLE)
+                    }
                     DedupError::StillStoring(_) => {
                         count("refused_busy", n);
                         Some(RETRY_AFTER_STORING)
                     }
                     _ => None,
                 };
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("{e}: nothing of this request was kept; retry later"),
-                );
+                let kept = match &e {
+                    // A publish may have reached the server before its answer was lost.
+                    DedupError::Queue(QueueError::Unavailable { .. }) => {
+                        "some events may have been kept; retry later (copies of an event_id are de-duplicated)"
+                    }
+                    _ => "nothing of this request was kept; retry later",
+                };
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}: {kept}"));
                 if let Some(v) = retry_after.and_then(|v| v.parse().ok()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
