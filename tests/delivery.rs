@@ -732,8 +732,13 @@ fn a_denied_destination_dead_letters_each_event_once_and_says_so_loudly() {
     );
     let (letters, log) = stop_and_list(service, &s.config);
     // Logged once, not per request (the metric counts every one).
-    let loud = "switchyard: error: destination `tiktok` is refused access: refused: HTTP 200, code 40001: No permission to operate pixel";
+    let loud = "ERROR switchyard_service::delivery::sender: destination `tiktok` is refused access: refused: HTTP 200, code 40001: No permission to operate pixel";
     assert_eq!(log.matches(loud).count(), 1, "{log}");
+    // Each event given up on is logged with its reason and id (a line per destination and reason).
+    assert!(
+        log.contains("WARN switchyard_service::delivery: dead-lettered: refused: HTTP 200, code 40001: No permission to operate pixel (event_id denied-"),
+        "{log}"
+    );
     let letters = ids_and_reasons(&letters);
     let mut ids: Vec<&str> = letters.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort();

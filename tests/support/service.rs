@@ -71,8 +71,13 @@ pub struct Service {
 impl Service {
     /// Starts `serve` on `config` (listening where the config says, or on `listen`).
     pub fn start(config: &Path, listen: Option<&str>) -> Self {
+        Self::start_with(config, listen, &[])
+    }
+
+    /// [`Service::start`] with extra arguments (e.g. `--log-format json`).
+    pub fn start_with(config: &Path, listen: Option<&str>, extra: &[&str]) -> Self {
         let mut cmd = Command::new(switchyard_bin());
-        cmd.args(["serve", "--config"]).arg(config);
+        cmd.args(["serve", "--config"]).arg(config).args(extra);
         if let Some(l) = listen {
             cmd.args(["--listen", l]);
         }
@@ -87,8 +92,13 @@ impl Service {
         let log = stderr.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("switchyard: listening on ") {
-                    let _ = addr_tx.send(addr.to_owned());
+                // A text line ends with the address; a JSON line quotes it.
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
+                        .collect();
+                    let _ = addr_tx.send(addr);
                 }
                 let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
                 l.push_str(&line);

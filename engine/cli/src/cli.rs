@@ -2,6 +2,7 @@
 //! tests run the CLI in process.
 
 use crate::commands;
+use crate::logging::{self, LogFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,10 @@ pub const VERSION: &str = concat!(
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How `serve`, `replay` and `dead-letters` log: `text` or `json` (one object per line).
+    /// Filter with `RUST_LOG` (default `info`; e.g. `RUST_LOG=switchyard_service=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +198,7 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    logging::init(cli.log_format);
     match dispatch(cli.command, input, out, err) {
         Ok(code) => code,
         Err(e) => {

@@ -218,9 +218,7 @@ impl NatsQueue {
             match decode::<Record>(&message.payload) {
                 Ok(record) => records.push((seq, record, Arc::new(acker))),
                 Err(e) => {
-                    eprintln!(
-                        "switchyard: event {seq} in the stream does not decode ({e}); dropped"
-                    );
+                    tracing::error!("event {seq} in the stream does not decode ({e}); dropped");
                     let _ = acker.ack_with(AckKind::Term).await;
                 }
             }

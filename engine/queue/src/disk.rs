@@ -519,7 +519,10 @@ mod tests {
             (1, letter_size * 2 + size),
             "counted again on open"
         );
-        let ids = block_on(q.dead_letters()).unwrap().into_iter().map(|(id, _)| id);
+        let ids = block_on(q.dead_letters())
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id);
         block_on(q.remove_dead_letters(ids.collect())).unwrap();
         block_on(q.append(vec![record(1)])).unwrap();
     }
@@ -585,5 +588,4 @@ mod claiming {
         let rest = q.claim(2, Duration::ZERO).await.unwrap();
         assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [3]);
     }
-
 }

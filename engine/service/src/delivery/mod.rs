@@ -32,6 +32,7 @@ use switchyard_core::report::with_causes;
 use switchyard_queue::{DeadLetter, EventQueue, Record};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 /// Rounds in flight at once (the pipeline of one overlaps the sending of others).
 const ROUNDS_IN_FLIGHT: usize = 4;
@@ -119,7 +120,7 @@ impl Deliverer {
                 while tasks.join_next().await.is_some() {}
                 let ids = std::mem::take(&mut *self.lock_unsettled());
                 self.queue.release(ids);
-                eprintln!("switchyard: a round did not settle; claiming its events again");
+                tracing::warn!("a round did not settle; claiming its events again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let shutting_down = *shutdown.borrow();
@@ -144,10 +145,14 @@ impl Deliverer {
                         break;
                     };
                     let me = self.clone();
-                    tasks.spawn(async move {
-                        me.round(records).await;
-                        drop(permit);
-                    });
+                    let span = tracing::debug_span!("round", events = records.len());
+                    tasks.spawn(
+                        async move {
+                            me.round(records).await;
+                            drop(permit);
+                        }
+                        .instrument(span),
+                    );
                 }
             }
         }
@@ -172,8 +177,8 @@ impl Deliverer {
         let records = match claimed {
             Ok(r) => r,
             Err(e) => {
-                eprintln!(
-                    "switchyard: claiming events failed: {}; retrying in 1 s",
+                tracing::error!(
+                    "claiming events failed: {}; retrying in 1 s",
                     with_causes(&e)
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -220,7 +225,7 @@ impl Deliverer {
             Ok(plan) => plan,
             Err(e) => {
                 // The pipeline panicked: the round stays queued and is claimed again.
-                eprintln!("switchyard: a delivery round failed ({e}); its events stay queued");
+                tracing::error!("a delivery round failed ({e}); its events stay queued");
                 self.unsettle(ids);
                 return;
             }
@@ -239,7 +244,7 @@ impl Deliverer {
         }
         if !complete {
             // A send task panicked: its events were not settled, so the round stays queued.
-            eprintln!("switchyard: a delivery request failed; its round stays queued");
+            tracing::error!("a delivery request failed; its round stays queued");
             self.unsettle(ids);
             return;
         }
@@ -321,24 +326,51 @@ impl Deliverer {
     /// Stores the round's dead letters, then acknowledges its records; on a failure, the round
     /// stays queued and the loop claims it again.
     async fn settle(&self, ids: Vec<u64>, dead: Vec<DeadLetter>) {
+        log_dead_letters(&dead);
         if !dead.is_empty()
             && let Err(e) = self.queue.dead_letter(dead).await
         {
-            eprintln!(
-                "switchyard: storing dead letters failed ({}); their events stay queued",
+            tracing::error!(
+                "storing dead letters failed ({}); their events stay queued",
                 with_causes(&e)
             );
             self.unsettle(ids);
             return;
         }
         if let Err(e) = self.queue.ack(ids.clone()).await {
-            eprintln!(
-                "switchyard: acknowledging delivered events failed ({}); they stay queued and will be sent again",
+            tracing::error!(
+                "acknowledging delivered events failed ({}); they stay queued and will be sent again",
                 with_causes(&e)
             );
             self.unsettle(ids);
         }
         self.update_depth();
+    }
+}
+
+/// Logs a round's dead letters: one line per destination and reason, with their count and the
+/// first `event_id`s (an event is read only when it is given up on, which is rare).
+fn log_dead_letters(dead: &[DeadLetter]) {
+    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<String>> = Default::default();
+    for letter in dead {
+        let id = serde_json::from_str::<serde_json::Value>(&letter.record.event)
+            .ok()
+            .and_then(|e| e.get("event_id")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "?".to_owned());
+        groups
+            .entry((letter.destination.as_str(), letter.reason.as_str()))
+            .or_default()
+            .push(id);
+    }
+    for ((destination, reason), ids) in groups {
+        let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+        let more = if ids.len() > shown.len() { ", ..." } else { "" };
+        tracing::warn!(
+            destination,
+            events = ids.len(),
+            "dead-lettered: {reason} (event_id {}{more})",
+            shown.join(", ")
+        );
     }
 }
 

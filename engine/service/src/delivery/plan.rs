@@ -99,11 +99,7 @@ fn plan_source(
     let chunk = pipeline.transform(events, now, &mut logs);
     let fates = pipeline.route(&chunk, source, now, &mut logs);
     for (plugin, line) in logs {
-        eprintln!(
-            "plugin {plugin}: {}: {}",
-            level_name(line.level),
-            line.message
-        );
+        log_plugin_line(&plugin, level_name(line.level), &line.message);
     }
     for (i, fate) in kept.into_iter().zip(fates) {
         let record = &records[i].1;
@@ -161,5 +157,15 @@ fn settle(routed: &RoutedEvent<'_>, i: usize, record: &Record, now: i64, plan: &
             }
             other => plan.count(name, other),
         }
+    }
+}
+
+/// A plugin's log line, at its own level, naming the plugin.
+fn log_plugin_line(plugin: &str, level: &str, message: &str) {
+    match level {
+        "error" => tracing::error!(plugin, "{message}"),
+        "warn" => tracing::warn!(plugin, "{message}"),
+        "info" => tracing::info!(plugin, "{message}"),
+        _ => tracing::debug!(plugin, "{message}"),
     }
 }

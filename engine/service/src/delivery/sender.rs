@@ -297,10 +297,11 @@ impl Sender {
             0 => String::new(),
             n => format!(" ({n} more requests were refused the same way since the last report)"),
         };
-        eprintln!(
-            "switchyard: error: destination `{}` is refused access: {reason}{since}. Every request \
-             to it will fail the same way until its access token or permissions are fixed; its \
-             events go to the dead letters (`switchyard dead-letters retry` sends them again).",
+        tracing::error!(
+            destination = %self.name,
+            "destination `{}` is refused access: {reason}{since}. Every request to it will fail \
+             the same way until its access token or permissions are fixed; its events go to the \
+             dead letters (`switchyard dead-letters retry` sends them again).",
             self.name
         );
         *last = Some(Instant::now());
@@ -353,7 +354,15 @@ impl Sender {
                 });
             }
             self.metrics.event(&self.name, "retried", events);
-            tokio::time::sleep(self.backoff(attempt, retry_after)).await;
+            let wait = self.backoff(attempt, retry_after);
+            tracing::warn!(
+                destination = %self.name,
+                attempt,
+                events,
+                wait_ms = wait.as_millis() as u64,
+                "request failed, retrying: {reason}"
+            );
+            tokio::time::sleep(wait).await;
             attempt += 1;
         }
     }

@@ -101,7 +101,7 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
             source,
         })?;
     if let Ok(bound) = listener.local_addr() {
-        eprintln!("switchyard: listening on {bound}");
+        tracing::info!("listening on {bound}");
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let delivery = tokio::spawn(deliverer.run(stop_rx));
@@ -111,7 +111,7 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
-            eprintln!("switchyard: shutting down: finishing requests, then delivery");
+            tracing::info!("shutting down: finishing requests, then delivery");
             signal_app.ready.store(false, Ordering::Relaxed);
         })
         .await
@@ -122,14 +122,14 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     let _ = stop_tx.send(true);
     let drain = Duration::from_millis(server.shutdown_timeout_ms);
     match tokio::time::timeout(drain, delivery).await {
-        Ok(_) => eprintln!("switchyard: delivery finished"),
-        Err(_) => eprintln!(
-            "switchyard: delivery did not finish within {} ms; the rest stays queued",
+        Ok(_) => tracing::info!("delivery finished"),
+        Err(_) => tracing::warn!(
+            "delivery did not finish within {} ms; the rest stays queued",
             server.shutdown_timeout_ms
         ),
     }
     let (left, _) = queue.depth();
-    eprintln!("switchyard: stopped; {left} events queued");
+    tracing::info!("stopped; {left} events queued");
     Ok(())
 }
 
@@ -180,6 +180,7 @@ pub fn routes(app: Arc<App>, max_body: usize) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
 }
 
