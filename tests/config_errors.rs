@@ -132,3 +132,45 @@ fn an_unset_token_is_a_warning_not_an_error() {
     );
     assert_eq!(l.warnings[0].line, 8);
 }
+
+#[test]
+fn paths_that_can_never_match_are_warned_about_at_their_place() {
+    let text = tiktok_config(
+        "custom_events:\n  - source: Reviewed\n    target: Contact\n    fields:\n      properties.value: \"$.propertys.rating\"\n      properties.description: \"$.properties.title\"\n",
+    );
+    let cfg = write_config(&text, &[]);
+    let loaded =
+        switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    let dead: Vec<String> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("can never match"))
+        .map(|w| format!("{w}"))
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0].contains("fields['properties.value']"),
+        "{}",
+        dead[0]
+    );
+    assert!(
+        dead[0].contains("did you mean `properties`?"),
+        "{}",
+        dead[0]
+    );
+    // The default mapping's own paths all can match.
+    let default = loaded_default_warnings();
+    assert!(default.is_empty(), "{default:?}");
+}
+
+fn loaded_default_warnings() -> Vec<String> {
+    let cfg = write_config(&tiktok_config(""), &[]);
+    let loaded =
+        switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    loaded
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("can never match"))
+        .map(|w| format!("{w}"))
+        .collect()
+}

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use switchyard_core::event::TimeWindow;
 use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer, Schema, load_file};
+use switchyard_core::rules::lint::dead_paths;
 use switchyard_core::secret::Secret;
 use switchyard_wasm::{Chain, PluginConfig};
 
@@ -362,6 +363,12 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     errors.extend(check_server(&config.server, &placer));
     errors.extend(unsendable_secrets(&config, &placer));
     let mut warnings = unset_secrets(&config, &placer);
+    // A plugin's `config` is the plugin's to read, not rules.
+    warnings.extend(
+        dead_paths(&doc.raw, &["config"])
+            .into_iter()
+            .map(|d| placer.place(&d.pointer, d.message).warning()),
+    );
     let files = FileScope::new(dir, &config.allowed_dirs);
     let mut chains = ChainLoader::new(&files, &placer);
     let transforms = chains.load(&config.transforms, "/transforms");

@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 pub struct Document<T> {
     pub value: T,
     pub placer: Placer,
+    /// The document as parsed (variables replaced), for checks over its raw values.
+    pub raw: Value,
 }
 
 /// Places findings (by JSON pointer) in one file.
@@ -145,6 +147,7 @@ pub fn load_str<T: DeserializeOwned>(
             file: file.to_owned(),
             spans,
         },
+        raw: value,
     })
 }
 

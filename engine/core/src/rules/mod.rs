@@ -8,10 +8,12 @@
 //! - [`fields`]: payload field plans.
 //! - [`payload`]: the payload built per event, borrowing from the event and the plan.
 //! - [`compile`]: mapping files and rows into a [`compile::CompiledMapping`].
+//! - [`lint`]: paths that can never match (warnings at load).
 
 pub mod compile;
 pub mod condition;
 pub mod fields;
+pub mod lint;
 pub mod path;
 pub mod payload;
 pub mod spec;

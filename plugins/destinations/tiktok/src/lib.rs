@@ -16,6 +16,7 @@ use switchyard_core::destination::{
 };
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::{Diagnostic, Document, FileScope, Placer, load_file, load_str};
+use switchyard_core::rules::lint::dead_paths;
 use switchyard_core::rules::payload::Payload;
 use switchyard_core::rules::spec::{
     ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
@@ -151,7 +152,12 @@ impl Tiktok {
             out.extend(placer.place_all(&e.config));
             out
         })?;
-        let warnings = name_warnings(&config, &mapping, placer, at);
+        let mut warnings = name_warnings(&config, &mapping, placer, at);
+        warnings.extend(
+            dead_paths(&mapping.raw, &[])
+                .into_iter()
+                .map(|d| mapping.placer.place(&d.pointer, d.message).warning()),
+        );
         Ok((Self { routing, config }, warnings))
     }
 
