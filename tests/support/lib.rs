@@ -149,5 +149,6 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
 
+pub mod browser;
 pub mod mock_tiktok;
 pub mod service;

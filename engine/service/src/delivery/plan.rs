@@ -4,7 +4,7 @@
 
 use crate::clock::unix_now;
 use crate::config::Loaded;
-use crate::pipeline::{InputFate, RoutedEvent, halt_outcome};
+use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use switchyard_core::router::Status;
@@ -97,7 +97,7 @@ fn plan_source(
     }
     let mut logs = Vec::new();
     let chunk = pipeline.transform(events, now, &mut logs);
-    let fates = pipeline.route(&chunk, source, now, &mut logs);
+    let fates = pipeline.route(&chunk, source, Copies::Server, now, &mut logs);
     for (plugin, line) in logs {
         eprintln!(
             "plugin {plugin}: {}: {}",
