@@ -30,7 +30,7 @@ fn destination(name: &str, pixel: &str, endpoint: &str, pages: &Pages, extra: &s
 struct Shop {
     pages: Pages,
     mock: MockTiktok,
-    service: Service,
+    _service: Service,
     _dir: tempfile::TempDir,
 }
 
@@ -51,7 +51,7 @@ fn shop(destinations: impl Fn(&str, &Pages) -> String) -> Shop {
     Shop {
         pages,
         mock,
-        service,
+        _service: service,
         _dir: dir,
     }
 }

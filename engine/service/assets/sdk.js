@@ -86,10 +86,12 @@
   // service away (a network error, 5xx, 429), events wait and go, in order, with their own
   // `eventID` and `timestamp`, when the browser is back online, after RETRY_MS, or on the next
   // page. The service de-duplicates by `eventID`, so a copy sent twice is kept once.
-  var MAX = 100, RETRY_MS = 5000, sending = false, retry = null;
-  function queued() { return store(QUEUE) || []; }
-  function later(event) { var q = queued(); q.push(event); store(QUEUE, q.slice(-MAX)); }
-  function taken(event) { store(QUEUE, queued().filter(function (e) { return e.eventID != event.eventID; })); }
+  // Without localStorage (blocked, full), the queue lives in memory, for this page only.
+  var MAX = 100, RETRY_MS = 5000, sending = false, retry = null, memory = [];
+  function queued() { var q = store(QUEUE); return Array.isArray(q) ? q : memory; }
+  function keep(q) { memory = q; store(QUEUE, q); }
+  function later(event) { var q = queued(); q.push(event); keep(q.slice(-MAX)); }
+  function taken(event) { keep(queued().filter(function (e) { return e.eventID != event.eventID; })); }
   function send(event) {
     // `keepalive`: the request outlives the page (a link clicked right after a track call).
     var timeout = w.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(15000) : undefined;
@@ -97,7 +99,9 @@
       .then(function (r) {
         if (r.status >= 500 || r.status == 429) throw new Error("retry later");
         taken(event); // refused for good (4xx) is taken off too: sending it again cannot help
-        return r.json().then(run, function () {});
+        return r.json().then(function (answer) {
+          try { run(answer); } catch (e) { if (w.console) console.warn("switchyard: pixel call failed", e); }
+        }, function () {});
       });
   }
   function flush() {
