@@ -163,7 +163,10 @@ fn the_pixel_call_and_the_server_copy_agree_after_every_plugin() {
     let a = collect(&service, &cart);
     assert_eq!(a.status, 202, "{}", a.body);
     let calls = a.body["destinations"][0]["calls"].as_array().unwrap();
-    let track = calls.iter().find(|c| c[0] == "track").expect("a track call");
+    let track = calls
+        .iter()
+        .find(|c| c[0] == "track")
+        .expect("a track call");
     assert_eq!(mock.wait_for_distinct(1, Duration::from_secs(20)), 1);
     let server = &mock.events()[0];
     // Field by field: the pixel fires what the Events API gets.

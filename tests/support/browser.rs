@@ -37,12 +37,21 @@ impl Pages {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let page = |State(sdk): State<Arc<Mutex<String>>>, UrlPath(file): UrlPath<String>| async move {
+                let page = |State(sdk): State<Arc<Mutex<String>>>,
+                            UrlPath(file): UrlPath<String>| async move {
                     let dir = crate::root().join("tests/fixtures/browser");
                     let Ok(text) = std::fs::read_to_string(dir.join(file.replace('/', ""))) else {
-                        return (axum::http::StatusCode::NOT_FOUND, [(CONTENT_TYPE, "text/plain")], String::new());
+                        return (
+                            axum::http::StatusCode::NOT_FOUND,
+                            [(CONTENT_TYPE, "text/plain")],
+                            String::new(),
+                        );
                     };
-                    let kind = if file.ends_with(".js") { "application/javascript" } else { "text/html" };
+                    let kind = if file.ends_with(".js") {
+                        "application/javascript"
+                    } else {
+                        "text/html"
+                    };
                     let text = text.replace("{{SDK}}", &sdk.lock().unwrap());
                     (axum::http::StatusCode::OK, [(CONTENT_TYPE, kind)], text)
                 };
@@ -84,8 +93,15 @@ struct Cdp {
 }
 
 impl WebDriverCompatibleCommand for Cdp {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
@@ -143,7 +159,11 @@ impl Browser {
             .build()
             .unwrap();
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let client = rt.block_on(ClientBuilder::new(connector).capabilities(caps).connect(&url));
+        let client = rt.block_on(
+            ClientBuilder::new(connector)
+                .capabilities(caps)
+                .connect(&url),
+        );
         let client = match client {
             Ok(c) => c,
             Err(e) => {
@@ -182,7 +202,10 @@ impl Browser {
             if !matches!(&v, Value::Null | Value::Bool(false)) {
                 return v;
             }
-            assert!(Instant::now() < until, "still false after {timeout:?}: {script}");
+            assert!(
+                Instant::now() < until,
+                "still false after {timeout:?}: {script}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -213,9 +236,9 @@ impl Browser {
 impl Drop for Browser {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(10), client.close()).await });
+            let _ = self.rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), client.close()).await
+            });
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();

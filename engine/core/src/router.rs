@@ -189,7 +189,10 @@ fn client_payload<'a>(
     event: &'a SourceEvent,
     outcome: &Outcome<'a>,
 ) -> ClientPayload<'a> {
-    match (row.mode.includes_server(), outcome.data.len().checked_sub(1)) {
+    match (
+        row.mode.includes_server(),
+        outcome.data.len().checked_sub(1),
+    ) {
         (true, Some(last)) => ClientPayload::Server(last),
         _ => {
             let mut ignored = Vec::new();

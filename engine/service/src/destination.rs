@@ -65,8 +65,18 @@ impl Destination {
     }
 
     /// What becomes of `event` from `source` here: the copies `copies` asks for.
-    pub fn route<'a>(&'a self, event: &'a SourceEvent, source: &str, copies: Copies) -> Outcome<'a> {
-        router::route(self.plugin(), event, source, copies == Copies::ServerAndBrowser)
+    pub fn route<'a>(
+        &'a self,
+        event: &'a SourceEvent,
+        source: &str,
+        copies: Copies,
+    ) -> Outcome<'a> {
+        router::route(
+            self.plugin(),
+            event,
+            source,
+            copies == Copies::ServerAndBrowser,
+        )
     }
 
     /// The request bodies that carry `payloads`, in batches of at most [`Destination::max_batch`].

@@ -198,7 +198,13 @@ fn map_chunk(
         true => Copies::ServerAndBrowser,
         false => Copies::Server,
     };
-    let fates = pipeline.route(&transformed, &opts.source, copies, opts.received_at, &mut logs);
+    let fates = pipeline.route(
+        &transformed,
+        &opts.source,
+        copies,
+        opts.received_at,
+        &mut logs,
+    );
     for (plugin, line) in logs {
         let level = level_name(line.level);
         writeln!(out.log, "plugin {plugin}: {level}: {}", line.message)?;

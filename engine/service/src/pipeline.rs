@@ -285,10 +285,11 @@ fn merge<'a>(mut a: Outcome<'a>, b: Outcome<'a>) -> Outcome<'a> {
         let shift = a.data.len();
         a.data.extend(b.data);
         a.client.extend(b.client);
-        a.client_data.extend(b.client_data.into_iter().map(|c| match c {
-            ClientPayload::Server(i) => ClientPayload::Server(i + shift),
-            own @ ClientPayload::Own(_) => own,
-        }));
+        a.client_data
+            .extend(b.client_data.into_iter().map(|c| match c {
+                ClientPayload::Server(i) => ClientPayload::Server(i + shift),
+                own @ ClientPayload::Own(_) => own,
+            }));
         a.warnings.extend(b.warnings);
     }
     a

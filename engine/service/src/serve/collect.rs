@@ -12,6 +12,7 @@
 
 use super::app::{App, error, read_json};
 use crate::clock::{unix_ms, unix_now};
+use crate::pipeline::{Copies, InputFate, halt_outcome};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -20,9 +21,8 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use switchyard_core::event::SourceEvent;
-use crate::pipeline::{Copies, InputFate, halt_outcome};
 use switchyard_core::destination::ClientActions;
+use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{Outcome, Status};
 use switchyard_queue::Record;
 use switchyard_wasm::sandbox::level_name;
