@@ -298,3 +298,29 @@ fn readme_sample_output_is_what_the_main_command_prints() {
     }
     assert_eq!(checked, 3);
 }
+
+#[test]
+fn version_names_the_commit_and_completions_cover_every_command() {
+    let v = run(&["--version"], "");
+    assert_eq!(v.code, 0);
+    let printed = format!("{}{}", v.stdout, v.stderr);
+    let commit = printed
+        .split("(commit ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no commit in {printed}"));
+    if root().join(".git").exists() {
+        let hex = commit.trim_end_matches("-modified");
+        assert!(
+            hex.len() == 12 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+            "{printed}"
+        );
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let c = run(&["completions", shell], "");
+        assert_eq!(c.code, 0, "{}", c.stderr);
+        for command in ["validate", "map", "serve", "replay", "dead-letters", "drop"] {
+            assert!(c.stdout.contains(command), "{shell}: no `{command}`");
+        }
+    }
+}

@@ -257,7 +257,7 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
         "transforms:\n  - name: picky\n    path: {}\n    config: {{mode: picky}}\n",
         switchyard_tests::plugin_wasm("hostile").display()
     ));
-    std::fs::write(&s.config, text).unwrap();
+    std::fs::write(&s.config, switchyard_tests::allow_plugin_dir(&text)).unwrap();
     let service = Service::start(&s.config, None);
     let mut events = cart_events("poison", 0..50);
     for i in [10, 30] {
@@ -472,7 +472,11 @@ fn replay_sends_a_file_through_the_delivery_path() {
         s.config.to_str().unwrap(),
         file.to_str().unwrap(),
     ]);
-    assert_eq!(code, 0, "{err}");
+    assert_eq!(code, 1, "an invalid line fails the run: {err}");
+    assert!(
+        err.contains("error: 1 invalid lines or failed events"),
+        "{err}"
+    );
     assert!(err.contains("line 251: `event_id` is missing"), "{err}");
     assert!(
         err.contains("250 events queued, 1 invalid lines; tiktok: 250 delivered"),
@@ -805,8 +809,15 @@ fn concurrent_copies_of_the_same_batches_are_queued_and_delivered_once() {
 
 #[test]
 fn copies_refused_by_a_full_queue_are_accepted_once_on_retry() {
-    // 1 MiB of queue; the mock refuses everything at first, so nothing drains.
+    // 1 MiB of queue; the mock refuses everything at first, so nothing drains. Retries (up to
+    // 100, up to a second apart) outlast the filling on a slow machine: nothing is dead-lettered.
     let s = setup(", queue_budget_mib: 1", ", max_attempts: 100");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace("max_backoff_ms: 200", "max_backoff_ms: 1000"),
+    )
+    .unwrap();
     s.mock.fail_always(Some(Fault::Status(503, None)));
     let service = Service::start(&s.config, None);
     let url = service.url("/v1/events");
@@ -985,7 +996,10 @@ fn replay_queues_an_event_id_once() {
 mod acknowledgement {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use switchyard_queue::{Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Record};
+    use std::time::Duration;
+    use switchyard_queue::{
+        Commit, DeadLetter, DiskQueue, EventQueue, QueueError, Reading, Record,
+    };
     use switchyard_service::delivery::Deliverer;
     use switchyard_service::metrics::Metrics;
     use tokio::sync::Notify;
@@ -1000,8 +1014,11 @@ mod acknowledgement {
         fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
             self.inner.append(records)
         }
-        fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
-            self.inner.read(after, max)
+        fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
+            self.inner.claim(max, linger)
+        }
+        fn release(&self, ids: Vec<u64>) {
+            self.inner.release(ids)
         }
         fn ack(&self, ids: Vec<u64>) -> Commit<()> {
             if self.acks.fetch_add(1, Ordering::SeqCst) == 0 {
@@ -1020,7 +1037,7 @@ mod acknowledgement {
         fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
             self.inner.dead_letter(letters)
         }
-        fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+        fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>> {
             self.inner.dead_letters()
         }
         fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {

@@ -274,7 +274,11 @@ fn bad_plugin_declarations_are_refused_at_load() {
         "{}",
         lines(&d)
     );
-    assert!(d[0].message.contains("no plugin file at"));
+    assert!(
+        d[0].message.contains("plugin `nope`: no file at"),
+        "{}",
+        lines(&d)
+    );
 
     let refused = config_with(&plugin_entry("h", "hostile", json!({"mode": "refuse"}), ""));
     let d = load_errors(&refused, &[]);
@@ -314,6 +318,7 @@ fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
         "  - name: fx\n    path: {}\n    config: {{to: euro, rates: {{}}}}\n",
         wasm.display()
     ));
+    let text = format!("{text}allowed_dirs: [\"{}\"]\n", dir.path().display());
     let d = load_errors(&text, &[]);
     assert_eq!(d[0].path, "$.transforms[0].config.to", "{}", lines(&d));
     assert!(d[0].message.contains("(the plugin's schema)"));

@@ -5,12 +5,15 @@
 //! and p99. Run twice: the queue on tmpfs (`/dev/shm`: no real fsync) and on disk.
 //!
 //! Run: `cargo bench -p switchyard-tests --bench e2e` (default 200,000 events; pass a number after
-//! `--` to change it). Figures go to BENCHMARKS.md.
+//! `--` to change it). With `-- nats`: the queue on NATS JetStream instead (a `nats-server -js`
+//! started here, its store on disk), with 1 node and with 2 nodes (requests alternate between
+//! them). Figures go to BENCHMARKS.md.
 
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_tests::mock_tiktok::MockTiktok;
+use switchyard_tests::nats_server::NatsServer;
 use switchyard_tests::service::*;
 
 /// Events per request, and requests in flight.
@@ -18,34 +21,60 @@ const PER_REQUEST: usize = 500;
 const CLIENTS: usize = 4;
 
 fn main() {
-    let n: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(200_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
     let samples = sample_events();
     let disk = tempfile::tempdir_in(switchyard_tests::root().join("target")).expect("temp dir");
     println!("| queue | events | events/s | p50 latency | p99 latency |");
     println!("|---|---|---|---|---|");
+    if args.iter().any(|a| a == "nats") {
+        for nodes in [1, 2] {
+            // A fresh server (store on disk) for each run.
+            let nats = NatsServer::start_in(disk.path());
+            let queue = format!(", queue: {{kind: nats, url: \"{}\"}}", nats.url());
+            let label = format!(
+                "JetStream, {nodes} node{}",
+                if nodes > 1 { "s" } else { "" }
+            );
+            run(&label, disk.path(), &queue, nodes, n, &samples);
+        }
+        return;
+    }
     for (label, base) in [
         ("tmpfs (/dev/shm)", std::path::PathBuf::from("/dev/shm")),
         ("disk", disk.path().to_path_buf()),
     ] {
         let dir = tempfile::tempdir_in(&base).expect("data dir");
-        run(label, dir.path(), n, &samples);
+        run(label, dir.path(), "", 1, n, &samples);
     }
 }
 
-/// The valid events of `examples/events.ndjson`, to cycle through with fresh ids.
+/// The valid events of `examples/events.ndjson`, to cycle through with fresh ids, dated now (the
+/// service refuses events older than `max_event_age_hours`).
 fn sample_events() -> Vec<Value> {
     let text = std::fs::read_to_string(switchyard_tests::root().join("examples/events.ndjson"))
         .expect("examples/events.ndjson");
+    let now = switchyard_tests::service::unix_now();
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| switchyard_core::event::SourceEvent::from_value(v.clone(), 0).is_ok())
+        .map(|mut v| {
+            v["timestamp"] = now.into();
+            v
+        })
         .collect()
 }
 
-fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
+/// One run: `nodes` services on one config (`queue`: extra `server` settings), requests spread
+/// over them.
+fn run(
+    label: &str,
+    data_dir: &std::path::Path,
+    queue: &str,
+    nodes: usize,
+    n: usize,
+    samples: &[Value],
+) {
     let mock = MockTiktok::start(TOKEN);
     mock.arrivals_only();
     let config_dir = tempfile::tempdir().expect("config dir");
@@ -53,7 +82,7 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
     let text = serve_config(
         &mock.endpoint,
         data_dir,
-        ", linger_ms: 5, round_events: 5000",
+        &format!(", linger_ms: 5, round_events: 5000{queue}"),
         ", max_requests_per_second: 10000, max_concurrency: 16",
     )
     .replace("batch_size: 100", "batch_size: 1000");
@@ -74,8 +103,8 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
         })
         .cloned()
         .collect();
-    let service = Service::start(&config, None);
-    let url = service.url("/v1/events");
+    let services: Vec<Service> = (0..nodes).map(|_| Service::start(&config, None)).collect();
+    let urls: Vec<String> = services.iter().map(|s| s.url("/v1/events")).collect();
 
     // Request bodies, made before the clock starts.
     let bodies: Vec<(usize, Vec<u8>)> = (0..n)
@@ -105,9 +134,9 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..CLIENTS {
-            let (client, url, bodies, next, acked) = (
+            let (client, urls, bodies, next, acked) = (
                 client.clone(),
-                url.clone(),
+                urls.clone(),
                 bodies.clone(),
                 next.clone(),
                 acked.clone(),
@@ -118,9 +147,10 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
                     let Some((start, body)) = bodies.get(i) else {
                         break;
                     };
+                    let url = &urls[i % urls.len()];
                     loop {
                         let r = client
-                            .post(&url)
+                            .post(url)
                             .header("x-webhook-token", WRITE_KEY)
                             .header("content-type", "application/json")
                             .body(body.clone())
@@ -190,5 +220,5 @@ fn run(label: &str, data_dir: &std::path::Path, n: usize, samples: &[Value]) {
         elapsed.as_secs_f64(),
         arrivals.len() - delivered
     );
-    drop(service);
+    drop(services);
 }

@@ -45,8 +45,26 @@ pub fn write_config(text: &str, extra_files: &[(&str, &str)]) -> TempConfig {
         std::fs::write(dir.path().join(name), content).expect("write extra file");
     }
     let path = dir.path().join("switchyard.yaml");
-    std::fs::write(&path, text).expect("write config");
+    std::fs::write(&path, allow_plugin_dir(text)).expect("write config");
     TempConfig { dir, path }
+}
+
+/// Where the example and test plugins are built ([`plugin_wasm`]).
+pub fn plugin_dir() -> PathBuf {
+    root().join("plugins/transforms/examples/target/wasm32-wasip2/release")
+}
+
+/// A config text that may load plugins from [`plugin_dir`]: tests' configs live in temporary
+/// folders, and a config may load files outside its folder only from its `allowed_dirs`.
+pub fn allow_plugin_dir(text: &str) -> String {
+    if text.contains("allowed_dirs") || !text.contains(".wasm") {
+        return text.to_owned();
+    }
+    format!(
+        "{}\nallowed_dirs: [\"{}\"]\n",
+        text.trim_end(),
+        plugin_dir().display()
+    )
 }
 
 /// Loads a config text; panics with the diagnostics if it does not load.
@@ -144,11 +162,10 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     if let Err(e) = built {
         panic!("{e}");
     }
-    root()
-        .join("plugins/transforms/examples/target/wasm32-wasip2/release")
-        .join(format!("{}.wasm", name.replace('-', "_")))
+    plugin_dir().join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 pub mod browser;
 pub mod mock_tiktok;
+pub mod nats_server;
 pub mod service;

@@ -153,10 +153,12 @@ impl Drop for Service {
     }
 }
 
-/// An HTTP answer: status, `Retry-After` header, body (JSON when it is).
+/// An HTTP answer: status, `Retry-After` and `Access-Control-Allow-Origin` headers, body (JSON
+/// when it is).
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<String>,
+    pub allow_origin: Option<String>,
     pub body: Value,
 }
 
@@ -236,16 +238,20 @@ async fn send(
     }
     let r = req.send().await.map_err(|e| e.to_string())?;
     let status = r.status().as_u16();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (retry_after, allow_origin) =
+        (header("retry-after"), header("access-control-allow-origin"));
     let text = r.text().await.map_err(|e| e.to_string())?;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     Ok(Answer {
         status,
         retry_after,
+        allow_origin,
         body,
     })
 }
@@ -276,8 +282,10 @@ pub fn post_events(service_url: &str, events: &Value) -> Result<Answer, String> 
     )
 }
 
-/// `n` valid `Added To Cart` events with ids `{prefix}-{i}`.
+/// `n` valid `Added To Cart` events with ids `{prefix}-{i}`, that happened a minute ago (the
+/// service refuses events older than its `max_event_age_hours`).
 pub fn cart_events(prefix: &str, range: std::ops::Range<usize>) -> Vec<Value> {
+    let a_minute_ago = unix_now() - 60;
     range
         .map(|i| {
             let mut e = crate::event(
@@ -285,7 +293,15 @@ pub fn cart_events(prefix: &str, range: std::ops::Range<usize>) -> Vec<Value> {
                 serde_json::json!({"product_id": format!("p{i}"), "price": 10, "quantity": 1, "currency": "EUR"}),
             );
             e["event_id"] = format!("{prefix}-{i}").into();
+            e["timestamp"] = a_minute_ago.into();
             e
         })
         .collect()
+}
+
+/// Now, in unix seconds.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

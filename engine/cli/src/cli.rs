@@ -7,9 +7,17 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use switchyard_service::config::{self, Loaded};
 
+/// The version and the commit built from, as `--version` prints them.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("SWITCHYARD_COMMIT"),
+    ")"
+);
+
 /// Switchyard: forward e-commerce events to ad platforms with declarative YAML rules.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version)]
+#[command(name = "switchyard", version = VERSION)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,6 +60,11 @@ pub enum Command {
     /// Work on WebAssembly transform plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Print a shell completion script (e.g. `switchyard completions bash > /etc/bash_completion.d/switchyard`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Write the JSON Schemas of config and mapping files.
     Schema {
         /// Write `config.schema.json` and `mapping.schema.json` into this folder.
@@ -77,6 +90,25 @@ pub enum DeadLetterCommand {
         /// Only this destination's dead letters.
         #[arg(long)]
         destination: Option<String>,
+    },
+    /// Drop dead letters for good: those with the given ids, of a destination, or older than an
+    /// age (all that are given must hold). Asks before dropping unless `--yes`.
+    #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["id", "destination", "older_than"])))]
+    Drop {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// A dead letter's id, as `list` prints it (repeatable).
+        #[arg(long)]
+        id: Vec<u64>,
+        /// Only this destination's dead letters.
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only dead letters given up on at least this long ago (e.g. `7d`, `12h`, `30m`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Option<std::time::Duration>,
+        /// Drop without asking.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -199,7 +231,7 @@ fn dispatch(
             };
             commands::replay::run(loaded, &path, source, input, err)
         }
-        Command::DeadLetters(command) => commands::dead_letters::run(command, out, err),
+        Command::DeadLetters(command) => commands::dead_letters::run(command, input, out, err),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
             let root = commands::plugin::new(&name, &dir, sdk)?;
             writeln!(
@@ -211,6 +243,11 @@ fn dispatch(
         }
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin::test(args, input, out, err),
         Command::Schema { out: dir, kind } => commands::schema::run(dir.as_deref(), kind, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "switchyard", out);
+            Ok(0)
+        }
     }
 }
 
@@ -232,7 +269,7 @@ pub fn load(path: &Path, err: &mut dyn Write) -> anyhow::Result<Option<Loaded>> 
     }
 }
 
-/// The async runtime of `serve`, `replay` and `dead-letters retry`.
+/// The async runtime of `serve`, `replay` and `dead-letters retry|drop`.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context;
     tokio::runtime::Builder::new_multi_thread()

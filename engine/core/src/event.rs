@@ -277,36 +277,98 @@ fn is_urn(s: &str) -> bool {
     matches!(rest.split_once(':'), Some((kind, value)) if !kind.is_empty() && !value.is_empty())
 }
 
-/// Reads an ISO-8601 timestamp with a timezone, or integer epoch seconds, as unix seconds.
+/// Reads an ISO-8601 timestamp with a timezone, or integer epoch seconds, as unix seconds: a time
+/// from 1970 up to (not including) year 5138, whichever way it is written.
 pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
-    const FIELD: &str = "timestamp";
-    match v {
-        Value::Number(n) => match n.as_i64() {
-            Some(s) if (0..MAX_EPOCH_SECONDS).contains(&s) => Ok(s),
-            Some(s) if s >= MAX_EPOCH_SECONDS => Err(EventError::Invalid {
-                field: FIELD,
-                reason: format!(
-                    "{s} is too large for epoch seconds (milliseconds? divide by 1000)"
-                ),
-            }),
-            _ => Err(EventError::Invalid {
-                field: FIELD,
-                reason: "epoch time must be a non-negative whole number of seconds".to_owned(),
-            }),
-        },
+    let seconds = match v {
+        Value::Number(n) => n.as_i64().ok_or_else(|| {
+            invalid_time("epoch time must be a non-negative whole number of seconds".to_owned())
+        })?,
         Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
             .map(|t| t.timestamp())
-            .map_err(|_| EventError::Invalid {
-                field: FIELD,
-                reason: format!(
+            .map_err(|_| {
+                invalid_time(format!(
                     "`{s}` is not an ISO-8601 time with a timezone (e.g. 2024-09-02T12:34:56+00:00)"
-                ),
-            }),
-        other => Err(wrong_type(
-            FIELD,
-            "an ISO-8601 string or epoch seconds",
-            other,
-        )),
+                ))
+            })?,
+        other => {
+            return Err(wrong_type(
+                "timestamp",
+                "an ISO-8601 string or epoch seconds",
+                other,
+            ));
+        }
+    };
+    match seconds {
+        s if s < 0 => Err(invalid_time(format!(
+            "{} is before 1970 (epoch seconds must not be negative)",
+            show_time(v)
+        ))),
+        s if s >= MAX_EPOCH_SECONDS && v.is_number() => Err(invalid_time(format!(
+            "{s} is too large for epoch seconds (milliseconds? divide by 1000)"
+        ))),
+        s if s >= MAX_EPOCH_SECONDS => Err(invalid_time(format!(
+            "{} is after the year 5138",
+            show_time(v)
+        ))),
+        s => Ok(s),
+    }
+}
+
+fn invalid_time(reason: String) -> EventError {
+    EventError::Invalid {
+        field: "timestamp",
+        reason,
+    }
+}
+
+/// A timestamp as the sender wrote it, for messages.
+fn show_time(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// How far from the time it is received an event's own time may be: a bound into the past (the
+/// platform ignores older conversions) and a tolerance into the future (clocks that run ahead).
+/// Checked where events enter the service (`/v1/events`, `/v1/collect`), not by `map` or `replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// The oldest accepted event, in seconds before it was received.
+    pub max_age_secs: i64,
+    /// The furthest accepted event, in seconds after it was received.
+    pub max_ahead_secs: i64,
+}
+
+impl TimeWindow {
+    /// Whether `event`'s time lies in the window around `received_at` (unix seconds).
+    pub fn check(&self, event: &SourceEvent, received_at: i64) -> Result<(), EventError> {
+        let t = event.timestamp();
+        if t < received_at.saturating_sub(self.max_age_secs) {
+            return Err(invalid_time(format!(
+                "{t} is {} before the time received; events older than {} are refused \
+                 (server.max_event_age_hours)",
+                span(received_at - t),
+                span(self.max_age_secs)
+            )));
+        }
+        if t > received_at.saturating_add(self.max_ahead_secs) {
+            return Err(invalid_time(format!(
+                "{t} is {} after the time received; events more than {} ahead are refused \
+                 (server.max_event_ahead_secs)",
+                span(t - received_at),
+                span(self.max_ahead_secs)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A duration for messages, in its largest whole unit: `3 days`, `5 hours`, `42 s`.
+fn span(secs: i64) -> String {
+    match secs {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s >= 86_400 => format!("{:.1} days", s as f64 / 86_400.0),
+        s if s >= 3_600 => format!("{:.1} hours", s as f64 / 3_600.0),
+        s => format!("{s} s"),
     }
 }
 
@@ -396,6 +458,46 @@ mod tests {
         v["timestamp"] = json!(1_725_312_229_000_i64);
         let err = SourceEvent::from_value(v, 0).unwrap_err().to_string();
         assert!(err.contains("milliseconds"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_outside_1970_to_5138_are_refused_in_every_spelling() {
+        let cases = [
+            (json!("9999-12-31T23:59:59Z"), "after the year 5138"),
+            (json!("1969-12-31T23:59:59Z"), "before 1970"),
+            (json!(-1), "before 1970"),
+            (json!(1.5), "whole number"),
+        ];
+        for (time, expected) in cases {
+            let mut v = base();
+            v["timestamp"] = time.clone();
+            let err = SourceEvent::from_value(v, 0).unwrap_err().to_string();
+            assert!(err.contains(expected), "{time}: {err}");
+        }
+        let mut v = base();
+        v["timestamp"] = json!("5137-12-31T23:59:59Z");
+        assert!(SourceEvent::from_value(v, 0).is_ok());
+    }
+
+    #[test]
+    fn the_time_window_bounds_age_and_lead() {
+        let window = TimeWindow {
+            max_age_secs: 7 * 86_400,
+            max_ahead_secs: 600,
+        };
+        let now = 1_800_000_000;
+        let at = |t: i64| {
+            let mut v = base();
+            v["timestamp"] = json!(t);
+            window.check(&SourceEvent::from_value(v, now).unwrap(), now)
+        };
+        assert!(at(now).is_ok());
+        assert!(at(now - 7 * 86_400).is_ok(), "at the age limit");
+        assert!(at(now + 600).is_ok(), "at the lead limit");
+        let old = at(now - 7 * 86_400 - 1).unwrap_err().to_string();
+        assert!(old.contains("older than 7 days"), "{old}");
+        let ahead = at(now + 601).unwrap_err().to_string();
+        assert!(ahead.contains("601 s after"), "{ahead}");
     }
 
     #[test]

@@ -40,6 +40,16 @@ impl Secret {
         self.value.is_some()
     }
 
+    /// Where the value holds a control character (a line break, say), which no HTTP header can
+    /// carry: the byte offset, never the value.
+    pub fn control_character_at(&self) -> Option<usize> {
+        self.value
+            .as_deref()?
+            .char_indices()
+            .find(|(_, c)| c.is_control() && *c != '\t')
+            .map(|(i, _)| i)
+    }
+
     /// The secret itself, for the one place that sends it (an HTTP header).
     pub fn expose(&self) -> Option<&str> {
         self.value.as_deref()

@@ -4,17 +4,23 @@
 //! never reused. Every write goes through one writer thread, which takes everything waiting and
 //! commits it in one transaction with `Durability::Immediate` (group commit): a write is
 //! acknowledged only once it is on disk, and many concurrent requests share one `fsync`.
-//! The disk budget counts the bytes of the records kept (not the file's size, which redb reuses
-//! but does not shrink).
+//! The disk budget counts the bytes of the records kept and of the dead letters (not the file's
+//! size, which redb reuses but does not shrink): dead letters that pile up (a revoked token) fill
+//! the budget like queued events, and ingestion is refused (503) instead of filling the disk.
+//! Dead-lettering itself is never refused: it moves an event that is already counted.
+//!
+//! One process uses the file: claiming moves a cursor over the ids (in memory), and releasing
+//! moves it back to the start, so every record not acked is claimed again.
 
 use crate::record::{decode, encode};
-use crate::{Commit, DeadLetter, EventQueue, QueueError, Record, StoreError};
+use crate::{Commit, DeadLetter, EventQueue, QueueError, Reading, Record, StoreError};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 use tokio::sync::oneshot;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -39,12 +45,16 @@ pub struct DiskQueue {
     thread: Option<std::thread::JoinHandle<()>>,
     stats: Arc<Stats>,
     budget: u64,
+    /// The id of the last record claimed (`None`: claim from the oldest).
+    claimed: Arc<Mutex<Option<u64>>>,
 }
 
 #[derive(Default)]
 struct Stats {
-    /// Bytes of records kept, plus bytes reserved by appends not yet committed.
+    /// Bytes of records and dead letters kept, plus bytes reserved by appends not yet committed.
     bytes: AtomicU64,
+    /// Of `bytes`, those of dead letters.
+    dead_bytes: AtomicU64,
     count: AtomicU64,
 }
 
@@ -56,8 +66,19 @@ fn store<E: Into<redb::Error>>(action: &'static str) -> impl Fn(E) -> QueueError
     }
 }
 
+/// The bytes of every value of a table.
+fn table_bytes(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, QueueError> {
+    let mut bytes = 0u64;
+    for entry in table.iter().map_err(store("opening"))? {
+        let (_, v) = entry.map_err(store("opening"))?;
+        bytes += v.value().len() as u64;
+    }
+    Ok(bytes)
+}
+
 impl DiskQueue {
-    /// Opens (or creates) the queue in `dir`, with a disk budget of `budget` bytes of records.
+    /// Opens (or creates) the queue in `dir`, with a disk budget of `budget` bytes of records and
+    /// dead letters.
     pub fn open(dir: &Path, budget: u64) -> Result<Self, QueueError> {
         std::fs::create_dir_all(dir).map_err(|e| QueueError::Store {
             action: "creating its folder",
@@ -71,12 +92,10 @@ impl DiskQueue {
             {
                 let events = txn.open_table(EVENTS).map_err(store("opening"))?;
                 let dead = txn.open_table(DEAD).map_err(store("opening"))?;
-                let mut bytes = 0u64;
-                for entry in events.iter().map_err(store("opening"))? {
-                    let (_, v) = entry.map_err(store("opening"))?;
-                    bytes += v.value().len() as u64;
-                }
-                stats.bytes.store(bytes, Ordering::Relaxed);
+                let bytes = table_bytes(&events)?;
+                let dead_bytes = table_bytes(&dead)?;
+                stats.bytes.store(bytes + dead_bytes, Ordering::Relaxed);
+                stats.dead_bytes.store(dead_bytes, Ordering::Relaxed);
                 stats
                     .count
                     .store(events.len().map_err(store("opening"))?, Ordering::Relaxed);
@@ -105,16 +124,30 @@ impl DiskQueue {
             thread: Some(thread),
             stats,
             budget,
+            claimed: Arc::new(Mutex::new(None)),
         })
     }
 
-    /// Reserves `size` bytes of the budget, or says it is full.
+    /// Up to `max` records with ids above `after` (from the start when `None`), in id order.
+    pub fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
+        read_table(&self.db, EVENTS, after, max)
+    }
+
+    /// Reserves `size` bytes of the budget, or says it is full (or that `size` exceeds the whole
+    /// budget, which no wait can fix).
     fn reserve(&self, size: u64) -> Result<(), QueueError> {
+        if size > self.budget {
+            return Err(QueueError::TooLarge {
+                size,
+                budget: self.budget,
+            });
+        }
         let mut used = self.stats.bytes.load(Ordering::Relaxed);
         loop {
             if used + size > self.budget {
                 return Err(QueueError::Full {
                     used,
+                    dead_letters: self.stats.dead_bytes.load(Ordering::Relaxed),
                     budget: self.budget,
                 });
             }
@@ -144,23 +177,24 @@ impl DiskQueue {
             rx.await.unwrap_or(Err(QueueError::Closed))
         })
     }
+}
 
-    fn read_table<T: for<'de> serde::Deserialize<'de>>(
-        &self,
-        table: TableDefinition<u64, &[u8]>,
-        after: Option<u64>,
-        max: usize,
-    ) -> Result<Vec<(u64, T)>, QueueError> {
-        let txn = self.db.begin_read().map_err(store("reading"))?;
-        let table = txn.open_table(table).map_err(store("reading"))?;
-        let from = after.map_or(0, |a| a.saturating_add(1));
-        let mut out = Vec::new();
-        for entry in table.range(from..).map_err(store("reading"))?.take(max) {
-            let (k, v) = entry.map_err(store("reading"))?;
-            out.push((k.value(), decode(v.value())?));
-        }
-        Ok(out)
+/// Up to `max` entries of `table` with ids above `after`, in id order.
+fn read_table<T: for<'de> serde::Deserialize<'de>>(
+    db: &Database,
+    table: TableDefinition<u64, &[u8]>,
+    after: Option<u64>,
+    max: usize,
+) -> Result<Vec<(u64, T)>, QueueError> {
+    let txn = db.begin_read().map_err(store("reading"))?;
+    let table = txn.open_table(table).map_err(store("reading"))?;
+    let from = after.map_or(0, |a| a.saturating_add(1));
+    let mut out = Vec::new();
+    for entry in table.range(from..).map_err(store("reading"))?.take(max) {
+        let (k, v) = entry.map_err(store("reading"))?;
+        out.push((k.value(), decode(v.value())?));
     }
+    Ok(out)
 }
 
 /// Closing finishes what the writer has taken, then releases the database file.
@@ -186,8 +220,24 @@ impl EventQueue for DiskQueue {
         self.submit(|tx| Op::Append(encoded, tx))
     }
 
-    fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
-        self.read_table(EVENTS, after, max)
+    fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
+        let (db, claimed) = (self.db.clone(), self.claimed.clone());
+        Box::pin(async move {
+            let after = *claimed.lock().unwrap_or_else(|p| p.into_inner());
+            let mut records = read_table(&db, EVENTS, after, max)?;
+            if !records.is_empty() && records.len() < max && !linger.is_zero() {
+                tokio::time::sleep(linger).await;
+                records = read_table(&db, EVENTS, after, max)?;
+            }
+            if let Some((last, _)) = records.last() {
+                *claimed.lock().unwrap_or_else(|p| p.into_inner()) = Some(*last);
+            }
+            Ok(records)
+        })
+    }
+
+    fn release(&self, _ids: Vec<u64>) {
+        *self.claimed.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn ack(&self, ids: Vec<u64>) -> Commit<()> {
@@ -208,13 +258,25 @@ impl EventQueue for DiskQueue {
         }
     }
 
-    fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
-        self.read_table(DEAD, None, usize::MAX)
+    fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>> {
+        let letters = read_table(&self.db, DEAD, None, usize::MAX);
+        Box::pin(async move { letters })
     }
 
     fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {
         self.submit(|tx| Op::RemoveDead(ids, tx))
     }
+}
+
+/// What a committed group changed: events added and removed (with their bytes), and the bytes of
+/// dead letters added and removed.
+#[derive(Default, Clone, Copy)]
+struct Delta {
+    added: u64,
+    removed: u64,
+    removed_bytes: u64,
+    dead_added_bytes: u64,
+    dead_removed_bytes: u64,
 }
 
 /// The writer: takes every waiting operation, applies them in one transaction, commits durably,
@@ -230,31 +292,13 @@ fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [
         }
         let before = next;
         let result = apply(db, &group, &mut next);
-        let (added, removed_bytes, removed) = match &result {
-            Ok(delta) => *delta,
+        match &result {
+            Ok(delta) => stats.count_in(delta),
             Err(_) => {
                 next = before;
-                (0, 0, 0)
+                stats.release(reserved_bytes(&group));
             }
-        };
-        let failed_appends: u64 = if result.is_err() {
-            group
-                .iter()
-                .filter_map(|op| match op {
-                    Op::Append(records, _) => {
-                        Some(records.iter().map(|r| r.len() as u64).sum::<u64>())
-                    }
-                    _ => None,
-                })
-                .sum()
-        } else {
-            0
-        };
-        stats
-            .bytes
-            .fetch_sub(removed_bytes + failed_appends, Ordering::AcqRel);
-        stats.count.fetch_add(added, Ordering::AcqRel);
-        stats.count.fetch_sub(removed, Ordering::AcqRel);
+        }
         let result = result
             .map(|_| ())
             .map_err(|e| -> StoreError { Arc::new(e) });
@@ -262,12 +306,43 @@ fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [
     }
 }
 
-/// Applies a group in one transaction. Returns (records added, bytes removed, records removed).
-fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, u64), redb::Error> {
+impl Stats {
+    /// Counts a committed group.
+    fn count_in(&self, d: &Delta) {
+        self.bytes.fetch_add(d.dead_added_bytes, Ordering::AcqRel);
+        self.bytes
+            .fetch_sub(d.removed_bytes + d.dead_removed_bytes, Ordering::AcqRel);
+        self.dead_bytes
+            .fetch_add(d.dead_added_bytes, Ordering::AcqRel);
+        self.dead_bytes
+            .fetch_sub(d.dead_removed_bytes, Ordering::AcqRel);
+        self.count.fetch_add(d.added, Ordering::AcqRel);
+        self.count.fetch_sub(d.removed, Ordering::AcqRel);
+    }
+
+    /// Gives back bytes reserved by appends that failed.
+    fn release(&self, bytes: u64) {
+        self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+/// The bytes a group's appends reserved.
+fn reserved_bytes(group: &[Op]) -> u64 {
+    group
+        .iter()
+        .filter_map(|op| match op {
+            Op::Append(records, _) => Some(records.iter().map(|r| r.len() as u64).sum::<u64>()),
+            _ => None,
+        })
+        .sum()
+}
+
+/// Applies a group in one transaction and says what it changed.
+fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, redb::Error> {
     let mut txn = db.begin_write().map_err(redb::Error::from)?;
     txn.set_durability(Durability::Immediate)
         .map_err(redb::Error::from)?;
-    let (mut added, mut removed_bytes, mut removed) = (0, 0, 0);
+    let mut d = Delta::default();
     {
         let mut events = txn.open_table(EVENTS).map_err(redb::Error::from)?;
         let mut dead = txn.open_table(DEAD).map_err(redb::Error::from)?;
@@ -279,14 +354,14 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, 
                             .insert(next[0], r.as_slice())
                             .map_err(redb::Error::from)?;
                         next[0] += 1;
-                        added += 1;
+                        d.added += 1;
                     }
                 }
                 Op::Ack(ids, _) => {
                     for id in ids {
                         if let Some(v) = events.remove(id).map_err(redb::Error::from)? {
-                            removed_bytes += v.value().len() as u64;
-                            removed += 1;
+                            d.removed_bytes += v.value().len() as u64;
+                            d.removed += 1;
                         }
                     }
                 }
@@ -295,18 +370,21 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<(u64, u64, 
                         dead.insert(next[1], l.as_slice())
                             .map_err(redb::Error::from)?;
                         next[1] += 1;
+                        d.dead_added_bytes += l.len() as u64;
                     }
                 }
                 Op::RemoveDead(ids, _) => {
                     for id in ids {
-                        dead.remove(id).map_err(redb::Error::from)?;
+                        if let Some(v) = dead.remove(id).map_err(redb::Error::from)? {
+                            d.dead_removed_bytes += v.value().len() as u64;
+                        }
                     }
                 }
             }
         }
     }
     txn.commit().map_err(redb::Error::from)?;
-    Ok((added, removed_bytes, removed))
+    Ok(d)
 }
 
 /// Answers every operation of a group: appends get their ids (handed out in group order from
@@ -404,12 +482,108 @@ mod tests {
             record: record(1),
         };
         block_on(q.dead_letter(vec![letter.clone(), letter.clone()])).unwrap();
-        let listed = q.dead_letters().unwrap();
+        let listed = block_on(q.dead_letters()).unwrap();
         assert_eq!(listed.len(), 2);
         assert_eq!(listed[0].1, letter);
         block_on(q.remove_dead_letters(vec![listed[0].0])).unwrap();
         drop(q);
         let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!(q.dead_letters().unwrap().len(), 1);
+        assert_eq!(block_on(q.dead_letters()).unwrap().len(), 1);
     }
+
+    #[test]
+    fn dead_letters_count_in_the_budget_until_removed_also_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = encode(&record(0)).unwrap().len() as u64;
+        let letter = |i| DeadLetter {
+            destination: "d".into(),
+            reason: "bad token".into(),
+            at: 5,
+            record: record(i),
+        };
+        let letter_size = encode(&letter(0)).unwrap().len() as u64;
+        let budget = letter_size * 2 + size;
+        let q = DiskQueue::open(dir.path(), budget).unwrap();
+        block_on(q.dead_letter(vec![letter(0), letter(1)])).unwrap();
+        assert_eq!(q.depth(), (0, letter_size * 2));
+        block_on(q.append(vec![record(0)])).unwrap();
+        let refused = block_on(q.append(vec![record(1)]));
+        assert!(
+            matches!(refused, Err(QueueError::Full { dead_letters, .. }) if dead_letters == letter_size * 2),
+            "{refused:?}"
+        );
+        drop(q);
+        let q = DiskQueue::open(dir.path(), budget).unwrap();
+        assert_eq!(
+            q.depth(),
+            (1, letter_size * 2 + size),
+            "counted again on open"
+        );
+        let ids = block_on(q.dead_letters()).unwrap().into_iter().map(|(id, _)| id);
+        block_on(q.remove_dead_letters(ids.collect())).unwrap();
+        block_on(q.append(vec![record(1)])).unwrap();
+    }
+
+    #[test]
+    fn an_append_larger_than_the_whole_budget_is_too_large_not_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = encode(&record(0)).unwrap().len() as u64;
+        let q = DiskQueue::open(dir.path(), size).unwrap();
+        let refused = block_on(q.append(vec![record(0), record(1)]));
+        assert!(
+            matches!(refused, Err(QueueError::TooLarge { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(q.depth(), (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod claiming {
+    use super::*;
+
+    fn record(n: i64) -> Record {
+        Record {
+            source: "web".into(),
+            received_at: n,
+            queued_at_ms: n * 1000,
+            event: format!("{{\"event_id\": \"e{n}\"}}"),
+            only: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn claimed_records_are_not_claimed_again_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        q.append((0..5).map(record).collect()).await.unwrap();
+        let first = q.claim(3, Duration::ZERO).await.unwrap();
+        let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        let rest = q.claim(3, Duration::ZERO).await.unwrap();
+        assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [4, 5]);
+        assert!(q.claim(3, Duration::ZERO).await.unwrap().is_empty());
+        q.ack(vec![1, 2]).await.unwrap();
+        q.release(vec![3]);
+        let again = q.claim(10, Duration::ZERO).await.unwrap();
+        assert_eq!(
+            again.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [3, 4, 5]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_short_claim_lingers_once_for_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(DiskQueue::open(dir.path(), 1 << 20).unwrap());
+        q.append(vec![record(1)]).await.unwrap();
+        let claiming = tokio::spawn(q.claim(2, Duration::from_millis(400)));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        q.append(vec![record(2), record(3)]).await.unwrap();
+        let claimed = claiming.await.unwrap().unwrap();
+        assert_eq!(claimed.len(), 2, "lingered, then filled to max");
+        let rest = q.claim(2, Duration::ZERO).await.unwrap();
+        assert_eq!(rest.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [3]);
+    }
+
 }

@@ -2,8 +2,10 @@
 //! until every destination has delivered them (or dead-lettered them). Delivery is at-least-once:
 //! after a crash, whatever was not acknowledged is read again.
 //!
-//! - [`EventQueue`]: the trait a backend implements (the embedded one here; a distributed one such
-//!   as NATS JetStream can replace it).
+//! - [`EventQueue`]: the trait a backend implements (the embedded one here; the distributed one,
+//!   on NATS JetStream, is the `switchyard-queue-nats` crate). Delivery *claims* records (a
+//!   backend shared by several processes hands each record to one of them at a time), then acks
+//!   them once settled or releases them to be claimed again.
 //! - [`DiskQueue`]: the embedded backend, a [redb](https://docs.rs/redb) database in the data
 //!   directory (ACID, crash-safe, checksummed pages), written by one thread that commits everything
 //!   waiting in one transaction (group commit): one `fsync` for many requests.
@@ -16,19 +18,30 @@ pub mod dedup;
 mod disk;
 mod record;
 
-pub use dedup::{Dedup, DedupError, Queued, WindowDedup};
+pub use dedup::{Dedup, DedupError, Queued, Queueing, WindowDedup};
 pub use disk::DiskQueue;
-pub use record::{DeadLetter, Record};
+pub use record::{DeadLetter, Record, decode, encode};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 /// Why the queue refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The disk budget is used up: try again later (ingestion answers 503 with Retry-After).
-    #[error("the queue is full ({used} of {budget} bytes used)")]
-    Full { used: u64, budget: u64 },
+    /// `dead_letters` of the `used` bytes are dead letters, which only a retry or a drop frees.
+    #[error(
+        "the queue is full ({used} of {budget} bytes used, {dead_letters} of them by dead letters)"
+    )]
+    Full {
+        used: u64,
+        dead_letters: u64,
+        budget: u64,
+    },
+    /// One append is larger than the whole budget: it can never be stored (ingestion answers 413).
+    #[error("{size} bytes of events exceed the whole queue budget of {budget} bytes")]
+    TooLarge { size: u64, budget: u64 },
     /// The store failed while doing `action` (its error is the source).
     #[error("the queue's store failed {action}")]
     Store {
@@ -39,6 +52,14 @@ pub enum QueueError {
     /// A record could not be encoded for storage, or a stored one does not decode.
     #[error("a record {0}")]
     Record(&'static str, #[source] postcard::Error),
+    /// The queue's server cannot be reached or did not confirm in time (a distributed backend):
+    /// try again later (ingestion answers 503 with Retry-After).
+    #[error("the queue's server is unavailable while {action}")]
+    Unavailable {
+        action: &'static str,
+        #[source]
+        source: StoreError,
+    },
     #[error("the queue is closed")]
     Closed,
 }
@@ -49,26 +70,40 @@ pub type StoreError = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 /// A wait for a durable write: resolves once the write is on disk (or has failed).
 pub type Commit<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send>>;
 
+/// A wait for records being read or claimed.
+pub type Reading<T> = Pin<Box<dyn Future<Output = Result<T, QueueError>> + Send>>;
+
 /// A durable, ordered queue of event records.
+///
+/// Delivery takes records with [`claim`](EventQueue::claim): a claimed record is not claimed
+/// again by this process until it is [released](EventQueue::release), and is removed once
+/// [acked](EventQueue::ack). A backend shared by several processes hands each record to one of
+/// them; a record whose process dies before acking it is handed to another (at-least-once).
 pub trait EventQueue: Send + Sync {
     /// Appends records; the returned future resolves with their ids once they are durable.
     /// Refuses the whole call with [`QueueError::Full`] when it would exceed the disk budget.
     fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>>;
 
-    /// Up to `max` records with ids above `after` (from the start when `None`), in id order.
-    fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError>;
+    /// Claims up to `max` records not claimed yet, oldest first. When fewer are there, waits up
+    /// to `linger` for more (once), then resolves with what there is (possibly none).
+    fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>>;
 
-    /// Removes delivered records; resolves once that is durable.
+    /// Gives claimed records back unsettled, to be claimed again. Call it once no claimed
+    /// record is still being delivered: the embedded backend then hands out every record not
+    /// acked again, from the oldest.
+    fn release(&self, ids: Vec<u64>);
+
+    /// Removes delivered (or dead-lettered) claimed records; resolves once that is durable.
     fn ack(&self, ids: Vec<u64>) -> Commit<()>;
 
-    /// Records kept, and their bytes (the measure of the disk budget).
+    /// Records kept, and the bytes of the disk budget used (records and dead letters).
     fn depth(&self) -> (u64, u64);
 
     /// Stores dead letters durably.
     fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()>;
 
     /// Every dead letter with its id, oldest first.
-    fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError>;
+    fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>>;
 
     /// Removes dead letters (after a retry has queued them again).
     fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()>;

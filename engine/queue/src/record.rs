@@ -30,10 +30,12 @@ pub struct DeadLetter {
     pub record: Record,
 }
 
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, QueueError> {
+/// A record or dead letter in its stored form.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, QueueError> {
     postcard::to_stdvec(value).map_err(|e| QueueError::Record("cannot be encoded", e))
 }
 
-pub(crate) fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, QueueError> {
+/// A record or dead letter from its stored form.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, QueueError> {
     postcard::from_bytes(bytes).map_err(|e| QueueError::Record("in the store does not decode", e))
 }

@@ -8,12 +8,15 @@ use crate::destinations::BuildContext;
 pub use crate::destinations::DestinationConfig;
 use crate::pipeline::Pipeline;
 use crate::plugins::ChainLoader;
+use ipnet::IpNet;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use switchyard_core::load::{Diagnostic, Placer, Pointer, Schema, load_file};
+use switchyard_core::event::TimeWindow;
+use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer, Schema, load_file};
 use switchyard_core::secret::Secret;
 use switchyard_wasm::{Chain, PluginConfig};
 
@@ -32,6 +35,11 @@ pub struct Config {
     /// `switchyard serve`: where it listens, where it keeps its queue, its limits.
     #[serde(default)]
     pub server: ServerConfig,
+    /// Folders besides the config's own from which mapping and plugin files may be loaded
+    /// (relative to the config, or absolute). Paths that leave the config's folder and these are
+    /// refused.
+    #[serde(default)]
+    pub allowed_dirs: Vec<String>,
 }
 
 /// Settings of `switchyard serve` (and of `replay`, which uses the same queue and delivery).
@@ -41,9 +49,14 @@ pub struct ServerConfig {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: String,
-    /// The durable queue and dead letters live here (relative to the config file).
+    /// The durable queue and dead letters live here (relative to the config file), when the
+    /// queue is the embedded one.
     #[serde(default = "default_data_dir")]
     pub data_dir: String,
+    /// Which queue holds accepted events and dead letters: the embedded one (`kind: redb`, the
+    /// default: one node) or NATS JetStream (`kind: nats`: several nodes share it).
+    #[serde(default)]
+    pub queue: QueueConfig,
     /// Disk budget of the queue, in MiB of queued events; when it is used up, ingestion answers
     /// 503 with Retry-After and loses nothing.
     #[serde(default = "default_budget")]
@@ -80,6 +93,53 @@ pub struct ServerConfig {
     /// queued for the next start), in milliseconds.
     #[serde(default = "default_drain")]
     pub shutdown_timeout_ms: u64,
+    /// Events whose `timestamp` is more than this many hours before they are received are refused
+    /// (400). TikTok attributes conversions up to 28 days after the click, so older events are of
+    /// no use to it.
+    #[serde(default = "default_max_age")]
+    #[schemars(range(min = 1, max = 8760))]
+    pub max_event_age_hours: u64,
+    /// Events whose `timestamp` is more than this many seconds after they are received (a clock
+    /// running ahead) are refused (400).
+    #[serde(default = "default_max_ahead")]
+    #[schemars(range(max = 86400))]
+    pub max_event_ahead_secs: u64,
+    /// Proxies (addresses or CIDR ranges, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` header is
+    /// believed for the visitor's address on `/v1/collect`. Empty (the default): the header is
+    /// ignored and the connection's address is the visitor's.
+    #[serde(default)]
+    pub trusted_proxies: Vec<TrustedProxy>,
+}
+
+/// An address range (CIDR, or one address) whose `X-Forwarded-For` header is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TrustedProxy(pub IpNet);
+
+impl JsonSchema for TrustedProxy {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TrustedProxy".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An IP address or CIDR range, e.g. `10.0.0.0/8` or `::1`.",
+        })
+    }
+}
+
+impl TryFrom<String> for TrustedProxy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse::<IpNet>()
+            .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+            .map(Self)
+            .map_err(|_| {
+                format!("`{text}` is not an IP address or CIDR range (e.g. 10.0.0.0/8, ::1)")
+            })
+    }
 }
 
 fn default_listen() -> String {
@@ -112,12 +172,19 @@ fn default_round() -> usize {
 fn default_drain() -> u64 {
     10_000
 }
+fn default_max_age() -> u64 {
+    28 * 24
+}
+fn default_max_ahead() -> u64 {
+    600
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
             data_dir: default_data_dir(),
+            queue: QueueConfig::default(),
             queue_budget_mib: default_budget(),
             max_body_kib: default_body(),
             dedup_window_secs: default_dedup(),
@@ -126,8 +193,106 @@ impl Default for ServerConfig {
             linger_ms: default_linger(),
             round_events: default_round(),
             shutdown_timeout_ms: default_drain(),
+            max_event_age_hours: default_max_age(),
+            max_event_ahead_secs: default_max_ahead(),
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+impl ServerConfig {
+    /// How far from the time it is received an event's time may be.
+    pub fn time_window(&self) -> TimeWindow {
+        let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        TimeWindow {
+            max_age_secs: secs(self.max_event_age_hours.saturating_mul(3600)),
+            max_ahead_secs: secs(self.max_event_ahead_secs),
+        }
+    }
+}
+
+/// The queue backend of `server.queue`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum QueueConfig {
+    /// The embedded queue: a redb file in `data_dir`, for one node.
+    #[default]
+    Redb,
+    /// NATS JetStream, shared by every node that names the same server and stream
+    /// (docs/scaling.md).
+    Nats(NatsQueueConfig),
+}
+
+impl QueueConfig {
+    /// How many delivery nodes share each destination's rate limit (1 for the embedded queue).
+    pub fn nodes(&self) -> u32 {
+        match self {
+            QueueConfig::Redb => 1,
+            QueueConfig::Nats(nats) => nats.nodes,
+        }
+    }
+}
+
+/// `server.queue` with `kind: nats`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NatsQueueConfig {
+    /// The NATS server(s) to connect to, e.g. `nats://127.0.0.1:4222` (several separated by
+    /// commas). JetStream must be enabled on them (nats-server 2.9 or later).
+    #[serde(default = "default_nats_url")]
+    #[schemars(length(min = 1))]
+    pub url: String,
+    /// The events stream's name (the dead letters go to `<stream>_DEAD`). Nodes naming the same
+    /// stream share the work.
+    #[serde(default = "default_nats_stream")]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,32}$"))]
+    pub stream: String,
+    /// Copies of each stream kept in the NATS cluster (1, 3 or 5); ingestion answers 202 once
+    /// they have stored the event.
+    #[serde(default = "default_nats_replicas")]
+    #[schemars(range(min = 1, max = 5))]
+    pub replicas: usize,
+    /// Seconds a node may hold an event without news before JetStream hands it to another node
+    /// (a node that died). Nodes working on events extend this every third of it.
+    #[serde(default = "default_nats_ack_wait")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub ack_wait_secs: u64,
+    /// Events handed out to delivery and not yet acknowledged, over all nodes, at most.
+    #[serde(default = "default_nats_ack_pending")]
+    #[schemars(range(min = 1))]
+    pub max_ack_pending: i64,
+    /// How many nodes deliver: each sends at most `max_requests_per_second / nodes` requests
+    /// per second to each destination, so that together they stay under the platform's limit.
+    #[serde(default = "default_nats_nodes")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub nodes: u32,
+    /// How long a write waits for the server's answer before ingestion answers 503, in
+    /// milliseconds.
+    #[serde(default = "default_nats_timeout")]
+    #[schemars(range(min = 100, max = 60000))]
+    pub timeout_ms: u64,
+}
+
+fn default_nats_url() -> String {
+    "nats://127.0.0.1:4222".into()
+}
+fn default_nats_stream() -> String {
+    "SWITCHYARD".into()
+}
+fn default_nats_replicas() -> usize {
+    1
+}
+fn default_nats_ack_wait() -> u64 {
+    30
+}
+fn default_nats_ack_pending() -> i64 {
+    100_000
+}
+fn default_nats_nodes() -> u32 {
+    1
+}
+fn default_nats_timeout() -> u64 {
+    5000
 }
 
 /// A source of events.
@@ -194,12 +359,15 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     let (config, placer) = (doc.value, doc.placer);
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut errors = check_names(&config, &placer);
+    errors.extend(check_server(&config.server, &placer));
+    errors.extend(unsendable_secrets(&config, &placer));
     let mut warnings = unset_secrets(&config, &placer);
-    let mut chains = ChainLoader::new(dir, &placer);
+    let files = FileScope::new(dir, &config.allowed_dirs);
+    let mut chains = ChainLoader::new(&files, &placer);
     let transforms = chains.load(&config.transforms, "/transforms");
     let mut destinations = Vec::with_capacity(config.destinations.len());
     for (i, dest) in config.destinations.iter().enumerate() {
-        match build_destination(dest, i, dir, &placer, &mut chains) {
+        match build_destination(dest, i, &files, &placer, &mut chains) {
             Ok((d, found)) => {
                 destinations.push(Arc::new(d));
                 warnings.extend(found);
@@ -229,14 +397,14 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 fn build_destination(
     config: &DestinationConfig,
     i: usize,
-    dir: &Path,
+    files: &FileScope,
     placer: &Placer,
     chains: &mut ChainLoader<'_>,
 ) -> Result<(Destination, Vec<Diagnostic>), Vec<Diagnostic>> {
     let at = Pointer::root().key("destinations").index(i);
     let common = config.common();
     let plugin = config.build(&BuildContext {
-        dir,
+        files,
         placer,
         at: &at,
     });
@@ -291,6 +459,70 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
     warnings
 }
 
+/// What the schema cannot check of `server`: an address to listen on, a body limit within the
+/// queue budget (else a largest request could never be stored).
+fn check_server(server: &ServerConfig, placer: &Placer) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    if !is_listen_address(&server.listen) {
+        errors.push(placer.place(
+            "/server/listen",
+            format!(
+                "`{}` is not an address to listen on: give host:port (e.g. 127.0.0.1:8080, [::]:8080, localhost:8080)",
+                server.listen
+            ),
+        ));
+    }
+    let body = (server.max_body_kib as u64).saturating_mul(1 << 10);
+    let budget = server.queue_budget_mib.saturating_mul(1 << 20);
+    if body > budget {
+        errors.push(placer.place(
+            "/server/max_body_kib",
+            format!(
+                "a request body of up to {} KiB could never fit in the queue budget of {} MiB \
+                 (server.queue_budget_mib): lower this or raise the budget",
+                server.max_body_kib, server.queue_budget_mib
+            ),
+        ));
+    }
+    errors
+}
+
+/// `host:port` with a port number, or a socket address.
+fn is_listen_address(listen: &str) -> bool {
+    if listen.parse::<std::net::SocketAddr>().is_ok() {
+        return true;
+    }
+    matches!(listen.rsplit_once(':'), Some((host, port))
+        if !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok())
+}
+
+/// Errors for secrets whose value no HTTP header can carry (a line break pasted with a token):
+/// every request would fail, so the config is refused. The value is never shown.
+fn unsendable_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
+    let sources = config
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| Some((format!("/sources/{i}/write_key"), s.write_key.as_ref()?)));
+    let destinations = config.destinations.iter().enumerate().flat_map(|(i, d)| {
+        d.secrets()
+            .into_iter()
+            .map(move |(field, secret)| (format!("/destinations/{i}/{field}"), secret))
+    });
+    sources
+        .chain(destinations)
+        .filter_map(|(at, secret)| {
+            let byte = secret.control_character_at()?;
+            let message = format!(
+                "the environment variable {} holds a control character (a line break?) at byte \
+                 {byte}; an HTTP header cannot carry it: set it without one",
+                secret.var()
+            );
+            Some(placer.place(&at, message))
+        })
+        .collect()
+}
+
 fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
     let mut sources: HashMap<&str, usize> = HashMap::new();
@@ -320,9 +552,12 @@ fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
         for (j, s) in common.sources.iter().enumerate() {
             if !sources.contains_key(s.as_str()) {
                 let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+                let hint = switchyard_core::load::closest(s, &known)
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
                 errors.push(placer.place(
                     &format!("/destinations/{i}/sources/{j}"),
-                    format!("no source named `{s}` (sources: {})", known.join(", ")),
+                    format!("no source named `{s}`; {hint}sources: {}", known.join(", ")),
                 ));
             }
         }

@@ -7,9 +7,8 @@
 
 use schemars::JsonSchema;
 use serde::Deserialize;
-use std::path::Path;
 use switchyard_core::destination::{DestinationCommon, DestinationPlugin};
-use switchyard_core::load::{Diagnostic, Placer, Pointer};
+use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer};
 use switchyard_core::secret::Secret;
 use switchyard_tiktok::{Tiktok, TiktokConfig};
 
@@ -29,8 +28,8 @@ pub struct Built {
 
 /// Where a destination's config sits, to build it and place its errors.
 pub struct BuildContext<'a> {
-    /// The folder of the config file (mapping paths are relative to it).
-    pub dir: &'a Path,
+    /// The files the config may load (mapping paths are relative to its folder).
+    pub files: &'a FileScope,
     pub placer: &'a Placer,
     /// The destination's pointer in the config file.
     pub at: &'a Pointer,
@@ -56,7 +55,7 @@ impl DestinationConfig {
     pub fn build(&self, ctx: &BuildContext<'_>) -> Result<Built, Vec<Diagnostic>> {
         match self {
             Self::Tiktok(t) => {
-                let (plugin, warnings) = Tiktok::new((**t).clone(), ctx.dir, ctx.placer, ctx.at)?;
+                let (plugin, warnings) = Tiktok::new((**t).clone(), ctx.files, ctx.placer, ctx.at)?;
                 Ok(Built {
                     plugin: Box::new(plugin),
                     warnings,

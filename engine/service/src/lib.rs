@@ -7,10 +7,12 @@
 //!   [`destination`]: one destination as one built object; [`plugins`]: loading transform plugins.
 //! - [`pipeline`]: plugins and mappings over a chunk of events, where each plugin plugs in.
 //! - [`dry_run`]: `map`: NDJSON in, one line per event out, nothing sent.
+//! - [`backend`]: the queue the config names (embedded redb, or NATS JetStream for several nodes).
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
 //!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
 //!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
 
+pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod delivery;

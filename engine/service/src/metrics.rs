@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 pub struct Metrics {
     registry: Registry,
     /// Events received, by source and result (`queued`, `duplicate`, `rejected`, `refused_full`,
-    /// `refused_busy`: another copy was still being stored).
+    /// `refused_busy`: another copy was still being stored, `refused_unavailable`: the NATS server
+    /// did not answer).
     pub received: IntCounterVec,
     /// Events at a destination, by destination and status (`delivered`, `retried`, `failed`,
     /// `filtered`, `skipped`, `deactivated`).

@@ -4,13 +4,13 @@
 //! beside the `.wasm`, when it ships one) and its `init` accepts it.
 
 use std::path::Path;
-use switchyard_core::load::{Diagnostic, Placer};
+use switchyard_core::load::{Diagnostic, FileScope, Placer};
 use switchyard_core::report::with_causes as describe;
 use switchyard_wasm::{Chain, CompileCache, LoadError, PluginConfig, Runtime};
 
 /// Loads chains of plugins; starts the runtime only when a first plugin is declared.
 pub struct ChainLoader<'a> {
-    dir: &'a Path,
+    files: &'a FileScope,
     placer: &'a Placer,
     runtime: Option<Runtime>,
     /// Findings that do not stop loading (a compile cache that cannot be used).
@@ -18,9 +18,9 @@ pub struct ChainLoader<'a> {
 }
 
 impl<'a> ChainLoader<'a> {
-    pub fn new(dir: &'a Path, placer: &'a Placer) -> Self {
+    pub fn new(files: &'a FileScope, placer: &'a Placer) -> Self {
         Self {
-            dir,
+            files,
             placer,
             runtime: None,
             warnings: Vec::new(),
@@ -36,12 +36,12 @@ impl<'a> ChainLoader<'a> {
         if plugins.is_empty() {
             return Ok(Chain::new(Vec::new()));
         }
-        let (dir, placer) = (self.dir, self.placer);
+        let (files, placer) = (self.files, self.placer);
         let runtime = self.runtime()?;
         let mut errors = Vec::new();
         let mut loaded = Vec::new();
         for (i, p) in plugins.iter().enumerate() {
-            match load_one(runtime, p, dir, placer, &format!("{list_at}/{i}")) {
+            match load_one(runtime, p, files, placer, &format!("{list_at}/{i}")) {
                 Ok(plugin) => loaded.push(plugin),
                 Err(e) => errors.extend(e),
             }
@@ -77,17 +77,16 @@ impl<'a> ChainLoader<'a> {
 fn load_one(
     runtime: &Runtime,
     p: &PluginConfig,
-    dir: &Path,
+    files: &FileScope,
     placer: &Placer,
     at: &str,
 ) -> Result<switchyard_wasm::Plugin, Vec<Diagnostic>> {
-    let path = dir.join(&p.path);
-    if !path.is_file() {
-        return Err(vec![placer.place(
+    let path = files.resolve(&p.path).map_err(|message| {
+        vec![placer.place(
             &format!("{at}/path"),
-            format!("no plugin file at `{}`", path.display()),
-        )]);
-    }
+            format!("plugin `{}`: {message}", p.name),
+        )]
+    })?;
     let schema_errors = check_plugin_config(&path, &p.config, placer, &format!("{at}/config"));
     if !schema_errors.is_empty() {
         return Err(schema_errors);

@@ -1,23 +1,30 @@
 //! `switchyard replay` and `switchyard dead-letters`: events through the real delivery path (the
 //! config's durable queue, pipeline, batching, retries, dead letters), run until the queue is empty,
-//! reporting progress as it goes and a summary per destination at the end.
+//! reporting progress as it goes and a summary per destination at the end; and the dead letters
+//! listed, retried, or dropped for good.
 //!
 //! Replay queues a file through the same de-duplication as `serve` (its window and caps): an
 //! `event_id` repeated within the file is queued once. Its window starts empty: ids `serve`
 //! queued before are not known to it. Re-driven dead letters are not de-duplicated: they are
 //! stored events sent again on purpose, to the destination that gave up on them.
+//!
+//! On NATS JetStream (`server.queue.kind: nats`) these commands work while the nodes run: the
+//! command delivers as one more node of the shared consumer until nothing is left to claim, so
+//! running nodes may deliver some of what it queued (its summary counts what it delivered), and
+//! `replay`'s de-duplication is JetStream's window, shared with the nodes.
 
+use crate::backend::{self, Backend};
 use crate::clock::unix_ms;
 use crate::config::Loaded;
 use crate::delivery::Deliverer;
 use crate::metrics::Metrics;
-use crate::serve::{ServeError, open_dedup, open_queue};
+use crate::serve::ServeError;
 use serde_json::json;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_core::event::SourceEvent;
-use switchyard_queue::{Dedup, DedupError, EventQueue, Queued, Record};
+use switchyard_queue::{DeadLetter, EventQueue, Queued, Record};
 use tokio::sync::Notify;
 
 /// Events appended to the queue per write.
@@ -33,6 +40,21 @@ pub struct DeliverySummary {
     pub queued: usize,
     pub duplicates: usize,
     pub per_destination: Vec<(String, Vec<(&'static str, u64)>)>,
+}
+
+impl DeliverySummary {
+    /// Input lines that were invalid plus events that failed for good (now dead letters): a run
+    /// with any is not a success.
+    pub fn problems(&self) -> u64 {
+        let failed: u64 = self
+            .per_destination
+            .iter()
+            .flat_map(|(_, counts)| counts)
+            .filter(|(status, _)| *status == "failed")
+            .map(|(_, n)| n)
+            .sum();
+        self.invalid as u64 + failed
+    }
 }
 
 impl std::fmt::Display for DeliverySummary {
@@ -73,9 +95,7 @@ pub async fn replay(
     err: &mut dyn Write,
     progress: Progress,
 ) -> Result<DeliverySummary, ServeError> {
-    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
-    let dedup = open_dedup(&loaded, queue.clone());
-    let dir = loaded.data_dir().display().to_string();
+    let backend = backend::open(&loaded).await?;
     let mut invalid = 0;
     let mut total = Queued::default();
     let mut chunk = Vec::with_capacity(APPEND_CHUNK);
@@ -102,36 +122,30 @@ pub async fn replay(
             }
         }
         if chunk.len() == APPEND_CHUNK {
-            let q = append(&dedup, source, std::mem::take(&mut chunk), &dir).await?;
+            let q = append(&backend, source, std::mem::take(&mut chunk)).await?;
             total.queued += q.queued;
             total.duplicates += q.duplicates;
         }
     }
-    let q = append(&dedup, source, chunk, &dir).await?;
-    let mut summary = deliver_queued(loaded, queue, progress).await?;
+    let q = append(&backend, source, chunk).await?;
+    let mut summary = deliver_queued(loaded, backend.queue, progress).await?;
     summary.invalid = invalid;
     summary.queued = total.queued + q.queued;
     summary.duplicates = total.duplicates + q.duplicates;
     Ok(summary)
 }
 
-/// Queues events once each through `dedup`, over the queue in `dir` (named in the error).
+/// Queues events once each through the backend's de-duplication.
 async fn append(
-    dedup: &dyn Dedup,
+    backend: &Backend,
     source: &str,
     events: Vec<(String, Record)>,
-    dir: &str,
 ) -> Result<Queued, ServeError> {
     if events.is_empty() {
         return Ok(Queued::default());
     }
-    dedup.queue_once(source, events).await.map_err(|e| match e {
-        DedupError::Queue(source) => ServeError::Queue {
-            dir: dir.to_owned(),
-            source,
-        },
-        other => ServeError::Dedup(other),
-    })
+    let queueing = backend.dedup.queue_once(source, events);
+    Ok(queueing.await.map_err(|e| backend.dedup_error(e))?)
 }
 
 /// Delivers everything in the queue, telling `progress` as it goes; returns the counts.
@@ -185,12 +199,10 @@ pub async fn deliver_queued(
 }
 
 /// Writes every dead letter as a JSON line: id, destination, reason, when, source, event.
-pub fn list_dead_letters(loaded: &Loaded, out: &mut dyn Write) -> Result<usize, ServeError> {
-    let queue = open_queue(loaded)?;
-    let letters = queue.dead_letters().map_err(|source| ServeError::Queue {
-        dir: loaded.data_dir().display().to_string(),
-        source,
-    })?;
+pub async fn list_dead_letters(loaded: &Loaded, out: &mut dyn Write) -> Result<usize, ServeError> {
+    let backend = backend::open(loaded).await?;
+    let listing = backend.queue.dead_letters();
+    let letters = listing.await.map_err(|e| backend.error(e))?;
     for (id, l) in &letters {
         let event: serde_json::Value =
             serde_json::from_str(&l.record.event).unwrap_or_else(|_| l.record.event.clone().into());
@@ -208,13 +220,12 @@ pub async fn retry_dead_letters(
     destination: Option<&str>,
     progress: Progress,
 ) -> Result<(usize, DeliverySummary), ServeError> {
-    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
-    let store = |source| ServeError::Queue {
-        dir: loaded.data_dir().display().to_string(),
-        source,
-    };
+    let backend = backend::open(&loaded).await?;
+    let queue = backend.queue.clone();
+    let store = |e| backend.error(e);
     let letters: Vec<_> = queue
         .dead_letters()
+        .await
         .map_err(store)?
         .into_iter()
         .filter(|(_, l)| destination.is_none_or(|d| d == l.destination))
@@ -234,4 +245,59 @@ pub async fn retry_dead_letters(
         .map_err(store)?;
     let summary = deliver_queued(loaded, queue, progress).await?;
     Ok((letters.len(), summary))
+}
+
+/// Which dead letters to drop: every condition given must hold (none given: none match).
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    /// These ids (as `dead-letters list` prints them).
+    pub ids: Vec<u64>,
+    /// This destination's.
+    pub destination: Option<String>,
+    /// Given up on at least this many seconds ago.
+    pub older_than_secs: Option<u64>,
+}
+
+impl DeadLetterFilter {
+    /// Whether the filter names anything at all (an empty filter would drop everything).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty() && self.destination.is_none() && self.older_than_secs.is_none()
+    }
+
+    fn matches(&self, id: u64, letter: &DeadLetter, now: i64) -> bool {
+        let old_enough = |secs: u64| now.saturating_sub(letter.at) >= secs as i64;
+        !self.is_empty()
+            && (self.ids.is_empty() || self.ids.contains(&id))
+            && self
+                .destination
+                .as_ref()
+                .is_none_or(|d| *d == letter.destination)
+            && self.older_than_secs.is_none_or(old_enough)
+    }
+}
+
+/// Drops, for good, the dead letters `filter` matches, once `confirm` (shown them) agrees; says
+/// how many were dropped (0 when none matched or `confirm` declined).
+pub async fn drop_dead_letters(
+    loaded: &Loaded,
+    filter: &DeadLetterFilter,
+    confirm: impl FnOnce(&[(u64, DeadLetter)]) -> bool,
+) -> Result<usize, ServeError> {
+    let backend = backend::open(loaded).await?;
+    let queue = backend.queue.clone();
+    let store = |e| backend.error(e);
+    let now = crate::clock::unix_now();
+    let matching: Vec<(u64, DeadLetter)> = queue
+        .dead_letters()
+        .await
+        .map_err(store)?
+        .into_iter()
+        .filter(|(id, l)| filter.matches(*id, l, now))
+        .collect();
+    if matching.is_empty() || !confirm(&matching) {
+        return Ok(0);
+    }
+    let ids: Vec<u64> = matching.iter().map(|(id, _)| *id).collect();
+    queue.remove_dead_letters(ids).await.map_err(store)?;
+    Ok(matching.len())
 }

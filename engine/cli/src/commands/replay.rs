@@ -34,15 +34,31 @@ pub fn run(
     };
     bar.finish_and_clear();
     writeln!(err, "{summary}")?;
-    Ok(0)
+    exit_code(&summary, err)
+}
+
+/// 0 when every line was an event and every event settled without failing; else 1, saying why.
+pub fn exit_code(summary: &replay::DeliverySummary, err: &mut dyn Write) -> anyhow::Result<i32> {
+    match summary.problems() {
+        0 => Ok(0),
+        n => {
+            writeln!(
+                err,
+                "error: {n} invalid lines or failed events (see `switchyard dead-letters list`)"
+            )?;
+            Ok(1)
+        }
+    }
 }
 
 /// A progress bar (drawn on a terminal only) and the callback that moves it.
 pub fn progress_bar() -> (ProgressBar, Progress) {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} events delivered or settled ({eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} events delivered or settled, {elapsed} elapsed, about {eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let moved = bar.clone();
     let progress: Progress = Arc::new(move |done, total| {

@@ -146,8 +146,16 @@ impl Routing {
                 })
                 .collect();
             if matching.is_empty() {
+                let names: Vec<&str> = mapping_file
+                    .rows
+                    .iter()
+                    .map(|r| r.source.as_str())
+                    .collect();
+                let hint = crate::load::closest(&switch.source, &names)
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
                 errors.config.push(at.key("rows").index(i).error(format!(
-                    "no row of the mapping maps `{}`{}; to add one, use `custom_events`",
+                    "no row of the mapping maps `{}`{}; {hint}to add one, use `custom_events`",
                     switch.source,
                     switch.target.as_ref().map(|t| format!(" to `{t}`")).unwrap_or_default()
                 )));

@@ -1,17 +1,23 @@
 //! Loading YAML config and rule files: parse, check against the JSON Schema, deserialize, and turn
 //! every problem into a [`Diagnostic`] that names the file, line, column and JSON path.
 //!
-//! Order of checks: YAML syntax, then the JSON Schema (all violations at once), then serde (which
+//! Order of checks: the file's size and nesting depth ([`limits`]), YAML syntax, environment
+//! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all violations at once), then serde (which
 //! can only fail where the schema is looser than the types). Semantic checks run later, on the typed
 //! value, and place their findings with [`Document::diagnostic`].
 
 mod diagnostic;
+pub mod interpolate;
+pub mod limits;
 mod pointer;
 mod schema_errors;
+mod scope;
 mod spans;
 
 pub use diagnostic::{Diagnostic, Severity, pointer_to_path};
 pub use pointer::{CompileError, Pointer};
+pub use schema_errors::closest;
+pub use scope::FileScope;
 pub use spans::SpanIndex;
 
 use jsonschema::Validator;
@@ -59,6 +65,8 @@ fn place(file: &Path, spans: &SpanIndex, pointer: &str, message: String) -> Diag
 pub struct Schema {
     pub schema: Value,
     pub validator: Validator,
+    /// The keys whose values are secrets (kept as `${VAR}` references by interpolation).
+    pub secret_keys: std::collections::HashSet<String>,
 }
 
 impl Schema {
@@ -72,7 +80,12 @@ impl Schema {
                 T::schema_name()
             )
         });
-        Self { schema, validator }
+        let secret_keys = interpolate::secret_keys(&schema);
+        Self {
+            schema,
+            validator,
+            secret_keys,
+        }
     }
 }
 
@@ -81,12 +94,7 @@ pub fn load_file<T: DeserializeOwned>(
     file: &Path,
     schema: &Schema,
 ) -> Result<Document<T>, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        vec![Diagnostic::error(
-            file,
-            format!("cannot read the file: {e}"),
-        )]
-    })?;
+    let text = limits::read_text(file).map_err(|refusal| vec![refused(file, refusal)])?;
     load_str(file, &text, schema)
 }
 
@@ -96,13 +104,32 @@ pub fn load_str<T: DeserializeOwned>(
     text: &str,
     schema: &Schema,
 ) -> Result<Document<T>, Vec<Diagnostic>> {
-    let value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+    limits::check_depth(text).map_err(|refusal| vec![refused(file, refusal)])?;
+    let mut value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
     let spans = SpanIndex::build(text);
+    let unresolved = interpolate::interpolate(&mut value, &schema.secret_keys, &|name| {
+        std::env::var(name).ok()
+    });
+    if !unresolved.is_empty() {
+        return Err(unresolved
+            .into_iter()
+            .map(|u| place(file, &spans, &u.pointer, u.message))
+            .collect());
+    }
     let mut errors: Vec<Diagnostic> = schema
         .validator
         .iter_errors(&value)
         .flat_map(|e| schema_errors::explain(&e, &schema.schema))
-        .map(|e| place(file, &spans, &e.pointer, e.message))
+        .map(|e| {
+            let d = place(file, &spans, &e.pointer, e.message);
+            match e.at {
+                Some(at) => {
+                    let (line, column) = spans.locate(&at);
+                    d.at(line, column)
+                }
+                None => d,
+            }
+        })
         .collect();
     if !errors.is_empty() {
         errors.sort_by_key(|d| (d.line, d.column));
@@ -119,6 +146,14 @@ pub fn load_str<T: DeserializeOwned>(
             spans,
         },
     })
+}
+
+fn refused(file: &Path, refusal: limits::Refusal) -> Diagnostic {
+    let d = Diagnostic::error(file, refusal.message);
+    match refusal.at {
+        Some((line, column)) => d.at(line, column),
+        None => d,
+    }
 }
 
 fn yaml_error(file: &Path, e: &serde_yaml::Error) -> Diagnostic {

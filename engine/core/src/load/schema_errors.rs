@@ -70,6 +70,19 @@ fn resolve<'s>(schema: &'s Value, reference: &str) -> Option<&'s Value> {
 pub struct Explained {
     pub pointer: String,
     pub message: String,
+    /// Where to place it when that is not `pointer`'s node: an unknown key is placed at the key,
+    /// while its path stays the enclosing object's (a key is never echoed: it may be a secret).
+    pub at: Option<String>,
+}
+
+impl Explained {
+    fn new(pointer: String, message: String) -> Self {
+        Self {
+            pointer,
+            message,
+            at: None,
+        }
+    }
 }
 
 /// Explains one violation as one or more placed messages. `schema` is the root schema, where the
@@ -87,41 +100,105 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
                 .flatten()
                 .map(quote)
                 .collect();
-            return vec![Explained {
+            return vec![Explained::new(
                 pointer,
-                message: format!("expected one of {}", all.join(", ")),
-            }];
+                format!("{}expected one of {}", suggest(error, &all), all.join(", ")),
+            )];
         }
         ValidationErrorKind::Required { property } => {
-            return vec![Explained {
+            return vec![Explained::new(
                 pointer,
-                message: format!("missing required field {property}"),
-            }];
+                format!("missing required field {property}"),
+            )];
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
+            return unknown_keys(error, schema, &pointer, unexpected);
         }
         _ => {
             let mut message = error.masked().to_string();
             if let Some(hint) = expectation(error, schema) {
                 message = format!("{message}: expected {hint}");
             }
-            return vec![Explained { pointer, message }];
+            return vec![Explained::new(pointer, message)];
         }
     };
     if let Some(options) = constant_options(branches, &pointer, schema) {
-        return vec![Explained {
+        return vec![Explained::new(
             pointer,
-            message: format!("expected one of {}", options.join(", ")),
-        }];
+            format!(
+                "{}expected one of {}",
+                suggest(error, &options),
+                options.join(", ")
+            ),
+        )];
     }
     if let Some(tag) = tag_mismatch(branches, &pointer) {
         return vec![tag];
     }
     match closest_branch(branches, &pointer) {
         Some(branch) => branch.iter().flat_map(|e| explain(e, schema)).collect(),
-        None => vec![Explained {
-            pointer,
-            message: error.masked().to_string(),
-        }],
+        None => vec![Explained::new(pointer, error.masked().to_string())],
     }
+}
+
+/// One finding per key the object at `pointer` may not have, placed at the key, never naming it
+/// (a pasted secret can stand where a key should): with the closest allowed key, or the list.
+fn unknown_keys(
+    error: &ValidationError<'_>,
+    schema: &Value,
+    pointer: &str,
+    unexpected: &[String],
+) -> Vec<Explained> {
+    let allowed: Vec<&str> = error
+        .schema_path()
+        .as_str()
+        .rsplit_once('/')
+        .and_then(|(parent, _)| schema_node(schema, parent)?.get("properties")?.as_object())
+        .map(|props| props.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    unexpected
+        .iter()
+        .map(|key| {
+            let hint = match closest(key, &allowed) {
+                Some(name) => format!("did you mean `{name}`?"),
+                None if allowed.is_empty() => "this object takes no other keys".to_owned(),
+                None => format!("expected one of `{}`", allowed.join("`, `")),
+            };
+            Explained {
+                pointer: pointer.to_owned(),
+                message: format!("unknown key (not shown, it may be a secret); {hint}"),
+                at: Some(format!(
+                    "{pointer}/{}",
+                    key.replace('~', "~0").replace('/', "~1")
+                )),
+            }
+        })
+        .collect()
+}
+
+/// "did you mean `x`? " when the offending value is a string close to one of the (quoted) options.
+fn suggest(error: &ValidationError<'_>, options: &[String]) -> String {
+    let names: Vec<&str> = options.iter().map(|o| o.trim_matches('`')).collect();
+    error
+        .instance()
+        .as_str()
+        .and_then(|value| closest(value, &names))
+        .map(|name| format!("did you mean `{name}`? "))
+        .unwrap_or_default()
+}
+
+/// The allowed name closest to `key`, if it is close enough to be a misspelling.
+pub fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    let near = |name: &str| {
+        strsim::jaro_winkler(key, name) >= 0.85
+            || strsim::damerau_levenshtein(key, name) <= (name.len() / 4).max(1)
+    };
+    allowed
+        .iter()
+        .filter(|name| near(name))
+        .max_by(|a, b| strsim::jaro_winkler(key, a).total_cmp(&strsim::jaro_winkler(key, b)))
+        .copied()
 }
 
 /// When every branch is a constant (a string enum with documented variants) or a one-key map that
@@ -185,10 +262,10 @@ fn tag_mismatch(branches: &[Vec<ValidationError<'static>>], pointer: &str) -> Op
         tag_pointer = Some(at);
         options.push(quote(expected));
     }
-    Some(Explained {
-        pointer: tag_pointer?.to_owned(),
-        message: format!("expected one of {}", options.join(", ")),
-    })
+    Some(Explained::new(
+        tag_pointer?.to_owned(),
+        format!("expected one of {}", options.join(", ")),
+    ))
 }
 
 /// The branch the value came closest to: one that does not reject the value's type outright and

@@ -40,6 +40,25 @@ impl fmt::Debug for CompiledPath {
     }
 }
 
+/// A parser's multi-line report (`--> 1:22`, the text, a caret, `= expected ...`) as one line:
+/// `at character 22: expected ...`.
+fn one_line(report: &str) -> String {
+    let column = report
+        .lines()
+        .find_map(|l| l.split("--> ").nth(1))
+        .and_then(|place| place.rsplit_once(':'))
+        .map(|(_, column)| column.trim().to_owned());
+    let reason = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .unwrap_or_else(|| report.lines().next().unwrap_or(report))
+        .trim();
+    match column {
+        Some(c) => format!("at character {c}: {reason}"),
+        None => reason.to_owned(),
+    }
+}
+
 impl CompiledPath {
     /// Parses `text` as JSONPath (RFC 9535). The message of an error says what is wrong and how
     /// to write names that are not plain identifiers.
@@ -52,8 +71,9 @@ impl CompiledPath {
         }
         let query = parse_json_path(text).map_err(|e| {
             format!(
-                "`{text}` is not valid JSONPath ({e}); names with `$` or spaces need brackets: \
-                 `$.profile_properties['$email']`"
+                "`{text}` is not valid JSONPath ({}); names with `$` or spaces need brackets: \
+                 `$.profile_properties['$email']`",
+                one_line(&e.to_string())
             )
         })?;
         let plan = match lower(&query) {

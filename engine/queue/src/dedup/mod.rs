@@ -251,12 +251,19 @@ mod tests {
                 let _permit = gate.acquire_owned().await;
                 match commit {
                     Some(commit) => commit.await,
-                    None => Err(QueueError::Full { used: 9, budget: 9 }),
+                    None => Err(QueueError::Full {
+                        used: 9,
+                        dead_letters: 0,
+                        budget: 9,
+                    }),
                 }
             })
         }
-        fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
-            self.inner.read(after, max)
+        fn claim(&self, max: usize, linger: Duration) -> crate::Reading<Vec<(u64, Record)>> {
+            self.inner.claim(max, linger)
+        }
+        fn release(&self, ids: Vec<u64>) {
+            self.inner.release(ids)
         }
         fn ack(&self, ids: Vec<u64>) -> Commit<()> {
             self.inner.ack(ids)
@@ -267,7 +274,7 @@ mod tests {
         fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
             self.inner.dead_letter(letters)
         }
-        fn dead_letters(&self) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
+        fn dead_letters(&self) -> crate::Reading<Vec<(u64, DeadLetter)>> {
             self.inner.dead_letters()
         }
         fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {

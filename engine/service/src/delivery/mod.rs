@@ -1,9 +1,13 @@
-//! Delivery: takes events from the durable queue in rounds, runs each round through the pipeline
+//! Delivery: claims events from the durable queue in rounds, runs each round through the pipeline
 //! (plugins and mappings, on a blocking thread), sends every destination's payloads in batches of
 //! its size, and acknowledges the round's events only once each is delivered, filtered or
-//! dead-lettered. A crash before the acknowledgement means the round is read again on restart:
-//! at-least-once, made harmless by the platform's `event_id` de-duplication. A round that cannot
-//! store its outcome (a disk error) leaves its events queued and makes the loop read them again.
+//! dead-lettered. A crash before the acknowledgement means the round is claimed again (on
+//! restart; with NATS, by another node once its ack wait has passed): at-least-once, made
+//! harmless by the platform's `event_id` de-duplication. A round that cannot store its outcome
+//! (a disk error) releases its events, and the loop claims them again.
+//!
+//! With several nodes on one queue, each node's senders get `1/nodes` of every destination's
+//! rate limit (`server.queue.nodes`), so that together they keep under it.
 //!
 //! - [`plan`]: what a round's pipeline decided, per record and destination.
 //! - [`sender`]: one destination's rate limit, concurrency limit and retries over its transport,
@@ -20,8 +24,8 @@ use plan::only;
 use sender::{GaveUp, Sender};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_core::destination::TransportError;
 use switchyard_core::report::with_causes;
@@ -53,15 +57,10 @@ pub struct Deliverer {
     /// Woken when events are queued.
     wake: Arc<Notify>,
     /// Set by a round that could not settle its events (its dead letters or acknowledgement were
-    /// not stored, or its pipeline panicked): the loop then reads the queue again from the start.
+    /// not stored, or its pipeline panicked): the loop then releases them to claim them again.
     rewind: AtomicBool,
-}
-
-/// Where the loop reads from, and the first event it last waited on to fill a batch.
-#[derive(Default)]
-struct Cursor {
-    after: Option<u64>,
-    lingered_on: Option<u64>,
+    /// The events of the rounds that could not settle, to release.
+    unsettled: Mutex<Vec<u64>>,
 }
 
 /// A batch of one destination that went out in a round: per payload, the index of the record it
@@ -78,6 +77,7 @@ impl Deliverer {
         wake: Arc<Notify>,
     ) -> Result<Self, DeliveryError> {
         let mut senders = BTreeMap::new();
+        let nodes = f64::from(loaded.config.server.queue.nodes().max(1));
         for dest in loaded
             .pipeline
             .destinations()
@@ -90,7 +90,9 @@ impl Deliverer {
                     destination: dest.name().to_owned(),
                     source,
                 })?;
-            let sender = Sender::new(dest.name(), transport, dest.delivery, metrics.clone());
+            let mut delivery = dest.delivery;
+            delivery.max_requests_per_second /= nodes;
+            let sender = Sender::new(dest.name(), transport, delivery, metrics.clone());
             senders.insert(dest.name().to_owned(), Arc::new(sender));
         }
         Ok(Self {
@@ -100,6 +102,7 @@ impl Deliverer {
             metrics,
             wake,
             rewind: AtomicBool::new(false),
+            unsettled: Mutex::new(Vec::new()),
         })
     }
 
@@ -108,22 +111,19 @@ impl Deliverer {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let rounds = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
         let mut tasks = JoinSet::new();
-        let mut cursor = Cursor::default();
         loop {
             while tasks.try_join_next().is_some() {}
             if self.rewind.swap(false, Ordering::AcqRel) {
-                // Rounds in flight finish first, so that nothing they hold is read twice; a
+                // Rounds in flight finish first, so that nothing they hold is claimed twice; a
                 // lasting failure (a broken disk) is retried once a second, not in a spin.
                 while tasks.join_next().await.is_some() {}
-                cursor = Cursor::default();
-                eprintln!("switchyard: a round did not settle; reading the queue again");
+                let ids = std::mem::take(&mut *self.lock_unsettled());
+                self.queue.release(ids);
+                eprintln!("switchyard: a round did not settle; claiming its events again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let shutting_down = *shutdown.borrow();
-            match self
-                .next_round(&mut cursor, shutting_down, &mut shutdown)
-                .await
-            {
+            match self.next_round(shutting_down, &mut shutdown).await {
                 Next::Again => continue,
                 Next::Empty if shutting_down => {
                     while tasks.join_next().await.is_some() {}
@@ -155,20 +155,25 @@ impl Deliverer {
         self.update_depth();
     }
 
-    /// Reads the next round. A round smaller than `round_events` first waits up to `linger_ms`
-    /// for the batch to fill (once per first event), then is read again.
-    async fn next_round(
-        &self,
-        cursor: &mut Cursor,
-        shutting_down: bool,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Next {
+    /// Claims the next round. A round smaller than `round_events` first waits up to `linger_ms`
+    /// for the batch to fill (not while shutting down).
+    async fn next_round(&self, shutting_down: bool, shutdown: &mut watch::Receiver<bool>) -> Next {
         let server = &self.loaded.config.server;
-        let records = match self.queue.read(cursor.after, server.round_events) {
+        let linger = if shutting_down {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(server.linger_ms)
+        };
+        let claiming = self.queue.claim(server.round_events, linger);
+        let claimed = tokio::select! {
+            claimed = claiming => claimed,
+            _ = shutdown.changed(), if !shutting_down => return Next::Again,
+        };
+        let records = match claimed {
             Ok(r) => r,
             Err(e) => {
                 eprintln!(
-                    "switchyard: reading the queue failed: {}; retrying in 1 s",
+                    "switchyard: claiming events failed: {}; retrying in 1 s",
                     with_causes(&e)
                 );
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -176,20 +181,21 @@ impl Deliverer {
             }
         };
         self.update_depth();
-        let Some(&(first, _)) = records.first() else {
+        if records.is_empty() {
             return Next::Empty;
-        };
-        let full = records.len() >= server.round_events;
-        if !full && !shutting_down && cursor.lingered_on != Some(first) {
-            cursor.lingered_on = Some(first);
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(server.linger_ms)) => {}
-                _ = shutdown.changed() => {}
-            }
-            return Next::Again;
         }
-        cursor.after = records.last().map(|(id, _)| *id);
         Next::Round(records)
+    }
+
+    /// The events of rounds that did not settle (a poisoned lock is taken over: it holds ids).
+    fn lock_unsettled(&self) -> std::sync::MutexGuard<'_, Vec<u64>> {
+        self.unsettled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a round's events as not settled: the loop releases them and claims them again.
+    fn unsettle(&self, ids: Vec<u64>) {
+        self.lock_unsettled().extend(ids);
+        self.rewind.store(true, Ordering::Release);
     }
 
     /// Delivers everything queued, then returns (for `replay` and `dead-letters retry`).
@@ -213,9 +219,9 @@ impl Deliverer {
         let plan = match tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan)).await {
             Ok(plan) => plan,
             Err(e) => {
-                // The pipeline panicked: the round stays queued and is read again.
+                // The pipeline panicked: the round stays queued and is claimed again.
                 eprintln!("switchyard: a delivery round failed ({e}); its events stay queued");
-                self.rewind.store(true, Ordering::Release);
+                self.unsettle(ids);
                 return;
             }
         };
@@ -234,7 +240,7 @@ impl Deliverer {
         if !complete {
             // A send task panicked: its events were not settled, so the round stays queued.
             eprintln!("switchyard: a delivery request failed; its round stays queued");
-            self.rewind.store(true, Ordering::Release);
+            self.unsettle(ids);
             return;
         }
         self.settle(ids, dead).await;
@@ -313,7 +319,7 @@ impl Deliverer {
     }
 
     /// Stores the round's dead letters, then acknowledges its records; on a failure, the round
-    /// stays queued and the loop reads the queue again.
+    /// stays queued and the loop claims it again.
     async fn settle(&self, ids: Vec<u64>, dead: Vec<DeadLetter>) {
         if !dead.is_empty()
             && let Err(e) = self.queue.dead_letter(dead).await
@@ -322,15 +328,15 @@ impl Deliverer {
                 "switchyard: storing dead letters failed ({}); their events stay queued",
                 with_causes(&e)
             );
-            self.rewind.store(true, Ordering::Release);
+            self.unsettle(ids);
             return;
         }
-        if let Err(e) = self.queue.ack(ids).await {
+        if let Err(e) = self.queue.ack(ids.clone()).await {
             eprintln!(
                 "switchyard: acknowledging delivered events failed ({}); they stay queued and will be sent again",
                 with_causes(&e)
             );
-            self.rewind.store(true, Ordering::Release);
+            self.unsettle(ids);
         }
         self.update_depth();
     }
@@ -340,7 +346,7 @@ impl Deliverer {
 enum Next {
     /// Read again (after lingering, or after a read error).
     Again,
-    /// Nothing is queued past the cursor.
+    /// Nothing left to claim.
     Empty,
     /// A round to deliver.
     Round(Vec<(u64, Record)>),

@@ -3,17 +3,23 @@
 
 use crate::config::Loaded;
 use crate::metrics::Metrics;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use switchyard_core::event::TimeWindow;
 use switchyard_queue::{Dedup, DedupError, EventQueue, QueueError, Queued, Record};
 use tokio::sync::Notify;
 
 /// Seconds a client is asked to wait when the queue is full.
 const RETRY_AFTER_FULL: &str = "5";
+
+/// Seconds a client is asked to wait when the queue's server (NATS) is unavailable.
+const RETRY_AFTER_UNAVAILABLE: &str = "2";
 
 /// Seconds a client is asked to wait when another copy of its events is still being stored.
 const RETRY_AFTER_STORING: &str = "1";
@@ -34,11 +40,29 @@ pub struct App {
     pub wake: Arc<Notify>,
     /// False once shutdown has begun.
     pub ready: AtomicBool,
+    /// How far an event's time may be from the time it is received.
+    pub window: TimeWindow,
+    /// Addresses whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub proxies: Vec<ipnet::IpNet>,
 }
 
 /// A refusal: the status and `{"error": message}`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+/// The request's body, or the status and message that refuse one that could not be read (413
+/// when it is larger than `server.max_body_kib`).
+pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, (StatusCode, String)> {
+    body.map_err(|rejection| {
+        let status = rejection.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "the body is larger than this service takes (server.max_body_kib)".to_owned()
+        } else {
+            format!("cannot read the body: {rejection}")
+        };
+        (status, message)
+    })
 }
 
 /// The body as JSON, when the service takes requests and the body's type is one of `types`
@@ -72,7 +96,8 @@ pub fn read_json(
 impl App {
     /// Queues events (each with its `event_id`) durably, at most once per id within the
     /// de-duplication window, counts them and wakes delivery; or gives the answer that refuses
-    /// them all (503, with `Retry-After`): then nothing of them was kept.
+    /// them all (503, with `Retry-After`): then nothing of them was kept, except when the NATS
+    /// server's answer was lost (then some may be; a retry is de-duplicated).
     pub async fn enqueue(
         &self,
         source: &str,
@@ -95,10 +120,21 @@ impl App {
                 Ok(queued)
             }
             Err(e) => {
+                if let DedupError::Queue(QueueError::TooLarge { .. }) = &e {
+                    count("refused_too_large", n);
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("{e}: send fewer events per request"),
+                    ));
+                }
                 let retry_after = match &e {
                     DedupError::Queue(QueueError::Full { .. }) => {
                         count("refused_full", n);
                         Some(RETRY_AFTER_FULL)
+                    }
+                    DedupError::Queue(QueueError::Unavailable { .. }) => {
+                        count("refused_unavailable", n);
+                        Some(RETRY_AFTER_UNAVAILABLE)
                     }
                     DedupError::StillStoring(_) => {
                         count("refused_busy", n);
@@ -106,10 +142,14 @@ impl App {
                     }
                     _ => None,
                 };
-                let mut r = error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("{e}: nothing of this request was kept; retry later"),
-                );
+                let kept = match &e {
+                    // A publish may have reached the server before its answer was lost.
+                    DedupError::Queue(QueueError::Unavailable { .. }) => {
+                        "some events may have been kept; retry later (copies of an event_id are de-duplicated)"
+                    }
+                    _ => "nothing of this request was kept; retry later",
+                };
+                let mut r = error(StatusCode::SERVICE_UNAVAILABLE, format!("{e}: {kept}"));
                 if let Some(v) = retry_after.and_then(|v| v.parse().ok()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }

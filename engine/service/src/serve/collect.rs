@@ -6,20 +6,24 @@
 //! mapping, its `payload_transforms`), with the same `event_id`, so the platform counts the event
 //! once and both copies agree; a plugin that drops or fails the event stops both (counted in
 //! `switchyard_pixel_events_total`). Consent gates both sides alike.
-//! The visitor's IP address (the peer's, or the first `X-Forwarded-For` entry) is added as `$ip`.
+//! The visitor's IP address is set as `$ip`, whatever the body says: the peer's address, or, when
+//! the peer is one of `server.trusted_proxies`, the nearest `X-Forwarded-For` entry that is not.
+//! Events whose time lies outside `server.max_event_age_hours` / `max_event_ahead_secs` are
+//! refused (400). Every answer, refusals included (413 too), is JSON with the CORS headers.
 //! CORS is open (`*`): shops call it from their own origin; `text/plain` bodies are accepted, as
 //! `navigator.sendBeacon` sends them.
 
-use super::app::{App, error, read_json};
+use super::app::{App, body, error, read_json};
 use crate::clock::{unix_ms, unix_now};
 use crate::pipeline::{Copies, InputFate, halt_outcome};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use switchyard_core::destination::ClientActions;
 use switchyard_core::event::SourceEvent;
@@ -54,31 +58,50 @@ pub async fn collect(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    request: Result<Bytes, BytesRejection>,
 ) -> Response {
-    cors(handle(&app, peer, &query, &headers, &body).await)
+    match body(request) {
+        Ok(body) => cors(handle(&app, peer, &query, &headers, &body).await),
+        Err((status, message)) => cors(error(status, message)),
+    }
 }
 
-/// The visitor's address: the first `X-Forwarded-For` entry (behind a proxy), else the peer.
-fn visitor_ip(peer: SocketAddr, headers: &HeaderMap) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|ip| ip.trim().to_owned())
-        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
-        .unwrap_or_else(|| peer.ip().to_string())
+/// The visitor's address: the peer's, unless the peer is a trusted proxy; then, walking
+/// `X-Forwarded-For` from its end (each hop appends the address it received from), the first
+/// address that is not a trusted proxy (or the last readable one).
+fn visitor_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> IpAddr {
+    let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut visitor = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        visitor = ip;
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    visitor
 }
 
-/// Adds the visitor's IP address as the profile property `$ip`, unless the event has one.
-fn add_ip(event: &mut Value, ip: String) {
+/// Sets the visitor's IP address as the profile property `$ip`, replacing any the body claims.
+fn set_ip(event: &mut Value, ip: IpAddr) {
     let key = if event.get("profileProperties").is_some() {
         "profileProperties"
     } else {
         "profile_properties"
     };
     if let Some(profile) = event.get_mut(key).and_then(Value::as_object_mut) {
-        profile.entry("$ip").or_insert(Value::String(ip));
+        profile.insert("$ip".to_owned(), Value::String(ip.to_string()));
     }
 }
 
@@ -109,9 +132,11 @@ async fn handle(
         Ok(v) => v,
         Err((status, message)) => return error(status, message),
     };
-    add_ip(&mut value, visitor_ip(peer, headers));
+    set_ip(&mut value, visitor_ip(peer.ip(), headers, &app.proxies));
     let received_at = unix_now();
-    let event = match SourceEvent::from_value(value, received_at) {
+    let checked = SourceEvent::from_value(value, received_at)
+        .and_then(|event| app.window.check(&event, received_at).map(|()| event));
+    let event = match checked {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };

@@ -1,14 +1,16 @@
 //! `POST /v1/events`: events from a shop's server. Authenticates the source by its write key
 //! (`X-Webhook-Token`), takes JSON only (one event or an array), validates every event with a
 //! precise reason, skips ids already queued within the de-duplication window (or earlier in the
-//! request, or by a concurrent request: then once that copy is stored), and answers **202 only
+//! request, or by a concurrent request: then once that copy is stored), refuses events whose time
+//! lies outside `server.max_event_age_hours` / `max_event_ahead_secs`, and answers **202 only
 //! once the accepted events are durably queued**. A full queue answers 503 with `Retry-After` and
 //! keeps nothing of the request; an unstored event is never acknowledged.
 
-use super::app::{App, error, read_json};
+use super::app::{App, body, error, read_json};
 use crate::clock::{unix_ms, unix_now};
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -23,7 +25,15 @@ struct Sorted {
     refused: Vec<Value>,
 }
 
-pub async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn ingest(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    request: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body(request) {
+        Ok(body) => body,
+        Err((status, message)) => return error(status, message),
+    };
     let Some(source) = headers
         .get("x-webhook-token")
         .and_then(|v| v.to_str().ok())
@@ -39,7 +49,7 @@ pub async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         Ok(items) => items,
         Err((status, message)) => return error(status, message),
     };
-    let sorted = sort(&source, items);
+    let sorted = sort(&app, &source, items);
     app.metrics
         .received
         .with_label_values(&[source.as_str(), "rejected"])
@@ -86,12 +96,14 @@ fn read_items(
 
 /// Validates each event and sorts it: valid (to be queued unless a duplicate), or refused with
 /// the reason.
-fn sort(source: &str, items: Vec<Value>) -> Sorted {
+fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
     let received_at = unix_now();
     let mut sorted = Sorted::default();
     for (index, item) in items.into_iter().enumerate() {
         let id = claimed_id(&item);
-        let event = match SourceEvent::from_value(item, received_at) {
+        let checked = SourceEvent::from_value(item, received_at)
+            .and_then(|event| app.window.check(&event, received_at).map(|()| event));
+        let event = match checked {
             Ok(event) => event,
             Err(e) => {
                 sorted.refused.push(refusal(index, id, e.to_string()));

@@ -4,7 +4,8 @@
 //! The HTTP API: `POST /v1/events` ([`ingest`]), `POST /v1/collect` ([`collect`]: events from the
 //! browser and its pixel calls), `GET /v1/sdk.js` (the browser script), `GET /healthz`,
 //! `GET /readyz`, `GET /metrics`. [`app`]: what the handlers share, among them the
-//! de-duplication of `event_id`s per source within a window ([`open_dedup`]).
+//! de-duplication of `event_id`s per source within a window (see [`crate::backend`]: in memory
+//! for the embedded queue, by JetStream for NATS).
 //!
 //! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
 //! flight, then delivery finishes its rounds and delivers what is queued for up to
@@ -14,6 +15,7 @@ pub mod app;
 pub mod collect;
 pub mod ingest;
 
+use crate::backend::{QueueFailure, QueueingError};
 use crate::config::Loaded;
 use crate::delivery::{Deliverer, DeliveryError};
 use crate::metrics::Metrics;
@@ -26,20 +28,15 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use switchyard_queue::dedup::Limits;
-use switchyard_queue::{DedupError, DiskQueue, EventQueue, QueueError, WindowDedup};
+use switchyard_queue::{Dedup, EventQueue, WindowDedup};
 use tokio::sync::{Notify, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("the queue in {dir}")]
-    Queue {
-        dir: String,
-        #[source]
-        source: QueueError,
-    },
-    #[error("queueing the events failed")]
-    Dedup(#[source] DedupError),
+    #[error(transparent)]
+    Queue(#[from] QueueFailure),
+    #[error(transparent)]
+    Queueing(#[from] QueueingError),
     #[error(transparent)]
     Delivery(#[from] DeliveryError),
     #[error("cannot listen on {addr}")]
@@ -54,31 +51,6 @@ pub enum ServeError {
     Input(#[source] std::io::Error),
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
-}
-
-/// Opens the queue of a config's data directory.
-pub fn open_queue(loaded: &Loaded) -> Result<DiskQueue, ServeError> {
-    let dir = loaded.data_dir();
-    let budget = loaded
-        .config
-        .server
-        .queue_budget_mib
-        .saturating_mul(1 << 20);
-    DiskQueue::open(&dir, budget).map_err(|source| ServeError::Queue {
-        dir: dir.display().to_string(),
-        source,
-    })
-}
-
-/// The de-duplication of a config's `server` settings, over `queue`.
-pub fn open_dedup(loaded: &Loaded, queue: Arc<dyn EventQueue>) -> WindowDedup {
-    let server = &loaded.config.server;
-    let limits = Limits {
-        window: Duration::from_secs(server.dedup_window_secs),
-        max_ids: server.dedup_max_ids,
-        max_bytes: server.dedup_max_mib.saturating_mul(1 << 20),
-    };
-    WindowDedup::new(queue, limits)
 }
 
 /// Every second: forgets the ids the de-duplication window has passed (freeing their memory),
@@ -98,7 +70,8 @@ async fn sweep(dedup: Arc<WindowDedup>, metrics: Arc<Metrics>) {
 /// actually bound (useful with port 0) is announced on standard error as `listening on ADDR`.
 pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeError> {
     let loaded = Arc::new(loaded);
-    let queue: Arc<dyn EventQueue> = Arc::new(open_queue(&loaded)?);
+    let backend = crate::backend::open(&loaded).await?;
+    let queue = backend.queue.clone();
     let metrics = Arc::new(Metrics::new());
     let plugins = loaded.clone();
     metrics.count_plugin_traps(move || plugins.pipeline.plugin_traps());
@@ -109,9 +82,16 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
         metrics.clone(),
         wake.clone(),
     )?);
-    let dedup = Arc::new(open_dedup(&loaded, queue.clone()));
-    let sweeper = tokio::spawn(sweep(dedup.clone(), metrics.clone()));
-    let app = Arc::new(app(loaded.clone(), queue.clone(), dedup, metrics, wake));
+    let sweeper = backend
+        .window
+        .map(|window| tokio::spawn(sweep(window, metrics.clone())));
+    let app = Arc::new(app(
+        loaded.clone(),
+        queue.clone(),
+        backend.dedup,
+        metrics,
+        wake,
+    ));
     let server = &loaded.config.server;
     let addr = listen.unwrap_or_else(|| server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -136,7 +116,9 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
         })
         .await
         .map_err(ServeError::Server)?;
-    sweeper.abort();
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     let _ = stop_tx.send(true);
     let drain = Duration::from_millis(server.shutdown_timeout_ms);
     match tokio::time::timeout(drain, delivery).await {
@@ -155,7 +137,7 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
 fn app(
     loaded: Arc<Loaded>,
     queue: Arc<dyn EventQueue>,
-    dedup: Arc<WindowDedup>,
+    dedup: Arc<dyn Dedup>,
     metrics: Arc<Metrics>,
     wake: Arc<Notify>,
 ) -> App {
@@ -168,7 +150,12 @@ fn app(
         .iter()
         .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
         .collect();
+    let server = &loaded.config.server;
+    let window = server.time_window();
+    let proxies = server.trusted_proxies.iter().map(|p| p.0).collect();
     App {
+        window,
+        proxies,
         loaded,
         public_keys,
         queue,

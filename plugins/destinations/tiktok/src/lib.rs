@@ -15,7 +15,7 @@ use switchyard_core::destination::{
     TransportError,
 };
 use switchyard_core::event::SourceEvent;
-use switchyard_core::load::{Diagnostic, Document, Placer, load_file, load_str};
+use switchyard_core::load::{Diagnostic, Document, FileScope, Placer, load_file, load_str};
 use switchyard_core::rules::payload::Payload;
 use switchyard_core::rules::spec::{
     ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
@@ -123,28 +123,23 @@ pub struct Tiktok {
 }
 
 impl Tiktok {
-    /// Sets the destination up: loads its mapping (the embedded default, or a file relative to
-    /// `config_dir`), applies row switches and custom events, compiles everything. `placer` and `at`
+    /// Sets the destination up: loads its mapping (the embedded default, or a file `files`
+    /// resolves: relative to the config and inside its scope), applies row switches and custom events, compiles everything. `placer` and `at`
     /// place errors in the config file. With the destination, the warnings of `validate` (event
     /// names TikTok does not know or deprecated, custom events that repeat a mapping row).
     pub fn new(
         config: TiktokConfig,
-        config_dir: &Path,
+        files: &FileScope,
         placer: &Placer,
         at: &Pointer,
     ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
         let reference = &config.common.mapping;
-        let mapping_file = config_dir.join(reference);
-        if reference != DEFAULT_MAPPING && !mapping_file.is_file() {
-            return Err(vec![placer.place(
+        let mapping = load_mapping(reference, files).map_err(|message| {
+            vec![placer.place(
                 at.key("mapping").as_str(),
-                format!(
-                    "no mapping file at `{}`; give `default` or a path relative to this config",
-                    mapping_file.display()
-                ),
-            )]);
-        }
-        let mapping = load_mapping(reference, config_dir)?;
+                format!("{message}; give `default` or a path relative to this config"),
+            )]
+        })??;
         let ctx = CompileContext {
             content_id: config.content_id,
             conversion_amount: config.conversion_amount,
@@ -239,22 +234,27 @@ fn name_warnings(
 
 /// The default mapping, parsed (for tests and docs).
 pub fn default_mapping() -> Result<MappingFile, Vec<Diagnostic>> {
-    load_mapping(DEFAULT_MAPPING, Path::new(".")).map(|d| d.value)
+    default_document().map(|d| d.value)
 }
 
-fn load_mapping(
-    reference: &str,
-    config_dir: &Path,
-) -> Result<Document<MappingFile>, Vec<Diagnostic>> {
+fn default_document() -> LoadedMapping {
+    load_str(
+        Path::new(DEFAULT_MAPPING_NAME),
+        DEFAULT_MAPPING_YAML,
+        mapping_schema(),
+    )
+}
+
+/// The mapping `reference` names: the embedded default, or a file in the config's scope (else
+/// why not, as the outer error); the inner result is the loading's.
+type LoadedMapping = Result<Document<MappingFile>, Vec<Diagnostic>>;
+
+fn load_mapping(reference: &str, files: &FileScope) -> Result<LoadedMapping, String> {
     if reference == DEFAULT_MAPPING {
-        load_str(
-            Path::new(DEFAULT_MAPPING_NAME),
-            DEFAULT_MAPPING_YAML,
-            mapping_schema(),
-        )
-    } else {
-        load_file(&config_dir.join(reference), mapping_schema())
+        return Ok(default_document());
     }
+    let file = files.resolve(reference)?;
+    Ok(load_file(&file, mapping_schema()))
 }
 
 impl DestinationPlugin for Tiktok {

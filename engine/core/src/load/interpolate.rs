@@ -1,0 +1,208 @@
+//! Environment variables in config and mapping files: `${VAR}` and `${VAR:-default}` in any string
+//! value are replaced before the file is checked, so `validate` sees what `serve` will use
+//! (`listen: "${LISTEN_ADDR:-127.0.0.1:8080}"`). `$${` writes a literal `${`.
+//!
+//! Secrets are the exception: a field whose schema is a secret keeps its `${VAR}` reference, which
+//! the secret itself resolves (and never shows). Which keys those are is read from the schema.
+
+use serde_json::Value;
+use std::collections::HashSet;
+
+/// A reference that cannot be replaced: its variable, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unresolved {
+    /// The JSON pointer of the string that holds it.
+    pub pointer: String,
+    pub message: String,
+}
+
+/// The keys whose values are secrets in `schema` (properties that refer to `#/$defs/Secret`).
+pub fn secret_keys(schema: &Value) -> HashSet<String> {
+    let mut keys = HashSet::new();
+    collect_secret_keys(schema, &mut keys);
+    keys
+}
+
+fn collect_secret_keys(node: &Value, keys: &mut HashSet<String>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (name, prop) in props {
+                    if refers_to_secret(prop) {
+                        keys.insert(name.clone());
+                    }
+                }
+            }
+            map.values().for_each(|v| collect_secret_keys(v, keys));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_secret_keys(v, keys)),
+        _ => {}
+    }
+}
+
+fn refers_to_secret(prop: &Value) -> bool {
+    let direct = prop.get("$ref").and_then(Value::as_str) == Some("#/$defs/Secret");
+    let any_of = prop
+        .get("anyOf")
+        .and_then(Value::as_array)
+        .is_some_and(|branches| branches.iter().any(refers_to_secret));
+    direct || any_of
+}
+
+/// Replaces every reference in the string values of `doc` (not in keys, not under `secrets`),
+/// reading variables with `lookup`; every reference that cannot be replaced is reported.
+pub fn interpolate(
+    doc: &mut Value,
+    secrets: &HashSet<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Unresolved> {
+    let mut problems = Vec::new();
+    walk(doc, String::new(), secrets, lookup, &mut problems);
+    problems
+}
+
+fn walk(
+    node: &mut Value,
+    pointer: String,
+    secrets: &HashSet<String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Unresolved>,
+) {
+    match node {
+        Value::String(s) if s.contains('$') => match expand(s, lookup) {
+            Ok(expanded) => *s = expanded,
+            Err(message) => problems.push(Unresolved { pointer, message }),
+        },
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut().filter(|(k, _)| !secrets.contains(*k)) {
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                walk(
+                    value,
+                    format!("{pointer}/{escaped}"),
+                    secrets,
+                    lookup,
+                    problems,
+                );
+            }
+        }
+        Value::Array(items) => {
+            for (i, value) in items.iter_mut().enumerate() {
+                walk(value, format!("{pointer}/{i}"), secrets, lookup, problems);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One string with its references replaced.
+fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        if let Some(literal) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = literal;
+        } else if let Some(reference) = after.strip_prefix("${") {
+            let end = reference
+                .find('}')
+                .ok_or_else(|| "a `${` without its closing `}`".to_owned())?;
+            out.push_str(&resolve(&reference[..end], lookup)?);
+            rest = &reference[end + 1..];
+        } else {
+            out.push('$');
+            rest = &after[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `VAR` or `VAR:-default`: the variable's value (an empty one counts as unset), or the default.
+fn resolve(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let (name, default) = match reference.split_once(":-") {
+        Some((name, default)) => (name, Some(default)),
+        None => (reference, None),
+    };
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`${{{name}}}` is not a variable reference (letters, digits and `_`; `$${{` for a literal)"
+        ));
+    }
+    match (lookup(name).filter(|v| !v.is_empty()), default) {
+        (Some(value), _) => Ok(value),
+        (None, Some(default)) => Ok(default.to_owned()),
+        (None, None) => Err(format!(
+            "the environment variable {name} is not set (give a default: `${{{name}:-value}}`)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "LISTEN_ADDR" => Some("0.0.0.0:9000".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn references_are_replaced_in_strings_with_defaults_and_escapes() {
+        let mut doc = json!({
+            "listen": "${LISTEN_ADDR}",
+            "data_dir": "/var/${UNSET:-lib}/switchyard",
+            "empty": "${EMPTY:-fallback}",
+            "path": "$.properties['$url']",
+            "literal": "$${NOT_A_VAR}",
+            "list": [1, "${LISTEN_ADDR}"],
+        });
+        assert_eq!(interpolate(&mut doc, &HashSet::new(), &env), []);
+        assert_eq!(
+            doc,
+            json!({
+                "listen": "0.0.0.0:9000",
+                "data_dir": "/var/lib/switchyard",
+                "empty": "fallback",
+                "path": "$.properties['$url']",
+                "literal": "${NOT_A_VAR}",
+                "list": [1, "0.0.0.0:9000"],
+            })
+        );
+    }
+
+    #[test]
+    fn unset_and_malformed_references_are_reported_at_their_place_and_secrets_left_alone() {
+        let mut doc = json!({
+            "a": {"b": ["${UNSET}"]},
+            "c": "${not valid}",
+            "d": "${OPEN",
+            "access_token": "${UNSET_TOKEN}",
+        });
+        let secrets = HashSet::from(["access_token".to_owned()]);
+        let problems = interpolate(&mut doc, &secrets, &env);
+        let places: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(places, ["/a/b/0", "/c", "/d"]);
+        assert!(problems[0].message.contains("UNSET is not set"));
+        assert_eq!(doc["access_token"], "${UNSET_TOKEN}");
+    }
+
+    #[test]
+    fn secret_keys_are_read_from_the_schema() {
+        let schema = json!({"$defs": {"X": {"properties": {
+            "access_token": {"$ref": "#/$defs/Secret"},
+            "write_key": {"anyOf": [{"$ref": "#/$defs/Secret"}, {"type": "null"}]},
+            "listen": {"type": "string"},
+        }}}});
+        let keys = secret_keys(&schema);
+        assert_eq!(keys.len(), 2);
+        assert!(keys.contains("access_token") && keys.contains("write_key"));
+    }
+}

@@ -1,0 +1,439 @@
+//! Switchyard's distributed queue on [NATS JetStream](https://docs.nats.io/nats-concepts/jetstream),
+//! for running several `serve` nodes on one queue. [`NatsQueue`] implements
+//! [`switchyard_queue::EventQueue`], and [`JetStreamDedup`] implements [`switchyard_queue::Dedup`]
+//! with JetStream's own de-duplication.
+//!
+//! - Events: the stream `<stream>` (subject `<stream>.events`, file storage, work-queue
+//!   retention: a message is removed once acked), one message per event. Every node reads it
+//!   through one shared durable pull consumer (`delivery`), so each message is handed to one node
+//!   at a time; a message not acked within `ack_wait` (its node died) is handed out again. While a
+//!   node works on a message it tells the server so (`+WPI`, every third of `ack_wait`), so a
+//!   long retry does not hand it out twice.
+//! - Dead letters: the stream `<stream>_DEAD` (subject `<stream>.dead`, kept until removed),
+//!   readable and re-drivable from any node while the others run.
+//! - De-duplication: every event is published with `Nats-Msg-Id` = a hash of (source,
+//!   `event_id`); the stream's duplicate window is the configured de-dup window, so a copy sent to
+//!   any node within it is stored once.
+//!
+//! Built without the client's `server_2_10`+ features: it works with nats-server 2.9 and later.
+
+mod dead;
+
+use async_nats::connection::State;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::{AckKind, Acker, PublishMessage};
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::{self, Context};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use switchyard_queue::{
+    Commit, DeadLetter, Dedup, DedupError, EventQueue, QueueError, Queued, Queueing, Reading,
+    Record, StoreError, decode, encode,
+};
+
+/// The name of the shared durable consumer every node delivers from.
+pub const CONSUMER: &str = "delivery";
+
+/// How to reach JetStream and how to set up the streams.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The server(s), e.g. `nats://127.0.0.1:4222` (several separated by commas).
+    pub url: String,
+    /// The events stream's name; the dead letters' is this with `_DEAD`.
+    pub stream: String,
+    /// Copies of each stream in a NATS cluster (1, 3 or 5).
+    pub replicas: usize,
+    /// How long a node may hold a message without acking or extending it before it is handed to
+    /// another node.
+    pub ack_wait: Duration,
+    /// Messages handed out and not yet acked, over all nodes, at most.
+    pub max_ack_pending: i64,
+    /// The de-duplication window (`Nats-Msg-Id`); zero: no de-duplication across requests.
+    pub dedup_window: Duration,
+    /// The events stream's size limit in bytes (new events are refused past it).
+    pub max_bytes: i64,
+    /// How long a publish or API request waits for the server's answer.
+    pub timeout: Duration,
+}
+
+/// The queue on JetStream.
+pub struct NatsQueue {
+    js: Context,
+    subject: String,
+    consumer: PullConsumer,
+    dead: dead::DeadLetters,
+    /// Messages this process claimed and has not settled, by stream sequence.
+    held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>,
+    depth: Arc<[AtomicU64; 2]>,
+    /// The tasks that extend held messages and read the depth; stopped on drop.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A failure to reach the server or of its answer, while doing `action`.
+fn unavailable<E>(action: &'static str) -> impl Fn(E) -> QueueError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| QueueError::Unavailable {
+        action,
+        source: Arc::new(e) as StoreError,
+    }
+}
+
+/// [`unavailable`] for the client's boxed errors.
+fn unavailable_boxed(action: &'static str) -> impl Fn(async_nats::Error) -> QueueError {
+    move |e| QueueError::Unavailable {
+        action,
+        source: Arc::from(e),
+    }
+}
+
+impl NatsQueue {
+    /// Connects, creates or updates the streams and the shared consumer, and starts extending
+    /// held messages. A server that cannot be reached is an error (not retried here).
+    pub async fn open(settings: &Settings) -> Result<Self, QueueError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("switchyard")
+            .connection_timeout(settings.timeout)
+            .connect(settings.url.as_str())
+            .await
+            .map_err(unavailable("connecting"))?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(settings.timeout)
+            .backpressure_on_inflight(true)
+            .build(client);
+        let subject = format!("{}.events", settings.stream);
+        let mut config = stream::Config {
+            name: settings.stream.clone(),
+            subjects: vec![subject.clone()],
+            retention: RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            num_replicas: settings.replicas,
+            max_bytes: settings.max_bytes,
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        };
+        if !settings.dedup_window.is_zero() {
+            config.duplicate_window = settings.dedup_window;
+        }
+        js.create_or_update_stream(config)
+            .await
+            .map_err(unavailable("creating the events stream"))?;
+        let events = js
+            .get_stream(&settings.stream)
+            .await
+            .map_err(unavailable("opening the events stream"))?;
+        let consumer: PullConsumer = events
+            .create_consumer(pull::Config {
+                durable_name: Some(CONSUMER.into()),
+                deliver_policy: DeliverPolicy::All,
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: settings.ack_wait,
+                max_ack_pending: settings.max_ack_pending,
+                max_deliver: -1,
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable("creating the delivery consumer"))?;
+        let dead = dead::DeadLetters::open(&js, settings).await?;
+        let mut queue = Self {
+            js,
+            subject,
+            consumer,
+            dead,
+            held: Arc::default(),
+            depth: Arc::default(),
+            tasks: Vec::new(),
+        };
+        queue.read_depth_now(events).await;
+        queue.tasks.push(tokio::spawn(extend(
+            queue.held.clone(),
+            settings.ack_wait / 3,
+        )));
+        Ok(queue)
+    }
+
+    /// Reads the stream's depth once, then every second in a task.
+    async fn read_depth_now(&mut self, events: stream::Stream) {
+        let depth = self.depth.clone();
+        let read = move |info: stream::Info| {
+            depth[0].store(info.state.messages, Ordering::Relaxed);
+            depth[1].store(info.state.bytes, Ordering::Relaxed);
+        };
+        if let Ok(info) = events.get_info().await {
+            read(info);
+        }
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Ok(info) = events.get_info().await {
+                    read(info);
+                }
+            }
+        }));
+    }
+
+    fn held(&self) -> MutexGuard<'_, HashMap<u64, Arc<Acker>>> {
+        lock(&self.held)
+    }
+
+    /// Publishes each payload (with its message id, when it has one) and waits for every ack.
+    fn publish(&self, items: Vec<(Option<String>, Vec<u8>)>) -> Commit<Vec<PublishAck>> {
+        let (js, subject) = (self.js.clone(), self.subject.clone());
+        Box::pin(async move { publish_all(&js, &subject, items).await })
+    }
+
+    /// Claims messages: up to `max`, waiting up to `linger` for them (none: only those there).
+    async fn fetch(
+        consumer: PullConsumer,
+        held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>,
+        max: usize,
+        linger: Duration,
+    ) -> Result<Vec<(u64, Record)>, QueueError> {
+        let mut batch = if linger.is_zero() {
+            consumer.fetch().max_messages(max).messages().await
+        } else {
+            let expires = linger.max(Duration::from_millis(10));
+            consumer
+                .batch()
+                .max_messages(max)
+                .expires(expires)
+                .messages()
+                .await
+        }
+        .map_err(unavailable("claiming events"))?;
+        let mut records = Vec::with_capacity(max);
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(unavailable_boxed("claiming events"))?;
+            let Ok(seq) = message.info().map(|i| i.stream_sequence) else {
+                continue; // not a stream message (a status): nothing to claim
+            };
+            let (message, acker) = message.split();
+            match decode::<Record>(&message.payload) {
+                Ok(record) => records.push((seq, record, Arc::new(acker))),
+                Err(e) => {
+                    eprintln!(
+                        "switchyard: event {seq} in the stream does not decode ({e}); dropped"
+                    );
+                    let _ = acker.ack_with(AckKind::Term).await;
+                }
+            }
+        }
+        // Held (and extended) only once the whole batch is in: a claim given up half way leaves
+        // its messages to be handed out again after the ack wait.
+        let mut held = lock(&held);
+        Ok(records
+            .into_iter()
+            .map(|(seq, record, acker)| {
+                held.insert(seq, acker);
+                (seq, record)
+            })
+            .collect())
+    }
+}
+
+/// Locks the map of held messages (a poisoned lock is taken over: entries are whole).
+fn lock(held: &Mutex<HashMap<u64, Arc<Acker>>>) -> MutexGuard<'_, HashMap<u64, Arc<Acker>>> {
+    held.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every `period`: tells the server that the held messages are still being worked on.
+async fn extend(held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>, period: Duration) {
+    let mut tick = tokio::time::interval(period.max(Duration::from_millis(100)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let ackers: Vec<Arc<Acker>> = lock(&held).values().cloned().collect();
+        for acker in ackers {
+            let _ = acker.ack_with(AckKind::Progress).await;
+        }
+    }
+}
+
+/// The client is not connected to the server (it is reconnecting).
+#[derive(Debug, thiserror::Error)]
+#[error("not connected to the NATS server (reconnecting)")]
+struct NotConnected;
+
+/// Publishes every payload to `subject`, then waits for the server's ack of each. A failure
+/// after some were sent leaves their outcome unknown: they may be stored (a retry with the same
+/// message ids is de-duplicated).
+async fn publish_all(
+    js: &Context,
+    subject: &str,
+    items: Vec<(Option<String>, Vec<u8>)>,
+) -> Result<Vec<PublishAck>, QueueError> {
+    // While disconnected the client would buffer the messages and send them on reconnecting,
+    // after the caller was told they failed: refuse at once instead.
+    if js.client().connection_state() != State::Connected {
+        return Err(QueueError::Unavailable {
+            action: "publishing",
+            source: Arc::new(NotConnected),
+        });
+    }
+    let mut pending = Vec::with_capacity(items.len());
+    for (id, payload) in items {
+        let mut publish = PublishMessage::build().payload(payload.into());
+        if let Some(id) = id {
+            publish = publish.message_id(id);
+        }
+        let ack = js
+            .send_publish(subject.to_owned(), publish)
+            .await
+            .map_err(unavailable("publishing"))?;
+        pending.push(ack);
+    }
+    let mut acks = Vec::with_capacity(pending.len());
+    for ack in pending {
+        acks.push(ack.await.map_err(unavailable("storing (publish ack)"))?);
+    }
+    Ok(acks)
+}
+
+impl Drop for NatsQueue {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl EventQueue for NatsQueue {
+    fn append(&self, records: Vec<Record>) -> Commit<Vec<u64>> {
+        let items: Result<Vec<_>, _> = records.iter().map(|r| Ok((None, encode(r)?))).collect();
+        let publishing = match items {
+            Ok(items) => self.publish(items),
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        Box::pin(async move { Ok(publishing.await?.iter().map(|a| a.sequence).collect()) })
+    }
+
+    fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
+        let (consumer, held) = (self.consumer.clone(), self.held.clone());
+        Box::pin(Self::fetch(consumer, held, max, linger))
+    }
+
+    fn release(&self, ids: Vec<u64>) {
+        let ackers: Vec<Arc<Acker>> = {
+            let mut held = self.held();
+            ids.iter().filter_map(|id| held.remove(id)).collect()
+        };
+        tokio::spawn(async move {
+            for acker in ackers {
+                let _ = acker.ack_with(AckKind::Nak(None)).await;
+            }
+        });
+    }
+
+    fn ack(&self, ids: Vec<u64>) -> Commit<()> {
+        let ackers: Vec<Arc<Acker>> = {
+            let mut held = self.held();
+            ids.iter().filter_map(|id| held.remove(id)).collect()
+        };
+        let client = self.js.client();
+        Box::pin(async move {
+            for acker in ackers {
+                acker.ack().await.map_err(unavailable_boxed("acking"))?;
+            }
+            client.flush().await.map_err(unavailable("acking"))
+        })
+    }
+
+    fn depth(&self) -> (u64, u64) {
+        (
+            self.depth[0].load(Ordering::Relaxed),
+            self.depth[1].load(Ordering::Relaxed),
+        )
+    }
+
+    fn dead_letter(&self, letters: Vec<DeadLetter>) -> Commit<()> {
+        self.dead.store(letters)
+    }
+
+    fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>> {
+        self.dead.list()
+    }
+
+    fn remove_dead_letters(&self, ids: Vec<u64>) -> Commit<()> {
+        self.dead.remove(ids)
+    }
+}
+
+/// [`Dedup`] by JetStream: each event published with `Nats-Msg-Id` = [`message_id`]; the
+/// server stores one copy per id within the stream's duplicate window, whichever node the copies
+/// reach. Repeats within one call are dropped before publishing.
+pub struct JetStreamDedup {
+    queue: Arc<NatsQueue>,
+    /// False when the window is zero: events are published without an id.
+    by_id: bool,
+}
+
+impl JetStreamDedup {
+    pub fn new(queue: Arc<NatsQueue>, window: Duration) -> Self {
+        Self {
+            queue,
+            by_id: !window.is_zero(),
+        }
+    }
+}
+
+/// The `Nats-Msg-Id` of an event: the hex SHA-256 of its source, a zero byte and its `event_id`
+/// (a fixed length, and safe in a header whatever the id holds).
+pub fn message_id(source: &str, event_id: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(source.as_bytes());
+    hash.update([0]);
+    hash.update(event_id.as_bytes());
+    hex::encode(hash.finalize())
+}
+
+impl Dedup for JetStreamDedup {
+    fn queue_once(&self, source: &str, events: Vec<(String, Record)>) -> Queueing {
+        let total = events.len();
+        let mut seen = HashSet::with_capacity(total);
+        let mut items = Vec::with_capacity(total);
+        for (id, record) in events {
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            match encode(&record) {
+                Ok(bytes) => items.push((self.by_id.then(|| message_id(source, &id)), bytes)),
+                Err(e) => return Box::pin(async move { Err(DedupError::Queue(e)) }),
+            }
+        }
+        let publishing = self.queue.publish(items);
+        Box::pin(async move {
+            let acks = publishing.await?;
+            let queued = acks.iter().filter(|a| !a.duplicate).count();
+            Ok(Queued {
+                queued,
+                duplicates: total - queued,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_tell_sources_apart_and_fit_a_header() {
+        let a = message_id("web", "e1");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, message_id("web", "e1"));
+        assert_ne!(a, message_id("we", "be1"));
+        assert_ne!(a, message_id("shop", "e1"));
+        assert!(
+            message_id("web", "a\r\nb")
+                .chars()
+                .all(|c| c.is_ascii_hexdigit())
+        );
+    }
+}
