@@ -153,7 +153,10 @@ fn the_pixel_call_and_the_server_copy_agree_after_every_plugin() {
     let mock = MockTiktok::start(TOKEN);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("switchyard.yaml");
-    let text = config_with_plugins(&mock.endpoint, &dir.path().join("data"));
+    let text = switchyard_tests::allow_plugin_dir(&config_with_plugins(
+        &mock.endpoint,
+        &dir.path().join("data"),
+    ));
     std::fs::write(&path, text).unwrap();
     let service = Service::start(&path, None);
 
