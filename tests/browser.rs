@@ -1,7 +1,8 @@
 //! The browser side through `switchyard serve`: `POST /v1/collect` answers with the pixel calls
 //! computed by the same rules as the server side, with the same `event_id` as the server copy the
-//! mock Events API receives; consent and deactivation gate both sides. (The browser script and the
-//! Chromium end-to-end test are not built yet.)
+//! mock Events API receives; consent, deactivation and the transform plugins act on both sides
+//! alike. A demo shop runs in headless Chromium (`--dump-dom`); the script's offline queue, two
+//! pixels and pages that go away are driven over WebDriver in `browser_pixels.rs`.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -120,6 +121,90 @@ fn collect_answers_with_pixel_calls_sharing_the_server_event_id() {
     let invalid = collect(&service, &json!({"eventName": "x"}));
     assert_eq!(invalid.status, 400);
     assert_eq!(invalid.body["error"], "`event_id` is missing");
+}
+
+/// A config whose events go through a currency plugin (the config's `transforms`) and whose
+/// TikTok payloads go through a content-id plugin (`payload_transforms`).
+fn config_with_plugins(endpoint: &str, data: &std::path::Path) -> String {
+    let fx = switchyard_tests::plugin_wasm("currency-converter");
+    let prefix = switchyard_tests::plugin_wasm("content-id-prefix");
+    config(endpoint, data)
+        .replace(
+            "destinations:\n",
+            &format!(
+                "transforms:\n  - name: fx\n    path: {}\n    config: {{to: EUR, rates: {{USD: 0.5}}}}\n\
+                 destinations:\n",
+                fx.display()
+            ),
+        )
+        .replacen(
+            "    consent: {category: marketing, mode: implied}\n",
+            &format!(
+                "    consent: {{category: marketing, mode: implied}}\n    payload_transforms:\n\
+                 \x20     - name: catalogue\n        path: {}\n        config: {{prefix: shopify_US_}}\n",
+                prefix.display()
+            ),
+            1,
+        )
+}
+
+#[test]
+fn the_pixel_call_and_the_server_copy_agree_after_every_plugin() {
+    let mock = MockTiktok::start(TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("switchyard.yaml");
+    let text = switchyard_tests::allow_plugin_dir(&config_with_plugins(
+        &mock.endpoint,
+        &dir.path().join("data"),
+    ));
+    std::fs::write(&path, text).unwrap();
+    let service = Service::start(&path, None);
+
+    let cart = json!({"eventName": "Added To Cart", "eventID": "b-fx-1",
+        "properties": {"product_id": "8001", "price": 30, "quantity": 2, "currency": "USD"},
+        "profileProperties": {"$email": "ann@example.com"}, "aliases": ["urn:cart_token:c1"]});
+    let a = collect(&service, &cart);
+    assert_eq!(a.status, 202, "{}", a.body);
+    let calls = a.body["destinations"][0]["calls"].as_array().unwrap();
+    let track = calls
+        .iter()
+        .find(|c| c[0] == "track")
+        .expect("a track call");
+    assert_eq!(mock.wait_for_distinct(1, Duration::from_secs(20)), 1);
+    let server = &mock.events()[0];
+    // Field by field: the pixel fires what the Events API gets.
+    assert_eq!(track[1], server["event"]);
+    assert_eq!(track[3]["event_id"], server["event_id"]);
+    for field in ["value", "currency", "contents", "content_type"] {
+        assert_eq!(track[2][field], server["properties"][field], "{field}");
+    }
+    // ... after both plugins: in euros (the event plugin), with the catalogue's ids (the payload
+    // plugin), not as the browser sent it.
+    assert_eq!(track[1], "AddToCart");
+    assert_eq!(track[3]["event_id"], "b-fx-1");
+    assert_eq!(track[2]["currency"], "EUR");
+    assert_eq!(track[2]["value"], 30.0, "2 × 30 USD × 0.5: {track}");
+    assert_eq!(track[2]["contents"][0]["content_id"], "shopify_US_8001");
+    assert_eq!(track[2]["contents"][0]["price"], 15.0);
+
+    // A plugin fails on the event (no rate for GBP): the browser fires nothing, the server copy
+    // goes to the dead letters, and the metrics say why the browser was told nothing.
+    let mut pounds = cart.clone();
+    pounds["eventID"] = "b-fx-2".into();
+    pounds["properties"]["currency"] = "GBP".into();
+    let a = collect(&service, &pounds);
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(a.body["destinations"], json!([]));
+    let metrics = service.metrics();
+    for line in [
+        "switchyard_pixel_events_total{destination=\"tiktok\",status=\"fired\"} 1",
+        "switchyard_pixel_events_total{destination=\"tiktok\",status=\"failed\"} 1",
+        "switchyard_pixel_events_total{destination=\"old-pixel\",status=\"failed\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(mock.event_ids(), ["b-fx-1"], "no server copy either");
 }
 
 #[test]

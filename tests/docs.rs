@@ -6,7 +6,7 @@
 use serde_json::Value;
 use switchyard_core::event::SourceEvent;
 use switchyard_core::router::Outcome;
-use switchyard_service::pipeline::{InputFate, halt_outcome};
+use switchyard_service::pipeline::{Copies, InputFate, halt_outcome};
 use switchyard_tests::*;
 
 #[derive(Debug)]
@@ -118,7 +118,8 @@ fn first_outcome(loaded: &switchyard_service::config::Loaded, ev: SourceEvent) -
     let mut logs = Vec::new();
     let pipeline = &loaded.pipeline;
     let transformed = pipeline.transform(vec![ev], RECEIVED_AT, &mut logs);
-    let routed = pipeline.route(&transformed, "web", RECEIVED_AT, &mut logs);
+    let copies = Copies::ServerAndBrowser;
+    let routed = pipeline.route(&transformed, "web", copies, RECEIVED_AT, &mut logs);
     match &routed[0] {
         InputFate::Halted(halt) => {
             let (status, reason) = halt_outcome(halt);

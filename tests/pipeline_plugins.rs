@@ -606,6 +606,35 @@ fn a_failing_payload_plugin_fails_that_destination_only_and_keeps_a_dead_letter(
 }
 
 #[test]
+fn payload_plugins_act_on_the_browser_copy_of_client_only_rows_too() {
+    // `Purchase` fires in the browser only: its event object goes through the payload plugins
+    // like a server copy, so a plugin that drops it keeps the pixel quiet too.
+    let client_only = "rows: [{source: Placed Order, target: Purchase, mode: client}]\n";
+    for (mode, status, client) in [
+        ("drop", "filtered", json!(null)),
+        ("", "sent", json!(["Purchase"])),
+    ] {
+        let h = plugin_entry("h", "hostile", json!({ "mode": mode }), "");
+        let plugins = destination_plugins("payload_transforms", &[h]);
+        let config = two_destinations(&format!("{client_only}{plugins}"));
+        let m = map(&config, &[order("o-1", "EUR")]);
+        assert_eq!(m.code, 0, "{mode}: {}", m.stderr);
+        let at_tiktok = tiktok(&m.lines[0]);
+        assert_eq!(at_tiktok["status"], status, "{mode}: {at_tiktok}");
+        assert_eq!(at_tiktok["client"], client, "{mode}: {at_tiktok}");
+        assert_eq!(
+            at_tiktok.get("data"),
+            None,
+            "nothing server-side: {at_tiktok}"
+        );
+        if mode == "drop" {
+            let reason = at_tiktok["reason"].as_str().unwrap();
+            assert_eq!(reason, "plugin `h` dropped it: not for this shop");
+        }
+    }
+}
+
+#[test]
 fn destination_plugin_declarations_are_checked_at_load() {
     let text = tiktok_config(
         "transforms:\n  - {name: a, path: missing-a.wasm}\npayload_transforms:\n  - {name: b, path: missing-b.wasm}\n",

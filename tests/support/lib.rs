@@ -165,6 +165,7 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     plugin_dir().join(format!("{}.wasm", name.replace('-', "_")))
 }
 
+pub mod browser;
 pub mod mock_tiktok;
 pub mod nats_server;
 pub mod service;

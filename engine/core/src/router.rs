@@ -63,9 +63,19 @@ pub struct Outcome<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     /// The platform event objects of the browser side, one per `client` entry; built only by
-    /// [`route`] with `with_client_data`.
+    /// [`route`] with `with_client_data`. [`Outcome::client_payloads`] resolves them.
     #[serde(skip)]
-    pub client_data: Vec<Payload<'a>>,
+    pub client_data: Vec<ClientPayload<'a>>,
+}
+
+/// One browser-side event object of an [`Outcome`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientPayload<'a> {
+    /// The server copy `data[i]`: a `client_and_server` row sends one object to both sides, so
+    /// whatever changes it (a payload plugin) changes both.
+    Server(usize),
+    /// Built for the browser only (a `client` row).
+    Own(Payload<'a>),
 }
 
 impl<'a> Outcome<'a> {
@@ -80,6 +90,14 @@ impl<'a> Outcome<'a> {
             warnings: Vec::new(),
             client_data: Vec::new(),
         }
+    }
+
+    /// The browser side's event objects ([`Outcome::client_data`]), resolved, in order.
+    pub fn client_payloads(&self) -> impl Iterator<Item = &Payload<'a>> {
+        self.client_data.iter().filter_map(|c| match c {
+            ClientPayload::Server(i) => self.data.get(*i),
+            ClientPayload::Own(p) => Some(p),
+        })
     }
 }
 
@@ -170,13 +188,16 @@ fn client_payload<'a>(
     row: &'a CompiledRow,
     event: &'a SourceEvent,
     outcome: &Outcome<'a>,
-) -> Payload<'a> {
-    match (row.mode.includes_server(), outcome.data.last()) {
-        (true, Some(built)) => built.clone(),
+) -> ClientPayload<'a> {
+    match (
+        row.mode.includes_server(),
+        outcome.data.len().checked_sub(1),
+    ) {
+        (true, Some(last)) => ClientPayload::Server(last),
         _ => {
             let mut ignored = Vec::new();
             let fields = row.build(event.as_value(), &mut ignored);
-            dest.encode(&row.target, event, fields)
+            ClientPayload::Own(dest.encode(&row.target, event, fields))
         }
     }
 }

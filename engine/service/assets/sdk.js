@@ -41,52 +41,85 @@
     return a;
   }
 
-  // The pixel: TikTok's stub (calls queue until the loader runs), loaded once per pixel id.
+  // The pixel: TikTok's stub (calls queue until the loader runs, per pixel in `ttq._i[id]`),
+  // loaded once per pixel id. Each destination's calls go to its own pixel:
+  // `ttq.instance(id).track(...)`, never to whichever pixel loaded first.
+  var METHODS = ["page", "track", "identify", "instances", "debug", "on", "off", "once", "ready", "alias", "group", "enableCookie", "disableCookie", "holdConsent", "revokeConsent", "grantConsent"];
+  function defer(o, m) { o[m] = o[m] || function () { o.push([m].concat([].slice.call(arguments))); }; }
   function pixel(id, loader) {
     var q = w.ttq = w.ttq || [];
     if (!q._sy) {
       q._sy = 1;
-      ["page", "track", "identify", "instances", "debug", "on", "off", "once", "ready", "alias", "group", "enableCookie", "disableCookie", "holdConsent", "revokeConsent", "grantConsent"].forEach(function (m) {
-        q[m] = q[m] || function () { q.push([m].concat([].slice.call(arguments))); };
-      });
+      q.methods = q.methods || METHODS;
+      METHODS.forEach(function (m) { defer(q, m); });
+      q._i = q._i || {};
+      q.instance = q.instance || function (pid) { var i = q._i[pid] || []; METHODS.forEach(function (m) { defer(i, m); }); return i; };
     }
-    if (loaded[id]) return;
+    if (loaded[id]) return q.instance(id);
     loaded[id] = 1;
+    if (q._i[id]) return q.instance(id); // the page's own tag loads it already
+    q._i[id] = []; q._i[id]._u = loader;
+    (q._t = q._t || {})[id] = +new Date; (q._o = q._o || {})[id] = {};
     var s = d.createElement("script");
     s.async = true;
     s.src = loader + (loader.indexOf("?") < 0 ? "?" : "&") + "sdkid=" + encodeURIComponent(id) + "&lib=ttq";
     d.head.appendChild(s);
+    return q.instance(id);
   }
   var identified = {};
   function run(answer) {
     (answer.destinations || []).forEach(function (dest) {
-      pixel(dest.pixel_id, dest.loader);
+      var t = pixel(dest.pixel_id, dest.loader);
       dest.calls.forEach(function (c) {
         if (c[0] == "identify") { // once per pixel and identity
           var who = JSON.stringify(c[1]);
           if (identified[dest.pixel_id] == who) return;
           identified[dest.pixel_id] = who;
         }
-        var t = w.ttq; t[c[0]].apply(t, c.slice(1));
+        t[c[0]].apply(t, c.slice(1));
       });
     });
   }
 
+  // Every event goes through a queue in localStorage (at most MAX, the oldest dropped first): sent
+  // one at a time, oldest first, and taken off once the service answered. Offline, or with the
+  // service away (a network error, 5xx, 429), events wait and go, in order, with their own
+  // `eventID` and `timestamp`, when the browser is back online, after RETRY_MS, or on the next
+  // page. The service de-duplicates by `eventID`, so a copy sent twice is kept once.
+  // Without localStorage (blocked, full), the queue lives in memory, for this page only.
+  var MAX = 100, RETRY_MS = 5000, sending = false, retry = null, memory = [];
+  function queued() { var q = store(QUEUE); return Array.isArray(q) ? q : memory; }
+  function keep(q) { memory = q; store(QUEUE, q); }
+  function later(event) { var q = queued(); q.push(event); keep(q.slice(-MAX)); }
+  function taken(event) { keep(queued().filter(function (e) { return e.eventID != event.eventID; })); }
   function send(event) {
-    return fetch(ENDPOINT, { method: "POST", body: JSON.stringify(event), keepalive: true, headers: { "content-type": "text/plain" } })
+    // `keepalive`: the request outlives the page (a link clicked right after a track call).
+    var timeout = w.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(15000) : undefined;
+    return fetch(ENDPOINT, { method: "POST", body: JSON.stringify(event), keepalive: true, signal: timeout, headers: { "content-type": "text/plain" } })
       .then(function (r) {
         if (r.status >= 500 || r.status == 429) throw new Error("retry later");
-        return r.json();
-      })
-      .then(run);
+        taken(event); // refused for good (4xx) is taken off too: sending it again cannot help
+        return r.json().then(function (answer) {
+          try { run(answer); } catch (e) { if (w.console) console.warn("switchyard: pixel call failed", e); }
+        }, function () {});
+      });
   }
-  // Events that could not be sent (offline, server away) wait in localStorage, in order.
-  function later(event) { var q = store(QUEUE) || []; q.push(event); store(QUEUE, q.slice(-100)); }
   function flush() {
-    var q = store(QUEUE) || [];
-    store(QUEUE, []);
-    q.forEach(function (e) { send(e).catch(function () { later(e); }); });
+    clearTimeout(retry);
+    if (sending || !navigator.onLine) return;
+    var next = queued()[0];
+    if (!next) return;
+    sending = true;
+    send(next).then(function () { sending = false; flush(); },
+      function () { sending = false; retry = setTimeout(flush, RETRY_MS); });
   }
+  // The page goes away with events not yet answered (one in flight, others behind it): each goes
+  // as a beacon, which outlives the page; they stay queued, and a copy the next page sends again
+  // is answered as a duplicate.
+  w.addEventListener("pagehide", function () {
+    if (!navigator.onLine || !navigator.sendBeacon) return;
+    queued().forEach(function (e) { navigator.sendBeacon(ENDPOINT, JSON.stringify(e)); });
+  });
 
   function track(name, properties, profileProperties) {
     var p = profile(profileProperties);
@@ -95,11 +128,10 @@
       properties: assign({ $url: location.href, $sales_channel_type: "web" }, properties || {}),
       profileProperties: p, aliases: aliases(p)
     };
-    if (!navigator.onLine) return later(event);
-    // One at a time, in order: the pixel fires events in the order they happened.
-    chain = chain.then(function () { return send(event); }).catch(function () { later(event); });
+    // Behind the events still queued: the pixel fires events in the order they happened.
+    later(event);
+    flush();
   }
-  var chain = Promise.resolve();
   var api = {
     track: track,
     identify: function (p) { store(PROFILE, assign(store(PROFILE) || {}, p || {})); },

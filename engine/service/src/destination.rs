@@ -8,6 +8,17 @@ use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{self, Outcome};
 use switchyard_wasm::Chain;
 
+/// Which copies of an event routing builds: the server side's always (`Outcome::data`, and the
+/// names of the browser side's events in `Outcome::client`); the browser side's event objects
+/// (`Outcome::client_data`) only where a browser waits for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Copies {
+    /// Delivery: the server copy only.
+    Server,
+    /// `POST /v1/collect` and `map`: the browser copy too.
+    ServerAndBrowser,
+}
+
 /// A configured destination, ready to route and send.
 pub struct Destination {
     plugin: Box<dyn DestinationPlugin>,
@@ -53,14 +64,19 @@ impl Destination {
         !self.transforms.is_empty() || !self.payload_transforms.is_empty()
     }
 
-    /// What becomes of `event` from `source` here (server side only).
-    pub fn route<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Outcome<'a> {
-        router::route(self.plugin(), event, source, false)
-    }
-
-    /// [`Destination::route`], also building the browser side's event objects.
-    pub fn route_for_browser<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Outcome<'a> {
-        router::route(self.plugin(), event, source, true)
+    /// What becomes of `event` from `source` here: the copies `copies` asks for.
+    pub fn route<'a>(
+        &'a self,
+        event: &'a SourceEvent,
+        source: &str,
+        copies: Copies,
+    ) -> Outcome<'a> {
+        router::route(
+            self.plugin(),
+            event,
+            source,
+            copies == Copies::ServerAndBrowser,
+        )
     }
 
     /// The request bodies that carry `payloads`, in batches of at most [`Destination::max_batch`].

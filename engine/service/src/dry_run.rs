@@ -5,7 +5,7 @@
 //! Nothing is sent, no secret is needed, and none is printed.
 
 use crate::config::Loaded;
-use crate::pipeline::{InputFate, RoutedEvent, halt_outcome};
+use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::Value;
@@ -192,7 +192,19 @@ fn map_chunk(
         .collect();
     let mut logs = Vec::new();
     let transformed = pipeline.transform(valid, opts.received_at, &mut logs);
-    let fates = pipeline.route(&transformed, &opts.source, opts.received_at, &mut logs);
+    // With plugins, the browser copies too: `client` shows what the pixel fires after them
+    // (without, it is what the mapping routed, and building the copies would only cost time).
+    let copies = match pipeline.has_plugins() {
+        true => Copies::ServerAndBrowser,
+        false => Copies::Server,
+    };
+    let fates = pipeline.route(
+        &transformed,
+        &opts.source,
+        copies,
+        opts.received_at,
+        &mut logs,
+    );
     for (plugin, line) in logs {
         let level = level_name(line.level);
         writeln!(out.log, "plugin {plugin}: {level}: {}", line.message)?;

@@ -25,6 +25,11 @@ pub struct Metrics {
     /// permission); `refused_events` (some events refused by index); `unattributed` (refused
     /// because of an event the platform did not name).
     pub requests: IntCounterVec,
+    /// Browser events (`POST /v1/collect`), by destination and what the browser was told to do:
+    /// `fired` (pixel calls answered), else why not: `server_only` (its rows or consent keep the
+    /// browser quiet), `filtered`, `failed` (e.g. a plugin dropped or failed on the event: then
+    /// neither copy goes out), `skipped`, `deactivated`.
+    pub pixel: IntCounterVec,
     /// Errors that concern a destination as a whole, by destination and kind (`permission`: its
     /// access token or permissions are refused, so every request will fail the same way).
     pub errors: IntCounterVec,
@@ -93,6 +98,11 @@ impl Metrics {
             "Platform API requests, by result.",
             &["destination", "result"],
         );
+        let pixel = counter(
+            "switchyard_pixel_events_total",
+            "Browser events by destination and what the browser was told: fired (pixel calls answered), or why not: server_only, filtered, failed, skipped, deactivated (the same pipeline decides the server copy).",
+            &["destination", "status"],
+        );
         let errors = counter(
             "switchyard_destination_errors_total",
             "Errors that concern a whole destination, by kind: permission (its access token or permissions are refused; every request will fail the same way until its config is fixed).",
@@ -116,6 +126,7 @@ impl Metrics {
             received,
             events,
             requests,
+            pixel,
             errors,
             queue_depth,
             queue_bytes,

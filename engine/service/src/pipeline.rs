@@ -1,18 +1,26 @@
 //! The pipeline: what happens to a chunk of valid events on their way to the destinations. First
 //! the config's `transforms` (every event), then, per destination, its `transforms` (before its
 //! mapping), its mapping (the router) and its `payload_transforms` (on each platform payload).
-//! Each plugin is called once per chunk. `map` (the dry run) runs it; so does delivery.
+//! Each plugin is called once per chunk. `map` (the dry run) runs it; so does delivery; so does
+//! `POST /v1/collect`, for the browser copy ([`Copies::ServerAndBrowser`]): one path builds both
+//! copies, so a plugin that changes, drops or fails an event does the same to both.
+//!
+//! The browser copy of a `client_and_server` row is its server copy (`ClientPayload::Server`):
+//! the payload plugins run on that one object, and the pixel call is derived from what they
+//! return, so both sides carry the same value, currency, contents, event name and `event_id`.
+//! The objects of `client`-only rows go through the payload plugins too, in the same batch.
 //!
 //! It runs in two steps because routed outcomes borrow the events: [`Pipeline::transform`] runs
 //! the event plugins and owns what they return ([`TransformedChunk`]); [`Pipeline::route`] maps and
 //! runs the payload plugins, borrowing from it.
 
+pub use crate::destination::Copies;
 use crate::destination::Destination;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchyard_core::event::{EventError, SourceEvent};
-use switchyard_core::router::{Outcome, Status};
+use switchyard_core::router::{ClientPayload, Outcome, Status};
 use switchyard_core::rules::payload::Payload;
 use switchyard_wasm::sandbox::LogLine;
 use switchyard_wasm::{Chain, Halt, Plugin, Transformed};
@@ -123,7 +131,7 @@ impl Pipeline {
     pub fn outcomes_of<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Vec<Outcome<'a>> {
         self.destinations
             .iter()
-            .map(|d| d.route(event, source))
+            .map(|d| d.route(event, source, Copies::Server))
             .collect()
     }
 
@@ -157,11 +165,13 @@ impl Pipeline {
     }
 
     /// Step two: every transformed event through every destination's mapping, then the payload
-    /// plugins. One [`InputFate`] per input event of [`Pipeline::transform`], in order.
+    /// plugins, building the `copies` asked for. One [`InputFate`] per input event of
+    /// [`Pipeline::transform`], in order.
     pub fn route<'a>(
         &'a self,
         chunk: &'a TransformedChunk<'a>,
         source: &str,
+        copies: Copies,
         received_at: i64,
         logs: &mut Logs,
     ) -> Vec<InputFate<'a>> {
@@ -174,7 +184,7 @@ impl Pipeline {
                     return InputFate::Halted(halt);
                 }
                 let routed = input.events.iter().map(|event| {
-                    let outcomes = self.route_one(chunk, flat, event, source);
+                    let outcomes = self.route_one(chunk, flat, event, source, copies);
                     flat += 1;
                     RoutedEvent { event, outcomes }
                 });
@@ -197,15 +207,16 @@ impl Pipeline {
         flat: usize,
         event: &'a SourceEvent,
         source: &str,
+        copies: Copies,
     ) -> Vec<Outcome<'a>> {
         chunk
             .at_destinations
             .iter()
             .map(|at| (at.destination, &at.transformed))
             .map(|(dest, transformed)| match transformed {
-                None => dest.route(event, source),
+                None => dest.route(event, source, copies),
                 Some(all) => match all.get(flat) {
-                    Some(t) => route_transformed(dest, t, source),
+                    Some(t) => route_transformed(dest, t, source, copies),
                     None => Outcome::not_sent(
                         dest.name(),
                         Status::Failed,
@@ -230,6 +241,7 @@ fn route_transformed<'a>(
     dest: &'a Destination,
     transformed: &'a Transformed,
     source: &str,
+    copies: Copies,
 ) -> Outcome<'a> {
     if let Some(halt) = &transformed.halt {
         let (status, reason) = halt_outcome(halt);
@@ -238,7 +250,7 @@ fn route_transformed<'a>(
     transformed
         .events
         .iter()
-        .map(|e| dest.route(e, source))
+        .map(|e| dest.route(e, source, copies))
         .reduce(merge)
         .unwrap_or_else(|| {
             Outcome::not_sent(
@@ -270,16 +282,23 @@ fn merge<'a>(mut a: Outcome<'a>, b: Outcome<'a>) -> Outcome<'a> {
         return if b.status == Status::Sent { b } else { a };
     }
     if b.status == Status::Sent {
+        let shift = a.data.len();
         a.data.extend(b.data);
         a.client.extend(b.client);
+        a.client_data
+            .extend(b.client_data.into_iter().map(|c| match c {
+                ClientPayload::Server(i) => ClientPayload::Server(i + shift),
+                own @ ClientPayload::Own(_) => own,
+            }));
         a.warnings.extend(b.warnings);
     }
     a
 }
 
-/// Runs `dest`'s payload plugins over every payload it was to send in the chunk, in one batch,
-/// and puts back what they return. A failed payload fails its event at that destination (the
-/// event goes to the dead letters); dropping every payload filters the event there.
+/// Runs `dest`'s payload plugins over every payload it was to send in the chunk (the server
+/// copies, then the browser's own), in one batch, and puts back what they return. A failed payload
+/// fails its event at that destination, both copies (the event goes to the dead letters); dropping
+/// every payload filters the event there.
 fn run_payload_plugins(
     dest: &Destination,
     fates: &mut [InputFate<'_>],
@@ -289,6 +308,7 @@ fn run_payload_plugins(
     let mut payloads: Vec<Value> = Vec::new();
     for outcome in sending_at(fates, dest.name()) {
         payloads.extend(outcome.data.iter().map(Payload::to_value));
+        payloads.extend(browser_only(outcome).map(Payload::to_value));
     }
     if payloads.is_empty() {
         return;
@@ -298,27 +318,83 @@ fn run_payload_plugins(
         .run(payloads, received_at, logs)
         .into_iter();
     for outcome in sending_at(fates, dest.name()) {
-        let mut data = Vec::with_capacity(outcome.data.len());
-        let mut dropped = None;
-        let mut failed = None;
-        for _ in 0..outcome.data.len() {
-            let Some(t) = transformed.next() else { break };
-            match t.halt {
-                None => data.extend(t.events.into_iter().map(Payload::Owned)),
-                Some(halt @ Halt::Dropped { .. }) => dropped = Some(halt),
-                Some(halt @ Halt::Failed { .. }) => failed = failed.or(Some(halt)),
-            }
-        }
-        outcome.data = data;
-        let nothing_left = outcome.data.is_empty() && outcome.client.is_empty();
-        if let Some(halt) = failed.or(dropped.filter(|_| nothing_left)) {
-            let (status, reason) = halt_outcome(&halt);
-            *outcome = Outcome::not_sent(outcome.destination, status, reason);
-        }
+        put_back(outcome, &mut transformed);
     }
 }
 
-/// The outcomes at the destination named `name` that send payloads, in order.
+/// The browser side's own event objects of `outcome` (not shared with the server side).
+fn browser_only<'r, 'a>(outcome: &'r Outcome<'a>) -> impl Iterator<Item = &'r Payload<'a>> {
+    outcome.client_data.iter().filter_map(|c| match c {
+        ClientPayload::Own(p) => Some(p),
+        ClientPayload::Server(_) => None,
+    })
+}
+
+/// Puts what the payload plugins made of `outcome`'s payloads (the next results of `results`, in
+/// the order [`run_payload_plugins`] gave them) back into it. The browser copies follow their
+/// server copy: dropped with it, split with it.
+fn put_back(outcome: &mut Outcome<'_>, results: &mut impl Iterator<Item = Transformed<Value>>) {
+    let mut halt = None;
+    let mut take = |n: usize| -> Vec<Vec<Value>> {
+        let mut out = Vec::with_capacity(n);
+        for t in results.by_ref().take(n) {
+            match t.halt {
+                None => out.push(t.events.into_vec()),
+                Some(h) => {
+                    // A failure outweighs a drop: the event must reach the dead letters.
+                    if !matches!(halt, Some(Halt::Failed { .. })) {
+                        halt = Some(h);
+                    }
+                    out.push(Vec::new());
+                }
+            }
+        }
+        out
+    };
+    let server = take(outcome.data.len());
+    let own = take(browser_only(outcome).count());
+    // Where each server copy's results start in the new `data`, and how many there are.
+    let mut spans = Vec::with_capacity(server.len());
+    let mut data = Vec::new();
+    for events in server {
+        spans.push(data.len()..data.len() + events.len());
+        data.extend(events.into_iter().map(Payload::Owned));
+    }
+    outcome.data = data;
+    // Untracked (`Copies::Server`): the browser side's names stay as routed.
+    if outcome.client_data.len() == outcome.client.len() {
+        let mut own = own.into_iter();
+        let mut client = Vec::with_capacity(outcome.client.len());
+        let mut client_data = Vec::with_capacity(outcome.client.len());
+        for (name, c) in outcome.client.iter().zip(&outcome.client_data) {
+            let made: Vec<ClientPayload<'_>> = match c {
+                ClientPayload::Server(i) => spans
+                    .get(*i)
+                    .into_iter()
+                    .flat_map(|span| span.clone().map(ClientPayload::Server))
+                    .collect(),
+                ClientPayload::Own(_) => own
+                    .next()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| ClientPayload::Own(Payload::Owned(v)))
+                    .collect(),
+            };
+            client.extend(made.iter().map(|_| *name));
+            client_data.extend(made);
+        }
+        outcome.client = client;
+        outcome.client_data = client_data;
+    }
+    let nothing_left = outcome.data.is_empty() && outcome.client.is_empty();
+    let halt = halt.filter(|h| matches!(h, Halt::Failed { .. }) || nothing_left);
+    if let Some(halt) = halt {
+        let (status, reason) = halt_outcome(&halt);
+        *outcome = Outcome::not_sent(outcome.destination, status, reason);
+    }
+}
+
+/// The outcomes at the destination named `name` that send payloads (to either side), in order.
 fn sending_at<'r, 'a>(
     fates: &'r mut [InputFate<'a>],
     name: &'r str,
@@ -332,5 +408,5 @@ fn sending_at<'r, 'a>(
         .flatten()
         .flat_map(|e| e.outcomes.iter_mut())
         .filter(move |o| o.destination == name)
-        .filter(|o| o.status == Status::Sent && !o.data.is_empty())
+        .filter(|o| o.status == Status::Sent && !(o.data.is_empty() && o.client_data.is_empty()))
 }

@@ -237,8 +237,10 @@ pub trait DestinationPlugin: Send + Sync {
     fn transport(&self) -> Result<Box<dyn Transport>, TransportError>;
 
     /// The browser side of one event: which pixel to load and the calls that fire the event, from
-    /// the event objects its client rows built (`Outcome::client_data`). `None` when the
-    /// destination has no browser side.
+    /// the event objects its client rows built, after the destination's payload plugins
+    /// (`Outcome::client_payloads`): the calls carry what these objects carry (name, `event_id`,
+    /// properties, hashed identifiers), so they agree with the server copy field by field.
+    /// `None` when the destination has no browser side.
     fn client_actions(&self, _event: &SourceEvent, _payloads: &[Value]) -> Option<ClientActions> {
         None
     }

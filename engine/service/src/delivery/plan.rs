@@ -4,7 +4,7 @@
 
 use crate::clock::unix_now;
 use crate::config::Loaded;
-use crate::pipeline::{InputFate, RoutedEvent, halt_outcome};
+use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use switchyard_core::router::Status;
@@ -97,7 +97,7 @@ fn plan_source(
     }
     let mut logs = Vec::new();
     let chunk = pipeline.transform(events, now, &mut logs);
-    let fates = pipeline.route(&chunk, source, now, &mut logs);
+    let fates = pipeline.route(&chunk, source, Copies::Server, now, &mut logs);
     for (plugin, line) in logs {
         log_plugin_line(&plugin, level_name(line.level), &line.message);
     }
@@ -161,7 +161,7 @@ fn settle(routed: &RoutedEvent<'_>, i: usize, record: &Record, now: i64, plan: &
 }
 
 /// A plugin's log line, at its own level, naming the plugin.
-fn log_plugin_line(plugin: &str, level: &str, message: &str) {
+pub(crate) fn log_plugin_line(plugin: &str, level: &str, message: &str) {
     match level {
         "error" => tracing::error!(plugin, "{message}"),
         "warn" => tracing::warn!(plugin, "{message}"),

@@ -1,8 +1,11 @@
 //! `POST /v1/collect`: one event from the browser, authenticated by its source's public key
 //! (`?key=`). The event is queued like any other (its server-side copies are delivered from the
 //! queue), and the answer says what the browser fires: per active destination whose rows forward
-//! client-side, the pixel to load and the calls to make, computed by the same compiled rules, with
-//! the same `event_id`, so the platform counts the event once. Consent gates both sides alike.
+//! client-side, the pixel to load and the calls to make. Both copies come out of the same
+//! pipeline (`Pipeline::route`, the config's `transforms`, the destination's `transforms`, its
+//! mapping, its `payload_transforms`), with the same `event_id`, so the platform counts the event
+//! once and both copies agree; a plugin that drops or fails the event stops both (counted in
+//! `switchyard_pixel_events_total`). Consent gates both sides alike.
 //! The visitor's IP address is set as `$ip`, whatever the body says: the peer's address, or, when
 //! the peer is one of `server.trusted_proxies`, the nearest `X-Forwarded-For` entry that is not.
 //! Events whose time lies outside `server.max_event_age_hours` / `max_event_ahead_secs` are
@@ -12,6 +15,8 @@
 
 use super::app::{App, body, error, read_json};
 use crate::clock::{unix_ms, unix_now};
+use crate::delivery::plan::log_plugin_line;
+use crate::pipeline::{Copies, InputFate, halt_outcome};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Query, State};
@@ -21,9 +26,11 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use switchyard_core::destination::ClientActions;
 use switchyard_core::event::SourceEvent;
-use switchyard_core::router::Status;
+use switchyard_core::router::{Outcome, Status};
 use switchyard_queue::Record;
+use switchyard_wasm::sandbox::level_name;
 
 fn cors(mut r: Response) -> Response {
     let h = r.headers_mut();
@@ -100,7 +107,7 @@ fn set_ip(event: &mut Value, ip: IpAddr) {
 }
 
 async fn handle(
-    app: &App,
+    app: &Arc<App>,
     peer: SocketAddr,
     query: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -155,33 +162,101 @@ async fn handle(
         )
             .into_response();
     }
-    let destinations = pixel_calls(app, &event, &source);
+    let event_id = event.id().to_owned();
+    let shared = Arc::clone(app);
+    let browser = move || browser_copy(&shared, event, &source, received_at);
+    let destinations = match tokio::task::spawn_blocking(browser).await {
+        Ok(d) => d,
+        Err(e) => {
+            // The event is queued: its server copy goes out; the browser is told to fire nothing.
+            tracing::error!("the browser copy of `{event_id}` was not computed: {e}");
+            Vec::new()
+        }
+    };
     (
         StatusCode::ACCEPTED,
-        axum::Json(json!({"event_id": event.id(), "destinations": destinations})),
+        axum::Json(json!({"event_id": event_id, "destinations": destinations})),
     )
         .into_response()
 }
 
-/// Per destination whose rows forward this event client-side: the pixel to load and its calls.
-fn pixel_calls(app: &App, event: &SourceEvent, source: &str) -> Vec<Value> {
-    let mut destinations = Vec::new();
-    for dest in app.loaded.pipeline.destinations() {
-        let outcome = dest.route_for_browser(event, source);
-        if outcome.status != Status::Sent || outcome.client_data.is_empty() {
-            continue;
-        }
-        let payloads: Vec<Value> = outcome.client_data.iter().map(|p| p.to_value()).collect();
-        let Some(actions) = dest.plugin().client_actions(event, &payloads) else {
-            continue;
+/// The browser copy of `event` from `source`, through the pipeline its server copy takes in
+/// delivery: per destination whose rows fire it client-side, the pixel to load and its calls
+/// (several events when a plugin split it: their calls, in order). What each destination was told
+/// is counted. Runs the plugins: call it on a blocking thread.
+fn browser_copy(app: &App, event: SourceEvent, source: &str, received_at: i64) -> Vec<Value> {
+    let pipeline = &app.loaded.pipeline;
+    let mut logs = Vec::new();
+    let chunk = pipeline.transform(vec![event], received_at, &mut logs);
+    let copies = Copies::ServerAndBrowser;
+    let fates = pipeline.route(&chunk, source, copies, received_at, &mut logs);
+    for (plugin, line) in logs {
+        log_plugin_line(&plugin, level_name(line.level), &line.message);
+    }
+    let destinations = pipeline.destinations();
+    // Per destination, in config order: its calls so far, or the status that kept it quiet.
+    let mut fired: Vec<Result<ClientActions, &'static str>> =
+        vec![Err(Status::Skipped.as_str()); destinations.len()];
+    for fate in &fates {
+        let routed = match fate {
+            InputFate::Halted(halt) => {
+                let (status, _) = halt_outcome(halt);
+                fired.fill(Err(status.as_str()));
+                continue;
+            }
+            InputFate::Routed(routed) => routed,
         };
-        match serde_json::to_value(actions) {
-            Ok(v) => destinations.push(v),
-            Err(e) => eprintln!(
-                "switchyard: the pixel calls of `{}` do not serialize: {e}",
-                dest.name()
-            ),
+        for r in routed {
+            // One outcome per destination, in config order.
+            for ((slot, outcome), dest) in fired.iter_mut().zip(&r.outcomes).zip(destinations) {
+                match (slot.as_mut(), actions_of(dest.plugin(), r.event, outcome)) {
+                    (Ok(so_far), Some(more)) => so_far.calls.extend(more.calls),
+                    (Ok(_), None) => {}
+                    (Err(_), Some(first)) => *slot = Ok(first),
+                    (Err(_), None) => *slot = Err(quiet_status(outcome)),
+                }
+            }
         }
     }
-    destinations
+    let mut answer = Vec::new();
+    for (dest, slot) in destinations.iter().zip(fired) {
+        let status = slot.as_ref().map_or_else(|s| *s, |_| "fired");
+        app.metrics
+            .pixel
+            .with_label_values(&[dest.name(), status])
+            .inc();
+        if let Ok(actions) = slot {
+            match serde_json::to_value(actions) {
+                Ok(v) => answer.push(v),
+                Err(e) => tracing::error!(
+                    destination = dest.name(),
+                    "the pixel calls do not serialize: {e}"
+                ),
+            }
+        }
+    }
+    answer
+}
+
+/// The pixel calls of one routed event at one destination, from its browser copies (after the
+/// payload plugins); `None` when it fires nothing there.
+fn actions_of(
+    plugin: &dyn switchyard_core::destination::DestinationPlugin,
+    event: &SourceEvent,
+    outcome: &Outcome<'_>,
+) -> Option<ClientActions> {
+    if outcome.status != Status::Sent || outcome.client_data.is_empty() {
+        return None;
+    }
+    let payloads: Vec<Value> = outcome.client_payloads().map(|p| p.to_value()).collect();
+    plugin.client_actions(event, &payloads)
+}
+
+/// Why a destination fires nothing for an event: its status, or `server_only` when it is sent,
+/// server-side only (the rows, or consent, keep the browser quiet).
+fn quiet_status(outcome: &Outcome<'_>) -> &'static str {
+    match outcome.status {
+        Status::Sent => "server_only",
+        other => other.as_str(),
+    }
 }

@@ -341,7 +341,12 @@ impl DestinationPlugin for Tiktok {
                 continue;
             };
             let properties = p.get("properties").cloned().unwrap_or_else(|| json!({}));
-            calls.push(json!(["track", name, properties, {"event_id": event.id()}]));
+            // The payload's own id: the server copy's, also when a payload plugin changed it.
+            let id = p
+                .get("event_id")
+                .and_then(Value::as_str)
+                .unwrap_or(event.id());
+            calls.push(json!(["track", name, properties, {"event_id": id}]));
         }
         Some(ClientActions {
             destination: self.routing.name.to_string(),
