@@ -175,7 +175,7 @@ fn a_line_that_is_not_utf8_is_refused_alone_and_kept_as_a_dead_letter() {
     assert_eq!(refused[0]["line"], 261);
     assert_eq!(
         refused[0]["destinations"]["tiktok"]["reason"],
-        "line 261: not valid UTF-8 (byte 18 is not part of a UTF-8 character)"
+        "line 261: not valid UTF-8 (byte 17 is not part of a UTF-8 character)"
     );
     assert_eq!(
         out[270]["line"], 272,
