@@ -137,6 +137,65 @@ fn map_reads_standard_input_and_names_the_source() {
 }
 
 #[test]
+fn a_line_that_is_not_utf8_is_refused_alone_and_kept_as_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = event("Viewed Product", json!({"product_id": "p1", "price": 5}));
+    // 300 lines, so that the bad one is in the second chunk the dry run reads; one blank line.
+    let mut input = Vec::new();
+    for i in 0..300 {
+        match i {
+            260 => input.extend_from_slice(b"{\"event_name\":\"X\xff\xfe\"}"),
+            270 => {}
+            _ => input.extend_from_slice(good.to_string().as_bytes()),
+        }
+        input.push(b'\n');
+    }
+    let path = dir.path().join("events.ndjson");
+    std::fs::write(&path, &input).unwrap();
+    let letters = dir.path().join("letters.ndjson");
+    let r = run(
+        &[
+            "map",
+            "--config",
+            &example("switchyard.yaml"),
+            "--dead-letters",
+            letters.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = json_lines(&r.stdout);
+    assert_eq!(out.len(), 299, "one line per non-blank input line");
+    let refused: Vec<&Value> = out
+        .iter()
+        .filter(|l| l["destinations"]["tiktok"]["status"] != "sent")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["line"], 261);
+    assert_eq!(
+        refused[0]["destinations"]["tiktok"]["reason"],
+        "line 261: not valid UTF-8 (byte 17 is not part of a UTF-8 character)"
+    );
+    assert_eq!(
+        out[270]["line"], 272,
+        "the blank line 271 is skipped, not renumbered"
+    );
+    let letters = json_lines(&std::fs::read_to_string(letters).unwrap());
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["line"], 261);
+    assert_eq!(
+        letters[0]["input"],
+        "{\"event_name\":\"X\u{fffd}\u{fffd}\"}"
+    );
+    assert!(
+        r.stderr.contains("299 events; tiktok: 1 invalid, 298 sent"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn requests_are_batched_and_never_show_the_token() {
     const VAR: &str = "SWITCHYARD_CLI_TEST_TOKEN";
     const TOKEN: &str = "tt-secret-value-0123456789";

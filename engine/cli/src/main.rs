@@ -2,6 +2,12 @@
 
 use std::io::Write;
 
+/// mimalloc instead of the system allocator: parsing and mapping events allocate many small,
+/// short-lived strings and maps, which glibc's malloc serves markedly slower (BENCHMARKS.md,
+/// "peers").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();

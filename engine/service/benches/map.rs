@@ -8,6 +8,11 @@ use serde_json::Value;
 use std::hint::black_box;
 use switchyard_core::event::SourceEvent;
 
+/// The allocator of the `switchyard` binary (engine/cli/src/main.rs), so that these figures are
+/// what the command does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 fn bench(c: &mut Criterion) {

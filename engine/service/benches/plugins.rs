@@ -7,6 +7,11 @@
 //! Run: `cargo bench -p switchyard --bench plugins` (builds the example plugins first if needed).
 //! Figures go to BENCHMARKS.md.
 
+/// The allocator of the `switchyard` binary (engine/cli/src/main.rs), so that these figures are
+/// what the command does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};

@@ -9,9 +9,10 @@ use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use switchyard_core::event::SourceEvent;
+use std::ops::Range;
 use switchyard_core::router::{Outcome, Status};
 use switchyard_wasm::sandbox::level_name;
 
@@ -60,8 +61,14 @@ impl MapSummary {
     fn record(&mut self, outcomes: &[Outcome]) {
         self.lines += 1;
         for o in outcomes {
-            let per = self.counts.entry(o.destination.to_owned()).or_default();
-            *per.entry(o.status.as_str()).or_default() += 1;
+            // The name is copied once per destination, not once per event.
+            if !self.counts.contains_key(o.destination) {
+                self.counts
+                    .insert(o.destination.to_owned(), BTreeMap::new());
+            }
+            if let Some(per) = self.counts.get_mut(o.destination) {
+                *per.entry(o.status.as_str()).or_default() += 1;
+            }
         }
     }
 }
@@ -90,35 +97,61 @@ pub struct MapOutput<'w> {
     pub dead_letters: Option<&'w mut dyn Write>,
 }
 
-/// One input line: its number, its text (trimmed), and whether it was valid UTF-8 (when not, the
-/// text is what could be read of it).
+/// One input line: its number, where its text (trimmed) is in [`Chunk::text`], and, when it is not
+/// valid UTF-8, how many bytes of it are (its text is then what could be read, for the dead letters).
 struct InputLine {
     no: usize,
-    text: String,
-    utf8: bool,
+    text: Range<usize>,
+    invalid_utf8_after: Option<usize>,
 }
 
-/// Reads up to [`CHUNK`] non-blank lines.
-fn read_chunk(input: &mut dyn BufRead, line_no: &mut usize) -> std::io::Result<Vec<InputLine>> {
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut buf = Vec::new();
-    while chunk.len() < CHUNK {
-        buf.clear();
-        if input.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        *line_no += 1;
-        let utf8 = std::str::from_utf8(&buf).is_ok();
-        let text = String::from_utf8_lossy(&buf);
-        if !utf8 || !text.trim().is_empty() {
-            chunk.push(InputLine {
+/// Up to [`CHUNK`] non-blank input lines, their text in one buffer (reused from chunk to chunk).
+#[derive(Default)]
+struct Chunk {
+    text: String,
+    lines: Vec<InputLine>,
+}
+
+impl Chunk {
+    fn text(&self, line: &InputLine) -> &str {
+        &self.text[line.text.clone()]
+    }
+
+    /// Reads the next up to [`CHUNK`] non-blank lines, in place of the last ones. `buf` is scratch
+    /// space for one line. A line that is not valid UTF-8 is kept (as far as it can be read) and
+    /// marked; valid lines are validated once and copied once, nothing else.
+    fn read(
+        &mut self,
+        input: &mut dyn BufRead,
+        line_no: &mut usize,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        self.text.clear();
+        self.lines.clear();
+        while self.lines.len() < CHUNK {
+            buf.clear();
+            if input.read_until(b'\n', buf)? == 0 {
+                break;
+            }
+            *line_no += 1;
+            let (text, invalid_utf8_after) = match std::str::from_utf8(buf) {
+                Ok(text) => (Cow::Borrowed(text), None),
+                Err(e) => (String::from_utf8_lossy(buf), Some(e.valid_up_to())),
+            };
+            let text = text.trim();
+            if invalid_utf8_after.is_none() && text.is_empty() {
+                continue;
+            }
+            let start = self.text.len();
+            self.text.push_str(text);
+            self.lines.push(InputLine {
                 no: *line_no,
-                text: text.trim().to_owned(),
-                utf8,
+                text: start..self.text.len(),
+                invalid_utf8_after,
             });
         }
+        Ok(())
     }
-    Ok(chunk)
 }
 
 /// Maps every line of `input`. Returns the summary.
@@ -129,13 +162,17 @@ pub fn run(
     out: &mut MapOutput<'_>,
 ) -> std::io::Result<MapSummary> {
     let mut state = State::default();
+    let mut chunk = Chunk::default();
+    let mut buf = Vec::new();
     let mut line_no = 0;
     loop {
-        let chunk = read_chunk(input, &mut line_no)?;
-        if chunk.is_empty() {
+        chunk.read(input, &mut line_no, &mut buf)?;
+        if chunk.lines.is_empty() {
             break;
         }
         map_chunk(loaded, opts, &chunk, out, &mut state)?;
+        out.results.write_all(&state.results)?;
+        state.results.clear();
     }
     if opts.requests {
         write_requests(loaded, state.to_send, out)?;
@@ -165,6 +202,8 @@ fn write_requests(
 #[derive(Default)]
 struct State {
     summary: MapSummary,
+    /// The result lines of the chunk being mapped, written out once per chunk.
+    results: Vec<u8>,
     /// Payloads per destination name, for `requests`.
     to_send: BTreeMap<String, Vec<Value>>,
 }
@@ -172,23 +211,29 @@ struct State {
 fn map_chunk(
     loaded: &Loaded,
     opts: &MapOptions,
-    chunk: &[InputLine],
+    chunk: &Chunk,
     out: &mut MapOutput<'_>,
     state: &mut State,
 ) -> std::io::Result<()> {
     let pipeline = &loaded.pipeline;
-    let parsed: Vec<Result<SourceEvent, String>> = chunk
+    // Valid events move on to the plugins; the reason each refused line was refused stays here.
+    let mut valid = Vec::with_capacity(chunk.lines.len());
+    let refused: Vec<Option<String>> = chunk
+        .lines
         .iter()
-        .map(|line| match line.utf8 {
-            false => Err("not valid UTF-8".to_owned()),
-            true => pipeline
-                .parse(&line.text, opts.received_at)
-                .map_err(|e| e.to_string()),
+        .map(|line| match line.invalid_utf8_after {
+            Some(n) => Some(format!(
+                "not valid UTF-8 (byte {} is not part of a UTF-8 character)",
+                n + 1
+            )),
+            None => match pipeline.parse(chunk.text(line), opts.received_at) {
+                Ok(event) => {
+                    valid.push(event);
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            },
         })
-        .collect();
-    let valid: Vec<SourceEvent> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
         .collect();
     let mut logs = Vec::new();
     let transformed = pipeline.transform(valid, opts.received_at, &mut logs);
@@ -210,25 +255,26 @@ fn map_chunk(
         writeln!(out.log, "plugin {plugin}: {level}: {}", line.message)?;
     }
     let mut fates = fates.into_iter();
-    for (line, parsed) in chunk.iter().zip(parsed) {
-        if let Err(reason) = parsed {
+    for (line, refused) in chunk.lines.iter().zip(refused) {
+        let text = chunk.text(line);
+        if let Some(reason) = refused {
             let reason = format!("line {}: {reason}", line.no);
-            not_routed(loaded, opts, line.no, Status::Invalid, &reason, out, state)?;
-            dead_letter(out, line.no, None, &reason, &line.text)?;
+            not_routed(loaded, opts, line.no, Status::Invalid, &reason, state)?;
+            dead_letter(out, line.no, None, &reason, text)?;
             continue;
         }
         match fates.next() {
             None => {}
             Some(InputFate::Halted(halt)) => {
                 let (status, reason) = halt_outcome(halt);
-                not_routed(loaded, opts, line.no, status, &reason, out, state)?;
+                not_routed(loaded, opts, line.no, status, &reason, state)?;
                 if status == Status::Failed {
-                    dead_letter(out, line.no, None, &reason, &line.text)?;
+                    dead_letter(out, line.no, None, &reason, text)?;
                 }
             }
             Some(InputFate::Routed(events)) => {
                 for routed in &events {
-                    write_routed(opts, line, routed, out, state)?;
+                    write_routed(opts, (line.no, text), routed, out, state)?;
                 }
             }
         }
@@ -239,7 +285,7 @@ fn map_chunk(
 /// Writes (or, for `requests`, keeps the payloads of) one routed event of `line`.
 fn write_routed(
     opts: &MapOptions,
-    line: &InputLine,
+    (line_no, text): (usize, &str),
     routed: &RoutedEvent<'_>,
     out: &mut MapOutput<'_>,
     state: &mut State,
@@ -248,7 +294,7 @@ fn write_routed(
     state.summary.record(outcomes);
     for o in outcomes.iter().filter(|o| o.status == Status::Failed) {
         let reason = o.reason.as_deref().unwrap_or("failed");
-        dead_letter(out, line.no, Some(o.destination), reason, &line.text)?;
+        dead_letter(out, line_no, Some(o.destination), reason, text)?;
     }
     if opts.requests {
         for o in outcomes.iter().filter(|o| !o.data.is_empty()) {
@@ -258,13 +304,14 @@ fn write_routed(
         return Ok(());
     }
     let line = Line {
-        line: line.no,
+        line: line_no,
         event_id: Some(event.id()),
         event_name: Some(event.name()),
         destinations: ByName(outcomes),
     };
-    serde_json::to_writer(&mut *out.results, &line)?;
-    out.results.write_all(b"\n")
+    serde_json::to_writer(&mut state.results, &line)?;
+    state.results.push(b'\n');
+    Ok(())
 }
 
 /// The same outcome at every destination for input that never reached routing.
@@ -274,7 +321,6 @@ fn not_routed(
     line_no: usize,
     status: Status,
     reason: &str,
-    out: &mut MapOutput<'_>,
     state: &mut State,
 ) -> std::io::Result<()> {
     let outcomes = loaded.pipeline.not_sent(status, reason);
@@ -289,8 +335,9 @@ fn not_routed(
         event_name: None,
         destinations: ByName(&outcomes),
     };
-    serde_json::to_writer(&mut *out.results, &line)?;
-    out.results.write_all(b"\n")
+    serde_json::to_writer(&mut state.results, &line)?;
+    state.results.push(b'\n');
+    Ok(())
 }
 
 /// Keeps input that failed (at every destination, or at `destination` only) with the reason.
