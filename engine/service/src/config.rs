@@ -559,9 +559,7 @@ fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
         for (j, s) in common.sources.iter().enumerate() {
             if !sources.contains_key(s.as_str()) {
                 let known: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
-                let hint = switchyard_core::load::closest(s, &known)
-                    .map(|n| format!("did you mean `{n}`? "))
-                    .unwrap_or_default();
+                let hint = switchyard_core::load::did_you_mean(s, &known);
                 errors.push(placer.place(
                     &format!("/destinations/{i}/sources/{j}"),
                     format!("no source named `{s}`; {hint}sources: {}", known.join(", ")),

@@ -151,9 +151,7 @@ impl Routing {
                     .iter()
                     .map(|r| r.source.as_str())
                     .collect();
-                let hint = crate::load::closest(&switch.source, &names)
-                    .map(|n| format!("did you mean `{n}`? "))
-                    .unwrap_or_default();
+                let hint = crate::load::did_you_mean(&switch.source, &names);
                 errors.config.push(at.key("rows").index(i).error(format!(
                     "no row of the mapping maps `{}`{}; {hint}to add one, use `custom_events`",
                     switch.source,

@@ -16,7 +16,7 @@ mod spans;
 
 pub use diagnostic::{Diagnostic, Severity, pointer_to_path};
 pub use pointer::{CompileError, Pointer};
-pub use schema_errors::closest;
+pub use schema_errors::{closest, did_you_mean};
 pub use scope::FileScope;
 pub use spans::SpanIndex;
 

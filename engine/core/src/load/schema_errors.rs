@@ -150,20 +150,22 @@ fn unknown_keys(
     pointer: &str,
     unexpected: &[String],
 ) -> Vec<Explained> {
-    let allowed: Vec<&str> = error
+    let allowed: Option<Vec<&str>> = error
         .schema_path()
         .as_str()
         .rsplit_once('/')
         .and_then(|(parent, _)| schema_node(schema, parent)?.get("properties")?.as_object())
-        .map(|props| props.keys().map(String::as_str).collect())
-        .unwrap_or_default();
+        .map(|props| props.keys().map(String::as_str).collect());
     unexpected
         .iter()
         .map(|key| {
-            let hint = match closest(key, &allowed) {
-                Some(name) => format!("did you mean `{name}`?"),
-                None if allowed.is_empty() => "this object takes no other keys".to_owned(),
-                None => format!("expected one of `{}`", allowed.join("`, `")),
+            let hint = match allowed.as_deref() {
+                None => "see the schema for the keys this object takes".to_owned(),
+                Some([]) => "this object takes no other keys".to_owned(),
+                Some(names) => match closest(key, names) {
+                    Some(name) => format!("did you mean `{name}`?"),
+                    None => format!("expected one of `{}`", names.join("`, `")),
+                },
             };
             Explained {
                 pointer: pointer.to_owned(),
@@ -183,9 +185,13 @@ fn suggest(error: &ValidationError<'_>, options: &[String]) -> String {
     error
         .instance()
         .as_str()
-        .and_then(|value| closest(value, &names))
-        .map(|name| format!("did you mean `{name}`? "))
-        .unwrap_or_default()
+        .map_or_else(String::new, |value| did_you_mean(value, &names))
+}
+
+/// `did you mean `x`? ` (with a trailing space) when an allowed name is close to `key`, else
+/// nothing: a suggestion is optional, its absence no failure.
+pub fn did_you_mean(key: &str, allowed: &[&str]) -> String {
+    closest(key, allowed).map_or_else(String::new, |name| format!("did you mean `{name}`? "))
 }
 
 /// The allowed name closest to `key`, if it is close enough to be a misspelling.

@@ -2,7 +2,7 @@
 //! fields (the source event is normalised to them before rules run), so `$.propertys.rating` or
 //! `$.profileProperties.email` would silently find nothing. Found at load, reported as warnings.
 
-use crate::load::closest;
+use crate::load::did_you_mean;
 use serde_json::Value;
 
 /// The fields of a normalised source event.
@@ -70,9 +70,7 @@ fn check(path: &str) -> Option<String> {
     if first.is_empty() || first == "*" || ENVELOPE.contains(&first) {
         return None;
     }
-    let hint = closest(first, &ENVELOPE)
-        .map(|name| format!("did you mean `{name}`? "))
-        .unwrap_or_default();
+    let hint = did_you_mean(first, &ENVELOPE);
     Some(format!(
         "`{path}` can never match: an event has only `{}` at its top; {hint}(field names are \
          snake_case after normalising)",
