@@ -312,25 +312,6 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
     );
 }
 
-fn cli(args: &[&str]) -> (i32, String, String) {
-    // The CLI reads the token from the environment, as the child process does.
-    // SAFETY: tests in this file only set these two variables, always to the same values.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
-        std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
-    }
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut argv = vec!["switchyard"];
-    argv.extend_from_slice(args);
-    let code = switchyard::cli::run(argv, &mut "".as_bytes(), &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
-
 /// A free loopback port (bound, then released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -193,26 +193,8 @@ fn a_request_larger_than_the_whole_queue_budget_gets_413_not_503() {
     );
 }
 
-fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
-    // SAFETY: tests in this file only set these two variables, always to the same values.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
-        std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
-    }
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut argv = vec!["switchyard"];
-    argv.extend_from_slice(args);
-    let code = switchyard::cli::run(argv, &mut stdin.as_bytes(), &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
-
 fn list(config: &std::path::Path) -> Vec<Value> {
-    let (code, listed, err) = cli(
+    let (code, listed, err) = cli_with_input(
         &["dead-letters", "list", "--config", config.to_str().unwrap()],
         "",
     );
@@ -251,23 +233,23 @@ fn dead_letters_fill_the_budget_until_dropped_and_drop_asks_first() {
 
     let config = s.config.to_str().unwrap();
     let first = letters[0]["id"].to_string();
-    let (code, _, err) = cli(
+    let (code, _, err) = cli_with_input(
         &["dead-letters", "drop", "--config", config, "--id", &first],
         "n\n",
     );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("drop 1 dead letters for good"), "{err}");
     assert!(err.contains("dropped 0 dead letters"), "{err}");
-    let (code, _, err) = cli(
+    let (code, _, err) = cli_with_input(
         &["dead-letters", "drop", "--config", config, "--id", &first],
         "y\n",
     );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("dropped 1 dead letters"), "{err}");
     assert_eq!(list(&s.config).len(), letters.len() - 1);
-    let (code, _, err) = cli(&["dead-letters", "drop", "--config", config], "");
+    let (code, _, err) = cli_with_input(&["dead-letters", "drop", "--config", config], "");
     assert_eq!(code, 2, "a drop must say which: {err}");
-    let (code, _, err) = cli(
+    let (code, _, err) = cli_with_input(
         &[
             "dead-letters",
             "drop",
@@ -284,7 +266,7 @@ fn dead_letters_fill_the_budget_until_dropped_and_drop_asks_first() {
         err.contains("dropped 0 dead letters"),
         "none is an hour old: {err}"
     );
-    let (code, _, err) = cli(
+    let (code, _, err) = cli_with_input(
         &[
             "dead-letters",
             "drop",

@@ -84,25 +84,6 @@ fn wait_for_all(
     }
 }
 
-fn cli(args: &[&str]) -> (i32, String, String) {
-    // The CLI reads the token from the environment, as the child processes do.
-    // SAFETY: tests in this file only set these two variables, always to the same values.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
-        std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
-    }
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let mut argv = vec!["switchyard"];
-    argv.extend_from_slice(args);
-    let code = switchyard::cli::run(argv, &mut "".as_bytes(), &mut out, &mut err);
-    (
-        code,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
-}
-
 #[test]
 fn three_nodes_deliver_every_acknowledged_event_of_30000() {
     const N: usize = 30_000;

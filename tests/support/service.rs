@@ -315,3 +315,28 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+/// Runs the `switchyard` CLI in process with the environment the tests' configs read; returns
+/// (exit code, standard output, standard error).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    cli_with_input(args, "")
+}
+
+/// [`cli`] with `stdin` as standard input (for commands that ask).
+pub fn cli_with_input(args: &[&str], stdin: &str) -> (i32, String, String) {
+    // SAFETY: the tests set these two variables only here, always to the same values.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
+        std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
+    }
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let mut argv = vec!["switchyard"];
+    argv.extend_from_slice(args);
+    let code = switchyard::cli::run(argv, &mut stdin.as_bytes(), &mut out, &mut err);
+    (
+        code,
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    )
+}
