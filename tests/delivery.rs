@@ -472,18 +472,6 @@ fn replay_sends_a_file_through_the_delivery_path() {
     );
 }
 
-/// Waits until the service's metrics contain every one of `lines`; says whether they did.
-fn wait_for_metrics(service: &Service, lines: &[&str]) -> bool {
-    for _ in 0..600 {
-        let text = service.metrics();
-        if lines.iter().all(|l| text.contains(l)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// The `switchyard_destination_events_total` line of the destination `tiktok` and `status`.
 fn events_line(status: &str, n: usize) -> String {
     format!("switchyard_destination_events_total{{destination=\"tiktok\",status=\"{status}\"}} {n}")

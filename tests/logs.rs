@@ -29,15 +29,11 @@ fn json_logs_name_the_destination_of_every_retry_and_dead_letter_and_never_the_t
     let a = post_events(&service.url("/v1/events"), &json!(cart_events("log", 0..3))).unwrap();
     assert_eq!(a.status, 202);
     let failed = "switchyard_destination_events_total{destination=\"tiktok\",status=\"failed\"} 3";
-    let mut settled = false;
-    for _ in 0..200 {
-        if service.metrics().contains(failed) {
-            settled = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(settled, "{}", service.metrics());
+    assert!(
+        wait_for_metrics(&service, &[failed]),
+        "{}",
+        service.metrics()
+    );
     let (clean, log) = service.terminate();
     assert!(clean, "{log}");
     assert!(!log.contains(TOKEN), "the token never shows");

@@ -340,3 +340,16 @@ pub fn cli_with_input(args: &[&str], stdin: &str) -> (i32, String, String) {
         String::from_utf8_lossy(&err).into_owned(),
     )
 }
+
+/// Waits (up to 30 s) until the service's metrics contain every one of `lines`; says whether
+/// they did.
+pub fn wait_for_metrics(service: &Service, lines: &[&str]) -> bool {
+    for _ in 0..600 {
+        let text = service.metrics();
+        if lines.iter().all(|l| text.contains(l)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
