@@ -288,3 +288,51 @@ fn dead_letters_are_listed_and_retried_while_the_nodes_run() {
     assert!(listed.is_empty(), "{listed}");
     drop(nodes);
 }
+
+#[test]
+fn a_stream_message_that_is_not_an_event_is_dead_lettered_and_blocks_nothing() {
+    let s = setup("", "");
+    let node = Service::start(&s.config, None);
+    // Something other than Switchyard writes to the events subject.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(s.nats.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let ack = js
+            .publish("SWITCHYARD.events", "not a record".into())
+            .await
+            .unwrap();
+        ack.await.unwrap();
+    });
+    post_until_accepted(&node.url("/v1/events"), &json!(cart_events("after", 0..2)));
+    let expected: HashSet<String> = ["after-0", "after-1"].map(String::from).into();
+    let (missing, _) = wait_for_all(&s.mock, &expected, Duration::from_secs(30));
+    assert_eq!(missing, 0, "the events behind it are delivered");
+
+    let config = s.config.to_str().unwrap();
+    let (code, listed, err) = cli(&["dead-letters", "list", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    let letters: Vec<Value> = listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), 1, "{listed}");
+    assert_eq!(letters[0]["destination"], "*");
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("is not a Switchyard event record"),
+        "{reason}"
+    );
+    let (code, _, err) = cli(&[
+        "dead-letters",
+        "drop",
+        "--config",
+        config,
+        "--destination",
+        "*",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (_, listed, _) = cli(&["dead-letters", "list", "--config", config]);
+    assert!(listed.is_empty(), "dropped: {listed}");
+}

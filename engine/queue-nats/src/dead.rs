@@ -13,6 +13,7 @@ use switchyard_queue::{Commit, DeadLetter, QueueError, Reading, decode, encode};
 /// Dead letters read per request while listing.
 const LIST_BATCH: usize = 1000;
 
+#[derive(Clone)]
 pub(crate) struct DeadLetters {
     js: Context,
     subject: String,

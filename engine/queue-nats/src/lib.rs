@@ -32,8 +32,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use switchyard_queue::{
-    Commit, DeadLetter, Dedup, DedupError, EventQueue, QueueError, Queued, Queueing, Reading,
-    Record, StoreError, decode, encode,
+    Commit, DeadLetter, Dedup, DedupError, EVERY_DESTINATION, EventQueue, QueueError, Queued,
+    Queueing, Reading, Record, StoreError, decode, encode,
 };
 
 /// The name of the shared durable consumer every node delivers from.
@@ -190,9 +190,12 @@ impl NatsQueue {
     }
 
     /// Claims messages: up to `max`, waiting up to `linger` for them (none: only those there).
+    /// A message that does not decode is dead-lettered under `*` and removed; one handed out
+    /// before (`delivered > 1`) is counted and logged, as it may reach a destination twice.
     async fn fetch(
         consumer: PullConsumer,
         held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>,
+        dead: dead::DeadLetters,
         max: usize,
         linger: Duration,
     ) -> Result<Vec<(u64, Record)>, QueueError> {
@@ -209,19 +212,25 @@ impl NatsQueue {
         }
         .map_err(unavailable("claiming events"))?;
         let mut records = Vec::with_capacity(max);
+        let mut again = 0u64;
         while let Some(message) = batch.next().await {
             let message = message.map_err(unavailable_boxed("claiming events"))?;
-            let Ok(seq) = message.info().map(|i| i.stream_sequence) else {
+            let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered))
+            else {
                 continue; // not a stream message (a status): nothing to claim
             };
+            again += u64::from(delivered > 1);
             let (message, acker) = message.split();
             match decode::<Record>(&message.payload) {
                 Ok(record) => records.push((seq, record, Arc::new(acker))),
-                Err(e) => {
-                    tracing::error!("event {seq} in the stream does not decode ({e}); dropped");
-                    let _ = acker.ack_with(AckKind::Term).await;
-                }
+                Err(e) => undecodable(&dead, seq, &message.payload, &e, acker).await,
             }
+        }
+        if again > 0 {
+            tracing::warn!(
+                events = again,
+                "events handed out again (a node stopped or held them past ack_wait): they may reach a destination twice"
+            );
         }
         // Held (and extended) only once the whole batch is in: a claim given up half way leaves
         // its messages to be handed out again after the ack wait.
@@ -234,6 +243,56 @@ impl NatsQueue {
             })
             .collect())
     }
+}
+
+/// Longest part of an undecodable message kept in its dead letter, in bytes.
+const UNDECODABLE_KEPT: usize = 64 * 1024;
+
+/// A stream message that is not a record (written by something else, or by another version):
+/// kept as a dead letter under `*` with the reason and its bytes as far as they are text, then
+/// removed from the events stream. If the dead letter cannot be stored the message stays, to
+/// be handed out again.
+async fn undecodable(
+    dead: &dead::DeadLetters,
+    seq: u64,
+    payload: &[u8],
+    error: &QueueError,
+    acker: Acker,
+) {
+    let now = since_epoch();
+    let kept = &payload[..payload.len().min(UNDECODABLE_KEPT)];
+    let letter = DeadLetter {
+        destination: EVERY_DESTINATION.to_owned(),
+        reason: format!("stream message {seq} is not a Switchyard event record: {error}"),
+        at: now.as_secs() as i64,
+        record: Record {
+            source: String::new(),
+            received_at: now.as_secs() as i64,
+            queued_at_ms: now.as_millis() as i64,
+            event: String::from_utf8_lossy(kept).into_owned(),
+            only: None,
+        },
+    };
+    match dead.store(vec![letter]).await {
+        Ok(()) => {
+            tracing::error!(
+                seq,
+                "a stream message does not decode ({error}); kept as a dead letter under `*`"
+            );
+            let _ = acker.ack_with(AckKind::Term).await;
+        }
+        Err(e) => tracing::error!(
+            seq,
+            "a stream message does not decode ({error}) and cannot be dead-lettered ({e}); left in the stream"
+        ),
+    }
+}
+
+/// Time since the Unix epoch (zero if the clock is before it).
+fn since_epoch() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 /// Locks the map of held messages (a poisoned lock is taken over: entries are whole).
@@ -314,7 +373,7 @@ impl EventQueue for NatsQueue {
 
     fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
         let (consumer, held) = (self.consumer.clone(), self.held.clone());
-        Box::pin(Self::fetch(consumer, held, max, linger))
+        Box::pin(Self::fetch(consumer, held, self.dead.clone(), max, linger))
     }
 
     fn release(&self, ids: Vec<u64>) {

@@ -20,7 +20,7 @@ mod record;
 
 pub use dedup::{Dedup, DedupError, Queued, Queueing, WindowDedup};
 pub use disk::DiskQueue;
-pub use record::{DeadLetter, Record, decode, encode};
+pub use record::{DeadLetter, EVERY_DESTINATION, Record, decode, encode};
 
 use std::future::Future;
 use std::pin::Pin;

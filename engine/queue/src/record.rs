@@ -20,6 +20,11 @@ pub struct Record {
     pub only: Option<String>,
 }
 
+/// The destination name of a dead letter that concerns every destination (the event is invalid,
+/// a plugin of the config's `transforms` failed on it before any destination saw it, or the
+/// stored record itself is unreadable).
+pub const EVERY_DESTINATION: &str = "*";
+
 /// An event a destination could not deliver, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {

@@ -11,9 +11,7 @@ use switchyard_core::router::Status;
 use switchyard_queue::{DeadLetter, Record};
 use switchyard_wasm::sandbox::level_name;
 
-/// The destination name of a dead letter that concerns every destination (the event is invalid,
-/// or a plugin of the config's `transforms` failed on it before any destination saw it).
-pub const EVERY_DESTINATION: &str = "*";
+pub use switchyard_queue::EVERY_DESTINATION;
 
 /// What a round's pipeline decided.
 #[derive(Default)]
