@@ -72,6 +72,8 @@ pub struct NatsQueue {
     depth: Arc<[AtomicU64; 2]>,
     /// The tasks that extend held messages and read the depth; stopped on drop.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// How long a request waits for the server's answer.
+    timeout: Duration,
 }
 
 /// A failure to reach the server or of its answer, while doing `action`.
@@ -149,6 +151,7 @@ impl NatsQueue {
             held: Arc::default(),
             depth: Arc::default(),
             tasks: Vec::new(),
+            timeout: settings.timeout,
         };
         queue.read_depth_now(events).await;
         queue.tasks.push(tokio::spawn(extend(
@@ -189,41 +192,34 @@ impl NatsQueue {
         Box::pin(async move { publish_all(&js, &subject, items).await })
     }
 
-    /// Claims messages: up to `max`, waiting up to `linger` for them (none: only those there).
-    /// A message that does not decode is dead-lettered under `*` and removed; one handed out
-    /// before (`delivered > 1`) is counted and logged, as it may reach a destination twice.
+    /// Claims messages: up to `max`, waiting up to `linger` for them to fill the round (none:
+    /// only those there). A message that does not decode is dead-lettered under `*` and removed;
+    /// one handed out before (`delivered > 1`) is counted and logged, as it may reach a
+    /// destination twice.
+    ///
+    /// Each request is a no-wait pull: the server answers at once with what it has, then a
+    /// status. A waiting pull (`expires`) is not used, because nats-server 2.9 may not answer
+    /// its expiry, and the client then waits 5 s past it; lingering is done here instead, by
+    /// asking again every [`LINGER_POLL`] until the round is full or `linger` has passed.
     async fn fetch(
-        consumer: PullConsumer,
-        held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>,
-        dead: dead::DeadLetters,
+        claim: Claim,
         max: usize,
         linger: Duration,
     ) -> Result<Vec<(u64, Record)>, QueueError> {
-        let mut batch = if linger.is_zero() {
-            consumer.fetch().max_messages(max).messages().await
-        } else {
-            let expires = linger.max(Duration::from_millis(10));
-            consumer
-                .batch()
-                .max_messages(max)
-                .expires(expires)
-                .messages()
-                .await
-        }
-        .map_err(unavailable("claiming events"))?;
-        let mut records = Vec::with_capacity(max);
+        let deadline = tokio::time::Instant::now() + linger;
+        let mut records = Vec::with_capacity(max.min(1 << 16));
         let mut again = 0u64;
-        while let Some(message) = batch.next().await {
-            let message = message.map_err(unavailable_boxed("claiming events"))?;
-            let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered))
-            else {
-                continue; // not a stream message (a status): nothing to claim
-            };
-            again += u64::from(delivered > 1);
-            let (message, acker) = message.split();
-            match decode::<Record>(&message.payload) {
-                Ok(record) => records.push((seq, record, Arc::new(acker))),
-                Err(e) => undecodable(&dead, seq, &message.payload, &e, acker).await,
+        loop {
+            let before = records.len();
+            claim
+                .pull(max - records.len(), &mut records, &mut again)
+                .await?;
+            let now = tokio::time::Instant::now();
+            if records.len() >= max || now >= deadline {
+                break;
+            }
+            if records.len() == before {
+                tokio::time::sleep_until(deadline.min(now + LINGER_POLL)).await;
             }
         }
         if again > 0 {
@@ -232,9 +228,9 @@ impl NatsQueue {
                 "events handed out again (a node stopped or held them past ack_wait): they may reach a destination twice"
             );
         }
-        // Held (and extended) only once the whole batch is in: a claim given up half way leaves
+        // Held (and extended) only once the whole round is in: a claim given up half way leaves
         // its messages to be handed out again after the ack wait.
-        let mut held = lock(&held);
+        let mut held = lock(&claim.held);
         Ok(records
             .into_iter()
             .map(|(seq, record, acker)| {
@@ -242,6 +238,58 @@ impl NatsQueue {
                 (seq, record)
             })
             .collect())
+    }
+}
+
+/// How often a lingering claim asks the server again for more events.
+const LINGER_POLL: Duration = Duration::from_millis(5);
+
+/// What a claim needs: the shared consumer, the map of held messages, the dead letters (for
+/// messages that do not decode) and how long to wait for the server.
+struct Claim {
+    consumer: PullConsumer,
+    held: Arc<Mutex<HashMap<u64, Arc<Acker>>>>,
+    dead: dead::DeadLetters,
+    timeout: Duration,
+}
+
+/// A claimed message not yet held: its stream sequence, record and ack handle.
+type Claimed = (u64, Record, Arc<Acker>);
+
+impl Claim {
+    /// One no-wait pull of up to `want` messages, added to `records`.
+    async fn pull(
+        &self,
+        want: usize,
+        records: &mut Vec<Claimed>,
+        again: &mut u64,
+    ) -> Result<(), QueueError> {
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(want)
+            .messages()
+            .await
+            .map_err(unavailable("claiming events"))?;
+        loop {
+            let next = tokio::time::timeout(self.timeout, batch.next())
+                .await
+                .map_err(unavailable("claiming events (waiting for the server)"))?;
+            let Some(message) = next else {
+                return Ok(());
+            };
+            let message = message.map_err(unavailable_boxed("claiming events"))?;
+            let Ok((seq, delivered)) = message.info().map(|i| (i.stream_sequence, i.delivered))
+            else {
+                continue; // not a stream message (a status): nothing to claim
+            };
+            *again += u64::from(delivered > 1);
+            let (message, acker) = message.split();
+            match decode::<Record>(&message.payload) {
+                Ok(record) => records.push((seq, record, Arc::new(acker))),
+                Err(e) => undecodable(&self.dead, seq, &message.payload, &e, acker).await,
+            }
+        }
     }
 }
 
@@ -372,8 +420,13 @@ impl EventQueue for NatsQueue {
     }
 
     fn claim(&self, max: usize, linger: Duration) -> Reading<Vec<(u64, Record)>> {
-        let (consumer, held) = (self.consumer.clone(), self.held.clone());
-        Box::pin(Self::fetch(consumer, held, self.dead.clone(), max, linger))
+        let claim = Claim {
+            consumer: self.consumer.clone(),
+            held: self.held.clone(),
+            dead: self.dead.clone(),
+            timeout: self.timeout,
+        };
+        Box::pin(Self::fetch(claim, max, linger))
     }
 
     fn release(&self, ids: Vec<u64>) {
