@@ -2,20 +2,25 @@
 //! every problem into a [`Diagnostic`] that names the file, line, column and JSON path.
 //!
 //! Order of checks: the file's size and nesting depth ([`limits`]), YAML syntax, environment
-//! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all violations at once), then serde (which
-//! can only fail where the schema is looser than the types). Semantic checks run later, on the typed
-//! value, and place their findings with [`Document::diagnostic`].
+//! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all
+//! violations at once, knock-ons dropped), then serde (which can only fail where the schema is
+//! looser than the types). Semantic checks run later, on the typed value, and place their findings
+//! with [`Placer::place`]; after errors in a file, [`check_str`] still gives the caller a document
+//! (repaired and pruned, see `recover`) so that one run reports the errors of every stage.
 
 mod diagnostic;
 pub mod interpolate;
 pub mod limits;
 mod pointer;
+mod recover;
 mod schema_errors;
 mod scope;
 mod spans;
 
 pub use diagnostic::{Diagnostic, Severity, pointer_to_path};
 pub use pointer::{CompileError, Pointer};
+pub use recover::Remap;
+use schema_errors::Repair;
 pub use schema_errors::{closest, did_you_mean};
 pub use scope::FileScope;
 pub use spans::SpanIndex;
@@ -39,12 +44,21 @@ pub struct Document<T> {
 pub struct Placer {
     pub file: PathBuf,
     spans: SpanIndex,
+    /// Pointers of the checked document back to pointers of the file as written.
+    remap: Remap,
+    /// JSON paths the file's own errors are at: a later finding there is a knock-on.
+    shadowed: Vec<String>,
 }
 
 impl Placer {
     /// A diagnostic placed at the node `pointer` (a JSON pointer) of this file.
     pub fn place(&self, pointer: &str, message: impl Into<String>) -> Diagnostic {
-        place(&self.file, &self.spans, pointer, message.into())
+        place(
+            &self.file,
+            &self.spans,
+            &self.remap.original(pointer),
+            message.into(),
+        )
     }
 
     /// Diagnostics for compile errors of rules in this file.
@@ -53,6 +67,44 @@ impl Placer {
             .iter()
             .map(|e| self.place(&e.pointer, e.message.clone()))
             .collect()
+    }
+
+    /// Drops the findings of later checks that are knock-ons of this file's own errors: those at or
+    /// under a node that already has an error (a stand-in value stood there).
+    pub fn drop_knock_ons(&self, found: Vec<Diagnostic>) -> Vec<Diagnostic> {
+        let under = |path: &str, at: &str| {
+            path.strip_prefix(at)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        found
+            .into_iter()
+            .filter(|d| d.file != self.file || !self.shadowed.iter().any(|at| under(&d.path, at)))
+            .collect()
+    }
+}
+
+/// The outcome of checking a file: every error of its own (syntax, variables, schema), and the
+/// document when one could be made of it, so that later checks still run on what is left.
+#[derive(Debug)]
+pub struct Checked<T> {
+    pub document: Option<Document<T>>,
+    pub errors: Vec<Diagnostic>,
+}
+
+impl<T> Checked<T> {
+    fn failed(errors: Vec<Diagnostic>) -> Self {
+        Self {
+            document: None,
+            errors,
+        }
+    }
+
+    /// The document when the file has no error, else every error.
+    pub fn into_result(self) -> Result<Document<T>, Vec<Diagnostic>> {
+        match self.document {
+            Some(doc) if self.errors.is_empty() => Ok(doc),
+            _ => Err(self.errors),
+        }
     }
 }
 
@@ -96,8 +148,15 @@ pub fn load_file<T: DeserializeOwned>(
     file: &Path,
     schema: &Schema,
 ) -> Result<Document<T>, Vec<Diagnostic>> {
-    let text = limits::read_text(file).map_err(|refusal| vec![refused(file, refusal)])?;
-    load_str(file, &text, schema)
+    check_file(file, schema).into_result()
+}
+
+/// Reads and checks a file. See [`check_str`].
+pub fn check_file<T: DeserializeOwned>(file: &Path, schema: &Schema) -> Checked<T> {
+    match limits::read_text(file) {
+        Ok(text) => check_str(file, &text, schema),
+        Err(refusal) => Checked::failed(vec![refused(file, refusal)]),
+    }
 }
 
 /// Loads YAML `text` (named `file` in messages) into `T`, checked against `schema` first.
@@ -106,49 +165,71 @@ pub fn load_str<T: DeserializeOwned>(
     text: &str,
     schema: &Schema,
 ) -> Result<Document<T>, Vec<Diagnostic>> {
-    limits::check_depth(text).map_err(|refusal| vec![refused(file, refusal)])?;
-    let mut value: Value = serde_yaml::from_str(text).map_err(|e| vec![yaml_error(file, &e)])?;
+    check_str(file, text, schema).into_result()
+}
+
+/// Checks YAML `text` (named `file` in messages) against `schema` and deserializes it into `T`.
+/// After errors in variables or the schema, the document is repaired and pruned ([`recover`]) so
+/// that the caller's later checks run too; their findings go through [`Placer::drop_knock_ons`].
+pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) -> Checked<T> {
+    if let Err(refusal) = limits::check_depth(text) {
+        return Checked::failed(vec![refused(file, refusal)]);
+    }
+    let mut value: Value = match serde_yaml::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Checked::failed(vec![yaml_error(file, &e)]),
+    };
     let spans = SpanIndex::build(text);
     let unresolved = interpolate::interpolate(&mut value, &schema.secret_keys, &|name| {
         std::env::var(name).ok()
     });
-    if !unresolved.is_empty() {
-        return Err(unresolved
-            .into_iter()
-            .map(|u| place(file, &spans, &u.pointer, u.message))
-            .collect());
-    }
-    let mut errors: Vec<Diagnostic> = schema
-        .validator
-        .iter_errors(&value)
-        .flat_map(|e| schema_errors::explain(&e, &schema.schema))
-        .map(|e| {
-            let d = place(file, &spans, &e.pointer, e.message);
-            match e.at {
-                Some(at) => {
-                    let (line, column) = spans.locate(&at);
-                    d.at(line, column)
-                }
-                None => d,
-            }
-        })
+    let mut shadowed: Vec<String> = unresolved.iter().map(|u| u.pointer.clone()).collect();
+    let mut errors: Vec<Diagnostic> = unresolved
+        .into_iter()
+        .map(|u| place(file, &spans, &u.pointer, u.message))
         .collect();
-    if !errors.is_empty() {
-        errors.sort_by_key(|d| (d.line, d.column));
-        return Err(errors);
+    let mut remap = Remap::default();
+    let (found, repaired) = recover::check_schema(&value, schema, &mut remap);
+    for e in found {
+        let d = place(file, &spans, &e.pointer, e.message);
+        let d = match &e.at {
+            Some(at) => {
+                let (line, column) = spans.locate(at);
+                d.at(line, column)
+            }
+            None => d,
+        };
+        // A key read as another is checked as that one: what lies under it is no knock-on.
+        if !matches!(e.repair, Some(Repair::Rename { .. })) {
+            shadowed.push(e.at.unwrap_or(e.pointer));
+        }
+        errors.push(d);
     }
-    let typed = serde_path_to_error::deserialize(&value).map_err(|e| {
-        let pointer = path_to_pointer(e.path());
-        vec![place(file, &spans, &pointer, e.inner().to_string())]
-    })?;
-    Ok(Document {
-        value: typed,
-        placer: Placer {
-            file: file.to_owned(),
-            spans,
-        },
-        raw: value,
-    })
+    let typed = if errors.is_empty() {
+        match serde_path_to_error::deserialize(&repaired) {
+            Ok(typed) => Some((typed, repaired)),
+            Err(e) => {
+                let pointer = path_to_pointer(e.path());
+                return Checked::failed(vec![place(file, &spans, &pointer, e.inner().to_string())]);
+            }
+        }
+    } else {
+        recover::prune(repaired, &mut remap)
+    };
+    errors.sort_by_key(|d| (d.line, d.column));
+    Checked {
+        document: typed.map(|(value, raw)| Document {
+            value,
+            placer: Placer {
+                file: file.to_owned(),
+                spans,
+                remap,
+                shadowed: shadowed.iter().map(|p| pointer_to_path(p)).collect(),
+            },
+            raw,
+        }),
+        errors,
+    }
 }
 
 fn refused(file: &Path, refusal: limits::Refusal) -> Diagnostic {
