@@ -235,10 +235,12 @@ fn allowed_keys<'s>(schema: &'s Value, node: &'s Value, names: &mut Vec<&'s str>
     if depth > 8 {
         return;
     }
-    if let Some(target) = node.get("$ref").and_then(Value::as_str) {
-        if let Some(target) = resolve(schema, target) {
-            allowed_keys(schema, target, names, depth + 1);
-        }
+    if let Some(target) = node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| resolve(schema, r))
+    {
+        allowed_keys(schema, target, names, depth + 1);
     }
     for key in node
         .get("properties")
