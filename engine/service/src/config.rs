@@ -327,7 +327,7 @@ pub enum SourceKind {
 /// The JSON Schema of config files (generated from [`Config`]), compiled once.
 pub fn config_schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(Schema::of::<Config>)
+    SCHEMA.get_or_init(|| Schema::of::<Config>("config"))
 }
 
 /// A loaded, checked config, compiled and ready to route events.

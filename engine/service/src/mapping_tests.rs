@@ -65,7 +65,7 @@ pub struct MappingTest {
 /// The JSON Schema of mapping test files, compiled once.
 pub fn test_file_schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(Schema::of::<TestFile>)
+    SCHEMA.get_or_init(|| Schema::of::<TestFile>("mapping-tests"))
 }
 
 /// The outcome of one test file.
