@@ -117,8 +117,7 @@ pub fn run_file(path: &Path) -> Result<Report, TestFileError> {
         let mut found = Vec::new();
         for (destination, expected) in &test.expect {
             let actual = outcome.get(destination).unwrap_or(&Value::Null);
-            let at = format!("{destination}");
-            compare(expected, actual, &at, test.exact, &mut found);
+            compare(expected, actual, destination, test.exact, &mut found);
         }
         if found.is_empty() {
             report.passed += 1;
