@@ -383,3 +383,58 @@ fn version_names_the_commit_and_completions_cover_every_command() {
         }
     }
 }
+
+/// Every property of every shipped schema, with where it is (for messages).
+fn properties(node: &Value, at: String, out: &mut Vec<(String, Value)>) {
+    match node {
+        Value::Object(map) => {
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (name, prop) in props {
+                    out.push((format!("{at}.{name}"), prop.clone()));
+                }
+            }
+            for (key, value) in map {
+                properties(value, format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                properties(item, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_property_is_described_with_standard_formats_and_an_id() {
+    const STANDARD: [&str; 4] = ["date-time", "uri", "email", "regex"];
+    for (name, schema) in switchyard::commands::schema::all() {
+        let mut props = Vec::new();
+        properties(&schema, String::new(), &mut props);
+        assert!(props.len() >= 5, "{name}: only {} properties", props.len());
+        let undescribed: Vec<&str> = props
+            .iter()
+            .filter(|(_, p)| {
+                p.get("description")
+                    .and_then(Value::as_str)
+                    .is_none_or(|d| d.trim().is_empty())
+            })
+            .map(|(at, _)| at.as_str())
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "{name}: no description: {undescribed:?}"
+        );
+        let text = schema.to_string();
+        for format in text.split("\"format\":\"").skip(1) {
+            let format = format.split('"').next().unwrap_or_default();
+            assert!(STANDARD.contains(&format), "{name}: format `{format}`");
+        }
+        let id = schema["$id"].as_str().unwrap_or_default();
+        assert!(
+            id.starts_with("urn:switchyard:schema:"),
+            "{name}: $id {id:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
-//! Bad configs and mapping files: each fixture in `fixtures/bad/` states in its first line the error
-//! it must give (`# expect: [FILE] LINE:COL PATH: MESSAGE`), and loading it must give exactly that
-//! place and a message containing that text.
+//! Bad configs and mapping files: each fixture in `fixtures/bad/` states in its first lines the
+//! errors it must give (`# expect: [FILE] LINE:COL PATH: MESSAGE`), and loading it must give exactly
+//! those places and messages containing that text. A fixture with several errors must give them all
+//! in one run, and nothing else (no knock-on errors).
 
 use std::path::Path;
 use switchyard_tests::*;
@@ -13,8 +14,17 @@ struct Expectation {
     message: String,
 }
 
-fn expectation(fixture: &Path, text: &str) -> Option<Expectation> {
-    let spec = text.lines().next()?.strip_prefix("# expect: ")?;
+fn expectations(fixture: &Path, text: &str) -> Vec<Expectation> {
+    text.lines()
+        .map_while(|line| line.strip_prefix("# expect: "))
+        .map(|spec| {
+            expectation(fixture, spec)
+                .unwrap_or_else(|| panic!("{}: unreadable `# expect:` {spec}", fixture.display()))
+        })
+        .collect()
+}
+
+fn expectation(fixture: &Path, spec: &str) -> Option<Expectation> {
     let (file, rest) = match spec.split_once(' ') {
         Some((f, rest)) if f.ends_with(".yaml") => (f.to_owned(), rest),
         _ => (fixture.file_name()?.to_str()?.to_owned(), spec),
@@ -34,7 +44,7 @@ fn expectation(fixture: &Path, text: &str) -> Option<Expectation> {
 #[test]
 fn every_bad_fixture_gives_its_error_at_its_place() {
     let dir = root().join("tests/fixtures/bad");
-    let mut checked = 0;
+    let (mut checked, mut several) = (0, 0);
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -42,33 +52,47 @@ fn every_bad_fixture_gives_its_error_at_its_place() {
     entries.sort();
     for fixture in entries {
         let text = std::fs::read_to_string(&fixture).unwrap();
-        let Some(expect) = expectation(&fixture, &text) else {
+        let expected = expectations(&fixture, &text);
+        if expected.is_empty() {
             continue;
-        };
+        }
         let diagnostics = match switchyard_service::config::load(&fixture) {
             Ok(_) => panic!("{} loaded but should fail", fixture.display()),
             Err(d) => d,
         };
-        let found = diagnostics.iter().any(|d| {
-            d.file.file_name().and_then(|f| f.to_str()) == Some(expect.file.as_str())
-                && d.line == expect.line
-                && d.column == expect.column
-                && d.path == expect.path
-                && d.message.contains(&expect.message)
-        });
-        assert!(
-            found,
-            "{}: expected {}:{}:{} {}: …{}…\ngot:\n{}",
-            fixture.display(),
-            expect.file,
-            expect.line,
-            expect.column,
-            expect.path,
-            expect.message,
-            lines(&diagnostics)
-        );
+        for expect in &expected {
+            let found = diagnostics.iter().any(|d| {
+                d.file.file_name().and_then(|f| f.to_str()) == Some(expect.file.as_str())
+                    && d.line == expect.line
+                    && d.column == expect.column
+                    && d.path == expect.path
+                    && d.message.contains(&expect.message)
+            });
+            assert!(
+                found,
+                "{}: expected {}:{}:{} {}: …{}…\ngot:\n{}",
+                fixture.display(),
+                expect.file,
+                expect.line,
+                expect.column,
+                expect.path,
+                expect.message,
+                lines(&diagnostics)
+            );
+        }
+        if expected.len() > 1 {
+            assert_eq!(
+                diagnostics.len(),
+                expected.len(),
+                "{}: every error in one run, and no knock-on errors; got:\n{}",
+                fixture.display(),
+                lines(&diagnostics)
+            );
+            several += 1;
+        }
         checked += 1;
     }
+    assert!(several >= 2, "only {several} fixtures with several errors");
     assert!(checked >= 15, "only {checked} fixtures checked");
 }
 
@@ -173,4 +197,63 @@ fn loaded_default_warnings() -> Vec<String> {
         .filter(|w| w.message.contains("can never match"))
         .map(|w| format!("{w}"))
         .collect()
+}
+
+#[test]
+fn a_misspelled_key_gives_one_error_not_its_knock_ons() {
+    let text = tiktok_config(
+        "filters:\n  - name: f\n    drop_wen: {path: \"$.properties.x\", op: lt, value: 3}",
+    );
+    let d = load_errors(&text, &[]);
+    assert_eq!(d.len(), 1, "{}", lines(&d));
+    assert_eq!(d[0].path, "$.destinations[0].filters[0]");
+    assert_eq!(d[0].line, 13, "{}", lines(&d));
+    assert!(
+        d[0].message.contains("did you mean `drop_when`?"),
+        "{}",
+        lines(&d)
+    );
+}
+
+#[test]
+fn a_semantic_error_under_a_misspelled_key_is_still_found() {
+    // `drop_wen` is read as `drop_when`: the bad regex below it is reported in the same run.
+    let text = tiktok_config(
+        "filters:\n  - name: f\n    drop_wen: {path: \"$.properties.x\", op: matches, value: \"(\"}",
+    );
+    let d = load_errors(&text, &[]);
+    let paths: Vec<&str> = d.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "$.destinations[0].filters[0]",
+            "$.destinations[0].filters[0].drop_wen.value"
+        ],
+        "{}",
+        lines(&d)
+    );
+}
+
+#[test]
+fn event_names_one_letter_off_the_spec_are_warned_about() {
+    let text = tiktok_config(
+        "filters:\n  - name: f\n    events: [Placed Ordr, Quiz Completed]\n    drop_when: {path: \"$.properties.x\", op: exists}\ncustom_events:\n  - {source: Viewed Prodct, target: ViewContent}",
+    );
+    let l = loaded(&text);
+    let mut found: Vec<_> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("no event of the event spec"))
+        .collect();
+    found.sort_by_key(|w| w.line);
+    let hints: Vec<String> = found.iter().map(|w| format!("{w}")).collect();
+    assert_eq!(hints.len(), 2, "{hints:?}");
+    assert!(
+        hints[0].contains(":13:") && hints[0].contains("did you mean `Placed Order`?"),
+        "{hints:?}"
+    );
+    assert!(
+        hints[1].contains("custom_events[0].source") && hints[1].contains("`Viewed Product`"),
+        "{hints:?}"
+    );
 }

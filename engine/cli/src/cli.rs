@@ -38,6 +38,13 @@ pub enum Command {
     },
     /// Dry run: map NDJSON source events and print what each destination would send.
     Map(MapArgs),
+    /// Run mapping unit tests (YAML: input events and the expected outcome per destination);
+    /// exit 1 with the differences when one fails.
+    Test {
+        /// Test files (see docs/rules.md, "Testing a mapping").
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Run the service: HTTP ingestion into a durable queue, delivery to the destinations.
     Serve {
         /// The config file.
@@ -220,6 +227,7 @@ fn dispatch(
             Ok(if ok { 0 } else { 1 })
         }
         Command::Map(args) => commands::map::run(args, input, out, err),
+        Command::Test { files } => commands::test::run(&files, out, err),
         Command::Serve { config, listen } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);

@@ -16,8 +16,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use switchyard_core::event::TimeWindow;
-use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer, Schema, load_file};
-use switchyard_core::rules::lint::dead_paths;
+use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer, Schema, check_file};
+use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::secret::Secret;
 use switchyard_wasm::{Chain, PluginConfig};
 
@@ -327,7 +327,7 @@ pub enum SourceKind {
 /// The JSON Schema of config files (generated from [`Config`]), compiled once.
 pub fn config_schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
-    SCHEMA.get_or_init(Schema::of::<Config>)
+    SCHEMA.get_or_init(|| Schema::of::<Config>("config"))
 }
 
 /// A loaded, checked config, compiled and ready to route events.
@@ -355,8 +355,14 @@ impl Loaded {
 }
 
 /// Loads and checks a config file, and builds every destination. On failure, every error found.
+///
+/// One pass: after errors in the file itself (schema), the later checks (names, mapping files,
+/// rules, plugins) still run on what could be read, their knock-ons dropped.
 pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
-    let doc = load_file::<Config>(path, config_schema())?;
+    let checked = check_file::<Config>(path, config_schema());
+    let Some(doc) = checked.document else {
+        return Err(checked.errors);
+    };
     let (config, placer) = (doc.value, doc.placer);
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut errors = check_names(&config, &placer);
@@ -366,6 +372,11 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     // A plugin's `config` is the plugin's to read, not rules.
     warnings.extend(
         dead_paths(&doc.raw, &["config"])
+            .into_iter()
+            .map(|d| placer.place(&d.pointer, d.message).warning()),
+    );
+    warnings.extend(
+        misspelled_events(&doc.raw, &["config"])
             .into_iter()
             .map(|d| placer.place(&d.pointer, d.message).warning()),
     );
@@ -387,6 +398,8 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         errors.extend(e);
         Chain::new(Vec::new())
     });
+    let mut errors = placer.drop_knock_ons(errors);
+    errors.extend(checked.errors);
     if !errors.is_empty() {
         errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(errors);

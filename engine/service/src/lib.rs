@@ -6,7 +6,8 @@
 //!   [`destinations`]: the built-in destination types (the one place that names them);
 //!   [`destination`]: one destination as one built object; [`plugins`]: loading transform plugins.
 //! - [`pipeline`]: plugins and mappings over a chunk of events, where each plugin plugs in.
-//! - [`dry_run`]: `map`: NDJSON in, one line per event out, nothing sent.
+//! - [`dry_run`]: `map`: NDJSON in, one line per event out, nothing sent; [`mapping_tests`]:
+//!   `switchyard test`, unit tests of mappings run through the dry run.
 //! - [`backend`]: the queue the config names (embedded redb, or NATS JetStream for several nodes).
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
 //!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
@@ -19,6 +20,7 @@ pub mod delivery;
 pub mod destination;
 pub mod destinations;
 pub mod dry_run;
+pub mod mapping_tests;
 pub mod metrics;
 pub mod pipeline;
 pub mod plugins;

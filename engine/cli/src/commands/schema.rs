@@ -16,6 +16,12 @@ pub fn all() -> Vec<(&'static str, Value)> {
             "mapping.schema.json",
             switchyard_core::rules::mapping_schema().schema.clone(),
         ),
+        (
+            "mapping-tests.schema.json",
+            switchyard_service::mapping_tests::test_file_schema()
+                .schema
+                .clone(),
+        ),
     ]
 }
 

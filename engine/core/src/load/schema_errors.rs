@@ -73,6 +73,22 @@ pub struct Explained {
     /// Where to place it when that is not `pointer`'s node: an unknown key is placed at the key,
     /// while its path stays the enclosing object's (a key is never echoed: it may be a secret).
     pub at: Option<String>,
+    /// How to change the document so that the later checks can go on as if this were fixed.
+    pub repair: Option<Repair>,
+}
+
+/// A change to a document that stands in for the user's fix, so that one run finds every error:
+/// the later checks see what the user most likely meant, and knock-on errors disappear.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Repair {
+    /// A misspelled key read as the allowed key it is closest to.
+    Rename {
+        object: String,
+        from: String,
+        to: String,
+    },
+    /// A value the schema does not allow replaced by the closest allowed one (else the first).
+    Replace { pointer: String, value: Value },
 }
 
 impl Explained {
@@ -81,7 +97,13 @@ impl Explained {
             pointer,
             message,
             at: None,
+            repair: None,
         }
+    }
+
+    fn repaired(mut self, repair: Option<Repair>) -> Self {
+        self.repair = repair;
+        self
     }
 }
 
@@ -100,10 +122,14 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
                 .flatten()
                 .map(quote)
                 .collect();
-            return vec![Explained::new(
-                pointer,
-                format!("{}expected one of {}", suggest(error, &all), all.join(", ")),
-            )];
+            let repair = replacement(error, &pointer, options.as_array().into_iter().flatten());
+            return vec![
+                Explained::new(
+                    pointer,
+                    format!("{}expected one of {}", suggest(error, &all), all.join(", ")),
+                )
+                .repaired(repair),
+            ];
         }
         ValidationErrorKind::Required { property } => {
             return vec![Explained::new(
@@ -124,14 +150,23 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
         }
     };
     if let Some(options) = constant_options(branches, &pointer, schema) {
-        return vec![Explained::new(
-            pointer,
-            format!(
-                "{}expected one of {}",
-                suggest(error, &options),
-                options.join(", ")
-            ),
-        )];
+        let constants: Vec<Value> = options
+            .iter()
+            .filter(|o| !o.starts_with("`{"))
+            .map(|o| Value::String(o.trim_matches('`').to_owned()))
+            .collect();
+        let repair = replacement(error, &pointer, constants.iter());
+        return vec![
+            Explained::new(
+                pointer,
+                format!(
+                    "{}expected one of {}",
+                    suggest(error, &options),
+                    options.join(", ")
+                ),
+            )
+            .repaired(repair),
+        ];
     }
     if let Some(tag) = tag_mismatch(branches, &pointer) {
         return vec![tag];
@@ -143,7 +178,9 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
 }
 
 /// One finding per key the object at `pointer` may not have, placed at the key, never naming it
-/// (a pasted secret can stand where a key should): with the closest allowed key, or the list.
+/// (a pasted secret can stand where a key should): with the closest allowed key, or the list. A key
+/// some branch of the object's schema allows is no finding: it is only "unevaluated" because that
+/// branch failed, and the branch's own error says why.
 fn unknown_keys(
     error: &ValidationError<'_>,
     schema: &Value,
@@ -154,19 +191,31 @@ fn unknown_keys(
         .schema_path()
         .as_str()
         .rsplit_once('/')
-        .and_then(|(parent, _)| schema_node(schema, parent)?.get("properties")?.as_object())
-        .map(|props| props.keys().map(String::as_str).collect());
+        .and_then(|(parent, _)| schema_node(schema, parent))
+        .map(|node| {
+            let mut names = Vec::new();
+            allowed_keys(schema, node, &mut names, 0);
+            names
+        });
+    let present = |key: &str| error.instance().get(key).is_some();
     unexpected
         .iter()
+        .filter(|key| !allowed.as_ref().is_some_and(|a| a.contains(&key.as_str())))
         .map(|key| {
-            let hint = match allowed.as_deref() {
-                None => "see the schema for the keys this object takes".to_owned(),
-                Some([]) => "this object takes no other keys".to_owned(),
-                Some(names) => match closest(key, names) {
-                    Some(name) => format!("did you mean `{name}`?"),
-                    None => format!("expected one of `{}`", names.join("`, `")),
-                },
+            let close = allowed.as_deref().and_then(|names| closest(key, names));
+            let hint = match (allowed.as_deref(), close) {
+                (None, _) => "see the schema for the keys this object takes".to_owned(),
+                (Some([]), _) => "this object takes no other keys".to_owned(),
+                (Some(_), Some(name)) => format!("did you mean `{name}`?"),
+                (Some(names), None) => format!("expected one of `{}`", names.join("`, `")),
             };
+            let repair = close
+                .filter(|name| !present(name))
+                .map(|name| Repair::Rename {
+                    object: pointer.to_owned(),
+                    from: key.clone(),
+                    to: name.to_owned(),
+                });
             Explained {
                 pointer: pointer.to_owned(),
                 message: format!("unknown key (not shown, it may be a secret); {hint}"),
@@ -174,9 +223,66 @@ fn unknown_keys(
                     "{pointer}/{}",
                     key.replace('~', "~0").replace('/', "~1")
                 )),
+                repair,
             }
         })
         .collect()
+}
+
+/// The keys an object schema allows: its `properties` and those of every branch it combines
+/// (`oneOf`, `anyOf`, `allOf`, references followed), in schema order, each once.
+fn allowed_keys<'s>(schema: &'s Value, node: &'s Value, names: &mut Vec<&'s str>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    if let Some(target) = node
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| resolve(schema, r))
+    {
+        allowed_keys(schema, target, names, depth + 1);
+    }
+    for key in node
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+    {
+        if !names.contains(&key.as_str()) {
+            names.push(key);
+        }
+    }
+    for combinator in ["allOf", "oneOf", "anyOf"] {
+        for branch in node
+            .get(combinator)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            allowed_keys(schema, branch, names, depth + 1);
+        }
+    }
+}
+
+/// The repair of a value that is none of `options`: the closest option when the value is a string
+/// close to one, else the first option (a stand-in: the error is reported either way).
+fn replacement<'v>(
+    error: &ValidationError<'_>,
+    pointer: &str,
+    mut options: impl Iterator<Item = &'v Value> + Clone,
+) -> Option<Repair> {
+    let names: Vec<&str> = options.clone().filter_map(Value::as_str).collect();
+    let close = error
+        .instance()
+        .as_str()
+        .and_then(|value| closest(value, &names))
+        .map(|name| Value::String(name.to_owned()));
+    let value = close.or_else(|| options.next().cloned())?;
+    Some(Repair::Replace {
+        pointer: pointer.to_owned(),
+        value,
+    })
 }
 
 /// "did you mean `x`? " when the offending value is a string close to one of the (quoted) options.

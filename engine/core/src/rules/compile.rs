@@ -164,13 +164,14 @@ impl MappingCompiler {
 }
 
 fn unknown_template<T>(name: &str, templates: &IndexMap<String, T>) -> String {
+    let names: Vec<&str> = templates.keys().map(String::as_str).collect();
+    if names.is_empty() {
+        return format!("no template named `{name}`: this file defines no `templates`");
+    }
+    let hint = crate::load::did_you_mean(name, &names);
     format!(
-        "no template named `{name}` (templates: {})",
-        templates
-            .keys()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
+        "no template named `{name}`; {hint}templates: {}",
+        names.join(", ")
     )
 }
 

@@ -1,6 +1,9 @@
-//! Rule paths that can never match: a path's first step must be one of the event envelope's
-//! fields (the source event is normalised to them before rules run), so `$.propertys.rating` or
-//! `$.profileProperties.email` would silently find nothing. Found at load, reported as warnings.
+//! Rules that load but would silently do nothing, found at load and reported as warnings:
+//! - paths that can never match: a path's first step must be one of the event envelope's fields
+//!   (the source event is normalised to them before rules run), so `$.propertys.rating` or
+//!   `$.profileProperties.email` would find nothing;
+//! - event names one letter off the event spec's (`Placed Ordr`): custom names are allowed, so a
+//!   misspelled standard name would only match no event.
 
 use crate::load::did_you_mean;
 use serde_json::Value;
@@ -104,5 +107,89 @@ mod tests {
             "{found:?}"
         );
         assert!(found[0].message.contains("did you mean `properties`?"));
+    }
+}
+
+/// The standard event names of the event spec.
+pub const SPEC_EVENTS: [&str; 19] = [
+    "$page_load",
+    "Viewed Product",
+    "Viewed Collection",
+    "Added To Cart",
+    "Viewed Cart",
+    "Started Checkout",
+    "Added Payment Info",
+    "Placed Order",
+    "Started Subscription",
+    "Placed Recurring Subscription Order",
+    "Cancelled Subscription",
+    "Activated Subscription",
+    "Searched",
+    "Subscribed To Newsletter",
+    "Added To Wishlist",
+    "Logged In",
+    "Signed Up",
+    "Received Refund",
+    "New Customer Order",
+];
+
+/// A source event name that is not the event spec's but close to one: where and the suggestion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MisspelledEvent {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// Every source event name in a rules document (`source:` of rows, row switches and custom events,
+/// `events:` of filters) that is close to, but not, one of [`SPEC_EVENTS`]. Values under a key in
+/// `skip` are not rules.
+pub fn misspelled_events(doc: &Value, skip: &[&str]) -> Vec<MisspelledEvent> {
+    let mut found = Vec::new();
+    names_walk(doc, String::new(), skip, &mut found);
+    found
+}
+
+fn names_walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<MisspelledEvent>) {
+    match node {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                names_walk(item, format!("{pointer}/{i}"), skip, found);
+            }
+        }
+        Value::Object(map) => {
+            for (key, value) in map {
+                if skip.contains(&key.as_str()) {
+                    continue;
+                }
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                let here = format!("{pointer}/{escaped}");
+                match (key.as_str(), value) {
+                    ("source", Value::String(name)) => check_name(name, here, found),
+                    ("events", Value::Array(names)) => {
+                        for (i, name) in names.iter().enumerate() {
+                            if let Value::String(name) = name {
+                                check_name(name, format!("{here}/{i}"), found);
+                            }
+                        }
+                    }
+                    _ => names_walk(value, here, skip, found),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_name(name: &str, pointer: String, found: &mut Vec<MisspelledEvent>) {
+    if SPEC_EVENTS.contains(&name) {
+        return;
+    }
+    if let Some(close) = crate::load::closest(name, &SPEC_EVENTS) {
+        found.push(MisspelledEvent {
+            pointer,
+            message: format!(
+                "`{name}` is no event of the event spec, so only custom events of that name match; did you mean `{close}`?"
+            ),
+        });
     }
 }

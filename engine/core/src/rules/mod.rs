@@ -24,5 +24,5 @@ pub use crate::load::{CompileError, Pointer};
 /// The JSON Schema of mapping files (generated from [`spec::MappingFile`]), compiled once.
 pub fn mapping_schema() -> &'static crate::load::Schema {
     static SCHEMA: std::sync::OnceLock<crate::load::Schema> = std::sync::OnceLock::new();
-    SCHEMA.get_or_init(crate::load::Schema::of::<spec::MappingFile>)
+    SCHEMA.get_or_init(|| crate::load::Schema::of::<spec::MappingFile>("mapping"))
 }

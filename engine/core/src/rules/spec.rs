@@ -201,8 +201,10 @@ pub enum Transform {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Replacement {
+    /// The text to replace (not empty).
     #[schemars(length(min = 1))]
     pub from: String,
+    /// What replaces it (may be empty, to remove it).
     pub to: String,
 }
 
@@ -272,6 +274,7 @@ pub enum Condition {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllOf {
+    /// The conditions that must all hold.
     pub all: Vec<Condition>,
 }
 
@@ -279,6 +282,7 @@ pub struct AllOf {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnyOf {
+    /// The conditions of which at least one must hold.
     pub any: Vec<Condition>,
 }
 

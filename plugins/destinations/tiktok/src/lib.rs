@@ -15,8 +15,10 @@ use switchyard_core::destination::{
     TransportError,
 };
 use switchyard_core::event::SourceEvent;
-use switchyard_core::load::{Diagnostic, Document, FileScope, Placer, load_file, load_str};
-use switchyard_core::rules::lint::dead_paths;
+use switchyard_core::load::{
+    Checked, Diagnostic, Document, FileScope, Placer, check_file, check_str, load_str,
+};
+use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
 use switchyard_core::rules::spec::{
     ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
@@ -135,26 +137,45 @@ impl Tiktok {
         at: &Pointer,
     ) -> Result<(Self, Vec<Diagnostic>), Vec<Diagnostic>> {
         let reference = &config.common.mapping;
-        let mapping = load_mapping(reference, files).map_err(|message| {
+        let checked = load_mapping(reference, files).map_err(|message| {
             vec![placer.place(
                 at.key("mapping").as_str(),
                 format!("{message}; give `default` or a path relative to this config"),
             )]
-        })??;
+        })?;
+        let mut errors = checked.errors;
+        let country = default_country(&config, placer, at);
+        let (Some(mapping), Ok(default_country)) = (checked.document, &country) else {
+            errors.extend(country.err().into_iter().flatten());
+            return Err(errors);
+        };
         let ctx = CompileContext {
             content_id: config.content_id,
             conversion_amount: config.conversion_amount,
-            default_country: default_country(&config, placer, at)?,
+            default_country: *default_country,
             product_id_content_type: config.product_id_content_type,
         };
-        let routing = Routing::compile(&config.common, &mapping.value, ctx, at).map_err(|e| {
-            let mut out = mapping.placer.place_all(&e.mapping);
-            out.extend(placer.place_all(&e.config));
-            out
-        })?;
+        let routing = Routing::compile(&config.common, &mapping.value, ctx, at);
+        if let Err(e) = &routing {
+            errors.extend(
+                mapping
+                    .placer
+                    .drop_knock_ons(mapping.placer.place_all(&e.mapping)),
+            );
+            errors.extend(placer.place_all(&e.config));
+        }
+        let routing = match routing {
+            Ok(routing) if errors.is_empty() => routing,
+            _ => return Err(errors),
+        };
         let mut warnings = name_warnings(&config, &mapping, placer, at);
         warnings.extend(
             dead_paths(&mapping.raw, &[])
+                .into_iter()
+                .map(|d| mapping.placer.place(&d.pointer, d.message).warning()),
+        );
+        warnings.extend(
+            misspelled_events(&mapping.raw, &[])
                 .into_iter()
                 .map(|d| mapping.placer.place(&d.pointer, d.message).warning()),
         );
@@ -255,12 +276,16 @@ fn default_document() -> LoadedMapping {
 /// why not, as the outer error); the inner result is the loading's.
 type LoadedMapping = Result<Document<MappingFile>, Vec<Diagnostic>>;
 
-fn load_mapping(reference: &str, files: &FileScope) -> Result<LoadedMapping, String> {
+fn load_mapping(reference: &str, files: &FileScope) -> Result<Checked<MappingFile>, String> {
     if reference == DEFAULT_MAPPING {
-        return Ok(default_document());
+        return Ok(check_str(
+            Path::new(DEFAULT_MAPPING_NAME),
+            DEFAULT_MAPPING_YAML,
+            mapping_schema(),
+        ));
     }
     let file = files.resolve(reference)?;
-    Ok(load_file(&file, mapping_schema()))
+    Ok(check_file(&file, mapping_schema()))
 }
 
 impl DestinationPlugin for Tiktok {
