@@ -110,6 +110,35 @@ pub struct ServerConfig {
     /// ignored and the connection's address is the visitor's.
     #[serde(default)]
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The admin API (`/admin/*`: dead letters, destinations on and off, the journal of recent
+    /// events, the live tap, reload) and the web console (`/console`). Off unless set; every
+    /// request needs its token (docs/operations.md).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `server.admin`: the admin API and the web console.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The token every admin request carries (`Authorization: Bearer TOKEN`, or the console's
+    /// cookie), as `${ENV_VAR}`. Never logged or shown.
+    pub token: Secret,
+    /// Serve the web console at `/console` (behind the same token).
+    #[serde(default = "default_true")]
+    pub console: bool,
+    /// How many recent events the journal keeps in memory for `GET /admin/events` (the oldest are
+    /// forgotten first; 0: no journal, the live tap still works).
+    #[serde(default = "default_journal")]
+    #[schemars(range(max = 100000))]
+    pub journal_events: usize,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_journal() -> usize {
+    1000
 }
 
 /// An address range (CIDR, or one address) whose `X-Forwarded-For` header is believed.
@@ -197,6 +226,7 @@ impl Default for ServerConfig {
             max_event_age_hours: default_max_age(),
             max_event_ahead_secs: default_max_ahead(),
             trusted_proxies: Vec::new(),
+            admin: None,
         }
     }
 }
@@ -332,6 +362,8 @@ pub fn config_schema() -> &'static Schema {
 
 /// A loaded, checked config, compiled and ready to route events.
 pub struct Loaded {
+    /// The config file (reloads read it again).
+    pub path: std::path::PathBuf,
     /// The folder of the config file (relative paths in it are relative to this).
     pub dir: std::path::PathBuf,
     pub config: Config,
@@ -405,6 +437,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         return Err(errors);
     }
     Ok(Loaded {
+        path: path.to_path_buf(),
         dir: dir.to_path_buf(),
         pipeline: Pipeline::new(transforms, destinations),
         config,
@@ -465,6 +498,15 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
             let at = format!("/sources/{i}/write_key");
             warnings.push(placer.place(&at, message).warning());
         }
+    }
+    if let Some(token) = config.server.admin.as_ref().map(|a| &a.token)
+        && !token.is_set()
+    {
+        let message = format!(
+            "the environment variable {} is not set: `serve` cannot start with the admin API on",
+            token.var()
+        );
+        warnings.push(placer.place("/server/admin/token", message).warning());
     }
     for (i, dest) in config.destinations.iter().enumerate() {
         for (field, secret) in dest.secrets().into_iter().filter(|(_, s)| !s.is_set()) {
@@ -529,8 +571,14 @@ fn unsendable_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
             .into_iter()
             .map(move |(field, secret)| (format!("/destinations/{i}/{field}"), secret))
     });
+    let admin = config
+        .server
+        .admin
+        .iter()
+        .map(|a| ("/server/admin/token".to_owned(), &a.token));
     sources
         .chain(destinations)
+        .chain(admin)
         .filter_map(|(at, secret)| {
             let byte = secret.control_character_at()?;
             let message = format!(

@@ -9,19 +9,25 @@
 //! - [`dry_run`]: `map`: NDJSON in, one line per event out, nothing sent; [`mapping_tests`]:
 //!   `switchyard test`, unit tests of mappings run through the dry run.
 //! - [`backend`]: the queue the config names (embedded redb, or NATS JetStream for several nodes).
+//! - [`admin`]: the admin API of a running service (destinations, dead letters);
+//!   [`dead_letters`]: the dead letters of a queue, for the commands and the admin API;
+//!   [`observe`]: each event's journey, for the admin API's journal and live tap.
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
 //!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
 //!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
 
+pub mod admin;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod dead_letters;
 pub mod delivery;
 pub mod destination;
 pub mod destinations;
 pub mod dry_run;
 pub mod mapping_tests;
 pub mod metrics;
+pub mod observe;
 pub mod pipeline;
 pub mod plugins;
 pub mod replay;

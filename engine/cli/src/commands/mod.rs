@@ -6,5 +6,6 @@ pub mod map;
 pub mod plugin;
 pub mod replay;
 pub mod schema;
+pub mod tap;
 pub mod test;
 pub mod validate;
