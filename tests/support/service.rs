@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// The access token the tests' destinations send (the mock checks it).
 pub const TOKEN: &str = "test-token-0123456789";
+/// The admin token of the tests' `server.admin` (`${SY_ADMIN_TOKEN}`).
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 /// The write key of the tests' `server` source.
 pub const WRITE_KEY: &str = "write-key-abc";
 
@@ -58,6 +60,7 @@ pub fn serve_config(endpoint: &str, data_dir: &Path, server: &str, delivery: &st
 pub fn serve_env(cmd: &mut Command) -> &mut Command {
     cmd.env("SY_WRITE_KEY", WRITE_KEY)
         .env("SY_TIKTOK_TOKEN", TOKEN)
+        .env("SY_ADMIN_TOKEN", ADMIN_TOKEN)
 }
 
 /// A running `switchyard serve`.

@@ -110,6 +110,26 @@ pub struct ServerConfig {
     /// ignored and the connection's address is the visitor's.
     #[serde(default)]
     pub trusted_proxies: Vec<TrustedProxy>,
+    /// The admin API (`/admin/*`) and the web console (`/console`), both behind one token.
+    /// Absent (the default): neither exists (404).
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
+}
+
+/// `server.admin`: the token every admin request and console page needs.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The admin token, as `${ENV_VAR}`: sent as `Authorization: Bearer TOKEN` or the console's
+    /// cookie. Never logged or shown.
+    pub token: Secret,
+    /// Whether `serve` serves the web console at `/console` (default: true).
+    #[serde(default = "default_console")]
+    pub console: bool,
+}
+
+fn default_console() -> bool {
+    true
 }
 
 /// An address range (CIDR, or one address) whose `X-Forwarded-For` header is believed.
@@ -197,6 +217,7 @@ impl Default for ServerConfig {
             max_event_age_hours: default_max_age(),
             max_event_ahead_secs: default_max_ahead(),
             trusted_proxies: Vec::new(),
+            admin: None,
         }
     }
 }
@@ -462,6 +483,13 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
             let at = format!("/destinations/{i}/{field}");
             warnings.push(placer.place(&at, message).warning());
         }
+    }
+    if let Some(admin) = config.server.admin.as_ref().filter(|a| !a.token.is_set()) {
+        let message = format!(
+            "the environment variable {} is not set: `serve` refuses every admin and console request",
+            admin.token.var()
+        );
+        warnings.push(placer.place("/server/admin/token", message).warning());
     }
     warnings
 }

@@ -3,7 +3,8 @@
 //!
 //! The HTTP API: `POST /v1/events` ([`ingest`]), `POST /v1/collect` ([`collect`]: events from the
 //! browser and its pixel calls), `GET /v1/sdk.js` (the browser script), `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`. [`app`]: what the handlers share, among them the
+//! `GET /readyz`, `GET /metrics`; with `server.admin`, the web console and the mapping preview
+//! ([`crate::console`]). [`app`]: what the handlers share, among them the
 //! de-duplication of `event_id`s per source within a window (see [`crate::backend`]: in memory
 //! for the embedded queue, by JetStream for NATS).
 //!
@@ -179,9 +180,18 @@ pub fn routes(app: Arc<App>, max_body: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .merge(admin_routes(&app))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// The console and the preview when `server.admin` is set (else none: 404).
+fn admin_routes(app: &Arc<App>) -> Router<Arc<App>> {
+    match &app.loaded.config.server.admin {
+        Some(admin) => crate::console::routes(app.clone(), admin.console),
+        None => Router::new(),
+    }
 }
 
 /// The browser script (`engine/service/assets/sdk.js`).
