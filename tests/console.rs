@@ -167,6 +167,7 @@ fn the_login_sets_a_strict_http_only_cookie() {
             .build()
             .unwrap();
         rt.block_on(async {
+            switchyard_tiktok::transport::install_crypto_provider();
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -262,7 +263,7 @@ fn the_preview_maps_like_map_and_says_where_an_event_is_wrong() {
     let event = json!({"event_name": "Placed Order", "event_id": "o-1", "timestamp": unix_now(),
         "properties": {"order_id": "1001", "value": 49.9, "currency": "EUR",
             "products": [{"product_id": "8001", "price": 49.9, "quantity": 1}]},
-        "profile_properties": {"$email": "Jane@Example.com"}});
+        "profile_properties": {"$email": "Jane@Example.com"}, "aliases": ["urn:cart_token:c1"]});
     let (status, answer) = preview(&c, &json!({"event": event}));
     assert_eq!(status, 200, "{answer}");
     let tiktok = &answer["events"][0]["destinations"][0];
@@ -270,9 +271,14 @@ fn the_preview_maps_like_map_and_says_where_an_event_is_wrong() {
     assert_eq!(tiktok["status"], "sent", "{answer}");
     assert_eq!(tiktok["data"][0]["event"], "Purchase", "{answer}");
     assert_eq!(tiktok["data"][0]["event_id"], "o-1", "{answer}");
-    // PII hashed as TikTok requires; the access token never shown.
+    // PII hashed as TikTok requires (the source event is shown as given); no token shown.
+    let sent = tiktok.to_string();
+    assert!(!sent.contains("Jane@Example.com"), "{sent}");
+    assert!(
+        sent.contains("8c87b489ce35cf2e"),
+        "the hashed e-mail: {sent}"
+    );
     let text = answer.to_string();
-    assert!(!text.contains("Jane@Example.com"), "{text}");
     assert!(!text.contains(TOKEN), "{text}");
     assert!(tiktok["requests"][0].is_object(), "{answer}");
     // Nothing was sent.
@@ -283,9 +289,9 @@ fn the_preview_maps_like_map_and_says_where_an_event_is_wrong() {
     let (status, answer) = preview(&c, &json!({"event": text}));
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["line"], 3, "{answer}");
-    assert_eq!(answer["column"], 16, "{answer}");
+    assert_eq!(answer["column"], 15, "{answer}");
     // An event that breaks the spec: the line of the field.
-    let text = "{\n  \"event_name\": \"Placed Order\",\n  \"event_id\": \"o-2\",\n  \"timestamp\": \"yesterday\"\n}";
+    let text = "{\n  \"event_name\": \"Placed Order\",\n  \"event_id\": \"o-2\",\n  \"timestamp\": \"yesterday\",\n  \"properties\": {}, \"profile_properties\": {}, \"aliases\": [\"urn:cart_token:c\"]\n}";
     let (status, answer) = preview(&c, &json!({"event": text}));
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["line"], 4, "{answer}");
@@ -302,4 +308,218 @@ fn the_preview_maps_like_map_and_says_where_an_event_is_wrong() {
         answer["error"].as_str().unwrap().contains("server"),
         "{answer}"
     );
+}
+
+/// A PNG of the page at `target/console-NAME.png`.
+fn screenshot(browser: &Browser, name: &str) {
+    let path = switchyard_tests::root()
+        .join("target")
+        .join(format!("console-{name}.png"));
+    browser.screenshot(&path);
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Clicks what `selector` finds (a script, as keyboard and mouse users reach the same button).
+fn click(browser: &Browser, selector: &str) {
+    let script = format!(
+        "const b = document.querySelector({selector:?}); if (!b) return false; b.click(); return true;"
+    );
+    assert_eq!(browser.execute(&script), json!(true), "no {selector}");
+}
+
+/// Confirms the dialog the console opens before a switch or a discard.
+fn confirm(browser: &Browser) {
+    browser.wait_for("return document.querySelector('#confirm').open", WAIT);
+    click(browser, "#confirm-ok");
+}
+
+fn view(browser: &Browser, name: &str) {
+    browser.execute(&format!("location.hash = '#{name}'; return true;"));
+    let shown = format!("return !document.querySelector('#{name}').hidden");
+    browser.wait_for(&shown, WAIT);
+}
+
+/// Waits until the event log shows `event_id` with `status` at the destination `tiktok`.
+fn wait_for_status(browser: &Browser, event_id: &str, status: &str) {
+    let script = format!(
+        "const r = document.querySelector('tr[data-event-id=\"{event_id}\"]'); \
+         return !!r && r.querySelector('.badges').textContent.includes('tiktok: {status}');"
+    );
+    browser.wait_for(&script, WAIT);
+}
+
+fn log_in(browser: &Browser, c: &Console) {
+    browser.goto(&c.service.url("/console"));
+    browser.wait_for("return !!document.querySelector('#token')", WAIT);
+    screenshot(browser, "login");
+    browser.execute(&format!(
+        "document.querySelector('#token').value = '{ADMIN_TOKEN}'; \
+         document.querySelector('#login').submit(); return true;"
+    ));
+    browser.wait_for(
+        "return !!document.querySelector('#destination-table')",
+        WAIT,
+    );
+}
+
+fn destinations_and_events(browser: &Browser, c: &Console) {
+    let row = "document.querySelector('#destination-table tr[data-destination=\"tiktok\"]')";
+    browser.wait_for(
+        &format!("return {row} && {row}.textContent.includes('Active')"),
+        WAIT,
+    );
+    assert_eq!(
+        browser.execute(&format!(
+            "return {row}.querySelectorAll('svg polyline').length"
+        )),
+        json!(2)
+    );
+    screenshot(browser, "destinations");
+    let a = post_events(
+        &c.service.url("/v1/events"),
+        &json!(cart_events("ok", 0..3)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    view(browser, "events");
+    for i in 0..3 {
+        wait_for_status(browser, &format!("ok-{i}"), "success");
+    }
+    screenshot(browser, "events");
+    click(browser, "tr[data-event-id=\"ok-0\"] button");
+    browser.wait_for("return !document.querySelector('#journey').hidden", WAIT);
+    let journey = browser
+        .execute("return document.querySelector('#journey-body').textContent")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for part in [
+        "Source event",
+        "ok-0",
+        "Payload",
+        "AddToCart",
+        "Attempts",
+        "sent",
+    ] {
+        assert!(
+            journey.contains(part),
+            "{part} not in the journey: {journey}"
+        );
+    }
+    screenshot(browser, "journey");
+}
+
+fn deactivate(browser: &Browser, c: &Console) {
+    view(browser, "destinations");
+    click(browser, "tr[data-destination=\"tiktok\"] button.switch");
+    confirm(browser);
+    let row = "document.querySelector('#destination-table tr[data-destination=\"tiktok\"]')";
+    browser.wait_for(
+        &format!("return {row}.textContent.includes('Deactivated')"),
+        WAIT,
+    );
+    let a = post_events(
+        &c.service.url("/v1/events"),
+        &json!(cart_events("off", 0..1)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    view(browser, "events");
+    wait_for_status(browser, "off-0", "skipped");
+    assert!(!c.mock.event_ids().contains(&"off-0".to_owned()));
+    view(browser, "destinations");
+    click(browser, "tr[data-destination=\"tiktok\"] button.switch");
+    confirm(browser);
+    browser.wait_for(
+        &format!("return {row}.textContent.includes('Active')"),
+        WAIT,
+    );
+}
+
+fn dead_letters(browser: &Browser, c: &Console) {
+    c.mock
+        .fail_always(Some(switchyard_tests::mock_tiktok::Fault::Code(
+            40002,
+            "Invalid parameter: event_time",
+        )));
+    let a = post_events(
+        &c.service.url("/v1/events"),
+        &json!(cart_events("dl", 0..1)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    view(browser, "events");
+    wait_for_status(browser, "dl-0", "dead_lettered");
+    c.mock.fail_always(None);
+    view(browser, "dead-letters");
+    let row = "document.querySelector('#dead-letter-table tbody tr')";
+    browser.wait_for(
+        &format!("return !!{row} && {row}.textContent.includes('Invalid parameter: event_time')"),
+        WAIT,
+    );
+    screenshot(browser, "dead-letters");
+    click(browser, "#dead-letter-table tbody tr button");
+    browser.wait_for(
+        "return document.querySelectorAll('#dead-letter-table tbody tr').length === 0",
+        WAIT,
+    );
+    assert!(
+        c.mock.wait_for_distinct(4, WAIT) >= 4,
+        "the retried event never arrived"
+    );
+    assert!(c.mock.event_ids().contains(&"dl-0".to_owned()));
+}
+
+fn preview_view(browser: &Browser) {
+    view(browser, "preview");
+    browser.wait_for(
+        "return document.querySelector('#preview-sample').options.length > 5",
+        WAIT,
+    );
+    let pick = "const s = document.querySelector('#preview-sample'); \
+                const i = [...s.options].findIndex(o => o.textContent.startsWith('Placed Order')); \
+                s.selectedIndex = i; s.dispatchEvent(new Event('change')); \
+                document.querySelector('#preview-form').requestSubmit(); return i;";
+    assert!(
+        browser.execute(pick).as_i64().unwrap() > 0,
+        "no Placed Order sample"
+    );
+    let card = "document.querySelector('#preview-result [data-destination=\"tiktok\"]')";
+    browser.wait_for(
+        &format!("return !!{card} && !!{card}.querySelector('.payloads')"),
+        WAIT,
+    );
+    let text = browser.execute(&format!("return {card}.textContent"));
+    let text = text.as_str().unwrap();
+    assert!(text.contains("\"event\": \"Purchase\""), "{text}");
+    assert!(text.contains("sent"), "{text}");
+    screenshot(browser, "preview");
+    // Broken JSON: the error names the line, and the line is selected in the text area.
+    browser.execute(
+        "document.querySelector('#preview-event').value = '{\\n  \"event_name\": \"x\",\\n  \"event_id\": oops\\n}'; \
+         document.querySelector('#preview-form').requestSubmit(); return true;",
+    );
+    browser.wait_for(
+        "return document.querySelector('#preview-error').textContent.includes('line 3')",
+        WAIT,
+    );
+    let selected = browser.execute(
+        "const t = document.querySelector('#preview-event'); return [t.selectionStart, document.activeElement === t];",
+    );
+    // Line 3 starts after "{\n" and "  \"event_name\": \"x\",\n" (2 + 21 characters).
+    assert_eq!(selected, json!([37, true]), "the selection");
+    screenshot(browser, "preview-error");
+}
+
+#[test]
+fn the_console_in_chromium() {
+    let _one = one_at_a_time();
+    let c = console(ADMIN);
+    let browser = Browser::start();
+    log_in(&browser, &c);
+    preview_view(&browser);
+    destinations_and_events(&browser, &c);
+    deactivate(&browser, &c);
+    dead_letters(&browser, &c);
 }

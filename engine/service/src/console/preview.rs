@@ -180,11 +180,7 @@ fn run(
 fn parse(pipeline: &Pipeline, text: &str, received_at: i64) -> Result<SourceEvent, Refusal> {
     if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         return Err(Refusal {
-            message: format!(
-                "line {}, column {}: not valid JSON: {e}",
-                e.line(),
-                e.column()
-            ),
+            message: format!("not valid JSON: {e}"),
             line: Some(e.line()),
             column: Some(e.column()),
         });
