@@ -290,6 +290,7 @@
         e.destinations.map(previewDestination)));
       if (answer.logs.length) parts.push(el("h3", {}, "Plugin log"), pre(answer.logs));
       $("#preview-result").replaceChildren(...parts);
+      $("#preview-result").scrollIntoView({ block: "start" });
     } catch (e) {
       $("#preview-result").replaceChildren();
       error.textContent = e.message;
