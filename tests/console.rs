@@ -340,11 +340,12 @@ fn view(browser: &Browser, name: &str) {
     browser.wait_for(&shown, WAIT);
 }
 
-/// Waits until the event log shows `event_id` with `status` at the destination `tiktok`.
-fn wait_for_status(browser: &Browser, event_id: &str, status: &str) {
+/// Waits until the event log shows `event_id` with one of `statuses` (`a|b`) at `tiktok`.
+fn wait_for_status(browser: &Browser, event_id: &str, statuses: &str) {
     let script = format!(
         "const r = document.querySelector('tr[data-event-id=\"{event_id}\"]'); \
-         return !!r && r.querySelector('.badges').textContent.includes('tiktok: {status}');"
+         return !!r && '{statuses}'.split('|').some(s => \
+           r.querySelector('.badges').textContent.includes('tiktok: ' + s));"
     );
     browser.wait_for(&script, WAIT);
 }
@@ -450,7 +451,7 @@ fn dead_letters(browser: &Browser, c: &Console) {
     .unwrap();
     assert_eq!(a.status, 202, "{}", a.body);
     view(browser, "events");
-    wait_for_status(browser, "dl-0", "dead_lettered");
+    wait_for_status(browser, "dl-0", "dead_lettered|failure");
     c.mock.fail_always(None);
     view(browser, "dead-letters");
     let row = "document.querySelector('#dead-letter-table tbody tr')";
