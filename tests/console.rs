@@ -103,8 +103,6 @@ fn console(admin: &str) -> Console {
     }
 }
 
-const ADMIN: &str = ", admin: {token: \"${SY_ADMIN_TOKEN}\"}";
-
 #[test]
 fn every_console_route_and_admin_call_needs_the_token() {
     let c = console(ADMIN);

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 /// The access token the tests' destinations send (the mock checks it).
 pub const TOKEN: &str = "test-token-0123456789";
-/// The admin token of the tests' `server.admin` (`${SY_ADMIN_TOKEN}`).
-pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 /// The write key of the tests' `server` source.
 pub const WRITE_KEY: &str = "write-key-abc";
+/// The admin token of the tests' configs that turn the admin API on (`$SY_ADMIN_TOKEN`).
+pub const ADMIN_TOKEN: &str = "admin-token-9876543210";
+/// `server` settings that turn the admin API on, for [`serve_config`].
+pub const ADMIN: &str = ", admin: {token: \"${SY_ADMIN_TOKEN}\"}";
 
 /// The `switchyard` binary, built once per test run.
 pub fn switchyard_bin() -> PathBuf {
@@ -141,6 +143,26 @@ impl Service {
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends it a signal (e.g. `HUP`).
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Everything it wrote to standard error so far.
+    pub fn log(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Asks it to stop (SIGTERM) and waits; returns whether it exited cleanly, and its stderr.
@@ -332,6 +354,7 @@ pub fn cli_with_input(args: &[&str], stdin: &str) -> (i32, String, String) {
     unsafe {
         std::env::set_var("SY_WRITE_KEY", WRITE_KEY);
         std::env::set_var("SY_TIKTOK_TOKEN", TOKEN);
+        std::env::set_var("SY_ADMIN_TOKEN", ADMIN_TOKEN);
     }
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut argv = vec!["switchyard"];

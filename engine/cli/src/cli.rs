@@ -59,6 +59,9 @@ pub enum Command {
         #[arg(long)]
         source: Option<String>,
     },
+    /// Print the live stream of a running service's events (one JSON line per journey update:
+    /// the event, and what became of it at each destination), through its admin API.
+    Tap(TapArgs),
     /// Inspect and re-drive the events destinations gave up on.
     #[command(subcommand)]
     DeadLetters(DeadLetterCommand),
@@ -87,6 +90,10 @@ pub enum DeadLetterCommand {
     List {
         #[arg(long, short)]
         config: PathBuf,
+        /// The running service's URL, when it holds the embedded queue (default: from
+        /// `server.listen`); its admin API (`server.admin`) does the work then.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Queue the dead letters again (each to its destination only) and deliver them.
     Retry {
@@ -95,6 +102,10 @@ pub enum DeadLetterCommand {
         /// Only this destination's dead letters.
         #[arg(long)]
         destination: Option<String>,
+        /// The running service's URL, when it holds the embedded queue (default: from
+        /// `server.listen`); its admin API (`server.admin`) does the work then.
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Drop dead letters for good: those with the given ids, of a destination, or older than an
     /// age (all that are given must hold). Asks before dropping unless `--yes`.
@@ -114,6 +125,10 @@ pub enum DeadLetterCommand {
         /// Drop without asking.
         #[arg(long)]
         yes: bool,
+        /// The running service's URL, when it holds the embedded queue (default: from
+        /// `server.listen`); its admin API (`server.admin`) does the work then.
+        #[arg(long)]
+        url: Option<String>,
     },
 }
 
@@ -133,6 +148,29 @@ pub enum PluginCommand {
     },
     /// Run a plugin over NDJSON events and print what it did with each, as `map` does.
     Test(PluginTestArgs),
+}
+
+/// Options of `tap`.
+#[derive(Debug, clap::Args)]
+pub struct TapArgs {
+    /// The running service's URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// The environment variable that holds the admin token (`server.admin.token`).
+    #[arg(long, default_value = "SWITCHYARD_ADMIN_TOKEN")]
+    pub token_env: String,
+    /// Only events from this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only events of this name (e.g. `Placed Order`).
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only this destination's outcomes.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Stop after this many lines.
+    #[arg(long)]
+    pub limit: Option<u64>,
 }
 
 /// Options of `map`.
@@ -237,6 +275,7 @@ fn dispatch(
             };
             commands::replay::run(loaded, &path, source, input, err)
         }
+        Command::Tap(args) => commands::tap::run(args, out, err),
         Command::DeadLetters(command) => commands::dead_letters::run(command, input, out, err),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
             let root = commands::plugin::new(&name, &dir, sdk)?;

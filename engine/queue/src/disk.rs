@@ -84,7 +84,10 @@ impl DiskQueue {
             action: "creating its folder",
             source: Arc::new(e),
         })?;
-        let db = Database::create(dir.join("queue.redb")).map_err(store("opening"))?;
+        let db = Database::create(dir.join("queue.redb")).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => QueueError::InUse,
+            other => store("opening")(other),
+        })?;
         let stats = Arc::new(Stats::default());
         let mut next = [1u64, 1u64];
         {

@@ -62,6 +62,10 @@ pub enum QueueError {
     },
     #[error("the queue is closed")]
     Closed,
+    /// Another process holds the queue's store (a running `switchyard serve`): the embedded store
+    /// has one user at a time.
+    #[error("another process (a running `switchyard serve`?) holds the queue's store")]
+    InUse,
 }
 
 /// The cause of a store failure, shared by every request of the group commit it failed.

@@ -110,26 +110,35 @@ pub struct ServerConfig {
     /// ignored and the connection's address is the visitor's.
     #[serde(default)]
     pub trusted_proxies: Vec<TrustedProxy>,
-    /// The admin API (`/admin/*`) and the web console (`/console`), both behind one token.
-    /// Absent (the default): neither exists (404).
+    /// The admin API (`/admin/*`: dead letters, destinations on and off, the journal of recent
+    /// events, the live tap, reload) and the web console (`/console`). Off unless set; every
+    /// request needs its token (docs/operations.md).
     #[serde(default)]
     pub admin: Option<AdminConfig>,
 }
 
-/// `server.admin`: the token every admin request and console page needs.
+/// `server.admin`: the admin API and the web console.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// The admin token, as `${ENV_VAR}`: sent as `Authorization: Bearer TOKEN` or the console's
-    /// cookie. Never logged or shown.
+    /// The token every admin request carries (`Authorization: Bearer TOKEN`, or the console's
+    /// cookie), as `${ENV_VAR}`. Never logged or shown.
     pub token: Secret,
-    /// Whether `serve` serves the web console at `/console` (default: true).
-    #[serde(default = "default_console")]
+    /// Serve the web console at `/console` (behind the same token).
+    #[serde(default = "default_true")]
     pub console: bool,
+    /// How many recent events the journal keeps in memory for `GET /admin/events` (the oldest are
+    /// forgotten first; 0: no journal, the live tap still works).
+    #[serde(default = "default_journal")]
+    #[schemars(range(max = 100000))]
+    pub journal_events: usize,
 }
 
-fn default_console() -> bool {
+fn default_true() -> bool {
     true
+}
+fn default_journal() -> usize {
+    1000
 }
 
 /// An address range (CIDR, or one address) whose `X-Forwarded-For` header is believed.
@@ -353,6 +362,8 @@ pub fn config_schema() -> &'static Schema {
 
 /// A loaded, checked config, compiled and ready to route events.
 pub struct Loaded {
+    /// The config file (reloads read it again).
+    pub path: std::path::PathBuf,
     /// The folder of the config file (relative paths in it are relative to this).
     pub dir: std::path::PathBuf,
     pub config: Config,
@@ -413,6 +424,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
         return Err(errors);
     }
     Ok(Loaded {
+        path: path.to_path_buf(),
         dir: dir.to_path_buf(),
         pipeline: Pipeline::new(transforms, destinations),
         config,
@@ -474,6 +486,15 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
             warnings.push(placer.place(&at, message).warning());
         }
     }
+    if let Some(token) = config.server.admin.as_ref().map(|a| &a.token)
+        && !token.is_set()
+    {
+        let message = format!(
+            "the environment variable {} is not set: `serve` cannot start with the admin API on",
+            token.var()
+        );
+        warnings.push(placer.place("/server/admin/token", message).warning());
+    }
     for (i, dest) in config.destinations.iter().enumerate() {
         for (field, secret) in dest.secrets().into_iter().filter(|(_, s)| !s.is_set()) {
             let message = format!(
@@ -483,13 +504,6 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
             let at = format!("/destinations/{i}/{field}");
             warnings.push(placer.place(&at, message).warning());
         }
-    }
-    if let Some(admin) = config.server.admin.as_ref().filter(|a| !a.token.is_set()) {
-        let message = format!(
-            "the environment variable {} is not set: `serve` refuses every admin and console request",
-            admin.token.var()
-        );
-        warnings.push(placer.place("/server/admin/token", message).warning());
     }
     warnings
 }
@@ -544,8 +558,14 @@ fn unsendable_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
             .into_iter()
             .map(move |(field, secret)| (format!("/destinations/{i}/{field}"), secret))
     });
+    let admin = config
+        .server
+        .admin
+        .iter()
+        .map(|a| ("/server/admin/token".to_owned(), &a.token));
     sources
         .chain(destinations)
+        .chain(admin)
         .filter_map(|(at, secret)| {
             let byte = secret.control_character_at()?;
             let message = format!(

@@ -3,9 +3,10 @@
 //! routes through it, delivery sends through it; neither knows which platform it is.
 
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
 use switchyard_core::destination::{Delivery, DestinationPlugin, Transport, TransportError};
 use switchyard_core::event::SourceEvent;
-use switchyard_core::router::{self, Outcome};
+use switchyard_core::router::{self, Outcome, Status};
 use switchyard_wasm::Chain;
 
 /// Which copies of an event routing builds: the server side's always (`Outcome::data`, and the
@@ -28,7 +29,13 @@ pub struct Destination {
     pub payload_transforms: Chain,
     /// Rate and concurrency limits, timeout and retries.
     pub delivery: Delivery,
+    /// Whether it forwards: its `status` in the file, switched at run time by the admin API
+    /// (one relaxed load per event and destination).
+    active: AtomicBool,
 }
+
+/// The reason of an event not routed to a destination switched off at run time.
+pub const DEACTIVATED: &str = "destination deactivated";
 
 impl Destination {
     pub fn new(
@@ -37,11 +44,14 @@ impl Destination {
         payload_transforms: Chain,
         delivery: Delivery,
     ) -> Self {
+        let active =
+            plugin.routing().activation == switchyard_core::destination::Activation::Active;
         Self {
             plugin,
             transforms,
             payload_transforms,
             delivery,
+            active: AtomicBool::new(active),
         }
     }
 
@@ -54,9 +64,15 @@ impl Destination {
         self.plugin.as_ref()
     }
 
-    /// Whether it forwards anything (`status: active`).
+    /// Whether it forwards anything (`status: active`, unless switched at run time).
     pub fn is_active(&self) -> bool {
-        self.plugin.routing().activation == switchyard_core::destination::Activation::Active
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Switches it on or off at run time (until the config is reloaded); says whether it was
+    /// active before.
+    pub fn set_active(&self, active: bool) -> bool {
+        self.active.swap(active, Ordering::Relaxed)
     }
 
     /// Whether any transform plugin runs on its events or payloads.
@@ -71,6 +87,9 @@ impl Destination {
         source: &str,
         copies: Copies,
     ) -> Outcome<'a> {
+        if !self.is_active() {
+            return Outcome::not_sent(self.name(), Status::Deactivated, DEACTIVATED.into());
+        }
         router::route(
             self.plugin(),
             event,

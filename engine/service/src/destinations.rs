@@ -43,6 +43,13 @@ impl DestinationConfig {
         }
     }
 
+    /// Its `type`, as written in the config.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Tiktok(_) => "tiktok",
+        }
+    }
+
     /// The secrets of this destination, with the field each is set in.
     pub fn secrets(&self) -> Vec<(&'static str, &Secret)> {
         match self {

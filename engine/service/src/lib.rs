@@ -8,21 +8,27 @@
 //! - [`pipeline`]: plugins and mappings over a chunk of events, where each plugin plugs in.
 //! - [`dry_run`]: `map`: NDJSON in, one line per event out, nothing sent.
 //! - [`backend`]: the queue the config names (embedded redb, or NATS JetStream for several nodes).
+//! - [`admin`]: the admin API of a running service (destinations, dead letters);
+//!   [`dead_letters`]: the dead letters of a queue, for the commands and the admin API;
+//!   [`observe`]: each event's journey, for the admin API's journal and live tap.
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
 //!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
 //!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
 //! - [`console`]: the web console at `/console` and the mapping preview (`POST /admin/preview`),
 //!   behind the admin token.
 
+pub mod admin;
 pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod dead_letters;
 pub mod delivery;
 pub mod destination;
 pub mod destinations;
 pub mod dry_run;
 pub mod metrics;
+pub mod observe;
 pub mod pipeline;
 pub mod plugins;
 pub mod replay;

@@ -1,6 +1,7 @@
 //! The service's Prometheus metrics: what came in, what was queued, and what became of events at
 //! each destination; queue depth; delivery latency; transform plugin traps. `GET /metrics`
-//! renders them as text.
+//! renders them as text. Besides, per destination, the [`Tally`] the admin API shows: totals and
+//! per-minute counts of the last [`TALLY_MINUTES`] minutes.
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -8,7 +9,56 @@ use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Mutex;
+
+/// What the admin API counts per destination, in this order: source events `received` (routed to
+/// it), platform events `sent`, source events `filtered` and `skipped` (deactivated included),
+/// events `failed` (given up on), platform events `retried`, records `dead_lettered`.
+pub const TALLIED: [&str; 7] = [
+    "received",
+    "sent",
+    "filtered",
+    "skipped",
+    "failed",
+    "retried",
+    "dead_lettered",
+];
+
+/// How many minutes of per-minute counts are kept.
+pub const TALLY_MINUTES: usize = 15;
+
+/// Counts in the order of [`TALLIED`].
+pub type Counts = [u64; TALLIED.len()];
+
+/// One destination's counts: since start, and per minute (unix seconds of the minute's start) for
+/// the last [`TALLY_MINUTES`] minutes, oldest first, minutes without events included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub totals: Counts,
+    pub minutes: Vec<(i64, Counts)>,
+}
+
+/// Where a metrics status is counted in a [`Tally`], if it is.
+fn tally_slot(status: &str) -> Option<usize> {
+    Some(match status {
+        "received" => 0,
+        "delivered" => 1,
+        "filtered" => 2,
+        "skipped" | "deactivated" => 3,
+        "failed" => 4,
+        "retried" => 5,
+        "dead_lettered" => 6,
+        _ => return None,
+    })
+}
+
+/// The kept counts of one destination.
+#[derive(Default)]
+struct Recent {
+    totals: Counts,
+    minutes: VecDeque<(i64, Counts)>,
+}
 
 /// Every metric, registered in one registry.
 pub struct Metrics {
@@ -43,6 +93,8 @@ pub struct Metrics {
     pub latency: HistogramVec,
     /// Seconds one API request took (successful or not).
     pub request_seconds: Histogram,
+    /// Per destination, what the admin API shows (counted once per round and status).
+    recent: Mutex<HashMap<String, Recent>>,
 }
 
 /// The delivery latency (by destination) and request duration histograms, registered.
@@ -134,6 +186,7 @@ impl Metrics {
             dedup_bytes,
             latency,
             request_seconds,
+            recent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -156,6 +209,50 @@ impl Metrics {
         self.events
             .with_label_values(&[destination, status])
             .inc_by(n);
+        if let Some(slot) = tally_slot(status) {
+            self.add_recent(destination, slot, n, crate::clock::unix_now());
+        }
+    }
+
+    fn add_recent(&self, destination: &str, slot: usize, n: u64, now: i64) {
+        let minute = now - now.rem_euclid(60);
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = match recent.get_mut(destination) {
+            Some(kept) => kept,
+            None => recent.entry(destination.to_owned()).or_default(),
+        };
+        kept.totals[slot] += n;
+        if kept.minutes.back().is_none_or(|(m, _)| *m < minute) {
+            kept.minutes.push_back((minute, Counts::default()));
+        }
+        if let Some((_, counts)) = kept.minutes.back_mut() {
+            counts[slot] += n;
+        }
+        let oldest = minute - 60 * (TALLY_MINUTES as i64 - 1);
+        while kept.minutes.front().is_some_and(|(m, _)| *m < oldest) {
+            kept.minutes.pop_front();
+        }
+    }
+
+    /// What the admin API shows of `destination` at `now` (unix seconds).
+    pub fn tally(&self, destination: &str, now: i64) -> Tally {
+        let minute = now - now.rem_euclid(60);
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = recent.get(destination);
+        let minutes = (0..TALLY_MINUTES as i64)
+            .rev()
+            .map(|back| {
+                let m = minute - 60 * back;
+                let counts = kept
+                    .and_then(|k| k.minutes.iter().find(|(at, _)| *at == m))
+                    .map_or_else(Counts::default, |(_, c)| *c);
+                (m, counts)
+            })
+            .collect();
+        Tally {
+            totals: kept.map_or_else(Counts::default, |k| k.totals),
+            minutes,
+        }
     }
 
     /// The count of `status` at `destination` so far.

@@ -16,10 +16,11 @@
 use crate::backend::{self, Backend};
 use crate::clock::unix_ms;
 use crate::config::Loaded;
+use crate::dead_letters;
+pub use crate::dead_letters::DeadLetterFilter;
 use crate::delivery::Deliverer;
 use crate::metrics::Metrics;
 use crate::serve::ServeError;
-use serde_json::json;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
@@ -204,11 +205,7 @@ pub async fn list_dead_letters(loaded: &Loaded, out: &mut dyn Write) -> Result<u
     let listing = backend.queue.dead_letters();
     let letters = listing.await.map_err(|e| backend.error(e))?;
     for (id, l) in &letters {
-        let event: serde_json::Value =
-            serde_json::from_str(&l.record.event).unwrap_or_else(|_| l.record.event.clone().into());
-        let line = json!({"id": id, "destination": l.destination, "reason": l.reason, "at": l.at,
-            "source": l.record.source, "event": event});
-        writeln!(out, "{line}").map_err(ServeError::Output)?;
+        writeln!(out, "{}", dead_letters::to_json(*id, l)).map_err(ServeError::Output)?;
     }
     Ok(letters.len())
 }
@@ -222,58 +219,19 @@ pub async fn retry_dead_letters(
 ) -> Result<(usize, DeliverySummary), ServeError> {
     let backend = backend::open(&loaded).await?;
     let queue = backend.queue.clone();
+    let filter = DeadLetterFilter {
+        destination: destination.map(str::to_owned),
+        ..DeadLetterFilter::default()
+    };
     let store = |e| backend.error(e);
-    let letters: Vec<_> = queue
-        .dead_letters()
+    let letters = dead_letters::matching(queue.as_ref(), &filter, true)
         .await
-        .map_err(store)?
-        .into_iter()
-        .filter(|(_, l)| destination.is_none_or(|d| d == l.destination))
-        .collect();
-    let now = unix_ms();
-    let records = letters
-        .iter()
-        .map(|(_, l)| Record {
-            queued_at_ms: now,
-            ..l.record.clone()
-        })
-        .collect();
-    queue.append(records).await.map_err(store)?;
-    queue
-        .remove_dead_letters(letters.iter().map(|(id, _)| *id).collect())
+        .map_err(store)?;
+    let n = dead_letters::requeue(queue.as_ref(), &letters)
         .await
         .map_err(store)?;
     let summary = deliver_queued(loaded, queue, progress).await?;
-    Ok((letters.len(), summary))
-}
-
-/// Which dead letters to drop: every condition given must hold (none given: none match).
-#[derive(Debug, Clone, Default)]
-pub struct DeadLetterFilter {
-    /// These ids (as `dead-letters list` prints them).
-    pub ids: Vec<u64>,
-    /// This destination's.
-    pub destination: Option<String>,
-    /// Given up on at least this many seconds ago.
-    pub older_than_secs: Option<u64>,
-}
-
-impl DeadLetterFilter {
-    /// Whether the filter names anything at all (an empty filter would drop everything).
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty() && self.destination.is_none() && self.older_than_secs.is_none()
-    }
-
-    fn matches(&self, id: u64, letter: &DeadLetter, now: i64) -> bool {
-        let old_enough = |secs: u64| now.saturating_sub(letter.at) >= secs as i64;
-        !self.is_empty()
-            && (self.ids.is_empty() || self.ids.contains(&id))
-            && self
-                .destination
-                .as_ref()
-                .is_none_or(|d| *d == letter.destination)
-            && self.older_than_secs.is_none_or(old_enough)
-    }
+    Ok((n, summary))
 }
 
 /// Drops, for good, the dead letters `filter` matches, once `confirm` (shown them) agrees; says
@@ -286,18 +244,13 @@ pub async fn drop_dead_letters(
     let backend = backend::open(loaded).await?;
     let queue = backend.queue.clone();
     let store = |e| backend.error(e);
-    let now = crate::clock::unix_now();
-    let matching: Vec<(u64, DeadLetter)> = queue
-        .dead_letters()
+    let matching = dead_letters::matching(queue.as_ref(), filter, false)
         .await
-        .map_err(store)?
-        .into_iter()
-        .filter(|(id, l)| filter.matches(*id, l, now))
-        .collect();
+        .map_err(store)?;
     if matching.is_empty() || !confirm(&matching) {
         return Ok(0);
     }
-    let ids: Vec<u64> = matching.iter().map(|(id, _)| *id).collect();
-    queue.remove_dead_letters(ids).await.map_err(store)?;
-    Ok(matching.len())
+    Ok(dead_letters::remove(queue.as_ref(), &matching)
+        .await
+        .map_err(store)?)
 }

@@ -1,11 +1,19 @@
 //! `switchyard dead-letters list|retry|drop`: the events destinations gave up on, listed, queued
 //! again and delivered, or dropped for good after a confirmation (see `switchyard_service::replay`).
+//! When a running `serve` holds the embedded queue, they go through its admin API (`server.admin`;
+//! `--url` says where it listens when `server.listen` does not).
 
+use crate::admin_client::{AdminClient, url_of_listen};
 use crate::cli::{DeadLetterCommand, load, runtime};
 use crate::commands::replay::progress_bar;
+use anyhow::{Context, bail};
+use serde_json::json;
 use std::io::{BufRead, Write};
-use switchyard_queue::DeadLetter;
+use switchyard_queue::{DeadLetter, QueueError};
+use switchyard_service::backend::QueueFailure;
+use switchyard_service::config::{Loaded, ServerConfig};
 use switchyard_service::replay::{self, DeadLetterFilter};
+use switchyard_service::serve::ServeError;
 
 pub fn run(
     command: DeadLetterCommand,
@@ -14,26 +22,23 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     match command {
-        DeadLetterCommand::List { config } => {
+        DeadLetterCommand::List { config, url } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            let n = runtime()?.block_on(replay::list_dead_letters(&loaded, out))?;
+            let n = list(&loaded, url.as_deref(), out)?;
             writeln!(err, "{n} dead letters")?;
+            Ok(0)
         }
         DeadLetterCommand::Retry {
             config,
             destination,
+            url,
         } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            let (bar, progress) = progress_bar();
-            let retry = replay::retry_dead_letters(loaded, destination.as_deref(), progress);
-            let (n, summary) = runtime()?.block_on(retry)?;
-            bar.finish_and_clear();
-            writeln!(err, "retried {n} dead letters: {summary}")?;
-            return crate::commands::replay::exit_code(&summary, err);
+            retry(loaded, destination, url.as_deref(), err)
         }
         DeadLetterCommand::Drop {
             config,
@@ -41,6 +46,7 @@ pub fn run(
             destination,
             older_than,
             yes,
+            url,
         } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
@@ -50,23 +56,166 @@ pub fn run(
                 destination,
                 older_than_secs: older_than.map(|d| d.as_secs()),
             };
-            let confirm = |letters: &[(u64, DeadLetter)]| yes || ask(letters, input, err);
-            let n = runtime()?.block_on(replay::drop_dead_letters(&loaded, &filter, confirm))?;
+            let n = drop(&loaded, &filter, yes, url.as_deref(), input, err)?;
             writeln!(err, "dropped {n} dead letters")?;
+            Ok(0)
         }
     }
-    Ok(0)
+}
+
+/// Lists the dead letters (through the admin API when a service holds the queue).
+fn list(loaded: &Loaded, url: Option<&str>, out: &mut dyn Write) -> anyhow::Result<usize> {
+    let rt = runtime()?;
+    match rt.block_on(replay::list_dead_letters(loaded, out)) {
+        Err(e) if held(&e) => {
+            let client = admin(&loaded.config.server, url, &e)?;
+            let letters = rt.block_on(client.json("GET", "/admin/dead-letters", None))?;
+            let letters = letters.as_array().cloned().unwrap_or_default();
+            for l in &letters {
+                writeln!(out, "{l}")?;
+            }
+            Ok(letters.len())
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Queues the dead letters again and delivers them; through the admin API when a service holds
+/// the queue (it delivers them then).
+fn retry(
+    loaded: Loaded,
+    destination: Option<String>,
+    url: Option<&str>,
+    err: &mut dyn Write,
+) -> anyhow::Result<i32> {
+    let server = loaded.config.server.clone();
+    let (bar, progress) = progress_bar();
+    let retry = replay::retry_dead_letters(loaded, destination.as_deref(), progress);
+    let rt = runtime()?;
+    let result = rt.block_on(retry);
+    bar.finish_and_clear();
+    match result {
+        Ok((n, summary)) => {
+            writeln!(err, "retried {n} dead letters: {summary}")?;
+            crate::commands::replay::exit_code(&summary, err)
+        }
+        Err(e) if held(&e) => {
+            let client = admin(&server, url, &e)?;
+            let body = match &destination {
+                Some(d) => json!({"destination": d}),
+                None => json!({}),
+            };
+            let answer =
+                rt.block_on(client.json("POST", "/admin/dead-letters/retry", Some(&body)))?;
+            writeln!(
+                err,
+                "queued {} dead letters again; the running service delivers them (see `dead-letters list` and its metrics)",
+                answer["retried"]
+            )?;
+            Ok(0)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Drops the dead letters `filter` matches, once confirmed; through the admin API when a service
+/// holds the queue.
+fn drop(
+    loaded: &Loaded,
+    filter: &DeadLetterFilter,
+    yes: bool,
+    url: Option<&str>,
+    input: &mut dyn BufRead,
+    err: &mut dyn Write,
+) -> anyhow::Result<usize> {
+    let mut asked = false;
+    let mut confirm = |letters: &[(u64, DeadLetter)]| {
+        asked = true;
+        yes || ask(letters.iter().map(|(id, _)| *id), input, err)
+    };
+    let rt = runtime()?;
+    match rt.block_on(replay::drop_dead_letters(loaded, filter, &mut confirm)) {
+        Err(e) if held(&e) && !asked => {
+            let client = admin(&loaded.config.server, url, &e)?;
+            rt.block_on(drop_through(&client, filter, yes, input, err))
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Whether `e` says a running service holds the embedded queue.
+fn held(e: &ServeError) -> bool {
+    matches!(
+        e,
+        ServeError::Queue(QueueFailure {
+            source: QueueError::InUse,
+            ..
+        })
+    )
+}
+
+/// A client of the running service's admin API, or an error saying how to get one.
+fn admin(server: &ServerConfig, url: Option<&str>, e: &ServeError) -> anyhow::Result<AdminClient> {
+    let Some(settings) = &server.admin else {
+        bail!(
+            "{e:#}: {}: stop that service first, or set `server.admin` (with its token) in the \
+             config so that this command goes through the running service's admin API",
+            QueueError::InUse
+        );
+    };
+    let token = settings.token.expose().with_context(|| {
+        format!(
+            "{}: the admin API's token is in {}, which is not set here",
+            QueueError::InUse,
+            settings.token.var()
+        )
+    })?;
+    let url = url.map_or_else(|| url_of_listen(&server.listen), str::to_owned);
+    AdminClient::new(&url, token.to_owned())
+}
+
+/// Drops through the admin API: lists, filters here, asks, then drops by id.
+async fn drop_through(
+    client: &AdminClient,
+    filter: &DeadLetterFilter,
+    yes: bool,
+    input: &mut dyn BufRead,
+    err: &mut dyn Write,
+) -> anyhow::Result<usize> {
+    let letters = client.json("GET", "/admin/dead-letters", None).await?;
+    let now = switchyard_service::clock::unix_now();
+    let ids: Vec<u64> = letters
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let id = l["id"].as_u64()?;
+            let (destination, at) = (l["destination"].as_str()?, l["at"].as_i64()?);
+            filter.matches_parts(id, destination, at, now).then_some(id)
+        })
+        .collect();
+    if ids.is_empty() || !(yes || ask(ids.iter().copied(), input, err)) {
+        return Ok(0);
+    }
+    let answer = client
+        .json(
+            "POST",
+            "/admin/dead-letters/drop",
+            Some(&json!({"ids": ids})),
+        )
+        .await?;
+    Ok(answer["dropped"].as_u64().map_or(0, |n| n as usize))
 }
 
 /// Shows what a drop would take and asks; true only on `y` or `yes`.
-fn ask(letters: &[(u64, DeadLetter)], input: &mut dyn BufRead, err: &mut dyn Write) -> bool {
-    let ids: Vec<String> = letters.iter().map(|(id, _)| id.to_string()).collect();
+fn ask(ids: impl Iterator<Item = u64>, input: &mut dyn BufRead, err: &mut dyn Write) -> bool {
+    let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
     let shown = ids.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
     let more = if ids.len() > 20 { ", ..." } else { "" };
     let _ = write!(
         err,
         "drop {} dead letters for good (ids {shown}{more})? [y/N] ",
-        letters.len()
+        ids.len()
     );
     let _ = err.flush();
     let mut answer = String::new();

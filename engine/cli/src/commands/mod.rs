@@ -6,4 +6,5 @@ pub mod map;
 pub mod plugin;
 pub mod replay;
 pub mod schema;
+pub mod tap;
 pub mod validate;

@@ -76,7 +76,9 @@ pub async fn preview(
         Ok(ask) => ask,
         Err((status, message)) => return error(status, message),
     };
-    let config = &app.loaded.config;
+    // The config running now (a reload replaces it; this request keeps the one it started with).
+    let loaded = app.loaded();
+    let config = &loaded.config;
     let source = match ask.source {
         Some(s) => s,
         None => match config.sources.first() {
@@ -93,7 +95,7 @@ pub async fn preview(
         return error(StatusCode::UNPROCESSABLE_ENTITY, message);
     }
     if let Some(d) = &ask.destination
-        && app.loaded.pipeline.destination(d).is_none()
+        && loaded.pipeline.destination(d).is_none()
     {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -104,14 +106,7 @@ pub async fn preview(
         Value::String(text) => text,
         other => other.to_string(),
     };
-    let work = move || {
-        run(
-            &app.loaded.pipeline,
-            &text,
-            &source,
-            ask.destination.as_deref(),
-        )
-    };
+    let work = move || run(&loaded.pipeline, &text, &source, ask.destination.as_deref());
     // Plugins run on the event: off the async threads.
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(answer)) => Json(answer).into_response(),

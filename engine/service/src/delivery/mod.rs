@@ -12,13 +12,16 @@
 //! - [`plan`]: what a round's pipeline decided, per record and destination.
 //! - [`sender`]: one destination's rate limit, concurrency limit and retries over its transport,
 //!   and what becomes of each event when the platform answers about single events.
+//! - [`journeys`]: a round's journeys for the admin API's journal and tap, while someone watches.
 
+pub mod journeys;
 pub mod plan;
 pub mod sender;
 
 use crate::clock::unix_ms;
 use crate::config::Loaded;
 use crate::metrics::Metrics;
+use crate::observe::Observer;
 pub use plan::EVERY_DESTINATION;
 use plan::only;
 use sender::{GaveUp, Sender};
@@ -48,12 +51,52 @@ pub enum DeliveryError {
     },
 }
 
+/// A config as delivery runs it: the config and a sender per destination. A reload replaces it
+/// whole; rounds in flight finish with the one they started with.
+pub struct Running {
+    pub loaded: Arc<Loaded>,
+    /// The sender of every destination that can send (every active one, and the deactivated
+    /// ones whose secrets are set), by destination name.
+    senders: BTreeMap<String, Arc<Sender>>,
+}
+
+impl Running {
+    /// Sets up a sender per destination. An active destination whose transport cannot be made
+    /// (its access token is not set) is an error: delivery would fail every event; a deactivated
+    /// one gets no sender (it cannot be activated at run time).
+    pub fn new(loaded: Arc<Loaded>, metrics: &Arc<Metrics>) -> Result<Self, DeliveryError> {
+        let mut senders = BTreeMap::new();
+        let nodes = f64::from(loaded.config.server.queue.nodes().max(1));
+        for dest in loaded.pipeline.destinations() {
+            let transport = match dest.transport() {
+                Ok(t) => t,
+                Err(_) if !dest.is_active() => continue,
+                Err(source) => {
+                    return Err(DeliveryError::Transport {
+                        destination: dest.name().to_owned(),
+                        source,
+                    });
+                }
+            };
+            let mut delivery = dest.delivery;
+            delivery.max_requests_per_second /= nodes;
+            let sender = Sender::new(dest.name(), transport, delivery, metrics.clone());
+            senders.insert(dest.name().to_owned(), Arc::new(sender));
+        }
+        Ok(Self { loaded, senders })
+    }
+
+    /// Whether the destination `name` can send (it has a sender).
+    pub fn can_send(&self, name: &str) -> bool {
+        self.senders.contains_key(name)
+    }
+}
+
 /// The delivery loop's state.
 pub struct Deliverer {
-    loaded: Arc<Loaded>,
+    /// The config it runs (replaced by a reload).
+    running: std::sync::RwLock<Arc<Running>>,
     queue: Arc<dyn EventQueue>,
-    /// The sender of every active destination, by destination name.
-    senders: BTreeMap<String, Arc<Sender>>,
     metrics: Arc<Metrics>,
     /// Woken when events are queued.
     wake: Arc<Notify>,
@@ -62,49 +105,52 @@ pub struct Deliverer {
     rewind: AtomicBool,
     /// The events of the rounds that could not settle, to release.
     unsettled: Mutex<Vec<u64>>,
+    /// The journal and taps of the admin API (none without it).
+    observer: Option<Arc<Observer>>,
 }
 
 /// A batch of one destination that went out in a round: per payload, the index of the record it
 /// came from and how it ended.
-type Sent = (String, Vec<(usize, Result<(), GaveUp>)>);
+pub type Sent = (String, Vec<(usize, Result<(), GaveUp>)>);
 
 impl Deliverer {
-    /// Sets up a sender per active destination. An active destination whose transport cannot be
-    /// made (its access token is not set) is an error: delivery would fail every event.
+    /// Sets up delivery of `loaded` ([`Running::new`]).
     pub fn new(
         loaded: Arc<Loaded>,
         queue: Arc<dyn EventQueue>,
         metrics: Arc<Metrics>,
         wake: Arc<Notify>,
     ) -> Result<Self, DeliveryError> {
-        let mut senders = BTreeMap::new();
-        let nodes = f64::from(loaded.config.server.queue.nodes().max(1));
-        for dest in loaded
-            .pipeline
-            .destinations()
-            .iter()
-            .filter(|d| d.is_active())
-        {
-            let transport = dest
-                .transport()
-                .map_err(|source| DeliveryError::Transport {
-                    destination: dest.name().to_owned(),
-                    source,
-                })?;
-            let mut delivery = dest.delivery;
-            delivery.max_requests_per_second /= nodes;
-            let sender = Sender::new(dest.name(), transport, delivery, metrics.clone());
-            senders.insert(dest.name().to_owned(), Arc::new(sender));
-        }
+        let running = Running::new(loaded, &metrics)?;
         Ok(Self {
-            loaded,
+            running: std::sync::RwLock::new(Arc::new(running)),
             queue,
-            senders,
             metrics,
             wake,
             rewind: AtomicBool::new(false),
             unsettled: Mutex::new(Vec::new()),
+            observer: None,
         })
+    }
+
+    /// Reports each event's journey to `observer` while it watches.
+    pub fn with_observer(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The config delivery runs now.
+    pub fn running(&self) -> Arc<Running> {
+        self.running
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs `running` from the next round on (rounds in flight finish with the config they
+    /// started with; nothing queued is touched).
+    pub fn replace(&self, running: Running) {
+        *self.running.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(running);
     }
 
     /// Delivers until `shutdown` turns true, then finishes the rounds in flight and what is
@@ -163,7 +209,8 @@ impl Deliverer {
     /// Claims the next round. A round smaller than `round_events` first waits up to `linger_ms`
     /// for the batch to fill (not while shutting down).
     async fn next_round(&self, shutting_down: bool, shutdown: &mut watch::Receiver<bool>) -> Next {
-        let server = &self.loaded.config.server;
+        let running = self.running();
+        let server = &running.loaded.config.server;
         let linger = if shutting_down {
             Duration::ZERO
         } else {
@@ -218,10 +265,14 @@ impl Deliverer {
     /// One round: plan, send, dead-letter, acknowledge.
     async fn round(self: Arc<Self>, records: Vec<(u64, Record)>) {
         let ids: Vec<u64> = records.iter().map(|(id, _)| *id).collect();
-        let loaded = self.loaded.clone();
+        let running = self.running();
+        let loaded = running.loaded.clone();
         let records = Arc::new(records);
         let for_plan = records.clone();
-        let plan = match tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan)).await {
+        let observer = self.observer.clone().filter(|o| o.watching());
+        let observe = observer.is_some();
+        let planning = tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan, observe));
+        let mut plan = match planning.await {
             Ok(plan) => plan,
             Err(e) => {
                 // The pipeline panicked: the round stays queued and is claimed again.
@@ -233,14 +284,25 @@ impl Deliverer {
         for ((dest, status), n) in &plan.counts {
             self.metrics.event(dest, status, *n);
         }
+        let mut journeys = observer
+            .zip(plan.journeys.take())
+            .map(|(o, planned)| journeys::RoundJourneys::begin(o, planned));
         let mut dead = plan.dead;
-        let mut sends = self.send(plan.sends);
+        let mut sends = send(&running, plan.sends);
         let mut complete = true;
         while let Some(joined) = sends.join_next().await {
             match joined {
-                Ok(sent) => self.record(sent, &records, &mut dead),
+                Ok(sent) => {
+                    if let Some(j) = &mut journeys {
+                        j.answered(&sent);
+                    }
+                    self.record(sent, &records, &mut dead);
+                }
                 Err(_) => complete = false,
             }
+        }
+        if let Some(j) = journeys {
+            j.finish();
         }
         if !complete {
             // A send task panicked: its events were not settled, so the round stays queued.
@@ -249,43 +311,6 @@ impl Deliverer {
             return;
         }
         self.settle(ids, dead).await;
-    }
-
-    /// Starts sending every destination's payloads, in batches of its batch size; its sender
-    /// settles each payload (refused ones given up on, the rest sent again or split as the
-    /// platform's answer requires).
-    fn send(&self, sends: BTreeMap<String, Vec<(usize, Value)>>) -> JoinSet<Sent> {
-        let mut tasks = JoinSet::new();
-        for (name, payloads) in sends {
-            let (Some(sender), Some(dest)) = (
-                self.senders.get(&name).cloned(),
-                self.loaded.pipeline.destination(&name),
-            ) else {
-                continue;
-            };
-            let mut payloads = payloads.into_iter().peekable();
-            while payloads.peek().is_some() {
-                let (members, values): (Vec<usize>, Vec<Value>) =
-                    payloads.by_ref().take(dest.max_batch()).unzip();
-                let (loaded, sender, name) = (self.loaded.clone(), sender.clone(), name.clone());
-                tasks.spawn(async move {
-                    let fates = match loaded.pipeline.destination(&name) {
-                        Some(dest) => {
-                            let build = |events| dest.plugin().request_body(events);
-                            sender.deliver(values, &build).await
-                        }
-                        None => vec![
-                            Err(GaveUp {
-                                reason: format!("destination `{name}` is not configured"),
-                            });
-                            members.len()
-                        ],
-                    };
-                    (name, members.into_iter().zip(fates).collect())
-                });
-            }
-        }
-        tasks
     }
 
     /// Counts a finished batch's payloads; the records of those given up on go to the dead
@@ -327,6 +352,12 @@ impl Deliverer {
     /// stays queued and the loop claims it again.
     async fn settle(&self, ids: Vec<u64>, dead: Vec<DeadLetter>) {
         log_dead_letters(&dead);
+        let mut dead_by_destination: BTreeMap<String, u64> = BTreeMap::new();
+        for letter in &dead {
+            *dead_by_destination
+                .entry(letter.destination.clone())
+                .or_default() += 1;
+        }
         if !dead.is_empty()
             && let Err(e) = self.queue.dead_letter(dead).await
         {
@@ -337,6 +368,9 @@ impl Deliverer {
             self.unsettle(ids);
             return;
         }
+        for (destination, n) in dead_by_destination {
+            self.metrics.event(&destination, "dead_lettered", n);
+        }
         if let Err(e) = self.queue.ack(ids.clone()).await {
             tracing::error!(
                 "acknowledging delivered events failed ({}); they stay queued and will be sent again",
@@ -346,6 +380,43 @@ impl Deliverer {
         }
         self.update_depth();
     }
+}
+
+/// Starts sending every destination's payloads, in batches of its batch size; its sender
+/// settles each payload (refused ones given up on, the rest sent again or split as the
+/// platform's answer requires).
+fn send(running: &Running, sends: BTreeMap<String, Vec<(usize, Value)>>) -> JoinSet<Sent> {
+    let mut tasks = JoinSet::new();
+    for (name, payloads) in sends {
+        let (Some(sender), Some(dest)) = (
+            running.senders.get(&name).cloned(),
+            running.loaded.pipeline.destination(&name),
+        ) else {
+            continue;
+        };
+        let mut payloads = payloads.into_iter().peekable();
+        while payloads.peek().is_some() {
+            let (members, values): (Vec<usize>, Vec<Value>) =
+                payloads.by_ref().take(dest.max_batch()).unzip();
+            let (loaded, sender, name) = (running.loaded.clone(), sender.clone(), name.clone());
+            tasks.spawn(async move {
+                let fates = match loaded.pipeline.destination(&name) {
+                    Some(dest) => {
+                        let build = |events| dest.plugin().request_body(events);
+                        sender.deliver(values, &build).await
+                    }
+                    None => vec![
+                        Err(GaveUp {
+                            reason: format!("destination `{name}` is not configured"),
+                        });
+                        members.len()
+                    ],
+                };
+                (name, members.into_iter().zip(fates).collect())
+            });
+        }
+    }
+    tasks
 }
 
 /// Logs a round's dead letters: one line per destination and reason, with their count and the

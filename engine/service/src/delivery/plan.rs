@@ -4,11 +4,13 @@
 
 use crate::clock::unix_now;
 use crate::config::Loaded;
+use crate::observe::{Journey, Leg, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use switchyard_core::router::Status;
+use switchyard_core::router::{Outcome, Status};
 use switchyard_queue::{DeadLetter, Record};
+use switchyard_wasm::Halt;
 use switchyard_wasm::sandbox::level_name;
 
 /// The destination name of a dead letter that concerns every destination (the event is invalid,
@@ -23,6 +25,9 @@ pub struct Plan {
     pub dead: Vec<DeadLetter>,
     /// Outcomes that send nothing, by destination name and status.
     pub counts: BTreeMap<(String, &'static str), u64>,
+    /// When someone watches: the journey of each record (by its index in the round; ids not yet
+    /// given).
+    pub journeys: Option<Vec<(usize, Journey)>>,
 }
 
 impl Plan {
@@ -56,9 +61,12 @@ pub fn only(record: &Record, destination: &str) -> Record {
     r
 }
 
-/// Plans a round.
-pub fn plan(loaded: &Loaded, records: &[(u64, Record)]) -> Plan {
-    let mut plan = Plan::default();
+/// Plans a round; with `observe`, with the journey of each record.
+pub fn plan(loaded: &Loaded, records: &[(u64, Record)], observe: bool) -> Plan {
+    let mut plan = Plan {
+        journeys: observe.then(Vec::new),
+        ..Plan::default()
+    };
     let now = unix_now();
     let mut by_source: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (_, r)) in records.iter().enumerate() {
@@ -91,6 +99,16 @@ fn plan_source(
             }
             Err(e) => {
                 let reason = format!("invalid event in the queue: {e}");
+                if let Some(journeys) = &mut plan.journeys {
+                    let mut j = journey(r, "", "");
+                    j.destinations = pipeline
+                        .destinations()
+                        .iter()
+                        .filter(|d| addressed_to(r, d.name()))
+                        .map(|d| leg(d.name(), "dead_lettered", Some(reason.clone())))
+                        .collect();
+                    journeys.push((i, j));
+                }
                 plan.dead_letter(EVERY_DESTINATION, reason, now, r);
             }
         }
@@ -101,8 +119,17 @@ fn plan_source(
     for (plugin, line) in logs {
         log_plugin_line(&plugin, level_name(line.level), &line.message);
     }
+    let mut received = vec![0u64; pipeline.destinations().len()];
     for (i, fate) in kept.into_iter().zip(fates) {
         let record = &records[i].1;
+        if let Some(journeys) = &mut plan.journeys {
+            journeys.push((i, journey_of(loaded, record, &fate)));
+        }
+        for (n, d) in received.iter_mut().zip(pipeline.destinations()) {
+            if addressed_to(record, d.name()) {
+                *n += 1;
+            }
+        }
         match fate {
             InputFate::Halted(halt) => {
                 let (status, reason) = halt_outcome(halt);
@@ -120,6 +147,14 @@ fn plan_source(
                     settle(&routed, i, record, now, plan);
                 }
             }
+        }
+    }
+    for (n, d) in received.into_iter().zip(pipeline.destinations()) {
+        if n > 0 {
+            *plan
+                .counts
+                .entry((d.name().to_owned(), "received"))
+                .or_default() += n;
         }
     }
 }
@@ -167,5 +202,114 @@ pub(crate) fn log_plugin_line(plugin: &str, level: &str, message: &str) {
         "warn" => tracing::warn!(plugin, "{message}"),
         "info" => tracing::info!(plugin, "{message}"),
         _ => tracing::debug!(plugin, "{message}"),
+    }
+}
+
+/// A journey's start: the record's event, no destination yet.
+fn journey(record: &Record, name: &str, id: &str) -> Journey {
+    Journey {
+        id: 0,
+        received_at: rfc3339(record.received_at),
+        source: record.source.clone(),
+        event_name: name.to_owned(),
+        event_id: id.to_owned(),
+        event: serde_json::from_str(&record.event).unwrap_or_else(|_| record.event.clone().into()),
+        plugins: Vec::new(),
+        destinations: Vec::new(),
+    }
+}
+
+fn leg(destination: &str, status: &'static str, reason: Option<String>) -> Leg {
+    Leg {
+        destination: destination.to_owned(),
+        status,
+        reason,
+        payload: None,
+        pixel: Vec::new(),
+        attempts: Vec::new(),
+    }
+}
+
+/// The journey status of a routing status (`pending`: to be sent).
+fn journey_status(status: Status) -> &'static str {
+    match status {
+        Status::Sent => "pending",
+        Status::Filtered => "filtered",
+        Status::Skipped | Status::Deactivated => "skipped",
+        Status::Invalid | Status::Failed => "dead_lettered",
+    }
+}
+
+/// The journey of a record, as its round planned it.
+fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey {
+    let pipeline = &loaded.pipeline;
+    let addressed = pipeline
+        .destinations()
+        .iter()
+        .filter(|d| addressed_to(record, d.name()));
+    match fate {
+        InputFate::Halted(halt) => {
+            let mut j = journey(record, "", "");
+            if let Ok(e) = serde_json::from_str::<Value>(&record.event) {
+                j.event_name = e["event_name"].as_str().unwrap_or_default().to_owned();
+                j.event_id = e["event_id"].as_str().unwrap_or_default().to_owned();
+            }
+            let (status, reason) = halt_outcome(halt);
+            j.plugins.push(match halt {
+                Halt::Dropped { plugin, reason } => PluginStep {
+                    plugin: plugin.clone(),
+                    action: "dropped",
+                    message: reason.clone(),
+                },
+                Halt::Failed { plugin, message } => PluginStep {
+                    plugin: plugin.clone(),
+                    action: "failed",
+                    message: message.clone(),
+                },
+            });
+            j.destinations = addressed
+                .map(|d| leg(d.name(), journey_status(status), Some(reason.clone())))
+                .collect();
+            j
+        }
+        InputFate::Routed(events) => {
+            let first = events.first();
+            let mut j = journey(
+                record,
+                first.map_or("", |e| e.event.name()),
+                first.map_or("", |e| e.event.id()),
+            );
+            for routed in events {
+                for outcome in routed.outcomes.iter() {
+                    if addressed_to(record, outcome.destination) {
+                        j.destinations.push(leg_of(outcome));
+                    }
+                }
+            }
+            j
+        }
+    }
+}
+
+/// A destination's leg of a journey, as routed.
+fn leg_of(outcome: &Outcome<'_>) -> Leg {
+    let mut payloads: Vec<Value> = outcome.data.iter().map(|p| p.to_value()).collect();
+    let payload = match payloads.len() {
+        0 => None,
+        1 => payloads.pop(),
+        _ => Some(Value::Array(payloads)),
+    };
+    Leg {
+        payload,
+        pixel: outcome
+            .client
+            .iter()
+            .map(|name| serde_json::json!({"event": name}))
+            .collect(),
+        ..leg(
+            outcome.destination,
+            journey_status(outcome.status),
+            outcome.reason.clone(),
+        )
     }
 }

@@ -1,16 +1,19 @@
-//! What the HTTP handlers share: the [`App`] state, reading a JSON body, refusing with a JSON
-//! error, and queueing accepted events durably (with de-duplication and the wake-up of delivery).
+//! What the HTTP handlers share: the [`App`] state (with the config it runs now, [`Live`], which a
+//! reload replaces), reading a JSON body, refusing with a JSON error, and queueing accepted events
+//! durably (with de-duplication and the wake-up of delivery).
 
 use crate::config::Loaded;
+use crate::delivery::Deliverer;
 use crate::metrics::Metrics;
+use crate::observe::Observer;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use switchyard_core::event::TimeWindow;
 use switchyard_queue::{Dedup, DedupError, EventQueue, QueueError, Queued, Record};
 use tokio::sync::Notify;
@@ -24,26 +27,75 @@ const RETRY_AFTER_UNAVAILABLE: &str = "2";
 /// Seconds a client is asked to wait when another copy of its events is still being stored.
 const RETRY_AFTER_STORING: &str = "1";
 
-/// What the handlers share.
-pub struct App {
+/// The config the handlers run now, and what they look up in it. A reload replaces it whole; a
+/// request in flight keeps the one it started with.
+pub struct Live {
     /// The config, for the browser side's rules.
     pub loaded: Arc<Loaded>,
-    pub queue: Arc<dyn EventQueue>,
-    pub metrics: Arc<Metrics>,
     /// Write key → source name.
     pub keys: HashMap<String, String>,
     /// Public key → browser source name.
     pub public_keys: HashMap<String, String>,
+    /// How far an event's time may be from the time it is received.
+    pub window: TimeWindow,
+    /// Addresses whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
+    pub proxies: Vec<ipnet::IpNet>,
+}
+
+impl Live {
+    /// What the handlers look up in `loaded`.
+    pub fn new(loaded: Arc<Loaded>) -> Self {
+        let sources = &loaded.config.sources;
+        let keys = sources
+            .iter()
+            .filter_map(|s| Some((s.write_key.as_ref()?.expose()?.to_owned(), s.name.clone())))
+            .collect();
+        let public_keys = sources
+            .iter()
+            .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
+            .collect();
+        let server = &loaded.config.server;
+        Self {
+            window: server.time_window(),
+            proxies: server.trusted_proxies.iter().map(|p| p.0).collect(),
+            keys,
+            public_keys,
+            loaded,
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct App {
+    /// The config it runs now (see [`App::live`]).
+    live: RwLock<Arc<Live>>,
+    pub queue: Arc<dyn EventQueue>,
+    pub metrics: Arc<Metrics>,
+    /// Delivery (the admin API switches destinations and reloads through it).
+    pub deliverer: Arc<Deliverer>,
+    /// The journal and live taps, when the admin API is on.
+    pub observer: Option<Arc<Observer>>,
+    /// The admin token (`server.admin.token`), when the admin API is on. Read at start: a reload
+    /// does not change it.
+    pub admin_token: Option<String>,
     /// Queues each (source, `event_id`) once within the window.
     pub dedup: Arc<dyn Dedup>,
     /// Woken when events are queued (delivery waits on it).
     pub wake: Arc<Notify>,
     /// False once shutdown has begun.
     pub ready: AtomicBool,
-    /// How far an event's time may be from the time it is received.
-    pub window: TimeWindow,
-    /// Addresses whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
-    pub proxies: Vec<ipnet::IpNet>,
+    /// Held by a reload: one at a time.
+    pub reloading: tokio::sync::Mutex<()>,
+}
+
+/// What an [`App`] is made of, besides its config.
+pub struct Parts {
+    pub queue: Arc<dyn EventQueue>,
+    pub metrics: Arc<Metrics>,
+    pub deliverer: Arc<Deliverer>,
+    pub observer: Option<Arc<Observer>>,
+    pub dedup: Arc<dyn Dedup>,
+    pub wake: Arc<Notify>,
 }
 
 /// A refusal: the status and `{"error": message}`.
@@ -94,6 +146,44 @@ pub fn read_json(
 }
 
 impl App {
+    /// The handlers' state for `loaded`.
+    pub fn new(loaded: Arc<Loaded>, parts: Parts) -> Self {
+        let admin_token = loaded
+            .config
+            .server
+            .admin
+            .as_ref()
+            .and_then(|a| a.token.expose())
+            .map(str::to_owned);
+        Self {
+            live: RwLock::new(Arc::new(Live::new(loaded))),
+            queue: parts.queue,
+            metrics: parts.metrics,
+            deliverer: parts.deliverer,
+            observer: parts.observer,
+            admin_token,
+            dedup: parts.dedup,
+            wake: parts.wake,
+            ready: AtomicBool::new(true),
+            reloading: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The config the handlers run now.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The loaded config the handlers run now.
+    pub fn loaded(&self) -> Arc<Loaded> {
+        self.live().loaded.clone()
+    }
+
+    /// Runs `loaded` from the next request on.
+    pub fn replace(&self, loaded: Arc<Loaded>) {
+        *self.live.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Live::new(loaded));
+    }
+
     /// Queues events (each with its `event_id`) durably, at most once per id within the
     /// de-duplication window, counts them and wakes delivery; or gives the answer that refuses
     /// them all (503, with `Retry-After`): then nothing of them was kept, except when the NATS

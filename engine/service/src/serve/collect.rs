@@ -113,9 +113,10 @@ async fn handle(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Response {
+    let live = app.live();
     let Some(source) = query
         .get("key")
-        .and_then(|k| app.public_keys.get(k))
+        .and_then(|k| live.public_keys.get(k))
         .cloned()
     else {
         return error(
@@ -133,10 +134,10 @@ async fn handle(
         Ok(v) => v,
         Err((status, message)) => return error(status, message),
     };
-    set_ip(&mut value, visitor_ip(peer.ip(), headers, &app.proxies));
+    set_ip(&mut value, visitor_ip(peer.ip(), headers, &live.proxies));
     let received_at = unix_now();
     let checked = SourceEvent::from_value(value, received_at)
-        .and_then(|event| app.window.check(&event, received_at).map(|()| event));
+        .and_then(|event| live.window.check(&event, received_at).map(|()| event));
     let event = match checked {
         Ok(e) => e,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -185,7 +186,8 @@ async fn handle(
 /// (several events when a plugin split it: their calls, in order). What each destination was told
 /// is counted. Runs the plugins: call it on a blocking thread.
 fn browser_copy(app: &App, event: SourceEvent, source: &str, received_at: i64) -> Vec<Value> {
-    let pipeline = &app.loaded.pipeline;
+    let loaded = app.loaded();
+    let pipeline = &loaded.pipeline;
     let mut logs = Vec::new();
     let chunk = pipeline.transform(vec![event], received_at, &mut logs);
     let copies = Copies::ServerAndBrowser;

@@ -34,10 +34,11 @@ pub async fn ingest(
         Ok(body) => body,
         Err((status, message)) => return error(status, message),
     };
+    let live = app.live();
     let Some(source) = headers
         .get("x-webhook-token")
         .and_then(|v| v.to_str().ok())
-        .and_then(|key| app.keys.get(key))
+        .and_then(|key| live.keys.get(key))
         .cloned()
     else {
         return error(
@@ -98,11 +99,12 @@ fn read_items(
 /// the reason.
 fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
     let received_at = unix_now();
+    let live = app.live();
     let mut sorted = Sorted::default();
     for (index, item) in items.into_iter().enumerate() {
         let id = claimed_id(&item);
         let checked = SourceEvent::from_value(item, received_at)
-            .and_then(|event| app.window.check(&event, received_at).map(|()| event));
+            .and_then(|event| live.window.check(&event, received_at).map(|()| event));
         let event = match checked {
             Ok(event) => event,
             Err(e) => {

@@ -8,6 +8,8 @@
 //! de-duplication of `event_id`s per source within a window (see [`crate::backend`]: in memory
 //! for the embedded queue, by JetStream for NATS).
 //!
+//! [`reload`]: the config read again on SIGHUP (or `POST /admin/reload`), without a restart.
+//!
 //! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
 //! flight, then delivery finishes its rounds and delivers what is queued for up to
 //! `server.shutdown_timeout_ms`; whatever is left stays in the queue for the next start.
@@ -15,21 +17,23 @@
 pub mod app;
 pub mod collect;
 pub mod ingest;
+pub mod reload;
 
-use crate::backend::{QueueFailure, QueueingError};
+use crate::backend::{Backend, QueueFailure, QueueingError};
 use crate::config::Loaded;
 use crate::delivery::{Deliverer, DeliveryError};
 use crate::metrics::Metrics;
-use app::App;
+use crate::observe::Observer;
+use app::{App, Parts};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-use switchyard_queue::{Dedup, EventQueue, WindowDedup};
+use switchyard_queue::WindowDedup;
 use tokio::sync::{Notify, watch};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,12 @@ pub enum ServeError {
     Input(#[source] std::io::Error),
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    #[error(
+        "server.admin is set but its token's environment variable {0} is not: set it, or remove server.admin"
+    )]
+    AdminToken(String),
+    #[error("cannot listen for SIGHUP (reload)")]
+    Signal(#[source] std::io::Error),
 }
 
 /// Every second: forgets the ids the de-duplication window has passed (freeing their memory),
@@ -67,32 +77,56 @@ async fn sweep(dedup: Arc<WindowDedup>, metrics: Arc<Metrics>) {
     }
 }
 
+/// The handlers' state: delivery (with the observer of the admin API, when it is on), the queue.
+fn app(loaded: Arc<Loaded>, backend: Backend, metrics: Arc<Metrics>) -> Result<App, ServeError> {
+    let wake = Arc::new(Notify::new());
+    let observer = loaded
+        .config
+        .server
+        .admin
+        .as_ref()
+        .map(|a| Arc::new(Observer::new(a.journal_events)));
+    let queue = backend.queue.clone();
+    let mut deliverer =
+        Deliverer::new(loaded.clone(), queue.clone(), metrics.clone(), wake.clone())?;
+    if let Some(o) = &observer {
+        deliverer = deliverer.with_observer(o.clone());
+    }
+    let deliverer = Arc::new(deliverer);
+    let running = deliverer.clone();
+    metrics.count_plugin_traps(move || running.running().loaded.pipeline.plugin_traps());
+    Ok(App::new(
+        loaded,
+        Parts {
+            queue,
+            metrics,
+            deliverer,
+            observer,
+            dedup: backend.dedup,
+            wake,
+        },
+    ))
+}
+
 /// Runs the service until SIGTERM or Ctrl-C. `listen` overrides `server.listen`. The address
 /// actually bound (useful with port 0) is announced on standard error as `listening on ADDR`.
 pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeError> {
+    if let Some(admin) = &loaded.config.server.admin
+        && !admin.token.is_set()
+    {
+        return Err(ServeError::AdminToken(admin.token.var().to_owned()));
+    }
     let loaded = Arc::new(loaded);
     let backend = crate::backend::open(&loaded).await?;
     let queue = backend.queue.clone();
     let metrics = Arc::new(Metrics::new());
-    let plugins = loaded.clone();
-    metrics.count_plugin_traps(move || plugins.pipeline.plugin_traps());
-    let wake = Arc::new(Notify::new());
-    let deliverer = Arc::new(Deliverer::new(
-        loaded.clone(),
-        queue.clone(),
-        metrics.clone(),
-        wake.clone(),
-    )?);
     let sweeper = backend
         .window
+        .clone()
         .map(|window| tokio::spawn(sweep(window, metrics.clone())));
-    let app = Arc::new(app(
-        loaded.clone(),
-        queue.clone(),
-        backend.dedup,
-        metrics,
-        wake,
-    ));
+    let app = Arc::new(app(loaded.clone(), backend, metrics)?);
+    let deliverer = app.deliverer.clone();
+    reload_on_hangup(app.clone())?;
     let server = &loaded.config.server;
     let addr = listen.unwrap_or_else(|| server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -114,6 +148,9 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests, then delivery");
             signal_app.ready.store(false, Ordering::Relaxed);
+            if let Some(o) = &signal_app.observer {
+                o.close();
+            }
         })
         .await
         .map_err(ServeError::Server)?;
@@ -134,40 +171,6 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     Ok(())
 }
 
-/// The handlers' state: the sources' keys, the de-duplication window, the queue.
-fn app(
-    loaded: Arc<Loaded>,
-    queue: Arc<dyn EventQueue>,
-    dedup: Arc<dyn Dedup>,
-    metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
-) -> App {
-    let sources = &loaded.config.sources;
-    let keys = sources
-        .iter()
-        .filter_map(|s| Some((s.write_key.as_ref()?.expose()?.to_owned(), s.name.clone())))
-        .collect();
-    let public_keys = sources
-        .iter()
-        .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
-        .collect();
-    let server = &loaded.config.server;
-    let window = server.time_window();
-    let proxies = server.trusted_proxies.iter().map(|p| p.0).collect();
-    App {
-        window,
-        proxies,
-        loaded,
-        public_keys,
-        queue,
-        metrics,
-        keys,
-        dedup,
-        wake,
-        ready: AtomicBool::new(true),
-    }
-}
-
 /// The HTTP API's routes.
 pub fn routes(app: Arc<App>, max_body: usize) -> Router {
     Router::new()
@@ -186,11 +189,15 @@ pub fn routes(app: Arc<App>, max_body: usize) -> Router {
         .with_state(app)
 }
 
-/// The console and the preview when `server.admin` is set (else none: 404).
+/// The admin API, the preview and (with `server.admin.console`) the console, when `server.admin`
+/// is set (else none: 404). Read at start: a reload changes neither the token nor the console.
 fn admin_routes(app: &Arc<App>) -> Router<Arc<App>> {
-    match &app.loaded.config.server.admin {
-        Some(admin) => crate::console::routes(app.clone(), admin.console),
-        None => Router::new(),
+    let console = app.loaded().config.server.admin.as_ref().map(|a| a.console);
+    match (app.admin_token.is_some(), console) {
+        (true, Some(pages)) => {
+            crate::admin::routes(app.clone()).merge(crate::console::routes(app.clone(), pages))
+        }
+        _ => Router::new(),
     }
 }
 
@@ -229,6 +236,25 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// Reloads the config on each SIGHUP (instead of dying of it), until the process ends.
+fn reload_on_hangup(app: Arc<App>) -> Result<(), ServeError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config");
+                // The outcome is logged by the reload.
+                let _ = reload::reload(app.clone()).await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = app;
+    Ok(())
 }
 
 async fn shutdown_signal() {
