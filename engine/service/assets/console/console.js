@@ -198,7 +198,7 @@
       el("p", {}, `Received ${j.received_at} from ${j.source}.`),
       el("h4", {}, "Source event"), pre(j.event),
       el("h4", {}, "Plugins"), plugins,
-      el("h4", {}, "Destinations"), (j.destinations || []).map(destinationPart));
+      el("h4", {}, "Destinations"), ...(j.destinations || []).map(destinationPart));
     $("#journey").hidden = false;
     $("#journey").dataset.journey = j.id;
     $("#journey-title").focus();
