@@ -15,11 +15,14 @@
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
 //!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
 //!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
+//! - [`console`]: the web console at `/console` and the mapping preview (`POST /admin/preview`),
+//!   behind the admin token.
 
 pub mod admin;
 pub mod backend;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod dead_letters;
 pub mod delivery;
 pub mod destination;

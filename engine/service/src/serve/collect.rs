@@ -242,7 +242,7 @@ fn browser_copy(app: &App, event: SourceEvent, source: &str, received_at: i64) -
 
 /// The pixel calls of one routed event at one destination, from its browser copies (after the
 /// payload plugins); `None` when it fires nothing there.
-fn actions_of(
+pub(crate) fn actions_of(
     plugin: &dyn switchyard_core::destination::DestinationPlugin,
     event: &SourceEvent,
     outcome: &Outcome<'_>,

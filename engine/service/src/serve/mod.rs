@@ -3,7 +3,8 @@
 //!
 //! The HTTP API: `POST /v1/events` ([`ingest`]), `POST /v1/collect` ([`collect`]: events from the
 //! browser and its pixel calls), `GET /v1/sdk.js` (the browser script), `GET /healthz`,
-//! `GET /readyz`, `GET /metrics`. [`app`]: what the handlers share, among them the
+//! `GET /readyz`, `GET /metrics`; with `server.admin`, the web console and the mapping preview
+//! ([`crate::console`]). [`app`]: what the handlers share, among them the
 //! de-duplication of `event_id`s per source within a window (see [`crate::backend`]: in memory
 //! for the embedded queue, by JetStream for NATS).
 //!
@@ -172,11 +173,6 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
 
 /// The HTTP API's routes.
 pub fn routes(app: Arc<App>, max_body: usize) -> Router {
-    let admin = if app.admin_token.is_some() {
-        crate::admin::routes(app.clone())
-    } else {
-        Router::new()
-    };
     Router::new()
         .route("/v1/events", post(ingest::ingest))
         .route(
@@ -187,10 +183,22 @@ pub fn routes(app: Arc<App>, max_body: usize) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .merge(admin)
+        .merge(admin_routes(&app))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(app)
+}
+
+/// The admin API, the preview and (with `server.admin.console`) the console, when `server.admin`
+/// is set (else none: 404). Read at start: a reload changes neither the token nor the console.
+fn admin_routes(app: &Arc<App>) -> Router<Arc<App>> {
+    let console = app.loaded().config.server.admin.as_ref().map(|a| a.console);
+    match (app.admin_token.is_some(), console) {
+        (true, Some(pages)) => {
+            crate::admin::routes(app.clone()).merge(crate::console::routes(app.clone(), pages))
+        }
+        _ => Router::new(),
+    }
 }
 
 /// The browser script (`engine/service/assets/sdk.js`).

@@ -1,0 +1,314 @@
+// Switchyard's web console: four views over the admin API (same origin, the admin cookie).
+// Every value from the service is put in the page as text (textContent), never as HTML.
+"use strict";
+(function () {
+  const $ = (sel, root) => (root || document).querySelector(sel);
+  const views = ["destinations", "events", "dead-letters", "preview"];
+  const timers = {};
+  let seen = new Set();
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c !== undefined && c !== null) node.append(c instanceof Node ? c : String(c));
+    }
+    return node;
+  }
+  const pre = (value) => el("pre", {}, JSON.stringify(value, null, 2));
+  const notice = (text) => { $("#notice").textContent = text; };
+
+  async function api(method, path, body) {
+    const init = { method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, init);
+    if (r.status === 401) { location.reload(); throw new Error("logged out"); }
+    const data = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      const e = new Error(data.error || method + " " + path + ": " + r.status);
+      e.status = r.status; e.data = data;
+      throw e;
+    }
+    return data;
+  }
+
+  function confirmAction(text) {
+    const dialog = $("#confirm");
+    $("#confirm-text").textContent = text;
+    return new Promise((resolve) => {
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.returnValue = "";
+      dialog.showModal();
+      $("#confirm-ok").focus();
+    });
+  }
+
+  function every(name, ms, fn) {
+    clearInterval(timers[name]);
+    const run = () => fn().catch((e) => notice(e.message));
+    run();
+    timers[name] = setInterval(run, ms);
+  }
+
+  function show() {
+    const name = views.includes(location.hash.slice(1)) ? location.hash.slice(1) : "destinations";
+    for (const v of views) $("#" + v).hidden = v !== name;
+    for (const a of document.querySelectorAll("nav a")) {
+      if (a.getAttribute("href") === "#" + name) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    for (const t of Object.keys(timers)) clearInterval(timers[t]);
+    notice("");
+    if (name === "destinations") every("destinations", 5000, loadDestinations);
+    if (name === "events") startLog();
+    if (name === "dead-letters") loadDeadLetters().catch((e) => notice(e.message));
+    if (name === "preview") loadPreview().catch((e) => notice(e.message));
+  }
+
+  // Destinations --------------------------------------------------------------------------------
+  const COUNTS = ["received", "sent", "filtered", "skipped", "failed", "retried", "dead_lettered"];
+
+  function chart(perMinute) {
+    const ns = "http://www.w3.org/2000/svg";
+    const w = 120, h = 28, points = perMinute || [];
+    const max = Math.max(1, ...points.map((p) => Math.max(p.sent || 0, p.failed || 0)));
+    const svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+    svg.setAttribute("width", w);
+    svg.setAttribute("height", h);
+    svg.setAttribute("role", "img");
+    const total = points.reduce((n, p) => n + (p.sent || 0), 0);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${total} sent in ${points.length} minutes`;
+    svg.append(title);
+    for (const [key, cls] of [["sent", "line-sent"], ["failed", "line-failed"]]) {
+      const line = document.createElementNS(ns, "polyline");
+      const step = points.length > 1 ? w / (points.length - 1) : w;
+      line.setAttribute("points", points.map((p, i) =>
+        `${(i * step).toFixed(1)},${(h - 2 - ((p[key] || 0) / max) * (h - 4)).toFixed(1)}`).join(" "));
+      line.setAttribute("class", cls);
+      svg.append(line);
+    }
+    return svg;
+  }
+
+  async function switchDestination(d) {
+    const to = d.status === "active" ? "deactivate" : "activate";
+    const what = to === "deactivate"
+      ? `Deactivate ${d.name}? New events will not be sent to it until it is activated again.`
+      : `Activate ${d.name}? New events will be sent to it again.`;
+    if (!(await confirmAction(what))) return;
+    await api("POST", `/admin/destinations/${encodeURIComponent(d.name)}/${to}`);
+    notice(`${d.name} is now ${to === "deactivate" ? "deactivated" : "active"}.`);
+    await loadDestinations();
+  }
+
+  async function loadDestinations() {
+    const list = await api("GET", "/admin/destinations");
+    const rows = list.map((d) => {
+      const active = d.status === "active";
+      const counts = d.counts || {};
+      return el("tr", { "data-destination": d.name },
+        el("th", { scope: "row" }, d.name, el("span", { class: "type" }, d.type || "")),
+        el("td", {},
+          el("span", { class: "status status-" + d.status }, active ? "Active" : "Deactivated"), " ",
+          el("button", {
+            type: "button", class: "switch", "aria-pressed": active ? "true" : "false",
+            "aria-label": (active ? "Deactivate " : "Activate ") + d.name,
+            onclick: () => switchDestination(d).catch((e) => notice(e.message)),
+          }, active ? "Deactivate" : "Activate")),
+        el("td", {}, (d.sources || []).join(", ")),
+        el("td", {}, d.mapping || ""),
+        COUNTS.map((k) => el("td", { class: "num", "data-count": k }, counts[k] ?? 0)),
+        el("td", {}, chart(d.per_minute)));
+    });
+    $("#destination-table tbody").replaceChildren(...rows);
+  }
+
+  // Event log -----------------------------------------------------------------------------------
+  function filters() {
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData($("#event-filters"))) if (v) q.set(k, v);
+    q.set("limit", "200");
+    return q;
+  }
+
+  function statusBadges(j) {
+    return (j.destinations || []).map((d) =>
+      el("span", { class: "status status-" + d.status, "data-destination": d.destination },
+        `${d.destination}: ${d.status}`));
+  }
+
+  async function loadEvents() {
+    const list = await api("GET", "/admin/events?" + filters());
+    const fresh = list.filter((j) => !seen.has(j.id)).length;
+    seen = new Set(list.map((j) => j.id));
+    const rows = list.map((j) => el("tr", { "data-journey": j.id, "data-event-id": j.event_id || "" },
+      el("td", {}, el("time", { datetime: j.received_at }, (j.received_at || "").replace("T", " ").slice(0, 19))),
+      el("td", {}, j.source),
+      el("td", {}, j.event_name),
+      el("td", {}, el("button", {
+        type: "button", class: "link", "aria-label": `Open the journey of ${j.event_name} ${j.event_id || j.id}`,
+        onclick: () => openJourney(j.id).catch((e) => notice(e.message)),
+      }, j.event_id || "#" + j.id)),
+      el("td", { class: "badges" }, statusBadges(j))));
+    $("#event-table tbody").replaceChildren(...rows);
+    if (fresh) $("#events-live").textContent = `${fresh} new event${fresh === 1 ? "" : "s"}; ${list.length} shown.`;
+  }
+
+  function startLog() {
+    seen = new Set();
+    if ($("#live").checked) every("events", 2000, loadEvents);
+    else loadEvents().catch((e) => notice(e.message));
+  }
+
+  function attempts(list) {
+    if (!list || !list.length) return el("p", {}, "No attempts yet.");
+    return el("table", { class: "attempts" },
+      el("thead", {}, el("tr", {}, ["When", "Outcome", "Code", "Message"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, list.map((a) => el("tr", {},
+        el("td", {}, a.at), el("td", {}, a.outcome), el("td", {}, a.code ?? ""), el("td", {}, a.message ?? "")))));
+  }
+
+  function destinationPart(d) {
+    return el("section", { class: "card", "data-destination": d.destination },
+      el("h4", {}, d.destination, " ", el("span", { class: "status status-" + d.status }, d.status)),
+      d.reason ? el("p", {}, d.reason) : null,
+      d.rows && d.rows.length ? [el("h5", {}, "Matched rows"), el("ul", {}, d.rows.map((r) => el("li", {}, r)))] : null,
+      d.payload ? [el("h5", {}, "Payload"), pre(d.payload)] : null,
+      d.pixel && d.pixel.length ? [el("h5", {}, "Pixel calls"), pre(d.pixel)] : null,
+      el("h5", {}, "Attempts (TikTok's answers)"), attempts(d.attempts));
+  }
+
+  async function openJourney(id) {
+    const j = await api("GET", "/admin/events/" + encodeURIComponent(id));
+    const plugins = j.plugins && j.plugins.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, ["Plugin", "Action", "Message"].map((h) => el("th", { scope: "col" }, h)))),
+        el("tbody", {}, j.plugins.map((p) => el("tr", {}, el("td", {}, p.plugin), el("td", {}, p.action), el("td", {}, p.message ?? "")))))
+      : el("p", {}, "No plugin ran on it.");
+    $("#journey-title").textContent = `Journey of ${j.event_name} (${j.event_id || "#" + j.id})`;
+    $("#journey-body").replaceChildren(
+      el("p", {}, `Received ${j.received_at} from ${j.source}.`),
+      el("h4", {}, "Source event"), pre(j.event),
+      el("h4", {}, "Plugins"), plugins,
+      el("h4", {}, "Destinations"), ...(j.destinations || []).map(destinationPart));
+    $("#journey").hidden = false;
+    $("#journey").dataset.journey = j.id;
+    $("#journey-title").focus();
+  }
+
+  // Dead letters --------------------------------------------------------------------------------
+  async function deadLetterAction(kind, body, question) {
+    if (question && !(await confirmAction(question))) return;
+    const answer = await api("POST", "/admin/dead-letters/" + kind, body);
+    notice(kind === "retry" ? `${answer.retried} sent back to delivery.` : `${answer.dropped} discarded.`);
+    await loadDeadLetters();
+  }
+
+  async function loadDeadLetters() {
+    const list = await api("GET", "/admin/dead-letters");
+    const act = (kind, body, q) => () => deadLetterAction(kind, body, q).catch((e) => notice(e.message));
+    const rows = list.map((d) => {
+      const ev = d.event || {};
+      return el("tr", { "data-dead-letter": d.id },
+        el("td", {}, d.id), el("td", {}, d.destination), el("td", {}, d.at), el("td", {}, d.source),
+        el("td", {}, `${ev.event_name || ""} ${ev.event_id || ""}`.trim()),
+        el("td", {}, d.reason),
+        el("td", {},
+          el("button", { type: "button", "aria-label": "Retry " + d.id, onclick: act("retry", { ids: [d.id] }) }, "Retry"), " ",
+          el("button", {
+            type: "button", class: "danger", "aria-label": "Discard " + d.id,
+            onclick: act("drop", { ids: [d.id] }, `Discard dead letter ${d.id}? It cannot be sent afterwards.`),
+          }, "Discard")));
+    });
+    $("#dead-letter-table tbody").replaceChildren(...rows);
+    if (!list.length) notice("No dead letters.");
+  }
+
+  // Mapping preview -----------------------------------------------------------------------------
+  let samples = null;
+
+  async function loadPreview() {
+    if (samples) return;
+    const r = await fetch("/console/samples.ndjson", { credentials: "same-origin" });
+    samples = (await r.text()).split("\n").filter((l) => l.trim());
+    $("#preview-sample").append(...samples.map((line, i) => {
+      let label = "sample " + (i + 1);
+      try { const e = JSON.parse(line); label = `${e.event_name} (${e.event_id})`; } catch (_) { /* shown as is */ }
+      return el("option", { value: String(i) }, label);
+    }));
+    const dests = await api("GET", "/admin/destinations").catch(() => []);
+    $("#preview-destination").append(...dests.map((d) => el("option", { value: d.name }, d.name)));
+  }
+
+  function pickSample() {
+    const i = $("#preview-sample").value;
+    if (i === "") return;
+    $("#preview-event").value = JSON.stringify(JSON.parse(samples[Number(i)]), null, 2);
+  }
+
+  function markLine(line, column) {
+    const area = $("#preview-event");
+    const lines = area.value.split("\n");
+    let start = 0;
+    for (let i = 0; i < line - 1 && i < lines.length; i++) start += lines[i].length + 1;
+    const end = start + (lines[line - 1] || "").length;
+    area.focus();
+    area.setSelectionRange(column ? Math.min(start + column - 1, end) : start, end);
+  }
+
+  function previewDestination(d) {
+    return el("section", { class: "card", "data-destination": d.destination },
+      el("h4", {}, d.destination, " ", el("span", { class: "status status-" + d.status }, d.status)),
+      d.reason ? el("p", {}, d.reason) : null,
+      d.warnings && d.warnings.length ? [el("h5", {}, "Warnings"), pre(d.warnings)] : null,
+      d.data && d.data.length ? [el("h5", {}, "Payloads"), el("div", { class: "payloads" }, pre(d.data))] : null,
+      d.requests && d.requests.length ? [el("h5", {}, "Requests"), pre(d.requests)] : null,
+      d.pixel ? [el("h5", {}, "Pixel calls"), el("div", { class: "pixel" }, pre(d.pixel))] : null);
+  }
+
+  async function runPreview(ev) {
+    ev.preventDefault();
+    const error = $("#preview-error");
+    error.textContent = "";
+    const body = { event: $("#preview-event").value };
+    const source = $("#preview-source").value.trim();
+    const destination = $("#preview-destination").value;
+    if (source) body.source = source;
+    if (destination) body.destination = destination;
+    try {
+      const answer = await api("POST", "/admin/preview", body);
+      const parts = answer.events.map((e) => el("article", { class: "preview-event" },
+        el("h3", {}, e.event_name ? `${e.event_name} (${e.event_id})` : "Stopped before routing"),
+        e.destinations.map(previewDestination)));
+      if (answer.logs.length) parts.push(el("h3", {}, "Plugin log"), pre(answer.logs));
+      $("#preview-result").replaceChildren(...parts);
+      $("#preview-result").scrollIntoView({ block: "start" });
+    } catch (e) {
+      $("#preview-result").replaceChildren();
+      error.textContent = e.message;
+      if (e.data && e.data.line) markLine(e.data.line, e.data.column);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    window.addEventListener("hashchange", show);
+    $("#event-filters").addEventListener("submit", (e) => { e.preventDefault(); startLog(); });
+    $("#live").addEventListener("change", startLog);
+    $("#journey-close").addEventListener("click", () => { $("#journey").hidden = true; });
+    $("#retry-all").addEventListener("click", () =>
+      deadLetterAction("retry", {}, "Send every dead letter back to delivery?").catch((e) => notice(e.message)));
+    $("#drop-all").addEventListener("click", () =>
+      deadLetterAction("drop", {}, "Discard every dead letter? They cannot be sent afterwards.").catch((e) => notice(e.message)));
+    $("#preview-sample").addEventListener("change", pickSample);
+    $("#preview-form").addEventListener("submit", runPreview);
+    show();
+  });
+})();
