@@ -725,3 +725,25 @@ fn plugin_test_feeds_payloads_to_payload_plugins() {
     let (_, out, _) = cli(&args(false), &input);
     assert!(out.lines().next().unwrap().contains("\"invalid\""), "{out}");
 }
+
+#[test]
+fn a_config_the_plugin_refuses_is_placed_in_the_yaml() {
+    let text = format!(
+        "{}transforms:\n  - name: fx\n    path: {}\n    config:\n      to: EUR\n      rates:\n        USD: one\n",
+        tiktok_config(""),
+        plugin_wasm("currency-converter").display()
+    );
+    let d = load_errors(&allow_plugin_dir(&text), &[]);
+    assert_eq!(d.len(), 1, "{}", lines(&d));
+    assert_eq!(
+        (d[0].line, d[0].path.as_str()),
+        (17, "$.transforms[0].config.rates.USD"),
+        "{}",
+        lines(&d)
+    );
+    assert!(
+        d[0].message.contains("refused its config") && !d[0].message.contains("column"),
+        "{}",
+        lines(&d)
+    );
+}
