@@ -143,3 +143,78 @@ fn rules_md_examples_hold() {
 fn tiktok_md_examples_hold() {
     assert!(run_doc("tiktok.md") >= 2);
 }
+
+/// Every `switchyard ...` command the docs show (in `sh` blocks and inline code), as arguments,
+/// and whether it may be partial (inline code names commands in prose).
+fn documented_commands(text: &str) -> Vec<(Vec<String>, bool)> {
+    let mut found = Vec::new();
+    let mut in_sh = false;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            in_sh = !in_sh && (line == "```sh" || line == "```bash");
+            continue;
+        }
+        if in_sh {
+            pending.push_str(line.trim_end_matches('\\'));
+            pending.push(' ');
+            if line.ends_with('\\') {
+                continue;
+            }
+            let command = pending
+                .split(" #")
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            pending.clear();
+            found.extend(switchyard_args(&command).map(|a| (a, false)));
+        } else {
+            for (i, span) in line.split('`').enumerate() {
+                if i % 2 == 1 {
+                    found.extend(switchyard_args(span).map(|a| (a, true)));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn switchyard_args(command: &str) -> Option<Vec<String>> {
+    let rest = command
+        .strip_prefix("cargo run -q -p switchyard -- ")
+        .or_else(|| command.strip_prefix("cargo run --release -p switchyard -- "))
+        .or_else(|| command.strip_prefix("switchyard "))?;
+    // A synopsis (`list|retry|drop`, `[INPUT]`, `...`) is no command line.
+    if rest.contains(['|', '[', '<']) || rest.contains("...") {
+        return None;
+    }
+    let mut args = vec!["switchyard".to_owned()];
+    args.extend(rest.split_whitespace().map(str::to_owned));
+    Some(args)
+}
+
+#[test]
+fn every_command_the_docs_show_is_one_the_cli_accepts() {
+    let mut checked = 0;
+    let mut files: Vec<_> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(root().join("README.md"));
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (args, partial) in documented_commands(&text) {
+            let args: Vec<&str> = args
+                .iter()
+                .map(String::as_str)
+                .take_while(|a| !matches!(*a, "|" | ">" | "<" | "&&" | ";" | "&"))
+                .collect();
+            if let Err(e) = switchyard::cli::check_args(&args, partial) {
+                panic!("{}: `{}` is refused:\n{e}", file.display(), args.join(" "));
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} documented commands checked");
+}

@@ -72,3 +72,18 @@ fn a_broken_test_file_is_reported_with_file_and_line() {
     );
     assert!(!err.contains("missing required"), "a knock-on error: {err}");
 }
+
+#[test]
+fn the_example_in_rules_md_passes() {
+    let doc = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
+    let example = doc
+        .split("```yaml\n")
+        .map(|b| b.split("```").next().unwrap_or_default())
+        .find(|b| b.contains("mapping-tests.schema.json"))
+        .expect("docs/rules.md shows a test file");
+    let dir = test_dir(example);
+    let file = dir.path().join("t.test.yaml");
+    let (code, out, err) = cli(&["test", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 passed, 0 failed"), "{out}");
+}

@@ -412,7 +412,11 @@ fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
 
 #[test]
 fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
-    let dir = tempfile::tempdir().unwrap();
+    // Inside the source tree (the examples' target folder, ignored by git), as a user of a
+    // checkout would: the SDK path must then be relative, and the build offline and locked.
+    let scratch = root().join("plugins/transforms/examples/target");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let dir = tempfile::tempdir_in(&scratch).unwrap();
     let (code, out, err) = cli(
         &[
             "plugin",
@@ -424,25 +428,55 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
         "",
     );
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("created"), "{out}");
+    assert!(
+        out.contains("the plugin is then ")
+            && out
+                .trim_end()
+                .ends_with("shop-tagger/target/wasm32-wasip2/release/shop_tagger.wasm"),
+        "{out}"
+    );
     let crate_dir = dir.path().join("shop-tagger");
+    for file in ["Cargo.lock", "README.md", "config.yaml", "events.ndjson"] {
+        assert!(crate_dir.join(file).is_file(), "no {file}: {err}");
+    }
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("switchyard-plugin-sdk = { path = \"../../../../sdk\" }"),
+        "{manifest}"
+    );
     // Share the examples' target folder so the dependencies are not built again.
-    let target = root().join("plugins/transforms/examples/target");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet"])
+        .args(["build", "--release", "--quiet", "--offline", "--locked"])
         .current_dir(&crate_dir)
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TARGET_DIR", &scratch)
         .status()
         .unwrap();
     assert!(status.success(), "the scaffolded crate does not build");
-    let wasm = target.join("wasm32-wasip2/release/shop_tagger.wasm");
-    let input = format!("{}\n", event("Viewed Product", json!({"product_id": "p1"})));
-    let (code, out, err) = cli(&["plugin", "test", wasm.to_str().unwrap()], &input);
+    let wasm = scratch.join("wasm32-wasip2/release/shop_tagger.wasm");
+    let (code, out, err) = cli(
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--config",
+            crate_dir.join("config.yaml").to_str().unwrap(),
+            "--input",
+            crate_dir.join("events.ndjson").to_str().unwrap(),
+        ],
+        "",
+    );
     assert_eq!(code, 0, "{err}");
-    let line: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(line["events"][0]["properties"]["source_tag"], "switchyard");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines[0]["events"][0]["properties"]["source_tag"], "my-shop",
+        "{out}"
+    );
+    assert_eq!(lines[1]["status"], "dropped", "{out}");
     assert!(
-        err.contains("plugin shop_tagger: debug: tagging id-viewed-product"),
+        err.contains("plugin shop_tagger: debug: tagging evt-1"),
         "{err}"
     );
     let (code, _, err) = cli(
@@ -690,4 +724,26 @@ fn plugin_test_feeds_payloads_to_payload_plugins() {
     // Without --payloads the same line is not a valid source event.
     let (_, out, _) = cli(&args(false), &input);
     assert!(out.lines().next().unwrap().contains("\"invalid\""), "{out}");
+}
+
+#[test]
+fn a_config_the_plugin_refuses_is_placed_in_the_yaml() {
+    let text = format!(
+        "{}transforms:\n  - name: fx\n    path: {}\n    config:\n      to: EUR\n      rates:\n        USD: one\n",
+        tiktok_config(""),
+        plugin_wasm("currency-converter").display()
+    );
+    let d = load_errors(&allow_plugin_dir(&text), &[]);
+    assert_eq!(d.len(), 1, "{}", lines(&d));
+    assert_eq!(
+        (d[0].line, d[0].path.as_str()),
+        (17, "$.transforms[0].config.rates.USD"),
+        "{}",
+        lines(&d)
+    );
+    assert!(
+        d[0].message.contains("refused its config") && !d[0].message.contains("column"),
+        "{}",
+        lines(&d)
+    );
 }

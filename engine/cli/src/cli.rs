@@ -230,6 +230,33 @@ pub enum SchemaKind {
     Mapping,
 }
 
+/// Whether `args` (program name first) is a command line this CLI accepts, without running it; else
+/// clap's message. With `partial`, missing required arguments are accepted (a command named in
+/// prose). For checking the commands the docs show.
+pub fn check_args<I, T>(args: I, partial: bool) -> Result<(), String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::error::ErrorKind;
+    match Cli::try_parse_from(args) {
+        Ok(_) => Ok(()),
+        Err(e) if !e.use_stderr() => Ok(()),
+        Err(e)
+            if partial
+                && matches!(
+                    e.kind(),
+                    ErrorKind::MissingRequiredArgument
+                        | ErrorKind::MissingSubcommand
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e.render().to_string()),
+    }
+}
+
 /// Runs the CLI with `args`; returns the process exit code.
 pub fn run<I, T>(args: I, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32
 where
@@ -286,12 +313,19 @@ fn dispatch(
         Command::Tap(args) => commands::tap::run(args, out, err),
         Command::DeadLetters(command) => commands::dead_letters::run(command, input, out, err),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => {
-            let root = commands::plugin::new(&name, &dir, sdk)?;
+            let made = commands::plugin::new(&name, &dir, sdk)?;
             writeln!(
                 out,
-                "created {}: build it with `cargo build --release` there",
-                root.display()
+                "created {}: build it with `cargo build --release` there; the plugin is then {}",
+                made.root.display(),
+                made.root.join(&made.wasm).display()
             )?;
+            if let Some(why) = made.lockfile_missing {
+                writeln!(
+                    err,
+                    "no Cargo.lock written ({why}): run `cargo generate-lockfile` in the crate"
+                )?;
+            }
             Ok(0)
         }
         Command::Plugin(PluginCommand::Test(args)) => commands::plugin::test(args, input, out, err),

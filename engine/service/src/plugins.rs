@@ -94,15 +94,14 @@ fn load_one(
     runtime
         .load_file(&p.name, &path, &p.config, p.limits)
         .map_err(|e| {
-            let field = if matches!(e, LoadError::Config(_)) {
-                "config"
-            } else {
-                "path"
+            let (pointer, message) = match &e {
+                LoadError::Config(m) => {
+                    let (inner, message) = in_config(&p.config, m);
+                    (format!("{at}/config{inner}"), message)
+                }
+                _ => (format!("{at}/path"), describe(&e)),
             };
-            vec![placer.place(
-                &format!("{at}/{field}"),
-                format!("plugin `{}` {}", p.name, describe(&e)),
-            )]
+            vec![placer.place(&pointer, format!("plugin `{}` {message}", p.name))]
         })
 }
 
@@ -139,4 +138,98 @@ fn check_plugin_config(
             )
         })
         .collect()
+}
+
+/// A plugin's refusal of its config, placed in the YAML: the plugin read the config as one line
+/// of JSON, and its message (serde's) ends `at line 1 column N` of that line. Returns the JSON
+/// pointer (within `config`) of the node at that column, and the message without the column.
+fn in_config(config: &serde_json::Value, message: &str) -> (String, String) {
+    let Some((text, column)) = message.rsplit_once(" at line 1 column ") else {
+        return (String::new(), format!("refused its config: {message}"));
+    };
+    let Ok(column) = column.trim().parse::<usize>() else {
+        return (String::new(), format!("refused its config: {message}"));
+    };
+    let mut spans = Vec::new();
+    let mut offset = 0;
+    spans_of(config, String::new(), &mut offset, &mut spans);
+    // The innermost node around the column (serde reports the last character it read).
+    let at = column.saturating_sub(1);
+    let pointer = spans
+        .iter()
+        .filter(|(start, end, _)| *start <= at && at < *end)
+        .max_by_key(|(start, _, _)| *start)
+        .map(|(_, _, p)| p.clone())
+        .unwrap_or_default();
+    (pointer, format!("refused its config: {text}"))
+}
+
+/// The byte span of every node of `value` as `Value::to_string` writes it (a member's span holds
+/// its key), with its JSON pointer.
+fn spans_of(
+    value: &serde_json::Value,
+    pointer: String,
+    offset: &mut usize,
+    out: &mut Vec<(usize, usize, String)>,
+) {
+    use serde_json::Value;
+    let start = *offset;
+    match value {
+        Value::Object(map) => {
+            *offset += 1;
+            for (i, (key, item)) in map.iter().enumerate() {
+                *offset += usize::from(i > 0);
+                let member = *offset;
+                *offset += Value::String(key.clone()).to_string().len() + 1;
+                let here = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                spans_of(item, here.clone(), offset, out);
+                out.push((member, *offset, here));
+            }
+            *offset += 1;
+        }
+        Value::Array(items) => {
+            *offset += 1;
+            for (i, item) in items.iter().enumerate() {
+                *offset += usize::from(i > 0);
+                spans_of(item, format!("{pointer}/{i}"), offset, out);
+            }
+            *offset += 1;
+        }
+        scalar => *offset += scalar.to_string().len(),
+    }
+    out.push((start, *offset, pointer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_column_of_the_json_copy_becomes_a_pointer_into_the_config() {
+        let config = json!({"tga": "x", "rates": {"USD": "one"}});
+        let text = config.to_string();
+        // serde names the column of the last character it read: the end of `"one"`.
+        let column = text.find("\"one\"").unwrap() + 5;
+        let (pointer, message) = in_config(
+            &config,
+            &format!("invalid type: string \"one\", expected f64 at line 1 column {column}"),
+        );
+        assert_eq!(pointer, "/rates/USD");
+        assert_eq!(
+            message,
+            "refused its config: invalid type: string \"one\", expected f64"
+        );
+        let column = text.find("\"tga\"").unwrap() + 5;
+        let (pointer, _) = in_config(
+            &config,
+            &format!("unknown field `tga` at line 1 column {column}"),
+        );
+        assert_eq!(pointer, "/tga");
+        let (pointer, message) = in_config(&config, "tag must not be empty");
+        assert_eq!(
+            (pointer.as_str(), message.as_str()),
+            ("", "refused its config: tag must not be empty")
+        );
+    }
 }

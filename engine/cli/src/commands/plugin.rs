@@ -35,9 +35,21 @@ pub fn find_sdk() -> Result<PathBuf, String> {
         })
 }
 
+/// A scaffolded plugin crate.
+pub struct Scaffold {
+    /// The crate's folder.
+    pub root: PathBuf,
+    /// Where `cargo build --release` puts the plugin, relative to `root`.
+    pub wasm: PathBuf,
+    /// Why no `Cargo.lock` could be written (cargo missing, or offline without the dependencies).
+    pub lockfile_missing: Option<String>,
+}
+
 /// Writes a new plugin crate named `name` into `dir/name`, depending on the SDK at `sdk` (found
-/// with [`find_sdk`] when not given); returns the crate's folder.
-pub fn new(name: &str, dir: &Path, sdk: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+/// with [`find_sdk`] when not given): `Cargo.toml`, `.cargo/config.toml`, `src/lib.rs`, a sample
+/// `config.yaml` and `events.ndjson`, a `README.md`, and a `Cargo.lock` when cargo can resolve
+/// the dependencies offline.
+pub fn new(name: &str, dir: &Path, sdk: Option<PathBuf>) -> anyhow::Result<Scaffold> {
     let sdk = match sdk {
         Some(sdk) => sdk,
         None => find_sdk().map_err(anyhow::Error::msg)?,
@@ -60,24 +72,97 @@ pub fn new(name: &str, dir: &Path, sdk: Option<PathBuf>) -> anyhow::Result<PathB
         .with_context(|| format!("the plugin SDK is not at {}", sdk.display()))?;
     std::fs::create_dir_all(root.join("src"))?;
     std::fs::create_dir_all(root.join(".cargo"))?;
-    std::fs::write(
-        root.join("Cargo.toml"),
-        format!(
-            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
-             [lib]\ncrate-type = [\"cdylib\"]\n\n\
-             [dependencies]\nswitchyard-plugin-sdk = {{ path = \"{}\" }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
-             [profile.release]\nopt-level = \"s\"\nstrip = true\n\n\
-             # A crate of its own, even when created inside another workspace.\n[workspace]\n",
+    let root = std::fs::canonicalize(&root)?;
+    let wasm =
+        Path::new("target/wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
+    let files = [
+        ("Cargo.toml", cargo_toml(name, &sdk_dependency(&root, &sdk))),
+        (
+            ".cargo/config.toml",
+            "[build]\ntarget = \"wasm32-wasip2\"\n".to_owned(),
+        ),
+        ("src/lib.rs", TEMPLATE.to_owned()),
+        ("config.yaml", SAMPLE_CONFIG.to_owned()),
+        ("events.ndjson", SAMPLE_EVENTS.to_owned()),
+        (
+            "README.md",
+            README
+                .replace("{name}", name)
+                .replace("{wasm}", &wasm.display().to_string())
+                .replace("{wasm_file}", &format!("{}.wasm", name.replace('-', "_"))),
+        ),
+    ];
+    for (file, text) in files {
+        std::fs::write(root.join(file), text)?;
+    }
+    let lockfile_missing = write_lockfile(&root).err();
+    Ok(Scaffold {
+        root,
+        wasm,
+        lockfile_missing,
+    })
+}
+
+/// The SDK dependency as a path that holds on the user's machine: relative to the crate when both
+/// sit in one Switchyard source tree (the tree can move, be cloned elsewhere), else the absolute
+/// path of the SDK found on this machine, with how to change it.
+fn sdk_dependency(root: &Path, sdk: &Path) -> String {
+    let tree = sdk.ancestors().nth(3);
+    match tree.filter(|tree| root.starts_with(tree)) {
+        Some(_) => {
+            let common = root
+                .ancestors()
+                .find(|a| sdk.starts_with(a))
+                .unwrap_or(Path::new("/"));
+            let up = root
+                .strip_prefix(common)
+                .map_or(0, |p| p.components().count());
+            let down = sdk.strip_prefix(common).unwrap_or(sdk);
+            let mut path = PathBuf::new();
+            for _ in 0..up {
+                path.push("..");
+            }
+            format!(
+                "# The SDK of the Switchyard source tree this crate sits in.\nswitchyard-plugin-sdk = {{ path = \"{}\" }}",
+                path.join(down).display()
+            )
+        }
+        None => format!(
+            "# The SDK found when this crate was made; elsewhere, point this at\n# `plugins/transforms/sdk` of your Switchyard checkout.\nswitchyard-plugin-sdk = {{ path = \"{}\" }}",
             sdk.display()
         ),
-    )?;
-    std::fs::write(
-        root.join(".cargo/config.toml"),
-        "[build]\ntarget = \"wasm32-wasip2\"\n",
-    )?;
-    std::fs::write(root.join("src/lib.rs"), TEMPLATE)?;
-    Ok(root)
+    }
 }
+
+fn cargo_toml(name: &str, sdk: &str) -> String {
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [lib]\ncrate-type = [\"cdylib\"]\n\n\
+         [dependencies]\n{sdk}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
+         [profile.release]\nopt-level = \"s\"\nstrip = true\n\n\
+         # A crate of its own, even when created inside another workspace.\n[workspace]\n"
+    )
+}
+
+/// `cargo generate-lockfile --offline` in the new crate (the versions already on this machine).
+fn write_lockfile(root: &Path) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = std::process::Command::new(cargo)
+        .args(["generate-lockfile", "--offline", "--quiet"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let why = String::from_utf8_lossy(&output.stderr);
+    Err(why.lines().next().unwrap_or("cargo failed").to_owned())
+}
+
+/// The new crate's sample plugin config, events and README.
+const SAMPLE_CONFIG: &str = include_str!("../../templates/plugin/config.yaml");
+const SAMPLE_EVENTS: &str = include_str!("../../templates/plugin/events.ndjson");
+const README: &str = include_str!("../../templates/plugin/README.md");
 
 /// The new crate's `src/lib.rs`: a plugin that builds and runs as is.
 const TEMPLATE: &str = include_str!("../../templates/plugin/lib.rs");
