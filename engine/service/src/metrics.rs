@@ -311,6 +311,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_tally_counts_per_minute_for_the_last_15_minutes() {
+        let m = Metrics::new();
+        let t0 = 1_800_000_000 - 1_800_000_000 % 60;
+        m.add_recent("ads", 1, 2, t0 - 20 * 60); // too old for the minutes, still in the totals
+        m.add_recent("ads", 1, 3, t0 + 5);
+        m.add_recent("ads", 3, 1, t0 + 59);
+        m.add_recent("ads", 1, 4, t0 + 120);
+        let tally = m.tally("ads", t0 + 130);
+        assert_eq!(tally.totals, [0, 9, 0, 1, 0, 0, 0]);
+        assert_eq!(tally.minutes.len(), TALLY_MINUTES);
+        let last: Vec<(i64, u64, u64)> = tally.minutes[12..]
+            .iter()
+            .map(|(m, c)| (*m, c[1], c[3]))
+            .collect();
+        assert_eq!(last, [(t0, 3, 1), (t0 + 60, 0, 0), (t0 + 120, 4, 0)]);
+        assert!(
+            tally.minutes[..12]
+                .iter()
+                .all(|(_, c)| *c == Counts::default())
+        );
+        assert_eq!(m.tally("other", t0).totals, Counts::default());
+        // The metrics statuses map onto the tally's.
+        m.event("ads", "deactivated", 2);
+        assert_eq!(m.tally("ads", crate::clock::unix_now()).totals[3], 3);
+    }
+
+    #[test]
     fn metrics_render_with_their_labels() {
         let m = Metrics::new();
         m.event("ads", "delivered", 3);
