@@ -368,6 +368,7 @@ fn log_in(browser: &Browser, c: &Console) {
 }
 
 fn destinations_and_events(browser: &Browser, c: &Console) {
+    view(browser, "destinations");
     let row = "document.querySelector('#destination-table tr[data-destination=\"tiktok\"]')";
     browser.wait_for(
         &format!("return {row} && {row}.textContent.includes('Active')"),
@@ -379,7 +380,6 @@ fn destinations_and_events(browser: &Browser, c: &Console) {
         )),
         json!(2)
     );
-    screenshot(browser, "destinations");
     let a = post_events(
         &c.service.url("/v1/events"),
         &json!(cart_events("ok", 0..3)),
@@ -416,6 +416,9 @@ fn destinations_and_events(browser: &Browser, c: &Console) {
 
 fn deactivate(browser: &Browser, c: &Console) {
     view(browser, "destinations");
+    let sent = "document.querySelector('tr[data-destination=\"tiktok\"] [data-count=\"sent\"]')";
+    browser.wait_for(&format!("return {sent}.textContent === '3'"), WAIT);
+    screenshot(browser, "destinations");
     click(browser, "tr[data-destination=\"tiktok\"] button.switch");
     confirm(browser);
     let row = "document.querySelector('#destination-table tr[data-destination=\"tiktok\"]')";

@@ -77,7 +77,7 @@
 
   function chart(perMinute) {
     const ns = "http://www.w3.org/2000/svg";
-    const w = 120, h = 28, points = perMinute || [];
+    const w = 90, h = 24, points = perMinute || [];
     const max = Math.max(1, ...points.map((p) => Math.max(p.sent || 0, p.failed || 0)));
     const svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
@@ -201,8 +201,13 @@
       el("h4", {}, "Destinations"), ...(j.destinations || []).map(destinationPart));
     $("#journey").hidden = false;
     $("#journey").dataset.journey = j.id;
-    $("#journey-title").focus();
+    $("#journey").scrollIntoView({ block: "start" });
+    $("#journey-title").focus({ preventScroll: true });
   }
+
+  // Unix seconds (or RFC 3339 text) as a readable UTC time.
+  const when = (at) => (typeof at === "number" ? new Date(at * 1000).toISOString() : String(at ?? ""))
+    .replace("T", " ").slice(0, 19);
 
   // Dead letters --------------------------------------------------------------------------------
   async function deadLetterAction(kind, body, question) {
@@ -218,7 +223,7 @@
     const rows = list.map((d) => {
       const ev = d.event || {};
       return el("tr", { "data-dead-letter": d.id },
-        el("td", {}, d.id), el("td", {}, d.destination), el("td", {}, d.at), el("td", {}, d.source),
+        el("td", {}, d.id), el("td", {}, d.destination), el("td", {}, when(d.at)), el("td", {}, d.source),
         el("td", {}, `${ev.event_name || ""} ${ev.event_id || ""}`.trim()),
         el("td", {}, d.reason),
         el("td", {},
