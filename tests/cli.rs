@@ -137,6 +137,73 @@ fn map_reads_standard_input_and_names_the_source() {
 }
 
 #[test]
+fn map_warns_once_per_rule_field_that_never_matched_over_the_whole_input() {
+    // `$.properties.ratng` is inside the envelope (no load warning) but matches nothing.
+    let config = std::fs::read_to_string(example("switchyard.yaml"))
+        .unwrap()
+        .replace(
+            "          properties.description: \"$.properties.result\"",
+            "          properties.description: \"$.properties.result\"\n          properties.rating: \"$.properties.ratng\"",
+        );
+    assert!(config.contains("ratng"), "the example config changed");
+    let cfg = write_config(&config, &[]);
+    let quiz = event(
+        "Quiz Completed",
+        json!({"result": "oily skin", "rating": 4}),
+    );
+    let view = event(
+        "Viewed Product",
+        json!({"product_id": "p1", "price": 5, "referrer": "https://a.example/"}),
+    );
+    let input = [&quiz, &quiz, &quiz, &view]
+        .map(|e| e.to_string())
+        .join("\n");
+    let r = run(
+        &["map", "--config", cfg.path.to_str().unwrap(), "-"],
+        &input,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warnings: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert!(
+        warnings.contains(
+            &"warning: field properties.rating of row Quiz Completed → Lead (tiktok) never matched in 3 events"
+        ),
+        "{}",
+        r.stderr
+    );
+    // A field that matched is not reported; nor is a row that built nothing (Placed Order).
+    assert!(
+        !r.stderr.contains("field properties.description"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Placed Order"), "{}", r.stderr);
+    // A template's field is one rule over every row that uses it: matched in one row (the
+    // product view's referrer), it is not reported for the other.
+    assert!(!r.stderr.contains("field page.referrer"), "{}", r.stderr);
+    // One that matched in no row is reported once, over both rows' payloads.
+    assert!(
+        warnings
+            .contains(&"warning: field user.email of 2 rows (tiktok) never matched in 4 events"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|w| w.contains("field user.email "))
+            .count(),
+        1,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_line_that_is_not_utf8_is_refused_alone_and_kept_as_a_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let good = event("Viewed Product", json!({"product_id": "p1", "price": 5}));

@@ -8,7 +8,6 @@
 
 use chrono::DateTime;
 use serde_json::{Map, Value};
-use std::sync::Arc;
 
 /// Why an input event was refused. The message names the field and what was expected; it never
 /// echoes field values, which may hold personal data.
@@ -36,9 +35,11 @@ pub enum EventError {
 #[derive(Debug, Clone)]
 pub struct SourceEvent {
     value: Value,
-    /// The JSON text it was parsed from, kept (by [`SourceEvent::from_json_keeping_text`]) when
-    /// normalising changed nothing, so that it can be handed on (to a plugin) without serializing.
-    text: Option<Arc<str>>,
+    /// The event's own JSON text, when known: the text it was parsed from, kept (by
+    /// [`SourceEvent::from_json_keeping_text`]) when normalising changed nothing, or the text
+    /// [`SourceEvent::keep_text`] gave back; so that it can be handed on (to a plugin, to the
+    /// queue) without serializing.
+    text: Option<String>,
 }
 
 /// Events are equal when their content is; the kept text does not count.
@@ -86,7 +87,7 @@ impl SourceEvent {
             serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
         let (mut event, changed) = Self::normalise(value, received_at)?;
         if !changed {
-            event.text = Some(text.into());
+            event.text = Some(text.to_owned());
         }
         Ok(event)
     }
@@ -94,10 +95,26 @@ impl SourceEvent {
     /// The event as JSON text: the text it was parsed from when that was kept, else serialized.
     pub fn json_text(&self) -> String {
         match &self.text {
-            Some(t) => t.to_string(),
-            // A `Value` always serializes (its keys are strings).
-            None => serde_json::to_string(&self.value).unwrap_or_default(),
+            Some(t) => t.clone(),
+            None => self.serialized(),
         }
+    }
+
+    /// [`SourceEvent::json_text`] without a copy: the kept text is moved out (else the event is
+    /// serialized). Hand it back with [`SourceEvent::keep_text`] when the event stays as it is.
+    pub fn take_json_text(&mut self) -> String {
+        self.text.take().unwrap_or_else(|| self.serialized())
+    }
+
+    /// Keeps `text`, which must be what [`SourceEvent::take_json_text`] gave for this event
+    /// unchanged since: the event's own JSON text, handed on again without a copy.
+    pub fn keep_text(&mut self, text: String) {
+        self.text = Some(text);
+    }
+
+    fn serialized(&self) -> String {
+        // A `Value` always serializes (its keys are strings).
+        serde_json::to_string(&self.value).unwrap_or_default()
     }
 
     /// Validates and normalises an already parsed event.
@@ -419,6 +436,21 @@ mod tests {
             let again: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(&again, e.as_value(), "the text is the normalised event");
         }
+    }
+
+    #[test]
+    fn the_kept_text_is_moved_out_and_back_without_a_copy() {
+        let normalised = r#"{"event_name":"x","event_id":"1","timestamp":1725278400,"properties":{},"profile_properties":{},"aliases":["urn:email:a"]}"#;
+        let mut kept = SourceEvent::from_json_keeping_text(normalised, 5).unwrap();
+        let text = kept.take_json_text();
+        assert_eq!(text, normalised);
+        let at = text.as_ptr();
+        kept.keep_text(text);
+        let again = kept.take_json_text();
+        assert_eq!(again.as_ptr(), at, "moved, not copied");
+        // Taken out and not given back: serialized from then on.
+        let serialized: Value = serde_json::from_str(&kept.take_json_text()).unwrap();
+        assert_eq!(&serialized, kept.as_value());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::destination::{Activation, ConsentVerdict, DestinationPlugin, Routing};
 use crate::event::SourceEvent;
 use crate::rules::compile::CompiledRow;
-use crate::rules::fields::Warning;
+use crate::rules::fields::{FieldBits, Warning};
 use crate::rules::payload::Payload;
 use serde::Serialize;
 use serde_json::Value;
@@ -66,6 +66,17 @@ pub struct Outcome<'a> {
     /// [`route`] with `with_client_data`. [`Outcome::client_payloads`] resolves them.
     #[serde(skip)]
     pub client_data: Vec<ClientPayload<'a>>,
+    /// The rows that built a server payload (`data`), each with the fields that got a value:
+    /// what `map` counts to report fields that never matched.
+    #[serde(skip)]
+    pub rows_built: Vec<RowBuilt<'a>>,
+}
+
+/// One row that built a payload for an event, and which of its fields got a value.
+#[derive(Debug, Clone)]
+pub struct RowBuilt<'a> {
+    pub row: &'a CompiledRow,
+    pub present: FieldBits,
 }
 
 /// One browser-side event object of an [`Outcome`].
@@ -89,6 +100,7 @@ impl<'a> Outcome<'a> {
             client: Vec::new(),
             warnings: Vec::new(),
             client_data: Vec::new(),
+            rows_built: Vec::new(),
         }
     }
 
@@ -125,6 +137,8 @@ pub fn route<'a>(
         }
         if row.mode.includes_server() {
             let payload = row.build(doc, &mut outcome.warnings);
+            let present = row.present(&payload);
+            outcome.rows_built.push(RowBuilt { row, present });
             outcome.data.push(dest.encode(&row.target, event, payload));
         }
         if client {

@@ -10,10 +10,12 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::ops::Range;
-use switchyard_core::router::{Outcome, Status};
+use std::sync::Arc;
+use switchyard_core::router::{Outcome, RowBuilt, Status};
+use switchyard_core::rules::fields::FieldBits;
 use switchyard_wasm::sandbox::level_name;
 
 /// What `map` is asked to do.
@@ -50,11 +52,57 @@ impl Serialize for ByName<'_> {
     }
 }
 
-/// Counts of outcomes per destination and status, for the summary.
+/// Counts of outcomes per destination and status, for the summary, and the fields of each row
+/// that never got a value ([`MapSummary::never_matched`]).
 #[derive(Default)]
 pub struct MapSummary {
     pub lines: usize,
     pub counts: BTreeMap<String, BTreeMap<&'static str, usize>>,
+    /// Per row that built a payload: its destination, its label and field names (taken once per
+    /// row), how many events it built and which fields ever got a value.
+    rows: Vec<RowUse>,
+    /// Where each row (by the address of its compiled form, which lives as long as the config)
+    /// is in `rows`.
+    row_index: HashMap<usize, usize>,
+}
+
+/// How one row fared over the whole input.
+struct RowUse {
+    destination: String,
+    row: String,
+    fields: Vec<Arc<str>>,
+    events: usize,
+    present: FieldBits,
+}
+
+/// A field rule that never got a value over the whole input: a field of one row, or of a
+/// template that several rows use (one rule, reported once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeverMatched {
+    pub destination: String,
+    /// The rows that have the field (`Source → Target`), in the order they were first met.
+    pub rows: Vec<String>,
+    /// The payload field (`properties.rating`).
+    pub field: Arc<str>,
+    /// How many payloads these rows built, over the whole input.
+    pub events: usize,
+}
+
+impl std::fmt::Display for NeverMatched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (field, dest, n) = (&self.field, &self.destination, self.events);
+        match self.rows.as_slice() {
+            [row] => write!(
+                f,
+                "warning: field {field} of row {row} ({dest}) never matched in {n} events"
+            ),
+            rows => write!(
+                f,
+                "warning: field {field} of {} rows ({dest}) never matched in {n} events",
+                rows.len()
+            ),
+        }
+    }
 }
 
 impl MapSummary {
@@ -69,7 +117,63 @@ impl MapSummary {
             if let Some(per) = self.counts.get_mut(o.destination) {
                 *per.entry(o.status.as_str()).or_default() += 1;
             }
+            for built in &o.rows_built {
+                self.record_row(o.destination, built);
+            }
         }
+    }
+
+    fn record_row(&mut self, destination: &str, built: &RowBuilt<'_>) {
+        let key = std::ptr::from_ref(built.row) as usize;
+        let i = *self.row_index.entry(key).or_insert_with(|| {
+            self.rows.push(RowUse {
+                destination: destination.to_owned(),
+                row: built.row.label(),
+                fields: built.row.field_labels(),
+                events: 0,
+                present: FieldBits::default(),
+            });
+            self.rows.len() - 1
+        });
+        if let Some(row) = self.rows.get_mut(i) {
+            row.events += 1;
+            row.present.union(&built.present);
+        }
+    }
+
+    /// Every field rule that never got a value in any payload its rows built (a path that
+    /// matched nothing in the whole input, such as a misspelt `$.propertys.rating`), in the order
+    /// the rows were first met. A template's field is one rule for every row that uses it: it is
+    /// reported once, when it never matched in any of them.
+    pub fn never_matched(&self) -> Vec<NeverMatched> {
+        let mut rules: Vec<(NeverMatched, bool)> = Vec::new();
+        let mut index: HashMap<(&str, *const u8), usize> = HashMap::new();
+        for row in &self.rows {
+            for (i, field) in row.fields.iter().enumerate() {
+                // Rows that use a template share its fields' labels: the same rule.
+                let key = (row.destination.as_str(), Arc::as_ptr(field).cast::<u8>());
+                let at = *index.entry(key).or_insert_with(|| {
+                    let rule = NeverMatched {
+                        destination: row.destination.clone(),
+                        rows: Vec::new(),
+                        field: field.clone(),
+                        events: 0,
+                    };
+                    rules.push((rule, false));
+                    rules.len() - 1
+                });
+                if let Some((rule, matched)) = rules.get_mut(at) {
+                    rule.rows.push(row.row.clone());
+                    rule.events += row.events;
+                    *matched |= row.present.has(i);
+                }
+            }
+        }
+        rules
+            .into_iter()
+            .filter(|(_, matched)| !matched)
+            .map(|(rule, _)| rule)
+            .collect()
     }
 }
 

@@ -291,6 +291,7 @@ fn merge<'a>(mut a: Outcome<'a>, b: Outcome<'a>) -> Outcome<'a> {
                 own @ ClientPayload::Own(_) => own,
             }));
         a.warnings.extend(b.warnings);
+        a.rows_built.extend(b.rows_built);
     }
     a
 }

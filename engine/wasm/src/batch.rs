@@ -86,6 +86,14 @@ impl BatchResults {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether the plugin left the `i`-th event `unchanged`.
+    pub fn is_unchanged(&self, i: usize) -> bool {
+        match self {
+            Self::OneCall(r) => matches!(r.get(i), Some(Ok(Action::Unchanged))),
+            Self::OneAtATime(r) => matches!(r.get(i), Some(Ok(Action::Unchanged))),
+        }
+    }
 }
 
 impl IntoIterator for BatchResults {

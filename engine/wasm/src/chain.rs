@@ -11,7 +11,7 @@
 //! event of the call. The caller reports and keeps failed events (dead letters): nothing is lost
 //! silently.
 
-use crate::batch::EventFailure;
+use crate::batch::{BatchResults, EventFailure};
 use crate::bindings::Action;
 use crate::plugin::Plugin;
 use crate::sandbox::LogLine;
@@ -24,6 +24,13 @@ use switchyard_core::event::SourceEvent;
 pub trait ChainItem: Sized {
     /// The item as the JSON text a plugin receives.
     fn to_json(&self) -> String;
+    /// The same, moved out of the item where it keeps its text (no copy); the item gets it back
+    /// with [`ChainItem::give_back`] when the plugin leaves it unchanged.
+    fn take_json(&mut self) -> String {
+        self.to_json()
+    }
+    /// Takes back the text [`ChainItem::take_json`] gave, the item being unchanged.
+    fn give_back(&mut self, _json: String) {}
     /// Parses what a plugin returned; `received_at` fills an event's missing timestamp.
     fn parse(text: &str, received_at: i64) -> Result<Self, String>;
 }
@@ -31,6 +38,12 @@ pub trait ChainItem: Sized {
 impl ChainItem for SourceEvent {
     fn to_json(&self) -> String {
         self.json_text()
+    }
+    fn take_json(&mut self) -> String {
+        self.take_json_text()
+    }
+    fn give_back(&mut self, json: String) {
+        self.keep_text(json);
     }
     fn parse(text: &str, received_at: i64) -> Result<Self, String> {
         // Keeping the text spares the next plugin of a chain a serialization.
@@ -110,12 +123,8 @@ impl Chain {
     ) -> Vec<Transformed<T>> {
         let mut items: Vec<Transformed<T>> = batch.into_iter().map(Transformed::kept).collect();
         for plugin in &self.plugins {
-            // Every live event, in order (the events of inputs not halted).
-            let texts: Vec<String> = items
-                .iter()
-                .filter(|s| s.halt.is_none())
-                .flat_map(|s| s.events.iter().map(ChainItem::to_json))
-                .collect();
+            // Every live event, in order (the events of inputs not halted); kept texts are moved.
+            let texts: Vec<String> = live(&mut items).map(ChainItem::take_json).collect();
             if texts.is_empty() {
                 break;
             }
@@ -134,6 +143,7 @@ impl Chain {
                 }
                 Ok(out) => {
                     logs.extend(out.logs.into_iter().map(|l| (name.to_owned(), l)));
+                    give_back_unchanged(&mut items, texts, &out.results);
                     let mut results = out
                         .results
                         .into_iter()
@@ -154,6 +164,28 @@ impl Chain {
             }
         }
         items
+    }
+}
+
+/// Every live item of the batch, in order: the items of inputs not halted.
+fn live<T>(items: &mut [Transformed<T>]) -> impl Iterator<Item = &mut T> {
+    items
+        .iter_mut()
+        .filter(|s| s.halt.is_none())
+        .flat_map(|s| s.events.iter_mut())
+}
+
+/// Gives each live item the plugin left `unchanged` its text back (moved, not copied): the next
+/// plugin, or whoever stores the event, gets it without a serialization.
+fn give_back_unchanged<T: ChainItem>(
+    items: &mut [Transformed<T>],
+    texts: Vec<String>,
+    results: &BatchResults,
+) {
+    for (i, (item, text)) in live(items).zip(texts).enumerate() {
+        if results.is_unchanged(i) {
+            item.give_back(text);
+        }
     }
 }
 

@@ -71,5 +71,8 @@ pub fn run(
         w.flush()?;
     }
     writeln!(err, "{summary}")?;
+    for field in summary.never_matched() {
+        writeln!(err, "{field}")?;
+    }
     Ok(0)
 }

@@ -2,7 +2,7 @@
 //! [`CompiledMapping`] looked up by source event name.
 
 use super::condition::CompiledCondition;
-use super::fields::{FieldPlan, ObjectPlan, Scope, Warning, compile_flat};
+use super::fields::{FieldBits, FieldPlan, ObjectPlan, Scope, Warning, compile_flat};
 use super::payload::Payload;
 use super::spec::{MappingFile, Mode, Row};
 use super::transform::CompileContext;
@@ -41,6 +41,16 @@ impl CompiledRow {
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
         self.fields.build(Scope::event(event), warnings)
+    }
+
+    /// The payload field of each of the row's fields, in the order of [`FieldBits`].
+    pub fn field_labels(&self) -> Vec<Arc<str>> {
+        self.fields.field_labels()
+    }
+
+    /// Which of the row's fields `built` (what [`CompiledRow::build`] made) holds.
+    pub fn present(&self, built: &[(&str, Payload<'_>)]) -> FieldBits {
+        self.fields.present(built)
     }
 }
 
@@ -243,6 +253,44 @@ rows:
                        {"content_id": "1", "quantity": 1}, {"content_id": "v2", "quantity": 2}]}})
         );
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn present_says_which_fields_got_a_value_nested_ones_one_by_one() {
+        let m = mapping(
+            r#"
+rows:
+  - source: A
+    target: B
+    fields:
+      event_id: $.event_id
+      user.email: $.email
+      user.phone: $.phone
+      properties.contents: { each: "$.items[*]", fields: { id: $.id } }
+      properties.value: $.value
+"#,
+        )
+        .unwrap();
+        let row = &m.rows_for("A")[0];
+        let field_labels = row.field_labels();
+        let labels: Vec<&str> = field_labels.iter().map(|l| &**l).collect();
+        assert_eq!(
+            labels,
+            [
+                "event_id",
+                "user.email",
+                "user.phone",
+                "properties.contents",
+                "properties.value"
+            ]
+        );
+        let mut warnings = vec![];
+        let ev = json!({"event_id": "e", "phone": "+1", "items": [{"id": 1}]});
+        let present = row.present(&row.build(&ev, &mut warnings));
+        let set: Vec<bool> = (0..labels.len()).map(|i| present.has(i)).collect();
+        assert_eq!(set, [true, false, true, true, false]);
+        let none = row.present(&row.build(&json!({}), &mut warnings));
+        assert!((0..labels.len()).all(|i| !none.has(i)));
     }
 
     #[test]

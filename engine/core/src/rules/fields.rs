@@ -14,6 +14,7 @@ use super::{CompileError, Pointer};
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -36,6 +37,37 @@ pub struct Scope<'a> {
 impl<'a> Scope<'a> {
     pub fn event(event: &'a Value) -> Self {
         Self { event, item: event }
+    }
+}
+
+/// Which fields of an [`ObjectPlan`] got a value in one payload, one bit per field in plan order
+/// ([`ObjectPlan::field_labels`]): fields of nested objects count one by one, an `each` as one.
+/// Bits of several payloads of the same plan are merged with [`FieldBits::union`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldBits(SmallVec<[u64; 2]>);
+
+impl FieldBits {
+    fn set(&mut self, i: usize) {
+        let word = i / 64;
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1u64 << (i % 64);
+    }
+
+    /// Whether field `i` got a value.
+    pub fn has(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+    }
+
+    /// Adds the fields set in `other`.
+    pub fn union(&mut self, other: &FieldBits) {
+        if self.0.len() < other.0.len() {
+            self.0.resize(other.0.len(), 0);
+        }
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine |= theirs;
+        }
     }
 }
 
@@ -404,6 +436,57 @@ impl ObjectPlan {
             })
             .collect();
         Self { entries }
+    }
+
+    /// The payload field of each of the plan's fields, in order: the fields of nested objects
+    /// (`user.email`, `user.phone`), an `each` as one field. [`FieldBits`] are numbered so.
+    pub fn field_labels(&self) -> Vec<Arc<str>> {
+        let mut labels = Vec::new();
+        self.collect_labels(&mut labels);
+        labels
+    }
+
+    fn collect_labels(&self, labels: &mut Vec<Arc<str>>) {
+        for (_, node) in self.entries.iter() {
+            match node {
+                Node::Field(f) => labels.push(f.label.clone()),
+                Node::Object(o) => o.collect_labels(labels),
+            }
+        }
+    }
+
+    /// Which of the plan's fields `built` (what [`ObjectPlan::build`] made of one event) holds.
+    pub fn present(&self, built: &[(&str, Payload<'_>)]) -> FieldBits {
+        let mut bits = FieldBits::default();
+        self.mark(built, &mut bits, 0);
+        bits
+    }
+
+    /// Sets the bits of the fields `built` holds, numbering this plan's fields from `first`;
+    /// returns the number after its last field. `built` holds the fields that got a value, in
+    /// plan order, so one pass over both finds them.
+    fn mark(&self, built: &[(&str, Payload<'_>)], bits: &mut FieldBits, first: usize) -> usize {
+        let mut next = first;
+        let mut built = built.iter().peekable();
+        for (key, node) in self.entries.iter() {
+            let hit = built.next_if(|(k, _)| *k == &**key);
+            match node {
+                Node::Field(_) => {
+                    if hit.is_some() {
+                        bits.set(next);
+                    }
+                    next += 1;
+                }
+                Node::Object(o) => {
+                    let inner: &[(&str, Payload<'_>)] = match hit {
+                        Some((_, Payload::Object(fields))) => fields.as_slice(),
+                        _ => &[],
+                    };
+                    next = o.mark(inner, bits, next);
+                }
+            }
+        }
+        next
     }
 
     /// Builds the object's fields; empty when no field yields a value.

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -119,13 +119,13 @@ pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, (StatusCode, S
 
 /// The body as JSON, when the service takes requests and the body's type is one of `types`
 /// (`hint` says what to send instead); else the status and message that refuse it.
-pub fn read_json(
+pub fn read_json<'b, T: serde::Deserialize<'b>>(
     app: &App,
     headers: &HeaderMap,
-    body: &[u8],
+    body: &'b [u8],
     types: &[&str],
     hint: &str,
-) -> Result<Value, (StatusCode, String)> {
+) -> Result<T, (StatusCode, String)> {
     if !app.ready.load(Ordering::Relaxed) {
         return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()));
     }

@@ -124,7 +124,7 @@ async fn handle(
             "missing or unknown `key` (a browser source's public key)",
         );
     };
-    let mut value = match read_json(
+    let mut value: Value = match read_json(
         app,
         headers,
         body,

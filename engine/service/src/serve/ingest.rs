@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use switchyard_core::event::{MAX_IDENTIFIER_BYTES, SourceEvent};
@@ -72,54 +73,62 @@ pub async fn ingest(
     (status, axum::Json(answer)).into_response()
 }
 
-/// The request's events: one object or an array of them.
-fn read_items(
+/// The request's events, each as the JSON text it came as: one object or an array of them. Each is
+/// parsed once, by [`sort`]; an event already in normalised form is stored as it came.
+fn read_items<'b>(
     app: &App,
     headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<Value>, (StatusCode, String)> {
-    let parsed = read_json(
+    body: &'b [u8],
+) -> Result<Vec<&'b RawValue>, (StatusCode, String)> {
+    let parsed: &RawValue = read_json(
         app,
         headers,
         body,
         &["application/json"],
         "send JSON, with Content-Type: application/json",
     )?;
-    match parsed {
-        Value::Array(items) => Ok(items),
-        one @ Value::Object(_) => Ok(vec![one]),
-        _ => Err((
+    let not_events = || {
+        (
             StatusCode::BAD_REQUEST,
-            "the body must be an event (an object) or an array of events".into(),
-        )),
+            "the body must be an event (an object) or an array of events".to_owned(),
+        )
+    };
+    match parsed.get().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(parsed.get()).map_err(|_| not_events()),
+        Some(b'{') => Ok(vec![parsed]),
+        _ => Err(not_events()),
     }
 }
 
 /// Validates each event and sorts it: valid (to be queued unless a duplicate), or refused with
 /// the reason.
-fn sort(app: &App, source: &str, items: Vec<Value>) -> Sorted {
+fn sort(app: &App, source: &str, items: Vec<&RawValue>) -> Sorted {
     let received_at = unix_now();
     let live = app.live();
     let mut sorted = Sorted::default();
     for (index, item) in items.into_iter().enumerate() {
-        let id = claimed_id(&item);
-        let checked = SourceEvent::from_value(item, received_at)
+        let checked = SourceEvent::from_json_keeping_text(item.get(), received_at)
             .and_then(|event| live.window.check(&event, received_at).map(|()| event));
-        let event = match checked {
+        let mut event = match checked {
             Ok(event) => event,
             Err(e) => {
+                let id = serde_json::from_str(item.get())
+                    .ok()
+                    .and_then(|v| claimed_id(&v));
                 sorted.refused.push(refusal(index, id, e.to_string()));
                 continue;
             }
         };
+        let id = event.id().to_owned();
         let record = Record {
             source: source.to_owned(),
             received_at,
             queued_at_ms: unix_ms(),
-            event: event.json_text(),
+            // The text as it came when it is already the normalised event: moved, not copied.
+            event: event.take_json_text(),
             only: None,
         };
-        sorted.valid.push((event.id().to_owned(), record));
+        sorted.valid.push((id, record));
     }
     sorted
 }
