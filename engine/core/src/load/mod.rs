@@ -192,7 +192,7 @@ pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) 
         .map(|u| place(file, &spans, &u.pointer, u.message))
         .collect();
     let mut remap = Remap::default();
-    let (found, repaired) = recover::check_schema(&value, schema, &mut remap);
+    let (found, mut repaired, refused) = recover::check_schema(&value, schema, &mut remap);
     for e in found {
         let d = place(file, &spans, &e.pointer, e.message);
         let d = match &e.at {
@@ -217,6 +217,7 @@ pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) 
             }
         }
     } else {
+        recover::drop_refused::<T>(&mut repaired, &refused);
         recover::prune(repaired, &mut remap)
     };
     errors.sort_by_key(|d| (d.line, d.column));

@@ -73,9 +73,17 @@ fn escape(key: &str) -> String {
 
 /// The schema's findings on `value` (pointers of the file as written), knock-ons dropped, and the
 /// document repaired as far as the findings allow.
-pub fn check_schema(value: &Value, schema: &Schema, remap: &mut Remap) -> (Vec<Explained>, Value) {
+///
+/// Also returns the pointers (in the repaired document) of the values the schema refuses and no
+/// repair fixed, for [`drop_refused`].
+pub fn check_schema(
+    value: &Value,
+    schema: &Schema,
+    remap: &mut Remap,
+) -> (Vec<Explained>, Value, Vec<String>) {
     let mut doc = value.clone();
     let mut found: Vec<Explained> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     for pass in 0..REPAIR_PASSES {
         let errors: Vec<Explained> = schema
             .validator
@@ -88,8 +96,10 @@ pub fn check_schema(value: &Value, schema: &Schema, remap: &mut Remap) -> (Vec<E
                 // Checked again after the repairs: kept then, unless it was a knock-on.
                 continue;
             }
-            if let Some(repair) = &e.repair {
-                apply(&mut doc, repair, remap);
+            match &e.repair {
+                Some(repair) => apply(&mut doc, repair, remap),
+                None if e.at.is_none() => refused.push(e.pointer.clone()),
+                None => {}
             }
             e.pointer = remap.original(&e.pointer);
             e.at = e.at.map(|at| remap.original(&at));
@@ -104,7 +114,35 @@ pub fn check_schema(value: &Value, schema: &Schema, remap: &mut Remap) -> (Vec<E
             break;
         }
     }
-    (found, doc)
+    (found, doc, refused)
+}
+
+/// Removes the values the schema refused (`refused`, pointers) where the type has a default for
+/// them, so that later checks run on the default and not on the refused value (a time budget of
+/// 0 would make a plugin fail to start: a knock-on). A required value stays (the later checks of
+/// its neighbours need it), and so do array items (their removal is [`prune`]'s).
+pub fn drop_refused<T: DeserializeOwned>(doc: &mut Value, refused: &[String]) {
+    for pointer in refused {
+        let Some((parent, key)) = pointer.rsplit_once('/') else {
+            continue;
+        };
+        let key = key.replace("~1", "/").replace("~0", "~");
+        let mut without = doc.clone();
+        let removed = without
+            .pointer_mut(parent)
+            .and_then(Value::as_object_mut)
+            .and_then(|map| map.remove(&key))
+            .is_some();
+        if !removed {
+            continue;
+        }
+        let required = serde_path_to_error::deserialize::<_, T>(&without)
+            .err()
+            .is_some_and(|e| e.inner().to_string() == format!("missing field `{key}`"));
+        if !required {
+            *doc = without;
+        }
+    }
 }
 
 fn apply(doc: &mut Value, repair: &Repair, remap: &mut Remap) {
