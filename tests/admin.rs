@@ -223,6 +223,13 @@ fn dead_letters_are_listed_retried_and_dropped_while_the_service_runs() {
     let addr = service.url("");
 
     // The commands go through the admin API while the service holds the queue.
+    // As a process (as a user runs it), then in process.
+    let mut cmd = std::process::Command::new(switchyard_bin());
+    cmd.args(["dead-letters", "list", "--config", config, "--url", &addr]);
+    let output = serve_env(&mut cmd).output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("3 dead letters"), "{err}");
     let (code, listed, err) = cli(&["dead-letters", "list", "--config", config, "--url", &addr]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(listed.lines().count(), 3, "{listed}");
@@ -399,20 +406,18 @@ fn the_tap_streams_each_journey_with_its_outcome_and_payload_and_filters() {
         404
     );
 
-    // `switchyard tap` prints the same stream.
+    // `switchyard tap` (the binary, as a user runs it) prints the same stream.
     let addr = service.url("");
     let printer = std::thread::spawn(move || {
-        cli(&[
-            "tap",
-            "--url",
-            &addr,
-            "--token-env",
-            "SY_ADMIN_TOKEN",
-            "--event",
-            "Added To Cart",
-            "--limit",
-            "2",
-        ])
+        let mut cmd = std::process::Command::new(switchyard_bin());
+        cmd.args(["tap", "--url", &addr, "--token-env", "SY_ADMIN_TOKEN"])
+            .args(["--event", "Added To Cart", "--limit", "2"]);
+        let output = serve_env(&mut cmd).output().unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     });
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(

@@ -27,6 +27,9 @@ impl AdminClient {
         if !base.starts_with("http://") && !base.starts_with("https://") {
             bail!("`{url}` is not a URL of the service (e.g. http://127.0.0.1:8080)");
         }
+        // reqwest is built without a default TLS backend (the workspace picks ring): install it
+        // once, for `https://` URLs (an error only says another is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .build()
             .context("cannot set up an HTTP client")?;

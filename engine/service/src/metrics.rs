@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn the_tally_counts_per_minute_for_the_last_15_minutes() {
         let m = Metrics::new();
-        let t0 = 1_800_000_000; // a whole minute (30,000,000 × 60)
+        let t0 = 1_800_000_000; // a minute's start
         m.add_recent("ads", 1, 2, t0 - 20 * 60); // too old for the minutes, still in the totals
         m.add_recent("ads", 1, 3, t0 + 5);
         m.add_recent("ads", 3, 1, t0 + 59);
