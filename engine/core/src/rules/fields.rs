@@ -57,7 +57,9 @@ impl FieldBits {
 
     /// Whether field `i` got a value.
     pub fn has(&self, i: usize) -> bool {
-        self.0.get(i / 64).is_some_and(|w| w & (1u64 << (i % 64)) != 0)
+        self.0
+            .get(i / 64)
+            .is_some_and(|w| w & (1u64 << (i % 64)) != 0)
     }
 
     /// Adds the fields set in `other`.
