@@ -70,8 +70,12 @@ fn list(loaded: &Loaded, url: Option<&str>, out: &mut dyn Write) -> anyhow::Resu
         Err(e) if held(&e) => {
             let client = admin(&loaded.config.server, url, &e)?;
             let letters = rt.block_on(client.json("GET", "/admin/dead-letters", None))?;
-            let letters = letters.as_array().cloned().unwrap_or_default();
-            for l in &letters {
+            let Some(letters) = letters.as_array() else {
+                bail!(
+                    "the admin API answered GET /admin/dead-letters with something other than a list: {letters}"
+                );
+            };
+            for l in letters {
                 writeln!(out, "{l}")?;
             }
             Ok(letters.len())
