@@ -482,7 +482,7 @@ fn reload_switches_to_a_good_config_and_keeps_the_old_one_on_errors() {
     let message = a.body["error"].as_str().unwrap();
     assert!(message.contains("switchyard.yaml:"), "{message}");
     assert!(
-        service.log().contains("reload refused"),
+        service.wait_for_log("reload refused", WAIT),
         "{}",
         service.log()
     );
@@ -507,14 +507,14 @@ fn reload_switches_to_a_good_config_and_keeps_the_old_one_on_errors() {
     let good = config_text(&original, true).replace("127.0.0.1:0", "127.0.0.1:1");
     std::fs::write(&s.config, good).unwrap();
     service.signal("HUP");
-    let start = std::time::Instant::now();
-    while !service.log().contains("config reloaded") {
-        assert!(start.elapsed() < WAIT, "{}", service.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        service.wait_for_log("config reloaded", WAIT),
+        "{}",
+        service.log()
+    );
     assert!(service.running(), "SIGHUP does not stop the service");
     assert!(
-        service.log().contains("server.listen changed"),
+        service.wait_for_log("server.listen changed", WAIT),
         "{}",
         service.log()
     );

@@ -165,6 +165,19 @@ impl Service {
             .clone()
     }
 
+    /// Waits (up to `timeout`) until its standard error contains `needle`; its stderr is read
+    /// by a thread, so a line logged before an answer may arrive after it. Returns whether it did.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while !self.log().contains(needle) {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Asks it to stop (SIGTERM) and waits; returns whether it exited cleanly, and its stderr.
     pub fn terminate(mut self) -> (bool, String) {
         let _ = Command::new("kill")
