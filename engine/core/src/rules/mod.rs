@@ -5,6 +5,7 @@
 //! - [`path`]: JSONPath, compiled.
 //! - [`condition`]: `when` conditions and filters, compiled.
 //! - [`transform`]: the built-in transforms.
+//! - [`phone`]: phone numbers to E.164 (the `e164` transform).
 //! - [`fields`]: payload field plans.
 //! - [`payload`]: the payload built per event, borrowing from the event and the plan.
 //! - [`compile`]: mapping files and rows into a [`compile::CompiledMapping`].
@@ -16,6 +17,7 @@ pub mod fields;
 pub mod lint;
 pub mod path;
 pub mod payload;
+pub mod phone;
 pub mod spec;
 pub mod transform;
 

@@ -5,6 +5,7 @@
 //! the value itself: it may be personal data.
 
 use super::condition::as_number;
+use super::phone::{Country, to_e164};
 use super::spec::{ContentIdMode, ConversionAmount, ProductIdContentType, Transform};
 use crate::event::parse_timestamp;
 use indexmap::IndexMap;
@@ -18,7 +19,7 @@ pub struct CompileContext {
     pub content_id: ContentIdMode,
     pub conversion_amount: ConversionAmount,
     /// The country of national phone numbers when the event names none.
-    pub default_country: Option<phonenumber::country::Id>,
+    pub default_country: Option<Country>,
     /// The content type of a content id that is a `product_id`.
     pub product_id_content_type: ProductIdContentType,
 }
@@ -30,7 +31,7 @@ pub enum CompiledTransform {
     Lower,
     Upper,
     Sha256,
-    E164(Option<phonenumber::country::Id>),
+    E164(Option<Country>),
     Currency,
     UnixSeconds,
     Number,
@@ -93,7 +94,7 @@ impl CompiledTransform {
                 s.chars().any(char::is_lowercase).then(|| s.to_uppercase())
             }),
             Self::Sha256 => sha256(&v),
-            Self::E164(default) => e164(&v, event_country(event).or(*default)),
+            Self::E164(default) => e164(&v, Country::of_event(event).or(*default)),
             Self::Currency => currency(&v),
             Self::UnixSeconds => parse_timestamp(&v)
                 .map(|s| Some(Cow::Owned(Value::from(s))))
@@ -162,16 +163,7 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
     Ok(Some(Cow::Owned(Value::String(hex.to_owned()))))
 }
 
-/// The country an event names for its person: `$country_code` (ISO 3166-1 alpha-2) in profile
-/// properties, then in event properties.
-fn event_country(event: &Value) -> Option<phonenumber::country::Id> {
-    ["profile_properties", "properties"]
-        .iter()
-        .filter_map(|place| event.get(place)?.get("$country_code")?.as_str())
-        .find_map(|code| code.trim().to_ascii_uppercase().parse().ok())
-}
-
-fn e164<'a>(v: &Value, country: Option<phonenumber::country::Id>) -> Outcome<'a> {
+fn e164<'a>(v: &Value, country: Option<Country>) -> Outcome<'a> {
     let text = scalar_text(v).ok_or("not a phone number")?;
     let text = text.trim();
     if text.is_empty() {
@@ -180,22 +172,8 @@ fn e164<'a>(v: &Value, country: Option<phonenumber::country::Id>) -> Outcome<'a>
     if is_sha256_hex(text) {
         return Ok(Some(Cow::Owned(Value::String(text.to_owned()))));
     }
-    let international = text
-        .strip_prefix("00")
-        .map(|rest| format!("+{rest}"))
-        .unwrap_or_else(|| text.to_owned());
-    let number = phonenumber::parse(country, &international).map_err(|_| {
-        if country.is_none() && !international.starts_with('+') {
-            "not a phone number in international form, and the event names no country"
-        } else {
-            "not a phone number"
-        }
-    })?;
-    if !phonenumber::is_valid(&number) {
-        return Err("not a valid phone number for its country");
-    }
-    let formatted = number.format().mode(phonenumber::Mode::E164).to_string();
-    Ok(Some(Cow::Owned(Value::String(formatted))))
+    let e164 = to_e164(text, country)?;
+    Ok(Some(Cow::Owned(Value::String(e164))))
 }
 
 fn currency<'a>(v: &Value) -> Outcome<'a> {
@@ -420,7 +398,7 @@ mod tests {
 
     #[test]
     fn e164_normalises_or_refuses() {
-        let us = Some(phonenumber::country::Id::US);
+        let us = Country::from_code("US");
         for (input, out) in [
             ("+1 (415) 555-0100", "+14155550100"),
             ("0044 20 7946 0958", "+442079460958"),
@@ -441,7 +419,7 @@ mod tests {
         let e164 = |default, number: &str, event: Value| {
             run_in(CompiledTransform::E164(default), json!(number), &event)
         };
-        let us = Some(phonenumber::country::Id::US);
+        let us = Country::from_code("US");
         let in_fr = json!({"profile_properties": {"$country_code": "fr"}, "properties": {}});
         let order_in_fr = json!({"profile_properties": {}, "properties": {"$country_code": "FR"}});
         // The examples that used to become wrong numbers (+4155550100, +0612345678, +310612345678).

@@ -20,6 +20,7 @@ use switchyard_core::load::{
 };
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
+use switchyard_core::rules::phone::Country;
 use switchyard_core::rules::spec::{
     ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
 };
@@ -206,11 +207,11 @@ fn default_country(
     config: &TiktokConfig,
     placer: &Placer,
     at: &Pointer,
-) -> Result<Option<phonenumber::country::Id>, Vec<Diagnostic>> {
+) -> Result<Option<Country>, Vec<Diagnostic>> {
     let Some(code) = &config.default_country else {
         return Ok(None);
     };
-    code.parse().map(Some).map_err(|_| {
+    Country::from_code(code).map(Some).ok_or_else(|| {
         vec![placer.place(
             at.key("default_country").as_str(),
             format!("`{code}` is not a country code (ISO 3166-1 alpha-2, e.g. `US`)"),
