@@ -288,9 +288,11 @@ fn dead_letters_are_listed_retried_and_dropped_while_the_service_runs() {
     );
 }
 
-/// Reads the tap at `path` on a thread; its lines come through the channel.
+/// Reads the tap at `path` on a thread; its lines come through the channel. Returns once the
+/// service answered (it subscribes before it answers: nothing after this call is missed).
 fn tap(service: &Service, path: &str) -> mpsc::Receiver<Value> {
     let (tx, rx) = mpsc::channel();
+    let (open_tx, open_rx) = mpsc::channel();
     let addr = service.addr.clone();
     let path = path.to_owned();
     std::thread::spawn(move || {
@@ -308,6 +310,7 @@ fn tap(service: &Service, path: &str) -> mpsc::Receiver<Value> {
         }
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert!(head.contains("application/x-ndjson"), "{head}");
+        let _ = open_tx.send(());
         // Chunked: a size line, then the chunk; each chunk holds one line.
         loop {
             let mut size = String::new();
@@ -329,8 +332,7 @@ fn tap(service: &Service, path: &str) -> mpsc::Receiver<Value> {
             }
         }
     });
-    // The tap is open once a request goes through: give the connection a moment.
-    std::thread::sleep(Duration::from_millis(300));
+    open_rx.recv_timeout(WAIT).expect("the tap answered");
     rx
 }
 
@@ -407,27 +409,34 @@ fn the_tap_streams_each_journey_with_its_outcome_and_payload_and_filters() {
     );
 
     // `switchyard tap` (the binary, as a user runs it) prints the same stream.
-    let addr = service.url("");
-    let printer = std::thread::spawn(move || {
-        let mut cmd = std::process::Command::new(switchyard_bin());
-        cmd.args(["tap", "--url", &addr, "--token-env", "SY_ADMIN_TOKEN"])
-            .args(["--event", "Added To Cart", "--limit", "2"]);
-        let output = serve_env(&mut cmd).output().unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    let mut cmd = std::process::Command::new(switchyard_bin());
+    cmd.args([
+        "tap",
+        "--url",
+        &service.url(""),
+        "--token-env",
+        "SY_ADMIN_TOKEN",
+    ])
+    .args(["--event", "Added To Cart", "--limit", "2"])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut printer = serve_env(&mut cmd).spawn().unwrap();
+    // It says `tapping …` once the service answered: from then on nothing is missed.
+    let mut stderr = BufReader::new(printer.stderr.take().unwrap());
+    let mut opened = String::new();
+    stderr.read_line(&mut opened).unwrap();
+    assert!(opened.starts_with("tapping "), "{opened}");
     assert_eq!(
         post_events(&url, &json!(cart_events("cli", 0..1)))
             .unwrap()
             .status,
         202
     );
-    let (code, out, err) = printer.join().unwrap();
-    assert_eq!(code, 0, "{err}");
+    let output = printer.wait_with_output().unwrap();
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{err}");
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())

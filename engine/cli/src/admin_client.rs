@@ -79,6 +79,7 @@ impl AdminClient {
     pub async fn lines(
         &self,
         path: &str,
+        opened: impl FnOnce(),
         mut line: impl FnMut(&str) -> bool,
     ) -> anyhow::Result<()> {
         let url = format!("{}{path}", self.base);
@@ -94,6 +95,7 @@ impl AdminClient {
             let text = answer.text().await.unwrap_or_default();
             bail!("the admin API answered {status}: {text}");
         }
+        opened();
         let mut pending: Vec<u8> = Vec::new();
         while let Some(chunk) = answer.chunk().await.context("the stream broke off")? {
             pending.extend_from_slice(&chunk);

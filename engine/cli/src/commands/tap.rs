@@ -19,14 +19,14 @@ pub fn run(args: TapArgs, out: &mut dyn Write, err: &mut dyn Write) -> anyhow::R
         query.insert(0, '?');
     }
     let path = format!("/admin/tap{query}");
-    writeln!(
-        err,
-        "tapping {}{path} (Ctrl-C stops)",
-        args.url.trim_end_matches('/')
-    )?;
+    let base = args.url.trim_end_matches('/');
+    // Said once the service answered: every update from then on is printed.
+    let opened = || {
+        let _ = writeln!(err, "tapping {base}{path} (Ctrl-C stops)");
+    };
     let mut printed = 0u64;
     let mut failed = None;
-    runtime()?.block_on(client.lines(&path, |line| {
+    runtime()?.block_on(client.lines(&path, opened, |line| {
         if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
             failed = Some(e);
             return false;
