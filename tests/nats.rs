@@ -253,12 +253,7 @@ fn dead_letters_are_listed_and_retried_while_the_nodes_run() {
     let config = s.config.to_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let letters = loop {
-        let (code, listed, err) = cli(&["dead-letters", "list", "--config", config]);
-        assert_eq!(code, 0, "{err}");
-        let letters: Vec<Value> = listed
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let letters = dead_letters(config);
         if letters.len() == 3 || Instant::now() > deadline {
             break letters;
         }
@@ -310,13 +305,8 @@ fn a_stream_message_that_is_not_an_event_is_dead_lettered_and_blocks_nothing() {
     assert_eq!(missing, 0, "the events behind it are delivered");
 
     let config = s.config.to_str().unwrap();
-    let (code, listed, err) = cli(&["dead-letters", "list", "--config", config]);
-    assert_eq!(code, 0, "{err}");
-    let letters: Vec<Value> = listed
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(letters.len(), 1, "{listed}");
+    let letters = dead_letters(config);
+    assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0]["destination"], "*");
     let reason = letters[0]["reason"].as_str().unwrap();
     assert!(
@@ -335,4 +325,14 @@ fn a_stream_message_that_is_not_an_event_is_dead_lettered_and_blocks_nothing() {
     assert_eq!(code, 0, "{err}");
     let (_, listed, _) = cli(&["dead-letters", "list", "--config", config]);
     assert!(listed.is_empty(), "dropped: {listed}");
+}
+
+/// The dead letters `switchyard dead-letters list` prints for `config`, one JSON object each.
+fn dead_letters(config: &str) -> Vec<Value> {
+    let (code, listed, err) = cli(&["dead-letters", "list", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    listed
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
