@@ -4,10 +4,12 @@
 
 use crate::clock::unix_now;
 use crate::config::Loaded;
-use crate::observe::{Journey, Leg, PluginStep, rfc3339};
+use crate::destination::Destination;
+use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{Outcome, Status};
 use switchyard_queue::{DeadLetter, Record};
 use switchyard_wasm::Halt;
@@ -86,42 +88,29 @@ fn plan_source(
     plan: &mut Plan,
 ) {
     let pipeline = &loaded.pipeline;
-    let mut events = Vec::with_capacity(members.len());
-    let mut kept = Vec::with_capacity(members.len());
-    for &i in members {
-        let r = &records[i].1;
-        match pipeline.parse(&r.event, r.received_at) {
-            Ok(e) => {
-                events.push(e);
-                kept.push(i);
-            }
-            Err(e) => {
-                let reason = format!("invalid event in the queue: {e}");
-                if let Some(journeys) = &mut plan.journeys {
-                    let mut j = journey(r, "", "");
-                    j.destinations = pipeline
-                        .destinations()
-                        .iter()
-                        .filter(|d| addressed_to(r, d.name()))
-                        .map(|d| leg(d.name(), "dead_lettered", Some(reason.clone())))
-                        .collect();
-                    journeys.push((i, j));
-                }
-                plan.dead_letter(EVERY_DESTINATION, reason, now, r);
-            }
-        }
-    }
+    let (events, kept) = parse_records(loaded, members, records, now, plan);
+    // While someone watches: the events before the config's plugins (to tell what they did),
+    // and the browser copies (the pixel calls); both cost nothing otherwise.
+    let observe = plan.journeys.is_some();
+    let before: Vec<Value> = match observe && !pipeline.transforms().is_empty() {
+        true => events.iter().map(|e| e.as_value().clone()).collect(),
+        false => Vec::new(),
+    };
+    let copies = match observe {
+        true => Copies::ServerAndBrowser,
+        false => Copies::Server,
+    };
     let mut logs = Vec::new();
     let chunk = pipeline.transform(events, now, &mut logs);
-    let fates = pipeline.route(&chunk, source, Copies::Server, now, &mut logs);
+    let fates = pipeline.route(&chunk, source, copies, now, &mut logs);
     for (plugin, line) in logs {
         log_plugin_line(&plugin, level_name(line.level), &line.message);
     }
     let mut received = vec![0u64; pipeline.destinations().len()];
-    for (i, fate) in kept.into_iter().zip(fates) {
+    for (k, (i, fate)) in kept.into_iter().zip(fates).enumerate() {
         let record = &records[i].1;
         if let Some(journeys) = &mut plan.journeys {
-            journeys.push((i, journey_of(loaded, record, &fate)));
+            journeys.push((i, journey_of(loaded, record, &fate, before.get(k))));
         }
         for (n, d) in received.iter_mut().zip(pipeline.destinations()) {
             if addressed_to(record, d.name()) {
@@ -155,6 +144,44 @@ fn plan_source(
                 .or_default() += n;
         }
     }
+}
+
+/// Parses the records of `members`: the events, and the index of the record of each; a record
+/// that is not a valid event is dead-lettered (a queue holds only valid events: a bug or damage).
+fn parse_records(
+    loaded: &Loaded,
+    members: &[usize],
+    records: &[(u64, Record)],
+    now: i64,
+    plan: &mut Plan,
+) -> (Vec<SourceEvent>, Vec<usize>) {
+    let pipeline = &loaded.pipeline;
+    let mut events = Vec::with_capacity(members.len());
+    let mut kept = Vec::with_capacity(members.len());
+    for &i in members {
+        let r = &records[i].1;
+        match pipeline.parse(&r.event, r.received_at) {
+            Ok(e) => {
+                events.push(e);
+                kept.push(i);
+            }
+            Err(e) => {
+                let reason = format!("invalid event in the queue: {e}");
+                if let Some(journeys) = &mut plan.journeys {
+                    let mut j = journey(r, "", "");
+                    j.destinations = pipeline
+                        .destinations()
+                        .iter()
+                        .filter(|d| addressed_to(r, d.name()))
+                        .map(|d| leg(d.name(), "dead_lettered", Some(reason.clone())))
+                        .collect();
+                    journeys.push((i, j));
+                }
+                plan.dead_letter(EVERY_DESTINATION, reason, now, r);
+            }
+        }
+    }
+    (events, kept)
 }
 
 /// Whether `record` goes to the destination `name` (a re-driven dead letter goes to one only).
@@ -222,6 +249,7 @@ fn leg(destination: &str, status: &'static str, reason: Option<String>) -> Leg {
         destination: destination.to_owned(),
         status,
         reason,
+        rows: Vec::new(),
         payload: None,
         pixel: Vec::new(),
         attempts: Vec::new(),
@@ -238,8 +266,14 @@ fn journey_status(status: Status) -> &'static str {
     }
 }
 
-/// The journey of a record, as its round planned it.
-fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey {
+/// The journey of a record, as its round planned it; `before`: its event before the config's
+/// plugins, when there are any.
+fn journey_of(
+    loaded: &Loaded,
+    record: &Record,
+    fate: &InputFate<'_>,
+    before: Option<&Value>,
+) -> Journey {
     let pipeline = &loaded.pipeline;
     let addressed = pipeline
         .destinations()
@@ -277,10 +311,14 @@ fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey
                 first.map_or("", |e| e.event.name()),
                 first.map_or("", |e| e.event.id()),
             );
+            if let Some(before) = before {
+                j.plugins.push(what_plugins_did(loaded, before, events));
+            }
             for routed in events {
-                for outcome in routed.outcomes.iter() {
+                // One outcome per destination, in config order.
+                for (outcome, dest) in routed.outcomes.iter().zip(pipeline.destinations()) {
                     if addressed_to(record, outcome.destination) {
-                        j.destinations.push(leg_of(outcome));
+                        j.destinations.push(leg_of(dest, routed.event, outcome));
                     }
                 }
             }
@@ -289,21 +327,55 @@ fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey
     }
 }
 
-/// A destination's leg of a journey, as routed.
-fn leg_of(outcome: &Outcome<'_>) -> Leg {
+/// What the config's plugins did with an event they let through: kept it as it was, changed it,
+/// or split it. A chain of several plugins is one step, named by all of them.
+fn what_plugins_did(loaded: &Loaded, before: &Value, after: &[RoutedEvent<'_>]) -> PluginStep {
+    let names: Vec<&str> = loaded
+        .pipeline
+        .transforms()
+        .plugins()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    let (action, message) = match after {
+        [one] if one.event.as_value() == before => ("kept", "passed it on unchanged".to_owned()),
+        [_] => ("changed", "changed it".to_owned()),
+        many => ("changed", format!("split it into {} events", many.len())),
+    };
+    PluginStep {
+        plugin: names.join(" → "),
+        action,
+        message,
+    }
+}
+
+/// A destination's leg of a journey, as routed: the rows that matched, the server payloads and
+/// the browser's pixel calls.
+fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg {
     let mut payloads: Vec<Value> = outcome.data.iter().map(|p| p.to_value()).collect();
     let payload = match payloads.len() {
         0 => None,
         1 => payloads.pop(),
         _ => Some(Value::Array(payloads)),
     };
+    let rows = outcome
+        .rows_built
+        .iter()
+        .map(|built| MatchedRow {
+            source: built.row.source.clone(),
+            target: built.row.target.clone(),
+            at: built.row.location.clone(),
+        })
+        .collect();
+    let pixel = dest
+        .client_actions(event, outcome)
+        .map_or_else(Vec::new, |actions| {
+            actions.calls.iter().filter_map(PixelCall::read).collect()
+        });
     Leg {
+        rows,
         payload,
-        pixel: outcome
-            .client
-            .iter()
-            .map(|name| serde_json::json!({"event": name}))
-            .collect(),
+        pixel,
         ..leg(
             outcome.destination,
             journey_status(outcome.status),
