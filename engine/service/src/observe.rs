@@ -310,6 +310,22 @@ mod tests {
     }
 
     #[test]
+    fn pixel_calls_are_read_as_method_event_params_and_options() {
+        let track = json!(["track", "AddToCart", {"value": 10}, {"event_id": "e1"}]);
+        let call = json!(PixelCall::read(&track));
+        let want = json!({"method": "track", "event": "AddToCart", "params": {"value": 10},
+                          "options": [{"event_id": "e1"}]});
+        assert_eq!(call, want);
+        let identify = json!(PixelCall::read(&json!(["identify", {"email": "h"}])));
+        assert_eq!(
+            identify,
+            json!({"method": "identify", "params": {"email": "h"}})
+        );
+        assert!(PixelCall::read(&json!([1, 2])).is_none());
+        assert!(PixelCall::read(&json!("track")).is_none());
+    }
+
+    #[test]
     fn a_destination_filter_shows_only_its_leg() {
         let mut j = journey(1, "web", "tiktok", "pending");
         j.destinations.push(Leg {

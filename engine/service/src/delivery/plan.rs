@@ -337,8 +337,14 @@ fn what_plugins_did(loaded: &Loaded, before: &Value, after: &[RoutedEvent<'_>]) 
         .iter()
         .map(|p| p.name())
         .collect();
+    let after: Vec<&Value> = after.iter().map(|r| r.event.as_value()).collect();
+    plugin_step(&names, before, &after)
+}
+
+/// The step of the plugins `names` that made `after` of `before`.
+fn plugin_step(names: &[&str], before: &Value, after: &[&Value]) -> PluginStep {
     let (action, message) = match after {
-        [one] if one.event.as_value() == before => ("kept", "passed it on unchanged".to_owned()),
+        [one] if *one == before => ("kept", "passed it on unchanged".to_owned()),
         [_] => ("changed", "changed it".to_owned()),
         many => ("changed", format!("split it into {} events", many.len())),
     };
@@ -381,5 +387,32 @@ fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg
             journey_status(outcome.status),
             outcome.reason.clone(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_plugin_step_says_whether_the_event_was_kept_changed_or_split() {
+        let before = json!({"event_name": "Placed Order", "properties": {"currency": "USD"}});
+        let changed = json!({"event_name": "Placed Order", "properties": {"currency": "EUR"}});
+        let step = |after: &[&Value]| {
+            let s = plugin_step(&["fx", "scrub"], &before, after);
+            (s.plugin, s.action, s.message)
+        };
+        let kept = step(&[&before.clone()]);
+        assert_eq!(
+            kept,
+            ("fx → scrub".into(), "kept", "passed it on unchanged".into())
+        );
+        assert_eq!(step(&[&changed]).1, "changed");
+        let split = step(&[&before, &changed]);
+        assert_eq!(
+            (split.1, split.2.as_str()),
+            ("changed", "split it into 2 events")
+        );
     }
 }
