@@ -186,13 +186,14 @@
     return fresh;
   }
 
-  async function loadEvents() {
+  // The journal's latest events; `merge`: keep the states the tap brought meanwhile (newer).
+  async function loadEvents(merge) {
     const q = filters();
     q.set("limit", String(MAX_ROWS));
     const list = await api("GET", "/admin/events?" + q);
     const fresh = list.filter((j) => !journeys.has(j.id)).length;
-    journeys = new Map();
-    list.forEach(keep);
+    if (merge === true) list.filter((j) => !journeys.has(j.id)).forEach(keep);
+    else { journeys = new Map(); list.forEach(keep); }
     draw();
     if (fresh) $("#events-live").textContent = `${fresh} new event${fresh === 1 ? "" : "s"}; ${list.length} shown.`;
   }
@@ -217,6 +218,8 @@
     const r = await fetch("/admin/tap?" + q, { credentials: "same-origin", signal: ctrl.signal });
     if (r.status === 401) { location.reload(); return; }
     if (!r.ok || !r.body) throw new Error("the live stream answered " + r.status);
+    // Subscribed: what happened before is in the journal, what happens now comes on the tap.
+    await loadEvents(true);
     $("#event-log").dataset.live = "stream";
     const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -244,8 +247,7 @@
     stopLog();
     journeys = new Map();
     $("#event-log").dataset.live = "off";
-    await loadEvents();
-    if (!$("#live").checked) return;
+    if (!$("#live").checked) return loadEvents();
     const ctrl = new AbortController();
     tap = ctrl;
     try { await follow(ctrl); } catch (e) { if (ctrl.signal.aborted) return; }
