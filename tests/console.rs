@@ -515,6 +515,9 @@ fn destinations_and_events(browser: &Browser, c: &Console) {
             .contains("\"content_id\": \"p0\""),
         "{track}"
     );
+    browser.execute(
+        "document.querySelector('#journey-body [data-destination=\"tiktok\"]').scrollIntoView(); return true;",
+    );
     screenshot(browser, "journey");
 
     // A send answered with a server error is tried again, then delivered: Retry, then Success,
@@ -536,6 +539,8 @@ fn destinations_and_events(browser: &Browser, c: &Console) {
         attempts_shown(browser),
         json!([["retry", "50002"], ["sent", ""]])
     );
+    browser
+        .execute("document.querySelector('#journey-body .pixel').scrollIntoView(); return true;");
     screenshot(browser, "journey-retry");
 }
 
