@@ -537,6 +537,46 @@ fn a_journey_shows_its_rows_pixel_calls_tries_and_the_platforms_code() {
     assert_eq!(leg["rows"][0]["target"], "Purchase");
 }
 
+#[test]
+fn a_browser_only_row_is_named_with_its_pixel_call_and_sends_nothing() {
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "    sources: [server]\n",
+        "    sources: [server]\n    rows: [{source: Added To Cart, mode: client}]\n",
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let a = post_events(&url, &json!(cart_events("pix", 0..1))).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    let journeys = wait_until(&service, "/admin/events?event_id=pix-0", |b| {
+        b.as_array().is_some_and(|a| !a.is_empty())
+    });
+    let leg = &journeys[0]["destinations"][0];
+    assert_eq!(leg["status"], "skipped", "{leg}");
+    assert!(
+        leg["reason"].as_str().unwrap().contains("browser only"),
+        "{leg}"
+    );
+    assert!(leg.get("payload").is_none(), "{leg}");
+    let at = format!(
+        "<built-in>/mappings/tiktok.yaml:{}",
+        mapping_line("Added To Cart")
+    );
+    assert_eq!(
+        leg["rows"],
+        json!([{"source": "Added To Cart", "target": "AddToCart", "at": at}])
+    );
+    let calls: Vec<&Value> = leg["pixel"].as_array().unwrap().iter().collect();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["method"] == "track" && c["event"] == "AddToCart"),
+        "{leg}"
+    );
+    assert_eq!(s.mock.requests(), 0, "nothing went to the Events API");
+}
+
 fn config_text(original: &str, custom: bool) -> String {
     let text = original.to_owned();
     let marker = "    batch_size: 100\n";

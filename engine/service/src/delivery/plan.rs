@@ -11,6 +11,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{Outcome, Status};
+use switchyard_core::rules::compile::CompiledRow;
 use switchyard_queue::{DeadLetter, Record};
 use switchyard_wasm::Halt;
 use switchyard_wasm::sandbox::level_name;
@@ -256,6 +257,9 @@ fn leg(destination: &str, status: &'static str, reason: Option<String>) -> Leg {
     }
 }
 
+/// The reason of a leg whose rows fire in the browser only.
+const BROWSER_ONLY: &str = "its rows fire in the browser only (the pixel calls): nothing to send";
+
 /// The journey status of a routing status (`pending`: to be sent).
 fn journey_status(status: Status) -> &'static str {
     match status {
@@ -355,6 +359,26 @@ fn plugin_step(names: &[&str], before: &Value, after: &[&Value]) -> PluginStep {
     }
 }
 
+/// The rows of `event` at `dest` that fire only in the browser (mode `client`) and did: the router
+/// keeps the rows that built server payloads only ([`Outcome::rows_built`]), so these are found
+/// again by the browser events the outcome names.
+fn browser_only_rows<'a>(
+    dest: &'a Destination,
+    event: &'a SourceEvent,
+    outcome: &'a Outcome<'_>,
+) -> impl Iterator<Item = &'a CompiledRow> {
+    let rows = match outcome.status == Status::Sent && !outcome.client.is_empty() {
+        true => dest.plugin().routing().mapping.rows_for(event.name()),
+        false => &[],
+    };
+    rows.iter().filter(move |row| {
+        !row.mode.includes_server()
+            && row.enabled
+            && row.applies(event.as_value())
+            && outcome.client.contains(&&*row.target)
+    })
+}
+
 /// A destination's leg of a journey, as routed: the rows that matched, the server payloads and
 /// the browser's pixel calls.
 fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg {
@@ -364,29 +388,28 @@ fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg
         1 => payloads.pop(),
         _ => Some(Value::Array(payloads)),
     };
-    let rows = outcome
-        .rows_built
-        .iter()
-        .map(|built| MatchedRow {
-            source: built.row.source.clone(),
-            target: built.row.target.clone(),
-            at: built.row.location.clone(),
-        })
-        .collect();
+    let matched = |row: &CompiledRow| MatchedRow {
+        source: row.source.clone(),
+        target: row.target.clone(),
+        at: row.location.clone(),
+    };
+    let mut rows: Vec<MatchedRow> = outcome.rows_built.iter().map(|b| matched(b.row)).collect();
+    rows.extend(browser_only_rows(dest, event, outcome).map(matched));
     let pixel = dest
         .client_actions(event, outcome)
         .map_or_else(Vec::new, |actions| {
             actions.calls.iter().filter_map(PixelCall::read).collect()
         });
+    // Routed, but with nothing for the server side: only the browser fires it.
+    let (status, reason) = match (outcome.status, &payload) {
+        (Status::Sent, None) => ("skipped", Some(BROWSER_ONLY.to_owned())),
+        (status, _) => (journey_status(status), outcome.reason.clone()),
+    };
     Leg {
         rows,
         payload,
         pixel,
-        ..leg(
-            outcome.destination,
-            journey_status(outcome.status),
-            outcome.reason.clone(),
-        )
+        ..leg(outcome.destination, status, reason)
     }
 }
 
