@@ -448,6 +448,144 @@ fn the_tap_streams_each_journey_with_its_outcome_and_payload_and_filters() {
 }
 
 /// A config like [`setup`]'s with a custom row (`Quiz Completed` → `Lead`) when `custom`.
+/// The line of `- source: NAME` in the built-in TikTok mapping.
+fn mapping_line(name: &str) -> usize {
+    let text =
+        std::fs::read_to_string(switchyard_tests::root().join("mappings/tiktok.yaml")).unwrap();
+    let row = format!("- source: {name}");
+    1 + text.lines().position(|l| l.trim() == row).unwrap()
+}
+
+#[test]
+fn a_journey_shows_its_rows_pixel_calls_tries_and_the_platforms_code() {
+    let s = setup("");
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let all = tap(&service, "/admin/tap?event=Added%20To%20Cart");
+    // The first try is answered with a server error (retried), the second accepted.
+    s.mock.fail_next([Fault::Code(50002, "Internal error")]);
+    let a = post_events(&url, &json!(cart_events("rt", 0..1))).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    let mut statuses = Vec::new();
+    while statuses.last() != Some(&"success".to_owned()) {
+        let line = all.recv_timeout(WAIT).expect("a tap line");
+        statuses.push(
+            line["destinations"][0]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(statuses, ["pending", "retry", "success"]);
+    let journeys = admin(&service, "GET", "/admin/events?event_id=rt-0", None).body;
+    let leg = &journeys[0]["destinations"][0];
+    assert_eq!(leg["status"], "success", "{leg}");
+    let at = format!(
+        "<built-in>/mappings/tiktok.yaml:{}",
+        mapping_line("Added To Cart")
+    );
+    assert_eq!(
+        leg["rows"],
+        json!([{"source": "Added To Cart", "target": "AddToCart", "at": at}])
+    );
+    let attempts = leg["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{leg}");
+    assert_eq!(attempts[0]["outcome"], "retry");
+    assert_eq!(attempts[0]["code"], 50002);
+    assert!(
+        attempts[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Internal error")
+    );
+    assert_eq!(attempts[1]["outcome"], "sent");
+    // The pixel calls the browser copy makes, with their params (the server copy's values).
+    let track = leg["pixel"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["method"] == "track")
+        .unwrap_or_else(|| panic!("no track call: {leg}"));
+    assert_eq!(track["event"], "AddToCart");
+    assert_eq!(track["params"], leg["payload"]["properties"]);
+    assert_eq!(track["params"]["contents"][0]["content_id"], "p0");
+    assert_eq!(track["options"][0]["event_id"], "rt-0");
+
+    // An answer that refuses the event for good: its code is a field of its own.
+    s.mock
+        .fail_always(Some(Fault::Code(40002, "Invalid parameter: event_time")));
+    let a = post_events(&url, &json!(cart_events("no", 0..1))).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    let journeys = wait_until(&service, "/admin/events?event_id=no-0", |b| {
+        b[0]["destinations"][0]["status"] == "dead_lettered"
+    });
+    let refused = &journeys[0]["destinations"][0]["attempts"][0];
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    assert_eq!(refused["code"], 40002);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid parameter: event_time"),
+        "{refused}"
+    );
+    // A server-side only row (Placed Order) makes no pixel call.
+    s.mock.fail_always(None);
+    let mut order = switchyard_tests::event(
+        "Placed Order",
+        json!({"id": 8, "total_price": 20, "currency": "EUR", "items": [{"product_id": "p1", "price": 20, "quantity": 1}]}),
+    );
+    order["event_id"] = "order-8".into();
+    order["timestamp"] = (unix_now() - 60).into();
+    assert_eq!(post_events(&url, &json!([order])).unwrap().status, 202);
+    let journeys = wait_until(&service, "/admin/events?event_id=order-8", |b| {
+        b[0]["destinations"][0]["status"] == "success"
+    });
+    let leg = &journeys[0]["destinations"][0];
+    assert_eq!(leg["pixel"], json!([]), "{leg}");
+    assert_eq!(leg["rows"][0]["target"], "Purchase");
+}
+
+#[test]
+fn a_browser_only_row_is_named_with_its_pixel_call_and_sends_nothing() {
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        "    sources: [server]\n",
+        "    sources: [server]\n    rows: [{source: Added To Cart, mode: client}]\n",
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let a = post_events(&url, &json!(cart_events("pix", 0..1))).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    let journeys = wait_until(&service, "/admin/events?event_id=pix-0", |b| {
+        b.as_array().is_some_and(|a| !a.is_empty())
+    });
+    let leg = &journeys[0]["destinations"][0];
+    assert_eq!(leg["status"], "skipped", "{leg}");
+    assert!(
+        leg["reason"].as_str().unwrap().contains("browser only"),
+        "{leg}"
+    );
+    assert!(leg.get("payload").is_none(), "{leg}");
+    let at = format!(
+        "<built-in>/mappings/tiktok.yaml:{}",
+        mapping_line("Added To Cart")
+    );
+    assert_eq!(
+        leg["rows"],
+        json!([{"source": "Added To Cart", "target": "AddToCart", "at": at}])
+    );
+    let calls: Vec<&Value> = leg["pixel"].as_array().unwrap().iter().collect();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["method"] == "track" && c["event"] == "AddToCart"),
+        "{leg}"
+    );
+    assert_eq!(s.mock.requests(), 0, "nothing went to the Events API");
+}
+
 fn config_text(original: &str, custom: bool) -> String {
     let text = original.to_owned();
     let marker = "    batch_size: 100\n";

@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_tests::browser::{Browser, one_at_a_time};
-use switchyard_tests::mock_tiktok::MockTiktok;
+use switchyard_tests::mock_tiktok::{Fault, MockTiktok};
 use switchyard_tests::service::*;
 
 /// Every console route and admin API call: method, path, JSON body.
@@ -214,6 +214,58 @@ fn the_login_sets_a_strict_http_only_cookie() {
 }
 
 #[test]
+fn logins_from_one_address_are_limited() {
+    let c = console(ADMIN);
+    let login = |token: &str| {
+        let body = format!("token={token}");
+        let headers = [("content-type", "application/x-www-form-urlencoded")];
+        // `send` sets JSON as the type of a body: this form goes through reqwest directly.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            switchyard_tiktok::transport::install_crypto_provider();
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let mut req = client.post(c.service.url("/console/login")).body(body);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let r = req.send().await.unwrap();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+            (r.status().as_u16(), retry_after, r.text().await.unwrap())
+        })
+    };
+    // The first tries are answered (a wrong token: 401); then 429, with how long to wait.
+    let mut answers = Vec::new();
+    for _ in 0..15 {
+        let (status, retry_after, text) = login("not-the-token");
+        assert!(!text.contains(ADMIN_TOKEN));
+        answers.push((status, retry_after));
+        if status == 429 {
+            break;
+        }
+    }
+    assert!(
+        answers.len() > 10,
+        "fewer than 10 tries were let through: {answers:?}"
+    );
+    assert!(answers[..10].iter().all(|&(s, _)| s == 401), "{answers:?}");
+    let (status, retry_after) = *answers.last().unwrap();
+    assert_eq!(status, 429, "never limited: {answers:?}");
+    assert!(
+        retry_after.is_some_and(|s| (1..=6).contains(&s)),
+        "{answers:?}"
+    );
+}
+
+#[test]
 fn without_admin_settings_there_is_no_console() {
     let c = console("");
     for (method, path, body) in ROUTES {
@@ -346,11 +398,33 @@ fn view(browser: &Browser, name: &str) {
 /// Waits until the event log shows `event_id` with one of `statuses` (`a|b`) at `tiktok`.
 fn wait_for_status(browser: &Browser, event_id: &str, statuses: &str) {
     let script = format!(
-        "const r = document.querySelector('tr[data-event-id=\"{event_id}\"]'); \
-         return !!r && '{statuses}'.split('|').some(s => \
-           r.querySelector('.badges').textContent.includes('tiktok: ' + s));"
+        "const b = document.querySelector('tr[data-event-id=\"{event_id}\"] [data-destination=\"tiktok\"]'); \
+         return !!b && '{statuses}'.split('|').includes(b.dataset.status);"
     );
     browser.wait_for(&script, WAIT);
+}
+
+/// Opens the journey of `event_id` from the event log; its text.
+fn open_journey(browser: &Browser, event_id: &str) -> String {
+    click(browser, &format!("tr[data-event-id=\"{event_id}\"] button"));
+    let title = format!(
+        "return !document.querySelector('#journey').hidden && \
+         document.querySelector('#journey-title').textContent.includes('{event_id}')"
+    );
+    browser.wait_for(&title, WAIT);
+    browser
+        .execute("return document.querySelector('#journey-body').textContent")
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The attempts of the journey shown, at `tiktok`: `[outcome, code]` per row.
+fn attempts_shown(browser: &Browser) -> Value {
+    browser.execute(
+        "return [...document.querySelectorAll('#journey-body [data-destination=\"tiktok\"] .attempts tbody tr')]\
+           .map(r => [r.dataset.outcome, r.querySelector('.code').textContent]);",
+    )
 }
 
 fn log_in(browser: &Browser, c: &Console) {
@@ -380,29 +454,40 @@ fn destinations_and_events(browser: &Browser, c: &Console) {
         )),
         json!(2)
     );
+    view(browser, "events");
+    // The log follows the live tap (not polling).
+    browser.wait_for(
+        "return document.querySelector('#event-log').dataset.live === 'stream'",
+        WAIT,
+    );
     let a = post_events(
         &c.service.url("/v1/events"),
         &json!(cart_events("ok", 0..3)),
     )
     .unwrap();
     assert_eq!(a.status, 202, "{}", a.body);
-    view(browser, "events");
     for i in 0..3 {
         wait_for_status(browser, &format!("ok-{i}"), "success");
     }
     screenshot(browser, "events");
-    click(browser, "tr[data-event-id=\"ok-0\"] button");
-    browser.wait_for("return !document.querySelector('#journey').hidden", WAIT);
-    let journey = browser
-        .execute("return document.querySelector('#journey-body').textContent")
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let journey = open_journey(browser, "ok-0");
+    let line = {
+        let text =
+            std::fs::read_to_string(switchyard_tests::root().join("mappings/tiktok.yaml")).unwrap();
+        1 + text
+            .lines()
+            .position(|l| l.trim() == "- source: Added To Cart")
+            .unwrap()
+    };
     for part in [
         "Source event",
         "ok-0",
+        "Matched rows",
+        "Added To Cart → AddToCart",
+        &format!("<built-in>/mappings/tiktok.yaml:{line}"),
         "Payload",
         "AddToCart",
+        "Pixel calls",
         "Attempts",
         "sent",
     ] {
@@ -411,13 +496,59 @@ fn destinations_and_events(browser: &Browser, c: &Console) {
             "{part} not in the journey: {journey}"
         );
     }
+    // The pixel call with its params: the product of the event.
+    let pixel = browser.execute(
+        "return [...document.querySelectorAll('#journey-body table.pixel tbody tr')]\
+           .map(r => [...r.cells].map(c => c.textContent));",
+    );
+    let track = pixel
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "track")
+        .unwrap_or_else(|| panic!("no track call: {pixel}"));
+    assert_eq!(track[1], "AddToCart");
+    assert!(
+        track[2]
+            .as_str()
+            .unwrap()
+            .contains("\"content_id\": \"p0\""),
+        "{track}"
+    );
+    browser.execute(
+        "document.querySelector('#journey-body [data-destination=\"tiktok\"]').scrollIntoView(); return true;",
+    );
     screenshot(browser, "journey");
+
+    // A send answered with a server error is tried again, then delivered: Retry, then Success,
+    // with each attempt and the platform's code.
+    c.mock.fail_next([Fault::Code(50002, "Internal error")]);
+    let a = post_events(
+        &c.service.url("/v1/events"),
+        &json!(cart_events("rt", 0..1)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    wait_for_status(browser, "rt-0", "success");
+    let badge = browser.execute(
+        "return document.querySelector('tr[data-event-id=\"rt-0\"] [data-destination=\"tiktok\"]').textContent",
+    );
+    assert_eq!(badge, "tiktok: Success after 1 retry");
+    open_journey(browser, "rt-0");
+    assert_eq!(
+        attempts_shown(browser),
+        json!([["retry", "50002"], ["sent", ""]])
+    );
+    browser
+        .execute("document.querySelector('#journey-body .pixel').scrollIntoView(); return true;");
+    screenshot(browser, "journey-retry");
 }
 
 fn deactivate(browser: &Browser, c: &Console) {
     view(browser, "destinations");
     let sent = "document.querySelector('tr[data-destination=\"tiktok\"] [data-count=\"sent\"]')";
-    browser.wait_for(&format!("return {sent}.textContent === '3'"), WAIT);
+    // ok-0..2 and rt-0.
+    browser.wait_for(&format!("return {sent}.textContent === '4'"), WAIT);
     screenshot(browser, "destinations");
     click(browser, "tr[data-destination=\"tiktok\"] button.switch");
     confirm(browser);
@@ -446,10 +577,7 @@ fn deactivate(browser: &Browser, c: &Console) {
 
 fn dead_letters(browser: &Browser, c: &Console) {
     c.mock
-        .fail_always(Some(switchyard_tests::mock_tiktok::Fault::Code(
-            40002,
-            "Invalid parameter: event_time",
-        )));
+        .fail_always(Some(Fault::Code(40002, "Invalid parameter: event_time")));
     let a = post_events(
         &c.service.url("/v1/events"),
         &json!(cart_events("dl", 0..1)),
@@ -458,6 +586,14 @@ fn dead_letters(browser: &Browser, c: &Console) {
     assert_eq!(a.status, 202, "{}", a.body);
     view(browser, "events");
     wait_for_status(browser, "dl-0", "dead_lettered|failure");
+    // TikTok's code is a field of its own, beside its message.
+    let journey = open_journey(browser, "dl-0");
+    assert!(journey.contains("Failure (dead-lettered)"), "{journey}");
+    assert_eq!(attempts_shown(browser), json!([["refused", "40002"]]));
+    assert!(
+        journey.contains("Invalid parameter: event_time"),
+        "{journey}"
+    );
     c.mock.fail_always(None);
     view(browser, "dead-letters");
     let row = "document.querySelector('#dead-letter-table tbody tr')";
@@ -472,7 +608,7 @@ fn dead_letters(browser: &Browser, c: &Console) {
         WAIT,
     );
     assert!(
-        c.mock.wait_for_distinct(4, WAIT) >= 4,
+        c.mock.wait_for_distinct(5, WAIT) >= 5,
         "the retried event never arrived"
     );
     assert!(c.mock.event_ids().contains(&"dl-0".to_owned()));

@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
-use switchyard_core::destination::{Delivery, DestinationPlugin, Transport, TransportError};
+use switchyard_core::destination::{
+    ClientActions, Delivery, DestinationPlugin, Transport, TransportError,
+};
 use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{self, Outcome, Status};
 use switchyard_wasm::Chain;
@@ -120,5 +122,20 @@ impl Destination {
     /// The transport that sends its request bodies (fails without the secrets sending needs).
     pub fn transport(&self) -> Result<Box<dyn Transport>, TransportError> {
         self.plugin.transport()
+    }
+
+    /// The pixel calls of one routed event here, from its browser copies (after the payload
+    /// plugins: route it with [`Copies::ServerAndBrowser`]); `None` when it fires nothing here.
+    /// `POST /v1/collect`, the preview and the journal all read them from here.
+    pub fn client_actions(
+        &self,
+        event: &SourceEvent,
+        outcome: &Outcome<'_>,
+    ) -> Option<ClientActions> {
+        if outcome.status != Status::Sent || outcome.client_data.is_empty() {
+            return None;
+        }
+        let payloads: Vec<Value> = outcome.client_payloads().map(|p| p.to_value()).collect();
+        self.plugin.client_actions(event, &payloads)
     }
 }

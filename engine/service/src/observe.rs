@@ -31,7 +31,7 @@ pub struct Journey {
     pub event_id: String,
     /// The source event as received (a string when it is not JSON).
     pub event: Value,
-    /// What the config's `transforms` did, when they stopped it.
+    /// What the transform plugins did with it: the config's, then each destination's.
     pub plugins: Vec<PluginStep>,
     /// One per destination the event was addressed to, in config order.
     pub destinations: Vec<Leg>,
@@ -41,7 +41,7 @@ pub struct Journey {
 #[derive(Debug, Clone, Serialize)]
 pub struct PluginStep {
     pub plugin: String,
-    /// `dropped` or `failed`.
+    /// `kept`, `changed`, `dropped` or `failed`.
     pub action: &'static str,
     pub message: String,
 }
@@ -50,16 +50,62 @@ pub struct PluginStep {
 #[derive(Debug, Clone, Serialize)]
 pub struct Leg {
     pub destination: String,
-    /// `pending`, `success`, `filtered`, `skipped`, `dead_lettered`.
+    /// `pending`, `retry`, `success`, `filtered`, `skipped`, `dead_lettered`.
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The mapping rows that built the server payloads, in order.
+    pub rows: Vec<MatchedRow>,
     /// The server payload (an array when the event made several).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
-    /// The browser side's events (`{"event": name}`).
-    pub pixel: Vec<Value>,
+    /// The browser side's pixel calls ([`PixelCall`]).
+    pub pixel: Vec<PixelCall>,
     pub attempts: Vec<Attempt>,
+}
+
+/// A mapping row that built a payload of the event.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchedRow {
+    /// The source event name.
+    pub source: Arc<str>,
+    /// The platform event name.
+    pub target: Arc<str>,
+    /// Where the row is written (`file:line`).
+    pub at: Arc<str>,
+}
+
+/// One call the browser script makes on a destination's pixel object, read from its
+/// `[method, ...arguments]` form: `["track", "AddToCart", {...}, {"event_id": ...}]` is the
+/// method `track`, the event `AddToCart`, its params and the options after them.
+#[derive(Debug, Clone, Serialize)]
+pub struct PixelCall {
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub params: Option<Value>,
+    /// The arguments after the params.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<Value>,
+}
+
+impl PixelCall {
+    /// The call `[method, ...arguments]`; `None` when it does not start with a method name.
+    pub fn read(call: &Value) -> Option<Self> {
+        let mut args = call.as_array()?.iter();
+        let method = args.next()?.as_str()?.to_owned();
+        let mut args = args.cloned().peekable();
+        let event = args
+            .next_if(Value::is_string)
+            .and_then(|v| v.as_str().map(str::to_owned));
+        Some(Self {
+            method,
+            event,
+            params: args.next(),
+            options: args.collect(),
+        })
+    }
 }
 
 /// One try to send the event's payload.
@@ -67,8 +113,11 @@ pub struct Leg {
 pub struct Attempt {
     /// RFC 3339.
     pub at: String,
-    /// `sent` or `refused`.
+    /// `sent`, `retry` (failed; it will be tried again) or `refused` (given up).
     pub outcome: &'static str,
+    /// The platform's answer code, when it gave one (TikTok's `40002`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
@@ -220,6 +269,7 @@ mod tests {
                 destination: destination.into(),
                 status,
                 reason: None,
+                rows: Vec::new(),
                 payload: None,
                 pixel: Vec::new(),
                 attempts: Vec::new(),
@@ -257,6 +307,22 @@ mod tests {
         o.publish(journey(1, "web", "tiktok", "pending"));
         assert_eq!(tap.try_recv().map(|j| j.id).ok(), Some(1));
         assert!(o.recent(&JourneyFilter::default(), 10).is_empty());
+    }
+
+    #[test]
+    fn pixel_calls_are_read_as_method_event_params_and_options() {
+        let track = json!(["track", "AddToCart", {"value": 10}, {"event_id": "e1"}]);
+        let call = json!(PixelCall::read(&track));
+        let want = json!({"method": "track", "event": "AddToCart", "params": {"value": 10},
+                          "options": [{"event_id": "e1"}]});
+        assert_eq!(call, want);
+        let identify = json!(PixelCall::read(&json!(["identify", {"email": "h"}])));
+        assert_eq!(
+            identify,
+            json!({"method": "identify", "params": {"email": "h"}})
+        );
+        assert!(PixelCall::read(&json!([1, 2])).is_none());
+        assert!(PixelCall::read(&json!("track")).is_none());
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl Pipeline {
         }
     }
 
+    /// The config's `transforms`: on every event, before all destinations.
+    pub fn transforms(&self) -> &Chain {
+        &self.transforms
+    }
+
     /// Every destination, in config order.
     pub fn destinations(&self) -> &[Arc<Destination>] {
         &self.destinations

@@ -23,6 +23,13 @@ pub trait Transport: Send + Sync {
     /// so that delivery can send some of them again without having kept a copy. `None` when the
     /// body does not hold them as the destination builds bodies (a bug).
     fn take_events(&self, body: Value) -> Option<Vec<Value>>;
+
+    /// The platform's answer code that a reason of this transport's [`SendError`]s carries in its
+    /// words (TikTok's `40002`), for whoever shows it as a field of its own; `None` when it
+    /// carries none (the default).
+    fn code_in(&self, _reason: &str) -> Option<i64> {
+        None
+    }
 }
 
 /// Why a request was not (wholly) delivered.

@@ -19,6 +19,10 @@ pub struct CompiledRow {
     pub target: Arc<str>,
     pub mode: Mode,
     pub enabled: bool,
+    /// Where the row is written: its JSON pointer in the file it came from (`/rows/12`), until
+    /// the destination places it in that file (`mappings/tiktok.yaml:40`,
+    /// [`CompiledMapping::place_rows`]).
+    pub location: Arc<str>,
     when: Option<CompiledCondition>,
     fields: ObjectPlan,
 }
@@ -77,6 +81,14 @@ impl CompiledMapping {
 
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// Gives every row its place in the files: `place` turns a row's JSON pointer
+    /// ([`CompiledRow::location`]) into where it is written (`file:line`).
+    pub fn place_rows(&mut self, place: impl Fn(&str) -> String) {
+        for row in self.rows.values_mut().flatten() {
+            row.location = place(&row.location).into();
+        }
     }
 }
 
@@ -162,6 +174,7 @@ impl MappingCompiler {
                 target: row.target.as_str().into(),
                 mode: row.mode,
                 enabled: row.enabled,
+                location: at.as_str().into(),
                 when,
                 fields,
             }),

@@ -5,7 +5,6 @@
   const $ = (sel, root) => (root || document).querySelector(sel);
   const views = ["destinations", "events", "dead-letters", "preview"];
   const timers = {};
-  let seen = new Set();
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -65,9 +64,10 @@
       else a.removeAttribute("aria-current");
     }
     for (const t of Object.keys(timers)) clearInterval(timers[t]);
+    stopLog();
     notice("");
     if (name === "destinations") every("destinations", 5000, loadDestinations);
-    if (name === "events") startLog();
+    if (name === "events") startLog().catch((e) => notice(e.message));
     if (name === "dead-letters") loadDeadLetters().catch((e) => notice(e.message));
     if (name === "preview") loadPreview().catch((e) => notice(e.message));
   }
@@ -133,24 +133,35 @@
   }
 
   // Event log -----------------------------------------------------------------------------------
+  // The log shows the journal's latest events, then follows the live tap (`/admin/tap`, NDJSON
+  // read with a stream reader); if the stream ends, it polls the journal every 2 seconds.
+  const MAX_ROWS = 200;
+  const STATUS_WORDS = {
+    success: "Success", failure: "Failure", retry: "Retry", filtered: "Filtered", skipped: "Skipped",
+    dead_lettered: "Failure (dead-lettered)", pending: "Pending",
+  };
+  let journeys = new Map();
+  let tap = null;
+  let drawing = null;
+
   function filters() {
     const q = new URLSearchParams();
     for (const [k, v] of new FormData($("#event-filters"))) if (v) q.set(k, v);
-    q.set("limit", "200");
     return q;
   }
 
   function statusBadges(j) {
-    return (j.destinations || []).map((d) =>
-      el("span", { class: "status status-" + d.status, "data-destination": d.destination },
-        `${d.destination}: ${d.status}`));
+    return (j.destinations || []).map((d) => {
+      const retries = (d.attempts || []).filter((a) => a.outcome === "retry").length;
+      const more = retries && d.status !== "retry" ? ` after ${retries} ${retries === 1 ? "retry" : "retries"}` : "";
+      return el("span", {
+        class: "status status-" + d.status, "data-destination": d.destination, "data-status": d.status,
+      }, `${d.destination}: ${STATUS_WORDS[d.status] || d.status}${more}`);
+    });
   }
 
-  async function loadEvents() {
-    const list = await api("GET", "/admin/events?" + filters());
-    const fresh = list.filter((j) => !seen.has(j.id)).length;
-    seen = new Set(list.map((j) => j.id));
-    const rows = list.map((j) => el("tr", { "data-journey": j.id, "data-event-id": j.event_id || "" },
+  function eventRow(j) {
+    return el("tr", { "data-journey": j.id, "data-event-id": j.event_id || "" },
       el("td", {}, el("time", { datetime: j.received_at }, (j.received_at || "").replace("T", " ").slice(0, 19))),
       el("td", {}, j.source),
       el("td", {}, j.event_name),
@@ -158,33 +169,124 @@
         type: "button", class: "link", "aria-label": `Open the journey of ${j.event_name} ${j.event_id || j.id}`,
         onclick: () => openJourney(j.id).catch((e) => notice(e.message)),
       }, j.event_id || "#" + j.id)),
-      el("td", { class: "badges" }, statusBadges(j))));
-    $("#event-table tbody").replaceChildren(...rows);
+      el("td", { class: "badges" }, statusBadges(j)));
+  }
+
+  // Newest first, at most MAX_ROWS (older journeys are forgotten).
+  function draw() {
+    drawing = null;
+    const ids = [...journeys.keys()].sort((a, b) => b - a);
+    for (const id of ids.slice(MAX_ROWS)) journeys.delete(id);
+    $("#event-table tbody").replaceChildren(...ids.slice(0, MAX_ROWS).map((id) => eventRow(journeys.get(id))));
+  }
+
+  function keep(j) {
+    const fresh = !journeys.has(j.id);
+    journeys.set(j.id, j);
+    return fresh;
+  }
+
+  // The journal's latest events; `merge`: keep the states the tap brought meanwhile (newer).
+  async function loadEvents(merge) {
+    const q = filters();
+    q.set("limit", String(MAX_ROWS));
+    const list = await api("GET", "/admin/events?" + q);
+    const fresh = list.filter((j) => !journeys.has(j.id)).length;
+    if (merge === true) list.filter((j) => !journeys.has(j.id)).forEach(keep);
+    else { journeys = new Map(); list.forEach(keep); }
+    draw();
     if (fresh) $("#events-live").textContent = `${fresh} new event${fresh === 1 ? "" : "s"}; ${list.length} shown.`;
   }
 
-  function startLog() {
-    seen = new Set();
-    if ($("#live").checked) every("events", 2000, loadEvents);
-    else loadEvents().catch((e) => notice(e.message));
+  // One line of the tap: a journey's new state (or how many the stream lost).
+  function tapLine(line) {
+    if (line.lagged !== undefined) {
+      loadEvents().catch((e) => notice(e.message));
+      return;
+    }
+    const want = Object.fromEntries(filters());
+    if (want.event_id && line.event_id !== want.event_id) return;
+    if (want.status && !(line.destinations || []).some((d) => d.status === want.status)) return;
+    if (keep(line)) $("#events-live").textContent = `New: ${line.event_name} (${line.event_id || "#" + line.id}).`;
+    // Several lines in a burst are drawn once.
+    if (!drawing) drawing = setTimeout(draw, 100);
+  }
+
+  async function follow(ctrl) {
+    const q = filters();
+    q.delete("status"); q.delete("event_id");
+    const r = await fetch("/admin/tap?" + q, { credentials: "same-origin", signal: ctrl.signal });
+    if (r.status === 401) { location.reload(); return; }
+    if (!r.ok || !r.body) throw new Error("the live stream answered " + r.status);
+    // Subscribed: what happened before is in the journal, what happens now comes on the tap.
+    await loadEvents(true);
+    $("#event-log").dataset.live = "stream";
+    const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const text = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        if (text.trim()) tapLine(JSON.parse(text));
+      }
+    }
+  }
+
+  function stopLog() {
+    if (tap) tap.abort();
+    tap = null;
+    clearTimeout(drawing);
+    drawing = null;
+  }
+
+  async function startLog() {
+    stopLog();
+    journeys = new Map();
+    $("#event-log").dataset.live = "off";
+    if (!$("#live").checked) return loadEvents();
+    const ctrl = new AbortController();
+    tap = ctrl;
+    try { await follow(ctrl); } catch (e) { if (ctrl.signal.aborted) return; }
+    if (ctrl.signal.aborted || tap !== ctrl) return;
+    // The stream ended (the service restarts, a proxy cut it): poll instead.
+    $("#event-log").dataset.live = "polling";
+    $("#events-live").textContent = "The live stream ended; refreshing every 2 seconds.";
+    every("events", 2000, loadEvents);
   }
 
   function attempts(list) {
     if (!list || !list.length) return el("p", {}, "No attempts yet.");
     return el("table", { class: "attempts" },
       el("thead", {}, el("tr", {}, ["When", "Outcome", "Code", "Message"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, list.map((a) => el("tr", {},
-        el("td", {}, a.at), el("td", {}, a.outcome), el("td", {}, a.code ?? ""), el("td", {}, a.message ?? "")))));
+      el("tbody", {}, list.map((a) => el("tr", { "data-outcome": a.outcome },
+        el("td", {}, a.at), el("td", {}, a.outcome), el("td", { class: "code" }, a.code ?? ""), el("td", {}, a.message ?? "")))));
+  }
+
+  function matchedRows(rows) {
+    return el("ul", { class: "rows" }, rows.map((r) =>
+      el("li", { "data-row": `${r.source} → ${r.target}` }, `${r.source} → ${r.target}`, " ", el("code", {}, r.at))));
+  }
+
+  function pixelCalls(calls) {
+    return el("table", { class: "pixel" },
+      el("thead", {}, el("tr", {}, ["Call", "Event", "Params"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, calls.map((c) => el("tr", {},
+        el("td", {}, c.method), el("td", {}, c.event ?? ""),
+        el("td", {}, c.params === undefined ? "" : pre(c.params))))));
   }
 
   function destinationPart(d) {
-    return el("section", { class: "card", "data-destination": d.destination },
-      el("h4", {}, d.destination, " ", el("span", { class: "status status-" + d.status }, d.status)),
+    return el("section", { class: "card", "data-destination": d.destination, "data-status": d.status },
+      el("h4", {}, d.destination, " ", el("span", { class: "status status-" + d.status }, STATUS_WORDS[d.status] || d.status)),
       d.reason ? el("p", {}, d.reason) : null,
-      d.rows && d.rows.length ? [el("h5", {}, "Matched rows"), el("ul", {}, d.rows.map((r) => el("li", {}, r)))] : null,
+      d.rows && d.rows.length ? [el("h5", {}, "Matched rows"), matchedRows(d.rows)] : null,
       d.payload ? [el("h5", {}, "Payload"), pre(d.payload)] : null,
-      d.pixel && d.pixel.length ? [el("h5", {}, "Pixel calls"), pre(d.pixel)] : null,
-      el("h5", {}, "Attempts (TikTok's answers)"), attempts(d.attempts));
+      d.pixel && d.pixel.length ? [el("h5", {}, "Pixel calls"), pixelCalls(d.pixel)] : null,
+      el("h5", {}, "Attempts (the platform's answers)"), attempts(d.attempts));
   }
 
   async function openJourney(id) {
@@ -305,8 +407,9 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     window.addEventListener("hashchange", show);
-    $("#event-filters").addEventListener("submit", (e) => { e.preventDefault(); startLog(); });
-    $("#live").addEventListener("change", startLog);
+    const restart = () => { clearInterval(timers.events); startLog().catch((e) => notice(e.message)); };
+    $("#event-filters").addEventListener("submit", (e) => { e.preventDefault(); restart(); });
+    $("#live").addEventListener("change", restart);
     $("#journey-close").addEventListener("click", () => { $("#journey").hidden = true; });
     $("#retry-all").addEventListener("click", () =>
       deadLetterAction("retry", {}, "Send every dead letter back to delivery?").catch((e) => notice(e.message)));

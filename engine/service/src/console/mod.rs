@@ -7,7 +7,8 @@
 //! Routes: `GET /console` (the page; without the token the login form, 401),
 //! `GET /console/console.js`, `GET /console/console.css`, `GET /console/samples.ndjson` (the
 //! preview's sample events), `POST /console/login` (a form with
-//! `token`: sets the cookie, 303 to `/console`; a wrong token gets the form again, 401),
+//! `token`: sets the cookie, 303 to `/console`; a wrong token gets the form again, 401; more
+//! than [`auth::LOGINS_PER_MINUTE`] tries a minute from one address, 429 with `Retry-After`),
 //! `POST /console/logout`, `POST /admin/preview`. Mounted only when `server.admin` is set
 //! (the pages only with `server.admin.console`, the default).
 
@@ -17,10 +18,11 @@ pub mod preview;
 use crate::serve::app::App;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The page (`assets/console/index.html`).
@@ -54,7 +56,11 @@ pub fn routes(app: Arc<App>, pages: bool) -> Router<Arc<App>> {
     }
     let guarded = guarded.layer(axum::middleware::from_fn_with_state(app, auth::require));
     let open = match pages {
-        true => Router::new().route("/console/login", post(login)),
+        true => {
+            let limit = Arc::new(auth::LoginLimit::default());
+            let login = move |app, client, body| login(app, client, body, limit);
+            Router::new().route("/console/login", post(login))
+        }
         false => Router::new(),
     };
     guarded.merge(open)
@@ -96,8 +102,24 @@ async fn samples() -> Response {
     asset("application/x-ndjson", SAMPLES)
 }
 
-/// `POST /console/login`: a form (`application/x-www-form-urlencoded`) with `token`.
-async fn login(State(app): State<Arc<App>>, body: Bytes) -> Response {
+/// `POST /console/login`: a form (`application/x-www-form-urlencoded`) with `token`; over the
+/// client's login limit, 429 with `Retry-After` (the token is not looked at).
+async fn login(
+    State(app): State<Arc<App>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Bytes,
+    limit: Arc<auth::LoginLimit>,
+) -> Response {
+    if let Err(wait) = limit.check(client.ip()) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut r = auth::login_form(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many tries from your address: try again in {secs} seconds."),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        return r;
+    }
     let token = form_urlencoded::parse(&body)
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.into_owned());

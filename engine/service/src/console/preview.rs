@@ -11,7 +11,6 @@
 use crate::clock::unix_now;
 use crate::pipeline::{Copies, InputFate, Pipeline, halt_outcome};
 use crate::serve::app::{App, body, error, read_json};
-use crate::serve::collect::actions_of;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -235,7 +234,7 @@ fn described(pipeline: &Pipeline, event: &SourceEvent, o: &Outcome<'_>) -> Value
         .map(|body| dest.plugin().dry_run_request(body))
         .collect();
     v["requests"] = requests.into();
-    if let Some(actions) = actions_of(dest.plugin(), event, o) {
+    if let Some(actions) = dest.client_actions(event, o) {
         v["pixel"] = match serde_json::to_value(actions) {
             Ok(calls) => calls,
             Err(e) => json!({"error": format!("the pixel calls do not serialize: {e}")}),

@@ -1,17 +1,21 @@
-//! A round's journeys, while someone watches ([`crate::observe`]): published as planned, updated
-//! with each batch's answer, published again once the round's batches have all answered.
+//! A round's journeys, while someone watches ([`crate::observe`]): published as planned, again at
+//! each try of a send that will be tried again (the leg is `retry`), updated with each batch's
+//! answer, and published once more when the round's batches have all answered.
 
 use super::Sent;
 use crate::clock::unix_now;
 use crate::observe::{Attempt, Journey, Observer, rfc3339};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// The journeys of one round, shared by its send tasks.
+pub type Shared = Arc<Mutex<RoundJourneys>>;
 
 /// The journeys of one round.
 pub struct RoundJourneys {
     observer: Arc<Observer>,
     journeys: Vec<Journey>,
-    /// Record index in the round → the positions of its journey in `journeys`.
+    /// Record index in the round → the position of its journey in `journeys`.
     by_record: HashMap<usize, usize>,
 }
 
@@ -33,30 +37,72 @@ impl RoundJourneys {
         }
     }
 
+    /// The round's journeys, to share with its send tasks.
+    pub fn shared(self) -> Shared {
+        Arc::new(Mutex::new(self))
+    }
+
+    /// The leg at `destination` of the journey of record `record`.
+    fn leg(&mut self, record: usize, destination: &str) -> Option<&mut crate::observe::Leg> {
+        let j = self
+            .by_record
+            .get(&record)
+            .and_then(|&p| self.journeys.get_mut(p))?;
+        j.destinations
+            .iter_mut()
+            .find(|l| l.destination == destination)
+    }
+
+    /// A try that carried `records`' payloads to `destination` failed and will be tried again:
+    /// their legs are `retry`, with the attempt; their journeys are published now.
+    pub fn retrying(
+        &mut self,
+        destination: &str,
+        records: &BTreeSet<usize>,
+        reason: &str,
+        code: Option<i64>,
+    ) {
+        let at = rfc3339(unix_now());
+        for &record in records {
+            let Some(leg) = self.leg(record, destination) else {
+                continue;
+            };
+            leg.status = "retry";
+            leg.attempts.push(Attempt {
+                at: at.clone(),
+                outcome: "retry",
+                code,
+                message: Some(reason.to_owned()),
+            });
+            if let Some(j) = self
+                .by_record
+                .get(&record)
+                .and_then(|&p| self.journeys.get(p))
+            {
+                self.observer.publish(j.clone());
+            }
+        }
+    }
+
     /// Settles the legs a batch's answer concerns: `success`, or `dead_lettered` with the reason
-    /// (one refused payload of an event dead-letters it there).
-    pub fn answered(&mut self, sent: &Sent) {
+    /// and the platform's code (`code_in` reads it from the reason). One refused payload of an
+    /// event dead-letters it there.
+    pub fn answered(&mut self, sent: &Sent, code_in: &dyn Fn(&str) -> Option<i64>) {
         let (name, fates) = sent;
         let at = rfc3339(unix_now());
         for (record, fate) in fates {
-            let Some(j) = self
-                .by_record
-                .get(record)
-                .and_then(|&p| self.journeys.get_mut(p))
-            else {
-                continue;
-            };
-            let Some(leg) = j.destinations.iter_mut().find(|l| &l.destination == name) else {
+            let Some(leg) = self.leg(*record, name) else {
                 continue;
             };
             let attempt = match fate {
                 Ok(()) => {
-                    if leg.status == "pending" {
+                    if matches!(leg.status, "pending" | "retry") {
                         leg.status = "success";
                     }
                     Attempt {
                         at: at.clone(),
                         outcome: "sent",
+                        code: None,
                         message: None,
                     }
                 }
@@ -66,6 +112,7 @@ impl RoundJourneys {
                     Attempt {
                         at: at.clone(),
                         outcome: "refused",
+                        code: code_in(&gave_up.reason),
                         message: Some(gave_up.reason.clone()),
                     }
                 }
@@ -75,8 +122,8 @@ impl RoundJourneys {
     }
 
     /// Publishes the journeys that were sent somewhere (their legs are settled now).
-    pub fn finish(self) {
-        for j in self.journeys {
+    pub fn finish(&mut self) {
+        for j in self.journeys.drain(..) {
             if j.destinations.iter().any(|l| !l.attempts.is_empty()) {
                 self.observer.publish(j);
             }

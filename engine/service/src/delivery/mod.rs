@@ -90,6 +90,16 @@ impl Running {
     pub fn can_send(&self, name: &str) -> bool {
         self.senders.contains_key(name)
     }
+
+    /// The platform's answer code in a reason the sender of `destination` gave.
+    fn code_in(&self, destination: &str, reason: &str) -> Option<i64> {
+        self.senders.get(destination)?.code_in(reason)
+    }
+}
+
+/// The round's journeys, locked (a poisoned lock is taken over: it holds what was observed).
+fn lock(j: &journeys::Shared) -> std::sync::MutexGuard<'_, journeys::RoundJourneys> {
+    j.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The delivery loop's state.
@@ -284,25 +294,26 @@ impl Deliverer {
         for ((dest, status), n) in &plan.counts {
             self.metrics.event(dest, status, *n);
         }
-        let mut journeys = observer
+        let journeys = observer
             .zip(plan.journeys.take())
-            .map(|(o, planned)| journeys::RoundJourneys::begin(o, planned));
+            .map(|(o, planned)| journeys::RoundJourneys::begin(o, planned).shared());
         let mut dead = plan.dead;
-        let mut sends = send(&running, plan.sends);
+        let mut sends = send(&running, plan.sends, journeys.as_ref());
         let mut complete = true;
         while let Some(joined) = sends.join_next().await {
             match joined {
                 Ok(sent) => {
-                    if let Some(j) = &mut journeys {
-                        j.answered(&sent);
+                    if let Some(j) = &journeys {
+                        let code_in = |reason: &str| running.code_in(&sent.0, reason);
+                        lock(j).answered(&sent, &code_in);
                     }
                     self.record(sent, &records, &mut dead);
                 }
                 Err(_) => complete = false,
             }
         }
-        if let Some(j) = journeys {
-            j.finish();
+        if let Some(j) = &journeys {
+            lock(j).finish();
         }
         if !complete {
             // A send task panicked: its events were not settled, so the round stays queued.
@@ -384,8 +395,12 @@ impl Deliverer {
 
 /// Starts sending every destination's payloads, in batches of its batch size; its sender
 /// settles each payload (refused ones given up on, the rest sent again or split as the
-/// platform's answer requires).
-fn send(running: &Running, sends: BTreeMap<String, Vec<(usize, Value)>>) -> JoinSet<Sent> {
+/// platform's answer requires). With `journeys`, each try to be tried again is told there.
+fn send(
+    running: &Running,
+    sends: BTreeMap<String, Vec<(usize, Value)>>,
+    journeys: Option<&journeys::Shared>,
+) -> JoinSet<Sent> {
     let mut tasks = JoinSet::new();
     for (name, payloads) in sends {
         let (Some(sender), Some(dest)) = (
@@ -399,11 +414,21 @@ fn send(running: &Running, sends: BTreeMap<String, Vec<(usize, Value)>>) -> Join
             let (members, values): (Vec<usize>, Vec<Value>) =
                 payloads.by_ref().take(dest.max_batch()).unzip();
             let (loaded, sender, name) = (running.loaded.clone(), sender.clone(), name.clone());
+            let journeys = journeys.cloned();
             tasks.spawn(async move {
                 let fates = match loaded.pipeline.destination(&name) {
                     Some(dest) => {
                         let build = |events| dest.plugin().request_body(events);
-                        sender.deliver(values, &build).await
+                        let retrying = |positions: &[usize], reason: &str, code| {
+                            if let Some(j) = &journeys {
+                                let records = positions.iter().filter_map(|&p| members.get(p));
+                                let records = records.copied().collect();
+                                lock(j).retrying(&name, &records, reason, code);
+                            }
+                        };
+                        let on_retry: Option<&sender::OnRetry<'_>> =
+                            journeys.is_some().then_some(&retrying);
+                        sender.deliver_telling(values, &build, on_retry).await
                     }
                     None => vec![
                         Err(GaveUp {

@@ -4,11 +4,14 @@
 
 use crate::clock::unix_now;
 use crate::config::Loaded;
-use crate::observe::{Journey, Leg, PluginStep, rfc3339};
+use crate::destination::Destination;
+use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{Outcome, Status};
+use switchyard_core::rules::compile::CompiledRow;
 use switchyard_queue::{DeadLetter, Record};
 use switchyard_wasm::Halt;
 use switchyard_wasm::sandbox::level_name;
@@ -86,42 +89,29 @@ fn plan_source(
     plan: &mut Plan,
 ) {
     let pipeline = &loaded.pipeline;
-    let mut events = Vec::with_capacity(members.len());
-    let mut kept = Vec::with_capacity(members.len());
-    for &i in members {
-        let r = &records[i].1;
-        match pipeline.parse(&r.event, r.received_at) {
-            Ok(e) => {
-                events.push(e);
-                kept.push(i);
-            }
-            Err(e) => {
-                let reason = format!("invalid event in the queue: {e}");
-                if let Some(journeys) = &mut plan.journeys {
-                    let mut j = journey(r, "", "");
-                    j.destinations = pipeline
-                        .destinations()
-                        .iter()
-                        .filter(|d| addressed_to(r, d.name()))
-                        .map(|d| leg(d.name(), "dead_lettered", Some(reason.clone())))
-                        .collect();
-                    journeys.push((i, j));
-                }
-                plan.dead_letter(EVERY_DESTINATION, reason, now, r);
-            }
-        }
-    }
+    let (events, kept) = parse_records(loaded, members, records, now, plan);
+    // While someone watches: the events before the config's plugins (to tell what they did),
+    // and the browser copies (the pixel calls); both cost nothing otherwise.
+    let observe = plan.journeys.is_some();
+    let before: Vec<Value> = match observe && !pipeline.transforms().is_empty() {
+        true => events.iter().map(|e| e.as_value().clone()).collect(),
+        false => Vec::new(),
+    };
+    let copies = match observe {
+        true => Copies::ServerAndBrowser,
+        false => Copies::Server,
+    };
     let mut logs = Vec::new();
     let chunk = pipeline.transform(events, now, &mut logs);
-    let fates = pipeline.route(&chunk, source, Copies::Server, now, &mut logs);
+    let fates = pipeline.route(&chunk, source, copies, now, &mut logs);
     for (plugin, line) in logs {
         log_plugin_line(&plugin, level_name(line.level), &line.message);
     }
     let mut received = vec![0u64; pipeline.destinations().len()];
-    for (i, fate) in kept.into_iter().zip(fates) {
+    for (k, (i, fate)) in kept.into_iter().zip(fates).enumerate() {
         let record = &records[i].1;
         if let Some(journeys) = &mut plan.journeys {
-            journeys.push((i, journey_of(loaded, record, &fate)));
+            journeys.push((i, journey_of(loaded, record, &fate, before.get(k))));
         }
         for (n, d) in received.iter_mut().zip(pipeline.destinations()) {
             if addressed_to(record, d.name()) {
@@ -155,6 +145,44 @@ fn plan_source(
                 .or_default() += n;
         }
     }
+}
+
+/// Parses the records of `members`: the events, and the index of the record of each; a record
+/// that is not a valid event is dead-lettered (a queue holds only valid events: a bug or damage).
+fn parse_records(
+    loaded: &Loaded,
+    members: &[usize],
+    records: &[(u64, Record)],
+    now: i64,
+    plan: &mut Plan,
+) -> (Vec<SourceEvent>, Vec<usize>) {
+    let pipeline = &loaded.pipeline;
+    let mut events = Vec::with_capacity(members.len());
+    let mut kept = Vec::with_capacity(members.len());
+    for &i in members {
+        let r = &records[i].1;
+        match pipeline.parse(&r.event, r.received_at) {
+            Ok(e) => {
+                events.push(e);
+                kept.push(i);
+            }
+            Err(e) => {
+                let reason = format!("invalid event in the queue: {e}");
+                if let Some(journeys) = &mut plan.journeys {
+                    let mut j = journey(r, "", "");
+                    j.destinations = pipeline
+                        .destinations()
+                        .iter()
+                        .filter(|d| addressed_to(r, d.name()))
+                        .map(|d| leg(d.name(), "dead_lettered", Some(reason.clone())))
+                        .collect();
+                    journeys.push((i, j));
+                }
+                plan.dead_letter(EVERY_DESTINATION, reason, now, r);
+            }
+        }
+    }
+    (events, kept)
 }
 
 /// Whether `record` goes to the destination `name` (a re-driven dead letter goes to one only).
@@ -222,11 +250,15 @@ fn leg(destination: &str, status: &'static str, reason: Option<String>) -> Leg {
         destination: destination.to_owned(),
         status,
         reason,
+        rows: Vec::new(),
         payload: None,
         pixel: Vec::new(),
         attempts: Vec::new(),
     }
 }
+
+/// The reason of a leg whose rows fire in the browser only.
+const BROWSER_ONLY: &str = "its rows fire in the browser only (the pixel calls): nothing to send";
 
 /// The journey status of a routing status (`pending`: to be sent).
 fn journey_status(status: Status) -> &'static str {
@@ -238,8 +270,14 @@ fn journey_status(status: Status) -> &'static str {
     }
 }
 
-/// The journey of a record, as its round planned it.
-fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey {
+/// The journey of a record, as its round planned it; `before`: its event before the config's
+/// plugins, when there are any.
+fn journey_of(
+    loaded: &Loaded,
+    record: &Record,
+    fate: &InputFate<'_>,
+    before: Option<&Value>,
+) -> Journey {
     let pipeline = &loaded.pipeline;
     let addressed = pipeline
         .destinations()
@@ -277,10 +315,14 @@ fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey
                 first.map_or("", |e| e.event.name()),
                 first.map_or("", |e| e.event.id()),
             );
+            if let Some(before) = before {
+                j.plugins.push(what_plugins_did(loaded, before, events));
+            }
             for routed in events {
-                for outcome in routed.outcomes.iter() {
+                // One outcome per destination, in config order.
+                for (outcome, dest) in routed.outcomes.iter().zip(pipeline.destinations()) {
                     if addressed_to(record, outcome.destination) {
-                        j.destinations.push(leg_of(outcome));
+                        j.destinations.push(leg_of(dest, routed.event, outcome));
                     }
                 }
             }
@@ -289,25 +331,111 @@ fn journey_of(loaded: &Loaded, record: &Record, fate: &InputFate<'_>) -> Journey
     }
 }
 
-/// A destination's leg of a journey, as routed.
-fn leg_of(outcome: &Outcome<'_>) -> Leg {
+/// What the config's plugins did with an event they let through: kept it as it was, changed it,
+/// or split it. A chain of several plugins is one step, named by all of them.
+fn what_plugins_did(loaded: &Loaded, before: &Value, after: &[RoutedEvent<'_>]) -> PluginStep {
+    let names: Vec<&str> = loaded
+        .pipeline
+        .transforms()
+        .plugins()
+        .iter()
+        .map(|p| p.name())
+        .collect();
+    let after: Vec<&Value> = after.iter().map(|r| r.event.as_value()).collect();
+    plugin_step(&names, before, &after)
+}
+
+/// The step of the plugins `names` that made `after` of `before`.
+fn plugin_step(names: &[&str], before: &Value, after: &[&Value]) -> PluginStep {
+    let (action, message) = match after {
+        [one] if *one == before => ("kept", "passed it on unchanged".to_owned()),
+        [_] => ("changed", "changed it".to_owned()),
+        many => ("changed", format!("split it into {} events", many.len())),
+    };
+    PluginStep {
+        plugin: names.join(" → "),
+        action,
+        message,
+    }
+}
+
+/// The rows of `event` at `dest` that fire only in the browser (mode `client`) and did: the router
+/// keeps the rows that built server payloads only ([`Outcome::rows_built`]), so these are found
+/// again by the browser events the outcome names.
+fn browser_only_rows<'a>(
+    dest: &'a Destination,
+    event: &'a SourceEvent,
+    outcome: &'a Outcome<'_>,
+) -> impl Iterator<Item = &'a CompiledRow> {
+    let rows = match outcome.status == Status::Sent && !outcome.client.is_empty() {
+        true => dest.plugin().routing().mapping.rows_for(event.name()),
+        false => &[],
+    };
+    rows.iter().filter(move |row| {
+        !row.mode.includes_server()
+            && row.enabled
+            && row.applies(event.as_value())
+            && outcome.client.contains(&&*row.target)
+    })
+}
+
+/// A destination's leg of a journey, as routed: the rows that matched, the server payloads and
+/// the browser's pixel calls.
+fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg {
     let mut payloads: Vec<Value> = outcome.data.iter().map(|p| p.to_value()).collect();
     let payload = match payloads.len() {
         0 => None,
         1 => payloads.pop(),
         _ => Some(Value::Array(payloads)),
     };
+    let matched = |row: &CompiledRow| MatchedRow {
+        source: row.source.clone(),
+        target: row.target.clone(),
+        at: row.location.clone(),
+    };
+    let mut rows: Vec<MatchedRow> = outcome.rows_built.iter().map(|b| matched(b.row)).collect();
+    rows.extend(browser_only_rows(dest, event, outcome).map(matched));
+    let pixel = dest
+        .client_actions(event, outcome)
+        .map_or_else(Vec::new, |actions| {
+            actions.calls.iter().filter_map(PixelCall::read).collect()
+        });
+    // Routed, but with nothing for the server side: only the browser fires it.
+    let (status, reason) = match (outcome.status, &payload) {
+        (Status::Sent, None) => ("skipped", Some(BROWSER_ONLY.to_owned())),
+        (status, _) => (journey_status(status), outcome.reason.clone()),
+    };
     Leg {
+        rows,
         payload,
-        pixel: outcome
-            .client
-            .iter()
-            .map(|name| serde_json::json!({"event": name}))
-            .collect(),
-        ..leg(
-            outcome.destination,
-            journey_status(outcome.status),
-            outcome.reason.clone(),
-        )
+        pixel,
+        ..leg(outcome.destination, status, reason)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_plugin_step_says_whether_the_event_was_kept_changed_or_split() {
+        let before = json!({"event_name": "Placed Order", "properties": {"currency": "USD"}});
+        let changed = json!({"event_name": "Placed Order", "properties": {"currency": "EUR"}});
+        let step = |after: &[&Value]| {
+            let s = plugin_step(&["fx", "scrub"], &before, after);
+            (s.plugin, s.action, s.message)
+        };
+        let kept = step(&[&before.clone()]);
+        assert_eq!(
+            kept,
+            ("fx → scrub".into(), "kept", "passed it on unchanged".into())
+        );
+        assert_eq!(step(&[&changed]).1, "changed");
+        let split = step(&[&before, &changed]);
+        assert_eq!(
+            (split.1, split.2.as_str()),
+            ("changed", "split it into 2 events")
+        );
     }
 }

@@ -53,6 +53,10 @@ pub struct GaveUp {
 /// Builds the request body that carries some events (the destination's wire format).
 pub type BuildBody<'a> = dyn Fn(Vec<Value>) -> Value + Send + Sync + 'a;
 
+/// Told of each try that failed and will be tried again: the positions (in the batch) of the
+/// events the request carried, the reason, and the platform's answer code when it gave one.
+pub type OnRetry<'a> = dyn Fn(&[usize], &str, Option<i64>) + Send + Sync + 'a;
+
 /// Events of a batch still to send: their positions in the batch, the events, and how many splits
 /// made this part.
 struct Part {
@@ -101,6 +105,16 @@ impl Sender {
         events: Vec<Value>,
         build: &BuildBody<'_>,
     ) -> Vec<Result<(), GaveUp>> {
+        self.deliver_telling(events, build, None).await
+    }
+
+    /// [`Sender::deliver`], telling `on_retry` of every try that will be tried again.
+    pub async fn deliver_telling(
+        &self,
+        events: Vec<Value>,
+        build: &BuildBody<'_>,
+        on_retry: Option<&OnRetry<'_>>,
+    ) -> Vec<Result<(), GaveUp>> {
         let mut fates: Vec<Option<Result<(), GaveUp>>> = vec![None; events.len()];
         let mut parts = vec![Part {
             positions: (0..events.len()).collect(),
@@ -115,7 +129,12 @@ impl Sender {
         {
             let count = events.len() as u64;
             let body = build(events);
-            let answer = self.send(&body, count).await;
+            let retrying = |reason: &str| {
+                if let Some(tell) = on_retry {
+                    tell(&positions, reason, self.transport.code_in(reason));
+                }
+            };
+            let answer = self.send(&body, count, &retrying).await;
             let sent = Sent {
                 positions,
                 body,
@@ -308,9 +327,20 @@ impl Sender {
         *unlogged = 0;
     }
 
+    /// The platform's answer code in a reason this sender gave ([`Transport::code_in`]).
+    pub fn code_in(&self, reason: &str) -> Option<i64> {
+        self.transport.code_in(reason)
+    }
+
     /// Sends `body` (holding `events` events) until delivered, an answer other than "try again",
-    /// or the last try (then a `Permanent` answer saying so).
-    async fn send(&self, body: &Value, events: u64) -> Result<(), SendError> {
+    /// or the last try (then a `Permanent` answer saying so); `retrying` hears of each try that
+    /// will be tried again.
+    async fn send(
+        &self,
+        body: &Value,
+        events: u64,
+        retrying: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), SendError> {
         let mut attempt = 1;
         loop {
             let result = {
@@ -354,6 +384,7 @@ impl Sender {
                 });
             }
             self.metrics.event(&self.name, "retried", events);
+            retrying(&reason);
             let wait = self.backoff(attempt, retry_after);
             tracing::warn!(
                 destination = %self.name,

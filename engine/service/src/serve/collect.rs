@@ -211,7 +211,7 @@ fn browser_copy(app: &App, event: SourceEvent, source: &str, received_at: i64) -
         for r in routed {
             // One outcome per destination, in config order.
             for ((slot, outcome), dest) in fired.iter_mut().zip(&r.outcomes).zip(destinations) {
-                match (slot.as_mut(), actions_of(dest.plugin(), r.event, outcome)) {
+                match (slot.as_mut(), dest.client_actions(r.event, outcome)) {
                     (Ok(so_far), Some(more)) => so_far.calls.extend(more.calls),
                     (Ok(_), None) => {}
                     (Err(_), Some(first)) => *slot = Ok(first),
@@ -238,20 +238,6 @@ fn browser_copy(app: &App, event: SourceEvent, source: &str, received_at: i64) -
         }
     }
     answer
-}
-
-/// The pixel calls of one routed event at one destination, from its browser copies (after the
-/// payload plugins); `None` when it fires nothing there.
-pub(crate) fn actions_of(
-    plugin: &dyn switchyard_core::destination::DestinationPlugin,
-    event: &SourceEvent,
-    outcome: &Outcome<'_>,
-) -> Option<ClientActions> {
-    if outcome.status != Status::Sent || outcome.client_data.is_empty() {
-        return None;
-    }
-    let payloads: Vec<Value> = outcome.client_payloads().map(|p| p.to_value()).collect();
-    plugin.client_actions(event, &payloads)
 }
 
 /// Why a destination fires nothing for an event: its status, or `server_only` when it is sent,

@@ -165,10 +165,19 @@ impl Tiktok {
             );
             errors.extend(placer.place_all(&e.config));
         }
-        let routing = match routing {
+        let mut routing = match routing {
             Ok(routing) if errors.is_empty() => routing,
             _ => return Err(errors),
         };
+        // Mapping rows are in the mapping file; custom events in the config, under `at`.
+        routing.mapping.place_rows(|pointer| {
+            let file = match pointer.starts_with("/rows/") {
+                true => &mapping.placer,
+                false => placer,
+            };
+            let d = file.place(pointer, "");
+            format!("{}:{}", d.file.display(), d.line)
+        });
         let mut warnings = name_warnings(&config, &mapping, placer, at);
         warnings.extend(
             dead_paths(&mapping.raw, &[])

@@ -108,6 +108,18 @@ impl Transport for EventsApi {
     fn take_events(&self, body: Value) -> Option<Vec<Value>> {
         events_of(body)
     }
+
+    fn code_in(&self, reason: &str) -> Option<i64> {
+        code_in(reason)
+    }
+}
+
+/// TikTok's answer code in a reason [`classify`] wrote (`refused: HTTP 200, code 40002: ...`).
+pub fn code_in(reason: &str) -> Option<i64> {
+    const MARK: &str = ", code ";
+    let rest = &reason[reason.find(MARK)? + MARK.len()..];
+    let end = rest.find(':')?;
+    rest[..end].parse().ok()
 }
 
 /// The events of a request body: its `data`.
@@ -310,6 +322,26 @@ pub fn install_crypto_provider() {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_code_of_an_answer_is_read_back_from_its_reason() {
+        let refused = classify(
+            200,
+            r#"{"code":40002,"message":"Invalid parameter: x"}"#,
+            None,
+        );
+        let Err(SendError::Unattributed { reason }) = refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(code_in(&reason), Some(40002));
+        let later = classify(503, "down", None);
+        let Err(SendError::Retryable { reason, .. }) = later else {
+            panic!("{later:?}");
+        };
+        assert_eq!(code_in(&reason), None, "{reason}");
+        let gave_up = "gave up after 8 tries: rate limited: HTTP 429, code 40100: Too many";
+        assert_eq!(code_in(gave_up), Some(40100));
+    }
 
     #[test]
     fn answers_are_classified_by_code_first() {
