@@ -147,6 +147,12 @@ impl MockTiktok {
         self.lock().arrivals.clone()
     }
 
+    /// Payloads that arrived (an id sent twice counts twice): cheap to poll, unlike
+    /// [`distinct_arrivals`](Self::distinct_arrivals), which hashes every id under the mock's lock.
+    pub fn arrival_count(&self) -> usize {
+        self.lock().arrivals.len()
+    }
+
     /// Distinct event ids that arrived.
     pub fn distinct_arrivals(&self) -> usize {
         let s = self.lock();
@@ -256,11 +262,19 @@ async fn track(
         }
         None => {}
     }
-    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     let token = headers.get("access-token").and_then(|v| v.to_str().ok());
-    if token != Some(s.token.as_str()) {
+    if token
+        != Some(
+            state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .token
+                .as_str(),
+        )
+    {
         return answer(40001, "Invalid access token");
     }
+    // Parsed and checked outside the lock: concurrent requests are not served one at a time.
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => return answer(40002, &format!("body is not JSON: {e}")),
@@ -269,6 +283,7 @@ async fn track(
         Ok(data) => data,
         Err(why) => return answer(40002, &why),
     };
+    let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
     s.sizes.push(data.len());
     let bad = match invalid_events(data, s.bad_events) {
         Ok(bad) => bad,

@@ -37,8 +37,13 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-/// Rounds in flight at once (the pipeline of one overlaps the sending of others).
-const ROUNDS_IN_FLIGHT: usize = 4;
+/// Rounds in flight at once (the pipeline of some overlaps the sending of others). A round keeps
+/// its place until its events are acknowledged, i.e. also while it waits for the platform's
+/// answers and the queue's commit. With 4, too few rounds were being planned at any time while
+/// ingestion kept its share of the CPU: delivery fell behind and the queue grew during a load
+/// (BENCHMARKS.md, issue 13 round four: p50 latency 0.9–1.3 s at 4, 0.1–0.37 s at 8). Memory: at
+/// most this many rounds of `server.round_events` records and their payloads.
+const ROUNDS_IN_FLIGHT: usize = 8;
 
 /// Why delivery cannot start.
 #[derive(Debug, thiserror::Error)]
