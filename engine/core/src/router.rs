@@ -7,7 +7,7 @@
 
 use crate::destination::{Activation, ConsentVerdict, DestinationPlugin, Routing};
 use crate::event::SourceEvent;
-use crate::rules::compile::CompiledRow;
+use crate::rules::compile::{CompiledRow, RowGroup};
 use crate::rules::fields::{FieldBits, Warning};
 use crate::rules::payload::Payload;
 use serde::Serialize;
@@ -123,20 +123,23 @@ pub fn route<'a>(
 ) -> Outcome<'a> {
     let routing = dest.routing();
     let name: &'a str = &routing.name;
-    let (client_allowed, rows) = match gate(routing, event, source) {
+    let (client_allowed, group) = match gate(routing, event, source) {
         Ok(gated) => gated,
         Err((status, reason)) => return Outcome::not_sent(name, status, reason),
     };
+    let rows = group.rows();
     let doc = event.as_value();
     let mut outcome = Outcome::not_sent(name, Status::Sent, String::new());
     outcome.reason = None;
+    let mut resolved = None;
     for row in rows {
         let client = row.mode.includes_client() && client_allowed;
         if !row.enabled || !row.applies(doc) || !(row.mode.includes_server() || client) {
             continue;
         }
         if row.mode.includes_server() {
-            let payload = row.build(doc, &mut outcome.warnings);
+            let resolved = resolved.get_or_insert_with(|| group.paths().resolve(doc));
+            let payload = row.build_resolved(doc, resolved, &mut outcome.warnings);
             let present = row.present(&payload);
             outcome.rows_built.push(RowBuilt { row, present });
             outcome.data.push(dest.encode(&row.target, event, payload));
@@ -157,13 +160,13 @@ pub fn route<'a>(
 }
 
 /// The checks before the mapping: whether the destination takes the event at all, and then whether
-/// consent allows its browser side and the rows of its name (looked up once); or the status and
-/// reason that keep it out.
+/// consent allows its browser side and the rows of its name (looked up once, with the paths they
+/// read); or the status and reason that keep it out.
 fn gate<'r>(
     routing: &'r Routing,
     event: &SourceEvent,
     source: &str,
-) -> Result<(bool, &'r [CompiledRow]), (Status, String)> {
+) -> Result<(bool, &'r RowGroup), (Status, String)> {
     if routing.activation == Activation::Deactivated {
         return Err((Status::Deactivated, "the destination is deactivated".into()));
     }
@@ -185,14 +188,13 @@ fn gate<'r>(
     if let Some(f) = routing.filters.iter().find(|f| f.stops(event.name(), doc)) {
         return Err((Status::Filtered, format!("filter `{}` stopped it", f.name)));
     }
-    let rows = routing.mapping.rows_for(event.name());
-    if rows.is_empty() {
-        return Err((
+    match routing.mapping.group_for(event.name()) {
+        Some(group) => Ok((client_allowed, group)),
+        None => Err((
             Status::Skipped,
             format!("no mapping row for event `{}`", event.name()),
-        ));
+        )),
     }
-    Ok((client_allowed, rows))
 }
 
 /// The browser side's event object of `row`: the server copy when the row built one (the same

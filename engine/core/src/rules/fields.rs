@@ -8,6 +8,7 @@
 use super::condition::CompiledCondition;
 use super::path::CompiledPath;
 use super::payload::{Payload, value_is_empty};
+use super::resolve::{PathTable, Slot};
 use super::spec::{FieldMap, FieldRule, FieldSpec};
 use super::transform::{CompileContext, CompiledTransform};
 use super::{CompileError, Pointer};
@@ -27,16 +28,41 @@ pub struct Warning {
     pub message: &'static str,
 }
 
-/// Where paths point while a field is built: the whole event, and the current item inside `each`.
+/// Where paths point while a field is built: the whole event, the current item inside `each`, and
+/// the event's plain paths resolved in one pass ([`PathTable::resolve`]; empty when not resolved).
 #[derive(Clone, Copy)]
-pub struct Scope<'a> {
+pub struct Scope<'a, 'r> {
     pub event: &'a Value,
     pub item: &'a Value,
+    pub resolved: &'r [Option<&'a Value>],
 }
 
-impl<'a> Scope<'a> {
+impl<'a, 'r> Scope<'a, 'r> {
+    /// The event, its paths walked one by one.
     pub fn event(event: &'a Value) -> Self {
-        Self { event, item: event }
+        Self {
+            event,
+            item: event,
+            resolved: &[],
+        }
+    }
+
+    /// The event, with the values of its plain paths resolved by the table of its row group.
+    pub fn resolved(event: &'a Value, resolved: &'r [Option<&'a Value>]) -> Self {
+        Self {
+            event,
+            item: event,
+            resolved,
+        }
+    }
+
+    /// The first node `path` selects: from its slot when the event's paths are resolved and the
+    /// path reads from the event (not from an `each` item), else by walking it.
+    fn first(&self, path: &CompiledPath, slot: Option<Slot>) -> Option<&'a Value> {
+        match slot.and_then(|s| self.resolved.get(s as usize)) {
+            Some(found) if std::ptr::eq(self.item, self.event) => *found,
+            _ => path.first(self.item),
+        }
     }
 }
 
@@ -85,7 +111,8 @@ pub struct FieldPlan {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Path(CompiledPath),
+    /// A path, with its slot in its row group's [`PathTable`] once interned.
+    Path(CompiledPath, Option<Slot>),
     Const(Value),
     FirstOf(Box<[FieldPlan]>),
     AllOf(Box<[FieldPlan]>),
@@ -118,7 +145,10 @@ impl FieldPlan {
         match spec {
             FieldSpec::Path(p) => Ok(Self {
                 label: label.into(),
-                source: Source::Path(CompiledPath::compile(p).map_err(|m| vec![at.error(m)])?),
+                source: Source::Path(
+                    CompiledPath::compile(p).map_err(|m| vec![at.error(m)])?,
+                    None,
+                ),
                 transforms: Box::new([]),
                 default: None,
                 when: None,
@@ -130,7 +160,7 @@ impl FieldPlan {
     /// Builds the field's value, or `None` to leave it out.
     pub fn build<'a>(
         &'a self,
-        scope: Scope<'a>,
+        scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
         if let Some(when) = &self.when
@@ -143,7 +173,7 @@ impl FieldPlan {
                 let all = self.all_of(candidates, scope, warnings);
                 return all.or_else(|| self.default.as_ref().map(Payload::Ref));
             }
-            Source::Path(p) => p.first(scope.item).map(Payload::Ref),
+            Source::Path(p, slot) => scope.first(p, *slot).map(Payload::Ref),
             Source::Const(v) => Some(Payload::Ref(v)),
             Source::FirstOf(candidates) => candidates.iter().find_map(|c| c.build(scope, warnings)),
             Source::Each(path, plan) => {
@@ -153,6 +183,7 @@ impl FieldPlan {
                         Scope {
                             event: scope.event,
                             item,
+                            resolved: scope.resolved,
                         },
                         warnings,
                     );
@@ -172,37 +203,46 @@ impl FieldPlan {
         value.or_else(|| self.default.as_ref().map(Payload::Ref))
     }
 
+    /// Gives the paths this field reads from the event a slot in `table` (paths inside `each`
+    /// read from its items and keep walking).
+    fn intern_paths(&mut self, table: &mut PathTable) {
+        match &mut self.source {
+            Source::Path(path, slot) => *slot = table.intern(path),
+            Source::FirstOf(candidates) | Source::AllOf(candidates) => {
+                candidates.iter_mut().for_each(|c| c.intern_paths(table));
+            }
+            Source::Const(_) | Source::Each(..) => {}
+        }
+    }
+
     /// Every candidate's values (arrays flattened), each through the field's transforms, without
     /// repeats, at most [`ALL_OF_MAX`]; one value as is, several as an array.
     fn all_of<'a>(
         &'a self,
         candidates: &'a [FieldPlan],
-        scope: Scope<'a>,
+        scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
         let mut values: Vec<Payload<'a>> = Vec::new();
-        let mut seen: Vec<Value> = Vec::new();
         for candidate in candidates {
             let Some(found) = candidate.build(scope, warnings) else {
                 continue;
             };
-            let items = match found {
-                Payload::Array(items) => items,
-                Payload::Owned(Value::Array(items)) => {
-                    items.into_iter().map(Payload::Owned).collect()
-                }
-                Payload::Ref(Value::Array(items)) => items.iter().map(Payload::Ref).collect(),
-                one => vec![one],
-            };
-            for item in items {
+            let mut add = |item: Payload<'a>| {
                 let Some(value) = self.transform(item, scope.event, warnings) else {
-                    continue;
+                    return;
                 };
-                let plain = value.to_value();
-                if values.len() < ALL_OF_MAX && !seen.contains(&plain) {
-                    seen.push(plain);
+                if values.len() < ALL_OF_MAX && !values.iter().any(|v| v.same_json(&value)) {
                     values.push(value);
                 }
+            };
+            match found {
+                Payload::Array(items) => items.into_iter().for_each(add),
+                Payload::Owned(Value::Array(items)) => {
+                    items.into_iter().map(Payload::Owned).for_each(add);
+                }
+                Payload::Ref(Value::Array(items)) => items.iter().map(Payload::Ref).for_each(add),
+                one => add(one),
             }
         }
         match values.len() {
@@ -302,7 +342,7 @@ fn compile_source(
 ) -> Result<Source, Vec<CompileError>> {
     if let Some(p) = &rule.path {
         CompiledPath::compile(p)
-            .map(Source::Path)
+            .map(|p| Source::Path(p, None))
             .map_err(|m| vec![at.key("path").error(m)])
     } else if let Some(c) = &rule.constant {
         Ok(Source::Const(c.clone()))
@@ -491,10 +531,20 @@ impl ObjectPlan {
         next
     }
 
+    /// Gives the paths its fields read from the event a slot in `table`.
+    pub fn intern_paths(&mut self, table: &mut PathTable) {
+        for (_, node) in self.entries.iter_mut() {
+            match node {
+                Node::Field(f) => f.intern_paths(table),
+                Node::Object(o) => o.intern_paths(table),
+            }
+        }
+    }
+
     /// Builds the object's fields; empty when no field yields a value.
     pub fn build<'a>(
         &'a self,
-        scope: Scope<'a>,
+        scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
         let mut out = Vec::new();

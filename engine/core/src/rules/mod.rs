@@ -3,6 +3,7 @@
 //!
 //! - [`spec`]: the language as written (serde + JSON Schema types).
 //! - [`path`]: JSONPath, compiled.
+//! - [`resolve`]: the plain paths of a group of rows, looked up in one pass per event.
 //! - [`condition`]: `when` conditions and filters, compiled.
 //! - [`transform`]: the built-in transforms.
 //! - [`phone`]: phone numbers to E.164 (the `e164` transform).
@@ -18,6 +19,7 @@ pub mod lint;
 pub mod path;
 pub mod payload;
 pub mod phone;
+pub mod resolve;
 pub mod spec;
 pub mod transform;
 

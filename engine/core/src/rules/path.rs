@@ -97,6 +97,21 @@ impl CompiledPath {
         matches!(self.plan, Plan::Single(_) | Plan::Direct(_))
     }
 
+    /// The names of a path made of names only (`$.properties['$url']`: `properties`, `$url`), which
+    /// selects at most one node; `None` for any other path.
+    pub fn names(&self) -> Option<impl Iterator<Item = &str>> {
+        let Plan::Single(steps) = &self.plan else {
+            return None;
+        };
+        if !steps.iter().all(|s| matches!(s, Step::Key(_))) {
+            return None;
+        }
+        Some(steps.iter().filter_map(|s| match s {
+            Step::Key(k) => Some(&**k),
+            _ => None,
+        }))
+    }
+
     /// The first node the path selects, if any.
     pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
         match &self.plan {

@@ -40,6 +40,42 @@ impl<'a> Payload<'a> {
         }
     }
 
+    /// Whether both hold the same JSON (a borrowed and an owned copy of one value are the same).
+    /// Text and values are compared in place; objects and arrays through [`Payload::to_value`].
+    pub fn same_json(&self, other: &Payload<'_>) -> bool {
+        match (self.as_text(), other.as_text()) {
+            (Some(a), Some(b)) => return a == b,
+            (Some(_), None) | (None, Some(_)) if self.is_leaf() && other.is_leaf() => return false,
+            _ => {}
+        }
+        match (self.as_json(), other.as_json()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.to_value() == other.to_value(),
+        }
+    }
+
+    /// The text of a string payload, borrowed.
+    fn as_text(&self) -> Option<&str> {
+        match self {
+            Payload::Str(s) => Some(s),
+            Payload::Ref(Value::String(s)) | Payload::Owned(Value::String(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value of a payload that holds one (not built objects or arrays).
+    fn as_json(&self) -> Option<&Value> {
+        match self {
+            Payload::Ref(v) => Some(v),
+            Payload::Owned(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn is_leaf(&self) -> bool {
+        matches!(self, Payload::Str(_) | Payload::Ref(_) | Payload::Owned(_))
+    }
+
     /// An owned JSON value with the same content.
     pub fn to_value(&self) -> Value {
         match self {
@@ -88,5 +124,26 @@ impl Serialize for Payload<'_> {
                 seq.end()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn same_json_compares_content_not_form() {
+        let s = json!("a@b");
+        let n = json!(1);
+        let obj = json!({"k": "v"});
+        assert!(Payload::Str("a@b").same_json(&Payload::Ref(&s)));
+        assert!(Payload::Owned(json!("a@b")).same_json(&Payload::Str("a@b")));
+        assert!(!Payload::Str("a@b").same_json(&Payload::Str("a@c")));
+        assert!(!Payload::Str("1").same_json(&Payload::Ref(&n)));
+        assert!(Payload::Owned(json!(1)).same_json(&Payload::Ref(&n)));
+        assert!(Payload::Object(vec![("k", Payload::Str("v"))]).same_json(&Payload::Ref(&obj)));
+        assert!(!Payload::Object(vec![("k", Payload::Str("w"))]).same_json(&Payload::Ref(&obj)));
+        assert!(!Payload::Array(vec![]).same_json(&Payload::Str("")));
     }
 }
