@@ -200,6 +200,13 @@ impl SourceEvent {
 /// Renames camelCase spellings to the canonical ones; says whether it renamed any.
 fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<bool, EventError> {
     let mut renamed = false;
+    // Every camelCase spelling has an upper-case letter; most events have none in their keys.
+    if !map
+        .keys()
+        .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Ok(false);
+    }
     for (camel, snake) in ALIASED_FIELDS {
         if let Some(v) = map.remove(camel) {
             if map.contains_key(snake) {
@@ -212,27 +219,20 @@ fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<bool, EventErro
     Ok(renamed)
 }
 
-fn non_empty_string(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
+/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`].
+fn identifier(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
     match map.get(field) {
         None | Some(Value::Null) => Err(EventError::Missing(field)),
         Some(Value::String(s)) if s.trim().is_empty() => Err(EventError::Invalid {
             field,
             reason: "must not be empty".to_owned(),
         }),
-        Some(Value::String(_)) => Ok(()),
-        Some(other) => Err(wrong_type(field, "a string", other)),
-    }
-}
-
-/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`].
-fn identifier(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
-    non_empty_string(map, field)?;
-    match map.get(field) {
         Some(Value::String(s)) if s.len() > MAX_IDENTIFIER_BYTES => Err(EventError::Invalid {
             field,
             reason: too_long(s.len(), MAX_IDENTIFIER_BYTES),
         }),
-        _ => Ok(()),
+        Some(Value::String(_)) => Ok(()),
+        Some(other) => Err(wrong_type(field, "a string", other)),
     }
 }
 
