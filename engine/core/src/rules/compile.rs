@@ -312,6 +312,49 @@ rows:
     }
 
     #[test]
+    fn first_of_takes_the_first_non_empty_value_resolved_or_walked() {
+        let m = mapping(
+            r#"
+rows:
+  - source: A
+    target: B
+    fields:
+      bare: { first_of: ["$.p['$x']", "$.q['$x']", "$.q.items[0]"] }
+      mixed: { first_of: ["$.p['$x']", { path: "$.q['$x']", transform: [upper] }] }
+      inside:
+        each: "$.q.items[*]"
+        fields: { id: { first_of: [$.a, $.b] } }
+"#,
+        )
+        .unwrap();
+        let group = m.group_for("A").unwrap();
+        let row = &group.rows()[0];
+        let cases = [
+            (
+                json!({"p": {"$x": "p"}, "q": {"$x": "q"}}),
+                json!({"bare": "p", "mixed": "p"}),
+            ),
+            (
+                json!({"p": {"$x": ""}, "q": {"$x": "q", "items": [{"b": 2}]}}),
+                json!({"bare": "q", "mixed": "Q", "inside": [{"id": 2}]}),
+            ),
+            (
+                json!({"p": {"$x": null}, "q": {"items": [{"a": 1, "b": 2}]}}),
+                json!({"bare": {"a": 1, "b": 2}, "inside": [{"id": 1}]}),
+            ),
+            (json!({"p": 1, "q": []}), json!({})),
+        ];
+        for (event, expected) in cases {
+            let resolved = group.paths().resolve(&event);
+            let mut warnings = vec![];
+            let fast = row.build_resolved(&event, &resolved, &mut warnings);
+            let walked = row.build(&event, &mut warnings);
+            assert_eq!(Payload::Object(fast).to_value(), expected, "{event}");
+            assert_eq!(Payload::Object(walked).to_value(), expected, "{event}");
+        }
+    }
+
+    #[test]
     fn present_says_which_fields_got_a_value_nested_ones_one_by_one() {
         let m = mapping(
             r#"

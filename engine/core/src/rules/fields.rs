@@ -115,6 +115,8 @@ enum Source {
     Path(CompiledPath, Option<Slot>),
     Const(Value),
     FirstOf(Box<[FieldPlan]>),
+    /// A `first_of` whose candidates are all bare paths: tried in order without a plan each.
+    FirstPath(Box<[(CompiledPath, Option<Slot>)]>),
     AllOf(Box<[FieldPlan]>),
     Each(CompiledPath, ObjectPlan),
 }
@@ -176,6 +178,11 @@ impl FieldPlan {
             Source::Path(p, slot) => scope.first(p, *slot).map(Payload::Ref),
             Source::Const(v) => Some(Payload::Ref(v)),
             Source::FirstOf(candidates) => candidates.iter().find_map(|c| c.build(scope, warnings)),
+            Source::FirstPath(paths) => paths
+                .iter()
+                .filter_map(|(p, slot)| scope.first(p, *slot))
+                .find(|v| !value_is_empty(v))
+                .map(Payload::Ref),
             Source::Each(path, plan) => {
                 let mut items = Vec::new();
                 path.for_each(scope.item, &mut |item| {
@@ -208,6 +215,11 @@ impl FieldPlan {
     fn intern_paths(&mut self, table: &mut PathTable) {
         match &mut self.source {
             Source::Path(path, slot) => *slot = table.intern(path),
+            Source::FirstPath(paths) => {
+                for (path, slot) in paths.iter_mut() {
+                    *slot = table.intern(path);
+                }
+            }
             Source::FirstOf(candidates) | Source::AllOf(candidates) => {
                 candidates.iter_mut().for_each(|c| c.intern_paths(table));
             }
@@ -361,8 +373,29 @@ fn compile_source(
         compile_candidates(candidates, "all_of", label, at, ctx, errors).map(Source::AllOf)
     } else {
         let candidates = rule.first_of.as_deref().unwrap_or_default();
-        compile_candidates(candidates, "first_of", label, at, ctx, errors).map(Source::FirstOf)
+        compile_candidates(candidates, "first_of", label, at, ctx, errors).map(first_of)
     }
+}
+
+/// A `first_of` source: [`Source::FirstPath`] when every candidate is a bare path (what it builds
+/// is then the first non-empty value found, as [`FieldPlan::build`] of each would give).
+fn first_of(candidates: Box<[FieldPlan]>) -> Source {
+    let bare = |c: &FieldPlan| c.transforms.is_empty() && c.default.is_none() && c.when.is_none();
+    if !candidates
+        .iter()
+        .all(|c| bare(c) && matches!(c.source, Source::Path(..)))
+    {
+        return Source::FirstOf(candidates);
+    }
+    let paths = candidates
+        .into_vec()
+        .into_iter()
+        .filter_map(|c| match c.source {
+            Source::Path(p, slot) => Some((p, slot)),
+            _ => None,
+        })
+        .collect();
+    Source::FirstPath(paths)
 }
 
 /// The candidates of `first_of` or `all_of` (named `key`), at least one.
