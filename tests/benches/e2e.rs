@@ -8,6 +8,11 @@
 //! `--` to change it). With `-- nats`: the queue on NATS JetStream instead (a `nats-server -js`
 //! started here, its store on disk), with 1 node and with 2 nodes (requests alternate between
 //! them). Figures go to BENCHMARKS.md.
+//!
+//! Each run also prints the CPU time `serve` used (from `/proc/<pid>/stat`, per event) and the
+//! bench process's own, and the load average. With `E2E_PERF=<file>` set, `perf record` samples
+//! the (first) `serve` from its start to the end of the run into `<file>.<first word of the run's
+//! label>`, with the options of `$E2E_PERF_ARGS` (default `-F 999 -g`).
 
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -116,6 +121,18 @@ fn run(
         .collect();
     let payloads: usize = (0..n).map(|i| payloads_of[i % samples.len()]).sum();
     let services: Vec<Service> = (0..nodes).map(|_| Service::start(&config, None)).collect();
+    let perf = std::env::var("E2E_PERF").ok().map(|out| {
+        let out = format!("{out}.{}", label.split_whitespace().next().unwrap_or("run"));
+        let options = std::env::var("E2E_PERF_ARGS").unwrap_or_else(|_| "-F 999 -g".into());
+        std::process::Command::new("perf")
+            .args(["record", "-q"])
+            .args(options.split_whitespace())
+            .args(["-o", &out, "-p"])
+            .arg(services[0].pid().to_string())
+            .spawn()
+            .expect("perf runs")
+    });
+    let own_cpu_before = cpu_time_of("/proc/self/stat").unwrap_or_default();
     let urls: Vec<String> = services.iter().map(|s| s.url("/v1/events")).collect();
 
     // Request bodies, made before the clock starts.
@@ -236,6 +253,24 @@ fn run(
         ingested.as_secs_f64(),
         elapsed.as_secs_f64(),
         arrivals.len() - delivered
+    );
+    let own_cpu = cpu_time_of("/proc/self/stat").unwrap_or_default() - own_cpu_before;
+    let serve_cpu: Duration = services.iter().filter_map(Service::cpu_time).sum();
+    if let Some(mut perf) = perf {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+    eprintln!(
+        "  ({label}: CPU of serve {:.2} s = {:.1} µs per event; of this process {:.2} s = {:.1} µs per event; load average {})",
+        serve_cpu.as_secs_f64(),
+        serve_cpu.as_secs_f64() * 1e6 / n as f64,
+        own_cpu.as_secs_f64(),
+        own_cpu.as_secs_f64() * 1e6 / n as f64,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     drop(services);
 }

@@ -17,11 +17,15 @@ pub const ADMIN_TOKEN: &str = "admin-token-9876543210";
 /// `server` settings that turn the admin API on, for [`serve_config`].
 pub const ADMIN: &str = ", admin: {token: \"${SY_ADMIN_TOKEN}\"}";
 
-/// The `switchyard` binary, built once per test run.
+/// The `switchyard` binary, built once per test run; `$SWITCHYARD_BIN` names another one instead
+/// (A/B runs of a benchmark: two builds, the same bench binary).
 pub fn switchyard_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("SWITCHYARD_BIN") {
+                return PathBuf::from(bin);
+            }
             let mut args = vec!["build", "-q", "-p", "switchyard", "--bin", "switchyard"];
             if !cfg!(debug_assertions) {
                 args.push("--release"); // under `cargo bench`
@@ -139,6 +143,17 @@ impl Service {
             .unwrap_or_default()
     }
 
+    /// Its process id (e.g. to profile it, or to read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The CPU time it used so far (user + system, from `/proc/<pid>/stat`); `None` when it
+    /// cannot be read (not Linux, or the process is gone).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time_of(&format!("/proc/{}/stat", self.pid()))
+    }
+
     /// Kills it at once (SIGKILL): a crash.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -192,6 +207,18 @@ impl Service {
             .clone();
         (ok, log)
     }
+}
+
+/// The CPU time (user + system) of the process whose `/proc/.../stat` is at `stat`: this
+/// process's with `/proc/self/stat`. Assumes the usual 100 clock ticks per second.
+pub fn cpu_time_of(stat: &str) -> Option<Duration> {
+    let text = std::fs::read_to_string(stat).ok()?;
+    // The command name (field 2) may hold spaces: fields are counted after its closing paren.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 impl Drop for Service {

@@ -13,7 +13,10 @@ mod transport;
 pub use consent::{Consent, ConsentCategory, ConsentMode, ConsentVerdict};
 pub use delivery::Delivery;
 pub use filter::{CompiledFilter, Filter, FilterRule};
-pub use transport::{Others, Refusal, SendError, Sending, Transport, TransportError};
+pub use transport::{
+    Envelope, EventText, Others, Refusal, RequestBody, SendError, Sending, Transport,
+    TransportError,
+};
 
 use crate::event::SourceEvent;
 use crate::plugin_config::PluginConfig;
@@ -222,9 +225,25 @@ pub trait DestinationPlugin: Send + Sync {
     /// Event objects per request at most (the configured batch size, within the platform's limit).
     fn max_batch(&self) -> usize;
 
-    /// The API request body that carries `events` (at most [`DestinationPlugin::max_batch`]).
-    /// Bodies never hold secrets: those travel in headers.
-    fn request_body(&self, events: Vec<Value>) -> Value;
+    /// What the platform's request bodies hold beside their events. Bodies never hold secrets:
+    /// those travel in headers.
+    fn envelope(&self) -> Envelope;
+
+    /// The API request body that carries `events` (at most [`DestinationPlugin::max_batch`]), as
+    /// a value (what a dry run shows).
+    fn request_body(&self, events: Vec<Value>) -> Value {
+        let Envelope {
+            mut fields,
+            events_key,
+        } = self.envelope();
+        fields.insert(events_key.to_owned(), Value::Array(events));
+        Value::Object(fields)
+    }
+
+    /// The same body, serialized, from serialized events: what delivery sends.
+    fn serialized_body(&self, events: &[EventText]) -> RequestBody {
+        RequestBody::new(&self.envelope(), events)
+    }
 
     /// What a dry run shows of the request that carries `body`: method, URL, headers with every
     /// secret replaced by the name of the variable it comes from, and the body.

@@ -5,30 +5,109 @@
 //! event the platform did not name. Delivery owns the retries, rate and concurrency limits, and
 //! what to do with the rest of a body when some of its events are refused; a transport sends once
 //! and classifies.
+//!
+//! Delivery serializes each event object once, when its round is planned ([`EventText`]), and a
+//! [`RequestBody`] is the text of the request, made once from those and sent as it is on every
+//! try; it knows where each event lies in it, so the events of a refused body are taken back out
+//! of it, not kept twice.
 
-use serde_json::Value;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::time::Duration;
 
 /// A send in progress.
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>;
 
-/// Sends request bodies built by [`super::DestinationPlugin::request_body`].
+/// Sends request bodies built by [`super::DestinationPlugin::serialized_body`].
 pub trait Transport: Send + Sync {
     /// Sends one body, once.
-    fn send<'a>(&'a self, body: &'a Value) -> Sending<'a>;
-
-    /// Takes the events back out of a body that was sent (in the order given to `request_body`),
-    /// so that delivery can send some of them again without having kept a copy. `None` when the
-    /// body does not hold them as the destination builds bodies (a bug).
-    fn take_events(&self, body: Value) -> Option<Vec<Value>>;
+    fn send<'a>(&'a self, body: &'a RequestBody) -> Sending<'a>;
 
     /// The platform's answer code that a reason of this transport's [`SendError`]s carries in its
     /// words (TikTok's `40002`), for whoever shows it as a field of its own; `None` when it
     /// carries none (the default).
     fn code_in(&self, _reason: &str) -> Option<i64> {
         None
+    }
+}
+
+/// One event object of a request, serialized (JSON text).
+pub type EventText = Box<RawValue>;
+
+/// What a request body holds beside its events: an object with these fields, and the events as an
+/// array under `events_key` (after the fields). Bodies never hold secrets: those travel in headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    pub fields: Map<String, Value>,
+    pub events_key: &'static str,
+}
+
+/// The JSON text of one request, and where each of its events lies in it (in the order they were
+/// given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestBody {
+    text: String,
+    events: Vec<Range<usize>>,
+}
+
+impl RequestBody {
+    /// The body `{<fields>, "<events_key>": [<events>]}` of `envelope`, carrying `events`.
+    pub fn new(envelope: &Envelope, events: &[EventText]) -> Self {
+        let size: usize = events.iter().map(|e| e.get().len() + 1).sum();
+        // `{...}` of the fields (a map of JSON values always serializes), reopened.
+        let mut text = Value::Object(envelope.fields.clone()).to_string();
+        text.reserve(size + envelope.events_key.len() + 8);
+        text.pop();
+        if !envelope.fields.is_empty() {
+            text.push(',');
+        }
+        text.push_str(&Value::from(envelope.events_key).to_string());
+        text.push_str(":[");
+        let mut ranges = Vec::with_capacity(events.len());
+        for (i, event) in events.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let start = text.len();
+            text.push_str(event.get());
+            ranges.push(start..text.len());
+        }
+        text.push_str("]}");
+        Self::from_parts(text, ranges)
+    }
+
+    /// A body laid out by its destination: its text, and the byte range of each event in it.
+    pub fn from_parts(text: String, events: Vec<Range<usize>>) -> Self {
+        Self { text, events }
+    }
+
+    /// The JSON text to send.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// How many events it carries.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Its events, taken back out of it (to send some of them again); `None` when a range does
+    /// not hold a JSON value of the text (a body laid out wrongly: a bug of its destination).
+    pub fn take_events(self) -> Option<Vec<EventText>> {
+        self.events
+            .into_iter()
+            .map(|r| {
+                let text = self.text.get(r)?;
+                RawValue::from_string(text.to_owned()).ok()
+            })
+            .collect()
     }
 }
 
@@ -87,4 +166,64 @@ pub enum TransportError {
     MissingSecret(String),
     #[error("cannot build the HTTP client")]
     Http(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use serde_json::value::to_raw_value;
+
+    fn texts(values: &[Value]) -> Vec<EventText> {
+        values.iter().map(|v| to_raw_value(v).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_body_is_its_envelope_with_the_events_and_gives_them_back() {
+        let mut fields = Map::new();
+        fields.insert("event_source".into(), "web".into());
+        fields.insert("event_source_id".into(), "P\"1".into());
+        let envelope = Envelope {
+            fields,
+            events_key: "data",
+        };
+        let events = [json!({"event": "A", "n": 1.5}), json!({"event": "B\n"})];
+        let body = RequestBody::new(&envelope, &texts(&events));
+        let sent: Value = serde_json::from_str(body.text()).unwrap();
+        let expected =
+            json!({"event_source": "web", "event_source_id": "P\"1", "data": events.clone()});
+        assert_eq!(sent, expected);
+        assert_eq!(body.len(), 2);
+        let back: Vec<Value> = body
+            .take_events()
+            .unwrap()
+            .iter()
+            .map(|t| serde_json::from_str(t.get()).unwrap())
+            .collect();
+        assert_eq!(back, events);
+        // No fields, no events.
+        let bare = Envelope {
+            fields: Map::new(),
+            events_key: "events",
+        };
+        let body = RequestBody::new(&bare, &[]);
+        assert_eq!(body.text(), r#"{"events":[]}"#);
+        assert!(body.is_empty());
+        assert_eq!(body.take_events().map(|e| e.len()), Some(0));
+    }
+
+    #[test]
+    fn a_body_laid_out_wrongly_gives_nothing_back() {
+        let text = r#"[{"a":1}]"#.to_owned();
+        assert!(
+            RequestBody::from_parts(text.clone(), std::iter::once(1..8).collect())
+                .take_events()
+                .is_some()
+        );
+        for wrong in [0..1, 1..7, 5..100] {
+            let body =
+                RequestBody::from_parts(text.clone(), std::iter::once(wrong.clone()).collect());
+            assert!(body.take_events().is_none(), "{wrong:?}");
+        }
+    }
 }

@@ -25,12 +25,11 @@ use crate::observe::Observer;
 pub use plan::EVERY_DESTINATION;
 use plan::only;
 use sender::{GaveUp, Sender};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchyard_core::destination::TransportError;
+use switchyard_core::destination::{EventText, TransportError};
 use switchyard_core::report::with_causes;
 use switchyard_queue::{DeadLetter, EventQueue, Record};
 use tokio::sync::{Notify, Semaphore, watch};
@@ -403,7 +402,7 @@ impl Deliverer {
 /// platform's answer requires). With `journeys`, each try to be tried again is told there.
 fn send(
     running: &Running,
-    sends: BTreeMap<String, Vec<(usize, Value)>>,
+    sends: BTreeMap<String, Vec<(usize, EventText)>>,
     journeys: Option<&journeys::Shared>,
 ) -> JoinSet<Sent> {
     let mut tasks = JoinSet::new();
@@ -416,14 +415,14 @@ fn send(
         };
         let mut payloads = payloads.into_iter().peekable();
         while payloads.peek().is_some() {
-            let (members, values): (Vec<usize>, Vec<Value>) =
+            let (members, texts): (Vec<usize>, Vec<EventText>) =
                 payloads.by_ref().take(dest.max_batch()).unzip();
             let (loaded, sender, name) = (running.loaded.clone(), sender.clone(), name.clone());
             let journeys = journeys.cloned();
             tasks.spawn(async move {
                 let fates = match loaded.pipeline.destination(&name) {
                     Some(dest) => {
-                        let build = |events| dest.plugin().request_body(events);
+                        let build = |events: &[EventText]| dest.plugin().serialized_body(events);
                         let retrying = |positions: &[usize], reason: &str, code| {
                             if let Some(j) = &journeys {
                                 let records = positions.iter().filter_map(|&p| members.get(p));
@@ -433,7 +432,7 @@ fn send(
                         };
                         let on_retry: Option<&sender::OnRetry<'_>> =
                             journeys.is_some().then_some(&retrying);
-                        sender.deliver_telling(values, &build, on_retry).await
+                        sender.deliver_telling(texts, &build, on_retry).await
                     }
                     None => vec![
                         Err(GaveUp {

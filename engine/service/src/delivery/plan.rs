@@ -8,7 +8,9 @@ use crate::destination::Destination;
 use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
+use serde_json::value::to_raw_value;
 use std::collections::BTreeMap;
+use switchyard_core::destination::EventText;
 use switchyard_core::event::SourceEvent;
 use switchyard_core::router::{Outcome, Status};
 use switchyard_core::rules::compile::CompiledRow;
@@ -21,8 +23,9 @@ pub use switchyard_queue::EVERY_DESTINATION;
 /// What a round's pipeline decided.
 #[derive(Default)]
 pub struct Plan {
-    /// Payloads to send, by destination name, each with the index of the record it came from.
-    pub sends: BTreeMap<String, Vec<(usize, Value)>>,
+    /// Payloads to send, serialized, by destination name, each with the index of the record it
+    /// came from.
+    pub sends: BTreeMap<String, Vec<(usize, EventText)>>,
     pub dead: Vec<DeadLetter>,
     /// Outcomes that send nothing, by destination name and status.
     pub counts: BTreeMap<(String, &'static str), u64>,
@@ -199,8 +202,20 @@ fn settle(routed: &RoutedEvent<'_>, i: usize, record: &Record, now: i64, plan: &
         }
         match outcome.status {
             Status::Sent => {
-                let payloads = outcome.data.iter().map(|p| (i, p.to_value()));
+                // Serialized once, here; the request bodies are made of these texts.
+                let texts: Result<Vec<EventText>, _> =
+                    outcome.data.iter().map(to_raw_value).collect();
+                let texts = match texts {
+                    Ok(texts) => texts,
+                    Err(e) => {
+                        plan.count(name, Status::Failed);
+                        let reason = format!("its payload does not serialize: {e}");
+                        plan.dead_letter(name, reason, now, record);
+                        continue;
+                    }
+                };
                 // The name is copied once per destination and round, not once per event.
+                let payloads = texts.into_iter().map(|t| (i, t));
                 match plan.sends.get_mut(name) {
                     Some(sends) => sends.extend(payloads),
                     None => {

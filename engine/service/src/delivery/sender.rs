@@ -2,7 +2,7 @@
 //! concurrency limit, retrying retryable failures with exponential backoff and full jitter (a
 //! `Retry-After` from the platform wins when longer), and acting on answers about single events.
 //!
-//! A batch of events goes out in one request body. When the platform refuses some of its events by
+//! A batch of events (each serialized once, by the round's plan) goes out in one request body. When the platform refuses some of its events by
 //! index, exactly those are given up on (with the platform's reason) and the others are sent again
 //! in a new body, unless the answer says they were delivered. When it refuses the body because of an
 //! event it does not name, the batch is split in halves and each half sent again, down to
@@ -12,11 +12,12 @@
 use crate::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchyard_core::destination::{Delivery, Others, Refusal, SendError, Transport};
+use switchyard_core::destination::{
+    Delivery, EventText, Others, Refusal, RequestBody, SendError, Transport,
+};
 use tokio::sync::Semaphore;
 
 /// How many times a batch refused because of an event the platform does not name is split in
@@ -27,7 +28,7 @@ use tokio::sync::Semaphore;
 pub const MAX_SPLIT_DEPTH: u32 = 10;
 
 /// Why events to send again were given up on instead.
-const CANNOT_TAKE_BACK: &str = "its events could not be taken back out of the request to be sent again (a bug in the destination's transport)";
+const CANNOT_TAKE_BACK: &str = "its events could not be taken back out of the request to be sent again (a bug in the destination's request bodies)";
 
 /// How often a denied destination is logged at most (every denial is counted).
 const DENIAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
@@ -51,7 +52,7 @@ pub struct GaveUp {
 }
 
 /// Builds the request body that carries some events (the destination's wire format).
-pub type BuildBody<'a> = dyn Fn(Vec<Value>) -> Value + Send + Sync + 'a;
+pub type BuildBody<'a> = dyn Fn(&[EventText]) -> RequestBody + Send + Sync + 'a;
 
 /// Told of each try that failed and will be tried again: the positions (in the batch) of the
 /// events the request carried, the reason, and the platform's answer code when it gave one.
@@ -61,14 +62,14 @@ pub type OnRetry<'a> = dyn Fn(&[usize], &str, Option<i64>) + Send + Sync + 'a;
 /// made this part.
 struct Part {
     positions: Vec<usize>,
-    events: Vec<Value>,
+    events: Vec<EventText>,
     depth: u32,
 }
 
 /// A part that went out: its positions, the body that carried its events, its depth.
 struct Sent {
     positions: Vec<usize>,
-    body: Value,
+    body: RequestBody,
     depth: u32,
 }
 
@@ -98,11 +99,11 @@ impl Sender {
 
     /// Delivers `events` (one batch, at most the destination's batch size) in bodies made by
     /// `build`, and says per event (in the same order) whether it was delivered or given up on.
-    /// Events to send again are taken back out of the refused body ([`Transport::take_events`]),
-    /// so none is copied.
+    /// Events to send again are taken back out of the refused body ([`RequestBody::take_events`]),
+    /// so none is kept twice.
     pub async fn deliver(
         &self,
-        events: Vec<Value>,
+        events: Vec<EventText>,
         build: &BuildBody<'_>,
     ) -> Vec<Result<(), GaveUp>> {
         self.deliver_telling(events, build, None).await
@@ -111,7 +112,7 @@ impl Sender {
     /// [`Sender::deliver`], telling `on_retry` of every try that will be tried again.
     pub async fn deliver_telling(
         &self,
-        events: Vec<Value>,
+        events: Vec<EventText>,
         build: &BuildBody<'_>,
         on_retry: Option<&OnRetry<'_>>,
     ) -> Vec<Result<(), GaveUp>> {
@@ -128,7 +129,9 @@ impl Sender {
         }) = parts.pop()
         {
             let count = events.len() as u64;
-            let body = build(events);
+            // The body holds the events' text from here on.
+            let body = build(&events);
+            drop(events);
             let retrying = |reason: &str| {
                 if let Some(tell) = on_retry {
                     tell(&positions, reason, self.transport.code_in(reason));
@@ -290,10 +293,10 @@ impl Sender {
     /// positions; `Err` (with the positions) when the transport cannot.
     fn take_back(
         &self,
-        body: Value,
+        body: RequestBody,
         positions: Vec<usize>,
-    ) -> Result<(Vec<usize>, Vec<Value>), Vec<usize>> {
-        match self.transport.take_events(body) {
+    ) -> Result<(Vec<usize>, Vec<EventText>), Vec<usize>> {
+        match body.take_events() {
             Some(events) if events.len() == positions.len() => Ok((positions, events)),
             _ => Err(positions),
         }
@@ -337,7 +340,7 @@ impl Sender {
     /// will be tried again.
     async fn send(
         &self,
-        body: &Value,
+        body: &RequestBody,
         events: u64,
         retrying: &(dyn Fn(&str) + Sync),
     ) -> Result<(), SendError> {
@@ -433,7 +436,7 @@ fn by_index(refused: &[Refusal]) -> BTreeMap<usize, &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
     use switchyard_core::destination::Sending;
 
     type Answer = dyn Fn(&[Value]) -> Result<(), SendError> + Send + Sync;
@@ -443,34 +446,18 @@ mod tests {
     struct Fake {
         answer: Box<Answer>,
         sizes: Arc<Mutex<Vec<usize>>>,
-        /// Whether it can take events back out of a body.
-        gives_back: bool,
     }
 
     impl Transport for Fake {
-        fn send<'a>(&'a self, body: &'a Value) -> Sending<'a> {
-            let events = body.as_array().map(Vec::as_slice).unwrap_or_default();
+        fn send<'a>(&'a self, body: &'a RequestBody) -> Sending<'a> {
+            let events: Vec<Value> = serde_json::from_str(body.text()).unwrap();
             self.sizes.lock().unwrap().push(events.len());
-            let answer = (self.answer)(events);
+            let answer = (self.answer)(&events);
             Box::pin(async move { answer })
-        }
-
-        fn take_events(&self, body: Value) -> Option<Vec<Value>> {
-            match body {
-                Value::Array(events) if self.gives_back => Some(events),
-                _ => None,
-            }
         }
     }
 
     fn fake(answer: Box<Answer>) -> (Sender, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
-        fake_with(answer, true)
-    }
-
-    fn fake_with(
-        answer: Box<Answer>,
-        gives_back: bool,
-    ) -> (Sender, Arc<Mutex<Vec<usize>>>, Arc<Metrics>) {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let metrics = Arc::new(Metrics::new());
         let settings = Delivery {
@@ -480,14 +467,38 @@ mod tests {
         let fake = Fake {
             answer,
             sizes: sizes.clone(),
-            gives_back,
         };
         let sender = Sender::new("d", Box::new(fake), settings, metrics.clone());
         (sender, sizes, metrics)
     }
 
-    fn array(events: Vec<Value>) -> Value {
-        Value::Array(events)
+    /// Bodies that are arrays of the events.
+    fn array(events: &[EventText]) -> RequestBody {
+        let mut text = "[".to_owned();
+        let mut ranges = Vec::new();
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            ranges.push(text.len()..text.len() + e.get().len());
+            text.push_str(e.get());
+        }
+        text.push(']');
+        RequestBody::from_parts(text, ranges)
+    }
+
+    /// Bodies that are arrays of the events but say that they lie elsewhere (a bug).
+    fn misplaced(events: &[EventText]) -> RequestBody {
+        let body = array(events);
+        let text = body.text().to_owned();
+        RequestBody::from_parts(text, vec![0..1; events.len()])
+    }
+
+    fn texts(values: impl IntoIterator<Item = Value>) -> Vec<EventText> {
+        values
+            .into_iter()
+            .map(|v| serde_json::value::to_raw_value(&v).unwrap())
+            .collect()
     }
 
     fn gave_up(reason: &str) -> Result<(), GaveUp> {
@@ -506,7 +517,7 @@ mod tests {
             })
         };
         let (sender, sizes, _) = fake(Box::new(refuse));
-        let events: Vec<Value> = (0..4096).map(|i| json!(i)).collect();
+        let events = texts((0..4096).map(|i| json!(i)));
         let fates = sender.deliver(events.clone(), &array).await;
         let sizes = sizes.lock().unwrap().clone();
         assert_eq!(sizes.len(), 2047);
@@ -535,7 +546,7 @@ mod tests {
             }
         };
         let (sender, sizes, _) = fake(Box::new(first_bad));
-        let events = vec![json!("a"), json!("bad"), json!("b"), json!("bad")];
+        let events = texts([json!("a"), json!("bad"), json!("b"), json!("bad")]);
         let fates = sender.deliver(events.clone(), &array).await;
         assert_eq!(
             fates,
@@ -575,7 +586,7 @@ mod tests {
                 })
             }
         };
-        let events = vec![json!(1), json!(2)];
+        let events = texts([json!(1), json!(2)]);
         // The others not sent: as if nobody were named, the batch is split.
         let (sender, sizes, _) = fake(Box::new(beyond(Others::NotSent)));
         assert_eq!(
@@ -602,7 +613,7 @@ mod tests {
         };
         let (sender, sizes, metrics) = fake(Box::new(deny));
         for _ in 0..2 {
-            let fates = sender.deliver(vec![json!(1), json!(2)], &array).await;
+            let fates = sender.deliver(texts([json!(1), json!(2)]), &array).await;
             assert_eq!(fates, [gave_up("no access"), gave_up("no access")]);
         }
         assert_eq!(*sizes.lock().unwrap(), [2, 2], "neither retried nor split");
@@ -616,15 +627,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_a_transport_cannot_take_back_are_given_up_on_not_lost() {
+    async fn events_that_cannot_be_taken_back_are_given_up_on_not_lost() {
         let refuse = |_: &[Value]| -> Result<(), SendError> {
             Err(SendError::Unattributed {
                 reason: "bad".into(),
             })
         };
-        let (sender, sizes, _) = fake_with(Box::new(refuse), false);
-        let fates = sender.deliver(vec![json!(1), json!(2)], &array).await;
-        let why = "bad; its events could not be taken back out of the request to be sent again (a bug in the destination's transport)";
+        let (sender, sizes, _) = fake(Box::new(refuse));
+        let fates = sender
+            .deliver(texts([json!(1), json!(2)]), &misplaced)
+            .await;
+        let why = "bad; its events could not be taken back out of the request to be sent again (a bug in the destination's request bodies)";
         assert_eq!(fates, [gave_up(why), gave_up(why)]);
         assert_eq!(*sizes.lock().unwrap(), [2]);
     }

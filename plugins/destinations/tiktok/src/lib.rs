@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
 use switchyard_core::destination::{
-    ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Routing, Transport,
-    TransportError,
+    ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Envelope, Routing,
+    Transport, TransportError,
 };
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::{
@@ -332,16 +332,20 @@ impl DestinationPlugin for Tiktok {
         self.config.batch_size.clamp(1, MAX_BATCH)
     }
 
-    fn request_body(&self, events: Vec<Value>) -> Value {
-        let mut body = json!({
-            "event_source": "web",
-            "event_source_id": self.config.pixel_id,
-        });
+    fn envelope(&self) -> Envelope {
+        let mut fields = serde_json::Map::new();
+        fields.insert("event_source".into(), "web".into());
+        fields.insert(
+            "event_source_id".into(),
+            self.config.pixel_id.as_str().into(),
+        );
         if let Some(code) = &self.config.test_event_code {
-            body["test_event_code"] = Value::String(code.clone());
+            fields.insert("test_event_code".into(), code.as_str().into());
         }
-        body["data"] = Value::Array(events);
-        body
+        Envelope {
+            fields,
+            events_key: "data",
+        }
     }
 
     fn transport(&self) -> Result<Box<dyn Transport>, TransportError> {

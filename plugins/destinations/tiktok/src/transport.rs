@@ -23,7 +23,7 @@ use crate::TiktokConfig;
 use serde_json::Value;
 use std::time::Duration;
 use switchyard_core::destination::{
-    Others, Refusal, SendError, Sending, Transport, TransportError,
+    Others, Refusal, RequestBody, SendError, Sending, Transport, TransportError,
 };
 
 /// Codes that mean "too many requests" (retry later) although they sit among the 4xxxx codes.
@@ -72,13 +72,14 @@ impl EventsApi {
         })
     }
 
-    /// Sends one request body (as built by `DestinationPlugin::request_body`).
-    pub async fn send(&self, body: &Value) -> Result<(), SendError> {
+    /// Sends one request body (as built by `DestinationPlugin::serialized_body`).
+    pub async fn send(&self, body: &RequestBody) -> Result<(), SendError> {
         let response = self
             .http
             .post(&self.endpoint)
             .header("Access-Token", &self.token)
-            .json(body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.text().to_owned())
             .send()
             .await
             .map_err(|e| SendError::Retryable {
@@ -101,12 +102,8 @@ impl EventsApi {
 }
 
 impl Transport for EventsApi {
-    fn send<'a>(&'a self, body: &'a Value) -> Sending<'a> {
+    fn send<'a>(&'a self, body: &'a RequestBody) -> Sending<'a> {
         Box::pin(EventsApi::send(self, body))
-    }
-
-    fn take_events(&self, body: Value) -> Option<Vec<Value>> {
-        events_of(body)
     }
 
     fn code_in(&self, reason: &str) -> Option<i64> {
@@ -120,17 +117,6 @@ pub fn code_in(reason: &str) -> Option<i64> {
     let rest = &reason[reason.find(MARK)? + MARK.len()..];
     let end = rest.find(':')?;
     rest[..end].parse().ok()
-}
-
-/// The events of a request body: its `data`.
-fn events_of(body: Value) -> Option<Vec<Value>> {
-    match body {
-        Value::Object(mut body) => match body.remove("data")? {
-            Value::Array(events) => Some(events),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 /// Decides what an answer means (see the module docs).
@@ -321,7 +307,6 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn the_code_of_an_answer_is_read_back_from_its_reason() {
@@ -529,17 +514,5 @@ mod tests {
             ),
             Err(SendError::Permanent { .. })
         ));
-    }
-
-    #[test]
-    fn a_bodys_events_are_its_data() {
-        let events = vec![
-            json!({"event": "A", "event_id": "1"}),
-            json!({"event": "B"}),
-        ];
-        let body = json!({"event_source": "web", "event_source_id": "P", "data": events.clone()});
-        assert_eq!(events_of(body), Some(events));
-        assert_eq!(events_of(json!({"data": {}})), None);
-        assert_eq!(events_of(json!([])), None);
     }
 }
