@@ -224,18 +224,9 @@ fn id_field(product: &Value, field: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// Whether a product has an id in `field` (what [`id_field`] would give), without writing it out.
-fn has_id(product: &Value, field: &str) -> bool {
-    match product.get(field) {
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(Value::Number(_) | Value::Bool(_)) => true,
-        _ => false,
-    }
-}
-
-/// The id field `mode` picks from a product.
-fn picked_field(v: &Value, mode: ContentIdMode) -> Option<&'static str> {
-    let pick = |field: &'static str| has_id(v, field).then_some(field);
+/// The id field `mode` picks from a product, and its value.
+fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, String)> {
+    let pick = |field: &'static str| id_field(v, field).map(|id| (field, id));
     match mode {
         ContentIdMode::Default => pick("variant_id").or_else(|| pick("product_id")),
         ContentIdMode::ProductId => pick("product_id"),
@@ -248,8 +239,7 @@ fn content_id<'a>(v: &Value, mode: ContentIdMode) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_id needs a product object (use `path: $` inside `each`)");
     }
-    let id = picked_field(v, mode).and_then(|field| id_field(v, field));
-    Ok(id.map(|id| Cow::Owned(Value::String(id))))
+    Ok(picked_id(v, mode).map(|(_, id)| Cow::Owned(Value::String(id))))
 }
 
 fn content_type<'a>(
@@ -260,7 +250,7 @@ fn content_type<'a>(
     if !v.is_object() {
         return Err("content_type needs a product object (use `path: $` inside `each`)");
     }
-    Ok(picked_field(v, mode).map(|field| {
+    Ok(picked_id(v, mode).map(|(field, _)| {
         let kind = if field == "product_id" {
             of_product_id.as_str()
         } else {
