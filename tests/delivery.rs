@@ -65,6 +65,12 @@ fn every_event_is_delivered_exactly_once_in_the_happy_path() {
         "{text}"
     );
     assert!(text.contains("switchyard_delivery_latency_seconds_count{destination=\"tiktok\"} 200"));
+    // Every event was planned as ingestion parsed it: none parsed again from the queue.
+    assert!(
+        text.contains("switchyard_planned_events_total{from=\"ingestion\"} 200"),
+        "{text}"
+    );
+    assert!(!text.contains("switchyard_planned_events_total{from=\"queue\"}"));
     assert_eq!(
         http("GET", &service.url("/healthz"), &[], None)
             .unwrap()
@@ -358,6 +364,17 @@ fn a_kill_9_mid_stream_loses_nothing() {
     for id in &ids {
         assert!(id.starts_with("crash-"), "only the stream's ids: {id}");
     }
+    // The restarted service parsed what the first one had queued from the queue (nothing was
+    // handed over across the crash), and the events it ingested itself as ingestion parsed them.
+    let text = service.as_ref().unwrap().metrics();
+    let planned = |from: &str| -> u64 {
+        let line = format!("switchyard_planned_events_total{{from=\"{from}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    assert!(planned("queue") > 0, "{text}");
+    assert!(planned("ingestion") > 0, "{text}");
     drop(service);
 }
 

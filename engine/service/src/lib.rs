@@ -13,7 +13,8 @@
 //!   [`dead_letters`]: the dead letters of a queue, for the commands and the admin API;
 //!   [`observe`]: each event's journey, for the admin API's journal and live tap.
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
-//!   destinations, with retries and dead letters; [`replay`]: a file or the dead letters through
+//!   destinations, with retries and dead letters; [`handoff`]: the events ingestion parsed, handed
+//!   to delivery's planner so that it does not parse them again; [`replay`]: a file or the dead letters through
 //!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
 //! - [`console`]: the web console at `/console` and the mapping preview (`POST /admin/preview`),
 //!   behind the admin token.
@@ -28,6 +29,7 @@ pub mod delivery;
 pub mod destination;
 pub mod destinations;
 pub mod dry_run;
+pub mod handoff;
 pub mod mapping_tests;
 pub mod metrics;
 pub mod observe;

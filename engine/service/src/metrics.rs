@@ -83,6 +83,9 @@ pub struct Metrics {
     /// Errors that concern a destination as a whole, by destination and kind (`permission`: its
     /// access token or permissions are refused, so every request will fail the same way).
     pub errors: IntCounterVec,
+    /// Events delivery planned, by where the parsed event came from: `ingestion` (handed over,
+    /// [`crate::handoff`]) or `queue` (its stored text parsed again).
+    pub planned: IntCounterVec,
     /// Records in the queue, and their bytes.
     pub queue_depth: IntGauge,
     pub queue_bytes: IntGauge,
@@ -160,6 +163,11 @@ impl Metrics {
             "Errors that concern a whole destination, by kind: permission (its access token or permissions are refused; every request will fail the same way until its config is fixed).",
             &["destination", "kind"],
         );
+        let planned = counter(
+            "switchyard_planned_events_total",
+            "Events delivery planned, by where the parsed event came from: ingestion (handed over in memory) or queue (its stored text parsed again).",
+            &["from"],
+        );
         let gauge = |name: &str, help: &str| {
             let g = must(IntGauge::new(name, help));
             must(registry.register(Box::new(g.clone())));
@@ -180,6 +188,7 @@ impl Metrics {
             requests,
             pixel,
             errors,
+            planned,
             queue_depth,
             queue_bytes,
             dedup_ids,

@@ -20,6 +20,7 @@ pub mod sender;
 
 use crate::clock::unix_ms;
 use crate::config::Loaded;
+use crate::handoff::ParsedEvents;
 use crate::metrics::Metrics;
 use crate::observe::Observer;
 pub use plan::EVERY_DESTINATION;
@@ -121,6 +122,8 @@ pub struct Deliverer {
     unsettled: Mutex<Vec<u64>>,
     /// The journal and taps of the admin API (none without it).
     observer: Option<Arc<Observer>>,
+    /// Events ingestion parsed, for the planner.
+    parsed: Arc<ParsedEvents>,
 }
 
 /// A batch of one destination that went out in a round: per payload, the index of the record it
@@ -144,7 +147,14 @@ impl Deliverer {
             rewind: AtomicBool::new(false),
             unsettled: Mutex::new(Vec::new()),
             observer: None,
+            parsed: Arc::new(ParsedEvents::default()),
         })
+    }
+
+    /// Where ingestion leaves the events it parsed, for the planner to take instead of parsing
+    /// them again.
+    pub fn parsed(&self) -> &ParsedEvents {
+        &self.parsed
     }
 
     /// Reports each event's journey to `observer` while it watches.
@@ -285,7 +295,9 @@ impl Deliverer {
         let for_plan = records.clone();
         let observer = self.observer.clone().filter(|o| o.watching());
         let observe = observer.is_some();
-        let planning = tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan, observe));
+        let parsed = self.parsed.clone();
+        let planning =
+            tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan, &parsed, observe));
         let mut plan = match planning.await {
             Ok(plan) => plan,
             Err(e) => {
@@ -297,6 +309,10 @@ impl Deliverer {
         };
         for ((dest, status), n) in &plan.counts {
             self.metrics.event(dest, status, *n);
+        }
+        let planned = [("ingestion", plan.handed), ("queue", plan.parsed_again)];
+        for (from, n) in planned.into_iter().filter(|(_, n)| *n > 0) {
+            self.metrics.planned.with_label_values(&[from]).inc_by(n);
         }
         let journeys = observer
             .zip(plan.journeys.take())

@@ -5,6 +5,7 @@
 use crate::clock::unix_now;
 use crate::config::Loaded;
 use crate::destination::Destination;
+use crate::handoff::ParsedEvents;
 use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
 use serde_json::Value;
@@ -32,6 +33,9 @@ pub struct Plan {
     /// When someone watches: the journey of each record (by its index in the round; ids not yet
     /// given).
     pub journeys: Option<Vec<(usize, Journey)>>,
+    /// Events taken as ingestion parsed them, and events parsed from their stored text.
+    pub handed: u64,
+    pub parsed_again: u64,
 }
 
 impl Plan {
@@ -65,8 +69,14 @@ pub fn only(record: &Record, destination: &str) -> Record {
     r
 }
 
-/// Plans a round; with `observe`, with the journey of each record.
-pub fn plan(loaded: &Loaded, records: &[(u64, Record)], observe: bool) -> Plan {
+/// Plans a round; with `observe`, with the journey of each record. The events ingestion left in
+/// `parsed` are taken from there rather than parsed again.
+pub fn plan(
+    loaded: &Loaded,
+    records: &[(u64, Record)],
+    parsed: &ParsedEvents,
+    observe: bool,
+) -> Plan {
     let mut plan = Plan {
         journeys: observe.then(Vec::new),
         ..Plan::default()
@@ -77,22 +87,22 @@ pub fn plan(loaded: &Loaded, records: &[(u64, Record)], observe: bool) -> Plan {
         by_source.entry(r.source.as_str()).or_default().push(i);
     }
     for (source, members) in by_source {
-        plan_source(loaded, source, &members, records, now, &mut plan);
+        let events = parse_records(loaded, &members, records, parsed, now, &mut plan);
+        plan_source(loaded, source, events, records, now, &mut plan);
     }
     plan
 }
 
-/// Plans the records of one source (`members`: their indexes in `records`).
+/// Plans the events of one source's records (`kept`: the index in `records` of each event).
 fn plan_source(
     loaded: &Loaded,
     source: &str,
-    members: &[usize],
+    (events, kept): (Vec<SourceEvent>, Vec<usize>),
     records: &[(u64, Record)],
     now: i64,
     plan: &mut Plan,
 ) {
     let pipeline = &loaded.pipeline;
-    let (events, kept) = parse_records(loaded, members, records, now, plan);
     // While someone watches: the events before the config's plugins (to tell what they did),
     // and the browser copies (the pixel calls); both cost nothing otherwise.
     let observe = plan.journeys.is_some();
@@ -150,12 +160,14 @@ fn plan_source(
     }
 }
 
-/// Parses the records of `members`: the events, and the index of the record of each; a record
-/// that is not a valid event is dead-lettered (a queue holds only valid events: a bug or damage).
+/// Parses the records of `members` (or takes the events ingestion parsed from `parsed`): the
+/// events, and the index of the record of each; a record that is not a valid event is
+/// dead-lettered (a queue holds only valid events: a bug or damage).
 fn parse_records(
     loaded: &Loaded,
     members: &[usize],
     records: &[(u64, Record)],
+    parsed: &ParsedEvents,
     now: i64,
     plan: &mut Plan,
 ) -> (Vec<SourceEvent>, Vec<usize>) {
@@ -164,7 +176,21 @@ fn parse_records(
     let mut kept = Vec::with_capacity(members.len());
     for &i in members {
         let r = &records[i].1;
-        match pipeline.parse(&r.event, r.received_at) {
+        let event = match parsed.take(&r.event, r.received_at) {
+            Some(mut event) => {
+                plan.handed += 1;
+                if pipeline.has_plugins() {
+                    // As `Pipeline::parse` does: the stored text is the normalised event.
+                    event.keep_text(r.event.clone());
+                }
+                Ok(event)
+            }
+            None => {
+                plan.parsed_again += 1;
+                pipeline.parse(&r.event, r.received_at)
+            }
+        };
+        match event {
             Ok(e) => {
                 events.push(e);
                 kept.push(i);

@@ -101,10 +101,11 @@ fn read_items<'b>(
 }
 
 /// Validates each event and sorts it: valid (to be queued unless a duplicate), or refused with
-/// the reason.
+/// the reason. Each valid event, parsed, is left for delivery ([`crate::handoff`]).
 fn sort(app: &App, source: &str, items: Vec<&RawValue>) -> Sorted {
     let received_at = unix_now();
     let live = app.live();
+    let parsed = app.deliverer.parsed();
     let mut sorted = Sorted::default();
     for (index, item) in items.into_iter().enumerate() {
         let checked = SourceEvent::from_json_keeping_text(item.get(), received_at)
@@ -128,6 +129,8 @@ fn sort(app: &App, source: &str, items: Vec<&RawValue>) -> Sorted {
             event: event.take_json_text(),
             only: None,
         };
+        // Delivery's planner takes it from there instead of parsing the stored text again.
+        parsed.put(&record.event, received_at, event);
         sorted.valid.push((id, record));
     }
     sorted
