@@ -138,7 +138,36 @@ fn ingestion_authenticates_validates_and_says_what_it_refused() {
     );
     let all_bad = post_events(&url, &json!([{"event_name": "x"}])).unwrap();
     assert_eq!(all_bad.status, 400, "{}", all_bad.body);
-    assert_eq!(s.mock.wait_for_distinct(2, WAIT), 2);
+    // Bodies of the wrong shape: named, with serde_json's line and column for broken JSON.
+    let raw = |body: &str| {
+        let headers = [
+            ("x-webhook-token", WRITE_KEY),
+            ("content-type", "application/json"),
+        ];
+        http("POST", &url, &headers, Some(body.as_bytes().to_vec())).unwrap()
+    };
+    let broken = raw("[{\"event_name\": ");
+    assert_eq!(broken.status, 400);
+    assert!(
+        broken.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not JSON: EOF while parsing"),
+        "{}",
+        broken.body
+    );
+    for scalar in ["\"an event\"", "42", "null"] {
+        let a = raw(scalar);
+        assert_eq!(a.status, 400, "{scalar}");
+        assert_eq!(
+            a.body["error"],
+            "the body must be an event (an object) or an array of events"
+        );
+    }
+    let spaced = format!("\n  {}", json!([cart_events("in", 3..4)[0]]));
+    let a = raw(&spaced);
+    assert_eq!((a.status, a.body["accepted"].clone()), (202, json!(1)));
+    assert_eq!(s.mock.wait_for_distinct(3, WAIT), 3);
 }
 
 #[test]

@@ -73,29 +73,28 @@ pub async fn ingest(
     (status, axum::Json(answer)).into_response()
 }
 
-/// The request's events, each as the JSON text it came as: one object or an array of them. Each is
-/// parsed once, by [`sort`]; an event already in normalised form is stored as it came.
+/// The request's events, each as the JSON text it came as: one object or an array of them. The
+/// body is read once (an array straight into its items' texts); each event is parsed once, by
+/// [`sort`]; an event already in normalised form is stored as it came.
 fn read_items<'b>(
     app: &App,
     headers: &HeaderMap,
     body: &'b [u8],
 ) -> Result<Vec<&'b RawValue>, (StatusCode, String)> {
-    let parsed: &RawValue = read_json(
-        app,
-        headers,
-        body,
-        &["application/json"],
-        "send JSON, with Content-Type: application/json",
-    )?;
+    const TYPES: &[&str] = &["application/json"];
+    const HINT: &str = "send JSON, with Content-Type: application/json";
     let not_events = || {
         (
             StatusCode::BAD_REQUEST,
             "the body must be an event (an object) or an array of events".to_owned(),
         )
     };
-    match parsed.get().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(parsed.get()).map_err(|_| not_events()),
-        Some(b'{') => Ok(vec![parsed]),
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return read_json(app, headers, body, TYPES, HINT);
+    }
+    let one: &RawValue = read_json(app, headers, body, TYPES, HINT)?;
+    match one.get().as_bytes().first() {
+        Some(b'{') => Ok(vec![one]),
         _ => Err(not_events()),
     }
 }
