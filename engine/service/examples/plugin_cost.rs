@@ -1,7 +1,9 @@
 //! A deterministic driver for counting what a plugin costs in instructions (the VM's timings are
 //! noisy; instruction counts are not): runs `CHUNKS` chunks of the benchmarks' 100-event mix through
 //! the real pipeline, with the example config (`without`) or the same config plus the no-op plugin
-//! in its `transforms` (`with`), and prints how long the loop took.
+//! in its `transforms` (`with`), and prints how long the loop took. The events are the texts the
+//! queue holds (normalised at ingestion), as delivery parses them; `raw` as a third argument feeds
+//! the lines as they are in the file instead, as the dry run (`map`) reads them.
 //!
 //! ```text
 //! cargo build --release -p switchyard-service --example plugin_cost
@@ -27,7 +29,7 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: plugin_cost with|without CHUNKS";
+    let usage = "usage: plugin_cost with|without CHUNKS [raw]";
     let loaded = match args.next().as_deref() {
         Some("with") => chunk::with_noop(),
         Some("without") => chunk::without_plugin(),
@@ -37,7 +39,11 @@ fn main() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{usage}"));
-    let lines = common::events();
+    let lines = match args.next().as_deref() {
+        None => chunk::queued(&common::events()),
+        Some("raw") => common::events(),
+        _ => panic!("{usage}"),
+    };
     let mut out = Vec::with_capacity(1 << 20);
     let mut routed = 0;
     let start = Instant::now();

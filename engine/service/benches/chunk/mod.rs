@@ -1,7 +1,7 @@
 //! What the service pays per chunk: the example config with and without the no-op plugin in its
 //! `transforms`, and one chunk of events through the real pipeline (`Pipeline::parse`, then
 //! `Pipeline::transform`, then `Pipeline::route`, the outcomes serialized), as delivery runs it
-//! (engine/service/src/delivery/plan.rs). Shared by the `plugins` bench and the `plugin_cost`
+//! (engine/service/src/delivery/plan.rs) over the texts the queue holds ([`queued`]). Shared by the `plugins` bench and the `plugin_cost`
 //! example (the deterministic driver counted under valgrind).
 
 use std::path::PathBuf;
@@ -60,6 +60,20 @@ pub fn with_noop() -> Loaded {
     let loaded = switchyard_service::config::load(&path).expect("config with noop loads");
     assert!(loaded.pipeline.has_plugins(), "the noop plugin is configured");
     loaded
+}
+
+/// The events as `serve` queues them (engine/service/src/serve/ingest.rs): normalised at ingestion
+/// (canonical field names, the timestamp in unix seconds; the text as it came when it already
+/// was), plugins or not. Delivery parses these texts.
+pub fn queued(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            SourceEvent::from_json_keeping_text(l, RECEIVED_AT)
+                .expect("valid event")
+                .take_json_text()
+        })
+        .collect()
 }
 
 /// One chunk through the pipeline: every line parsed, transformed, routed; the outcomes serialized
