@@ -37,8 +37,7 @@ fn noop(runtime: &Runtime) -> switchyard_wasm::Plugin {
 }
 
 fn bench(c: &mut Criterion) {
-    let loaded = switchyard_service::config::load(&common::root().join("examples/switchyard.yaml"))
-        .expect("example config loads");
+    let loaded = chunk::without_plugin();
     let lines = common::events();
     let runtime = Runtime::new(None).expect("runtime");
     let load = || noop(&runtime);

@@ -58,7 +58,10 @@ pub fn with_noop() -> Loaded {
     let path = dir.path().join("switchyard.yaml");
     std::fs::write(&path, text).expect("config written");
     let loaded = switchyard_service::config::load(&path).expect("config with noop loads");
-    assert!(loaded.pipeline.has_plugins(), "the noop plugin is configured");
+    assert!(
+        loaded.pipeline.has_plugins(),
+        "the noop plugin is configured"
+    );
     loaded
 }
 
