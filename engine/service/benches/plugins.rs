@@ -9,7 +9,9 @@
 //! plugin called once per event, and with the same plugin called once per batch of 100 (parsed
 //! with `from_json_keeping_text`, as the pipeline parses them with plugins); where the time of a
 //! plugin call goes (`breakdown_*`); and how long a fresh instance takes (instantiate from the
-//! `InstancePre`, then `init`).
+//! `InstancePre`, then `init`). These read the sample lines as the file has them: those not yet
+//! normalised (an ISO timestamp, camelCase names) are serialized for the plugin, which `serve`
+//! does at ingestion, plugins or not (BENCHMARKS.md, "Round six").
 //!
 //! Run: `cargo bench -p switchyard-service --bench plugins` (builds the example plugins first if
 //! needed). Figures go to BENCHMARKS.md.

@@ -1,8 +1,9 @@
 //! What the service pays per chunk: the example config with and without the no-op plugin in its
 //! `transforms`, and one chunk of events through the real pipeline (`Pipeline::parse`, then
 //! `Pipeline::transform`, then `Pipeline::route`, the outcomes serialized), as delivery runs it
-//! (engine/service/src/delivery/plan.rs) over the texts the queue holds ([`queued`]). Shared by the `plugins` bench and the `plugin_cost`
-//! example (the deterministic driver counted under valgrind).
+//! (engine/service/src/delivery/plan.rs) over the texts the queue holds ([`queued`]). Shared by
+//! the `plugins` bench and the `plugin_cost` example (the deterministic driver counted under
+//! valgrind).
 
 use std::path::PathBuf;
 use switchyard_core::event::SourceEvent;
