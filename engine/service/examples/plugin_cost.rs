@@ -1,19 +1,21 @@
 //! A deterministic driver for counting what a plugin costs in instructions (the VM's timings are
-//! noisy; instruction counts are not): runs `CHUNKS` chunks of the benchmarks' 100-event mix through
-//! the real pipeline, with the example config (`without`) or the same config plus the no-op plugin
-//! in its `transforms` (`with`), and prints how long the loop took. The events are the texts the
-//! queue holds (normalised at ingestion), as delivery parses them; `raw` as a third argument feeds
-//! the lines as they are in the file instead, as the dry run (`map`) reads them.
+//! noisy; instruction counts are not): runs `CHUNKS` chunks of the benchmarks' 100-event mix
+//! through the real pipeline, with the example config (`without`) or the same config plus the
+//! no-op plugin in its `transforms` (`with`), and prints how long the loop took. The events are the
+//! texts the queue holds (normalised at ingestion), as delivery parses them; `raw` as a third
+//! argument feeds the lines as they are in the file instead, as the dry run (`map`) reads them.
 //!
 //! ```text
-//! cargo build --release -p switchyard-service --example plugin_cost
+//! cargo build --release -p switchyard-service --example plugin_cost \
+//!     --features switchyard-wasm/on-demand-instances
 //! valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-//!     target/release/examples/plugin_cost with 200
+//!     target/release/examples/plugin_cost with 150
 //! ```
 //!
-//! Setup (loading the config, compiling the plugin) is the same at any `CHUNKS`: instructions per
-//! event are the difference between two counts (say 200 and 1200 chunks) over the events between
-//! them. BENCHMARKS.md ("Round six") has the commands and figures.
+//! (`on-demand-instances`: valgrind cannot reserve the pooling allocator's address space.) Setup
+//! (loading the config, the plugin from the compile cache) is the same at any `CHUNKS`:
+//! instructions per event are the difference between two counts (say 50 and 150 chunks) over the
+//! events between them. BENCHMARKS.md ("Round six") has the commands and figures.
 
 /// The allocator of the `switchyard` binary (engine/cli/src/main.rs).
 #[global_allocator]
