@@ -41,7 +41,7 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            .allocation_strategy(allocation(pool));
         let engine = Engine::new(&config).map_err(|e| LoadError::Start(e.into()))?;
         let mut linker = Linker::<Sandbox>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -108,5 +108,15 @@ impl Runtime {
             cache.put(&self.engine, wasm, &component);
         }
         Ok(component)
+    }
+}
+
+/// The pooling allocator; on demand with the `on-demand-instances` feature (see Cargo.toml: the
+/// same compiled code and the same calls, instances allocated one by one).
+fn allocation(pool: PoolingAllocationConfig) -> InstanceAllocationStrategy {
+    if cfg!(feature = "on-demand-instances") {
+        InstanceAllocationStrategy::OnDemand
+    } else {
+        InstanceAllocationStrategy::Pooling(pool)
     }
 }
