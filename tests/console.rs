@@ -39,8 +39,20 @@ struct Reply {
     text: String,
 }
 
-/// One request, redirects not followed (the login answers 303).
+/// One request, redirects not followed (the login answers 303); a body is sent as JSON.
 fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    send_as(method, url, headers, ("application/json", body))
+}
+
+/// The login form posted with `token`.
+fn post_login(c: &Console, token: &str) -> Reply {
+    let form = format!("token={token}");
+    let body = ("application/x-www-form-urlencoded", form.as_str());
+    send_as("POST", &c.service.url("/console/login"), &[], body)
+}
+
+/// [`send`] with a body of the given content type: `(content type, body)`.
+fn send_as(method: &str, url: &str, headers: &[(&str, &str)], body: (&str, &str)) -> Reply {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,9 +69,10 @@ fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply 
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
+        let (content_type, body) = body;
         if !body.is_empty() {
             req = req
-                .header("content-type", "application/json")
+                .header("content-type", content_type)
                 .body(body.to_owned());
         }
         let r = req.send().await.unwrap();
@@ -163,34 +176,13 @@ fn every_console_route_and_admin_call_needs_the_token() {
 #[test]
 fn the_login_sets_a_strict_http_only_cookie() {
     let c = console(ADMIN);
-    let login = |token: &str| {
-        let body = format!("token={token}");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            switchyard_tiktok::transport::install_crypto_provider();
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            client
-                .post(c.service.url("/console/login"))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-        })
-    };
-    let wrong = login("not-the-token");
-    assert_eq!(wrong.status().as_u16(), 401);
-    assert!(wrong.headers().get("set-cookie").is_none());
-    let right = login(ADMIN_TOKEN);
-    assert_eq!(right.status().as_u16(), 303);
-    assert_eq!(right.headers()["location"], "/console");
-    let cookie = right.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let wrong = post_login(&c, "not-the-token");
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.headers.get("set-cookie").is_none());
+    let right = post_login(&c, ADMIN_TOKEN);
+    assert_eq!(right.status, 303);
+    assert_eq!(right.headers["location"], "/console");
+    let cookie = right.headers["set-cookie"].to_str().unwrap().to_owned();
     for part in ["switchyard_admin=", "HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(part), "{cookie}");
     }
@@ -216,37 +208,13 @@ fn the_login_sets_a_strict_http_only_cookie() {
 #[test]
 fn logins_from_one_address_are_limited() {
     let c = console(ADMIN);
-    let login = |token: &str| {
-        let body = format!("token={token}");
-        let headers = [("content-type", "application/x-www-form-urlencoded")];
-        // `send` sets JSON as the type of a body: this form goes through reqwest directly.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            switchyard_tiktok::transport::install_crypto_provider();
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
-            let mut req = client.post(c.service.url("/console/login")).body(body);
-            for (k, v) in headers {
-                req = req.header(k, v);
-            }
-            let r = req.send().await.unwrap();
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
-            (r.status().as_u16(), retry_after, r.text().await.unwrap())
-        })
-    };
     // The first tries are answered (a wrong token: 401); then 429, with how long to wait.
     let mut answers = Vec::new();
     for _ in 0..15 {
-        let (status, retry_after, text) = login("not-the-token");
-        assert!(!text.contains(ADMIN_TOKEN));
+        let r = post_login(&c, "not-the-token");
+        assert!(!r.text.contains(ADMIN_TOKEN));
+        let (status, retry_after) = (r.status, r.headers.get("retry-after"));
+        let retry_after = retry_after.map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
         answers.push((status, retry_after));
         if status == 429 {
             break;
