@@ -43,6 +43,26 @@ pub struct TransformedChunk<'p> {
     at_destinations: Vec<AtDestination<'p>>,
 }
 
+/// A chunk's events once routed, owned, to be dropped later: freeing a round of parsed events takes
+/// time (they are many small allocations, by then cold, made by another thread when ingestion
+/// parsed them: BENCHMARKS.md, issue 13 round six) that the round need not wait for.
+pub struct Spent {
+    _events: Vec<Vec<Transformed>>,
+}
+
+impl TransformedChunk<'_> {
+    /// Its events, for dropping once the round no longer waits ([`Spent`]).
+    pub fn spent(self) -> Spent {
+        let mut events = vec![self.inputs];
+        events.extend(
+            self.at_destinations
+                .into_iter()
+                .filter_map(|d| d.transformed),
+        );
+        Spent { _events: events }
+    }
+}
+
 /// One destination and what its `transforms` made of each live event of `inputs` (flattened, in
 /// order); `None` when it has no `transforms`.
 struct AtDestination<'p> {

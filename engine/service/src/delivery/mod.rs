@@ -296,12 +296,19 @@ impl Deliverer {
         let observer = self.observer.clone().filter(|o| o.watching());
         let observe = observer.is_some();
         let parsed = self.parsed.clone();
-        let planning =
-            tokio::task::spawn_blocking(move || plan::plan(&loaded, &for_plan, &parsed, observe));
-        let mut plan = match planning.await {
+        let (planned, plan) = tokio::sync::oneshot::channel();
+        let planning = tokio::task::spawn_blocking(move || {
+            let (plan, spent) = plan::plan(&loaded, &for_plan, &parsed, observe);
+            // The round goes on with its plan; its events are freed meanwhile, on this thread.
+            let _ = planned.send(plan);
+            drop(spent);
+        });
+        let mut plan = match plan.await {
             Ok(plan) => plan,
-            Err(e) => {
+            Err(_) => {
                 // The pipeline panicked: the round stays queued and is claimed again.
+                let e = planning.await.err().map(|e| e.to_string());
+                let e = e.as_deref().unwrap_or("no plan");
                 tracing::error!("a delivery round failed ({e}); its events stay queued");
                 self.unsettle(ids);
                 return;

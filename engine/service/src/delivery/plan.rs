@@ -7,7 +7,7 @@ use crate::config::Loaded;
 use crate::destination::Destination;
 use crate::handoff::ParsedEvents;
 use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
-use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
+use crate::pipeline::{Copies, InputFate, RoutedEvent, Spent, halt_outcome};
 use serde_json::Value;
 use serde_json::value::to_raw_value;
 use std::collections::BTreeMap;
@@ -70,13 +70,14 @@ pub fn only(record: &Record, destination: &str) -> Record {
 }
 
 /// Plans a round; with `observe`, with the journey of each record. The events ingestion left in
-/// `parsed` are taken from there rather than parsed again.
+/// `parsed` are taken from there rather than parsed again. Also gives back the round's events, for
+/// the caller to drop once it has passed the plan on ([`Spent`]).
 pub fn plan(
     loaded: &Loaded,
     records: &[(u64, Record)],
     parsed: &ParsedEvents,
     observe: bool,
-) -> Plan {
+) -> (Plan, Vec<Spent>) {
     let mut plan = Plan {
         journeys: observe.then(Vec::new),
         ..Plan::default()
@@ -86,14 +87,16 @@ pub fn plan(
     for (i, (_, r)) in records.iter().enumerate() {
         by_source.entry(r.source.as_str()).or_default().push(i);
     }
+    let mut spent = Vec::new();
     for (source, members) in by_source {
         let events = parse_records(loaded, &members, records, parsed, now, &mut plan);
-        plan_source(loaded, source, events, records, now, &mut plan);
+        spent.push(plan_source(loaded, source, events, records, now, &mut plan));
     }
-    plan
+    (plan, spent)
 }
 
-/// Plans the events of one source's records (`kept`: the index in `records` of each event).
+/// Plans the events of one source's records (`kept`: the index in `records` of each event); gives
+/// the events back once routed.
 fn plan_source(
     loaded: &Loaded,
     source: &str,
@@ -101,7 +104,7 @@ fn plan_source(
     records: &[(u64, Record)],
     now: i64,
     plan: &mut Plan,
-) {
+) -> Spent {
     let pipeline = &loaded.pipeline;
     // While someone watches: the events before the config's plugins (to tell what they did),
     // and the browser copies (the pixel calls); both cost nothing otherwise.
@@ -158,6 +161,7 @@ fn plan_source(
                 .or_default() += n;
         }
     }
+    chunk.spent()
 }
 
 /// Parses the records of `members` (or takes the events ingestion parsed from `parsed`): the
