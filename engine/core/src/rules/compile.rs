@@ -273,6 +273,12 @@ mod tests {
         compile_mapping(&file, CompileContext::default())
     }
 
+    /// A mapping of one row, `A` to `B`, with these `fields` (YAML lines indented by six spaces).
+    fn one_row(fields: &str) -> CompiledMapping {
+        let yaml = format!("rows:\n  - source: A\n    target: B\n    fields:\n{fields}");
+        mapping(&yaml).unwrap()
+    }
+
     #[test]
     fn templates_rows_each_and_overrides() {
         let m = mapping(
@@ -313,20 +319,15 @@ rows:
 
     #[test]
     fn first_of_takes_the_first_non_empty_value_resolved_or_walked() {
-        let m = mapping(
+        let m = one_row(
             r#"
-rows:
-  - source: A
-    target: B
-    fields:
       bare: { first_of: ["$.p['$x']", "$.q['$x']", "$.q.items[0]"] }
       mixed: { first_of: ["$.p['$x']", { path: "$.q['$x']", transform: [upper] }] }
       inside:
         each: "$.q.items[*]"
         fields: { id: { first_of: [$.a, $.b] } }
 "#,
-        )
-        .unwrap();
+        );
         let group = m.group_for("A").unwrap();
         let row = &group.rows()[0];
         let cases = [
@@ -356,20 +357,15 @@ rows:
 
     #[test]
     fn present_says_which_fields_got_a_value_nested_ones_one_by_one() {
-        let m = mapping(
+        let m = one_row(
             r#"
-rows:
-  - source: A
-    target: B
-    fields:
       event_id: $.event_id
       user.email: $.email
       user.phone: $.phone
       properties.contents: { each: "$.items[*]", fields: { id: $.id } }
       properties.value: $.value
 "#,
-        )
-        .unwrap();
+        );
         let row = &m.rows_for("A")[0];
         let field_labels = row.field_labels();
         let labels: Vec<&str> = field_labels.iter().map(|l| &**l).collect();
@@ -394,18 +390,13 @@ rows:
 
     #[test]
     fn empty_values_are_left_out_and_failures_warned() {
-        let m = mapping(
+        let m = one_row(
             r#"
-rows:
-  - source: A
-    target: B
-    fields:
       user.phone: { path: "$.p", transform: [e164, sha256] }
       page.url: $.url
       x: { path: $.missing, default: fallback }
 "#,
-        )
-        .unwrap();
+        );
         let mut warnings = vec![];
         let ev = json!({"p": "12", "url": ""});
         let out = m.rows_for("A")[0].build(&ev, &mut warnings);
