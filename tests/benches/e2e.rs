@@ -132,7 +132,8 @@ fn run(
             .spawn()
             .expect("perf runs")
     });
-    let own_cpu_before = cpu_time_of("/proc/self/stat").unwrap_or_default();
+    let own_cpu_before =
+        cpu_time_of("/proc/self/stat").expect("this process's CPU time (/proc/self/stat)");
     let urls: Vec<String> = services.iter().map(|s| s.url("/v1/events")).collect();
 
     // Request bodies, made before the clock starts.
@@ -254,8 +255,14 @@ fn run(
         elapsed.as_secs_f64(),
         arrivals.len() - delivered
     );
-    let own_cpu = cpu_time_of("/proc/self/stat").unwrap_or_default() - own_cpu_before;
-    let serve_cpu: Duration = services.iter().filter_map(Service::cpu_time).sum();
+    // A figure that cannot be read stops the bench rather than printing 0.
+    let own_cpu = cpu_time_of("/proc/self/stat")
+        .expect("this process's CPU time (/proc/self/stat)")
+        - own_cpu_before;
+    let serve_cpu: Duration = services
+        .iter()
+        .map(|s| s.cpu_time().expect("serve's CPU time (/proc/<pid>/stat)"))
+        .sum();
     if let Some(mut perf) = perf {
         let _ = std::process::Command::new("kill")
             .args(["-INT", &perf.id().to_string()])

@@ -178,12 +178,13 @@ fn parse_records(
     let pipeline = &loaded.pipeline;
     let mut events = Vec::with_capacity(members.len());
     let mut kept = Vec::with_capacity(members.len());
+    let keep_text = pipeline.has_plugins();
     for &i in members {
         let r = &records[i].1;
         let event = match parsed.take(&r.event, r.received_at) {
             Some(mut event) => {
                 plan.handed += 1;
-                if pipeline.has_plugins() {
+                if keep_text {
                     // As `Pipeline::parse` does: the stored text is the normalised event.
                     event.keep_text(r.event.clone());
                 }

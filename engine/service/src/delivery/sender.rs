@@ -2,11 +2,12 @@
 //! concurrency limit, retrying retryable failures with exponential backoff and full jitter (a
 //! `Retry-After` from the platform wins when longer), and acting on answers about single events.
 //!
-//! A batch of events (each serialized once, by the round's plan) goes out in one request body. When the platform refuses some of its events by
-//! index, exactly those are given up on (with the platform's reason) and the others are sent again
-//! in a new body, unless the answer says they were delivered. When it refuses the body because of an
-//! event it does not name, the batch is split in halves and each half sent again, down to
-//! [`MAX_SPLIT_DEPTH`] splits, until the bad events are isolated. When it denies the destination
+//! A batch of events (each serialized once, by the round's plan) goes out in one request body.
+//! When the platform refuses some of its events by index, exactly those are given up on (with the
+//! platform's reason) and the others are sent again in a new body, unless the answer says they
+//! were delivered. When it refuses the body because of an event it does not name, the batch is
+//! split in halves and each half sent again, down to [`MAX_SPLIT_DEPTH`] splits, until the bad
+//! events are isolated. When it denies the destination
 //! itself (a bad token, no permission), the batch is given up on and the denial logged and counted.
 
 use crate::metrics::Metrics;
