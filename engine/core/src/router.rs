@@ -7,6 +7,7 @@
 
 use crate::destination::{Activation, ConsentVerdict, DestinationPlugin, Routing};
 use crate::event::SourceEvent;
+use crate::json_text;
 use crate::rules::compile::{CompiledRow, RowGroup};
 use crate::rules::fields::{FieldBits, Warning};
 use crate::rules::payload::Payload;
@@ -110,6 +111,33 @@ impl<'a> Outcome<'a> {
             ClientPayload::Server(i) => self.data.get(*i),
             ClientPayload::Own(p) => Some(p),
         })
+    }
+
+    /// Writes the outcome's JSON text: the bytes `serde_json::to_writer` writes, faster
+    /// ([`json_text`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(b"{\"status\":");
+        json_text::write_str(out, self.status.as_str())?;
+        if let Some(reason) = &self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            json_text::write_str(out, reason)?;
+        }
+        if !self.data.is_empty() {
+            out.extend_from_slice(b",\"data\":");
+            json_text::write_array(out, &self.data, |out, p| p.write_json(out))?;
+        }
+        if !self.client.is_empty() {
+            out.extend_from_slice(b",\"client\":");
+            json_text::write_array(out, &self.client, |out, name| {
+                json_text::write_str(out, name)
+            })?;
+        }
+        if !self.warnings.is_empty() {
+            out.extend_from_slice(b",\"warnings\":");
+            json_text::serialize(out, &self.warnings)?;
+        }
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -235,4 +263,41 @@ fn why_no_row_applied(rows: &[CompiledRow], doc: &Value) -> String {
         })
         .collect();
     reasons.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::fields::Warning;
+
+    #[test]
+    fn write_json_writes_what_serde_json_writes() {
+        let mut sent = Outcome::not_sent("tiktok", Status::Sent, String::new());
+        sent.reason = None;
+        sent.data = vec![Payload::Object(vec![("event", Payload::Str("Purchase"))])];
+        sent.client = vec!["Purchase", "Complete\"Payment"];
+        sent.warnings = vec![Warning {
+            field: "user.phone".into(),
+            message: "not a phone number",
+        }];
+        let mut outcomes = vec![sent];
+        for status in [
+            Status::Filtered,
+            Status::Skipped,
+            Status::Invalid,
+            Status::Failed,
+            Status::Deactivated,
+        ] {
+            outcomes.push(Outcome::not_sent("tiktok", status, "why\nnot".into()));
+        }
+        for o in &outcomes {
+            let mut out = Vec::new();
+            o.write_json(&mut out).expect("writes");
+            let expected = serde_json::to_vec(o).expect("serializes");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
 }

@@ -1,8 +1,10 @@
 //! A destination payload as built from one event: a tree that borrows its keys from the compiled
 //! plan and every unchanged value from the event, so building it allocates only for the values a
-//! transform made and the tree's own vectors. It serializes directly; [`Payload::to_value`] gives a
-//! `serde_json::Value` where one is needed.
+//! transform made and the tree's own vectors. It serializes directly, and writes its JSON text
+//! faster with [`Payload::write_json`]; [`Payload::to_value`] gives a `serde_json::Value` where one
+//! is needed.
 
+use crate::json_text;
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde_json::{Map, Value};
@@ -91,6 +93,30 @@ impl<'a> Payload<'a> {
             Payload::Array(items) => Value::Array(items.iter().map(Payload::to_value).collect()),
         }
     }
+
+    /// Writes the payload's JSON text: the bytes `serde_json::to_writer` writes, faster
+    /// ([`json_text`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        match self {
+            Payload::Ref(v) => json_text::write_value(out, v),
+            Payload::Owned(v) => json_text::write_value(out, v),
+            Payload::Str(s) => json_text::write_str(out, s),
+            Payload::Array(items) => json_text::write_array(out, items, |out, p| p.write_json(out)),
+            Payload::Object(fields) => {
+                out.push(b'{');
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json_text::write_str(out, key)?;
+                    out.push(b':');
+                    value.write_json(out)?;
+                }
+                out.push(b'}');
+                Ok(())
+            }
+        }
+    }
 }
 
 pub fn value_is_empty(v: &Value) -> bool {
@@ -145,5 +171,24 @@ mod tests {
         assert!(Payload::Object(vec![("k", Payload::Str("v"))]).same_json(&Payload::Ref(&obj)));
         assert!(!Payload::Object(vec![("k", Payload::Str("w"))]).same_json(&Payload::Ref(&obj)));
         assert!(!Payload::Array(vec![]).same_json(&Payload::Str("")));
+    }
+
+    #[test]
+    fn write_json_writes_what_serde_json_writes() {
+        let event = json!({"n": 1.5, "s": "quo\"te", "o": {"k": [1, "\n"]}});
+        let payload = Payload::Object(vec![
+            ("ref", Payload::Ref(&event)),
+            ("str", Payload::Str("tab\there")),
+            ("owned", Payload::Owned(json!(["a", 2, null, true]))),
+            ("empty", Payload::Object(vec![])),
+            (
+                "array",
+                Payload::Array(vec![Payload::Str("x"), Payload::Array(vec![])]),
+            ),
+            ("a \"key\"", Payload::Str("plain")),
+        ]);
+        let mut out = Vec::new();
+        payload.write_json(&mut out).expect("writes");
+        assert_eq!(out, serde_json::to_vec(&payload).expect("serializes"));
     }
 }
