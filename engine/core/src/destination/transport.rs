@@ -11,7 +11,8 @@
 //! try; it knows where each event lies in it, so the events of a refused body are taken back out
 //! of it, not kept twice.
 
-use serde_json::value::RawValue;
+use crate::rules::payload::Payload;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::ops::Range;
@@ -34,8 +35,31 @@ pub trait Transport: Send + Sync {
     }
 }
 
-/// One event object of a request, serialized (JSON text).
-pub type EventText = Box<RawValue>;
+/// One event object of a request, serialized: the JSON text of one value. It is only made by
+/// writing a payload, or from a text that parses, so it always holds one JSON value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventText(Box<str>);
+
+impl EventText {
+    /// The payload's JSON text ([`Payload::write_json`]).
+    pub fn of_payload(payload: &Payload<'_>) -> serde_json::Result<Self> {
+        let mut out = Vec::with_capacity(512);
+        payload.write_json(&mut out)?;
+        let text = String::from_utf8(out).map_err(serde::ser::Error::custom)?;
+        Ok(Self(text.into_boxed_str()))
+    }
+
+    /// `text` when it is one JSON value (with nothing after it).
+    pub fn parsed(text: &str) -> serde_json::Result<Self> {
+        serde_json::from_str::<IgnoredAny>(text)?;
+        Ok(Self(text.into()))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// What a request body holds beside its events: an object with these fields, and the events as an
 /// array under `events_key` (after the fields). Bodies never hold secrets: those travel in headers.
@@ -56,7 +80,7 @@ pub struct RequestBody {
 impl RequestBody {
     /// The body `{<fields>, "<events_key>": [<events>]}` of `envelope`, carrying `events`.
     pub fn new(envelope: &Envelope, events: &[EventText]) -> Self {
-        let size: usize = events.iter().map(|e| e.get().len() + 1).sum();
+        let size: usize = events.iter().map(|e| e.as_str().len() + 1).sum();
         // `{...}` of the fields (a map of JSON values always serializes), reopened.
         let mut text = Value::Object(envelope.fields.clone()).to_string();
         text.reserve(size + envelope.events_key.len() + 8);
@@ -72,7 +96,7 @@ impl RequestBody {
                 text.push(',');
             }
             let start = text.len();
-            text.push_str(event.get());
+            text.push_str(event.as_str());
             ranges.push(start..text.len());
         }
         text.push_str("]}");
@@ -105,7 +129,7 @@ impl RequestBody {
             .into_iter()
             .map(|r| {
                 let text = self.text.get(r)?;
-                RawValue::from_string(text.to_owned()).ok()
+                EventText::parsed(text).ok()
             })
             .collect()
     }
@@ -172,10 +196,12 @@ pub enum TransportError {
 mod tests {
     use super::*;
     use serde_json::json;
-    use serde_json::value::to_raw_value;
 
     fn texts(values: &[Value]) -> Vec<EventText> {
-        values.iter().map(|v| to_raw_value(v).unwrap()).collect()
+        values
+            .iter()
+            .map(|v| EventText::of_payload(&Payload::Ref(v)).unwrap())
+            .collect()
     }
 
     #[test]
@@ -198,7 +224,7 @@ mod tests {
             .take_events()
             .unwrap()
             .iter()
-            .map(|t| serde_json::from_str(t.get()).unwrap())
+            .map(|t| serde_json::from_str(t.as_str()).unwrap())
             .collect();
         assert_eq!(back, events);
         // No fields, no events.

@@ -9,7 +9,6 @@ use crate::handoff::ParsedEvents;
 use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, Spent, halt_outcome};
 use serde_json::Value;
-use serde_json::value::to_raw_value;
 use std::collections::BTreeMap;
 use switchyard_core::destination::EventText;
 use switchyard_core::event::SourceEvent;
@@ -235,7 +234,7 @@ fn settle(routed: &RoutedEvent<'_>, i: usize, record: &Record, now: i64, plan: &
             Status::Sent => {
                 // Serialized once, here; the request bodies are made of these texts.
                 let texts: Result<Vec<EventText>, _> =
-                    outcome.data.iter().map(to_raw_value).collect();
+                    outcome.data.iter().map(EventText::of_payload).collect();
                 let texts = match texts {
                     Ok(texts) => texts,
                     Err(e) => {

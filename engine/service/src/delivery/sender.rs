@@ -481,8 +481,8 @@ mod tests {
             if i > 0 {
                 text.push(',');
             }
-            ranges.push(text.len()..text.len() + e.get().len());
-            text.push_str(e.get());
+            ranges.push(text.len()..text.len() + e.as_str().len());
+            text.push_str(e.as_str());
         }
         text.push(']');
         RequestBody::from_parts(text, ranges)
@@ -498,7 +498,7 @@ mod tests {
     fn texts(values: impl IntoIterator<Item = Value>) -> Vec<EventText> {
         values
             .into_iter()
-            .map(|v| serde_json::value::to_raw_value(&v).unwrap())
+            .map(|v| EventText::parsed(&v.to_string()).unwrap())
             .collect()
     }
 
