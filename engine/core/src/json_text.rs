@@ -129,6 +129,24 @@ mod tests {
     }
 
     #[test]
+    fn the_escape_check_finds_every_byte_to_escape_at_every_place() {
+        let naive = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        for len in 0..40 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        needs_escape(&bytes),
+                        naive(&bytes),
+                        "{byte} at {at} of {len}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn values_are_written_as_serde_json_writes_them() {
         let v = json!({
             "null": null, "t": true, "f": false,
