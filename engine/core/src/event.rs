@@ -6,6 +6,7 @@
 //! spellings (`eventID`, `profileProperties`, ...) are renamed to the snake_case ones, so rules address
 //! one spelling only.
 
+use crate::json_text;
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
@@ -114,7 +115,7 @@ impl SourceEvent {
 
     fn serialized(&self) -> String {
         // A `Value` always serializes (its keys are strings).
-        serde_json::to_string(&self.value).unwrap_or_default()
+        json_text::text(|out| json_text::write_value(out, &self.value)).unwrap_or_default()
     }
 
     /// Validates and normalises an already parsed event.

@@ -14,6 +14,15 @@ pub fn serialize<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> serde_j
     serde_json::to_writer(out, value)
 }
 
+/// The text that `write` writes, as a `String`.
+pub fn text(
+    write: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(512);
+    write(&mut out)?;
+    String::from_utf8(out).map_err(serde::ser::Error::custom)
+}
+
 /// Writes `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     if needs_escape(s.as_bytes()) {

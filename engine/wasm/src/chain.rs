@@ -18,6 +18,7 @@ use crate::sandbox::LogLine;
 use serde_json::Value;
 use smallvec::SmallVec;
 use switchyard_core::event::SourceEvent;
+use switchyard_core::json_text;
 
 /// What a chain runs over: an item goes to a plugin as JSON text and comes back as JSON text that
 /// must parse as the same kind of item.
@@ -55,7 +56,7 @@ impl ChainItem for SourceEvent {
 impl ChainItem for Value {
     fn to_json(&self) -> String {
         // A `Value` always serializes (its keys are strings); `""` would fail as "not JSON".
-        serde_json::to_string(self).unwrap_or_default()
+        json_text::text(|out| json_text::write_value(out, self)).unwrap_or_default()
     }
     fn parse(text: &str, _: i64) -> Result<Self, String> {
         match serde_json::from_str(text) {

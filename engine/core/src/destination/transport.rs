@@ -11,6 +11,7 @@
 //! try; it knows where each event lies in it, so the events of a refused body are taken back out
 //! of it, not kept twice.
 
+use crate::json_text;
 use crate::rules::payload::Payload;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
@@ -43,9 +44,7 @@ pub struct EventText(Box<str>);
 impl EventText {
     /// The payload's JSON text ([`Payload::write_json`]).
     pub fn of_payload(payload: &Payload<'_>) -> serde_json::Result<Self> {
-        let mut out = Vec::with_capacity(512);
-        payload.write_json(&mut out)?;
-        let text = String::from_utf8(out).map_err(serde::ser::Error::custom)?;
+        let text = json_text::text(|out| payload.write_json(out))?;
         Ok(Self(text.into_boxed_str()))
     }
 
