@@ -474,3 +474,42 @@ fn dead_letter(
     serde_json::to_writer(&mut **w, &letter)?;
     w.write_all(b"\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_line_holds_its_number_its_ids_and_every_outcome() {
+        let sent = Outcome::not_sent("tiktok", Status::Filtered, "a \"test\" order".into());
+        let failed = Outcome::not_sent("other", Status::Failed, "trap".into());
+        let outcomes = [sent, failed];
+        let as_json = |o: &Outcome<'_>| serde_json::to_value(o).expect("serializes");
+        for (event_id, event_name) in [(Some("e-1"), Some("Viewed Product")), (None, None)] {
+            let line = Line {
+                line: 7,
+                event_id,
+                event_name,
+                destinations: &outcomes,
+            };
+            let mut out = Vec::new();
+            line.write(&mut out).expect("writes");
+            let written: Value = serde_json::from_slice(&out).expect("one JSON value");
+            let mut expected = json!({
+                "line": 7,
+                "destinations": {"tiktok": as_json(&outcomes[0]), "other": as_json(&outcomes[1])},
+            });
+            if let (Some(id), Some(name)) = (event_id, event_name) {
+                expected["event_id"] = id.into();
+                expected["event_name"] = name.into();
+            }
+            assert_eq!(written, expected);
+            assert!(
+                out.starts_with(b"{\"line\":7,"),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+    }
+}
