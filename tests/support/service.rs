@@ -19,6 +19,10 @@ pub const ADMIN: &str = ", admin: {token: \"${SY_ADMIN_TOKEN}\"}";
 
 /// The `switchyard` binary, built once per test run; `$SWITCHYARD_BIN` names another one instead
 /// (A/B runs of a benchmark: two builds, the same bench binary).
+///
+/// Under `cargo bench` (release), it is built in a target directory of its own: built alone,
+/// `switchyard` resolves its dependencies' features differently from the benches, and sharing
+/// `target/release` made each of the two builds rebuild the other's artifacts on every run.
 pub fn switchyard_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -26,22 +30,24 @@ pub fn switchyard_bin() -> PathBuf {
             if let Some(bin) = std::env::var_os("SWITCHYARD_BIN") {
                 return PathBuf::from(bin);
             }
-            let mut args = vec!["build", "-q", "-p", "switchyard", "--bin", "switchyard"];
-            if !cfg!(debug_assertions) {
-                args.push("--release"); // under `cargo bench`
-            }
-            let status = Command::new(env!("CARGO"))
-                .args(&args)
-                .current_dir(crate::root())
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building switchyard failed");
             // Tests run from target/<profile>/deps/; the binary is in target/<profile>/.
             let exe = std::env::current_exe().expect("test binary path");
             let profile_dir = exe
                 .parent()
                 .and_then(Path::parent)
-                .expect("target/<profile>");
+                .expect("target/<profile>")
+                .to_path_buf();
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "-q", "-p", "switchyard", "--bin", "switchyard"]);
+            let profile_dir = if cfg!(debug_assertions) {
+                profile_dir
+            } else {
+                let own = profile_dir.with_file_name("bench-switchyard");
+                cmd.arg("--release").arg("--target-dir").arg(&own);
+                own.join("release")
+            };
+            let status = cmd.current_dir(crate::root()).status().expect("cargo runs");
+            assert!(status.success(), "building switchyard failed");
             profile_dir.join("switchyard")
         })
         .clone()
