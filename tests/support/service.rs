@@ -20,9 +20,10 @@ pub const ADMIN: &str = ", admin: {token: \"${SY_ADMIN_TOKEN}\"}";
 /// The `switchyard` binary, built once per test run; `$SWITCHYARD_BIN` names another one instead
 /// (A/B runs of a benchmark: two builds, the same bench binary).
 ///
-/// Under `cargo bench` (release), it is built in a target directory of its own: built alone,
-/// `switchyard` resolves its dependencies' features differently from the benches, and sharing
-/// `target/release` made each of the two builds rebuild the other's artifacts on every run.
+/// Optimised (under `cargo bench`, or `cargo test --release`), it is built in a target directory
+/// of its own, `target/bench-switchyard`: built alone, `switchyard` resolves its dependencies'
+/// features differently from the benches, and sharing `target/release` made each of the two
+/// builds rebuild the other's artifacts on every run.
 pub fn switchyard_bin() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
@@ -42,9 +43,14 @@ pub fn switchyard_bin() -> PathBuf {
             let profile_dir = if cfg!(debug_assertions) {
                 profile_dir
             } else {
-                let own = profile_dir.with_file_name("bench-switchyard");
+                let own = crate::root().join("target/bench-switchyard");
                 cmd.arg("--release").arg("--target-dir").arg(&own);
-                own.join("release")
+                let mut dir = own;
+                // A target triple set for the whole run puts the build under it.
+                if let Some(triple) = std::env::var_os("CARGO_BUILD_TARGET") {
+                    dir.push(triple);
+                }
+                dir.join("release")
             };
             let status = cmd.current_dir(crate::root()).status().expect("cargo runs");
             assert!(status.success(), "building switchyard failed");

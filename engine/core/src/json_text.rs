@@ -2,8 +2,9 @@
 //! the same bytes as `serde_json::to_writer`, faster for the strings these hold. serde_json tests a
 //! string byte by byte for characters to escape; here a string is checked in one pass that the
 //! compiler vectorises and, when nothing in it needs escaping (nearly always: names, ids, hashes,
-//! URLs), copied whole. Strings that need escaping, numbers and everything else are written by
-//! serde_json itself, so escaping and number formatting stay serde_json's.
+//! URLs), copied whole. Strings that need escaping, numbers, `null` and booleans are written by
+//! serde_json itself, so escaping and number formatting stay serde_json's; only the brackets,
+//! commas and colons around them are written here.
 
 use serde::Serialize;
 use serde_json::Value;

@@ -36,22 +36,24 @@ pub trait Transport: Send + Sync {
     }
 }
 
-/// One event object of a request, serialized: the JSON text of one value. It is only made by
-/// writing a payload, or from a text that parses, so it always holds one JSON value.
+/// One event object of a request, serialized: the JSON text of one value, with no whitespace around
+/// it. It is only made by writing a payload, or from a text that parses, so it always holds one
+/// JSON value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventText(Box<str>);
+pub struct EventText(String);
 
 impl EventText {
     /// The payload's JSON text ([`Payload::write_json`]).
     pub fn of_payload(payload: &Payload<'_>) -> serde_json::Result<Self> {
-        let text = json_text::text(|out| payload.write_json(out))?;
-        Ok(Self(text.into_boxed_str()))
+        json_text::text(|out| payload.write_json(out)).map(Self)
     }
 
-    /// `text` when it is one JSON value (with nothing after it).
+    /// `text` when it is one JSON value (with nothing but whitespace around it, which is left
+    /// out).
     pub fn parsed(text: &str) -> serde_json::Result<Self> {
         serde_json::from_str::<IgnoredAny>(text)?;
-        Ok(Self(text.into()))
+        // JSON's whitespace is ASCII.
+        Ok(Self(text.trim_ascii().to_owned()))
     }
 
     /// The JSON text.
@@ -245,7 +247,13 @@ mod tests {
                 .take_events()
                 .is_some()
         );
-        for wrong in [0..1, 1..7, 5..100] {
+        // A whole value with whitespace around it: given back without it.
+        let spaced = RequestBody::from_parts(" [ 1 ] ".to_owned(), vec![0..7, 2..4]);
+        let back = spaced.take_events().expect("values");
+        assert_eq!(back[0].as_str(), "[ 1 ]");
+        assert_eq!(back[1].as_str(), "1");
+        // Part of a value; a value and what follows it; out of the text.
+        for wrong in [0..1, 1..7, 1..9, 5..100] {
             let body =
                 RequestBody::from_parts(text.clone(), std::iter::once(wrong.clone()).collect());
             assert!(body.take_events().is_none(), "{wrong:?}");
