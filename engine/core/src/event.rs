@@ -114,8 +114,7 @@ impl SourceEvent {
     }
 
     fn serialized(&self) -> String {
-        // A `Value` always serializes (its keys are strings).
-        json_text::text(|out| json_text::write_value(out, &self.value)).unwrap_or_default()
+        json_text::value_text(&self.value)
     }
 
     /// Validates and normalises an already parsed event.

@@ -24,6 +24,12 @@ pub fn text(
     String::from_utf8(out).map_err(serde::ser::Error::custom)
 }
 
+/// The JSON text of `v`. It cannot fail (a `Value`'s keys are strings); were it ever to, the text
+/// comes from serde_json's own writer instead, never an empty string.
+pub fn value_text(v: &Value) -> String {
+    text(|out| write_value(out, v)).unwrap_or_else(|_| v.to_string())
+}
+
 /// Writes `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     if needs_escape(s.as_bytes()) {
@@ -166,5 +172,6 @@ mod tests {
             "text": "line\u{1}with\"all\\of it",
         });
         assert_eq!(written(&v), serde_json::to_string(&v).expect("serializes"));
+        assert_eq!(value_text(&v), written(&v));
     }
 }

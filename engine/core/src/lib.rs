@@ -9,7 +9,7 @@
 //!   [`destination::DestinationPlugin`] trait that built-in plugins implement.
 //! - [`plugin_config`]: how WebAssembly plugins are declared in YAML (file, config, limits).
 //! - [`router`]: runs one event through one destination plugin and reports the outcome.
-//! - [`json_text`]: payloads and outcomes written as JSON text, faster than serde_json's own writer.
+//! - [`json_text`]: payloads and outcomes written as JSON text, faster than serde_json's writer.
 //! - [`secret`]: secrets written as `${ENV_VAR}`, never printed; [`report`]: errors in words.
 
 pub mod destination;

@@ -2,11 +2,11 @@
 //!
 //! `POST /v1/events` parses and validates every event before it queues it; the planner, a few
 //! milliseconds later, would parse the stored text once more, on the path of every event of its
-//! round (BENCHMARKS.md, issue 13 rounds five and six: a fifth of `serve`'s instructions per event;
-//! taking it out shortens the e2e p99 latency by a fifth, while CPU time per event stays within the
-//! noise, the kept events having gone cold in memory). Ingestion puts each valid event here, keyed by the
-//! text it stores and its `received_at` (all that the planner's parse reads); the planner takes it
-//! back out and parses only when it is not here. What the planner gets is the same either way: the
+//! round (BENCHMARKS.md, issue 13 rounds five and six: a fifth of `serve`'s instructions per
+//! event; taking it out shortens the e2e p99 latency by a fifth, while CPU time per event stays
+//! within the noise, the kept events having gone cold in memory). Ingestion puts each valid event
+//! here, keyed by the text it stores and its `received_at` (all that the planner's parse reads);
+//! the planner takes it back out and parses only when it is not here. What the planner gets is the same either way: the
 //! key is the stored text itself, compared whole, not a hash of it, and normalising is idempotent
 //! (the stored text of an event parses to the event it was made from).
 //!

@@ -14,8 +14,8 @@
 //!   [`observe`]: each event's journey, for the admin API's journal and live tap.
 //! - [`serve`]: HTTP ingestion into the durable queue; [`delivery`]: from the queue to the
 //!   destinations, with retries and dead letters; [`handoff`]: the events ingestion parsed, handed
-//!   to delivery's planner so that it does not parse them again; [`replay`]: a file or the dead letters through
-//!   delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
+//!   to delivery's planner so that it does not parse them again; [`replay`]: a file or the dead
+//!   letters through delivery; [`metrics`]: what they count; [`clock`]: the wall clock they record.
 //! - [`console`]: the web console at `/console` and the mapping preview (`POST /admin/preview`),
 //!   behind the admin token.
 

@@ -55,8 +55,7 @@ impl ChainItem for SourceEvent {
 /// A platform payload (one event object of the platform's API), after the mapping.
 impl ChainItem for Value {
     fn to_json(&self) -> String {
-        // A `Value` always serializes (its keys are strings); `""` would fail as "not JSON".
-        json_text::text(|out| json_text::write_value(out, self)).unwrap_or_default()
+        json_text::value_text(self)
     }
     fn parse(text: &str, _: i64) -> Result<Self, String> {
         match serde_json::from_str(text) {

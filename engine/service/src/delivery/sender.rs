@@ -7,8 +7,8 @@
 //! platform's reason) and the others are sent again in a new body, unless the answer says they
 //! were delivered. When it refuses the body because of an event it does not name, the batch is
 //! split in halves and each half sent again, down to [`MAX_SPLIT_DEPTH`] splits, until the bad
-//! events are isolated. When it denies the destination
-//! itself (a bad token, no permission), the batch is given up on and the denial logged and counted.
+//! events are isolated. When it denies the destination itself (a bad token, no permission), the
+//! batch is given up on and the denial logged and counted.
 
 use crate::metrics::Metrics;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
