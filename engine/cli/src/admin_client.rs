@@ -92,7 +92,10 @@ impl AdminClient {
             .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
         let status = answer.status();
         if !status.is_success() {
-            let text = answer.text().await.unwrap_or_default();
+            let text = answer
+                .text()
+                .await
+                .unwrap_or_else(|e| format!("(its answer could not be read: {e})"));
             bail!("the admin API answered {status}: {text}");
         }
         opened();

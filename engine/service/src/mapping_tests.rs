@@ -233,7 +233,8 @@ fn account(
             show(&d.actual)
         );
     }
-    let made = serde_json::to_string_pretty(outcome).unwrap_or_default();
+    let made = serde_json::to_string_pretty(outcome)
+        .unwrap_or_else(|e| format!("(the outcome cannot be shown: {e})"));
     let _ = writeln!(text, "  the dry run made:\n{}", indent(&made, "    "));
     text
 }
