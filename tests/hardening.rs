@@ -317,3 +317,69 @@ fn a_token_with_a_line_break_is_refused_at_load_without_showing_it() {
     );
     assert!(!err.contains("secret-token-value"), "{err}");
 }
+
+/// Posts `body` as it is, as the tests' `server` source.
+fn post_text(service: &Service, body: &str) -> Answer {
+    http(
+        "POST",
+        &service.url("/v1/events"),
+        &[
+            ("x-webhook-token", WRITE_KEY),
+            ("content-type", "application/json"),
+        ],
+        Some(body.as_bytes().to_vec()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_event_nests_at_most_127_levels_in_an_array_as_alone_and_deeper_is_refused_whole() {
+    let s = setup("");
+    let service = Service::start(&s.config, None);
+    // The event is one level, `properties` a second: a value of `levels - 2` more makes the event
+    // `levels` deep.
+    let event = |id: &str, levels: usize| {
+        let deep = format!("{}{}", "[".repeat(levels - 2), "]".repeat(levels - 2));
+        let mut text = serde_json::to_string(&cart(id, json!(unix_now()))).unwrap();
+        text.insert_str(
+            text.find("\"properties\":{").unwrap() + 14,
+            &format!("\"deep\":{deep},"),
+        );
+        text
+    };
+    let alone = post_text(&service, &event("deep-alone", 127));
+    assert_eq!(
+        (alone.status, &alone.body["accepted"]),
+        (202, &json!(1)),
+        "{}",
+        alone.body
+    );
+    let array = format!(
+        "[\n  {},\n  {}\n]\n",
+        event("deep-1", 127),
+        event("shallow", 3)
+    );
+    let a = post_text(&service, &array);
+    assert_eq!(
+        (a.status, &a.body["accepted"]),
+        (202, &json!(2)),
+        "{}",
+        a.body
+    );
+
+    for body in [
+        event("deeper-alone", 128),
+        format!("[{},{}]", event("ok", 3), event("deeper", 128)),
+    ] {
+        let a = post_text(&service, &body);
+        assert_eq!(a.status, 400, "{}", a.body);
+        let error = a.body["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the body is not JSON: recursion limit exceeded"),
+            "{error}"
+        );
+    }
+    // Nothing of the refused requests was kept: a copy of `ok` is new.
+    let again = post_text(&service, &format!("[{}]", event("ok", 3)));
+    assert_eq!(again.body["accepted"], json!(1), "{}", again.body);
+}

@@ -86,6 +86,17 @@ impl SourceEvent {
     pub fn from_json_keeping_text(text: &str, received_at: i64) -> Result<Self, EventError> {
         let value: Value =
             serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
+        Self::from_value_keeping_text(value, text, received_at)
+    }
+
+    /// [`SourceEvent::from_json_keeping_text`] for an event already parsed from `text` (which
+    /// must be the JSON text `value` was parsed from): validates and normalises `value`, keeping
+    /// a copy of `text` when normalising changed nothing.
+    pub fn from_value_keeping_text(
+        value: Value,
+        text: &str,
+        received_at: i64,
+    ) -> Result<Self, EventError> {
         let (mut event, changed) = Self::normalise(value, received_at)?;
         if !changed {
             event.text = Some(text.to_owned());

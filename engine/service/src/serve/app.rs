@@ -126,6 +126,23 @@ pub fn read_json<'b, T: serde::Deserialize<'b>>(
     types: &[&str],
     hint: &str,
 ) -> Result<T, (StatusCode, String)> {
+    check_json_request(app, headers, types, hint)?;
+    serde_json::from_slice(body).map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
+}
+
+/// Whether the service takes requests and the body's type is one of `types` (`hint` says what to
+/// send instead): what [`read_json`] checks before it reads the body.
+pub fn check_json_request(
+    app: &App,
+    headers: &HeaderMap,
+    types: &[&str],
+    hint: &str,
+) -> Result<(), (StatusCode, String)> {
     if !app.ready.load(Ordering::Relaxed) {
         return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()));
     }
@@ -137,12 +154,7 @@ pub fn read_json<'b, T: serde::Deserialize<'b>>(
     if !types.iter().any(|t| content_type.starts_with(t)) {
         return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, hint.into()));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )
-    })
+    Ok(())
 }
 
 impl App {

@@ -6,7 +6,7 @@
 //! once the accepted events are durably queued**. A full queue answers 503 with `Retry-After` and
 //! keeps nothing of the request; an unstored event is never acknowledged.
 
-use super::app::{App, body, error, read_json};
+use super::app::{App, body, check_json_request, error, read_json};
 use crate::clock::{unix_ms, unix_now};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -73,14 +73,19 @@ pub async fn ingest(
     (status, axum::Json(answer)).into_response()
 }
 
-/// The request's events, each as the JSON text it came as: one object or an array of them. The
-/// body is read once (an array straight into its items' texts); each event is parsed once, by
-/// [`sort`]; an event already in normalised form is stored as it came.
+/// One event of a request: the JSON text it came as, and that text parsed (each event is parsed
+/// once, here).
+type Item<'b> = (&'b str, Value);
+
+/// The request's events: one object or an array of them. An array of valid JSON is read in one
+/// pass, each event parsed straight from the body ([`parse_array`]); anything else is read as
+/// before, whole ([`read_json`]), for its precise error. An event already in normalised form is
+/// stored as it came.
 fn read_items<'b>(
     app: &App,
     headers: &HeaderMap,
     body: &'b [u8],
-) -> Result<Vec<&'b RawValue>, (StatusCode, String)> {
+) -> Result<Vec<Item<'b>>, (StatusCode, String)> {
     const TYPES: &[&str] = &["application/json"];
     const HINT: &str = "send JSON, with Content-Type: application/json";
     let not_events = || {
@@ -89,32 +94,81 @@ fn read_items<'b>(
             "the body must be an event (an object) or an array of events".to_owned(),
         )
     };
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return read_json(app, headers, body, TYPES, HINT);
+    check_json_request(app, headers, TYPES, HINT)?;
+    let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    if array {
+        if let Some(items) = std::str::from_utf8(body).ok().and_then(parse_array) {
+            return Ok(items);
+        }
+        let raw: Vec<&RawValue> = read_json(app, headers, body, TYPES, HINT)?;
+        return raw.into_iter().map(|r| parsed(r.get())).collect();
     }
     let one: &RawValue = read_json(app, headers, body, TYPES, HINT)?;
     match one.get().as_bytes().first() {
-        Some(b'{') => Ok(vec![one]),
+        Some(b'{') => Ok(vec![parsed(one.get())?]),
         _ => Err(not_events()),
+    }
+}
+
+/// `text`, checked to be JSON, parsed.
+fn parsed(text: &str) -> Result<Item<'_>, (StatusCode, String)> {
+    match serde_json::from_str(text) {
+        Ok(value) => Ok((text, value)),
+        Err(e) => Err((
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )),
+    }
+}
+
+/// The items of `body`, a JSON array, each with its text exactly as in the body (as
+/// `serde_json`'s `RawValue` gives it) and parsed in the same pass; `None` when `body` is not one
+/// JSON array, or is not valid JSON (its error is then [`read_json`]'s). Each item may nest as
+/// deep as an event sent alone (127 levels, `serde_json`'s limit).
+fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
+    fn skip_space(text: &str, at: usize) -> usize {
+        let rest = text.get(at..).unwrap_or_default();
+        text.len() - rest.trim_start_matches([' ', '\n', '\t', '\r']).len()
+    }
+    let mut at = skip_space(body, 0);
+    if body.as_bytes().get(at) != Some(&b'[') {
+        return None;
+    }
+    let mut items = Vec::new();
+    at = skip_space(body, at + 1);
+    if body.as_bytes().get(at) == Some(&b']') {
+        return (skip_space(body, at + 1) == body.len()).then_some(items);
+    }
+    loop {
+        let rest = body.get(at..)?;
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
+        let value = stream.next()?.ok()?;
+        let end = at + stream.byte_offset();
+        items.push((body.get(at..end)?, value));
+        at = skip_space(body, end);
+        match body.as_bytes().get(at) {
+            Some(b',') => at = skip_space(body, at + 1),
+            Some(b']') => return (skip_space(body, at + 1) == body.len()).then_some(items),
+            _ => return None,
+        }
     }
 }
 
 /// Validates each event and sorts it: valid (to be queued unless a duplicate), or refused with
 /// the reason. Each valid event, parsed, is left for delivery ([`crate::handoff`]).
-fn sort(app: &App, source: &str, items: Vec<&RawValue>) -> Sorted {
+fn sort(app: &App, source: &str, items: Vec<Item<'_>>) -> Sorted {
     let received_at = unix_now();
     let live = app.live();
     let parsed = app.deliverer.parsed();
     let mut sorted = Sorted::default();
-    for (index, item) in items.into_iter().enumerate() {
-        let checked = SourceEvent::from_json_keeping_text(item.get(), received_at)
+    for (index, (text, value)) in items.into_iter().enumerate() {
+        let checked = SourceEvent::from_value_keeping_text(value, text, received_at)
             .and_then(|event| live.window.check(&event, received_at).map(|()| event));
         let mut event = match checked {
             Ok(event) => event,
             Err(e) => {
-                let id = serde_json::from_str(item.get())
-                    .ok()
-                    .and_then(|v| claimed_id(&v));
+                // Parsed again, only to name the event in its refusal.
+                let id = serde_json::from_str(text).ok().and_then(|v| claimed_id(&v));
                 sorted.refused.push(refusal(index, id, e.to_string()));
                 continue;
             }
@@ -152,4 +206,82 @@ fn refusal(index: usize, id: Option<String>, reason: String) -> Value {
         r["event_id"] = id.into();
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What reading the body whole gives: each item's text (`RawValue`) and that text parsed.
+    fn read_whole(body: &str) -> Option<Vec<(&str, Value)>> {
+        let raw: Vec<&RawValue> = serde_json::from_str(body).ok()?;
+        Some(
+            raw.into_iter()
+                .map(|r| (r.get(), serde_json::from_str(r.get()).unwrap()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn an_array_is_read_in_one_pass_as_reading_it_whole_reads_it() {
+        let bodies = [
+            "[]",
+            " \n[ ]\r\n",
+            r#"[{"event_name":"Viewed Product","event_id":"a"}]"#,
+            "[ {\"a\": [1, {\"b\": \"],{\\\"\"}]} ,\n\t{\"c\" : -1.5e3} , 7 , \"x\" ,null,true,[] ] \n",
+            r#"[{"s":"é \u00e9 \ud83d\ude00 \\ \/"},{"n":12345678901234567890}]"#,
+            r#"[1,2.0,-0,1e-7,{"k":{}}]"#,
+        ];
+        for body in bodies {
+            let whole = read_whole(body).expect(body);
+            let one_pass = parse_array(body).expect(body);
+            assert_eq!(one_pass, whole, "{body}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_one_valid_array_is_left_to_the_whole_read_for_its_error() {
+        let bodies = [
+            "",
+            "[",
+            "]",
+            "[,]",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "[{}{}]",
+            "[1],",
+            "[1] x",
+            "[1][2]",
+            "[]]",
+            "[\"a]",
+            "[{\"a\":}]",
+            "[01]",
+            "[1.]",
+            "{}",
+            "\u{feff}[]",
+            "[\u{c}1]",
+        ];
+        for body in bodies {
+            assert_eq!(parse_array(body), None, "{body:?}");
+            assert!(
+                read_whole(body).is_none() || !body.trim_start().starts_with('['),
+                "{body:?} is an array the one pass should have read"
+            );
+        }
+    }
+
+    #[test]
+    fn each_item_may_nest_as_deep_as_one_event() {
+        let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
+        // An item of 127 levels: as deep as an event sent alone may be.
+        assert!(serde_json::from_str::<Value>(&nested(127)).is_ok());
+        let body = format!("[{}]", nested(127));
+        let items = parse_array(&body).unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].0, nested(127));
+        // One more is past serde_json's limit, in the one pass as alone.
+        assert!(serde_json::from_str::<Value>(&nested(128)).is_err());
+        assert_eq!(parse_array(&format!("[{}]", nested(128))), None);
+    }
 }
