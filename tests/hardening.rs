@@ -333,7 +333,7 @@ fn post_text(service: &Service, body: &str) -> Answer {
 }
 
 #[test]
-fn an_event_nests_at_most_127_levels_in_an_array_as_alone_and_deeper_is_refused_whole() {
+fn an_event_nests_at_most_127_levels_and_one_that_does_not_parse_is_refused_alone() {
     let s = setup("");
     let service = Service::start(&s.config, None);
     // The event is one level, `properties` a second: a value of `levels - 2` more makes the event
@@ -367,19 +367,58 @@ fn an_event_nests_at_most_127_levels_in_an_array_as_alone_and_deeper_is_refused_
         a.body
     );
 
-    for body in [
-        event("deeper-alone", 128),
-        format!("[{},{}]", event("ok", 3), event("deeper", 128)),
-    ] {
-        let a = post_text(&service, &body);
-        assert_eq!(a.status, 400, "{}", a.body);
-        let error = a.body["error"].as_str().unwrap();
-        assert!(
-            error.starts_with("the body is not JSON: recursion limit exceeded"),
-            "{error}"
-        );
-    }
-    // Nothing of the refused requests was kept: a copy of `ok` is new.
-    let again = post_text(&service, &format!("[{}]", event("ok", 3)));
-    assert_eq!(again.body["accepted"], json!(1), "{}", again.body);
+    // JSON that does not parse into an event (one level deeper; a lone surrogate) is refused
+    // alone, with the reason; the other events of its request are queued.
+    let surrogate = serde_json::to_string(&cart("surrogate", json!(unix_now())))
+        .unwrap()
+        .replace("\"properties\":{", "\"properties\":{\"note\":\"\\ud800\",");
+    let body = format!(
+        "[{}, {}, {}]",
+        event("ok", 3),
+        event("deeper", 128),
+        surrogate
+    );
+    let a = post_text(&service, &body);
+    assert_eq!(
+        (a.status, &a.body["accepted"]),
+        (202, &json!(1)),
+        "{}",
+        a.body
+    );
+    let rejected = a.body["rejected"].as_array().unwrap();
+    let refused: Vec<(u64, &str)> = rejected
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(refused.len(), 2, "{}", a.body);
+    assert_eq!(refused[0].0, 1);
+    assert!(
+        refused[0]
+            .1
+            .starts_with("not valid JSON: recursion limit exceeded"),
+        "{}",
+        a.body
+    );
+    assert_eq!(refused[1].0, 2);
+    assert!(
+        refused[1]
+            .1
+            .starts_with("not valid JSON: unexpected end of hex escape"),
+        "{}",
+        a.body
+    );
+    // Alone, such an event makes a request of only invalid events: 400, with the reason.
+    let alone = post_text(&service, &event("deeper-alone", 128));
+    assert_eq!(
+        (alone.status, &alone.body["accepted"]),
+        (400, &json!(0)),
+        "{}",
+        alone.body
+    );
+    assert!(
+        alone.body["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid JSON: recursion limit exceeded")
+    );
 }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchyard_core::event::{MAX_IDENTIFIER_BYTES, SourceEvent};
+use switchyard_core::event::{EventError, MAX_IDENTIFIER_BYTES, SourceEvent};
 use switchyard_queue::{Queued, Record};
 
 /// The events of one request, sorted: the valid ones (with their ids), and refusals with reasons.
@@ -74,8 +74,9 @@ pub async fn ingest(
 }
 
 /// One event of a request: the JSON text it came as, and that text parsed (each event is parsed
-/// once, here).
-type Item<'b> = (&'b str, Value);
+/// once, here), or why it does not parse (too deep, a lone surrogate, a number out of range: JSON
+/// that the whole read takes, refused for this event alone).
+type Item<'b> = (&'b str, Result<Value, EventError>);
 
 /// The request's events: one object or an array of them. An array of valid JSON is read in one
 /// pass, each event parsed straight from the body ([`parse_array`]); anything else is read as
@@ -101,30 +102,26 @@ fn read_items<'b>(
             return Ok(items);
         }
         let raw: Vec<&RawValue> = read_json(app, headers, body, TYPES, HINT)?;
-        return raw.into_iter().map(|r| parsed(r.get())).collect();
+        return Ok(raw.into_iter().map(|r| parse_item(r.get())).collect());
     }
     let one: &RawValue = read_json(app, headers, body, TYPES, HINT)?;
     match one.get().as_bytes().first() {
-        Some(b'{') => Ok(vec![parsed(one.get())?]),
+        Some(b'{') => Ok(vec![parse_item(one.get())]),
         _ => Err(not_events()),
     }
 }
 
-/// `text`, checked to be JSON, parsed.
-fn parsed(text: &str) -> Result<Item<'_>, (StatusCode, String)> {
-    match serde_json::from_str(text) {
-        Ok(value) => Ok((text, value)),
-        Err(e) => Err((
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )),
-    }
+/// One event's text (JSON, as the whole read found it) and its parse.
+fn parse_item(text: &str) -> Item<'_> {
+    let value = serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()));
+    (text, value)
 }
 
 /// The items of `body`, a JSON array, each with its text exactly as in the body (as
 /// `serde_json`'s `RawValue` gives it) and parsed in the same pass; `None` when `body` is not one
-/// JSON array, or is not valid JSON (its error is then [`read_json`]'s). Each item may nest as
-/// deep as an event sent alone (127 levels, `serde_json`'s limit).
+/// JSON array, is not valid JSON (its error is then [`read_json`]'s), or has an item that does
+/// not parse into a `Value` (nested over 127 levels, a lone surrogate, a number out of range:
+/// the whole read then refuses that item alone).
 fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
     fn skip_space(text: &str, at: usize) -> usize {
         let rest = text.get(at..).unwrap_or_default();
@@ -144,7 +141,7 @@ fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
         let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
         let value = stream.next()?.ok()?;
         let end = at + stream.byte_offset();
-        items.push((body.get(at..end)?, value));
+        items.push((body.get(at..end)?, Ok(value)));
         at = skip_space(body, end);
         match body.as_bytes().get(at) {
             Some(b',') => at = skip_space(body, at + 1),
@@ -162,7 +159,8 @@ fn sort(app: &App, source: &str, items: Vec<Item<'_>>) -> Sorted {
     let parsed = app.deliverer.parsed();
     let mut sorted = Sorted::default();
     for (index, (text, value)) in items.into_iter().enumerate() {
-        let checked = SourceEvent::from_value_keeping_text(value, text, received_at)
+        let checked = value
+            .and_then(|value| SourceEvent::from_value_keeping_text(value, text, received_at))
             .and_then(|event| live.window.check(&event, received_at).map(|()| event));
         let mut event = match checked {
             Ok(event) => event,
@@ -213,13 +211,9 @@ mod tests {
     use super::*;
 
     /// What reading the body whole gives: each item's text (`RawValue`) and that text parsed.
-    fn read_whole(body: &str) -> Option<Vec<(&str, Value)>> {
+    fn read_whole(body: &str) -> Option<Vec<Item<'_>>> {
         let raw: Vec<&RawValue> = serde_json::from_str(body).ok()?;
-        Some(
-            raw.into_iter()
-                .map(|r| (r.get(), serde_json::from_str(r.get()).unwrap()))
-                .collect(),
-        )
+        Some(raw.into_iter().map(|r| parse_item(r.get())).collect())
     }
 
     #[test]
@@ -272,7 +266,7 @@ mod tests {
     }
 
     #[test]
-    fn each_item_may_nest_as_deep_as_one_event() {
+    fn each_item_may_nest_as_deep_as_one_event_and_what_does_not_parse_is_refused_alone() {
         let nested = |levels: usize| format!("{}{}", "[".repeat(levels), "]".repeat(levels));
         // An item of 127 levels: as deep as an event sent alone may be.
         assert!(serde_json::from_str::<Value>(&nested(127)).is_ok());
@@ -280,8 +274,14 @@ mod tests {
         let items = parse_array(&body).unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].0, nested(127));
-        // One more is past serde_json's limit, in the one pass as alone.
-        assert!(serde_json::from_str::<Value>(&nested(128)).is_err());
-        assert_eq!(parse_array(&format!("[{}]", nested(128))), None);
+        // JSON that does not parse into a `Value` (one level more; a lone surrogate; a number out
+        // of range) is left to the whole read, which takes the body and refuses that item alone.
+        for bad in [nested(128), r#""\ud800""#.to_owned(), "1e400".to_owned()] {
+            assert!(serde_json::from_str::<Value>(&bad).is_err(), "{bad}");
+            let body = format!("[{{\"a\":1}}, {bad}]");
+            assert_eq!(parse_array(&body), None, "{bad}");
+            let whole = read_whole(&body).unwrap();
+            assert!(whole[0].1.is_ok() && whole[1].1.is_err(), "{bad}");
+        }
     }
 }
