@@ -336,6 +336,7 @@ fn post_text(service: &Service, body: &str) -> Answer {
 fn an_event_nests_at_most_127_levels_and_one_that_does_not_parse_is_refused_alone() {
     let s = setup("");
     let service = Service::start(&s.config, None);
+    let outcome = |a: &Answer| (a.status, a.body["accepted"].clone());
     // The event is one level, `properties` a second: a value of `levels - 2` more makes the event
     // `levels` deep.
     let event = |id: &str, levels: usize| {
@@ -348,24 +349,14 @@ fn an_event_nests_at_most_127_levels_and_one_that_does_not_parse_is_refused_alon
         text
     };
     let alone = post_text(&service, &event("deep-alone", 127));
-    assert_eq!(
-        (alone.status, &alone.body["accepted"]),
-        (202, &json!(1)),
-        "{}",
-        alone.body
-    );
+    assert_eq!(outcome(&alone), (202, json!(1)), "{}", alone.body);
     let array = format!(
         "[\n  {},\n  {}\n]\n",
         event("deep-1", 127),
         event("shallow", 3)
     );
     let a = post_text(&service, &array);
-    assert_eq!(
-        (a.status, &a.body["accepted"]),
-        (202, &json!(2)),
-        "{}",
-        a.body
-    );
+    assert_eq!(outcome(&a), (202, json!(2)), "{}", a.body);
 
     // JSON that does not parse into an event (one level deeper; a lone surrogate) is refused
     // alone, with the reason; the other events of its request are queued.
@@ -379,42 +370,24 @@ fn an_event_nests_at_most_127_levels_and_one_that_does_not_parse_is_refused_alon
         surrogate
     );
     let a = post_text(&service, &body);
-    assert_eq!(
-        (a.status, &a.body["accepted"]),
-        (202, &json!(1)),
-        "{}",
-        a.body
-    );
-    let rejected = a.body["rejected"].as_array().unwrap();
-    let refused: Vec<(u64, &str)> = rejected
-        .iter()
-        .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
-        .collect();
-    assert_eq!(refused.len(), 2, "{}", a.body);
-    assert_eq!(refused[0].0, 1);
-    assert!(
-        refused[0]
-            .1
-            .starts_with("not valid JSON: recursion limit exceeded"),
-        "{}",
-        a.body
-    );
-    assert_eq!(refused[1].0, 2);
-    assert!(
-        refused[1]
-            .1
-            .starts_with("not valid JSON: unexpected end of hex escape"),
-        "{}",
-        a.body
-    );
+    assert_eq!(outcome(&a), (202, json!(1)), "{}", a.body);
+    let refused = a.body["rejected"].as_array().unwrap();
+    let expected = [
+        (1, "not valid JSON: recursion limit exceeded"),
+        (2, "not valid JSON: unexpected end of hex escape"),
+    ];
+    assert_eq!(refused.len(), expected.len(), "{}", a.body);
+    for (r, (index, reason)) in refused.iter().zip(expected) {
+        assert_eq!(r["index"], json!(index), "{}", a.body);
+        assert!(
+            r["reason"].as_str().unwrap().starts_with(reason),
+            "{}",
+            a.body
+        );
+    }
     // Alone, such an event makes a request of only invalid events: 400, with the reason.
     let alone = post_text(&service, &event("deeper-alone", 128));
-    assert_eq!(
-        (alone.status, &alone.body["accepted"]),
-        (400, &json!(0)),
-        "{}",
-        alone.body
-    );
+    assert_eq!(outcome(&alone), (400, json!(0)), "{}", alone.body);
     assert!(
         alone.body["rejected"][0]["reason"]
             .as_str()

@@ -123,18 +123,19 @@ fn parse_item(text: &str) -> Item<'_> {
 /// not parse into a `Value` (nested over 127 levels, a lone surrogate, a number out of range:
 /// the whole read then refuses that item alone).
 fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
-    fn skip_space(text: &str, at: usize) -> usize {
-        let rest = text.get(at..).unwrap_or_default();
-        text.len() - rest.trim_start_matches([' ', '\n', '\t', '\r']).len()
+    /// Where the JSON whitespace from `at` ends.
+    fn skip_space(text: &str, at: usize) -> Option<usize> {
+        let rest = text.get(at..)?;
+        Some(text.len() - rest.trim_start_matches([' ', '\n', '\t', '\r']).len())
     }
-    let mut at = skip_space(body, 0);
+    let mut at = skip_space(body, 0)?;
     if body.as_bytes().get(at) != Some(&b'[') {
         return None;
     }
     let mut items = Vec::new();
-    at = skip_space(body, at + 1);
+    at = skip_space(body, at + 1)?;
     if body.as_bytes().get(at) == Some(&b']') {
-        return (skip_space(body, at + 1) == body.len()).then_some(items);
+        return (skip_space(body, at + 1)? == body.len()).then_some(items);
     }
     loop {
         let rest = body.get(at..)?;
@@ -142,10 +143,10 @@ fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
         let value = stream.next()?.ok()?;
         let end = at + stream.byte_offset();
         items.push((body.get(at..end)?, Ok(value)));
-        at = skip_space(body, end);
+        at = skip_space(body, end)?;
         match body.as_bytes().get(at) {
-            Some(b',') => at = skip_space(body, at + 1),
-            Some(b']') => return (skip_space(body, at + 1) == body.len()).then_some(items),
+            Some(b',') => at = skip_space(body, at + 1)?,
+            Some(b']') => return (skip_space(body, at + 1)? == body.len()).then_some(items),
             _ => return None,
         }
     }
