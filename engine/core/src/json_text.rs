@@ -80,23 +80,32 @@ pub fn write_array<T>(
     Ok(())
 }
 
+/// Writes `entries` as a JSON object, in their order, each value with `write`.
+pub fn write_object<'k, T>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (&'k str, T)>,
+    mut write: impl FnMut(&mut Vec<u8>, T) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    out.push(b'{');
+    for (i, (key, value)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, key)?;
+        out.push(b':');
+        write(out, value)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 /// Writes `v`.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) -> serde_json::Result<()> {
     match v {
         Value::String(s) => write_str(out, s),
         Value::Array(items) => write_array(out, items, write_value),
         Value::Object(map) => {
-            out.push(b'{');
-            for (i, (key, value)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, key)?;
-                out.push(b':');
-                write_value(out, value)?;
-            }
-            out.push(b'}');
-            Ok(())
+            write_object(out, map.iter().map(|(k, v)| (k.as_str(), v)), write_value)
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => serialize(out, v),
     }

@@ -50,16 +50,10 @@ impl Line<'_> {
                 json_text::write_str(out, text)?;
             }
         }
-        out.extend_from_slice(b",\"destinations\":{");
-        for (i, o) in self.destinations.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json_text::write_str(out, o.destination)?;
-            out.push(b':');
-            o.write_json(out)?;
-        }
-        out.extend_from_slice(b"}}");
+        out.extend_from_slice(b",\"destinations\":");
+        let by_name = self.destinations.iter().map(|o| (o.destination, o));
+        json_text::write_object(out, by_name, |out, o| o.write_json(out))?;
+        out.push(b'}');
         Ok(())
     }
 }

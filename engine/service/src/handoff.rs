@@ -6,9 +6,9 @@
 //! event; taking it out shortens the e2e p99 latency by a fifth, while CPU time per event stays
 //! within the noise, the kept events having gone cold in memory). Ingestion puts each valid event
 //! here, keyed by the text it stores and its `received_at` (all that the planner's parse reads);
-//! the planner takes it back out and parses only when it is not here. What the planner gets is the same either way: the
-//! key is the stored text itself, compared whole, not a hash of it, and normalising is idempotent
-//! (the stored text of an event parses to the event it was made from).
+//! the planner takes it back out and parses only when it is not here. What the planner gets is the
+//! same either way: the key is the stored text itself, compared whole, not a hash of it, and
+//! normalising is idempotent (the stored text of an event parses to the event it was made from).
 //!
 //! The durable queue stays the only source of truth. This is a bounded cache in memory
 //! ([`CAPACITY`] events; when it is full, the events least likely to be claimed soon are evicted),

@@ -103,17 +103,8 @@ impl<'a> Payload<'a> {
             Payload::Str(s) => json_text::write_str(out, s),
             Payload::Array(items) => json_text::write_array(out, items, |out, p| p.write_json(out)),
             Payload::Object(fields) => {
-                out.push(b'{');
-                for (i, (key, value)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    json_text::write_str(out, key)?;
-                    out.push(b':');
-                    value.write_json(out)?;
-                }
-                out.push(b'}');
-                Ok(())
+                let entries = fields.iter().map(|(key, value)| (*key, value));
+                json_text::write_object(out, entries, |out, value| value.write_json(out))
             }
         }
     }

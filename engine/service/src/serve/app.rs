@@ -127,6 +127,13 @@ pub fn read_json<'b, T: serde::Deserialize<'b>>(
     hint: &str,
 ) -> Result<T, (StatusCode, String)> {
     check_json_request(app, headers, types, hint)?;
+    parse_json_body(body)
+}
+
+/// `body` parsed as JSON, or the `400` that says where it is not JSON (line and column).
+pub fn parse_json_body<'b, T: serde::Deserialize<'b>>(
+    body: &'b [u8],
+) -> Result<T, (StatusCode, String)> {
     serde_json::from_slice(body).map_err(|e| {
         (
             StatusCode::BAD_REQUEST,
@@ -136,7 +143,7 @@ pub fn read_json<'b, T: serde::Deserialize<'b>>(
 }
 
 /// Whether the service takes requests and the body's type is one of `types` (`hint` says what to
-/// send instead): what [`read_json`] checks before it reads the body.
+/// send instead): what [`read_json`] checks before it reads the body ([`parse_json_body`]).
 pub fn check_json_request(
     app: &App,
     headers: &HeaderMap,

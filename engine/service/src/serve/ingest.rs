@@ -6,7 +6,7 @@
 //! once the accepted events are durably queued**. A full queue answers 503 with `Retry-After` and
 //! keeps nothing of the request; an unstored event is never acknowledged.
 
-use super::app::{App, body, check_json_request, error, read_json};
+use super::app::{App, body, check_json_request, error, parse_json_body};
 use crate::clock::{unix_ms, unix_now};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -80,7 +80,7 @@ type Item<'b> = (&'b str, Result<Value, EventError>);
 
 /// The request's events: one object or an array of them. An array of valid JSON is read in one
 /// pass, each event parsed straight from the body ([`parse_array`]); anything else is read as
-/// before, whole ([`read_json`]), for its precise error. An event already in normalised form is
+/// before, whole ([`parse_json_body`]), for its precise error. An event already in normalised form is
 /// stored as it came.
 fn read_items<'b>(
     app: &App,
@@ -101,10 +101,10 @@ fn read_items<'b>(
         if let Some(items) = std::str::from_utf8(body).ok().and_then(parse_array) {
             return Ok(items);
         }
-        let raw: Vec<&RawValue> = read_json(app, headers, body, TYPES, HINT)?;
+        let raw: Vec<&RawValue> = parse_json_body(body)?;
         return Ok(raw.into_iter().map(|r| parse_item(r.get())).collect());
     }
-    let one: &RawValue = read_json(app, headers, body, TYPES, HINT)?;
+    let one: &RawValue = parse_json_body(body)?;
     match one.get().as_bytes().first() {
         Some(b'{') => Ok(vec![parse_item(one.get())]),
         _ => Err(not_events()),
@@ -119,7 +119,7 @@ fn parse_item(text: &str) -> Item<'_> {
 
 /// The items of `body`, a JSON array, each with its text exactly as in the body (as
 /// `serde_json`'s `RawValue` gives it) and parsed in the same pass; `None` when `body` is not one
-/// JSON array, is not valid JSON (its error is then [`read_json`]'s), or has an item that does
+/// JSON array, is not valid JSON (its error is then [`parse_json_body`]'s), or has an item that does
 /// not parse into a `Value` (nested over 127 levels, a lone surrogate, a number out of range:
 /// the whole read then refuses that item alone).
 fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
