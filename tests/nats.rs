@@ -240,6 +240,41 @@ fn the_same_event_id_sent_to_two_nodes_is_delivered_once() {
     assert!(twins.iter().all(|&n| n == 1), "{twins:?}");
 }
 
+/// JetStream reserves the events stream's size limit (`server.queue_budget_mib`) from its storage.
+/// A server with less storage than the budget refuses the stream: `serve` says which setting to
+/// change, with the server's answer once, and starts with a budget that fits.
+#[test]
+fn a_budget_larger_than_the_servers_storage_is_refused_at_start_with_the_setting_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start_with(dir.path(), 256 << 20);
+    let mock = MockTiktok::start(TOKEN);
+    let config = dir.path().join("switchyard.yaml");
+    let write = |budget: &str| {
+        let server = format!(", queue: {{kind: nats, url: \"{}\"}}{budget}", nats.url());
+        let text = serve_config(&mock.endpoint, &dir.path().join("data"), &server, "");
+        std::fs::write(&config, text).unwrap();
+    };
+    write("");
+    let mut cmd = std::process::Command::new(switchyard_bin());
+    let out = serve_env(cmd.args(["serve", "--config"]).arg(&config))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        line.contains("creating the events stream: the NATS server cannot reserve the stream's 1024 MiB (`server.queue_budget_mib`)")
+            && line.contains("`jetstream.max_file_store`"),
+        "{line}"
+    );
+    assert_eq!(line.matches("error code 10047").count(), 1, "{line}");
+
+    write(", queue_budget_mib: 128");
+    let node = Service::start(&config, None);
+    let accepted = post_until_accepted(&node.url("/v1/events"), &json!(cart_events("fits", 0..5)));
+    assert_eq!(accepted.status, 202);
+}
+
 #[test]
 fn dead_letters_are_listed_and_retried_while_the_nodes_run() {
     let s = setup("", "");

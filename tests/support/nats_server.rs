@@ -1,18 +1,26 @@
 //! A real `nats-server` with JetStream for tests: on a free loopback port, its store in a temporary
 //! folder, killed when dropped. It can be stopped and started again on the same port and store
 //! (a server restart).
+//!
+//! Its JetStream storage limit is set (`max_file_store`): left unset, nats-server takes 75% of the
+//! disk's free space, and a stream's `max_bytes` (the queue budget, 1 GiB by default) is refused
+//! on a machine with little free disk. The tests do not depend on the machine's free disk.
 
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `nats-server -js`.
+/// A running `nats-server` with JetStream.
 pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
 }
+
+/// The JetStream storage the tests' servers may reserve: a limit on reservations (each stream's
+/// `max_bytes`), not space taken from the disk.
+pub const STORAGE: u64 = 64 << 30;
 
 impl NatsServer {
     /// Starts one on a free loopback port with a fresh store; panics (saying how to install it)
@@ -23,8 +31,20 @@ impl NatsServer {
 
     /// [`NatsServer::start`] with its store in a new folder under `base`.
     pub fn start_in(base: &Path) -> Self {
+        Self::start_with(base, STORAGE)
+    }
+
+    /// [`NatsServer::start_in`] with `max_file_store` bytes of JetStream storage.
+    pub fn start_with(base: &Path, max_file_store: u64) -> Self {
         let port = free_port();
         let store = tempfile::tempdir_in(base).expect("temp dir");
+        let conf = format!(
+            "listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: {:?}\n  \
+             max_file_store: {max_file_store}\n  max_memory_store: {}\n}}\n",
+            store.path().join("jetstream"),
+            64 << 20
+        );
+        std::fs::write(store.path().join("nats.conf"), conf).expect("write nats.conf");
         let child = spawn(port, store.path());
         Self {
             child: Some(child),
@@ -59,10 +79,11 @@ impl Drop for NatsServer {
     }
 }
 
+/// Starts `nats-server` on the config written into `store`; waits until it listens on `port`.
 fn spawn(port: u16, store: &Path) -> Child {
     let mut child = Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store)
+        .arg("-c")
+        .arg(store.join("nats.conf"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -274,10 +274,28 @@ where
     match dispatch(cli.command, input, out, err) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(err, "error: {e:#}");
+            let _ = writeln!(err, "error: {}", error_line(&e));
             1
         }
     }
+}
+
+/// An error and its causes, joined by ": " (as `{:#}` joins them), leaving out a cause whose text
+/// the line already ends with: some libraries (the NATS client) write their source into their own
+/// message and return it as the source too, which would print it twice.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn dispatch(
@@ -377,5 +395,38 @@ pub fn open_input(
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
             Ok(Some(std::io::BufReader::new(file)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    /// An error that writes its source into its own message, as the NATS client's do.
+    #[derive(Debug)]
+    struct Echoing(std::io::Error);
+
+    impl std::fmt::Display for Echoing {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "jetstream error: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Echoing {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_is_written_once_even_when_its_parent_repeats_it() {
+        let e = anyhow::Error::new(Echoing(std::io::Error::other("no storage")))
+            .context("creating the stream");
+        assert_eq!(
+            error_line(&e),
+            "creating the stream: jetstream error: no storage"
+        );
+        let plain = anyhow::Error::new(std::io::Error::other("refused")).context("connecting");
+        assert_eq!(error_line(&plain), format!("{plain:#}"));
     }
 }

@@ -95,6 +95,47 @@ fn unavailable_boxed(action: &'static str) -> impl Fn(async_nats::Error) -> Queu
     }
 }
 
+/// The server has not the storage to reserve the events stream's size limit.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the NATS server cannot reserve the stream's {} MiB (`server.queue_budget_mib`): lower the \
+     budget, or give the server's JetStream more storage (`jetstream.max_file_store`, 75% of its \
+     disk's free space when unset)",
+    .max_bytes >> 20
+)]
+pub struct NoRoomForBudget {
+    pub max_bytes: i64,
+    /// The server's answer.
+    #[source]
+    pub source: jetstream::Error,
+}
+
+/// The failure of creating (or updating) the events stream. A refusal to reserve its size limit
+/// is a failure of the store's set-up, not of reaching it: it says which setting to change.
+fn stream_refused(error: jetstream::context::CreateStreamError, max_bytes: i64) -> QueueError {
+    use jetstream::ErrorCode;
+    use jetstream::context::CreateStreamErrorKind;
+    match error.kind() {
+        CreateStreamErrorKind::JetStream(answer)
+            if matches!(
+                answer.error_code(),
+                ErrorCode::STORAGE_RESOURCES_EXCEEDED
+                    | ErrorCode::INSUFFICIENT_RESOURCES
+                    | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED
+            ) =>
+        {
+            QueueError::Store {
+                action: "creating the events stream",
+                source: Arc::new(NoRoomForBudget {
+                    max_bytes,
+                    source: answer,
+                }),
+            }
+        }
+        _ => unavailable("creating the events stream")(error),
+    }
+}
+
 impl NatsQueue {
     /// Connects, creates or updates the streams and the shared consumer, and starts extending
     /// held messages. A server that cannot be reached is an error (not retried here).
@@ -125,7 +166,7 @@ impl NatsQueue {
         }
         js.create_or_update_stream(config)
             .await
-            .map_err(unavailable("creating the events stream"))?;
+            .map_err(|e| stream_refused(e, settings.max_bytes))?;
         let events = js
             .get_stream(&settings.stream)
             .await
