@@ -2,8 +2,9 @@
 //! real `nats-server` (started by each test on a free loopback port, with its store in a temporary
 //! folder) and the mock TikTok Events API: the work spread over three nodes with every
 //! acknowledged event delivered (duplicates measured), a node killed with `kill -9` mid-stream,
-//! the server restarted mid-stream, the same `event_id` sent to two nodes, and dead letters listed
-//! and re-driven while the nodes run.
+//! the server restarted mid-stream, the same `event_id` sent to two nodes, dead letters listed
+//! and re-driven while the nodes run, and a queue budget the server has no storage for refused at
+//! start.
 
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -255,24 +256,54 @@ fn a_budget_larger_than_the_servers_storage_is_refused_at_start_with_the_setting
         std::fs::write(&config, text).unwrap();
     };
     write("");
-    let mut cmd = std::process::Command::new(switchyard_bin());
-    let out = serve_env(cmd.args(["serve", "--config"]).arg(&config))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused_start(&config);
     let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
     assert!(
-        line.contains("creating the events stream: the NATS server cannot reserve the stream's 1024 MiB (`server.queue_budget_mib`)")
-            && line.contains("`jetstream.max_file_store`"),
+        line.contains(
+            "creating the events stream: the NATS server has no room for the events stream in its \
+             JetStream storage: the events stream reserves 1024 MiB (`server.queue_budget_mib`)"
+        ) && line.contains("`jetstream.max_file_store`"),
         "{line}"
     );
     assert_eq!(line.matches("error code 10047").count(), 1, "{line}");
+
+    // The dead-letter stream needs room beside the events stream: a budget of all the storage
+    // leaves none for it.
+    write(", queue_budget_mib: 256");
+    let stderr = refused_start(&config);
+    assert!(
+        stderr.contains("creating the dead-letter stream: the NATS server has no room for the dead-letter stream")
+            && stderr.matches("error code 10047").count() == 1,
+        "{stderr}"
+    );
 
     write(", queue_budget_mib: 128");
     let node = Service::start(&config, None);
     let accepted = post_until_accepted(&node.url("/v1/events"), &json!(cart_events("fits", 0..5)));
     assert_eq!(accepted.status, 202);
+}
+
+/// Runs `serve` on `config`, which must stop at start with exit code 1; returns its standard error.
+/// A `serve` that starts anyway fails the test (after 30 s) instead of hanging it.
+fn refused_start(config: &std::path::Path) -> String {
+    let mut cmd = std::process::Command::new(switchyard_bin());
+    let mut child = serve_env(cmd.args(["serve", "--config"]).arg(config))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started although the server has no room for its streams");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 #[test]

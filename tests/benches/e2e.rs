@@ -5,8 +5,8 @@
 //! and p99. Run twice: the queue on tmpfs (`/dev/shm`: no real fsync) and on disk.
 //!
 //! Run: `cargo bench -p switchyard-tests --bench e2e` (default 200,000 events; pass a number after
-//! `--` to change it). With `-- nats`: the queue on NATS JetStream instead (a `nats-server -js`
-//! started here, its store on disk), with 1 node and with 2 nodes (requests alternate between
+//! `--` to change it). With `-- nats`: the queue on NATS JetStream instead (a `nats-server` with
+//! JetStream started here, its store on disk and its storage limit set), with 1 node and with 2 nodes (requests alternate between
 //! them). Figures go to BENCHMARKS.md.
 //!
 //! Each run also prints the CPU time `serve` used (from `/proc/<pid>/stat`, per event) and the

@@ -41,7 +41,7 @@ impl NatsServer {
         let conf = format!(
             "listen: \"127.0.0.1:{port}\"\njetstream {{\n  store_dir: {:?}\n  \
              max_file_store: {max_file_store}\n  max_memory_store: {}\n}}\n",
-            store.path().join("jetstream"),
+            store.path(),
             64 << 20
         );
         std::fs::write(store.path().join("nats.conf"), conf).expect("write nats.conf");

@@ -280,14 +280,18 @@ where
     }
 }
 
-/// An error and its causes, joined by ": " (as `{:#}` joins them), leaving out a cause whose text
-/// the line already ends with: some libraries (the NATS client) write their source into their own
-/// message and return it as the source too, which would print it twice.
+/// An error and its causes, joined by ": " (as `{:#}` joins them), leaving out a cause the line
+/// already ends with as its last part (`...: <cause>`): some libraries (the NATS client) write
+/// their source into their own message and return it as the source too, which would print it
+/// twice.
 fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if line.ends_with(&text) {
+        let said = line
+            .strip_suffix(text.as_str())
+            .is_some_and(|before| before.is_empty() || before.ends_with(": "));
+        if said && !text.is_empty() {
             continue;
         }
         if !line.is_empty() {
@@ -428,5 +432,9 @@ mod tests {
         );
         let plain = anyhow::Error::new(std::io::Error::other("refused")).context("connecting");
         assert_eq!(error_line(&plain), format!("{plain:#}"));
+        // A cause that only ends the parent's last word is information: it is kept.
+        let tail = anyhow::Error::new(std::io::Error::other("refused"))
+            .context("the connection was refused");
+        assert_eq!(error_line(&tail), "the connection was refused: refused");
     }
 }

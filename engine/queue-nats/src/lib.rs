@@ -95,44 +95,62 @@ fn unavailable_boxed(action: &'static str) -> impl Fn(async_nats::Error) -> Queu
     }
 }
 
-/// The server has not the storage to reserve the events stream's size limit.
+/// The server has no room in its JetStream storage for a stream: the events stream reserves its
+/// size limit (the queue budget) when it is created, and the dead-letter stream needs room beside it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the NATS server cannot reserve the stream's {} MiB (`server.queue_budget_mib`): lower the \
-     budget, or give the server's JetStream more storage (`jetstream.max_file_store`, 75% of its \
-     disk's free space when unset)",
+    "the NATS server has no room for the {stream} in its JetStream storage: the events stream \
+     reserves {} MiB (`server.queue_budget_mib`), which must stay below the storage the server \
+     has left (`jetstream.max_file_store`, 75% of its disk's free space when unset, less what its \
+     other streams reserve; in a cluster, on enough of its servers for the replicas): lower the \
+     budget or give JetStream more storage",
     .max_bytes >> 20
 )]
 pub struct NoRoomForBudget {
+    /// Which stream: `events stream` or `dead-letter stream`.
+    pub stream: &'static str,
     pub max_bytes: i64,
     /// The server's answer.
     #[source]
     pub source: jetstream::Error,
 }
 
-/// The failure of creating (or updating) the events stream. A refusal to reserve its size limit
-/// is a failure of the store's set-up, not of reaching it: it says which setting to change.
-fn stream_refused(error: jetstream::context::CreateStreamError, max_bytes: i64) -> QueueError {
-    use jetstream::ErrorCode;
+/// The failure of creating (or updating) one of the queue's streams (`stream`, for messages).
+/// - No room in JetStream's storage: [`NoRoomForBudget`], which says which settings to change.
+/// - Another answer of the server: the store's set-up failed, with the answer (once: the client's
+///   own error repeats it).
+/// - No answer: the server is unavailable.
+fn stream_failure(
+    stream: &'static str,
+    action: &'static str,
+    max_bytes: i64,
+) -> impl Fn(jetstream::context::CreateStreamError) -> QueueError {
     use jetstream::context::CreateStreamErrorKind;
-    match error.kind() {
-        CreateStreamErrorKind::JetStream(answer)
-            if matches!(
-                answer.error_code(),
-                ErrorCode::STORAGE_RESOURCES_EXCEEDED
-                    | ErrorCode::INSUFFICIENT_RESOURCES
-                    | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED
-            ) =>
-        {
-            QueueError::Store {
-                action: "creating the events stream",
-                source: Arc::new(NoRoomForBudget {
-                    max_bytes,
-                    source: answer,
-                }),
-            }
-        }
-        _ => unavailable("creating the events stream")(error),
+    move |error| match error.kind() {
+        CreateStreamErrorKind::JetStream(answer) if no_room(&answer) => QueueError::Store {
+            action,
+            source: Arc::new(NoRoomForBudget {
+                stream,
+                max_bytes,
+                source: answer,
+            }),
+        },
+        CreateStreamErrorKind::JetStream(answer) => QueueError::Store {
+            action,
+            source: Arc::new(answer),
+        },
+        _ => unavailable(action)(error),
+    }
+}
+
+/// Whether the server's answer refuses a stream for lack of storage: 10047 on one server, 10023
+/// (insufficient resources), or in a cluster 10005 (no suitable peers) for want of storage.
+fn no_room(answer: &jetstream::Error) -> bool {
+    use jetstream::ErrorCode;
+    match answer.error_code() {
+        ErrorCode::STORAGE_RESOURCES_EXCEEDED | ErrorCode::INSUFFICIENT_RESOURCES => true,
+        ErrorCode::CLUSTER_NO_PEERS => answer.to_string().contains("insufficient storage"),
+        _ => false,
     }
 }
 
@@ -166,7 +184,11 @@ impl NatsQueue {
         }
         js.create_or_update_stream(config)
             .await
-            .map_err(|e| stream_refused(e, settings.max_bytes))?;
+            .map_err(stream_failure(
+                "events stream",
+                "creating the events stream",
+                settings.max_bytes,
+            ))?;
         let events = js
             .get_stream(&settings.stream)
             .await
