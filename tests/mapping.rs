@@ -399,3 +399,36 @@ fn a_custom_mapping_file_replaces_the_default() {
         json!({"event": "CompletePayment", "properties": {"value": 120.0}, "event_id": "id-placed-order", "event_time": 1_725_280_000})
     );
 }
+
+/// Which fields of a row got a value is counted only when asked (`map` asks, to report fields
+/// that never matched; delivery does not), and the payloads are the same either way.
+#[test]
+fn field_use_is_counted_only_when_asked_and_changes_no_payload() {
+    use switchyard_core::event::SourceEvent;
+    use switchyard_core::router::Extras;
+    use switchyard_service::pipeline::Copies;
+    let l = default();
+    let ev = SourceEvent::from_value(order(json!({})), RECEIVED_AT).unwrap();
+    let dest = &l.pipeline.destinations()[0];
+    let counted = dest.route(
+        &ev,
+        "web",
+        Extras {
+            field_use: true,
+            ..Copies::Server.into()
+        },
+    );
+    let plain = dest.route(&ev, "web", Copies::Server.into());
+    assert_eq!(counted.status, Status::Sent);
+    assert_eq!(counted.data, plain.data);
+    let row = &counted.rows_built[0];
+    let labels = row.row.field_labels();
+    let set = (0..labels.len()).filter(|&i| row.present.has(i)).count();
+    assert!(
+        set > 0 && set < labels.len(),
+        "{set} of {} fields",
+        labels.len()
+    );
+    assert_eq!(plain.rows_built.len(), counted.rows_built.len());
+    assert!((0..labels.len()).all(|i| !plain.rows_built[0].present.has(i)));
+}

@@ -77,6 +77,7 @@ pub struct Outcome<'a> {
 #[derive(Debug, Clone)]
 pub struct RowBuilt<'a> {
     pub row: &'a CompiledRow,
+    /// Set only when [`route`] was asked for it ([`Extras::field_use`]).
     pub present: FieldBits,
 }
 
@@ -141,13 +142,22 @@ impl<'a> Outcome<'a> {
     }
 }
 
-/// What becomes of `event` from `source` at the destination `dest`. With `with_client_data`, the
-/// browser side's event objects are built too ([`Outcome::client_data`]).
+/// What [`route`] builds beside the server payloads and the browser side's event names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// The browser side's event objects ([`Outcome::client_data`]).
+    pub client_data: bool,
+    /// Which fields of each row got a value ([`RowBuilt::present`], empty without): what `map`
+    /// counts to report fields that never matched. Delivery does not need it.
+    pub field_use: bool,
+}
+
+/// What becomes of `event` from `source` at the destination `dest`, with the `extras` asked for.
 pub fn route<'a>(
     dest: &'a dyn DestinationPlugin,
     event: &'a SourceEvent,
     source: &str,
-    with_client_data: bool,
+    extras: Extras,
 ) -> Outcome<'a> {
     let routing = dest.routing();
     let name: &'a str = &routing.name;
@@ -168,13 +178,16 @@ pub fn route<'a>(
         if row.mode.includes_server() {
             let resolved = resolved.get_or_insert_with(|| group.paths().resolve(doc));
             let payload = row.build_resolved(doc, resolved, &mut outcome.warnings);
-            let present = row.present(&payload);
+            let present = match extras.field_use {
+                true => row.present(&payload),
+                false => FieldBits::default(),
+            };
             outcome.rows_built.push(RowBuilt { row, present });
             outcome.data.push(dest.encode(&row.target, event, payload));
         }
         if client {
             outcome.client.push(&row.target);
-            if with_client_data {
+            if extras.client_data {
                 let payload = client_payload(dest, row, event, &outcome);
                 outcome.client_data.push(payload);
             }

@@ -37,7 +37,12 @@ pub struct DeadLetter {
 
 /// A record or dead letter in its stored form.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, QueueError> {
-    postcard::to_stdvec(value).map_err(|e| QueueError::Record("cannot be encoded", e))
+    // Measured first (a walk that copies nothing), so the buffer is allocated once: a record of
+    // a few hundred bytes grown from empty was reallocated and copied ~7 times.
+    let failed = |e| QueueError::Record("cannot be encoded", e);
+    let size = postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_err(failed)?;
+    postcard::to_extend(value, Vec::with_capacity(size)).map_err(failed)
 }
 
 /// A record or dead letter from its stored form.

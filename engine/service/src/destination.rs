@@ -8,7 +8,7 @@ use switchyard_core::destination::{
     ClientActions, Delivery, DestinationPlugin, Transport, TransportError,
 };
 use switchyard_core::event::SourceEvent;
-use switchyard_core::router::{self, Outcome, Status};
+use switchyard_core::router::{self, Extras, Outcome, Status};
 use switchyard_wasm::Chain;
 
 /// Which copies of an event routing builds: the server side's always (`Outcome::data`, and the
@@ -20,6 +20,16 @@ pub enum Copies {
     Server,
     /// `POST /v1/collect` and `map`: the browser copy too.
     ServerAndBrowser,
+}
+
+impl From<Copies> for Extras {
+    /// The copies asked for, and no count of field use (only `map` asks for it).
+    fn from(copies: Copies) -> Self {
+        Extras {
+            client_data: copies == Copies::ServerAndBrowser,
+            field_use: false,
+        }
+    }
 }
 
 /// A configured destination, ready to route and send.
@@ -82,22 +92,17 @@ impl Destination {
         !self.transforms.is_empty() || !self.payload_transforms.is_empty()
     }
 
-    /// What becomes of `event` from `source` here: the copies `copies` asks for.
+    /// What becomes of `event` from `source` here, with the `extras` asked for.
     pub fn route<'a>(
         &'a self,
         event: &'a SourceEvent,
         source: &str,
-        copies: Copies,
+        extras: Extras,
     ) -> Outcome<'a> {
         if !self.is_active() {
             return Outcome::not_sent(self.name(), Status::Deactivated, DEACTIVATED.into());
         }
-        router::route(
-            self.plugin(),
-            event,
-            source,
-            copies == Copies::ServerAndBrowser,
-        )
+        router::route(self.plugin(), event, source, extras)
     }
 
     /// The request bodies that carry `payloads`, in batches of at most [`Destination::max_batch`].

@@ -13,7 +13,7 @@ use std::io::{BufRead, Write};
 use std::ops::Range;
 use std::sync::Arc;
 use switchyard_core::json_text;
-use switchyard_core::router::{Outcome, RowBuilt, Status};
+use switchyard_core::router::{Extras, Outcome, RowBuilt, Status};
 use switchyard_core::rules::fields::FieldBits;
 use switchyard_wasm::sandbox::level_name;
 
@@ -353,10 +353,15 @@ fn map_chunk(
         true => Copies::ServerAndBrowser,
         false => Copies::Server,
     };
+    // Which fields got a value, too: the summary reports fields that never matched.
+    let extras = Extras {
+        field_use: true,
+        ..copies.into()
+    };
     let fates = pipeline.route(
         &transformed,
         &opts.source,
-        copies,
+        extras,
         opts.received_at,
         &mut logs,
     );

@@ -20,7 +20,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchyard_core::event::{EventError, SourceEvent};
-use switchyard_core::router::{ClientPayload, Outcome, Status};
+use switchyard_core::router::{ClientPayload, Extras, Outcome, Status};
 use switchyard_core::rules::payload::Payload;
 use switchyard_wasm::sandbox::LogLine;
 use switchyard_wasm::{Chain, Halt, Plugin, Transformed};
@@ -156,7 +156,7 @@ impl Pipeline {
     pub fn outcomes_of<'a>(&'a self, event: &'a SourceEvent, source: &str) -> Vec<Outcome<'a>> {
         self.destinations
             .iter()
-            .map(|d| d.route(event, source, Copies::Server))
+            .map(|d| d.route(event, source, Copies::Server.into()))
             .collect()
     }
 
@@ -190,16 +190,18 @@ impl Pipeline {
     }
 
     /// Step two: every transformed event through every destination's mapping, then the payload
-    /// plugins, building the `copies` asked for. One [`InputFate`] per input event of
-    /// [`Pipeline::transform`], in order.
+    /// plugins, building the copies asked for ([`Copies`], or [`Extras`] with the count of field
+    /// use that `map` reports). One [`InputFate`] per input event of [`Pipeline::transform`], in
+    /// order.
     pub fn route<'a>(
         &'a self,
         chunk: &'a TransformedChunk<'a>,
         source: &str,
-        copies: Copies,
+        extras: impl Into<Extras>,
         received_at: i64,
         logs: &mut Logs,
     ) -> Vec<InputFate<'a>> {
+        let extras = extras.into();
         let mut flat = 0;
         let mut fates: Vec<InputFate<'a>> = chunk
             .inputs
@@ -209,7 +211,7 @@ impl Pipeline {
                     return InputFate::Halted(halt);
                 }
                 let routed = input.events.iter().map(|event| {
-                    let outcomes = self.route_one(chunk, flat, event, source, copies);
+                    let outcomes = self.route_one(chunk, flat, event, source, extras);
                     flat += 1;
                     RoutedEvent { event, outcomes }
                 });
@@ -232,16 +234,16 @@ impl Pipeline {
         flat: usize,
         event: &'a SourceEvent,
         source: &str,
-        copies: Copies,
+        extras: Extras,
     ) -> Vec<Outcome<'a>> {
         chunk
             .at_destinations
             .iter()
             .map(|at| (at.destination, &at.transformed))
             .map(|(dest, transformed)| match transformed {
-                None => dest.route(event, source, copies),
+                None => dest.route(event, source, extras),
                 Some(all) => match all.get(flat) {
-                    Some(t) => route_transformed(dest, t, source, copies),
+                    Some(t) => route_transformed(dest, t, source, extras),
                     None => Outcome::not_sent(
                         dest.name(),
                         Status::Failed,
@@ -266,7 +268,7 @@ fn route_transformed<'a>(
     dest: &'a Destination,
     transformed: &'a Transformed,
     source: &str,
-    copies: Copies,
+    extras: Extras,
 ) -> Outcome<'a> {
     if let Some(halt) = &transformed.halt {
         let (status, reason) = halt_outcome(halt);
@@ -275,7 +277,7 @@ fn route_transformed<'a>(
     transformed
         .events
         .iter()
-        .map(|e| dest.route(e, source, copies))
+        .map(|e| dest.route(e, source, extras))
         .reduce(merge)
         .unwrap_or_else(|| {
             Outcome::not_sent(
