@@ -327,6 +327,11 @@ async fn track(
 /// What [`check_body`] reads of a body, borrowed from it. The benchmark's path: it records only
 /// arrivals, and the mock shares the machine with the service it measures, so it does not build
 /// a tree of every event it receives.
+///
+/// It is laxer than the full path in ways the service never tests: it does not look into the
+/// fields it does not read (a lone surrogate or 128 levels of nesting there), and serde would
+/// read an event written as an array in field order. The tests that check what the service sends
+/// keep whole bodies, so they go through the full path.
 #[derive(serde::Deserialize)]
 struct Shape<'a> {
     #[serde(borrow)]
@@ -348,11 +353,15 @@ struct Head<'a> {
     _event_time: i64,
 }
 
-/// The event ids of a body that [`check_body`] accepts and that holds no invalid event, read
-/// through [`Shape`]; `None` for any other body, which the full path then answers (and words what
-/// is wrong).
+/// The event ids of a well-formed body that holds no invalid event, read through [`Shape`] (see
+/// there for what it does not check); `None` for any other body, which the full path then answers
+/// (and words what is wrong).
 fn good_ids(body: &[u8]) -> Option<Vec<String>> {
-    let shape: Shape = serde_json::from_slice(body).ok()?;
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.trim_start().starts_with('{') {
+        return None;
+    }
+    let shape: Shape = serde_json::from_str(text).ok()?;
     let good = shape.event_source == "web"
         && shape.event_source_id.len() == 20
         && (1..=1000).contains(&shape.data.len())
@@ -389,10 +398,10 @@ fn invalid_events(data: &[Value], answer_with: BadEvents) -> Result<Vec<usize>, 
 mod tests {
     use super::*;
 
-    /// The benchmark's path accepts exactly the bodies the full path accepts without invalid
-    /// events, and reads the same ids.
+    /// The benchmark's path accepts the bodies the full path accepts without invalid events, and
+    /// reads the same ids; of these bodies, it accepts nothing else.
     #[test]
-    fn the_light_path_accepts_what_the_full_path_accepts_and_nothing_else() {
+    fn the_light_path_answers_these_bodies_as_the_full_path_does() {
         let event =
             |id: &str| json!({"event": "Purchase", "event_id": id, "event_time": 1, "x": [1]});
         let body = |data: Value| json!({"event_source": "web", "event_source_id": "CJQBODJC77UB4MRTGFRF", "data": data});
@@ -428,6 +437,23 @@ mod tests {
             accepted += usize::from(full.is_some());
         }
         assert_eq!(accepted, 2);
-        assert_eq!(good_ids(b"not json"), None);
+        // Text the full path refuses as JSON, and a body that is an array.
+        let event = r#"{"event":"Purchase","event_id":"a","event_time":1}"#;
+        for text in [
+            "not json".to_owned(),
+            format!(
+                r#"{{"event_source":"web","event_source_id":"CJQBODJC77UB4MRTGFRF","data":[{event}]"#
+            ),
+            r#"["web","CJQBODJC77UB4MRTGFRF",[["Purchase","a",1]]]"#.to_owned(),
+        ] {
+            assert_eq!(good_ids(text.as_bytes()), None, "{text}");
+        }
+        let mut invalid = format!(
+            r#"{{"event_source":"web","event_source_id":"CJQBODJC77UB4MRTGFRF","data":[{event}]}}"#
+        )
+        .into_bytes();
+        let at = invalid.len() - 40;
+        invalid[at] = 0xff;
+        assert_eq!(good_ids(&invalid), None, "not UTF-8");
     }
 }

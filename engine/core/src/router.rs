@@ -63,12 +63,14 @@ pub struct Outcome<'a> {
     /// Fields left out because their rules could not apply.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
-    /// The platform event objects of the browser side, one per `client` entry; built only by
-    /// [`route`] with `with_client_data`. [`Outcome::client_payloads`] resolves them.
+    /// The platform event objects of the browser side, one per `client` entry; built only when
+    /// [`route`] is asked for them ([`Extras::client_data`]). [`Outcome::client_payloads`]
+    /// resolves them.
     #[serde(skip)]
     pub client_data: Vec<ClientPayload<'a>>,
-    /// The rows that built a server payload (`data`), each with the fields that got a value:
-    /// what `map` counts to report fields that never matched.
+    /// The rows that built a server payload (`data`), each with the fields that got a value when
+    /// [`route`] is asked for them ([`Extras::field_use`]): what `map` counts to report fields
+    /// that never matched.
     #[serde(skip)]
     pub rows_built: Vec<RowBuilt<'a>>,
 }
