@@ -209,26 +209,46 @@ fn answer(code: i64, message: &str) -> Response {
 
 /// The body's shape as the Events API wants it, or what is wrong.
 fn check_body(body: &Value) -> Result<&Vec<Value>, String> {
-    if body["event_source"] != "web" {
-        return Err("event_source must be \"web\"".into());
-    }
-    let pixel = body["event_source_id"].as_str().unwrap_or_default();
-    if pixel.len() != 20 {
-        return Err("event_source_id must be a pixel code".into());
-    }
-    let data = body["data"].as_array().ok_or("data must be an array")?;
-    if data.is_empty() || data.len() > 1000 {
-        return Err(format!(
-            "data must hold 1 to 1000 events, not {}",
-            data.len()
-        ));
-    }
+    let data = body["data"].as_array();
+    check_envelope(
+        body["event_source"].as_str(),
+        body["event_source_id"].as_str(),
+        data.map(Vec::len),
+    )?;
+    let data = data.ok_or("data must be an array")?;
     for e in data {
         if !e["event"].is_string() || !e["event_id"].is_string() || !e["event_time"].is_i64() {
             return Err(format!("an event lacks event, event_id or event_time: {e}"));
         }
     }
     Ok(data)
+}
+
+/// The body-level rules both reads check: the source, the pixel code, and 1 to 1000 events
+/// (`events`: `None` when `data` is not an array).
+fn check_envelope(
+    event_source: Option<&str>,
+    pixel: Option<&str>,
+    events: Option<usize>,
+) -> Result<(), String> {
+    if event_source != Some("web") {
+        return Err("event_source must be \"web\"".into());
+    }
+    if pixel.map(str::len) != Some(20) {
+        return Err("event_source_id must be a pixel code".into());
+    }
+    match events {
+        None => Err("data must be an array".into()),
+        Some(n) if !(1..=1000).contains(&n) => {
+            Err(format!("data must hold 1 to 1000 events, not {n}"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+/// Whether an event id marks an invalid event ([`BAD`]).
+fn is_bad(id: &str) -> bool {
+    id.starts_with(BAD)
 }
 
 async fn track(
@@ -362,10 +382,12 @@ fn good_ids(body: &[u8]) -> Option<Vec<String>> {
         return None;
     }
     let shape: Shape = serde_json::from_str(text).ok()?;
-    let good = shape.event_source == "web"
-        && shape.event_source_id.len() == 20
-        && (1..=1000).contains(&shape.data.len())
-        && !shape.data.iter().any(|e| e.event_id.starts_with(BAD));
+    let envelope = check_envelope(
+        Some(&shape.event_source),
+        Some(&shape.event_source_id),
+        Some(shape.data.len()),
+    );
+    let good = envelope.is_ok() && !shape.data.iter().any(|e| is_bad(&e.event_id));
     good.then(|| {
         shape
             .data
@@ -379,11 +401,7 @@ fn good_ids(body: &[u8]) -> Option<Vec<String>> {
 /// them per event (`Partial`), or the message of the `40002` that refuses the whole request.
 fn invalid_events(data: &[Value], answer_with: BadEvents) -> Result<Vec<usize>, String> {
     let bad: Vec<usize> = (0..data.len())
-        .filter(|&i| {
-            data[i]["event_id"]
-                .as_str()
-                .is_some_and(|id| id.starts_with(BAD))
-        })
+        .filter(|&i| data[i]["event_id"].as_str().is_some_and(is_bad))
         .collect();
     match (bad.first(), answer_with) {
         (None, _) | (Some(_), BadEvents::Partial) => Ok(bad),
@@ -431,7 +449,7 @@ mod tests {
                     .iter()
                     .map(|e| e["event_id"].as_str().unwrap_or_default().to_owned())
                     .collect();
-                (!ids.iter().any(|id| id.starts_with(BAD))).then_some(ids)
+                (!ids.iter().any(|id| is_bad(id))).then_some(ids)
             });
             assert_eq!(good_ids(&text), full, "{b}");
             accepted += usize::from(full.is_some());
