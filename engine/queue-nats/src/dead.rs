@@ -2,7 +2,7 @@
 //! kept until removed). A dead letter's id is its stream sequence. Listing reads the stream with a
 //! short-lived consumer of its own, so it works from any node while the others deliver.
 
-use crate::{Settings, publish_all, stream_failure, unavailable, unavailable_boxed};
+use crate::{QueueStream, Settings, publish_all, stream_failure, unavailable, unavailable_boxed};
 use async_nats::jetstream::Context;
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull};
 use async_nats::jetstream::stream::{self, StorageType};
@@ -32,11 +32,7 @@ impl DeadLetters {
             ..Default::default()
         })
         .await
-        .map_err(stream_failure(
-            "dead-letter stream",
-            "creating the dead-letter stream",
-            settings.max_bytes,
-        ))?;
+        .map_err(stream_failure(QueueStream::DeadLetters, settings.max_bytes))?;
         let stream = js
             .get_stream(&name)
             .await

@@ -95,37 +95,61 @@ fn unavailable_boxed(action: &'static str) -> impl Fn(async_nats::Error) -> Queu
     }
 }
 
+/// One of the queue's two streams, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueStream {
+    Events,
+    DeadLetters,
+}
+
+impl QueueStream {
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueStream::Events => "events stream",
+            QueueStream::DeadLetters => "dead-letter stream",
+        }
+    }
+
+    /// What creating it is called in errors.
+    fn creating(self) -> &'static str {
+        match self {
+            QueueStream::Events => "creating the events stream",
+            QueueStream::DeadLetters => "creating the dead-letter stream",
+        }
+    }
+}
+
 /// The server has no room in its JetStream storage for a stream: the events stream reserves its
 /// size limit (the queue budget) when it is created, and the dead-letter stream needs room beside it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "the NATS server has no room for the {stream} in its JetStream storage: the events stream \
+    "the NATS server has no room for the {} in its JetStream storage: the events stream \
      reserves {} MiB (`server.queue_budget_mib`), which must stay below the storage the server \
      has left (`jetstream.max_file_store`, 75% of its disk's free space when unset, less what its \
      other streams reserve; in a cluster, on enough of its servers for the replicas): lower the \
      budget or give JetStream more storage",
+    .stream.name(),
     .max_bytes >> 20
 )]
 pub struct NoRoomForBudget {
-    /// Which stream: `events stream` or `dead-letter stream`.
-    pub stream: &'static str,
+    pub stream: QueueStream,
     pub max_bytes: i64,
     /// The server's answer.
     #[source]
     pub source: jetstream::Error,
 }
 
-/// The failure of creating (or updating) one of the queue's streams (`stream`, for messages).
+/// The failure of creating (or updating) one of the queue's streams.
 /// - No room in JetStream's storage: [`NoRoomForBudget`], which says which settings to change.
 /// - Another answer of the server: the store's set-up failed, with the answer (once: the client's
 ///   own error repeats it).
 /// - No answer: the server is unavailable.
 fn stream_failure(
-    stream: &'static str,
-    action: &'static str,
+    stream: QueueStream,
     max_bytes: i64,
 ) -> impl Fn(jetstream::context::CreateStreamError) -> QueueError {
     use jetstream::context::CreateStreamErrorKind;
+    let action = stream.creating();
     move |error| match error.kind() {
         CreateStreamErrorKind::JetStream(answer) if no_room(&answer) => QueueError::Store {
             action,
@@ -184,11 +208,7 @@ impl NatsQueue {
         }
         js.create_or_update_stream(config)
             .await
-            .map_err(stream_failure(
-                "events stream",
-                "creating the events stream",
-                settings.max_bytes,
-            ))?;
+            .map_err(stream_failure(QueueStream::Events, settings.max_bytes))?;
         let events = js
             .get_stream(&settings.stream)
             .await
