@@ -79,8 +79,8 @@ pub struct Outcome<'a> {
 #[derive(Debug, Clone)]
 pub struct RowBuilt<'a> {
     pub row: &'a CompiledRow,
-    /// Set only when [`route`] was asked for it ([`Extras::field_use`]).
-    pub present: FieldBits,
+    /// Which fields got a value; `None` when [`route`] was not asked ([`Extras::field_use`]).
+    pub present: Option<FieldBits>,
 }
 
 /// One browser-side event object of an [`Outcome`].
@@ -180,10 +180,7 @@ pub fn route<'a>(
         if row.mode.includes_server() {
             let resolved = resolved.get_or_insert_with(|| group.paths().resolve(doc));
             let payload = row.build_resolved(doc, resolved, &mut outcome.warnings);
-            let present = match extras.field_use {
-                true => row.present(&payload),
-                false => FieldBits::default(),
-            };
+            let present = extras.field_use.then(|| row.present(&payload));
             outcome.rows_built.push(RowBuilt { row, present });
             outcome.data.push(dest.encode(&row.target, event, payload));
         }

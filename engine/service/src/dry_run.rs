@@ -143,7 +143,10 @@ impl MapSummary {
         });
         if let Some(row) = self.rows.get_mut(i) {
             row.events += 1;
-            row.present.union(&built.present);
+            // `map` routes with `Extras::field_use`: every row built carries its fields.
+            if let Some(present) = &built.present {
+                row.present.union(present);
+            }
         }
     }
 
