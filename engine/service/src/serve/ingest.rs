@@ -101,14 +101,20 @@ fn read_items<'b>(
         if let Some(items) = std::str::from_utf8(body).ok().and_then(parse_array) {
             return Ok(items);
         }
-        let raw: Vec<&RawValue> = parse_json_body(body)?;
-        return Ok(raw.into_iter().map(|r| parse_item(r.get())).collect());
+        return read_array_whole(body);
     }
     let one: &RawValue = parse_json_body(body)?;
     match one.get().as_bytes().first() {
         Some(b'{') => Ok(vec![parse_item(one.get())]),
         _ => Err(not_events()),
     }
+}
+
+/// An array body read whole: each item's text (`RawValue`) and that text parsed, or the `400`
+/// that says where the body is not JSON.
+fn read_array_whole(body: &[u8]) -> Result<Vec<Item<'_>>, (StatusCode, String)> {
+    let raw: Vec<&RawValue> = parse_json_body(body)?;
+    Ok(raw.into_iter().map(|r| parse_item(r.get())).collect())
 }
 
 /// One event's text (JSON, as the whole read found it) and its parse.
@@ -211,10 +217,9 @@ fn refusal(index: usize, id: Option<String>, reason: String) -> Value {
 mod tests {
     use super::*;
 
-    /// What reading the body whole gives: each item's text (`RawValue`) and that text parsed.
+    /// What reading the body whole gives ([`read_array_whole`]), without its error.
     fn read_whole(body: &str) -> Option<Vec<Item<'_>>> {
-        let raw: Vec<&RawValue> = serde_json::from_str(body).ok()?;
-        Some(raw.into_iter().map(|r| parse_item(r.get())).collect())
+        read_array_whole(body.as_bytes()).ok()
     }
 
     #[test]
