@@ -1,7 +1,8 @@
 //! The embedded queue: one redb file, `queue.redb`, in the data directory.
 //!
-//! Tables: `events` (id → [`Record`]) and `dead_letters` (id → [`DeadLetter`]); ids grow and are
-//! never reused. Every write goes through one writer thread, which takes everything waiting and
+//! Tables: `event_blocks` (the records of each append in one value, a [block](crate::block), keyed
+//! by its first id) and `dead_letters` (id → [`DeadLetter`]); ids grow with every append. A store
+//! written before blocks (`events`: id → [`Record`]) is moved into blocks when opened. Every write goes through one writer thread, which takes everything waiting and
 //! commits it in one transaction with `Durability::Immediate` (group commit): a write is
 //! acknowledged only once it is on disk, and many concurrent requests share one `fsync`.
 //! The disk budget counts the bytes of the records kept and of the dead letters (not the file's
@@ -12,10 +13,11 @@
 //! One process uses the file: claiming moves a cursor over the ids (in memory), and releasing
 //! moves it back to the start, so every record not acked is claimed again.
 
+use crate::block;
 use crate::record::{decode, encode};
 use crate::{Commit, DeadLetter, EventQueue, QueueError, Reading, Record, StoreError};
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +25,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("event_blocks");
+/// One value per record: the table of a store written before blocks.
+const RECORDS_BEFORE_BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const DEAD: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 
 /// Operations waiting for the writer, each with where its answer goes.
@@ -89,27 +93,13 @@ impl DiskQueue {
             other => store("opening")(other),
         })?;
         let stats = Arc::new(Stats::default());
-        let mut next = [1u64, 1u64];
-        {
+        let next = {
             let txn = db.begin_write().map_err(store("opening"))?;
-            {
-                let events = txn.open_table(EVENTS).map_err(store("opening"))?;
-                let dead = txn.open_table(DEAD).map_err(store("opening"))?;
-                let bytes = table_bytes(&events)?;
-                let dead_bytes = table_bytes(&dead)?;
-                stats.bytes.store(bytes + dead_bytes, Ordering::Relaxed);
-                stats.dead_bytes.store(dead_bytes, Ordering::Relaxed);
-                stats
-                    .count
-                    .store(events.len().map_err(store("opening"))?, Ordering::Relaxed);
-                for (slot, table) in next.iter_mut().zip([&events, &dead]) {
-                    if let Some((k, _)) = table.last().map_err(store("opening"))? {
-                        *slot = k.value() + 1;
-                    }
-                }
-            }
+            move_into_blocks(&txn)?;
+            let next = count_kept(&txn, &stats)?;
             txn.commit().map_err(store("opening"))?;
-        }
+            next
+        };
         let db = Arc::new(db);
         let (writer, ops) = mpsc::channel();
         let thread_db = db.clone();
@@ -133,7 +123,7 @@ impl DiskQueue {
 
     /// Up to `max` records with ids above `after` (from the start when `None`), in id order.
     pub fn read(&self, after: Option<u64>, max: usize) -> Result<Vec<(u64, Record)>, QueueError> {
-        read_table(&self.db, EVENTS, after, max)
+        read_records(&self.db, after, max)
     }
 
     /// Reserves `size` bytes of the budget, or says it is full (or that `size` exceeds the whole
@@ -200,6 +190,102 @@ fn read_table<T: for<'de> serde::Deserialize<'de>>(
     Ok(out)
 }
 
+/// Most records of a store written before blocks that are moved into one block.
+const MOVED_PER_BLOCK: usize = 500;
+
+/// Moves the records of a store written before blocks (one value per record) into blocks, in id
+/// order, and drops their table: a queue written by an earlier version is read as it was.
+fn move_into_blocks(txn: &WriteTransaction) -> Result<(), QueueError> {
+    let action = "moving records into blocks";
+    {
+        let mut blocks = txn.open_table(BLOCKS).map_err(store(action))?;
+        let old = txn
+            .open_table(RECORDS_BEFORE_BLOCKS)
+            .map_err(store(action))?;
+        let mut pending: Option<(u64, Vec<u8>, usize)> = None;
+        for entry in old.iter().map_err(store(action))? {
+            let (id, record) = entry.map_err(store(action))?;
+            let (_, block, n) = pending.get_or_insert_with(|| (id.value(), Vec::new(), 0));
+            block::push(block, id.value(), record.value())?;
+            *n += 1;
+            if *n == MOVED_PER_BLOCK
+                && let Some((key, block, _)) = pending.take()
+            {
+                blocks
+                    .insert(key, block.as_slice())
+                    .map_err(store(action))?;
+            }
+        }
+        if let Some((key, block, _)) = pending {
+            blocks
+                .insert(key, block.as_slice())
+                .map_err(store(action))?;
+        }
+    }
+    txn.delete_table(RECORDS_BEFORE_BLOCKS)
+        .map_err(store(action))?;
+    Ok(())
+}
+
+/// Counts the records and dead letters kept into `stats`; gives the next id of each.
+fn count_kept(txn: &WriteTransaction, stats: &Stats) -> Result<[u64; 2], QueueError> {
+    let blocks = txn.open_table(BLOCKS).map_err(store("opening"))?;
+    let dead = txn.open_table(DEAD).map_err(store("opening"))?;
+    let (mut count, mut bytes, mut last) = (0, 0, None);
+    for entry in blocks.iter().map_err(store("opening"))? {
+        let (_, v) = entry.map_err(store("opening"))?;
+        let (n, b, l) = block::summary(v.value())?;
+        (count, bytes, last) = (count + n, bytes + b, l.or(last));
+    }
+    let dead_bytes = table_bytes(&dead)?;
+    stats.bytes.store(bytes + dead_bytes, Ordering::Relaxed);
+    stats.dead_bytes.store(dead_bytes, Ordering::Relaxed);
+    stats.count.store(count, Ordering::Relaxed);
+    let last_dead = dead
+        .last()
+        .map_err(store("opening"))?
+        .map(|(k, _)| k.value());
+    Ok([last, last_dead].map(|l| l.map_or(1, |l| l + 1)))
+}
+
+/// Up to `max` records with ids above `after` (from the oldest when `None`), in id order.
+fn read_records(
+    db: &Database,
+    after: Option<u64>,
+    max: usize,
+) -> Result<Vec<(u64, Record)>, QueueError> {
+    let txn = db.begin_read().map_err(store("reading"))?;
+    let blocks = txn.open_table(BLOCKS).map_err(store("reading"))?;
+    let from = after.map_or(0, |a| a.saturating_add(1));
+    let start = block_key_for(&blocks, from).map_err(store("reading"))?;
+    let mut out = Vec::new();
+    for entry in blocks.range(start..).map_err(store("reading"))? {
+        let (_, v) = entry.map_err(store("reading"))?;
+        for record in block::entries(v.value()) {
+            let (id, bytes) = record?;
+            if id < from {
+                continue;
+            }
+            if out.len() == max {
+                return Ok(out);
+            }
+            out.push((id, decode(bytes)?));
+        }
+    }
+    Ok(out)
+}
+
+/// The key of the block that may hold `id`: the last key not above it (`id` when there is none).
+fn block_key_for(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+    id: u64,
+) -> Result<u64, redb::StorageError> {
+    Ok(match blocks.range(..=id)?.next_back() {
+        Some(entry) => entry?.0.value(),
+        None => id,
+    })
+}
+
 /// Closing finishes what the writer has taken, then releases the database file.
 impl Drop for DiskQueue {
     fn drop(&mut self) {
@@ -227,10 +313,10 @@ impl EventQueue for DiskQueue {
         let (db, claimed) = (self.db.clone(), self.claimed.clone());
         Box::pin(async move {
             let after = *claimed.lock().unwrap_or_else(|p| p.into_inner());
-            let mut records = read_table(&db, EVENTS, after, max)?;
+            let mut records = read_records(&db, after, max)?;
             if !records.is_empty() && records.len() < max && !linger.is_zero() {
                 tokio::time::sleep(linger).await;
-                records = read_table(&db, EVENTS, after, max)?;
+                records = read_records(&db, after, max)?;
             }
             if let Some((last, _)) = records.last() {
                 *claimed.lock().unwrap_or_else(|p| p.into_inner()) = Some(*last);
@@ -302,10 +388,7 @@ fn write_loop(db: &Database, stats: &Stats, ops: mpsc::Receiver<Op>, mut next: [
                 stats.release(reserved_bytes(&group));
             }
         }
-        let result = result
-            .map(|_| ())
-            .map_err(|e| -> StoreError { Arc::new(e) });
-        answer(group, result, before);
+        answer(group, result.map(|_| ()), before);
     }
 }
 
@@ -340,50 +423,44 @@ fn reserved_bytes(group: &[Op]) -> u64 {
         .sum()
 }
 
+/// A failure of the store, as every operation of the group is told.
+fn stored<E: Into<redb::Error>>(e: E) -> StoreError {
+    Arc::new(e.into())
+}
+
+/// A block that cannot be written or read, as every operation of the group is told.
+fn queue_failed(e: QueueError) -> StoreError {
+    Arc::new(e)
+}
+
 /// Applies a group in one transaction and says what it changed.
-fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, redb::Error> {
-    let mut txn = db.begin_write().map_err(redb::Error::from)?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(redb::Error::from)?;
+fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, StoreError> {
+    let mut txn = db.begin_write().map_err(stored)?;
+    txn.set_durability(Durability::Immediate).map_err(stored)?;
     let mut d = Delta::default();
     {
-        let mut events = txn.open_table(EVENTS).map_err(redb::Error::from)?;
-        let mut dead = txn.open_table(DEAD).map_err(redb::Error::from)?;
+        let mut blocks = txn.open_table(BLOCKS).map_err(stored)?;
+        let mut dead = txn.open_table(DEAD).map_err(stored)?;
         for op in group {
             match op {
+                Op::Append(records, _) if records.is_empty() => {}
                 Op::Append(records, _) => {
-                    for r in records {
-                        events
-                            .insert(next[0], r.as_slice())
-                            .map_err(redb::Error::from)?;
-                        next[0] += 1;
-                        d.added += 1;
-                    }
+                    let block = block::write(next[0], records).map_err(queue_failed)?;
+                    blocks.insert(next[0], block.as_slice()).map_err(stored)?;
+                    next[0] += records.len() as u64;
+                    d.added += records.len() as u64;
                 }
-                Op::Ack(ids, _) => {
-                    // A round's ids are mostly one run of consecutive ids: each run is removed in
-                    // one pass of the tree, not one lookup and removal per id.
-                    for run in runs(ids) {
-                        events
-                            .retain_in(run, |_, v: &[u8]| {
-                                d.removed_bytes += v.len() as u64;
-                                d.removed += 1;
-                                false
-                            })
-                            .map_err(redb::Error::from)?;
-                    }
-                }
+                Op::Ack(ids, _) => remove_records(&mut blocks, ids, &mut d)?,
                 Op::Dead(letters, _) => {
                     for l in letters {
-                        dead.insert(next[1], l.as_slice())
-                            .map_err(redb::Error::from)?;
+                        dead.insert(next[1], l.as_slice()).map_err(stored)?;
                         next[1] += 1;
                         d.dead_added_bytes += l.len() as u64;
                     }
                 }
                 Op::RemoveDead(ids, _) => {
                     for id in ids {
-                        if let Some(v) = dead.remove(id).map_err(redb::Error::from)? {
+                        if let Some(v) = dead.remove(id).map_err(stored)? {
                             d.dead_removed_bytes += v.value().len() as u64;
                         }
                     }
@@ -391,8 +468,45 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, redb
             }
         }
     }
-    txn.commit().map_err(redb::Error::from)?;
+    txn.commit().map_err(stored)?;
     Ok(d)
+}
+
+/// Removes the records `ids` (acked) from the blocks that hold them: a block is written again
+/// without them, or removed when none of its records is left. A round's ids are mostly one run of
+/// consecutive ids, held by a few blocks; each block is read once, whatever the runs.
+fn remove_records(
+    blocks: &mut redb::Table<'_, u64, &'static [u8]>,
+    ids: &[u64],
+    d: &mut Delta,
+) -> Result<(), StoreError> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut keys = std::collections::BTreeSet::new();
+    for run in runs(&sorted) {
+        let start = block_key_for(blocks, *run.start()).map_err(stored)?;
+        for entry in blocks.range(start..=*run.end()).map_err(stored)? {
+            keys.insert(entry.map_err(stored)?.0.value());
+        }
+    }
+    for key in keys {
+        let cut = match blocks.get(key).map_err(stored)? {
+            Some(v) => block::cut(v.value(), &sorted).map_err(queue_failed)?,
+            None => continue,
+        };
+        if cut.removed == 0 {
+            continue;
+        }
+        d.removed += cut.removed;
+        d.removed_bytes += cut.removed_bytes;
+        match cut.rest {
+            Some(rest) => blocks.insert(key, rest.as_slice()).map(drop),
+            None => blocks.remove(key).map(drop),
+        }
+        .map_err(stored)?;
+    }
+    Ok(())
 }
 
 /// The ids as runs of consecutive ids (`first..=last`), in ascending order; duplicates count once.
@@ -482,6 +596,83 @@ mod tests {
         // Ids are never reused.
         assert_eq!(block_on(q.append(vec![record(9)])).unwrap(), [6]);
         assert_eq!(q.depth().0, 4);
+    }
+
+    fn ids_of(records: &[(u64, Record)]) -> Vec<u64> {
+        records.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn acks_and_reads_cross_the_blocks_of_several_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = encode(&record(0)).unwrap().len() as u64;
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        for (from, to) in [(0, 3), (3, 5), (5, 9)] {
+            block_on(q.append((from..to).map(record).collect())).unwrap();
+        }
+        // Ids 1-3, 4-5 and 6-9 are three blocks; this ack takes the end of the first, the
+        // whole second and the start of the third.
+        block_on(q.ack(vec![6, 2, 3, 4, 5, 2])).unwrap();
+        assert_eq!(q.depth(), (4, 4 * size));
+        assert_eq!(ids_of(&q.read(None, 10).unwrap()), [1, 7, 8, 9]);
+        assert_eq!(ids_of(&q.read(Some(1), 2).unwrap()), [7, 8]);
+        assert_eq!(ids_of(&q.read(Some(7), 10).unwrap()), [8, 9]);
+        assert_eq!(q.read(Some(8), 1).unwrap()[0].1, record(8));
+        assert!(q.read(Some(9), 10).unwrap().is_empty());
+        assert!(q.read(None, 0).unwrap().is_empty());
+        drop(q);
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(q.depth(), (4, 4 * size), "counted again on open");
+        block_on(q.ack(vec![1, 7, 8, 9, 100])).unwrap();
+        assert_eq!(q.depth(), (0, 0));
+        assert_eq!(block_on(q.append(vec![record(9)])).unwrap(), [10]);
+    }
+
+    #[test]
+    fn a_store_written_before_blocks_is_read_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = [(3u64, record(3)), (4, record(4)), (7, record(7))];
+        let letter = DeadLetter {
+            destination: "tiktok".into(),
+            reason: "bad token".into(),
+            at: 5,
+            record: record(1),
+        };
+        {
+            // The layout before blocks: one value per record.
+            let db = Database::create(dir.path().join("queue.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut old = txn.open_table(RECORDS_BEFORE_BLOCKS).unwrap();
+                for (id, r) in &kept {
+                    old.insert(*id, encode(r).unwrap().as_slice()).unwrap();
+                }
+                let mut dead = txn.open_table(DEAD).unwrap();
+                dead.insert(2, encode(&letter).unwrap().as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let size = encode(&record(3)).unwrap().len() as u64;
+        let letter_size = encode(&letter).unwrap().len() as u64;
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(q.depth(), (3, 3 * size + letter_size));
+        assert_eq!(q.read(None, 10).unwrap(), kept);
+        assert_eq!(block_on(q.append(vec![record(8)])).unwrap(), [8]);
+        assert_eq!(block_on(q.dead_letters()).unwrap(), [(2, letter)]);
+        block_on(q.ack(vec![4])).unwrap();
+        drop(q);
+        let db = Database::create(dir.path().join("queue.redb")).unwrap();
+        let txn = db.begin_read().unwrap();
+        let tables: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        assert!(!tables.iter().any(|t| t == "events"), "{tables:?}");
+        drop(txn);
+        drop(db);
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(ids_of(&q.read(None, 10).unwrap()), [3, 7, 8]);
     }
 
     #[test]

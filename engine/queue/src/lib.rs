@@ -14,6 +14,7 @@
 //! - [`dedup`]: queueing each (source, `event_id`) at most once within a window, also when copies
 //!   arrive at the same moment ([`Dedup`], and [`WindowDedup`] over any [`EventQueue`]).
 
+mod block;
 pub mod dedup;
 mod disk;
 mod record;
