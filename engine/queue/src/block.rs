@@ -1,28 +1,37 @@
-//! A block: the records of one append, stored as one value of the embedded queue's table.
+//! A block: up to [`MAX_RECORDS`] records of one append, stored as one value of the embedded
+//! queue's table.
 //!
-//! One insert per append instead of one per record: redb's cost of an insert hardly depends on
-//! the value's size, and a record is a few hundred bytes (BENCHMARKS.md, round ten). Per record,
-//! a block holds its id (`u64`, little-endian), its length (`u32`, little-endian) and its bytes
-//! (the [`crate::encode`]d record). Ids ascend within a block. A block is keyed by the first id
-//! it was written with; acking some of its records rewrites it under the same key, so the blocks'
-//! id ranges stay in key order and never overlap.
+//! One insert per block instead of one per record: redb's cost of an insert hardly depends on the
+//! value's size, and a record is a few hundred bytes (BENCHMARKS.md, round ten). Per record, a
+//! block holds its id (`u64`, little-endian), its length (`u32`, little-endian) and its bytes (the
+//! [`crate::encode`]d record). Ids ascend within a block. A block is keyed by the first id it was
+//! written with; acking some of its records rewrites it under the same key, so the blocks' id
+//! ranges stay in key order and never overlap.
 
-use crate::QueueError;
+/// Most records in one block. An ack of some of a block's records writes the rest again, so the
+/// cap bounds what one ack rewrites (a few hundred KiB at most for events of ~1 KiB).
+pub(crate) const MAX_RECORDS: usize = 256;
 
 /// Bytes before each record: its id and its length.
 const HEAD: usize = 8 + 4;
 
-/// A stored block that does not frame: cut short, or a length past its end.
-fn torn() -> QueueError {
-    QueueError::Record(
-        "block in the store does not decode",
-        postcard::Error::DeserializeUnexpectedEnd,
-    )
+/// Why a block cannot be written or read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BlockError {
+    /// A stored block that does not frame: cut short, or a record's length past its end.
+    #[error("it ends inside a record's header or bytes (at byte {offset})")]
+    Torn { offset: usize },
+    /// A stored block whose ids do not ascend from its key.
+    #[error("its record ids do not ascend from its key (id {id} at byte {offset})")]
+    OutOfOrder { id: u64, offset: usize },
+    /// A record of 4 GiB or more, whose length does not fit the frame.
+    #[error("a record of {len} bytes is too large to store")]
+    TooLarge { len: usize },
 }
 
 /// The block of `records`, numbered from `first`. A record of 4 GiB or more cannot be framed
 /// (appends are bounded far below: ingestion's body limit and the queue budget).
-pub(crate) fn write(first: u64, records: &[Vec<u8>]) -> Result<Vec<u8>, QueueError> {
+pub(crate) fn write(first: u64, records: &[Vec<u8>]) -> Result<Vec<u8>, BlockError> {
     let size = records.iter().map(|r| HEAD + r.len()).sum();
     let mut block = Vec::with_capacity(size);
     for (id, record) in (first..).zip(records) {
@@ -32,10 +41,9 @@ pub(crate) fn write(first: u64, records: &[Vec<u8>]) -> Result<Vec<u8>, QueueErr
 }
 
 /// Appends one record, framed, to `block`.
-pub(crate) fn push(block: &mut Vec<u8>, id: u64, record: &[u8]) -> Result<(), QueueError> {
-    let len = u32::try_from(record.len()).map_err(|_| {
-        QueueError::Record("is too large to store", postcard::Error::SerdeSerCustom)
-    })?;
+pub(crate) fn push(block: &mut Vec<u8>, id: u64, record: &[u8]) -> Result<(), BlockError> {
+    let len =
+        u32::try_from(record.len()).map_err(|_| BlockError::TooLarge { len: record.len() })?;
     block.extend_from_slice(&id.to_le_bytes());
     block.extend_from_slice(&len.to_le_bytes());
     block.extend_from_slice(record);
@@ -43,47 +51,47 @@ pub(crate) fn push(block: &mut Vec<u8>, id: u64, record: &[u8]) -> Result<(), Qu
 }
 
 /// The records of a block with their ids, in id order; an error ends it where it does not frame.
-pub(crate) fn entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, &[u8]), QueueError>> {
-    let mut rest = block;
+pub(crate) fn entries(block: &[u8]) -> impl Iterator<Item = Result<(u64, &[u8]), BlockError>> {
+    let mut offset = 0;
     std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
+        let rest = block.get(offset..).filter(|rest| !rest.is_empty())?;
         Some(match split_entry(rest) {
-            Ok((id, record, after)) => {
-                rest = after;
+            Ok((id, record)) => {
+                offset += HEAD + record.len();
                 Ok((id, record))
             }
-            Err(e) => {
-                rest = &[];
-                Err(e)
+            Err(()) => {
+                let torn = BlockError::Torn { offset };
+                offset = block.len();
+                Err(torn)
             }
         })
     })
 }
 
-/// The first record of `bytes`: its id, its bytes and what follows it.
-fn split_entry(bytes: &[u8]) -> Result<(u64, &[u8], &[u8]), QueueError> {
-    let (head, rest) = bytes.split_at_checked(HEAD).ok_or_else(torn)?;
+/// The first record of `bytes`: its id and its bytes.
+fn split_entry(bytes: &[u8]) -> Result<(u64, &[u8]), ()> {
+    let (head, rest) = bytes.split_at_checked(HEAD).ok_or(())?;
     let (id, len) = head.split_at(8);
-    let id = u64::from_le_bytes(id.try_into().map_err(|_| torn())?);
-    let len = u32::from_le_bytes(len.try_into().map_err(|_| torn())?) as usize;
-    let (record, after) = rest.split_at_checked(len).ok_or_else(torn)?;
-    Ok((id, record, after))
+    let id = u64::from_le_bytes(id.try_into().map_err(drop)?);
+    let len = u32::from_le_bytes(len.try_into().map_err(drop)?) as usize;
+    let record = rest.get(..len).ok_or(())?;
+    Ok((id, record))
 }
 
 /// What removing records from a block leaves.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Cut {
-    /// Records removed, and their bytes.
+    /// Records removed.
     pub removed: u64,
+    /// The bytes of the records removed.
     pub removed_bytes: u64,
     /// The block without them: `None` when none is left. Meaningless when none was removed.
     pub rest: Option<Vec<u8>>,
 }
 
 /// Removes the records whose ids are in `ids` (sorted, ascending) from `block`.
-pub(crate) fn cut(block: &[u8], ids: &[u64]) -> Result<Cut, QueueError> {
+pub(crate) fn cut(block: &[u8], ids: &[u64]) -> Result<Cut, BlockError> {
     let (mut removed, mut removed_bytes) = (0, 0);
     let mut kept: Vec<(u64, &[u8])> = Vec::new();
     for entry in entries(block) {
@@ -112,16 +120,31 @@ pub(crate) fn cut(block: &[u8], ids: &[u64]) -> Result<Cut, QueueError> {
     })
 }
 
-/// The number of records of a block, their bytes, and the last id.
-pub(crate) fn summary(block: &[u8]) -> Result<(u64, u64, Option<u64>), QueueError> {
-    let (mut count, mut bytes, mut last) = (0, 0, None);
+/// What a block holds, as opening the queue counts it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub records: u64,
+    /// The bytes of its records.
+    pub bytes: u64,
+    /// Its last id (`None` for an empty block).
+    pub last: Option<u64>,
+}
+
+/// What the block stored under `key` holds, checking that its ids ascend from `key`.
+pub(crate) fn summary(key: u64, block: &[u8]) -> Result<Summary, BlockError> {
+    let mut summary = Summary::default();
+    let mut offset = 0;
     for entry in entries(block) {
         let (id, record) = entry?;
-        count += 1;
-        bytes += record.len() as u64;
-        last = Some(id);
+        if id < summary.last.map_or(key, |last| last.saturating_add(1)) {
+            return Err(BlockError::OutOfOrder { id, offset });
+        }
+        summary.records += 1;
+        summary.bytes += record.len() as u64;
+        summary.last = Some(id);
+        offset += HEAD + record.len();
     }
-    Ok((count, bytes, last))
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -138,8 +161,13 @@ mod tests {
         let block = write(7, &records).unwrap();
         let read: Vec<(u64, &[u8])> = entries(&block).map(Result::unwrap).collect();
         assert_eq!(read, [(7, &b"one"[..]), (8, &b""[..]), (9, &b"three"[..])]);
-        assert_eq!(summary(&block).unwrap(), (3, 8, Some(9)));
-        assert_eq!(summary(&[]).unwrap(), (0, 0, None));
+        let three = Summary {
+            records: 3,
+            bytes: 8,
+            last: Some(9),
+        };
+        assert_eq!(summary(7, &block), Ok(three));
+        assert_eq!(summary(1, &[]), Ok(Summary::default()));
     }
 
     #[test]
@@ -150,7 +178,11 @@ mod tests {
         assert_eq!((cut_some.removed, cut_some.removed_bytes), (2, 2 + 4));
         let rest = cut_some.rest.unwrap();
         assert_eq!(ids(&rest), [10, 12, 14]);
-        assert_eq!(summary(&rest).unwrap(), (3, 1 + 3 + 5, Some(14)));
+        let left = summary(10, &rest).unwrap();
+        assert_eq!(
+            (left.records, left.bytes, left.last),
+            (3, 1 + 3 + 5, Some(14))
+        );
         let none = cut(&rest, &[1, 2]).unwrap();
         assert_eq!((none.removed, none.rest), (0, None));
         let all = cut(&rest, &[10, 12, 14]).unwrap();
@@ -160,14 +192,34 @@ mod tests {
     #[test]
     fn a_torn_block_is_an_error_not_a_shorter_list() {
         let block = write(1, &[b"abcdef".to_vec(), b"gh".to_vec()]).unwrap();
-        for end in [block.len() - 1, HEAD + 3, 5] {
+        let second = HEAD + 6;
+        for (end, offset) in [(block.len() - 1, second), (HEAD + 3, 0), (5, 0)] {
             let read: Vec<_> = entries(&block[..end]).collect();
-            assert!(
-                matches!(read.last(), Some(Err(QueueError::Record(..)))),
-                "cut at {end}: {read:?}"
+            assert_eq!(
+                read.last(),
+                Some(&Err(BlockError::Torn { offset })),
+                "cut at {end}"
             );
-            assert!(summary(&block[..end]).is_err());
+            assert!(summary(1, &block[..end]).is_err());
             assert!(cut(&block[..end], &[1]).is_err());
         }
+    }
+
+    #[test]
+    fn ids_that_do_not_ascend_from_the_key_are_found_on_summary() {
+        let block = write(5, &[b"a".to_vec(), b"b".to_vec()]).unwrap();
+        assert_eq!(
+            summary(6, &block),
+            Err(BlockError::OutOfOrder { id: 5, offset: 0 })
+        );
+        let mut twice = block.clone();
+        push(&mut twice, 6, b"c").unwrap();
+        assert_eq!(
+            summary(5, &twice),
+            Err(BlockError::OutOfOrder {
+                id: 6,
+                offset: 2 * (HEAD + 1)
+            })
+        );
     }
 }

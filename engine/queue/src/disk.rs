@@ -1,10 +1,14 @@
 //! The embedded queue: one redb file, `queue.redb`, in the data directory.
 //!
-//! Tables: `event_blocks` (the records of each append in one value, a [block](crate::block), keyed
-//! by its first id) and `dead_letters` (id → [`DeadLetter`]); ids grow with every append. A store
-//! written before blocks (`events`: id → [`Record`]) is moved into blocks when opened. Every write goes through one writer thread, which takes everything waiting and
-//! commits it in one transaction with `Durability::Immediate` (group commit): a write is
-//! acknowledged only once it is on disk, and many concurrent requests share one `fsync`.
+//! Tables: `event_blocks` (the records of an append, up to 256 in one value, a
+//! [block](crate::block), keyed by its first id) and `dead_letters` (id → [`DeadLetter`]). Ids
+//! grow with every append; on open they go on from the last id kept. A store written before blocks
+//! (`events`: id → [`Record`]) is moved into blocks when opened, after the blocks there are (a
+//! rollback to a version without blocks does not see them, and queues what it takes there).
+//!
+//! Every write goes through one writer thread, which takes everything waiting and commits it in
+//! one transaction with `Durability::Immediate` (group commit): a write is acknowledged only once
+//! it is on disk, and many concurrent requests share one `fsync`.
 //! The disk budget counts the bytes of the records kept and of the dead letters (not the file's
 //! size, which redb reuses but does not shrink): dead letters that pile up (a revoked token) fill
 //! the budget like queued events, and ingestion is refused (503) instead of filling the disk.
@@ -15,9 +19,10 @@
 
 use crate::block;
 use crate::record::{decode, encode};
-use crate::{Commit, DeadLetter, EventQueue, QueueError, Reading, Record, StoreError};
+use crate::{BlockError, Commit, DeadLetter, EventQueue, QueueError, Reading, Record, StoreError};
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, TableHandle,
+    WriteTransaction,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -190,33 +195,41 @@ fn read_table<T: for<'de> serde::Deserialize<'de>>(
     Ok(out)
 }
 
-/// Most records of a store written before blocks that are moved into one block.
-const MOVED_PER_BLOCK: usize = 500;
-
 /// Moves the records of a store written before blocks (one value per record) into blocks, in id
-/// order, and drops their table: a queue written by an earlier version is read as it was.
+/// order, and drops their table: a queue written by an earlier version is read as it was. They
+/// keep their ids, unless blocks are there already (a version with blocks ran, then one without):
+/// then they are numbered on from the blocks' last id, so that none overwrites a block.
 fn move_into_blocks(txn: &WriteTransaction) -> Result<(), QueueError> {
     let action = "moving records into blocks";
+    let mut tables = txn.list_tables().map_err(store(action))?;
+    if !tables.any(|t| t.name() == RECORDS_BEFORE_BLOCKS.name()) {
+        return Ok(());
+    }
     {
         let mut blocks = txn.open_table(BLOCKS).map_err(store(action))?;
+        let mut renumbered = id_after_blocks(&blocks)?;
         let old = txn
             .open_table(RECORDS_BEFORE_BLOCKS)
             .map_err(store(action))?;
-        let mut pending: Option<(u64, Vec<u8>, usize)> = None;
+        let (mut block, mut first, mut n) = (Vec::new(), None, 0);
         for entry in old.iter().map_err(store(action))? {
             let (id, record) = entry.map_err(store(action))?;
-            let (_, block, n) = pending.get_or_insert_with(|| (id.value(), Vec::new(), 0));
-            block::push(block, id.value(), record.value())?;
-            *n += 1;
-            if *n == MOVED_PER_BLOCK
-                && let Some((key, block, _)) = pending.take()
-            {
+            let id = match renumbered.as_mut() {
+                Some(next) => std::mem::replace(next, next.saturating_add(1)),
+                None => id.value(),
+            };
+            let key = *first.get_or_insert(id);
+            block::push(&mut block, id, record.value())
+                .map_err(|source| QueueError::Block { key, source })?;
+            n += 1;
+            if n == block::MAX_RECORDS {
                 blocks
                     .insert(key, block.as_slice())
                     .map_err(store(action))?;
+                (block, first, n) = (Vec::new(), None, 0);
             }
         }
-        if let Some((key, block, _)) = pending {
+        if let Some(key) = first {
             blocks
                 .insert(key, block.as_slice())
                 .map_err(store(action))?;
@@ -227,15 +240,34 @@ fn move_into_blocks(txn: &WriteTransaction) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// The id after the last block's last one, when there are blocks.
+fn id_after_blocks(
+    blocks: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<Option<u64>, QueueError> {
+    let Some((key, block)) = blocks.last().map_err(store("opening"))? else {
+        return Ok(None);
+    };
+    let key = key.value();
+    let summary =
+        block::summary(key, block.value()).map_err(|source| QueueError::Block { key, source })?;
+    Ok(Some(summary.last.unwrap_or(key).saturating_add(1)))
+}
+
 /// Counts the records and dead letters kept into `stats`; gives the next id of each.
 fn count_kept(txn: &WriteTransaction, stats: &Stats) -> Result<[u64; 2], QueueError> {
     let blocks = txn.open_table(BLOCKS).map_err(store("opening"))?;
     let dead = txn.open_table(DEAD).map_err(store("opening"))?;
-    let (mut count, mut bytes, mut last) = (0, 0, None);
+    let (mut count, mut bytes, mut last) = (0, 0, None::<u64>);
     for entry in blocks.iter().map_err(store("opening"))? {
-        let (_, v) = entry.map_err(store("opening"))?;
-        let (n, b, l) = block::summary(v.value())?;
-        (count, bytes, last) = (count + n, bytes + b, l.or(last));
+        let (key, v) = entry.map_err(store("opening"))?;
+        let key = key.value();
+        let failed = |source| QueueError::Block { key, source };
+        if let Some(id) = last.filter(|&last| key <= last) {
+            // A block's ids come after the previous block's: their ranges never overlap.
+            return Err(failed(BlockError::OutOfOrder { id, offset: 0 }));
+        }
+        let s = block::summary(key, v.value()).map_err(failed)?;
+        (count, bytes, last) = (count + s.records, bytes + s.bytes, s.last.or(last));
     }
     let dead_bytes = table_bytes(&dead)?;
     stats.bytes.store(bytes + dead_bytes, Ordering::Relaxed);
@@ -245,7 +277,7 @@ fn count_kept(txn: &WriteTransaction, stats: &Stats) -> Result<[u64; 2], QueueEr
         .last()
         .map_err(store("opening"))?
         .map(|(k, _)| k.value());
-    Ok([last, last_dead].map(|l| l.map_or(1, |l| l + 1)))
+    Ok([last, last_dead].map(|l| l.map_or(1, |l| l.saturating_add(1))))
 }
 
 /// Up to `max` records with ids above `after` (from the oldest when `None`), in id order.
@@ -260,9 +292,10 @@ fn read_records(
     let start = block_key_for(&blocks, from).map_err(store("reading"))?;
     let mut out = Vec::new();
     for entry in blocks.range(start..).map_err(store("reading"))? {
-        let (_, v) = entry.map_err(store("reading"))?;
+        let (key, v) = entry.map_err(store("reading"))?;
+        let key = key.value();
         for record in block::entries(v.value()) {
-            let (id, bytes) = record?;
+            let (id, bytes) = record.map_err(|source| QueueError::Block { key, source })?;
             if id < from {
                 continue;
             }
@@ -429,8 +462,8 @@ fn stored<E: Into<redb::Error>>(e: E) -> StoreError {
 }
 
 /// A block that cannot be written or read, as every operation of the group is told.
-fn queue_failed(e: QueueError) -> StoreError {
-    Arc::new(e)
+fn block_failed(key: u64) -> impl Fn(BlockError) -> StoreError {
+    move |source| Arc::new(QueueError::Block { key, source })
 }
 
 /// Applies a group in one transaction and says what it changed.
@@ -443,12 +476,13 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, Stor
         let mut dead = txn.open_table(DEAD).map_err(stored)?;
         for op in group {
             match op {
-                Op::Append(records, _) if records.is_empty() => {}
                 Op::Append(records, _) => {
-                    let block = block::write(next[0], records).map_err(queue_failed)?;
-                    blocks.insert(next[0], block.as_slice()).map_err(stored)?;
-                    next[0] += records.len() as u64;
-                    d.added += records.len() as u64;
+                    for part in records.chunks(block::MAX_RECORDS) {
+                        let block = block::write(next[0], part).map_err(block_failed(next[0]))?;
+                        blocks.insert(next[0], block.as_slice()).map_err(stored)?;
+                        next[0] += part.len() as u64;
+                        d.added += part.len() as u64;
+                    }
                 }
                 Op::Ack(ids, _) => remove_records(&mut blocks, ids, &mut d)?,
                 Op::Dead(letters, _) => {
@@ -480,11 +514,10 @@ fn remove_records(
     ids: &[u64],
     d: &mut Delta,
 ) -> Result<(), StoreError> {
-    let mut sorted = ids.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
+    let runs = runs(ids);
+    let sorted: Vec<u64> = runs.iter().cloned().flatten().collect();
     let mut keys = std::collections::BTreeSet::new();
-    for run in runs(&sorted) {
+    for run in runs {
         let start = block_key_for(blocks, *run.start()).map_err(stored)?;
         for entry in blocks.range(start..=*run.end()).map_err(stored)? {
             keys.insert(entry.map_err(stored)?.0.value());
@@ -492,7 +525,7 @@ fn remove_records(
     }
     for key in keys {
         let cut = match blocks.get(key).map_err(stored)? {
-            Some(v) => block::cut(v.value(), &sorted).map_err(queue_failed)?,
+            Some(v) => block::cut(v.value(), &sorted).map_err(block_failed(key))?,
             None => continue,
         };
         if cut.removed == 0 {
@@ -593,7 +626,7 @@ mod tests {
             .collect();
         assert_eq!(kept, [3, 4, 5]);
         assert_eq!(q.read(Some(3), 1).unwrap()[0].1, record(3));
-        // Ids are never reused.
+        // Ids go on from the last one kept.
         assert_eq!(block_on(q.append(vec![record(9)])).unwrap(), [6]);
         assert_eq!(q.depth().0, 4);
     }
@@ -638,20 +671,7 @@ mod tests {
             at: 5,
             record: record(1),
         };
-        {
-            // The layout before blocks: one value per record.
-            let db = Database::create(dir.path().join("queue.redb")).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let mut old = txn.open_table(RECORDS_BEFORE_BLOCKS).unwrap();
-                for (id, r) in &kept {
-                    old.insert(*id, encode(r).unwrap().as_slice()).unwrap();
-                }
-                let mut dead = txn.open_table(DEAD).unwrap();
-                dead.insert(2, encode(&letter).unwrap().as_slice()).unwrap();
-            }
-            txn.commit().unwrap();
-        }
+        write_before_blocks(dir.path(), &kept, Some((2, &letter)));
         let size = encode(&record(3)).unwrap().len() as u64;
         let letter_size = encode(&letter).unwrap().len() as u64;
         let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
@@ -661,18 +681,106 @@ mod tests {
         assert_eq!(block_on(q.dead_letters()).unwrap(), [(2, letter)]);
         block_on(q.ack(vec![4])).unwrap();
         drop(q);
-        let db = Database::create(dir.path().join("queue.redb")).unwrap();
-        let txn = db.begin_read().unwrap();
-        let tables: Vec<String> = txn
-            .list_tables()
-            .unwrap()
-            .map(|t| redb::TableHandle::name(&t).to_owned())
-            .collect();
-        assert!(!tables.iter().any(|t| t == "events"), "{tables:?}");
-        drop(txn);
-        drop(db);
+        let tables = with_store(dir.path(), |txn| {
+            let names = txn.list_tables().unwrap();
+            names.map(|t| t.name().to_owned()).collect::<Vec<_>>()
+        });
+        assert_eq!(tables, ["dead_letters", "event_blocks"]);
         let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(ids_of(&q.read(None, 10).unwrap()), [3, 7, 8]);
+    }
+
+    /// Writes records (and a dead letter) as a version before blocks did: one value per record.
+    fn write_before_blocks(dir: &Path, kept: &[(u64, Record)], dead: Option<(u64, &DeadLetter)>) {
+        let db = Database::create(dir.join("queue.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut old = txn.open_table(RECORDS_BEFORE_BLOCKS).unwrap();
+            for (id, r) in kept {
+                old.insert(*id, encode(r).unwrap().as_slice()).unwrap();
+            }
+            if let Some((id, letter)) = dead {
+                let mut table = txn.open_table(DEAD).unwrap();
+                table
+                    .insert(id, encode(letter).unwrap().as_slice())
+                    .unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    /// Reads the store in `dir` directly, while no queue has it open.
+    fn with_store<T>(dir: &Path, read: impl FnOnce(&WriteTransaction) -> T) -> T {
+        let db = Database::create(dir.join("queue.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let out = read(&txn);
+        txn.abort().unwrap();
+        out
+    }
+
+    #[test]
+    fn records_a_version_before_blocks_queued_after_a_rollback_go_after_the_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+            block_on(q.append((0..3).map(record).collect())).unwrap();
+        }
+        // The older version does not see the blocks: its ids start again at 1.
+        write_before_blocks(dir.path(), &[(1, record(10)), (2, record(11))], None);
+        let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(q.depth().0, 5);
+        let all = q.read(None, 10).unwrap();
+        assert_eq!(ids_of(&all), [1, 2, 3, 4, 5]);
+        let records: Vec<Record> = all.into_iter().map(|(_, r)| r).collect();
+        let expected: Vec<Record> = [0, 1, 2, 10, 11].into_iter().map(record).collect();
+        assert_eq!(records, expected);
+    }
+
+    #[test]
+    fn a_large_append_is_stored_in_blocks_of_at_most_max_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 2 * block::MAX_RECORDS + 3;
+        {
+            let q = DiskQueue::open(dir.path(), 1 << 30).unwrap();
+            block_on(q.append((0..n).map(record).collect())).unwrap();
+            let all = q.read(None, n + 1).unwrap();
+            assert_eq!(ids_of(&all), (1..=n as u64).collect::<Vec<_>>());
+        }
+        let sizes = with_store(dir.path(), |txn| {
+            let blocks = txn.open_table(BLOCKS).unwrap();
+            let sizes = blocks.iter().unwrap().map(|entry| {
+                let (key, v) = entry.unwrap();
+                let summary = block::summary(key.value(), v.value()).unwrap();
+                (key.value(), summary.records)
+            });
+            sizes.collect::<Vec<_>>()
+        });
+        let max = block::MAX_RECORDS as u64;
+        assert_eq!(sizes, [(1, max), (1 + max, max), (1 + 2 * max, 3)]);
+    }
+
+    #[test]
+    fn blocks_whose_ids_overlap_are_refused_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let q = DiskQueue::open(dir.path(), 1 << 20).unwrap();
+            block_on(q.append((0..3).map(record).collect())).unwrap();
+        }
+        let db = Database::create(dir.path().join("queue.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            // A block keyed 2 after the block 1..=3.
+            let mut blocks = txn.open_table(BLOCKS).unwrap();
+            let block = block::write(2, &[encode(&record(9)).unwrap()]).unwrap();
+            blocks.insert(2, block.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        drop(db);
+        let refused = DiskQueue::open(dir.path(), 1 << 20).err();
+        assert!(
+            matches!(refused, Some(QueueError::Block { key: 2, .. })),
+            "{refused:?}"
+        );
     }
 
     #[test]

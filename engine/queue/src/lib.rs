@@ -19,6 +19,7 @@ pub mod dedup;
 mod disk;
 mod record;
 
+pub use block::BlockError;
 pub use dedup::{Dedup, DedupError, Queued, Queueing, WindowDedup};
 pub use disk::DiskQueue;
 pub use record::{DeadLetter, EVERY_DESTINATION, Record, decode, encode};
@@ -53,6 +54,14 @@ pub enum QueueError {
     /// A record could not be encoded for storage, or a stored one does not decode.
     #[error("a record {0}")]
     Record(&'static str, #[source] postcard::Error),
+    /// A block of records (the embedded queue's stored form) cannot be written, or a stored one
+    /// cannot be read.
+    #[error("the queue's block of records from id {key} is not usable")]
+    Block {
+        key: u64,
+        #[source]
+        source: BlockError,
+    },
     /// The queue's server cannot be reached or did not confirm in time (a distributed backend):
     /// try again later (ingestion answers 503 with Retry-After).
     #[error("the queue's server is unavailable while {action}")]
