@@ -207,7 +207,7 @@ fn move_into_blocks(txn: &WriteTransaction) -> Result<(), QueueError> {
     }
     {
         let mut blocks = txn.open_table(BLOCKS).map_err(store(action))?;
-        let mut renumbered = id_after_blocks(&blocks)?;
+        let mut renumbered = id_after_blocks(&blocks, action)?;
         let old = txn
             .open_table(RECORDS_BEFORE_BLOCKS)
             .map_err(store(action))?;
@@ -219,8 +219,7 @@ fn move_into_blocks(txn: &WriteTransaction) -> Result<(), QueueError> {
                 None => id.value(),
             };
             let key = *first.get_or_insert(id);
-            block::push(&mut block, id, record.value())
-                .map_err(|source| QueueError::Block { key, source })?;
+            block::push(&mut block, id, record.value()).map_err(written(key))?;
             n += 1;
             if n == block::MAX_RECORDS {
                 blocks
@@ -243,13 +242,14 @@ fn move_into_blocks(txn: &WriteTransaction) -> Result<(), QueueError> {
 /// The id after the last block's last one, when there are blocks.
 fn id_after_blocks(
     blocks: &impl ReadableTable<u64, &'static [u8]>,
+    action: &'static str,
 ) -> Result<Option<u64>, QueueError> {
-    let Some((key, block)) = blocks.last().map_err(store("opening"))? else {
+    let Some((key, block)) = blocks.last().map_err(store(action))? else {
         return Ok(None);
     };
     let key = key.value();
     let summary =
-        block::summary(key, block.value()).map_err(|source| QueueError::Block { key, source })?;
+        block::summary(key, block.value()).map_err(|source| QueueError::Damaged { key, source })?;
     Ok(Some(summary.last.unwrap_or(key).saturating_add(1)))
 }
 
@@ -261,10 +261,10 @@ fn count_kept(txn: &WriteTransaction, stats: &Stats) -> Result<[u64; 2], QueueEr
     for entry in blocks.iter().map_err(store("opening"))? {
         let (key, v) = entry.map_err(store("opening"))?;
         let key = key.value();
-        let failed = |source| QueueError::Block { key, source };
-        if let Some(id) = last.filter(|&last| key <= last) {
+        let failed = |source| QueueError::Damaged { key, source };
+        if let Some(previous_last) = last.filter(|&last| key <= last) {
             // A block's ids come after the previous block's: their ranges never overlap.
-            return Err(failed(BlockError::OutOfOrder { id, offset: 0 }));
+            return Err(failed(BlockError::Overlaps { previous_last }));
         }
         let s = block::summary(key, v.value()).map_err(failed)?;
         (count, bytes, last) = (count + s.records, bytes + s.bytes, s.last.or(last));
@@ -295,7 +295,7 @@ fn read_records(
         let (key, v) = entry.map_err(store("reading"))?;
         let key = key.value();
         for record in block::entries(v.value()) {
-            let (id, bytes) = record.map_err(|source| QueueError::Block { key, source })?;
+            let (id, bytes) = record.map_err(|source| QueueError::Damaged { key, source })?;
             if id < from {
                 continue;
             }
@@ -335,6 +335,13 @@ impl EventQueue for DiskQueue {
             Ok(encoded) => encoded,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
+        if let Some(size) = encoded
+            .iter()
+            .map(Vec::len)
+            .find(|&n| u32::try_from(n).is_err())
+        {
+            return Box::pin(async move { Err(QueueError::RecordTooLarge { size }) });
+        }
         let size: u64 = encoded.iter().map(|e| e.len() as u64).sum();
         if let Err(e) = self.reserve(size) {
             return Box::pin(async move { Err(e) });
@@ -461,9 +468,17 @@ fn stored<E: Into<redb::Error>>(e: E) -> StoreError {
     Arc::new(e.into())
 }
 
-/// A block that cannot be written or read, as every operation of the group is told.
-fn block_failed(key: u64) -> impl Fn(BlockError) -> StoreError {
-    move |source| Arc::new(QueueError::Block { key, source })
+/// A stored block that cannot be read, as every operation of the group is told.
+fn damaged(key: u64) -> impl Fn(BlockError) -> StoreError {
+    move |source| Arc::new(QueueError::Damaged { key, source })
+}
+
+/// Why a block starting at `key` could not be written: a record too large for it.
+fn written(key: u64) -> impl Fn(BlockError) -> QueueError {
+    move |e| match e {
+        BlockError::TooLarge { len } => QueueError::RecordTooLarge { size: len },
+        source => QueueError::Damaged { key, source },
+    }
 }
 
 /// Applies a group in one transaction and says what it changed.
@@ -478,7 +493,8 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, Stor
             match op {
                 Op::Append(records, _) => {
                     for part in records.chunks(block::MAX_RECORDS) {
-                        let block = block::write(next[0], part).map_err(block_failed(next[0]))?;
+                        let block = block::write(next[0], part)
+                            .map_err(|e| Arc::new(written(next[0])(e)) as StoreError)?;
                         blocks.insert(next[0], block.as_slice()).map_err(stored)?;
                         next[0] += part.len() as u64;
                         d.added += part.len() as u64;
@@ -525,7 +541,7 @@ fn remove_records(
     }
     for key in keys {
         let cut = match blocks.get(key).map_err(stored)? {
-            Some(v) => block::cut(v.value(), &sorted).map_err(block_failed(key))?,
+            Some(v) => block::cut(v.value(), &sorted).map_err(damaged(key))?,
             None => continue,
         };
         if cut.removed == 0 {
@@ -760,6 +776,32 @@ mod tests {
     }
 
     #[test]
+    fn a_torn_block_is_refused_on_open_saying_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DiskQueue::open(dir.path(), 1 << 20).unwrap());
+        let db = Database::create(dir.path().join("queue.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let block = block::write(1, &[encode(&record(1)).unwrap()]).unwrap();
+        let torn = block.len() - 1;
+        {
+            let mut blocks = txn.open_table(BLOCKS).unwrap();
+            blocks.insert(1, &block[..torn]).unwrap();
+        }
+        txn.commit().unwrap();
+        drop(db);
+        let refused = DiskQueue::open(dir.path(), 1 << 20).err().unwrap();
+        let cause = std::error::Error::source(&refused).map(ToString::to_string);
+        assert!(
+            refused.to_string().contains("keep a copy of queue.redb"),
+            "{refused}"
+        );
+        assert_eq!(
+            cause.as_deref(),
+            Some(format!("the record at byte 0 runs past the block's end ({torn} bytes)").as_str())
+        );
+    }
+
+    #[test]
     fn blocks_whose_ids_overlap_are_refused_on_open() {
         let dir = tempfile::tempdir().unwrap();
         {
@@ -778,7 +820,13 @@ mod tests {
         drop(db);
         let refused = DiskQueue::open(dir.path(), 1 << 20).err();
         assert!(
-            matches!(refused, Some(QueueError::Block { key: 2, .. })),
+            matches!(
+                refused,
+                Some(QueueError::Damaged {
+                    key: 2,
+                    source: BlockError::Overlaps { previous_last: 3 }
+                })
+            ),
             "{refused:?}"
         );
     }

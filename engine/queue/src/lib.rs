@@ -54,10 +54,17 @@ pub enum QueueError {
     /// A record could not be encoded for storage, or a stored one does not decode.
     #[error("a record {0}")]
     Record(&'static str, #[source] postcard::Error),
-    /// A block of records (the embedded queue's stored form) cannot be written, or a stored one
-    /// cannot be read.
-    #[error("the queue's block of records from id {key} is not usable")]
-    Block {
+    /// A record too large for the embedded queue's stored form (4 GiB or more).
+    #[error("a record of {size} bytes is too large to queue (the most is 4 GiB)")]
+    RecordTooLarge { size: usize },
+    /// A stored block of records (the embedded queue's stored form) is damaged: the queue's file
+    /// cannot be read as it is.
+    #[error(
+        "the queue's store holds a damaged block of records (from id {key}; keep a copy of \
+         queue.redb, then move it out of the data directory to start an empty queue, without its \
+         events)"
+    )]
+    Damaged {
         key: u64,
         #[source]
         source: BlockError,
