@@ -177,18 +177,12 @@ impl DiskQueue {
     }
 }
 
-/// Up to `max` entries of `table` with ids above `after`, in id order.
-fn read_table<T: for<'de> serde::Deserialize<'de>>(
-    db: &Database,
-    table: TableDefinition<u64, &[u8]>,
-    after: Option<u64>,
-    max: usize,
-) -> Result<Vec<(u64, T)>, QueueError> {
+/// Every dead letter with its id, oldest first.
+fn read_dead_letters(db: &Database) -> Result<Vec<(u64, DeadLetter)>, QueueError> {
     let txn = db.begin_read().map_err(store("reading"))?;
-    let table = txn.open_table(table).map_err(store("reading"))?;
-    let from = after.map_or(0, |a| a.saturating_add(1));
+    let table = txn.open_table(DEAD).map_err(store("reading"))?;
     let mut out = Vec::new();
-    for entry in table.range(from..).map_err(store("reading"))?.take(max) {
+    for entry in table.iter().map_err(store("reading"))? {
         let (k, v) = entry.map_err(store("reading"))?;
         out.push((k.value(), decode(v.value())?));
     }
@@ -388,7 +382,7 @@ impl EventQueue for DiskQueue {
     }
 
     fn dead_letters(&self) -> Reading<Vec<(u64, DeadLetter)>> {
-        let letters = read_table(&self.db, DEAD, None, usize::MAX);
+        let letters = read_dead_letters(&self.db);
         Box::pin(async move { letters })
     }
 
