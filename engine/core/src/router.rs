@@ -149,7 +149,7 @@ impl<'a> Outcome<'a> {
 pub struct Extras {
     /// The browser side's event objects ([`Outcome::client_data`]).
     pub client_data: bool,
-    /// Which fields of each row got a value ([`RowBuilt::present`], empty without): what `map`
+    /// Which fields of each row got a value ([`RowBuilt::present`], `None` without): what `map`
     /// counts to report fields that never matched. Delivery does not need it.
     pub field_use: bool,
 }

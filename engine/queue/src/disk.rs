@@ -242,8 +242,7 @@ fn id_after_blocks(
         return Ok(None);
     };
     let key = key.value();
-    let summary =
-        block::summary(key, block.value()).map_err(|source| QueueError::Damaged { key, source })?;
+    let summary = block::summary(key, block.value()).map_err(damaged(key))?;
     Ok(Some(summary.last.unwrap_or(key).saturating_add(1)))
 }
 
@@ -255,7 +254,7 @@ fn count_kept(txn: &WriteTransaction, stats: &Stats) -> Result<[u64; 2], QueueEr
     for entry in blocks.iter().map_err(store("opening"))? {
         let (key, v) = entry.map_err(store("opening"))?;
         let key = key.value();
-        let failed = |source| QueueError::Damaged { key, source };
+        let failed = damaged(key);
         if let Some(previous_last) = last.filter(|&last| key <= last) {
             // A block's ids come after the previous block's: their ranges never overlap.
             return Err(failed(BlockError::Overlaps { previous_last }));
@@ -289,7 +288,7 @@ fn read_records(
         let (key, v) = entry.map_err(store("reading"))?;
         let key = key.value();
         for record in block::entries(v.value()) {
-            let (id, bytes) = record.map_err(|source| QueueError::Damaged { key, source })?;
+            let (id, bytes) = record.map_err(damaged(key))?;
             if id < from {
                 continue;
             }
@@ -462,9 +461,14 @@ fn stored<E: Into<redb::Error>>(e: E) -> StoreError {
     Arc::new(e.into())
 }
 
-/// A stored block that cannot be read, as every operation of the group is told.
-fn damaged(key: u64) -> impl Fn(BlockError) -> StoreError {
-    move |source| Arc::new(QueueError::Damaged { key, source })
+/// What is wrong with the stored block under `key`.
+fn damaged(key: u64) -> impl Fn(BlockError) -> QueueError {
+    move |source| QueueError::Damaged { key, source }
+}
+
+/// A queue error, as every operation of the group is told.
+fn shared(e: QueueError) -> StoreError {
+    Arc::new(e)
 }
 
 /// Why a block starting at `key` could not be written: a record too large for it.
@@ -488,7 +492,8 @@ fn apply(db: &Database, group: &[Op], next: &mut [u64; 2]) -> Result<Delta, Stor
                 Op::Append(records, _) => {
                     for part in records.chunks(block::MAX_RECORDS) {
                         let block = block::write(next[0], part)
-                            .map_err(|e| Arc::new(written(next[0])(e)) as StoreError)?;
+                            .map_err(written(next[0]))
+                            .map_err(shared)?;
                         blocks.insert(next[0], block.as_slice()).map_err(stored)?;
                         next[0] += part.len() as u64;
                         d.added += part.len() as u64;
@@ -535,7 +540,9 @@ fn remove_records(
     }
     for key in keys {
         let cut = match blocks.get(key).map_err(stored)? {
-            Some(v) => block::cut(v.value(), &sorted).map_err(damaged(key))?,
+            Some(v) => block::cut(v.value(), &sorted)
+                .map_err(damaged(key))
+                .map_err(shared)?,
             None => continue,
         };
         if cut.removed == 0 {
