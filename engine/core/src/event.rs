@@ -138,28 +138,29 @@ impl SourceEvent {
         let Value::Object(mut map) = value else {
             return Err(EventError::NotObject(type_name(&value)));
         };
-        let mut changed = rename_aliased_fields(&mut map)?;
-        identifier(&map, "event_name")?;
-        identifier(&map, "event_id")?;
-        object(&map, "properties")?;
-        object(&map, "profile_properties")?;
-        check_aliases(&map)?;
-        match map.get_mut("timestamp") {
-            None => {
-                map.insert("timestamp".to_owned(), Value::from(received_at));
-                changed = true;
-            }
-            Some(v) if v.is_null() => {
-                *v = Value::from(received_at);
-                changed = true;
-            }
+        let mut changed = false;
+        let mut top = TopLevel::of(&map);
+        if top.camel_case {
+            rename_aliased_fields(&mut map)?;
+            changed = true;
+            top = TopLevel::of(&map);
+        }
+        identifier(top.event_name, "event_name")?;
+        identifier(top.event_id, "event_id")?;
+        object(top.properties, "properties")?;
+        object(top.profile_properties, "profile_properties")?;
+        check_aliases(top.aliases)?;
+        let seconds = match top.timestamp {
+            None | Some(Value::Null) => Some(received_at),
             Some(v) if v.is_i64() => {
-                parse_timestamp(v)?;
+                parse_timestamp(v)?; // checked, kept as it is
+                None
             }
-            Some(v) => {
-                *v = Value::from(parse_timestamp(v)?);
-                changed = true;
-            }
+            Some(v) => Some(parse_timestamp(v)?),
+        };
+        if let Some(seconds) = seconds {
+            map.insert("timestamp".to_owned(), Value::from(seconds));
+            changed = true;
         }
         let event = Self {
             value: Value::Object(map),
@@ -208,31 +209,58 @@ impl SourceEvent {
     }
 }
 
-/// Renames camelCase spellings to the canonical ones; says whether it renamed any.
-fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<bool, EventError> {
-    let mut renamed = false;
-    // Every camelCase spelling has an upper-case letter; most events have none in their keys.
-    if !map
-        .keys()
-        .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
-    {
-        return Ok(false);
+/// The event's top-level fields that the envelope's rules check, found in one pass over its keys
+/// (cheaper than a search of the map per field).
+#[derive(Default)]
+struct TopLevel<'a> {
+    event_name: Option<&'a Value>,
+    event_id: Option<&'a Value>,
+    properties: Option<&'a Value>,
+    profile_properties: Option<&'a Value>,
+    aliases: Option<&'a Value>,
+    timestamp: Option<&'a Value>,
+    /// Whether a camelCase spelling of [`ALIASED_FIELDS`] is among the keys.
+    camel_case: bool,
+}
+
+impl<'a> TopLevel<'a> {
+    fn of(map: &'a Map<String, Value>) -> Self {
+        let mut top = Self::default();
+        for (key, value) in map {
+            let field = match key.as_str() {
+                "event_name" => &mut top.event_name,
+                "event_id" => &mut top.event_id,
+                "properties" => &mut top.properties,
+                "profile_properties" => &mut top.profile_properties,
+                "aliases" => &mut top.aliases,
+                "timestamp" => &mut top.timestamp,
+                other => {
+                    top.camel_case |= ALIASED_FIELDS.iter().any(|(camel, _)| other == *camel);
+                    continue;
+                }
+            };
+            *field = Some(value);
+        }
+        top
     }
+}
+
+/// Renames camelCase spellings to the canonical ones.
+fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<(), EventError> {
     for (camel, snake) in ALIASED_FIELDS {
         if let Some(v) = map.remove(camel) {
             if map.contains_key(snake) {
                 return Err(EventError::BothSpellings(snake, camel));
             }
             map.insert(snake.to_owned(), v);
-            renamed = true;
         }
     }
-    Ok(renamed)
+    Ok(())
 }
 
 /// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`].
-fn identifier(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
-    match map.get(field) {
+fn identifier(found: Option<&Value>, field: &'static str) -> Result<(), EventError> {
+    match found {
         None | Some(Value::Null) => Err(EventError::Missing(field)),
         Some(Value::String(s)) if s.trim().is_empty() => Err(EventError::Invalid {
             field,
@@ -251,17 +279,17 @@ fn too_long(len: usize, max: usize) -> String {
     format!("must be at most {max} bytes long, found {len}")
 }
 
-fn object(map: &Map<String, Value>, field: &'static str) -> Result<(), EventError> {
-    match map.get(field) {
+fn object(found: Option<&Value>, field: &'static str) -> Result<(), EventError> {
+    match found {
         None | Some(Value::Null) => Err(EventError::Missing(field)),
         Some(Value::Object(_)) => Ok(()),
         Some(other) => Err(wrong_type(field, "an object", other)),
     }
 }
 
-fn check_aliases(map: &Map<String, Value>) -> Result<(), EventError> {
+fn check_aliases(found: Option<&Value>) -> Result<(), EventError> {
     const FIELD: &str = "aliases";
-    let aliases = match map.get(FIELD) {
+    let aliases = match found {
         None | Some(Value::Null) => return Err(EventError::Missing(FIELD)),
         Some(Value::Array(a)) => a,
         Some(other) => return Err(wrong_type(FIELD, "an array of strings", other)),
