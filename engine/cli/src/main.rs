@@ -4,9 +4,9 @@ use std::io::Write;
 
 /// mimalloc instead of the system allocator: parsing and mapping events allocate many small,
 /// short-lived strings and maps, which glibc's malloc serves markedly slower (BENCHMARKS.md,
-/// "peers").
+/// "peers"). `switchyard_alloc` says how it is asked.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switchyard_alloc::Allocator = switchyard_alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
     let stdin = std::io::stdin();

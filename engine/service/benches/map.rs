@@ -11,7 +11,7 @@ use switchyard_core::event::SourceEvent;
 /// The allocator of the `switchyard` binary (engine/cli/src/main.rs), so that these figures are
 /// what the command does.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switchyard_alloc::Allocator = switchyard_alloc::Allocator;
 
 mod common;
 

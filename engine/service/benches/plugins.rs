@@ -19,7 +19,7 @@
 /// The allocator of the `switchyard` binary (engine/cli/src/main.rs), so that these figures are
 /// what the command does.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switchyard_alloc::Allocator = switchyard_alloc::Allocator;
 
 mod chunk;
 mod common;

@@ -19,7 +19,7 @@
 
 /// The allocator of the `switchyard` binary (engine/cli/src/main.rs).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: switchyard_alloc::Allocator = switchyard_alloc::Allocator;
 
 #[path = "../benches/chunk/mod.rs"]
 mod chunk;
