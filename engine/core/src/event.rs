@@ -140,7 +140,7 @@ impl SourceEvent {
         };
         let mut changed = false;
         let mut top = TopLevel::of(&map);
-        if top.camel_case {
+        if top.has_camel_case_alias {
             rename_aliased_fields(&mut map)?;
             changed = true;
             top = TopLevel::of(&map);
@@ -220,7 +220,7 @@ struct TopLevel<'a> {
     aliases: Option<&'a Value>,
     timestamp: Option<&'a Value>,
     /// Whether a camelCase spelling of [`ALIASED_FIELDS`] is among the keys.
-    camel_case: bool,
+    has_camel_case_alias: bool,
 }
 
 impl<'a> TopLevel<'a> {
@@ -235,7 +235,8 @@ impl<'a> TopLevel<'a> {
                 "aliases" => &mut top.aliases,
                 "timestamp" => &mut top.timestamp,
                 other => {
-                    top.camel_case |= ALIASED_FIELDS.iter().any(|(camel, _)| other == *camel);
+                    top.has_camel_case_alias |=
+                        ALIASED_FIELDS.iter().any(|(camel, _)| other == *camel);
                     continue;
                 }
             };
