@@ -544,7 +544,9 @@ impl ObjectPlan {
         let mut next = first;
         let mut built = built.iter().peekable();
         for (key, node) in self.entries.iter() {
-            let hit = built.next_if(|(k, _)| *k == &**key);
+            // `build` borrows its keys from these entries: the same text at the same address,
+            // found without comparing bytes; the text is compared only when the address differs.
+            let hit = built.next_if(|(k, _)| std::ptr::eq(*k, &**key) || *k == &**key);
             match node {
                 Node::Field(_) => {
                     if hit.is_some() {

@@ -217,15 +217,19 @@ fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
 }
 
 /// A present, non-empty id field of a product, as a string.
-fn id_field(product: &Value, field: &str) -> Option<String> {
-    let v = product.get(field)?;
-    let text = scalar_text(v)?;
-    let text = text.trim();
-    (!text.is_empty()).then(|| text.to_owned())
+/// A product's id field as text, trimmed; `None` when missing or blank. Borrowed from the product
+/// unless it is a number or a boolean (written out, never blank).
+fn id_field<'v>(product: &'v Value, field: &str) -> Option<Cow<'v, str>> {
+    match scalar_text(product.get(field)?)? {
+        Cow::Borrowed(text) => Some(text.trim())
+            .filter(|t| !t.is_empty())
+            .map(Cow::Borrowed),
+        written => Some(written),
+    }
 }
 
 /// The id field `mode` picks from a product, and its value.
-fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, String)> {
+fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, Cow<'_, str>)> {
     let pick = |field: &'static str| id_field(v, field).map(|id| (field, id));
     match mode {
         ContentIdMode::Default => pick("variant_id").or_else(|| pick("product_id")),
@@ -239,7 +243,7 @@ fn content_id<'a>(v: &Value, mode: ContentIdMode) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_id needs a product object (use `path: $` inside `each`)");
     }
-    Ok(picked_id(v, mode).map(|(_, id)| Cow::Owned(Value::String(id))))
+    Ok(picked_id(v, mode).map(|(_, id)| Cow::Owned(Value::String(id.into_owned()))))
 }
 
 fn content_type<'a>(
