@@ -36,34 +36,43 @@ fn malloc_is_aligned_enough(size: usize, align: usize) -> bool {
     align <= PLAIN_ALIGN && size.is_multiple_of(align) && align <= size
 }
 
+/// A block for `layout` from mimalloc's `plain` function (`mi_malloc`, `mi_zalloc`) where
+/// [`malloc_is_aligned_enough`], else from its `aligned` one.
+///
+/// # Safety
+/// `plain` and `aligned` are one pair of mimalloc's allocation functions.
+#[inline(always)]
+unsafe fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: the caller passes mimalloc's functions, which take any size and a power-of-two
+    // alignment (a `Layout`'s always is).
+    unsafe {
+        if malloc_is_aligned_enough(size, align) {
+            plain(size).cast()
+        } else {
+            aligned(size, align).cast()
+        }
+    }
+}
+
 // SAFETY: each method forwards to the mimalloc function that has the `GlobalAlloc` contract for
 // the layout at hand: `mi_malloc`/`mi_zalloc`/`mi_realloc` where `malloc_is_aligned_enough` says
 // their blocks are aligned enough, the `_aligned` variants otherwise; `mi_free` frees either.
 unsafe impl GlobalAlloc for Allocator {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
         // SAFETY: mimalloc's allocation functions accept any size and a power-of-two alignment.
-        unsafe {
-            if malloc_is_aligned_enough(size, align) {
-                mi::mi_malloc(size).cast()
-            } else {
-                mi::mi_malloc_aligned(size, align).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
         // SAFETY: as in `alloc`.
-        unsafe {
-            if malloc_is_aligned_enough(size, align) {
-                mi::mi_zalloc(size).cast()
-            } else {
-                mi::mi_zalloc_aligned(size, align).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
