@@ -6,6 +6,7 @@
 
 use crate::config::Loaded;
 use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -68,8 +69,8 @@ pub struct MapSummary {
     /// row), how many events it built and which fields ever got a value.
     rows: Vec<RowUse>,
     /// Where each row (by the address of its compiled form, which lives as long as the config)
-    /// is in `rows`.
-    row_index: HashMap<usize, usize>,
+    /// is in `rows`; hashed with Fx, as the keys are addresses, not input.
+    row_index: FxHashMap<usize, usize>,
 }
 
 /// How one row fared over the whole input.
@@ -115,13 +116,14 @@ impl MapSummary {
     fn record(&mut self, outcomes: &[Outcome]) {
         self.lines += 1;
         for o in outcomes {
-            // The name is copied once per destination, not once per event.
-            if !self.counts.contains_key(o.destination) {
-                self.counts
-                    .insert(o.destination.to_owned(), BTreeMap::new());
-            }
-            if let Some(per) = self.counts.get_mut(o.destination) {
-                *per.entry(o.status.as_str()).or_default() += 1;
+            let status = o.status.as_str();
+            match self.counts.get_mut(o.destination) {
+                Some(per) => *per.entry(status).or_default() += 1,
+                // The name is copied once per destination, not once per event.
+                None => {
+                    let per = BTreeMap::from([(status, 1)]);
+                    self.counts.insert(o.destination.to_owned(), per);
+                }
             }
             for built in &o.rows_built {
                 self.record_row(o.destination, built);

@@ -31,7 +31,16 @@ pub struct PathTable {
 struct Node {
     slot: Option<Slot>,
     /// Sorted by name, in the order of the event's own maps (bytewise).
-    children: Vec<(Box<str>, Node)>,
+    children: Vec<Child>,
+}
+
+/// A name looked for in an object, and what is looked for under it.
+#[derive(Debug, Clone)]
+struct Child {
+    name: Box<str>,
+    /// [`prefix`] of `name`.
+    prefix: u64,
+    node: Node,
 }
 
 /// Above this many keys per name looked for, an object's names are found one by one (ordered
@@ -45,14 +54,19 @@ impl PathTable {
         let names = path.names()?;
         let mut node = &mut self.root;
         for name in names {
-            let at = match node.children.binary_search_by(|(k, _)| (**k).cmp(name)) {
+            let at = match node.children.binary_search_by(|c| (*c.name).cmp(name)) {
                 Ok(at) => at,
                 Err(at) => {
-                    node.children.insert(at, (name.into(), Node::default()));
+                    let child = Child {
+                        name: name.into(),
+                        prefix: prefix(name),
+                        node: Node::default(),
+                    };
+                    node.children.insert(at, child);
                     at
                 }
             };
-            node = &mut node.children[at].1;
+            node = &mut node.children[at].node;
         }
         Some(*node.slot.get_or_insert_with(|| {
             self.slots += 1;
@@ -90,9 +104,9 @@ fn fill<'a>(node: &Node, value: &'a Value, out: &mut [Option<&'a Value>]) {
         return;
     };
     if map.len() > node.children.len() * MERGE_FACTOR {
-        for (name, child) in &node.children {
-            if let Some(v) = map.get(&**name) {
-                fill(child, v, out);
+        for child in &node.children {
+            if let Some(v) = map.get(&*child.name) {
+                fill(&child.node, v, out);
             }
         }
     } else {
@@ -101,19 +115,19 @@ fn fill<'a>(node: &Node, value: &'a Value, out: &mut [Option<&'a Value>]) {
 }
 
 /// One pass over both sorted lists: the event object's keys and the names looked for in it.
-fn merge<'a>(
-    children: &[(Box<str>, Node)],
-    map: &'a Map<String, Value>,
-    out: &mut [Option<&'a Value>],
-) {
-    let mut entries = map.iter();
+/// Keys are ordered by their [`prefix`] first, and by all their bytes only when the prefixes tie.
+fn merge<'a>(children: &[Child], map: &'a Map<String, Value>, out: &mut [Option<&'a Value>]) {
+    let mut entries = map.iter().map(|(key, v)| (key.as_str(), prefix(key), v));
     let mut entry = entries.next();
-    for (name, child) in children {
-        while let Some((key, v)) = entry {
-            match key.as_str().cmp(name) {
+    for child in children {
+        while let Some((key, key_prefix, v)) = entry {
+            let order = key_prefix
+                .cmp(&child.prefix)
+                .then_with(|| key.cmp(&child.name));
+            match order {
                 Ordering::Less => entry = entries.next(),
                 Ordering::Equal => {
-                    fill(child, v, out);
+                    fill(&child.node, v, out);
                     entry = entries.next();
                     break;
                 }
@@ -124,6 +138,22 @@ fn merge<'a>(
             return;
         }
     }
+}
+
+/// The first eight bytes of `text` as a big-endian number, zero-padded. Where the prefixes of
+/// two texts differ, they are in the texts' own (bytewise) order: a padding zero stands where the
+/// shorter text ends, and a text that ends first comes first. Comparing them takes one
+/// instruction instead of a call to `memcmp`.
+fn prefix(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    if let Some(head) = bytes.first_chunk::<8>() {
+        return u64::from_be_bytes(*head);
+    }
+    let mut padded = [0u8; 8];
+    for (to, from) in padded.iter_mut().zip(bytes) {
+        *to = *from;
+    }
+    u64::from_be_bytes(padded)
 }
 
 #[cfg(test)]
@@ -178,6 +208,69 @@ mod tests {
             for (p, slot) in &paths {
                 assert_eq!(resolved[*slot as usize], p.first(event), "{}", p.as_str());
             }
+        }
+    }
+
+    #[test]
+    fn prefixes_that_differ_are_in_the_order_of_their_texts() {
+        let texts = [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "a\0b",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgg",
+            "$email",
+            "$e",
+            "$ip",
+            "properties",
+            "profile_properties",
+            "\u{ff}",
+            "é",
+            "z",
+        ];
+        for a in texts {
+            for b in texts {
+                let (pa, pb) = (prefix(a), prefix(b));
+                if pa != pb {
+                    assert_eq!(pa.cmp(&pb), a.cmp(b), "{a:?} {b:?}");
+                }
+                if a == b {
+                    assert_eq!(pa, pb);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_with_one_prefix_are_told_apart_by_their_other_bytes() {
+        let names = [
+            "$phone_number",
+            "$phone_numbers",
+            "$phone",
+            "$phone_n",
+            "$phone_nx",
+            "a",
+        ];
+        let mut table = PathTable::default();
+        let slots: Vec<Slot> = names
+            .iter()
+            .map(|n| table.intern(&path(&format!("$.p['{n}']"))).unwrap())
+            .collect();
+        let keys: Map<String, Value> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), json!(i)))
+            .collect();
+        let event = json!({ "p": keys });
+        let resolved = table.resolve(&event);
+        for (i, slot) in slots.iter().enumerate() {
+            assert_eq!(resolved[*slot as usize], Some(&json!(i)), "{}", names[i]);
         }
     }
 
