@@ -1,12 +1,28 @@
 //! Phone numbers to E.164 (`+14155550100`), the form TikTok hashes and matches: parsed and
 //! validated with `rlibphonenumber` (a port of Google's libphonenumber, its metadata built in).
 //! National numbers take the event's country, then the destination's `default_country`.
+//!
+//! A person's events carry the same number again and again, and parsing one takes a few
+//! microseconds (the library's regular expressions). So the answers for the last
+//! [`KNOWN_NUMBERS`] numbers are kept ([`quick_cache`], shared by every thread), and a number
+//! met again is looked up instead of parsed.
 
+use quick_cache::Equivalent;
+use quick_cache::sync::Cache;
 use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberFormat, Region};
 use serde_json::Value;
+use std::sync::LazyLock;
+
+/// At most this many numbers (as written, with the country they were read in) keep their
+/// answer: ~100 bytes each, well under 1 MB in all.
+pub const KNOWN_NUMBERS: usize = 4_096;
+
+/// Texts longer than this are parsed every time and never kept, so that no long text takes
+/// room among the known numbers (a phone number as written is some 10 to 25 characters).
+pub const KNOWN_TEXT_MAX: usize = 64;
 
 /// A country whose phone numbers the library knows (ISO 3166-1 alpha-2), for national numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Country(Region);
 
 impl Country {
@@ -30,9 +46,43 @@ impl Country {
     }
 }
 
+/// What [`to_e164`] answered for a number: its E.164 form, or why it is none.
+type Answer = Result<Box<str>, &'static str>;
+
+/// A number as written, and the country it was read in.
+type Written = (Option<Country>, Box<str>);
+
+/// The answers of the numbers met last, by the number as written and the country it was read in.
+static KNOWN: LazyLock<Cache<Written, Answer>> = LazyLock::new(|| Cache::new(KNOWN_NUMBERS));
+
+/// A number looked up in [`KNOWN`] without copying its text: hashed as the stored key is.
+#[derive(Hash)]
+struct Lookup<'a>(Option<Country>, &'a str);
+
+impl Equivalent<Written> for Lookup<'_> {
+    fn equivalent(&self, key: &Written) -> bool {
+        self.0 == key.0 && self.1 == &*key.1
+    }
+}
+
 /// `text` (trimmed, not empty) in E.164, or why it is not a phone number. A leading `00` is read
-/// as the international prefix `+`. Messages never hold the number.
+/// as the international prefix `+`. Messages never hold the number. A number met lately is
+/// answered from [`KNOWN`], as it was the first time.
 pub fn to_e164(text: &str, country: Option<Country>) -> Result<String, &'static str> {
+    if text.len() > KNOWN_TEXT_MAX {
+        return parse_e164(text, country);
+    }
+    let lookup = Lookup(country, text);
+    let answer = KNOWN.get(&lookup).unwrap_or_else(|| {
+        let answer = parse_e164(text, country).map(String::into_boxed_str);
+        KNOWN.insert((country, text.into()), answer.clone());
+        answer
+    });
+    answer.map(String::from)
+}
+
+/// [`to_e164`], always parsing.
+fn parse_e164(text: &str, country: Option<Country>) -> Result<String, &'static str> {
     let international = text.strip_prefix("00").map(|rest| format!("+{rest}"));
     let text = international.as_deref().unwrap_or(text);
     let number = PhoneNumber::parse(text, country.map(|c| c.0)).map_err(|_| {
@@ -59,6 +109,32 @@ mod tests {
         for no in ["XX", "001", "USA", "", "1"] {
             assert_eq!(Country::from_code(no), None, "{no}");
         }
+    }
+
+    #[test]
+    fn a_number_met_again_gets_the_same_answer_from_the_known_ones() {
+        // Numbers no other test uses: the cache is shared by the tests of this process.
+        let nl = Country::from_code("NL");
+        let national = "06 1234 5679";
+        let known = |country| KNOWN.get(&Lookup(country, national));
+        assert_eq!(known(nl), None);
+        assert_eq!(to_e164(national, nl), Ok("+31612345679".into()));
+        assert_eq!(known(nl), Some(Ok("+31612345679".into())));
+        assert_eq!(to_e164(national, nl), Ok("+31612345679".into()));
+        // The same text read in another country, or in none, is another number.
+        assert_eq!(known(None), None);
+        assert!(to_e164(national, None).is_err());
+        assert_eq!(known(None), Some(to_e164(national, None).map(Into::into)));
+        let long = format!("+31 6 1234 5680{}", " ".repeat(KNOWN_TEXT_MAX));
+        assert_eq!(to_e164(&long, None), Ok("+31612345680".into()));
+        assert_eq!(KNOWN.get(&Lookup(None, &long)), None);
+        let invalid = "+1 555 0100 999";
+        assert_eq!(to_e164(invalid, None), to_e164(invalid, None));
+        assert!(
+            KNOWN
+                .get(&Lookup(None, invalid))
+                .is_some_and(|a| a.is_err())
+        );
     }
 
     #[test]
