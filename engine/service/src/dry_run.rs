@@ -271,7 +271,8 @@ impl Chunk {
 
 /// Reads one line, through its `\n` if it has one, onto the end of `buf`, and says how many bytes
 /// it read (0 at the end of `input`): what `BufRead::read_until` does, with the line's end found
-/// by the `memchr` crate (vectorised; std's portable search costs ~500 instructions per event).
+/// by the `memchr` crate (vectorised; std's portable search cost ~580 instructions per 400-byte
+/// line in callgrind).
 fn read_line(input: &mut dyn BufRead, buf: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut read = 0;
     loop {
@@ -529,6 +530,40 @@ mod tests {
             self.bytes = &self.bytes[n..];
             Ok(n)
         }
+    }
+
+    /// Hands out `bytes`, then fails for good.
+    struct Failing<'a> {
+        bytes: &'a [u8],
+    }
+
+    impl std::io::Read for Failing<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.bytes.is_empty() {
+                return Err(std::io::Error::other("the disk went away"));
+            }
+            let n = out.len().min(self.bytes.len());
+            out[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_line_fails_as_read_until_fails_and_keeps_the_same_bytes() {
+        let input = b"whole line\nhalf a li";
+        let mut expected = std::io::BufReader::with_capacity(4, Failing { bytes: input });
+        let mut got = std::io::BufReader::with_capacity(4, Failing { bytes: input });
+        let (mut want, mut have) = (Vec::new(), Vec::new());
+        assert_eq!(
+            read_line(&mut got, &mut have).unwrap(),
+            expected.read_until(b'\n', &mut want).unwrap()
+        );
+        let want_error = expected.read_until(b'\n', &mut want).unwrap_err();
+        let have_error = read_line(&mut got, &mut have).unwrap_err();
+        assert_eq!(have_error.kind(), want_error.kind());
+        assert_eq!(have, want);
+        assert_eq!(have, input);
     }
 
     #[test]
