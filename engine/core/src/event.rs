@@ -159,7 +159,14 @@ impl SourceEvent {
             Some(v) => Some(parse_timestamp(v)?),
         };
         if let Some(seconds) = seconds {
-            map.insert("timestamp".to_owned(), Value::from(seconds));
+            // Written in place where the event has the field: no new key to allocate.
+            let seconds = Value::from(seconds);
+            match map.get_mut("timestamp") {
+                Some(field) => *field = seconds,
+                None => {
+                    map.insert("timestamp".to_owned(), seconds);
+                }
+            }
             changed = true;
         }
         let event = Self {
