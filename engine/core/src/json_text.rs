@@ -43,24 +43,54 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
 }
 
 /// Whether a byte of `bytes` must be escaped in a JSON string: a control character, `"` or `\`.
-/// Checked by blocks of 16 bytes, the last one padded, so that the compiler checks each block with
-/// vector instructions (byte by byte, a check costs several instructions per byte).
+/// Checked by blocks of 16 bytes, so that the compiler checks each block with vector instructions
+/// (byte by byte, a check costs several instructions per byte). The bytes after the last whole
+/// block are checked as the last 16 bytes of `bytes`, overlapping the block before; a text shorter
+/// than a block, eight bytes at a time ([`short_needs_escape`]). Neither copies the text.
 fn needs_escape(bytes: &[u8]) -> bool {
+    let Some(last) = bytes.last_chunk::<16>() else {
+        return short_needs_escape(bytes);
+    };
     let mut blocks = bytes.chunks_exact(16);
-    if blocks.any(block_needs_escape) {
-        return true;
-    }
-    let rest = blocks.remainder();
-    let mut last = [b' '; 16];
-    last[..rest.len()].copy_from_slice(rest);
-    block_needs_escape(&last)
+    let any_block = blocks.any(|b| b.first_chunk::<16>().is_some_and(block_needs_escape));
+    any_block || (!blocks.remainder().is_empty() && block_needs_escape(last))
 }
 
 /// No early exit inside a block: that is what lets it be checked with vector instructions.
-fn block_needs_escape(block: &[u8]) -> bool {
+fn block_needs_escape(block: &[u8; 16]) -> bool {
     block.iter().fold(false, |any, &b| {
         any | (b < 0x20) | (b == b'"') | (b == b'\\')
     })
+}
+
+/// [`needs_escape`] for fewer than 16 bytes: from 4 bytes, as one or two 8-byte words read from
+/// both ends (overlapping when shorter than 16), each tested at once ([`word_needs_escape`]);
+/// below 4, byte by byte.
+fn short_needs_escape(bytes: &[u8]) -> bool {
+    let word = |b: Option<&[u8; 8]>| b.map(|w| u64::from_le_bytes(*w));
+    let half = |b: Option<&[u8; 4]>| b.map(|w| u64::from(u32::from_le_bytes(*w)));
+    if let (Some(first), Some(last)) = (word(bytes.first_chunk()), word(bytes.last_chunk())) {
+        return word_needs_escape(first) | word_needs_escape(last);
+    }
+    if let (Some(first), Some(last)) = (half(bytes.first_chunk()), half(bytes.last_chunk())) {
+        return word_needs_escape(first | (last << 32));
+    }
+    bytes
+        .iter()
+        .any(|&b| (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
+
+/// Whether any of the eight bytes of `word` must be escaped. The classic tests for a byte below a
+/// value and for a zero byte ("Bit Twiddling Hacks"): a byte's subtraction borrows from the next
+/// only when that byte is itself below the value, so neither test reports a byte that is not there.
+fn word_needs_escape(word: u64) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * u64::from(n)) & !w & HIGH;
+    let control = below(word, 0x20);
+    let quote = below(word ^ (ONES * u64::from(b'"')), 1);
+    let backslash = below(word ^ (ONES * u64::from(b'\\')), 1);
+    (control | quote | backslash) != 0
 }
 
 /// Writes `items` as a JSON array, each with `write`.
@@ -156,16 +186,24 @@ mod tests {
     #[test]
     fn the_escape_check_finds_every_byte_to_escape_at_every_place() {
         let naive = |bytes: &[u8]| bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
-        for len in 0..40 {
-            for at in 0..len {
-                for byte in 0..=255u8 {
-                    let mut bytes = vec![b'a'; len];
-                    bytes[at] = byte;
-                    assert_eq!(
-                        needs_escape(&bytes),
-                        naive(&bytes),
-                        "{byte} at {at} of {len}"
-                    );
+        // Around the texts: plain letters, and the bytes next to the ones to escape, where a
+        // word test's borrow or carry would go wrong first.
+        for around in [
+            b'a', 0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+        ] {
+            for len in 0..40 {
+                let mut bytes = vec![around; len];
+                assert_eq!(needs_escape(&bytes), naive(&bytes), "{around} × {len}");
+                for at in 0..len {
+                    for byte in 0..=255u8 {
+                        bytes[at] = byte;
+                        assert_eq!(
+                            needs_escape(&bytes),
+                            naive(&bytes),
+                            "{byte} at {at} of {len} × {around}"
+                        );
+                    }
+                    bytes[at] = around;
                 }
             }
         }
