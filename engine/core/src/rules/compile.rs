@@ -13,6 +13,10 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Room kept in a row's payload fields for the ones a destination plugin's `encode` adds around
+/// them (an event name, id and time, a flag), so that adding them does not grow the vector.
+const ENCODE_ROOM: usize = 4;
+
 /// One compiled row.
 #[derive(Debug, Clone)]
 pub struct CompiledRow {
@@ -45,7 +49,8 @@ impl CompiledRow {
         event: &'a Value,
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
-        self.fields.build(Scope::event(event), warnings)
+        self.fields
+            .build_with_room(Scope::event(event), warnings, ENCODE_ROOM)
     }
 
     /// [`CompiledRow::build`] with the event's paths resolved by the table of the row's group
@@ -57,7 +62,7 @@ impl CompiledRow {
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
         self.fields
-            .build(Scope::resolved(event, resolved), warnings)
+            .build_with_room(Scope::resolved(event, resolved), warnings, ENCODE_ROOM)
     }
 
     /// The payload field of each of the row's fields, in the order of [`FieldBits`].
@@ -306,7 +311,12 @@ rows:
                         "properties": {"currency": "USD", "items": [{"product_id": 1}, {"variant_id": "v2", "quantity": 2}]}});
         let row = &m.rows_for("Placed Order")[0];
         let mut warnings = vec![];
-        let out = Payload::Object(row.build(&ev, &mut warnings)).to_value();
+        let built = row.build(&ev, &mut warnings);
+        // Room for a destination's own fields, as `encode` adds them, without growing.
+        assert!(built.capacity() >= built.len() + ENCODE_ROOM);
+        let walked_room = row.build_resolved(&ev, &[], &mut warnings);
+        assert!(walked_room.capacity() >= walked_room.len() + ENCODE_ROOM);
+        let out = Payload::Object(built).to_value();
         assert_eq!(
             out,
             json!({"event_id": "o1",

@@ -582,6 +582,17 @@ impl ObjectPlan {
         scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
+        self.build_with_room(scope, warnings, 0)
+    }
+
+    /// [`ObjectPlan::build`], with room for `room` more fields beyond the plan's own, so that the
+    /// caller can add that many without growing the vector.
+    pub fn build_with_room<'a>(
+        &'a self,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+        room: usize,
+    ) -> Vec<(&'a str, Payload<'a>)> {
         let mut out = Vec::new();
         for (key, node) in self.entries.iter() {
             let value = match node {
@@ -591,7 +602,7 @@ impl ObjectPlan {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
                 if out.is_empty() {
                     // Allocate once, and only for objects that have a field.
-                    out.reserve_exact(self.entries.len());
+                    out.reserve_exact(self.entries.len() + room);
                 }
                 out.push((&**key, v));
             }
