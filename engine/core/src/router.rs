@@ -13,6 +13,11 @@ use crate::rules::fields::{FieldBits, Warning};
 use crate::rules::payload::Payload;
 use serde::Serialize;
 use serde_json::Value;
+use smallvec::SmallVec;
+
+/// One item per mapping row that applied to the event: nearly always one, which is kept inline
+/// (no allocation per event for it).
+pub type PerRow<T> = SmallVec<[T; 1]>;
 
 /// What became of an event at a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,11 +60,11 @@ pub struct Outcome<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Platform event objects for the server side (rows with mode `server` or `client_and_server`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub data: Vec<Payload<'a>>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub data: PerRow<Payload<'a>>,
     /// Platform event names the browser side fires (rows with mode `client` or `client_and_server`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub client: Vec<&'a str>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub client: PerRow<&'a str>,
     /// Fields left out because their rules could not apply.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
@@ -72,7 +77,7 @@ pub struct Outcome<'a> {
     /// [`route`] is asked for them ([`Extras::field_use`]): what `map` counts to report fields
     /// that never matched.
     #[serde(skip)]
-    pub rows_built: Vec<RowBuilt<'a>>,
+    pub rows_built: PerRow<RowBuilt<'a>>,
 }
 
 /// One row that built a payload for an event, and which of its fields got a value.
@@ -100,11 +105,11 @@ impl<'a> Outcome<'a> {
             destination,
             status,
             reason: Some(reason),
-            data: Vec::new(),
-            client: Vec::new(),
+            data: PerRow::new(),
+            client: PerRow::new(),
             warnings: Vec::new(),
             client_data: Vec::new(),
-            rows_built: Vec::new(),
+            rows_built: PerRow::new(),
         }
     }
 
@@ -224,15 +229,15 @@ fn gate<'r>(
             return Err((Status::Skipped, format!("consent ({category}): {why}")));
         }
     };
-    let doc = event.as_value();
-    if let Some(f) = routing.filters.iter().find(|f| f.stops(event.name(), doc)) {
+    let (doc, name) = (event.as_value(), event.name());
+    if let Some(f) = routing.filters.iter().find(|f| f.stops(name, doc)) {
         return Err((Status::Filtered, format!("filter `{}` stopped it", f.name)));
     }
-    match routing.mapping.group_for(event.name()) {
+    match routing.mapping.group_for(name) {
         Some(group) => Ok((client_allowed, group)),
         None => Err((
             Status::Skipped,
-            format!("no mapping row for event `{}`", event.name()),
+            format!("no mapping row for event `{name}`"),
         )),
     }
 }
@@ -286,8 +291,8 @@ mod tests {
     fn write_json_writes_what_serde_json_writes() {
         let mut sent = Outcome::not_sent("tiktok", Status::Sent, String::new());
         sent.reason = None;
-        sent.data = vec![Payload::Object(vec![("event", Payload::Str("Purchase"))])];
-        sent.client = vec!["Purchase", "Complete\"Payment"];
+        sent.data = [Payload::Object(vec![("event", Payload::Str("Purchase"))])].into();
+        sent.client = vec!["Purchase", "Complete\"Payment"].into();
         sent.warnings = vec![Warning {
             field: "user.phone".into(),
             message: "not a phone number",

@@ -30,14 +30,14 @@ pub struct MapOptions {
 
 /// One output line: `{"line": N, "event_id": ..., "event_name": ..., "destinations": {name:
 /// outcome, ...}}`, the ids left out when there is no event.
-struct Line<'a> {
+struct Line<'a, 'o> {
     line: usize,
     event_id: Option<&'a str>,
     event_name: Option<&'a str>,
-    destinations: &'a [Outcome<'a>],
+    destinations: &'a [Outcome<'o>],
 }
 
-impl Line<'_> {
+impl Line<'_, '_> {
     /// Writes the line's JSON text, with [`json_text`] (faster than serde_json's own writer).
     fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(b"{\"line\":");
@@ -601,18 +601,18 @@ mod tests {
 
     /// The line as serde wrote it before [`Line::write`]: what the bytes must stay.
     #[derive(Serialize)]
-    struct SerdeLine<'a> {
+    struct SerdeLine<'a, 'o> {
         line: usize,
         #[serde(skip_serializing_if = "Option::is_none")]
         event_id: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         event_name: Option<&'a str>,
-        destinations: ByName<'a>,
+        destinations: ByName<'a, 'o>,
     }
 
-    struct ByName<'a>(&'a [Outcome<'a>]);
+    struct ByName<'a, 'o>(&'a [Outcome<'o>]);
 
-    impl Serialize for ByName<'_> {
+    impl Serialize for ByName<'_, '_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             let mut map = s.serialize_map(Some(self.0.len()))?;
             for o in self.0 {
@@ -626,11 +626,12 @@ mod tests {
     fn a_line_is_written_as_serde_wrote_it() {
         let mut sent = Outcome::not_sent("tiktok", Status::Sent, String::new());
         sent.reason = None;
-        sent.data = vec![Payload::Object(vec![(
+        sent.data = [Payload::Object(vec![(
             "event",
             Payload::Str("ViewContent"),
-        )])];
-        sent.client = vec!["ViewContent"];
+        )])]
+        .into();
+        sent.client = ["ViewContent"].into();
         sent.warnings = vec![Warning {
             field: "user.phone".into(),
             message: "not a phone number",

@@ -388,7 +388,7 @@ fn put_back(outcome: &mut Outcome<'_>, results: &mut impl Iterator<Item = Transf
         spans.push(data.len()..data.len() + events.len());
         data.extend(events.into_iter().map(Payload::Owned));
     }
-    outcome.data = data;
+    outcome.data = data.into();
     // Untracked (`Copies::Server`): the browser side's names stay as routed.
     if outcome.client_data.len() == outcome.client.len() {
         let mut own = own.into_iter();
@@ -411,7 +411,7 @@ fn put_back(outcome: &mut Outcome<'_>, results: &mut impl Iterator<Item = Transf
             client.extend(made.iter().map(|_| *name));
             client_data.extend(made);
         }
-        outcome.client = client;
+        outcome.client = client.into();
         outcome.client_data = client_data;
     }
     let nothing_left = outcome.data.is_empty() && outcome.client.is_empty();
