@@ -436,3 +436,20 @@ fn field_use_is_counted_only_when_asked_and_changes_no_payload() {
         "not counted unless asked"
     );
 }
+
+/// An event that one row maps keeps its payload, browser event name and row in the outcome
+/// itself: routing allocates nothing per event for them (`PerRow`).
+#[test]
+fn one_row_s_items_stay_inline_in_the_outcome() {
+    use switchyard_core::event::SourceEvent;
+    use switchyard_service::pipeline::Copies;
+    let l = default();
+    let dest = &l.pipeline.destinations()[0];
+    let viewed = SourceEvent::from_value(event("Viewed Product", product()), RECEIVED_AT).unwrap();
+    let o = dest.route(&viewed, "web", Copies::Server.into());
+    assert_eq!(
+        (o.data.len(), o.client.len(), o.rows_built.len()),
+        (1, 1, 1)
+    );
+    assert!(!o.data.spilled() && !o.client.spilled() && !o.rows_built.spilled());
+}
