@@ -46,7 +46,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
 /// Checked by blocks of 16 bytes, so that the compiler checks each block with vector instructions
 /// (byte by byte, a check costs several instructions per byte). The bytes after the last whole
 /// block are checked as the last 16 bytes of `bytes`, overlapping the block before; a text shorter
-/// than a block, eight bytes at a time ([`short_needs_escape`]). Neither copies the text.
+/// than a block, a word at a time ([`short_needs_escape`]). Neither copies the text.
 fn needs_escape(bytes: &[u8]) -> bool {
     let Some(last) = bytes.last_chunk::<16>() else {
         return short_needs_escape(bytes);
@@ -63,9 +63,9 @@ fn block_needs_escape(block: &[u8; 16]) -> bool {
     })
 }
 
-/// [`needs_escape`] for fewer than 16 bytes: from 4 bytes, as one or two 8-byte words read from
-/// both ends (overlapping when shorter than 16), each tested at once ([`word_needs_escape`]);
-/// below 4, byte by byte.
+/// [`needs_escape`] for fewer than 16 bytes, each word tested at once ([`word_needs_escape`]):
+/// 8–15 bytes as two 8-byte words read from both ends (overlapping below 16); 4–7 bytes as two
+/// 4-byte halves read from both ends (overlapping below 8), put in one word; under 4, byte by byte.
 fn short_needs_escape(bytes: &[u8]) -> bool {
     let word = |b: Option<&[u8; 8]>| b.map(|w| u64::from_le_bytes(*w));
     let half = |b: Option<&[u8; 4]>| b.map(|w| u64::from(u32::from_le_bytes(*w)));
@@ -81,8 +81,9 @@ fn short_needs_escape(bytes: &[u8]) -> bool {
 }
 
 /// Whether any of the eight bytes of `word` must be escaped. The classic tests for a byte below a
-/// value and for a zero byte ("Bit Twiddling Hacks"): a byte's subtraction borrows from the next
-/// only when that byte is itself below the value, so neither test reports a byte that is not there.
+/// value and for a zero byte ("Bit Twiddling Hacks"): a borrow can only start at a byte below the
+/// value, so the lowest byte a test flags is always a real one (bytes above it may be flagged too).
+/// The yes-or-no answer, which is all that is used here, is exact for values up to 0x80.
 fn word_needs_escape(word: u64) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);

@@ -15,8 +15,11 @@ use serde::Serialize;
 use serde_json::Value;
 use smallvec::SmallVec;
 
-/// One item per mapping row that applied to the event: nearly always one, which is kept inline
-/// (no allocation per event for it).
+/// The items an [`Outcome`] holds per platform event: one per server-side row that applied (`data`,
+/// `rows_built`), one per browser-side row (`client`), or, after payload plugins, one per event
+/// they returned. Nearly always one, which is kept inline: no allocation per event for it.
+/// `SmallVec` is invariant in its item type, so an `Outcome<'a>` is invariant in `'a`: a function
+/// that takes outcomes of a shorter-lived borrow than the slice holding them names both lifetimes.
 pub type PerRow<T> = SmallVec<[T; 1]>;
 
 /// What became of an event at a destination.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchyard_core::event::{EventError, SourceEvent};
-use switchyard_core::router::{ClientPayload, Extras, Outcome, Status};
+use switchyard_core::router::{ClientPayload, Extras, Outcome, PerRow, Status};
 use switchyard_core::rules::payload::Payload;
 use switchyard_wasm::sandbox::LogLine;
 use switchyard_wasm::{Chain, Halt, Plugin, Transformed};
@@ -383,16 +383,16 @@ fn put_back(outcome: &mut Outcome<'_>, results: &mut impl Iterator<Item = Transf
     let own = take(browser_only(outcome).count());
     // Where each server copy's results start in the new `data`, and how many there are.
     let mut spans = Vec::with_capacity(server.len());
-    let mut data = Vec::new();
+    let mut data = PerRow::new();
     for events in server {
         spans.push(data.len()..data.len() + events.len());
         data.extend(events.into_iter().map(Payload::Owned));
     }
-    outcome.data = data.into();
+    outcome.data = data;
     // Untracked (`Copies::Server`): the browser side's names stay as routed.
     if outcome.client_data.len() == outcome.client.len() {
         let mut own = own.into_iter();
-        let mut client = Vec::with_capacity(outcome.client.len());
+        let mut client = PerRow::with_capacity(outcome.client.len());
         let mut client_data = Vec::with_capacity(outcome.client.len());
         for (name, c) in outcome.client.iter().zip(&outcome.client_data) {
             let made: Vec<ClientPayload<'_>> = match c {
@@ -411,7 +411,7 @@ fn put_back(outcome: &mut Outcome<'_>, results: &mut impl Iterator<Item = Transf
             client.extend(made.iter().map(|_| *name));
             client_data.extend(made);
         }
-        outcome.client = client.into();
+        outcome.client = client;
         outcome.client_data = client_data;
     }
     let nothing_left = outcome.data.is_empty() && outcome.client.is_empty();

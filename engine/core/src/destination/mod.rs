@@ -214,7 +214,8 @@ pub trait DestinationPlugin: Send + Sync {
     /// The compiled common settings and mapping.
     fn routing(&self) -> &Routing;
 
-    /// Turns a row's payload fields into the platform's event object.
+    /// Turns a row's payload fields into the platform's event object. `fields` arrive with room
+    /// for four more (`rules::compile`'s `ENCODE_ROOM`): adding up to four fields does not allocate.
     fn encode<'a>(
         &'a self,
         target: &'a str,

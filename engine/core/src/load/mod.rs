@@ -178,7 +178,7 @@ pub fn load_str<T: DeserializeOwned>(
 }
 
 /// Checks YAML `text` (named `file` in messages) against `schema` and deserializes it into `T`.
-/// After errors in variables or the schema, the document is repaired and pruned ([`recover`]) so
+/// After errors in variables or the schema, the document is repaired and pruned (`recover`) so
 /// that the caller's later checks run too; their findings go through [`Placer::drop_knock_ons`].
 pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) -> Checked<T> {
     if let Err(refusal) = limits::check_depth(text) {

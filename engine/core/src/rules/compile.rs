@@ -14,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Room kept in a row's payload fields for the ones a destination plugin's `encode` adds around
-/// them (an event name, id and time, a flag), so that adding them does not grow the vector.
+/// them, so that adding them does not grow the vector: the built-in destination adds at most four
+/// (an event name, id and time, and a flag). A plugin that adds more still works, with one more
+/// allocation ([`DestinationPlugin::encode`](crate::destination::DestinationPlugin::encode)).
 const ENCODE_ROOM: usize = 4;
 
 /// One compiled row.
@@ -314,8 +316,8 @@ rows:
         let built = row.build(&ev, &mut warnings);
         // Room for a destination's own fields, as `encode` adds them, without growing.
         assert!(built.capacity() >= built.len() + ENCODE_ROOM);
-        let walked_room = row.build_resolved(&ev, &[], &mut warnings);
-        assert!(walked_room.capacity() >= walked_room.len() + ENCODE_ROOM);
+        let resolved_room = row.build_resolved(&ev, &[], &mut warnings);
+        assert!(resolved_room.capacity() >= resolved_room.len() + ENCODE_ROOM);
         let out = Payload::Object(built).to_value();
         assert_eq!(
             out,

@@ -69,7 +69,7 @@ impl Equivalent<Written> for Lookup<'_> {
 
 /// `text` (trimmed, not empty) in E.164, or why it is not a phone number. A leading `00` is read
 /// as the international prefix `+`. Messages never hold the number. A number met lately is
-/// answered from [`KNOWN`], as it was the first time.
+/// answered from `KNOWN`, as it was the first time.
 pub fn to_e164(text: &str, country: Option<Country>) -> Result<String, &'static str> {
     e164_known(&KNOWN, text, country)
 }
