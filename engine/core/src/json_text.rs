@@ -56,11 +56,15 @@ fn needs_escape(bytes: &[u8]) -> bool {
     any_block || (!blocks.remainder().is_empty() && block_needs_escape(last))
 }
 
+/// Whether JSON escapes byte `b` in a string: a control character, `"` or `\\`.
+#[inline(always)]
+fn escaped(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
+}
+
 /// No early exit inside a block: that is what lets it be checked with vector instructions.
 fn block_needs_escape(block: &[u8; 16]) -> bool {
-    block.iter().fold(false, |any, &b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    })
+    block.iter().fold(false, |any, &b| any | escaped(b))
 }
 
 /// [`needs_escape`] for fewer than 16 bytes, each word tested at once ([`word_needs_escape`]):
@@ -75,9 +79,7 @@ fn short_needs_escape(bytes: &[u8]) -> bool {
     if let (Some(first), Some(last)) = (half(bytes.first_chunk()), half(bytes.last_chunk())) {
         return word_needs_escape(first | (last << 32));
     }
-    bytes
-        .iter()
-        .any(|&b| (b < 0x20) | (b == b'"') | (b == b'\\'))
+    bytes.iter().any(|&b| escaped(b))
 }
 
 /// Whether any of the eight bytes of `word` must be escaped. The classic tests for a byte below a
