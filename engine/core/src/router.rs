@@ -187,8 +187,9 @@ pub fn route<'a>(
         }
         if row.mode.includes_server() {
             let resolved = resolved.get_or_insert_with(|| group.paths().resolve(doc));
-            let payload = row.build_resolved(doc, resolved, &mut outcome.warnings);
-            let present = extras.field_use.then(|| row.present(&payload));
+            let mut present = extras.field_use.then(FieldBits::default);
+            let warnings = &mut outcome.warnings;
+            let payload = row.build_resolved(doc, resolved, warnings, present.as_mut());
             outcome.rows_built.push(RowBuilt { row, present });
             outcome.data.push(dest.encode(&row.target, event, payload));
         }

@@ -52,29 +52,28 @@ impl CompiledRow {
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
         self.fields
-            .build_with_room(Scope::event(event), warnings, ENCODE_ROOM)
+            .build_with_room(Scope::event(event), warnings, ENCODE_ROOM, None)
     }
 
     /// [`CompiledRow::build`] with the event's paths resolved by the table of the row's group
-    /// ([`RowGroup::paths`]): the same payload, fewer lookups.
+    /// ([`RowGroup::paths`]): the same payload, fewer lookups. With `present`, also sets the bit
+    /// of each of the row's fields that got a value (in the order of
+    /// [`CompiledRow::field_labels`]).
     pub fn build_resolved<'a>(
         &'a self,
         event: &'a Value,
         resolved: &[Option<&'a Value>],
         warnings: &mut Vec<Warning>,
+        present: Option<&mut FieldBits>,
     ) -> Vec<(&'a str, Payload<'a>)> {
+        let scope = Scope::resolved(event, resolved);
         self.fields
-            .build_with_room(Scope::resolved(event, resolved), warnings, ENCODE_ROOM)
+            .build_with_room(scope, warnings, ENCODE_ROOM, present)
     }
 
     /// The payload field of each of the row's fields, in the order of [`FieldBits`].
     pub fn field_labels(&self) -> Vec<Arc<str>> {
         self.fields.field_labels()
-    }
-
-    /// Which of the row's fields `built` (what [`CompiledRow::build`] made) holds.
-    pub fn present(&self, built: &[(&str, Payload<'_>)]) -> FieldBits {
-        self.fields.present(built)
     }
 }
 
@@ -316,7 +315,7 @@ rows:
         let built = row.build(&ev, &mut warnings);
         // Room for a destination's own fields, as `encode` adds them, without growing.
         assert!(built.capacity() >= built.len() + ENCODE_ROOM);
-        let resolved_room = row.build_resolved(&ev, &[], &mut warnings);
+        let resolved_room = row.build_resolved(&ev, &[], &mut warnings, None);
         assert!(resolved_room.capacity() >= resolved_room.len() + ENCODE_ROOM);
         let out = Payload::Object(built).to_value();
         assert_eq!(
@@ -360,7 +359,7 @@ rows:
         for (event, expected) in cases {
             let resolved = group.paths().resolve(&event);
             let mut warnings = vec![];
-            let fast = row.build_resolved(&event, &resolved, &mut warnings);
+            let fast = row.build_resolved(&event, &resolved, &mut warnings, None);
             let walked = row.build(&event, &mut warnings);
             assert_eq!(Payload::Object(fast).to_value(), expected, "{event}");
             assert_eq!(Payload::Object(walked).to_value(), expected, "{event}");
@@ -368,7 +367,7 @@ rows:
     }
 
     #[test]
-    fn present_says_which_fields_got_a_value_nested_ones_one_by_one() {
+    fn building_marks_the_fields_that_got_a_value_nested_ones_one_by_one() {
         let m = one_row(
             r#"
       event_id: $.event_id
@@ -391,13 +390,20 @@ rows:
                 "properties.value"
             ]
         );
-        let mut warnings = vec![];
+        let group = m.group_for("A").expect("the row's group");
+        let present = |ev: &Value| {
+            let resolved = group.paths().resolve(ev);
+            let mut bits = FieldBits::default();
+            let built = row.build_resolved(ev, &resolved, &mut vec![], Some(&mut bits));
+            let set: Vec<bool> = (0..labels.len()).map(|i| bits.has(i)).collect();
+            (set, built.len())
+        };
         let ev = json!({"event_id": "e", "phone": "+1", "items": [{"id": 1}]});
-        let present = row.present(&row.build(&ev, &mut warnings));
-        let set: Vec<bool> = (0..labels.len()).map(|i| present.has(i)).collect();
-        assert_eq!(set, [true, false, true, true, false]);
-        let none = row.present(&row.build(&json!({}), &mut warnings));
-        assert!((0..labels.len()).all(|i| !none.has(i)));
+        // `user` is one field of the payload, and holds `phone` only.
+        assert_eq!(present(&ev), (vec![true, false, true, true, false], 3));
+        let ev = json!({"email": "a@b", "value": 3, "items": []});
+        assert_eq!(present(&ev), (vec![false, true, false, false, true], 2));
+        assert_eq!(present(&json!({})), (vec![false; 5], 0));
     }
 
     #[test]

@@ -530,42 +530,6 @@ impl ObjectPlan {
         }
     }
 
-    /// Which of the plan's fields `built` (what [`ObjectPlan::build`] made of one event) holds.
-    pub fn present(&self, built: &[(&str, Payload<'_>)]) -> FieldBits {
-        let mut bits = FieldBits::default();
-        self.mark(built, &mut bits, 0);
-        bits
-    }
-
-    /// Sets the bits of the fields `built` holds, numbering this plan's fields from `first`;
-    /// returns the number after its last field. `built` holds the fields that got a value, in
-    /// plan order, so one pass over both finds them.
-    fn mark(&self, built: &[(&str, Payload<'_>)], bits: &mut FieldBits, first: usize) -> usize {
-        let mut next = first;
-        let mut built = built.iter().peekable();
-        for (key, node) in self.entries.iter() {
-            // `build` borrows its keys from these entries: the same text at the same address,
-            // found without comparing bytes; the text is compared only when the address differs.
-            let hit = built.next_if(|(k, _)| std::ptr::eq(*k, &**key) || *k == &**key);
-            match node {
-                Node::Field(_) => {
-                    if hit.is_some() {
-                        bits.set(next);
-                    }
-                    next += 1;
-                }
-                Node::Object(o) => {
-                    let inner: &[(&str, Payload<'_>)] = match hit {
-                        Some((_, Payload::Object(fields))) => fields.as_slice(),
-                        _ => &[],
-                    };
-                    next = o.mark(inner, bits, next);
-                }
-            }
-        }
-        next
-    }
-
     /// Gives the paths its fields read from the event a slot in `table`.
     pub fn intern_paths(&mut self, table: &mut PathTable) {
         for (_, node) in self.entries.iter_mut() {
@@ -582,24 +546,48 @@ impl ObjectPlan {
         scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
     ) -> Vec<(&'a str, Payload<'a>)> {
-        self.build_with_room(scope, warnings, 0)
+        self.build_marking(scope, warnings, 0, None)
     }
 
     /// [`ObjectPlan::build`], with room for `room` more fields beyond the plan's own, so that the
-    /// caller can add that many without growing the vector.
+    /// caller can add that many without growing the vector. With `present`, also sets the bit of
+    /// each field that got a value (numbered as [`ObjectPlan::field_labels`] lists them), while
+    /// building: no second pass over the payload.
     pub fn build_with_room<'a>(
         &'a self,
         scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
         room: usize,
+        present: Option<&mut FieldBits>,
+    ) -> Vec<(&'a str, Payload<'a>)> {
+        let mut marks = present.map(|bits| Marks { bits, next: 0 });
+        self.build_marking(scope, warnings, room, marks.as_mut())
+    }
+
+    /// [`ObjectPlan::build_with_room`], numbering this plan's fields on from `marks.next`.
+    fn build_marking<'a>(
+        &'a self,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+        room: usize,
+        mut marks: Option<&mut Marks<'_>>,
     ) -> Vec<(&'a str, Payload<'a>)> {
         let mut out = Vec::new();
         for (key, node) in self.entries.iter() {
             let value = match node {
-                Node::Field(f) => f.build(scope, warnings),
-                Node::Object(o) => Some(Payload::Object(o.build(scope, warnings))),
+                Node::Field(f) => {
+                    let value = f.build(scope, warnings).filter(|v| !v.is_empty());
+                    if let Some(marks) = marks.as_deref_mut() {
+                        marks.field(value.is_some());
+                    }
+                    value
+                }
+                Node::Object(o) => {
+                    let fields = o.build_marking(scope, warnings, 0, marks.as_deref_mut());
+                    Some(Payload::Object(fields)).filter(|v| !v.is_empty())
+                }
             };
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
+            if let Some(v) = value {
                 if out.is_empty() {
                     // Allocate once, and only for objects that have a field.
                     out.reserve_exact(self.entries.len() + room);
@@ -608,5 +596,22 @@ impl ObjectPlan {
             }
         }
         out
+    }
+}
+
+/// Where [`ObjectPlan::build_with_room`] records which fields got a value: the bits, and the
+/// number of the next field of the plan.
+struct Marks<'b> {
+    bits: &'b mut FieldBits,
+    next: usize,
+}
+
+impl Marks<'_> {
+    /// Counts the next field, setting its bit when it `got` a value.
+    fn field(&mut self, got: bool) {
+        if got {
+            self.bits.set(self.next);
+        }
+        self.next += 1;
     }
 }
