@@ -38,7 +38,7 @@ pub enum CompiledTransform {
     Integer,
     String,
     ContentId(ContentIdMode),
-    ContentType(ContentIdMode, ProductIdContentType),
+    ContentType(ContentIdMode, ContentKinds),
     ConversionAmount(ConversionAmount),
     QueryParam(Box<str>),
     /// The prefix `urn:<kind>:`.
@@ -67,7 +67,8 @@ impl CompiledTransform {
             Transform::String => Self::String,
             Transform::ContentId => Self::ContentId(ctx.content_id),
             Transform::ContentType => {
-                Self::ContentType(ctx.content_id, ctx.product_id_content_type)
+                let kinds = ContentKinds::new(ctx.product_id_content_type);
+                Self::ContentType(ctx.content_id, kinds)
             }
             Transform::ConversionAmount => Self::ConversionAmount(ctx.conversion_amount),
             Transform::QueryParam(name) => Self::QueryParam(name.as_str().into()),
@@ -81,7 +82,7 @@ impl CompiledTransform {
 
     /// Applies the transform to `v`, a value of `event` (the source event, which `e164` reads its
     /// country from).
-    pub fn apply<'a>(&self, v: Cow<'a, Value>, event: &Value) -> Outcome<'a> {
+    pub fn apply<'a>(&'a self, v: Cow<'a, Value>, event: &Value) -> Outcome<'a> {
         match self {
             Self::Trim => map_str(v, |s| {
                 let t = s.trim();
@@ -104,8 +105,8 @@ impl CompiledTransform {
                 .map(|n| Some(Cow::Owned(Value::from(n.round() as i64))))
                 .ok_or("not a number"),
             Self::String => to_string(v),
-            Self::ContentId(mode) => content_id(&v, *mode),
-            Self::ContentType(mode, of_product_id) => content_type(&v, *mode, *of_product_id),
+            Self::ContentId(mode) => content_id(v, *mode),
+            Self::ContentType(mode, kinds) => content_type(&v, *mode, kinds),
             Self::ConversionAmount(mode) => conversion_amount(&v, *mode),
             Self::QueryParam(name) => query_param(&v, name),
             Self::Alias(prefix) => alias(&v, prefix),
@@ -216,21 +217,26 @@ fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
     }
 }
 
-/// A present, non-empty id field of a product, as a string.
-/// A product's id field as text, trimmed; `None` when missing or blank. Borrowed from the product
-/// unless it is a number or a boolean (written out, never blank).
-fn id_field<'v>(product: &'v Value, field: &str) -> Option<Cow<'v, str>> {
-    match scalar_text(product.get(field)?)? {
+/// A product's id field as text, trimmed, with the field's own value; `None` when missing or
+/// blank. The text is borrowed from the product unless it is a number or a boolean (written out,
+/// never blank).
+fn id_field<'v>(product: &'v Value, field: &str) -> Option<(&'v Value, Cow<'v, str>)> {
+    let own = product.get(field)?;
+    let text = match scalar_text(own)? {
         Cow::Borrowed(text) => Some(text.trim())
             .filter(|t| !t.is_empty())
-            .map(Cow::Borrowed),
-        written => Some(written),
-    }
+            .map(Cow::Borrowed)?,
+        written => written,
+    };
+    Some((own, text))
 }
 
-/// The id field `mode` picks from a product, and its value.
-fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, Cow<'_, str>)> {
-    let pick = |field: &'static str| id_field(v, field).map(|id| (field, id));
+/// The id field `mode` picks from a product: its name, its own value and its text.
+type PickedId<'v> = (&'static str, &'v Value, Cow<'v, str>);
+
+/// The id field `mode` picks from a product.
+fn picked_id(v: &Value, mode: ContentIdMode) -> Option<PickedId<'_>> {
+    let pick = |field: &'static str| id_field(v, field).map(|(own, id)| (field, own, id));
     match mode {
         ContentIdMode::Default => pick("variant_id").or_else(|| pick("product_id")),
         ContentIdMode::ProductId => pick("product_id"),
@@ -239,28 +245,51 @@ fn picked_id(v: &Value, mode: ContentIdMode) -> Option<(&'static str, Cow<'_, st
     }
 }
 
-fn content_id<'a>(v: &Value, mode: ContentIdMode) -> Outcome<'a> {
+fn content_id<'a>(v: Cow<'a, Value>, mode: ContentIdMode) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_id needs a product object (use `path: $` inside `each`)");
     }
-    Ok(picked_id(v, mode).map(|(_, id)| Cow::Owned(Value::String(id.into_owned()))))
+    if let Cow::Borrowed(product) = v {
+        // An id the product holds as a string with nothing to trim is sent as the product has
+        // it: borrowed, not copied.
+        return Ok(
+            picked_id(product, mode).map(|(_, own, id)| match own.as_str() {
+                Some(text) if text.len() == id.len() => Cow::Borrowed(own),
+                _ => Cow::Owned(Value::String(id.into_owned())),
+            }),
+        );
+    }
+    Ok(picked_id(&v, mode).map(|(_, _, id)| Cow::Owned(Value::String(id.into_owned()))))
 }
 
-fn content_type<'a>(
-    v: &Value,
-    mode: ContentIdMode,
-    of_product_id: ProductIdContentType,
-) -> Outcome<'a> {
+/// The two values `content_type` sends, made once at load: the one for a product picked by its
+/// `product_id` (`product_group` or `product`, as the destination is set), and `product` for a
+/// product picked by another id.
+#[derive(Debug, Clone)]
+pub struct ContentKinds {
+    of_product_id: Value,
+    of_others: Value,
+}
+
+impl ContentKinds {
+    fn new(of_product_id: ProductIdContentType) -> Self {
+        Self {
+            of_product_id: Value::from(of_product_id.as_str()),
+            of_others: Value::from("product"),
+        }
+    }
+}
+
+fn content_type<'a>(v: &Value, mode: ContentIdMode, kinds: &'a ContentKinds) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_type needs a product object (use `path: $` inside `each`)");
     }
-    Ok(picked_id(v, mode).map(|(field, _)| {
-        let kind = if field == "product_id" {
-            of_product_id.as_str()
+    Ok(picked_id(v, mode).map(|(field, _, _)| {
+        Cow::Borrowed(if field == "product_id" {
+            &kinds.of_product_id
         } else {
-            "product"
-        };
-        Cow::Owned(Value::String(kind.to_owned()))
+            &kinds.of_others
+        })
     }))
 }
 
@@ -486,6 +515,35 @@ mod tests {
             .unwrap(),
             Some(json!("111"))
         );
+    }
+
+    #[test]
+    fn content_ids_of_a_borrowed_product_are_borrowed_when_unchanged() {
+        let p = json!({"product_id": 111, "variant_id": " 222 ", "sku": "SKU-3"});
+        fn id<'a>(t: &'a CompiledTransform, p: &'a Value) -> Option<Cow<'a, Value>> {
+            t.apply(Cow::Borrowed(p), &Value::Null).unwrap()
+        }
+        let t = CompiledTransform::ContentId;
+        // A string with nothing to trim: the product's own value, not a copy.
+        let sku = t(ContentIdMode::Sku);
+        assert!(matches!(id(&sku, &p), Some(Cow::Borrowed(v)) if std::ptr::eq(v, &p["sku"])));
+        // Trimmed, or a number written out: made.
+        let variant = t(ContentIdMode::VariantId);
+        assert!(matches!(id(&variant, &p), Some(Cow::Owned(v)) if v == json!("222")));
+        let product = t(ContentIdMode::ProductId);
+        assert!(matches!(id(&product, &p), Some(Cow::Owned(v)) if v == json!("111")));
+        // The content type is one of the two values made at load.
+        let kinds = ContentKinds::new(ProductIdContentType::ProductGroup);
+        let of = |m| {
+            let t = CompiledTransform::ContentType(m, kinds.clone());
+            t.apply(Cow::Borrowed(&p), &Value::Null)
+                .map(|v| v.map(Cow::into_owned))
+        };
+        assert_eq!(
+            of(ContentIdMode::ProductId),
+            Ok(Some(json!("product_group")))
+        );
+        assert_eq!(of(ContentIdMode::Sku), Ok(Some(json!("product"))));
     }
 
     #[test]
