@@ -183,23 +183,7 @@ impl FieldPlan {
                 .filter_map(|(p, slot)| scope.first(p, *slot))
                 .find(|v| !value_is_empty(v))
                 .map(Payload::Ref),
-            Source::Each(path, plan) => {
-                let mut items = Vec::new();
-                path.for_each(scope.item, &mut |item| {
-                    let built = plan.build(
-                        Scope {
-                            event: scope.event,
-                            item,
-                            resolved: scope.resolved,
-                        },
-                        warnings,
-                    );
-                    if !built.is_empty() {
-                        items.push(Payload::Object(built));
-                    }
-                });
-                Some(Payload::Array(items))
-            }
+            Source::Each(path, plan) => Some(Self::each(path, plan, scope, warnings)),
         };
         let found = found.filter(|v| !v.is_empty());
         let value = if self.transforms.is_empty() {
@@ -225,6 +209,30 @@ impl FieldPlan {
             }
             Source::Const(_) | Source::Each(..) => {}
         }
+    }
+
+    /// The object `plan` builds of each item `path` finds, as an array.
+    fn each<'a>(
+        path: &'a CompiledPath,
+        plan: &'a ObjectPlan,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+    ) -> Payload<'a> {
+        let mut items = Vec::new();
+        path.for_each(scope.item, &mut |item| {
+            let built = plan.build(
+                Scope {
+                    event: scope.event,
+                    item,
+                    resolved: scope.resolved,
+                },
+                warnings,
+            );
+            if !built.is_empty() {
+                items.push(Payload::Object(built));
+            }
+        });
+        Payload::Array(items)
     }
 
     /// Every candidate's values (arrays flattened), each through the field's transforms, without
