@@ -311,31 +311,20 @@ impl DestinationPlugin for Tiktok {
         event: &'a SourceEvent,
         mut fields: Vec<(&'a str, Payload<'a>)>,
     ) -> Payload<'a> {
-        let (mut has_id, mut has_time, mut has_limited) = (false, false, false);
-        for (key, _) in &fields {
-            match *key {
-                "event_id" => has_id = true,
-                "event_time" => has_time = true,
-                "limited_data_use" => has_limited = true,
-                _ => {}
-            }
+        let has = |fields: &[(&str, Payload<'_>)], key: &str| fields.iter().any(|(k, _)| *k == key);
+        if !has(&fields, "event_time") {
+            fields.insert(
+                0,
+                ("event_time", Payload::Owned(Value::from(event.timestamp()))),
+            );
         }
-        if !has_limited && self.limited_data_use(event) {
+        if !has(&fields, "event_id") {
+            fields.insert(0, ("event_id", Payload::Str(event.id())));
+        }
+        fields.insert(0, ("event", Payload::Str(target)));
+        if !has(&fields, "limited_data_use") && self.limited_data_use(event) {
             fields.push(("limited_data_use", Payload::Owned(Value::Bool(true))));
         }
-        // `event`, then the `event_id` and `event_time` the row does not set, ahead of the row's
-        // fields: pushed, then turned to the front in one move (the row left room for them).
-        let rows_own = fields.len();
-        fields.push(("event", Payload::Str(target)));
-        if !has_id {
-            fields.push(("event_id", Payload::Str(event.id())));
-        }
-        if !has_time {
-            let seconds = Value::from(event.timestamp());
-            fields.push(("event_time", Payload::Owned(seconds)));
-        }
-        let ahead = fields.len() - rows_own;
-        fields.rotate_right(ahead);
         Payload::Object(fields)
     }
 
