@@ -365,6 +365,35 @@ fn validate_exit_codes_and_messages() {
     assert_eq!(run(&["map"], "").code, 2, "usage errors exit 2");
 }
 
+/// A config named by its bare file name, run in its own folder (`switchyard validate
+/// switchyard.yaml`), loads the mapping file next to it, and still refuses one outside it.
+#[test]
+fn a_config_named_without_its_folder_finds_the_files_next_to_it() {
+    let mapping = "rows:\n  - source: Placed Order\n    target: CompletePayment\n    mode: server\n    fields:\n      properties.value: { const: 2 }\n";
+    let validate = |reference: &str| {
+        let text = tiktok_config(&format!("mapping: {reference}"));
+        let cfg = write_config(&text, &[("my-mapping.yaml", mapping)]);
+        let name = cfg.path.file_name().expect("the config's file name");
+        let out = std::process::Command::new(switchyard_tests::service::switchyard_bin())
+            .arg("validate")
+            .arg(name)
+            .current_dir(cfg.dir.path())
+            .output()
+            .expect("switchyard runs");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &stderr,
+        )
+    };
+    let (code, out) = validate("my-mapping.yaml");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 mapping rows"), "{out}");
+    let (code, out) = validate("../my-mapping.yaml");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("outside the config's folder"), "{out}");
+}
+
 #[test]
 fn checked_in_schemas_match_the_rust_types() {
     for (name, schema) in switchyard::commands::schema::all() {

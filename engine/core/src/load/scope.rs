@@ -19,6 +19,17 @@ impl FileScope {
     /// The scope of a config in `base`, widened by `allowed` (relative to `base`, or absolute).
     /// A folder that does not exist widens nothing.
     pub fn new(base: &Path, allowed: &[String]) -> Self {
+        // A config named without its folder (`validate switchyard.yaml`) is in the current one:
+        // its folder is `""`, made `.`. The folder is made absolute, so that a missing file's
+        // path is judged against the real folder (a `..` from `.` climbs out of it).
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        // Where the current folder cannot be read, the folder stays as given.
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        let base = base.as_path();
         let roots = std::iter::once(base.to_path_buf())
             .chain(allowed.iter().map(|dir| base.join(dir)))
             .filter_map(|dir| dir.canonicalize().ok())
