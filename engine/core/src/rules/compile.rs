@@ -375,6 +375,7 @@ rows:
       user.phone: $.phone
       properties.contents: { each: "$.items[*]", fields: { id: $.id } }
       properties.value: $.value
+      note: { path: $.note, default: "" }
 "#,
         );
         let row = &m.rows_for("A")[0];
@@ -387,7 +388,8 @@ rows:
                 "user.email",
                 "user.phone",
                 "properties.contents",
-                "properties.value"
+                "properties.value",
+                "note"
             ]
         );
         let group = m.group_for("A").expect("the row's group");
@@ -399,11 +401,14 @@ rows:
             (set, built.len())
         };
         let ev = json!({"event_id": "e", "phone": "+1", "items": [{"id": 1}]});
-        // `user` is one field of the payload, and holds `phone` only.
-        assert_eq!(present(&ev), (vec![true, false, true, true, false], 3));
-        let ev = json!({"email": "a@b", "value": 3, "items": []});
-        assert_eq!(present(&ev), (vec![false, true, false, false, true], 2));
-        assert_eq!(present(&json!({})), (vec![false; 5], 0));
+        // `user` is one field of the payload, and holds `phone` only. `note` falls back to an
+        // empty default: no value.
+        let got = vec![true, false, true, true, false, false];
+        assert_eq!(present(&ev), (got, 3));
+        let ev = json!({"email": "a@b", "value": 3, "items": [], "note": "n"});
+        let got = vec![false, true, false, false, true, true];
+        assert_eq!(present(&ev), (got, 3));
+        assert_eq!(present(&json!({})), (vec![false; 6], 0));
     }
 
     #[test]

@@ -536,14 +536,16 @@ mod tests {
         let kinds = ContentKinds::new(ProductIdContentType::ProductGroup);
         let of = |m| {
             let t = CompiledTransform::ContentType(m, kinds.clone());
-            t.apply(Cow::Borrowed(&p), &Value::Null)
-                .map(|v| v.map(Cow::into_owned))
+            match t.apply(Cow::Borrowed(&p), &Value::Null) {
+                Ok(Some(Cow::Borrowed(v))) => v.clone(),
+                other => panic!("not lent: {other:?}"),
+            }
         };
-        assert_eq!(
-            of(ContentIdMode::ProductId),
-            Ok(Some(json!("product_group")))
-        );
-        assert_eq!(of(ContentIdMode::Sku), Ok(Some(json!("product"))));
+        assert_eq!(of(ContentIdMode::ProductId), json!("product_group"));
+        assert_eq!(of(ContentIdMode::Sku), json!("product"));
+        // A blank id is no id.
+        let blank = json!({"sku": "  "});
+        assert_eq!(id(&sku, &blank), None);
     }
 
     #[test]
