@@ -402,7 +402,8 @@ fn a_custom_mapping_file_replaces_the_default() {
 }
 
 /// TikTok's own fields lead each payload: `event`, then the `event_id` and `event_time` the row
-/// does not set itself, then the row's fields in file order, and `limited_data_use` last.
+/// does not set itself, then the row's fields in the order the row builds them, and
+/// `limited_data_use` last.
 #[test]
 fn tiktok_s_own_fields_lead_the_payload_in_a_fixed_order() {
     use switchyard_core::event::SourceEvent;

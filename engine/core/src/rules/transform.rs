@@ -249,17 +249,20 @@ fn content_id<'a>(v: Cow<'a, Value>, mode: ContentIdMode) -> Outcome<'a> {
     if !v.is_object() {
         return Err("content_id needs a product object (use `path: $` inside `each`)");
     }
-    if let Cow::Borrowed(product) = v {
+    Ok(match v {
         // An id the product holds as a string with nothing to trim is sent as the product has
         // it: borrowed, not copied.
-        return Ok(
-            picked_id(product, mode).map(|(_, own, id)| match own.as_str() {
-                Some(text) if text.len() == id.len() => Cow::Borrowed(own),
-                _ => Cow::Owned(Value::String(id.into_owned())),
-            }),
-        );
-    }
-    Ok(picked_id(&v, mode).map(|(_, _, id)| Cow::Owned(Value::String(id.into_owned()))))
+        Cow::Borrowed(product) => picked_id(product, mode).map(|(_, own, id)| match own.as_str() {
+            Some(text) if text.len() == id.len() => Cow::Borrowed(own),
+            _ => made_id(id),
+        }),
+        Cow::Owned(product) => picked_id(&product, mode).map(|(_, _, id)| made_id(id)),
+    })
+}
+
+/// A content id made anew: trimmed, or a number or boolean written out.
+fn made_id<'a>(id: Cow<'_, str>) -> Cow<'a, Value> {
+    Cow::Owned(Value::String(id.into_owned()))
 }
 
 /// The two values `content_type` sends, made once at load: the one for a product picked by its
