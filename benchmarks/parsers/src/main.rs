@@ -1,5 +1,5 @@
 //! Parses every line of an NDJSON file into one in-memory form and drops it; prints how many
-//! top-level keys the events had (the same for every form, or a parser went wrong).
+//! top-level keys the events had (the same for every form but `lines`, or a parser went wrong).
 //!
 //! Forms: `lines` (read only: the baseline), `serde_json` (`serde_json::Value`: the engine's
 //! event form today), `sonic` (`sonic_rs::Value`: one arena per document), `sonic-serde`
@@ -7,7 +7,7 @@
 //! the line is copied first, as simd-json parses in place). A tree borrowing its strings from the
 //! line through serde_json's parser is `engine/cli/examples/parse_forms.rs` (round three).
 //!
-//!     parsers FORM EVENTS.ndjson
+//!     switchyard-bench-parsers FORM EVENTS.ndjson
 
 use std::io::BufRead;
 
@@ -22,7 +22,7 @@ type Parse = fn(&str) -> Result<usize, Error>;
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let (Some(form), Some(path)) = (args.next(), args.next()) else {
-        return Err("usage: parsers FORM EVENTS.ndjson".into());
+        return Err("usage: switchyard-bench-parsers FORM EVENTS.ndjson".into());
     };
     let parse = parser(&form)?;
     let input = std::io::BufReader::new(std::fs::File::open(&path)?);
