@@ -4,7 +4,8 @@
 //! Forms: `lines` (read only: the baseline), `serde_json` (`serde_json::Value`: the engine's
 //! event form today), `sonic` (`sonic_rs::Value`: one arena per document), `sonic-serde`
 //! (sonic-rs's parser building a `serde_json::Value`), `simd-json` (`simd_json::BorrowedValue`;
-//! the line is copied first, as simd-json parses in place). A tree borrowing its strings from the
+//! the line is copied first, as simd-json parses in place); `serde_json+get` and `sonic+get` also
+//! look every key of the event's first two levels up by name, as the rules' paths do. A tree borrowing its strings from the
 //! line through serde_json's parser is `engine/cli/examples/parse_forms.rs` (round three).
 //!
 //!     switchyard-bench-parsers FORM EVENTS.ndjson
@@ -58,6 +59,49 @@ fn parser(form: &str) -> Result<Parse, Error> {
             let v = simd_json::to_borrowed_value(&mut bytes)?;
             Ok(v.as_object().map_or(0, |o| o.len()))
         },
+        "serde_json+get" => |line| {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            std::hint::black_box(serde_json_gets(&v));
+            Ok(v.as_object().map_or(0, |o| o.len()))
+        },
+        "sonic+get" => |line| {
+            use sonic_rs::JsonContainerTrait as _;
+            let v: sonic_rs::Value = sonic_rs::from_str(line)?;
+            std::hint::black_box(sonic_gets(&v));
+            Ok(v.as_object().map_or(0, |o| o.len()))
+        },
         other => return Err(format!("no form `{other}`").into()),
     })
+}
+
+/// Looks every key of the event's first two levels up by name, as the rules' paths do (the default
+/// TikTok mapping reads 25 such paths): answers how many were found, which is every key.
+fn serde_json_gets(event: &serde_json::Value) -> usize {
+    let Some(top) = event.as_object() else {
+        return 0;
+    };
+    let mut found = 0;
+    for (key, value) in top {
+        found += usize::from(std::hint::black_box(event.get(key)).is_some());
+        for inner in value.as_object().into_iter().flat_map(|o| o.keys()) {
+            found += usize::from(std::hint::black_box(value.get(inner)).is_some());
+        }
+    }
+    found
+}
+
+/// [`serde_json_gets`] on a `sonic_rs::Value` (whose objects are searched in order).
+fn sonic_gets(event: &sonic_rs::Value) -> usize {
+    use sonic_rs::{JsonContainerTrait as _, JsonValueTrait as _};
+    let Some(top) = event.as_object() else {
+        return 0;
+    };
+    let mut found = 0;
+    for (key, value) in top.iter() {
+        found += usize::from(std::hint::black_box(event.get(key)).is_some());
+        for (inner, _) in value.as_object().into_iter().flat_map(|o| o.iter()) {
+            found += usize::from(std::hint::black_box(value.get(inner)).is_some());
+        }
+    }
+    found
 }
