@@ -143,10 +143,15 @@ fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
+/// Whether `s` already is a SHA-256 digest: 64 hex digits, in either case (some shops hash in
+/// upper case).
 fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A digest passed on as it is, in the lower case TikTok matches on: never hashed twice.
+fn digest_as_is(s: &str) -> Value {
+    Value::String(s.to_ascii_lowercase())
 }
 
 fn sha256<'a>(v: &Value) -> Outcome<'a> {
@@ -155,7 +160,7 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
         return Ok(None);
     }
     if is_sha256_hex(&text) {
-        return Ok(Some(Cow::Owned(Value::String(text.into_owned()))));
+        return Ok(Some(Cow::Owned(digest_as_is(&text))));
     }
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = [0u8; 64];
@@ -171,7 +176,7 @@ fn e164<'a>(v: &Value, country: Option<Country>) -> Outcome<'a> {
         return Ok(None);
     }
     if is_sha256_hex(text) {
-        return Ok(Some(Cow::Owned(Value::String(text.to_owned()))));
+        return Ok(Some(Cow::Owned(digest_as_is(text))));
     }
     let e164 = to_e164(text, country)?;
     Ok(Some(Cow::Owned(Value::String(e164))))
@@ -296,19 +301,43 @@ fn content_type<'a>(v: &Value, mode: ContentIdMode, kinds: &'a ContentKinds) -> 
     }))
 }
 
-fn num(obj: &Value, field: &str) -> Option<f64> {
-    obj.get(field).and_then(as_number)
+/// The number at `field` of `obj`: `None` when the field is missing, `null` or blank; the error
+/// `bad` when it holds anything else that is not a number (`"12,50"`, `"NaN"`, `true`), so that an
+/// amount is never computed from part of its inputs.
+fn num(obj: &Value, field: &str, bad: &'static str) -> Result<Option<f64>, &'static str> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(v) => as_number(v).map(Some).ok_or(bad),
+    }
 }
 
-/// `price × quantity` of one product (quantity defaults to 1).
-fn line_amount(product: &Value) -> Option<f64> {
-    Some(num(product, "price")? * num(product, "quantity").unwrap_or(1.0))
+/// A tax or shipping amount taken off a total: 0 when missing.
+fn deduction(obj: &Value, field: &str, bad: &'static str) -> Result<f64, &'static str> {
+    Ok(num(obj, field, bad)?.unwrap_or(0.0))
 }
 
-fn items_subtotal(obj: &Value) -> Option<f64> {
-    let items = obj.get("items")?.as_array()?;
-    let amounts: Vec<f64> = items.iter().filter_map(line_amount).collect();
-    (!amounts.is_empty()).then(|| amounts.iter().sum())
+/// `price × quantity` of one product (quantity defaults to 1); `None` without a price.
+fn line_amount(product: &Value) -> Result<Option<f64>, &'static str> {
+    let Some(price) = num(product, "price", "`price` is not a number")? else {
+        return Ok(None);
+    };
+    let quantity = num(product, "quantity", "`quantity` is not a number")?;
+    Ok(Some(price * quantity.unwrap_or(1.0)))
+}
+
+/// The sum of the line amounts of `items[]`; `None` when no item has a price.
+fn items_subtotal(obj: &Value) -> Result<Option<f64>, &'static str> {
+    let Some(items) = obj.get("items").and_then(Value::as_array) else {
+        return Ok(None);
+    };
+    let mut sum = None;
+    for item in items {
+        if let Some(amount) = line_amount(item)? {
+            *sum.get_or_insert(0.0) += amount;
+        }
+    }
+    Ok(sum)
 }
 
 /// Rounds away binary noise (59.970000000000006 → 59.97) without touching real precision.
@@ -320,20 +349,23 @@ fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
     if !v.is_object() {
         return Err("conversion_amount needs the properties object (`path: $.properties`)");
     }
-    let amount = match num(v, "total_price") {
+    let amount = match num(v, "total_price", "`total_price` is not a number")? {
         Some(total) => {
-            let tax = num(v, "total_tax").unwrap_or(0.0);
-            let shipping = num(v, "total_shipping").unwrap_or(0.0);
+            let tax = || deduction(v, "total_tax", "`total_tax` is not a number");
+            let shipping = || deduction(v, "total_shipping", "`total_shipping` is not a number");
             match mode {
                 ConversionAmount::Total => Some(total),
-                ConversionAmount::TotalExclTax => Some(total - tax),
-                ConversionAmount::TotalExclShipping => Some(total - shipping),
-                ConversionAmount::TotalExclTaxAndShipping => Some(total - tax - shipping),
-                ConversionAmount::Subtotal => items_subtotal(v),
+                ConversionAmount::TotalExclTax => Some(total - tax()?),
+                ConversionAmount::TotalExclShipping => Some(total - shipping()?),
+                ConversionAmount::TotalExclTaxAndShipping => Some(total - tax()? - shipping()?),
+                ConversionAmount::Subtotal => items_subtotal(v)?,
             }
         }
         // A single product (Viewed Product, Added To Cart), else a list of items.
-        None => line_amount(v).or_else(|| items_subtotal(v)),
+        None => match line_amount(v)? {
+            Some(amount) => Some(amount),
+            None => items_subtotal(v)?,
+        },
     };
     Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a)))))
 }
@@ -430,6 +462,78 @@ mod tests {
             run(CompiledTransform::Sha256, json!(hashed)).unwrap(),
             Some(json!(hashed))
         );
+        // A digest in upper case is the same digest: passed on in lower case, not hashed again.
+        let upper = hashed.to_ascii_uppercase();
+        assert_eq!(
+            run(CompiledTransform::Sha256, json!(upper)).unwrap(),
+            Some(json!(hashed))
+        );
+        // 64 characters that are not all hex are hashed.
+        let not_hex = format!("{}g", &hashed[..63]);
+        assert_ne!(
+            run(CompiledTransform::Sha256, json!(not_hex)).unwrap(),
+            Some(json!(not_hex))
+        );
+    }
+
+    #[test]
+    fn a_phone_already_hashed_passes_in_lower_case() {
+        let hashed = "40d3f4e02db27d66cf4cfdda506c2c945f115a7955cc8491dda98ce5beabcda0";
+        for input in [hashed.to_owned(), hashed.to_ascii_uppercase()] {
+            assert_eq!(
+                run(CompiledTransform::E164(None), json!(input)).unwrap(),
+                Some(json!(hashed)),
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_amount_that_is_no_number_leaves_the_value_out_with_a_reason() {
+        let amount = |mode, v: Value| run(CompiledTransform::ConversionAmount(mode), v);
+        for bad in [
+            json!("12,50"),
+            json!("NaN"),
+            json!("inf"),
+            json!("0x10"),
+            json!(true),
+        ] {
+            let order = json!({"total_price": bad, "items": [{"price": 5}]});
+            assert_eq!(
+                amount(ConversionAmount::Total, order),
+                Err("`total_price` is not a number"),
+                "{bad}"
+            );
+            let product = json!({"price": bad, "quantity": 2});
+            assert_eq!(
+                amount(ConversionAmount::Total, product),
+                Err("`price` is not a number")
+            );
+        }
+        let bad_tax = json!({"total_price": 10, "total_tax": "two"});
+        assert_eq!(
+            amount(ConversionAmount::TotalExclTax, bad_tax.clone()),
+            Err("`total_tax` is not a number")
+        );
+        // A deduction the setting does not take off is not read.
+        assert_eq!(
+            amount(ConversionAmount::Total, bad_tax),
+            Ok(Some(json!(10.0)))
+        );
+        let bad_item = json!({"items": [{"price": 5}, {"price": "n/a"}]});
+        assert_eq!(
+            amount(ConversionAmount::Total, bad_item),
+            Err("`price` is not a number")
+        );
+        let bad_quantity = json!({"price": 5, "quantity": "two"});
+        assert_eq!(
+            amount(ConversionAmount::Total, bad_quantity),
+            Err("`quantity` is not a number")
+        );
+        // Missing, null and blank amounts are absent, not errors: 0 is a value.
+        let blank = json!({"total_price": " ", "price": null, "items": [{"price": 0}]});
+        assert_eq!(amount(ConversionAmount::Total, blank), Ok(Some(json!(0.0))));
+        assert_eq!(amount(ConversionAmount::Total, json!({})), Ok(None));
     }
 
     #[test]

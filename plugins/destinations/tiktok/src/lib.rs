@@ -66,8 +66,9 @@ pub struct TiktokConfig {
     /// `product`.
     #[serde(default)]
     pub product_id_content_type: ProductIdContentType,
-    /// Send with this code to see events in TikTok's Test Events tool.
+    /// The code of TikTok's Test Events tool, to see the events there: no spaces, not empty.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^\S+$"))]
     pub test_event_code: Option<String>,
     /// The Events API URL (change only to test against a local mock).
     #[serde(default = "default_endpoint")]
