@@ -155,13 +155,19 @@ pub fn check_json_request(
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .trim_start();
-    if !types.iter().any(|t| content_type.starts_with(t)) {
+        .and_then(|v| v.to_str().ok());
+    if !content_type.is_some_and(|ct| types.iter().any(|t| media_type_is(ct, t))) {
         return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, hint.into()));
     }
     Ok(())
+}
+
+/// Whether a `Content-Type` value names the media type `wanted` (`application/json`): compared
+/// without case, as media types are, and without its parameters (`; charset=utf-8`);
+/// `application/jsonx` is another type.
+fn media_type_is(content_type: &str, wanted: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default();
+    essence.trim().eq_ignore_ascii_case(wanted)
 }
 
 impl App {
@@ -264,6 +270,26 @@ impl App {
                 }
                 Err(r)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::media_type_is;
+
+    #[test]
+    fn a_media_type_is_its_essence_in_any_case() {
+        for ok in [
+            "application/json",
+            "APPLICATION/JSON",
+            "application/json; charset=utf-8",
+            " Application/Json ;charset=UTF-8",
+        ] {
+            assert!(media_type_is(ok, "application/json"), "{ok}");
+        }
+        for other in ["application/jsonx", "application/json-seq", "text/json", ""] {
+            assert!(!media_type_is(other, "application/json"), "{other}");
         }
     }
 }

@@ -21,6 +21,7 @@
 
 use crate::TiktokConfig;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::time::Duration;
 use switchyard_core::destination::{
     Others, Refusal, RequestBody, SendError, Sending, Transport, TransportError,
@@ -97,7 +98,7 @@ impl EventsApi {
             reason: network_reason(&e),
             retry_after: None,
         })?;
-        classify(status, &text, retry_after)
+        classify(status, &without_token(&text, &self.token), retry_after)
     }
 }
 
@@ -109,6 +110,16 @@ impl Transport for EventsApi {
     fn code_in(&self, reason: &str) -> Option<i64> {
         code_in(reason)
     }
+}
+
+/// An answer with every copy of the access token taken out: the answer's message becomes the
+/// reason logged, kept in dead letters and shown by the admin API, and an answer may repeat the
+/// token (`Access token <token> is invalid`, a proxy's error page echoing the request's headers).
+fn without_token<'a>(answer: &'a str, token: &str) -> Cow<'a, str> {
+    if token.is_empty() || !answer.contains(token) {
+        return Cow::Borrowed(answer);
+    }
+    Cow::Owned(answer.replace(token, "(redacted)"))
 }
 
 /// TikTok's answer code in a reason [`classify`] wrote (`refused: HTTP 200, code 40002: ...`).
@@ -326,6 +337,27 @@ mod tests {
         assert_eq!(code_in(&reason), None, "{reason}");
         let gave_up = "gave up after 8 tries: rate limited: HTTP 429, code 40100: Too many";
         assert_eq!(code_in(gave_up), Some(40100));
+    }
+
+    #[test]
+    fn an_answer_that_repeats_the_token_is_classified_without_it() {
+        let token = "tt-TOKEN-c0ffee4242deadbeef";
+        let answer = format!(
+            r#"{{"code":40105,"message":"Access token {token} is invalid or expired; {token}"}}"#
+        );
+        let cleaned = without_token(&answer, token);
+        let reason = match classify(200, &cleaned, None) {
+            Err(SendError::Denied { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(!reason.contains(token), "{reason}");
+        assert!(
+            reason.contains("Access token (redacted) is invalid"),
+            "{reason}"
+        );
+        // An answer without the token is passed on as it is.
+        let plain = r#"{"code":0,"message":"OK"}"#;
+        assert!(matches!(without_token(plain, token), Cow::Borrowed(_)));
     }
 
     #[test]
