@@ -363,11 +363,16 @@ fn an_event_nests_at_most_127_levels_and_one_that_does_not_parse_is_refused_alon
     let surrogate = serde_json::to_string(&cart("surrogate", json!(unix_now())))
         .unwrap()
         .replace("\"properties\":{", "\"properties\":{\"note\":\"\\ud800\",");
+    // A key given twice is refused too: which copy is meant is not ours to guess.
+    let repeated = serde_json::to_string(&cart("repeated", json!(unix_now())))
+        .unwrap()
+        .replacen("{", "{\"event_name\":\"Searched\",", 1);
     let body = format!(
-        "[{}, {}, {}]",
+        "[{}, {}, {}, {}]",
         event("ok", 3),
         event("deeper", 128),
-        surrogate
+        surrogate,
+        repeated
     );
     let a = post_text(&service, &body);
     assert_eq!(outcome(&a), (202, json!(1)), "{}", a.body);
@@ -375,6 +380,7 @@ fn an_event_nests_at_most_127_levels_and_one_that_does_not_parse_is_refused_alon
     let expected = [
         (1, "not valid JSON: recursion limit exceeded"),
         (2, "not valid JSON: unexpected end of hex escape"),
+        (3, "`event_name` is given twice in one object"),
     ];
     assert_eq!(refused.len(), expected.len(), "{}", a.body);
     for (r, (index, reason)) in refused.iter().zip(expected) {

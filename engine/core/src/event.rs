@@ -6,7 +6,7 @@
 //! spellings (`eventID`, `profileProperties`, ...) are renamed to the snake_case ones, so rules address
 //! one spelling only.
 
-use crate::json_text;
+use crate::{json_text, json_unique};
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 pub enum EventError {
     #[error("not valid JSON: {0}")]
     NotJson(String),
+    /// An object gives a key twice (which copy is meant is not ours to guess).
+    #[error("{0}")]
+    RepeatedKey(String),
     #[error("an event must be a JSON object, found {0}")]
     NotObject(&'static str),
     #[error("`{0}` is missing")]
@@ -71,22 +74,26 @@ pub const MAX_ALIAS_BYTES: usize = 512;
 /// Epoch values above this are taken to be milliseconds sent by mistake (year 5138 in seconds).
 const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 
+/// An event's JSON text parsed, every object's keys checked for repeats ([`json_unique`]).
+pub fn parse_json(text: &str) -> Result<Value, EventError> {
+    json_unique::from_str(text).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => EventError::RepeatedKey(e.to_string()),
+        _ => EventError::NotJson(e.to_string()),
+    })
+}
+
 impl SourceEvent {
     /// Parses and validates one event from JSON text. `received_at` (unix seconds) becomes the
     /// timestamp of an event that carries none.
     pub fn from_json(text: &str, received_at: i64) -> Result<Self, EventError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
-        Self::from_value(value, received_at)
+        Self::from_value(parse_json(text)?, received_at)
     }
 
     /// [`SourceEvent::from_json`], keeping a copy of `text` when it is already the normalised
     /// event (canonical field names, a timestamp in unix seconds): [`SourceEvent::json_text`]
     /// then gives it back. Costs a copy of the text; saves serializing the event later.
     pub fn from_json_keeping_text(text: &str, received_at: i64) -> Result<Self, EventError> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()))?;
-        Self::from_value_keeping_text(value, text, received_at)
+        Self::from_value_keeping_text(parse_json(text)?, text, received_at)
     }
 
     /// [`SourceEvent::from_json_keeping_text`] for an event already parsed from `text` (which
@@ -464,6 +471,19 @@ mod tests {
     fn base() -> Value {
         json!({"event_name": "Viewed Product", "event_id": "e1", "properties": {},
                "profile_properties": {}, "aliases": ["urn:email:a@b.co"]})
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_not_guessed() {
+        let text = r#"{"event_name":"Searched","event_id":"e1","event_name":"Placed Order","properties":{"a":1,"a":2}}"#;
+        for parse in [SourceEvent::from_json, SourceEvent::from_json_keeping_text] {
+            match parse(text, 1_700_000_000) {
+                Err(EventError::RepeatedKey(m)) => {
+                    assert!(m.contains("`event_name` is given twice"), "{m}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

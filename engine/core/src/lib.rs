@@ -9,12 +9,14 @@
 //!   [`destination::DestinationPlugin`] trait that built-in plugins implement.
 //! - [`plugin_config`]: how WebAssembly plugins are declared in YAML (file, config, limits).
 //! - [`router`]: runs one event through one destination plugin and reports the outcome.
-//! - [`json_text`]: payloads and outcomes written as JSON text, faster than serde_json's writer.
+//! - [`json_text`]: payloads and outcomes written as JSON text, faster than serde_json's writer;
+//!   [`json_unique`]: JSON read with every object's keys checked for repeats.
 //! - [`secret`]: secrets written as `${ENV_VAR}`, never printed; [`report`]: errors in words.
 
 pub mod destination;
 pub mod event;
 pub mod json_text;
+pub mod json_unique;
 pub mod load;
 pub mod plugin_config;
 pub mod report;

@@ -1,7 +1,8 @@
 //! Loading YAML config and rule files: parse, check against the JSON Schema, deserialize, and turn
 //! every problem into a [`Diagnostic`] that names the file, line, column and JSON path.
 //!
-//! Order of checks: the file's size and nesting depth ([`limits`]), YAML syntax, environment
+//! Order of checks: the file's size and nesting depth ([`limits`]), keys given twice in a mapping
+//! ([`keys`]), YAML syntax, environment
 //! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all
 //! violations at once, knock-ons dropped), then serde (which can only fail where the schema is
 //! looser than the types). Semantic checks run later, on the typed value, and place their findings
@@ -10,6 +11,7 @@
 
 mod diagnostic;
 pub mod interpolate;
+mod keys;
 pub mod limits;
 mod pointer;
 mod recover;
@@ -183,6 +185,10 @@ pub fn load_str<T: DeserializeOwned>(
 pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) -> Checked<T> {
     if let Err(refusal) = limits::check_depth(text) {
         return Checked::failed(vec![refused(file, refusal)]);
+    }
+    if let Some(repeat) = keys::first_repeat(text) {
+        let d = Diagnostic::error(file, repeat.message).at(repeat.line, repeat.column);
+        return Checked::failed(vec![d.with_path(repeat.path)]);
     }
     let mut value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,

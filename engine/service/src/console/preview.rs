@@ -198,7 +198,10 @@ fn field_of(e: &EventError) -> Option<&'static str> {
     match e {
         EventError::WrongType { field, .. } | EventError::Invalid { field, .. } => Some(field),
         EventError::BothSpellings(_, second) => Some(second),
-        EventError::NotJson(_) | EventError::NotObject(_) | EventError::Missing(_) => None,
+        EventError::NotJson(_)
+        | EventError::RepeatedKey(_)
+        | EventError::NotObject(_)
+        | EventError::Missing(_) => None,
     }
 }
 

@@ -130,15 +130,18 @@ pub fn read_json<'b, T: serde::Deserialize<'b>>(
     parse_json_body(body)
 }
 
-/// `body` parsed as JSON, or the `400` that says where it is not JSON (line and column).
+/// `body` parsed as JSON, or the `400` that says where it is not JSON, or is JSON that does not
+/// fit `T` (a missing field, a key given twice: [`switchyard_core::json_unique`]), with the line
+/// and column.
 pub fn parse_json_body<'b, T: serde::Deserialize<'b>>(
     body: &'b [u8],
 ) -> Result<T, (StatusCode, String)> {
     serde_json::from_slice(body).map_err(|e| {
-        (
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )
+        let message = match e.classify() {
+            serde_json::error::Category::Data => format!("the body is JSON, but {e}"),
+            _ => format!("the body is not JSON: {e}"),
+        };
+        (StatusCode::BAD_REQUEST, message)
     })
 }
 

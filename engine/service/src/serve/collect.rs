@@ -28,6 +28,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use switchyard_core::destination::ClientActions;
 use switchyard_core::event::SourceEvent;
+use switchyard_core::json_unique::Unique;
 use switchyard_core::router::{Outcome, Status};
 use switchyard_queue::Record;
 use switchyard_wasm::sandbox::level_name;
@@ -131,7 +132,7 @@ async fn handle(
         &["application/json", "text/plain"],
         "send one JSON event (application/json, or text/plain from sendBeacon)",
     ) {
-        Ok(v) => v,
+        Ok(Unique(v)) => v,
         Err((status, message)) => return error(status, message),
     };
     set_ip(&mut value, visitor_ip(peer.ip(), headers, &live.proxies));

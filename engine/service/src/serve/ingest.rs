@@ -16,7 +16,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use switchyard_core::event::{EventError, MAX_IDENTIFIER_BYTES, SourceEvent};
+use switchyard_core::event::{self, EventError, MAX_IDENTIFIER_BYTES, SourceEvent};
+use switchyard_core::json_unique::Unique;
 use switchyard_queue::{Queued, Record};
 
 /// The events of one request, sorted: the valid ones (with their ids), and refusals with reasons.
@@ -119,15 +120,14 @@ fn read_array_whole(body: &[u8]) -> Result<Vec<Item<'_>>, (StatusCode, String)> 
 
 /// One event's text (JSON, as the whole read found it) and its parse.
 fn parse_item(text: &str) -> Item<'_> {
-    let value = serde_json::from_str(text).map_err(|e| EventError::NotJson(e.to_string()));
-    (text, value)
+    (text, event::parse_json(text))
 }
 
 /// The items of `body`, a JSON array, each with its text exactly as in the body (as
 /// `serde_json`'s `RawValue` gives it) and parsed in the same pass; `None` when `body` is not one
 /// JSON array, is not valid JSON (its error is then [`parse_json_body`]'s), or has an item that does
-/// not parse into a `Value` (nested over 127 levels, a lone surrogate, a number out of range:
-/// the whole read then refuses that item alone).
+/// not parse into a `Value` (nested over 127 levels, a lone surrogate, a number out of range, a
+/// key given twice: the whole read then refuses that item alone).
 fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
     /// Where the JSON whitespace from `at` ends.
     fn skip_space(text: &str, at: usize) -> Option<usize> {
@@ -145,8 +145,8 @@ fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
     }
     loop {
         let rest = body.get(at..)?;
-        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Value>();
-        let value = stream.next()?.ok()?;
+        let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<Unique>();
+        let Unique(value) = stream.next()?.ok()?;
         let end = at + stream.byte_offset();
         items.push((body.get(at..end)?, Ok(value)));
         at = skip_space(body, end)?;
