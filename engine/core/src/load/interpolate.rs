@@ -3,10 +3,18 @@
 //! (`listen: "${LISTEN_ADDR:-127.0.0.1:8080}"`). `$${` writes a literal `${`.
 //!
 //! Secrets are the exception: a field whose schema is a secret keeps its `${VAR}` reference, which
-//! the secret itself resolves (and never shows). Which keys those are is read from the schema.
+//! the secret itself resolves (and never shows). Which keys those are is read from the schema. A
+//! variable that a secret field names is a secret wherever it stands: in any other field (of the
+//! same file, or of a file loaded after it, such as the mapping file a config names) it is refused,
+//! as its value would be shown (`validate`, a dry run) or sent (a payload field).
 
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Mutex, PoisonError};
+
+/// The variables the secret fields of every file loaded so far name: secrets for every file the
+/// process loads after (a config's mapping and plugin files are loaded after the config).
+static SECRET_VARIABLES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// A reference that cannot be replaced: its variable, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,16 +64,60 @@ pub fn interpolate(
     secrets: &HashSet<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Unresolved> {
+    let secret_variables = {
+        let mut known = SECRET_VARIABLES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        collect_secret_variables(doc, secrets, &mut known);
+        known.clone()
+    };
+    // A secret's variable reads as unset outside its field: `resolve` then names it as one.
+    let guarded = |name: &str| match secret_variables.contains(name) {
+        true => Err(format!(
+            "`${{{name}}}` is a secret (a secret field such as `access_token` names it): it may stand \
+             only in a secret field, where it is never shown; here it would be shown or sent"
+        )),
+        false => Ok(lookup(name)),
+    };
     let mut problems = Vec::new();
-    walk(doc, String::new(), secrets, lookup, &mut problems);
+    walk(doc, String::new(), secrets, &guarded, &mut problems);
     problems
 }
+
+/// Adds the variable of every secret field of `node` (`${VAR}`) to `known`.
+fn collect_secret_variables(node: &Value, secrets: &HashSet<String>, known: &mut BTreeSet<String>) {
+    match node {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match value.as_str() {
+                    Some(text) if secrets.contains(key) => {
+                        let name = text
+                            .trim()
+                            .strip_prefix("${")
+                            .and_then(|r| r.strip_suffix('}'));
+                        if let Some(name) = name.map(|n| n.split(":-").next().unwrap_or(n)) {
+                            known.insert(name.to_owned());
+                        }
+                    }
+                    _ => collect_secret_variables(value, secrets, known),
+                }
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|v| collect_secret_variables(v, secrets, known)),
+        _ => {}
+    }
+}
+
+/// How a variable is read: its value (`None` when unset), or why it may not be used here.
+type Lookup<'a> = dyn Fn(&str) -> Result<Option<String>, String> + 'a;
 
 fn walk(
     node: &mut Value,
     pointer: String,
     secrets: &HashSet<String>,
-    lookup: &dyn Fn(&str) -> Option<String>,
+    lookup: &Lookup<'_>,
     problems: &mut Vec<Unresolved>,
 ) {
     match node {
@@ -95,7 +147,7 @@ fn walk(
 }
 
 /// One string with its references replaced.
-fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand(text: &str, lookup: &Lookup<'_>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -120,7 +172,7 @@ fn expand(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
 }
 
 /// `VAR` or `VAR:-default`: the variable's value (an empty one counts as unset), or the default.
-fn resolve(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn resolve(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
     let (name, default) = match reference.split_once(":-") {
         Some((name, default)) => (name, Some(default)),
         None => (reference, None),
@@ -132,7 +184,7 @@ fn resolve(reference: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<S
             "`${{{name}}}` is not a variable reference (letters, digits and `_`; `$${{` for a literal)"
         ));
     }
-    match (lookup(name).filter(|v| !v.is_empty()), default) {
+    match (lookup(name)?.filter(|v| !v.is_empty()), default) {
         (Some(value), _) => Ok(value),
         (None, Some(default)) => Ok(default.to_owned()),
         (None, None) => Err(format!(
@@ -192,6 +244,26 @@ mod tests {
         assert_eq!(places, ["/a/b/0", "/c", "/d"]);
         assert!(problems[0].message.contains("UNSET is not set"));
         assert_eq!(doc["access_token"], "${UNSET_TOKEN}");
+    }
+
+    #[test]
+    fn a_secret_s_variable_is_refused_outside_secret_fields_of_this_file_and_later_ones() {
+        let lookup = |name: &str| (name == "INTERP_TEST_TOKEN").then(|| "s3cr3t-value".to_owned());
+        let secrets = HashSet::from(["access_token".to_owned()]);
+        let mut config = json!({
+            "destinations": [{"access_token": "${INTERP_TEST_TOKEN}"}],
+            "sources": ["${INTERP_TEST_TOKEN}"],
+        });
+        let problems = interpolate(&mut config, &secrets, &lookup);
+        let places: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        assert_eq!(places, ["/sources/0"]);
+        assert!(problems[0].message.contains("is a secret"), "{problems:?}");
+        assert!(!config.to_string().contains("s3cr3t-value"), "{config}");
+        // A file loaded later (a mapping file, with no secret fields) may not use it either.
+        let mut mapping = json!({"rows": [{"fields": {"x": {"const": "a ${INTERP_TEST_TOKEN}"}}}]});
+        let problems = interpolate(&mut mapping, &HashSet::new(), &lookup);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(!mapping.to_string().contains("s3cr3t-value"), "{mapping}");
     }
 
     #[test]
