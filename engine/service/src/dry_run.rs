@@ -253,6 +253,11 @@ impl Chunk {
                 Ok(text) => (Cow::Borrowed(text), None),
                 Err(e) => (String::from_utf8_lossy(buf), Some(e.valid_up_to())),
             };
+            // A byte-order mark (some Windows editors write one) opens the file, not its event.
+            let text = match *line_no {
+                1 => text.strip_prefix('\u{feff}').unwrap_or(&text),
+                _ => &text,
+            };
             let text = text.trim();
             if invalid_utf8_after.is_none() && text.is_empty() {
                 continue;
@@ -564,6 +569,17 @@ mod tests {
         assert_eq!(have_error.kind(), want_error.kind());
         assert_eq!(have, want);
         assert_eq!(have, input);
+    }
+
+    #[test]
+    fn a_byte_order_mark_opening_the_input_is_no_part_of_its_first_event() {
+        let input = "\u{feff}{\"a\":1}\n\u{feff}{\"b\":2}\n";
+        let mut reader = std::io::BufReader::new(input.as_bytes());
+        let (mut chunk, mut line_no, mut buf) = (Chunk::default(), 0, Vec::new());
+        chunk.read(&mut reader, &mut line_no, &mut buf).unwrap();
+        let texts: Vec<&str> = chunk.lines.iter().map(|l| chunk.text(l)).collect();
+        // Only the file's first line may open with one; elsewhere it is the line's own text.
+        assert_eq!(texts, ["{\"a\":1}", "\u{feff}{\"b\":2}"]);
     }
 
     #[test]
