@@ -61,17 +61,47 @@ pub fn switchyard_bin() -> PathBuf {
 
 /// A config for `serve`: sources `server` (webhook, write key from $SY_WRITE_KEY) and a TikTok
 /// destination pointed at `endpoint` (token from $SY_TIKTOK_TOKEN); `server` and `delivery` are
-/// YAML flow maps of extra settings.
+/// YAML flow maps of extra settings (`, key: value`), each in place of its default.
 pub fn serve_config(endpoint: &str, data_dir: &Path, server: &str, delivery: &str) -> String {
+    let delivery = with_defaults(
+        &[
+            ("initial_backoff_ms", "20".into()),
+            ("max_backoff_ms", "200".into()),
+            ("max_requests_per_second", "1000".into()),
+        ],
+        delivery,
+    );
+    let server = with_defaults(
+        &[
+            ("listen", "\"127.0.0.1:0\"".into()),
+            ("data_dir", format!("\"{}\"", data_dir.display())),
+            ("linger_ms", "20".into()),
+        ],
+        server,
+    );
     format!(
         "sources:\n  - {{name: server, kind: webhook, write_key: \"${{SY_WRITE_KEY}}\"}}\n\
          destinations:\n  - name: tiktok\n    type: tiktok\n    pixel_id: CJQBODJC77UB4MRTGFRF\n\
          \x20   access_token: \"${{SY_TIKTOK_TOKEN}}\"\n    domain: https://shop.example.com\n\
          \x20   sources: [server]\n    endpoint: {endpoint}\n    batch_size: 100\n\
-         \x20   delivery: {{initial_backoff_ms: 20, max_backoff_ms: 200, max_requests_per_second: 1000{delivery}}}\n\
-         server: {{listen: \"127.0.0.1:0\", data_dir: \"{}\", linger_ms: 20{server}}}\n",
-        data_dir.display()
+         \x20   delivery: {{{delivery}}}\n\
+         server: {{{server}}}\n"
     )
+}
+
+/// The entries of a flow mapping: `defaults` (key, value), but those that `extra` (`, key: value,
+/// ...`, appended) gives itself, as a config may not give a key twice.
+fn with_defaults(defaults: &[(&str, String)], extra: &str) -> String {
+    let mut entries: Vec<String> = defaults
+        .iter()
+        .filter(|(key, _)| !extra.contains(&format!("{key}:")))
+        .map(|(key, value)| format!("{key}: {value}"))
+        .collect();
+    let extra = extra.trim().trim_start_matches(',').trim();
+    if !extra.is_empty() {
+        entries.push(extra.to_owned());
+    }
+    entries.join(", ")
 }
 
 /// Environment a child needs for the tests' configs.
