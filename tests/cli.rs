@@ -395,6 +395,31 @@ fn a_config_named_without_its_folder_finds_the_files_next_to_it() {
 }
 
 #[test]
+fn now_and_the_input_are_refused_with_their_reason_when_they_cannot_be_right() {
+    let config = example("switchyard.yaml");
+    for (now, ok) in [
+        ("-1", false),
+        ("1725300000000", false),
+        ("0", true),
+        ("1725300000", true),
+    ] {
+        let r = run(&["map", "--config", &config, &format!("--now={now}")], "");
+        assert_eq!(r.code == 0, ok, "--now {now}: {}", r.stderr);
+        if !ok {
+            assert!(r.stderr.contains("is not unix seconds"), "{}", r.stderr);
+        }
+    }
+    let folder = root().join("examples");
+    let r = run(&["map", "--config", &config, &folder.to_string_lossy()], "");
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("is a folder, not a file of events"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn checked_in_schemas_match_the_rust_types() {
     for (name, schema) in switchyard::commands::schema::all() {
         let path = root().join("schemas").join(name);

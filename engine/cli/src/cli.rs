@@ -397,6 +397,14 @@ pub fn open_input(
         Some(p) => {
             let file =
                 std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let meta = file
+                .metadata()
+                .with_context(|| format!("cannot read {}", p.display()))?;
+            anyhow::ensure!(
+                !meta.is_dir(),
+                "{} is a folder, not a file of events",
+                p.display()
+            );
             Ok(Some(std::io::BufReader::new(file)))
         }
     }

@@ -72,7 +72,7 @@ pub const MAX_IDENTIFIER_BYTES: usize = 256;
 pub const MAX_ALIAS_BYTES: usize = 512;
 
 /// Epoch values above this are taken to be milliseconds sent by mistake (year 5138 in seconds).
-const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
+pub const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 
 /// An event's JSON text parsed, every object's keys checked for repeats ([`json_unique`]).
 pub fn parse_json(text: &str) -> Result<Value, EventError> {

@@ -3,6 +3,7 @@
 use crate::cli::{MapArgs, open_input};
 use anyhow::Context;
 use std::io::{BufRead, Write};
+use switchyard_core::event::MAX_EPOCH_SECONDS;
 use switchyard_service::clock::unix_now;
 use switchyard_service::config;
 use switchyard_service::dry_run::{self, MapOptions, MapOutput};
@@ -46,7 +47,7 @@ pub fn run(
     let opts = MapOptions {
         source,
         requests: args.request,
-        received_at: args.now.unwrap_or_else(unix_now),
+        received_at: received_at(args.now)?,
     };
     let mut letters = match &args.dead_letters {
         Some(p) => Some(std::io::BufWriter::new(
@@ -75,4 +76,17 @@ pub fn run(
         writeln!(err, "{field}")?;
     }
     Ok(0)
+}
+
+/// The time received that `--now` gives (unix seconds, held to the bounds of an event's own
+/// timestamp), else the clock's.
+fn received_at(now: Option<i64>) -> anyhow::Result<i64> {
+    match now {
+        Some(s) if !(0..MAX_EPOCH_SECONDS).contains(&s) => anyhow::bail!(
+            "--now {s} is not unix seconds from 0 to {MAX_EPOCH_SECONDS} (milliseconds? divide by \
+             1000)"
+        ),
+        Some(s) => Ok(s),
+        None => Ok(unix_now()),
+    }
 }

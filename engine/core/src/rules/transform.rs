@@ -155,6 +155,10 @@ fn digest_as_is(s: &str) -> Value {
 }
 
 fn sha256<'a>(v: &Value) -> Outcome<'a> {
+    // `true` is no e-mail, phone or id: hashing the word would send a key that matches no one.
+    if v.is_boolean() {
+        return Err("only text or a number can be hashed, not true or false");
+    }
     let text = scalar_text(v).ok_or("only text can be hashed")?;
     if text.is_empty() {
         return Ok(None);
@@ -467,6 +471,10 @@ mod tests {
         assert_eq!(
             run(CompiledTransform::Sha256, json!(upper)).unwrap(),
             Some(json!(hashed))
+        );
+        assert_eq!(
+            run(CompiledTransform::Sha256, json!(true)),
+            Err("only text or a number can be hashed, not true or false")
         );
         // 64 characters that are not all hex are hashed.
         let not_hex = format!("{}g", &hashed[..63]);
