@@ -8,6 +8,7 @@
 //! same file, or of a file loaded after it, such as the mapping file a config names) it is refused,
 //! as its value would be shown (`validate`, a dry run) or sent (a payload field).
 
+use crate::secret::Secret;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -90,13 +91,10 @@ fn collect_secret_variables(node: &Value, secrets: &HashSet<String>, known: &mut
         Value::Object(map) => {
             for (key, value) in map {
                 match value.as_str() {
+                    // A secret field holds `${VAR}` or is refused when the file is checked.
                     Some(text) if secrets.contains(key) => {
-                        let name = text
-                            .trim()
-                            .strip_prefix("${")
-                            .and_then(|r| r.strip_suffix('}'));
-                        if let Some(name) = name.map(|n| n.split(":-").next().unwrap_or(n)) {
-                            known.insert(name.to_owned());
+                        if let Some(secret) = Secret::from_reference(text.trim()) {
+                            known.insert(secret.var().to_owned());
                         }
                     }
                     _ => collect_secret_variables(value, secrets, known),

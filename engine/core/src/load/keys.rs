@@ -4,6 +4,7 @@
 //! pass over the parser's events; nothing is built.
 
 use super::diagnostic::pointer_to_path;
+use super::pointer::Pointer;
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, Parser};
 
@@ -19,16 +20,24 @@ pub struct Repeat {
 /// A mapping or sequence being read, with its JSON pointer.
 enum Open {
     Sequence {
-        pointer: String,
+        pointer: Pointer,
         next: usize,
     },
     Mapping {
-        pointer: String,
+        pointer: Pointer,
         /// Each scalar key met so far, with its line.
         keys: HashMap<String, usize>,
-        /// The key whose value comes next; `None` while a key is awaited.
-        key: Option<String>,
+        /// The pointer of the value that comes next; `None` while a key is awaited.
+        value: Option<Pointer>,
     },
+}
+
+/// What a node that begins inside an open mapping or sequence is.
+enum Node {
+    /// A value (or a key met for the first time), at this pointer.
+    At(Pointer),
+    /// A key the mapping already has: its pointer, its text, and the line of the first.
+    Repeated(Pointer, String, usize),
 }
 
 /// The first key of `text` that a mapping gives twice. Syntax errors are left to the parser that
@@ -38,29 +47,9 @@ pub fn first_repeat(text: &str) -> Option<Repeat> {
     let mut open: Vec<Open> = Vec::new();
     loop {
         let (event, mark) = parser.next_token().ok()?;
-        let pointer = match &event {
-            Event::Scalar(..)
-            | Event::Alias(_)
-            | Event::MappingStart(..)
-            | Event::SequenceStart(..) => {
-                let key_text = match &event {
-                    Event::Scalar(value, ..) => Some(value.as_str()),
-                    _ => None,
-                };
-                match open.last_mut() {
-                    None => String::new(),
-                    Some(parent) => match node_in(parent, key_text, mark.line()) {
-                        Ok(pointer) => pointer,
-                        Err(repeat) => {
-                            return Some(Repeat {
-                                line: mark.line(),
-                                column: mark.col() + 1,
-                                ..repeat
-                            });
-                        }
-                    },
-                }
-            }
+        let scalar = match &event {
+            Event::Scalar(value, ..) => Some(value.as_str()),
+            Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => None,
             Event::MappingEnd | Event::SequenceEnd => {
                 open.pop();
                 continue;
@@ -68,11 +57,29 @@ pub fn first_repeat(text: &str) -> Option<Repeat> {
             Event::StreamEnd => return None,
             _ => continue,
         };
+        let pointer = match open
+            .last_mut()
+            .map(|parent| node_in(parent, scalar, mark.line()))
+        {
+            None => Pointer::root(),
+            Some(Node::At(pointer)) => pointer,
+            Some(Node::Repeated(pointer, key, first)) => {
+                return Some(Repeat {
+                    line: mark.line(),
+                    column: mark.col() + 1,
+                    path: pointer_to_path(pointer.as_str()),
+                    message: format!(
+                        "`{key}` is given twice in the same object (first at line {first}); YAML \
+                         would keep the last and lose the first: give it once"
+                    ),
+                });
+            }
+        };
         match event {
             Event::MappingStart(..) => open.push(Open::Mapping {
                 pointer,
                 keys: HashMap::new(),
-                key: None,
+                value: None,
             }),
             Event::SequenceStart(..) => open.push(Open::Sequence { pointer, next: 0 }),
             _ => {}
@@ -80,41 +87,34 @@ pub fn first_repeat(text: &str) -> Option<Repeat> {
     }
 }
 
-/// A node begins inside `parent`: its pointer (`Ok`), or the repeat it is (`Err`, its place left
-/// to the caller). `key_text` is the node's text when it is a scalar.
-fn node_in(parent: &mut Open, key_text: Option<&str>, line: usize) -> Result<String, Repeat> {
+/// A node begins inside `parent`; `scalar` is its text when it is a scalar, `line` its line.
+fn node_in(parent: &mut Open, scalar: Option<&str>, line: usize) -> Node {
     match parent {
         Open::Sequence { pointer, next } => {
             *next += 1;
-            Ok(format!("{pointer}/{}", *next - 1))
+            Node::At(pointer.index(*next - 1))
         }
-        Open::Mapping { pointer, keys, key } => match key.take() {
-            // The node is a value: its pointer is the key's.
-            Some(k) => Ok(format!(
-                "{pointer}/{}",
-                k.replace('~', "~0").replace('/', "~1")
-            )),
-            // The node is a key (a complex key counts as none that can repeat).
-            None => {
-                let Some(text) = key_text else {
-                    *key = Some(String::new());
-                    return Ok(pointer.clone());
-                };
-                if let Some(first) = keys.get(text) {
-                    let at = format!("{pointer}/{}", text.replace('~', "~0").replace('/', "~1"));
-                    return Err(Repeat {
-                        line: 0,
-                        column: 0,
-                        path: pointer_to_path(&at),
-                        message: format!(
-                            "`{text}` is given twice in this mapping (first at line {first}); \
-                             YAML would keep only the last and lose the first"
-                        ),
-                    });
+        Open::Mapping {
+            pointer,
+            keys,
+            value,
+        } => match (value.take(), scalar) {
+            // The node is a value: its pointer is its key's.
+            (Some(at), _) => Node::At(at),
+            // The node is a key.
+            (None, Some(key)) => {
+                let at = pointer.key(key);
+                if let Some(first) = keys.get(key) {
+                    return Node::Repeated(at, key.to_owned(), *first);
                 }
-                keys.insert(text.to_owned(), line);
-                *key = Some(text.to_owned());
-                Ok(pointer.clone())
+                keys.insert(key.to_owned(), line);
+                *value = Some(at);
+                Node::At(pointer.clone())
+            }
+            // A complex key (a mapping or sequence as key) counts as none that can repeat.
+            (None, None) => {
+                *value = Some(pointer.clone());
+                Node::At(pointer.clone())
             }
         },
     }

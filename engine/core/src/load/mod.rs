@@ -1,7 +1,7 @@
 //! Loading YAML config and rule files: parse, check against the JSON Schema, deserialize, and turn
 //! every problem into a [`Diagnostic`] that names the file, line, column and JSON path.
 //!
-//! Order of checks: the file's size and nesting depth ([`limits`]), keys given twice in a mapping
+//! Order of checks: the file's size and nesting depth ([`limits`]), keys given twice in an object
 //! ([`keys`]), YAML syntax, environment
 //! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all
 //! violations at once, knock-ons dropped), then serde (which can only fail where the schema is

@@ -169,7 +169,9 @@ pub fn check_json_request(
 /// without case, as media types are, and without its parameters (`; charset=utf-8`);
 /// `application/jsonx` is another type.
 fn media_type_is(content_type: &str, wanted: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default();
+    let essence = content_type
+        .split_once(';')
+        .map_or(content_type, |(essence, _)| essence);
     essence.trim().eq_ignore_ascii_case(wanted)
 }
 
