@@ -260,20 +260,28 @@ impl<'a> TopLevel<'a> {
     }
 }
 
-/// Renames camelCase spellings to the canonical ones.
+/// Renames camelCase spellings to the canonical ones. Two spellings of one field are refused,
+/// named as the event wrote them (`eventID` and `eventId`, not a `event_id` it never sent).
 fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<(), EventError> {
+    let mut renamed: Vec<(&str, &'static str)> = Vec::new();
     for (camel, snake) in ALIASED_FIELDS {
         if let Some(v) = map.remove(camel) {
             if map.contains_key(snake) {
-                return Err(EventError::BothSpellings(snake, camel));
+                let first = renamed
+                    .iter()
+                    .find(|(to, _)| *to == snake)
+                    .map_or(snake, |(_, from)| *from);
+                return Err(EventError::BothSpellings(first, camel));
             }
             map.insert(snake.to_owned(), v);
+            renamed.push((snake, camel));
         }
     }
     Ok(())
 }
 
-/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`].
+/// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`], without control characters (a line
+/// break in an `event_id` would make the browser's copy and the server's differ).
 fn identifier(found: Option<&Value>, field: &'static str) -> Result<(), EventError> {
     match found {
         None | Some(Value::Null) => Err(EventError::Missing(field)),
@@ -285,9 +293,18 @@ fn identifier(found: Option<&Value>, field: &'static str) -> Result<(), EventErr
             field,
             reason: too_long(s.len(), MAX_IDENTIFIER_BYTES),
         }),
+        Some(Value::String(s)) if has_control(s) => Err(EventError::Invalid {
+            field,
+            reason: "must not hold control characters (such as a line break or a tab)".to_owned(),
+        }),
         Some(Value::String(_)) => Ok(()),
         Some(other) => Err(wrong_type(field, "a string", other)),
     }
+}
+
+/// Whether `s` holds a control character (C0, DEL or C1), checked byte-wise for ASCII text.
+fn has_control(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_control()) || (!s.is_ascii() && s.chars().any(char::is_control))
 }
 
 fn too_long(len: usize, max: usize) -> String {
@@ -352,9 +369,7 @@ fn is_urn(s: &str) -> bool {
 /// from 1970 up to (not including) year 5138, whichever way it is written.
 pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
     let seconds = match v {
-        Value::Number(n) => n.as_i64().ok_or_else(|| {
-            invalid_time("epoch time must be a non-negative whole number of seconds".to_owned())
-        })?,
+        Value::Number(n) => epoch_seconds(n)?,
         Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
             .map(|t| t.timestamp())
             .map_err(|_| {
@@ -383,6 +398,28 @@ pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
             show_time(v)
         ))),
         s => Ok(s),
+    }
+}
+
+/// Epoch seconds as a whole number: `12.0` and `-0` are whole, `1.5` is not. A number past `i64`
+/// (`1e300`) is named too large (or before 1970), not "not whole"; [`parse_timestamp`] checks the
+/// bounds of the others.
+fn epoch_seconds(n: &serde_json::Number) -> Result<i64, EventError> {
+    if let Some(s) = n.as_i64() {
+        return Ok(s);
+    }
+    let whole = n.as_f64().filter(|f| f.fract() == 0.0);
+    match whole {
+        None => Err(invalid_time(format!(
+            "epoch seconds must be a whole number, found {n}"
+        ))),
+        Some(f) if f < 0.0 => Err(invalid_time(format!(
+            "{n} is before 1970 (epoch seconds must not be negative)"
+        ))),
+        Some(f) if f >= MAX_EPOCH_SECONDS as f64 => {
+            Err(invalid_time(format!("{n} is too large for epoch seconds")))
+        }
+        Some(f) => Ok(f as i64),
     }
 }
 
@@ -565,7 +602,10 @@ mod tests {
             (json!("9999-12-31T23:59:59Z"), "after the year 5138"),
             (json!("1969-12-31T23:59:59Z"), "before 1970"),
             (json!(-1), "before 1970"),
-            (json!(1.5), "whole number"),
+            (json!(1.5), "must be a whole number, found 1.5"),
+            (json!(1e300), "1e+300 is too large for epoch seconds"),
+            (json!(-1e300), "before 1970"),
+            (json!(u64::MAX), "too large for epoch seconds"),
         ];
         for (time, expected) in cases {
             let mut v = base();
@@ -576,6 +616,13 @@ mod tests {
         let mut v = base();
         v["timestamp"] = json!("5137-12-31T23:59:59Z");
         assert!(SourceEvent::from_value(v, 0).is_ok());
+        // A whole number written with a fraction or a sign is the number it means.
+        for (written, seconds) in [("1725312229.0", 1_725_312_229), ("-0", 0), ("-0.0", 0)] {
+            let mut v = base();
+            v["timestamp"] = serde_json::from_str(written).unwrap();
+            let event = SourceEvent::from_value(v, 0).expect(written);
+            assert_eq!(event.timestamp(), seconds, "{written}");
+        }
     }
 
     #[test]
@@ -627,6 +674,17 @@ mod tests {
             SourceEvent::from_value(v, 0).unwrap_err(),
             EventError::BothSpellings("event_id", "eventID")
         );
+        let mut two_camels = base();
+        let map = two_camels.as_object_mut().unwrap();
+        let id = map.remove("event_id").unwrap();
+        map.insert("eventID".into(), id.clone());
+        map.insert("eventId".into(), id);
+        assert_eq!(
+            SourceEvent::from_value(two_camels, 0)
+                .unwrap_err()
+                .to_string(),
+            "both `eventID` and `eventId` are given; send one spelling"
+        );
         assert!(matches!(
             SourceEvent::from_json("{not json", 0),
             Err(EventError::NotJson(_))
@@ -635,6 +693,26 @@ mod tests {
             SourceEvent::from_json("[1]", 0).unwrap_err(),
             EventError::NotObject("an array")
         );
+    }
+
+    #[test]
+    fn identifiers_hold_no_control_characters() {
+        for field in ["event_id", "event_name"] {
+            for id in ["order-1\n", "a\tb", "x\u{7f}", "é\u{85}"] {
+                let mut v = base();
+                v[field] = json!(id);
+                assert_eq!(
+                    SourceEvent::from_value(v, 0).unwrap_err().to_string(),
+                    format!(
+                        "`{field}`: must not hold control characters (such as a line break or a tab)"
+                    ),
+                    "{id:?}"
+                );
+            }
+            let mut v = base();
+            v[field] = json!("Ordre №1 — été");
+            assert!(SourceEvent::from_value(v, 0).is_ok(), "{field}");
+        }
     }
 
     #[test]
