@@ -100,6 +100,28 @@ fn advanced_matching_fields_are_normalised_and_hashed_or_sent_as_they_are() {
 }
 
 #[test]
+fn a_country_that_is_no_iso_code_is_left_out_with_a_warning() {
+    let page = |country: &str| {
+        with_profile(
+            "$page_load",
+            json!({}),
+            json!({"$country_code": country, "$email": "a@example.com"}),
+        )
+    };
+    assert_eq!(user("", page(" fr "))["country"], "FR");
+    let l = loaded(&tiktok_config(""));
+    for wrong in ["France", "FRA", "XX"] {
+        let r = route(&l, page(wrong), "web");
+        assert_eq!(r.data.len(), 1, "{wrong}");
+        let user = &r.data[0]["user"];
+        assert!(user.get("country").is_none(), "{wrong}: {user}");
+        assert_eq!(user["email"], sha("a@example.com"), "{wrong}");
+        assert_eq!(r.warnings.len(), 1, "{wrong}: {:?}", r.warnings);
+        assert_eq!(&*r.warnings[0].field, "user.country");
+    }
+}
+
+#[test]
 fn values_that_already_are_sha256_digests_are_never_hashed_twice() {
     let digest = sha("someone");
     let profile = json!({

@@ -167,6 +167,9 @@ pub enum Transform {
     /// An ISO 4217 currency code, upper-cased (`eur` → `EUR`); anything else is left out, with a
     /// warning.
     Currency,
+    /// An ISO 3166-1 alpha-2 country code, upper-cased (`fr` → `FR`); anything else (`France`,
+    /// `FRA`) is left out, with a warning.
+    Country,
     /// An ISO-8601 time with a timezone, or epoch seconds, to unix seconds.
     UnixSeconds,
     /// To a number (numeric strings such as `"12.50"` included).

@@ -33,6 +33,7 @@ pub enum CompiledTransform {
     Sha256,
     E164(Option<Country>),
     Currency,
+    Country,
     UnixSeconds,
     Number,
     Integer,
@@ -61,6 +62,7 @@ impl CompiledTransform {
             Transform::Sha256 => Self::Sha256,
             Transform::E164 => Self::E164(ctx.default_country),
             Transform::Currency => Self::Currency,
+            Transform::Country => Self::Country,
             Transform::UnixSeconds => Self::UnixSeconds,
             Transform::Number => Self::Number,
             Transform::Integer => Self::Integer,
@@ -97,13 +99,12 @@ impl CompiledTransform {
             Self::Sha256 => sha256(&v),
             Self::E164(default) => e164(&v, Country::of_event(event).or(*default)),
             Self::Currency => currency(&v),
+            Self::Country => country(&v),
             Self::UnixSeconds => parse_timestamp(&v)
                 .map(|s| Some(Cow::Owned(Value::from(s))))
                 .map_err(|_| "not an ISO-8601 time with a timezone or epoch seconds"),
             Self::Number => to_number(v),
-            Self::Integer => as_number(&v)
-                .map(|n| Some(Cow::Owned(Value::from(n.round() as i64))))
-                .ok_or("not a number"),
+            Self::Integer => to_integer(&v),
             Self::String => to_string(v),
             Self::ContentId(mode) => content_id(v, *mode),
             Self::ContentType(mode, kinds) => content_type(&v, *mode, kinds),
@@ -196,6 +197,33 @@ fn currency<'a>(v: &Value) -> Outcome<'a> {
         Some(_) => Ok(Some(Cow::Owned(Value::String(code)))),
         None => Err("not an ISO 4217 currency code"),
     }
+}
+
+fn country<'a>(v: &Value) -> Outcome<'a> {
+    let text = v.as_str().ok_or("not a country code")?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let code = text.to_ascii_uppercase();
+    match code.parse::<iso_country::Country>() {
+        Ok(iso_country::Country::Unspecified) | Err(_) => {
+            Err("not an ISO 3166-1 alpha-2 country code")
+        }
+        Ok(_) => Ok(Some(Cow::Owned(Value::String(code)))),
+    }
+}
+
+/// [`as_number`], rounded to a whole number; one past `i64` is refused, not clamped.
+fn to_integer<'a>(v: &Value) -> Outcome<'a> {
+    if let Some(i) = v.as_i64() {
+        return Ok(Some(Cow::Owned(Value::from(i))));
+    }
+    let n = as_number(v).ok_or("not a number")?.round();
+    // `i64::MAX as f64` is 2^63, itself past i64: the range is [-2^63, 2^63).
+    if n < i64::MIN as f64 || n >= i64::MAX as f64 {
+        return Err("too large for a whole number");
+    }
+    Ok(Some(Cow::Owned(Value::from(n as i64))))
 }
 
 fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
@@ -614,6 +642,27 @@ mod tests {
     }
 
     #[test]
+    fn countries_are_iso_3166_alpha_2_codes_upper_cased() {
+        for (given, sent) in [(" fr ", "FR"), ("US", "US"), ("gb", "GB")] {
+            assert_eq!(
+                run(CompiledTransform::Country, json!(given)),
+                Ok(Some(json!(sent))),
+                "{given}"
+            );
+        }
+        assert_eq!(run(CompiledTransform::Country, json!(" ")), Ok(None));
+        // A name, a three-letter code or a made-up code is not sent; nor is a number.
+        for wrong in ["France", "FRA", "XX"] {
+            assert_eq!(
+                run(CompiledTransform::Country, json!(wrong)),
+                Err("not an ISO 3166-1 alpha-2 country code"),
+                "{wrong}"
+            );
+        }
+        assert!(run(CompiledTransform::Country, json!(250)).is_err());
+    }
+
+    #[test]
     fn content_id_modes() {
         let p = json!({"product_id": 111, "variant_id": "222", "sku": "SKU-3"});
         let id = |m| run(CompiledTransform::ContentId(m), p.clone()).unwrap();
@@ -707,6 +756,22 @@ mod tests {
         assert_eq!(
             run(CompiledTransform::Integer, json!("2")).unwrap(),
             Some(json!(2))
+        );
+        assert_eq!(
+            run(CompiledTransform::Integer, json!(2.5)).unwrap(),
+            Some(json!(3))
+        );
+        // Past i64 a whole number is refused, not clamped to i64::MAX.
+        for huge in [json!(1e19), json!(u64::MAX), json!("-1e300")] {
+            assert_eq!(
+                run(CompiledTransform::Integer, huge.clone()),
+                Err("too large for a whole number"),
+                "{huge}"
+            );
+        }
+        assert_eq!(
+            run(CompiledTransform::Integer, json!(i64::MAX)).unwrap(),
+            Some(json!(i64::MAX))
         );
         assert!(run(CompiledTransform::Number, json!("abc")).is_err());
         assert_eq!(
