@@ -290,6 +290,31 @@ fn validate_warns_about_event_names_tiktok_does_not_know() {
 }
 
 #[test]
+fn validate_warns_about_plain_http_that_leaves_the_machine() {
+    let warnings = |extra: &str| {
+        let cfg = write_config(&tiktok_config(extra), &[]);
+        let l =
+            switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+        l.warnings
+            .into_iter()
+            .filter(|w| w.message.contains("plain `http`"))
+            .map(|w| w.path)
+            .collect::<Vec<_>>()
+    };
+    let remote = "endpoint: http://business-api.tiktok.com/open_api/v1.3/event/track/\npixel_loader_url: http://analytics.tiktok.com/i18n/pixel/events.js";
+    assert_eq!(
+        warnings(remote),
+        [
+            "$.destinations[0].endpoint",
+            "$.destinations[0].pixel_loader_url"
+        ]
+    );
+    // A local mock, and TikTok's own https URLs, draw no warning.
+    assert!(warnings("endpoint: http://127.0.0.1:9/track").is_empty());
+    assert!(warnings("").is_empty());
+}
+
+#[test]
 fn several_identities_are_sent_as_a_list_without_repeats() {
     let order = with_profile(
         "$page_load",

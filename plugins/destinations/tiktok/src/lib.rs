@@ -180,6 +180,7 @@ impl Tiktok {
             format!("{}:{}", d.file.display(), d.line)
         });
         let mut warnings = name_warnings(&config, &mapping, placer, at);
+        warnings.extend(plain_http_warnings(&config, placer, at));
         warnings.extend(
             dead_paths(&mapping.raw, &[])
                 .into_iter()
@@ -227,6 +228,45 @@ fn default_country(
             format!("`{code}` is not a country code (ISO 3166-1 alpha-2, e.g. `US`)"),
         )]
     })
+}
+
+/// Warnings on URLs that leave the machine in plain `http`: the Events API endpoint would carry the
+/// access token and customer data unencrypted, and an `http` pixel loader is blocked as mixed
+/// content on an `https` shop. Loopback hosts (a local mock) are left alone.
+fn plain_http_warnings(config: &TiktokConfig, placer: &Placer, at: &Pointer) -> Vec<Diagnostic> {
+    let urls = [
+        (
+            "endpoint",
+            &config.endpoint,
+            "the access token and customer data would cross the network unencrypted",
+        ),
+        (
+            "pixel_loader_url",
+            &config.pixel_loader_url,
+            "browsers block an `http` script on an `https` shop",
+        ),
+    ];
+    urls.into_iter()
+        .filter(|(_, url, _)| leaves_in_plain_http(url))
+        .map(|(key, _, why)| {
+            let message = format!("`{key}` is plain `http` to another machine: {why}; use `https`");
+            placer.place(at.key(key).as_str(), message).warning()
+        })
+        .collect()
+}
+
+/// Whether `url` is `http` to a host other than this machine (`localhost`, `127.0.0.0/8`, `::1`).
+fn leaves_in_plain_http(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else {
+        return false; // the schema refuses it
+    };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    url.scheme() == "http" && !loopback
 }
 
 /// Warnings on event names: every row's target (mapping rows in the mapping file, custom events
@@ -410,6 +450,27 @@ impl DestinationPlugin for Tiktok {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_is_flagged_unless_it_stays_on_this_machine() {
+        for url in [
+            "http://business-api.tiktok.com/open_api/v1.3/event/track/",
+            "HTTP://10.0.0.5:8080/track",
+            "http://localhost.example.com/",
+        ] {
+            assert!(leaves_in_plain_http(url), "{url}");
+        }
+        for url in [
+            DEFAULT_ENDPOINT,
+            DEFAULT_PIXEL_LOADER,
+            "http://127.0.0.1:9/track",
+            "http://127.8.0.1/",
+            "http://LocalHost:8080/",
+            "http://[::1]:8080/",
+        ] {
+            assert!(!leaves_in_plain_http(url), "{url}");
+        }
+    }
 
     #[test]
     fn default_mapping_loads_and_has_every_seed_row() {

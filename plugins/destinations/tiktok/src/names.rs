@@ -52,6 +52,8 @@ pub fn check(target: &str, custom: bool) -> Option<String> {
     let near = STANDARD
         .iter()
         .find(|s| s.eq_ignore_ascii_case(target))
+        .copied()
+        .or_else(|| switchyard_core::load::closest(target, STANDARD))
         .map(|s| format!(" (did you mean `{s}`?)"))
         .unwrap_or_default();
     Some(format!(
@@ -79,5 +81,14 @@ mod tests {
         assert_eq!(check("NewCustomerPurchase", true), None);
         let warning = check("Pageview", false).unwrap();
         assert!(warning.contains("did you mean `PageView`"), "{warning}");
+        for (typo, meant) in [("Purchas", "Purchase"), ("AddToCard", "AddToCart")] {
+            let warning = check(typo, false).unwrap();
+            assert!(
+                warning.contains(&format!("did you mean `{meant}`")),
+                "{warning}"
+            );
+        }
+        let far = check("QuizCompleted", false).unwrap();
+        assert!(!far.contains("did you mean"), "{far}");
     }
 }
