@@ -199,12 +199,19 @@ pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) 
         std::env::var(name).ok()
     });
     let mut shadowed: Vec<String> = unresolved.iter().map(|u| u.pointer.clone()).collect();
-    let mut errors: Vec<Diagnostic> = unresolved
-        .into_iter()
-        .map(|u| place(file, &spans, &u.pointer, u.message))
-        .collect();
     let mut remap = Remap::default();
     let (found, mut repaired, refused) = recover::check_schema(&value, schema, &mut remap);
+    // A variable under an unknown key is that key's knock-on: the key's error says it all.
+    let unknown_keys: Vec<&str> = found.iter().filter_map(|e| e.at.as_deref()).collect();
+    let mut errors: Vec<Diagnostic> = unresolved
+        .into_iter()
+        .filter(|u| {
+            !unknown_keys
+                .iter()
+                .any(|at| pointer_is_under(&u.pointer, at))
+        })
+        .map(|u| place(file, &spans, &u.pointer, u.message))
+        .collect();
     for e in found {
         let d = place(file, &spans, &e.pointer, e.message);
         let d = match &e.at {
@@ -246,6 +253,13 @@ pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) 
         }),
         errors,
     }
+}
+
+/// Whether JSON pointer `pointer` is `at` or lies under it.
+fn pointer_is_under(pointer: &str, at: &str) -> bool {
+    pointer
+        .strip_prefix(at)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 fn refused(file: &Path, refusal: limits::Refusal) -> Diagnostic {
