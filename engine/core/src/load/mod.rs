@@ -186,9 +186,9 @@ pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) 
     if let Err(refusal) = limits::check_depth(text) {
         return Checked::failed(vec![refused(file, refusal)]);
     }
-    if let Some(repeat) = keys::first_repeat(text) {
-        let d = Diagnostic::error(file, repeat.message).at(repeat.line, repeat.column);
-        return Checked::failed(vec![d.with_path(repeat.path)]);
+    if let Some(refusal) = keys::first_refusal(text) {
+        let d = Diagnostic::error(file, refusal.message).at(refusal.line, refusal.column);
+        return Checked::failed(vec![d.with_path(refusal.path)]);
     }
     let mut value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
