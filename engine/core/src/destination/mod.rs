@@ -103,6 +103,28 @@ pub struct RowSwitch {
     pub mode: Option<Mode>,
 }
 
+/// What is wrong with `switch` given after `earlier`: it changes nothing, or it names the same rows
+/// as an earlier switch (the later would silently win where they disagree).
+fn switch_conflict(earlier: &[RowSwitch], switch: &RowSwitch) -> Option<String> {
+    if switch.enabled.is_none() && switch.mode.is_none() {
+        return Some(
+            "this row switch gives neither `enabled` nor `mode`: it changes nothing".into(),
+        );
+    }
+    let j = earlier
+        .iter()
+        .position(|e| e.source == switch.source && e.target == switch.target)?;
+    Some(format!(
+        "this row switch names the same rows as `rows[{j}]` (`{}`{}): give one switch for them",
+        switch.source,
+        switch
+            .target
+            .as_ref()
+            .map(|t| format!(" → `{t}`"))
+            .unwrap_or_default()
+    ))
+}
+
 /// Errors of a destination's setup, by the file they belong to.
 #[derive(Debug, Default)]
 pub struct SetupErrors {
@@ -141,6 +163,9 @@ impl Routing {
         let mut errors = SetupErrors::default();
         let mut rows = mapping_file.rows.clone();
         for (i, switch) in common.rows.iter().enumerate() {
+            if let Some(message) = switch_conflict(&common.rows[..i], switch) {
+                errors.config.push(at.key("rows").index(i).error(message));
+            }
             let matching: Vec<&mut Row> = rows
                 .iter_mut()
                 .filter(|r| {
