@@ -104,6 +104,27 @@ fn a_token_pasted_into_the_config_is_never_echoed() {
 }
 
 #[test]
+fn the_config_s_secret_variables_are_refused_in_the_mapping_file_it_loads() {
+    let config = tiktok_config("mapping: my-mapping.yaml")
+        .replace("${TIKTOK_ACCESS_TOKEN}", "${SWITCHYARD_TEST_GUARDED_TOKEN}");
+    let mapping = "rows:\n  - source: Placed Order\n    target: Purchase\n    mode: server\n    fields:\n      properties.description: { const: \"${SWITCHYARD_TEST_GUARDED_TOKEN}\" }\n";
+    let d = load_errors(&config, &[("my-mapping.yaml", mapping)]);
+    assert_eq!(d.len(), 1, "{}", lines(&d));
+    assert!(d[0].file.ends_with("my-mapping.yaml"), "{}", lines(&d));
+    assert_eq!(d[0].path, "$.rows[0].fields['properties.description'].const");
+    assert!(d[0].message.contains("is a secret"), "{}", d[0].message);
+    // Another config, whose secret is another variable, loads the same mapping file: the guard
+    // is the config's, not the process's.
+    let other = tiktok_config("mapping: my-mapping.yaml");
+    let d = load_errors(&other, &[("my-mapping.yaml", mapping)]);
+    assert!(
+        d.iter().all(|d| !d.message.contains("is a secret")),
+        "{}",
+        lines(&d)
+    );
+}
+
+#[test]
 fn all_errors_are_reported_at_once_in_line_order() {
     let text = tiktok_config("content_id: upc\nconversion_amount: net\nstatus: paused")
         .replace("CJQBODJC77UB4MRTGFRF", "short");

@@ -16,7 +16,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use switchyard_core::event::TimeWindow;
-use switchyard_core::load::{Diagnostic, FileScope, Placer, Pointer, Schema, check_file};
+use switchyard_core::load::{
+    Diagnostic, FileScope, Placer, Pointer, Schema, check_file, interpolate,
+};
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::secret::Secret;
 use switchyard_wasm::{Chain, PluginConfig};
@@ -412,7 +414,8 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             .into_iter()
             .map(|d| placer.place(&d.pointer, d.message).warning()),
     );
-    let files = FileScope::new(dir, &config.allowed_dirs);
+    let secret_variables = interpolate::secret_variables(&doc.raw, &config_schema().secret_keys);
+    let files = FileScope::new(dir, &config.allowed_dirs).with_secret_variables(secret_variables);
     let mut chains = ChainLoader::new(&files, &placer);
     let transforms = chains.load(&config.transforms, "/transforms");
     let mut destinations = Vec::with_capacity(config.destinations.len());

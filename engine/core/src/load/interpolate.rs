@@ -4,18 +4,14 @@
 //!
 //! Secrets are the exception: a field whose schema is a secret keeps its `${VAR}` reference, which
 //! the secret itself resolves (and never shows). Which keys those are is read from the schema. A
-//! variable that a secret field names is a secret wherever it stands: in any other field (of the
-//! same file, or of a file loaded after it, such as the mapping file a config names) it is refused,
-//! as its value would be shown (`validate`, a dry run) or sent (a payload field).
+//! variable that a secret field names is a secret wherever it stands: in any other field of the
+//! same file it is refused, as its value would be shown (`validate`, a dry run) or sent (a payload
+//! field). So it is in the files the config loads (its mapping files): the config's
+//! [`FileScope`](super::FileScope) carries its secret variables ([`secret_variables`]) to them.
 
 use crate::secret::Secret;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
-use std::sync::{Mutex, PoisonError};
-
-/// The variables the secret fields of every file loaded so far name: secrets for every file the
-/// process loads after (a config's mapping and plugin files are loaded after the config).
-static SECRET_VARIABLES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 
 /// A reference that cannot be replaced: its variable, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,19 +55,17 @@ fn refers_to_secret(prop: &Value) -> bool {
 }
 
 /// Replaces every reference in the string values of `doc` (not in keys, not under `secrets`),
-/// reading variables with `lookup`; every reference that cannot be replaced is reported.
+/// reading variables with `lookup`; every reference that cannot be replaced is reported. The
+/// variables of `doc`'s own secret fields, and those in `guarded` (the secrets of the config that
+/// loads this file), are refused outside secret fields.
 pub fn interpolate(
     doc: &mut Value,
     secrets: &HashSet<String>,
+    guarded: &BTreeSet<String>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Vec<Unresolved> {
-    let secret_variables = {
-        let mut known = SECRET_VARIABLES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        collect_secret_variables(doc, secrets, &mut known);
-        known.clone()
-    };
+    let mut secret_variables = secret_variables(doc, secrets);
+    secret_variables.extend(guarded.iter().cloned());
     // A secret's variable reads as unset outside its field: `resolve` then names it as one.
     let guarded = |name: &str| match secret_variables.contains(name) {
         true => Err(format!(
@@ -83,6 +77,13 @@ pub fn interpolate(
     let mut problems = Vec::new();
     walk(doc, String::new(), secrets, &guarded, &mut problems);
     problems
+}
+
+/// The variables the secret fields (`secrets`) of `doc` name (`access_token: "${VAR}"` → `VAR`).
+pub fn secret_variables(doc: &Value, secrets: &HashSet<String>) -> BTreeSet<String> {
+    let mut known = BTreeSet::new();
+    collect_secret_variables(doc, secrets, &mut known);
+    known
 }
 
 /// Adds the variable of every secret field of `node` (`${VAR}`) to `known`.
@@ -214,7 +215,10 @@ mod tests {
             "literal": "$${NOT_A_VAR}",
             "list": [1, "${LISTEN_ADDR}"],
         });
-        assert_eq!(interpolate(&mut doc, &HashSet::new(), &env), []);
+        assert_eq!(
+            interpolate(&mut doc, &HashSet::new(), &BTreeSet::new(), &env),
+            []
+        );
         assert_eq!(
             doc,
             json!({
@@ -237,7 +241,7 @@ mod tests {
             "access_token": "${UNSET_TOKEN}",
         });
         let secrets = HashSet::from(["access_token".to_owned()]);
-        let problems = interpolate(&mut doc, &secrets, &env);
+        let problems = interpolate(&mut doc, &secrets, &BTreeSet::new(), &env);
         let places: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
         assert_eq!(places, ["/a/b/0", "/c", "/d"]);
         assert!(problems[0].message.contains("UNSET is not set"));
@@ -245,23 +249,33 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_s_variable_is_refused_outside_secret_fields_of_this_file_and_later_ones() {
+    fn a_secret_s_variable_is_refused_outside_secret_fields_of_this_file_and_the_files_it_loads() {
         let lookup = |name: &str| (name == "INTERP_TEST_TOKEN").then(|| "s3cr3t-value".to_owned());
         let secrets = HashSet::from(["access_token".to_owned()]);
         let mut config = json!({
             "destinations": [{"access_token": "${INTERP_TEST_TOKEN}"}],
             "sources": ["${INTERP_TEST_TOKEN}"],
         });
-        let problems = interpolate(&mut config, &secrets, &lookup);
+        let problems = interpolate(&mut config, &secrets, &BTreeSet::new(), &lookup);
         let places: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
         assert_eq!(places, ["/sources/0"]);
         assert!(problems[0].message.contains("is a secret"), "{problems:?}");
         assert!(!config.to_string().contains("s3cr3t-value"), "{config}");
-        // A file loaded later (a mapping file, with no secret fields) may not use it either.
-        let mut mapping = json!({"rows": [{"fields": {"x": {"const": "a ${INTERP_TEST_TOKEN}"}}}]});
-        let problems = interpolate(&mut mapping, &HashSet::new(), &lookup);
+        // A file the config loads (a mapping file, with no secret fields) may not use it either:
+        // the config's secret variables guard it.
+        let guarded = secret_variables(&config, &secrets);
+        assert_eq!(guarded, BTreeSet::from(["INTERP_TEST_TOKEN".to_owned()]));
+        let text = json!({"rows": [{"fields": {"x": {"const": "a ${INTERP_TEST_TOKEN}"}}}]});
+        let mut mapping = text.clone();
+        let problems = interpolate(&mut mapping, &HashSet::new(), &guarded, &lookup);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(!mapping.to_string().contains("s3cr3t-value"), "{mapping}");
+        // Without that config (another process's, another test's), the variable is no secret.
+        let mut alone = text;
+        assert_eq!(
+            interpolate(&mut alone, &HashSet::new(), &BTreeSet::new(), &lookup),
+            []
+        );
     }
 
     #[test]

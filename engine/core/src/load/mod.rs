@@ -31,6 +31,7 @@ pub use spans::SpanIndex;
 use jsonschema::Validator;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// A loaded file: its typed value plus what is needed to place later findings in it.
@@ -162,10 +163,20 @@ pub fn load_file<T: DeserializeOwned>(
     check_file(file, schema).into_result()
 }
 
-/// Reads and checks a file. See [`check_str`].
+/// Reads and checks a file. See [`check_str`]; a file a config loads is checked with
+/// [`FileScope::check_file`] instead.
 pub fn check_file<T: DeserializeOwned>(file: &Path, schema: &Schema) -> Checked<T> {
+    check_file_guarded(file, schema, &BTreeSet::new())
+}
+
+/// [`check_file`], with the variables in `guarded` refused outside secret fields.
+fn check_file_guarded<T: DeserializeOwned>(
+    file: &Path,
+    schema: &Schema,
+    guarded: &BTreeSet<String>,
+) -> Checked<T> {
     match limits::read_text(file) {
-        Ok(text) => check_str(file, &text, schema),
+        Ok(text) => check_text(file, &text, schema, guarded),
         Err(refusal) => Checked::failed(vec![refused(file, refusal)]),
     }
 }
@@ -183,6 +194,17 @@ pub fn load_str<T: DeserializeOwned>(
 /// After errors in variables or the schema, the document is repaired and pruned (`recover`) so
 /// that the caller's later checks run too; their findings go through [`Placer::drop_knock_ons`].
 pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) -> Checked<T> {
+    check_text(file, text, schema, &BTreeSet::new())
+}
+
+/// [`check_str`], with the variables in `guarded` (the secrets of the config that loads the file)
+/// refused outside secret fields.
+fn check_text<T: DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    schema: &Schema,
+    guarded: &BTreeSet<String>,
+) -> Checked<T> {
     if let Err(refusal) = limits::check_depth(text) {
         return Checked::failed(vec![refused(file, refusal)]);
     }
@@ -195,7 +217,7 @@ pub fn check_str<T: DeserializeOwned>(file: &Path, text: &str, schema: &Schema) 
         Err(e) => return Checked::failed(vec![yaml_error(file, &e)]),
     };
     let spans = SpanIndex::build(text);
-    let unresolved = interpolate::interpolate(&mut value, &schema.secret_keys, &|name| {
+    let unresolved = interpolate::interpolate(&mut value, &schema.secret_keys, guarded, &|name| {
         std::env::var(name).ok()
     });
     let mut shadowed: Vec<String> = unresolved.iter().map(|u| u.pointer.clone()).collect();

@@ -2,8 +2,12 @@
 //! and must stay inside it, or inside a folder the config names in `allowed_dirs`. A path that
 //! leaves them (`../../etc/shadow`, an absolute path, a symbolic link pointing out) is refused
 //! before the file is opened, so a config cannot make `validate` or `serve` read, and print
-//! parts of, files it was not meant to.
+//! parts of, files it was not meant to. A file loaded in the scope may not use the config's
+//! secret variables outside secret fields ([`FileScope::check_file`]).
 
+use super::{Checked, Schema};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// The folders files may be loaded from.
@@ -13,6 +17,8 @@ pub struct FileScope {
     base: PathBuf,
     /// The folders (resolved, links followed) that loaded files must be inside.
     roots: Vec<PathBuf>,
+    /// The variables the config's secret fields name: refused in other fields of loaded files.
+    secret_variables: BTreeSet<String>,
 }
 
 impl FileScope {
@@ -37,7 +43,22 @@ impl FileScope {
         Self {
             base: base.to_path_buf(),
             roots,
+            secret_variables: BTreeSet::new(),
         }
+    }
+
+    /// The scope with the variables the config's secret fields name (see
+    /// [`interpolate::secret_variables`](super::interpolate::secret_variables)).
+    pub fn with_secret_variables(mut self, variables: BTreeSet<String>) -> Self {
+        self.secret_variables = variables;
+        self
+    }
+
+    /// Reads and checks `file` (one [`FileScope::resolve`] answered) as
+    /// [`check_file`](super::check_file) does, the config's secret variables refused outside
+    /// secret fields.
+    pub fn check_file<T: DeserializeOwned>(&self, file: &Path, schema: &Schema) -> Checked<T> {
+        super::check_file_guarded(file, schema, &self.secret_variables)
     }
 
     /// The config's folder.

@@ -16,7 +16,7 @@ use switchyard_core::destination::{
 };
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::{
-    Checked, Diagnostic, Document, FileScope, Placer, check_file, check_str, load_str,
+    Checked, Diagnostic, Document, FileScope, Placer, check_str, load_str,
 };
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
@@ -336,7 +336,7 @@ fn load_mapping(reference: &str, files: &FileScope) -> Result<Checked<MappingFil
         ));
     }
     let file = files.resolve(reference)?;
-    Ok(check_file(&file, mapping_schema()))
+    Ok(files.check_file(&file, mapping_schema()))
 }
 
 impl DestinationPlugin for Tiktok {
