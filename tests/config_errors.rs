@@ -111,7 +111,10 @@ fn the_config_s_secret_variables_are_refused_in_the_mapping_file_it_loads() {
     let d = load_errors(&config, &[("my-mapping.yaml", mapping)]);
     assert_eq!(d.len(), 1, "{}", lines(&d));
     assert!(d[0].file.ends_with("my-mapping.yaml"), "{}", lines(&d));
-    assert_eq!(d[0].path, "$.rows[0].fields['properties.description'].const");
+    assert_eq!(
+        d[0].path,
+        "$.rows[0].fields['properties.description'].const"
+    );
     assert!(d[0].message.contains("is a secret"), "{}", d[0].message);
     // Another config, whose secret is another variable, loads the same mapping file: the guard
     // is the config's, not the process's.

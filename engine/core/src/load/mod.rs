@@ -164,9 +164,19 @@ pub fn load_file<T: DeserializeOwned>(
 }
 
 /// Reads and checks a file. See [`check_str`]; a file a config loads is checked with
-/// [`FileScope::check_file`] instead.
+/// [`check_file_in`] instead.
 pub fn check_file<T: DeserializeOwned>(file: &Path, schema: &Schema) -> Checked<T> {
     check_file_guarded(file, schema, &BTreeSet::new())
+}
+
+/// Reads and checks `file`, one that a config loads (a path `scope` resolved): as [`check_file`],
+/// with the config's secret variables refused outside secret fields.
+pub fn check_file_in<T: DeserializeOwned>(
+    file: &Path,
+    schema: &Schema,
+    scope: &FileScope,
+) -> Checked<T> {
+    check_file_guarded(file, schema, scope.secret_variables())
 }
 
 /// [`check_file`], with the variables in `guarded` refused outside secret fields.

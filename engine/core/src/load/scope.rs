@@ -3,10 +3,8 @@
 //! leaves them (`../../etc/shadow`, an absolute path, a symbolic link pointing out) is refused
 //! before the file is opened, so a config cannot make `validate` or `serve` read, and print
 //! parts of, files it was not meant to. A file loaded in the scope may not use the config's
-//! secret variables outside secret fields ([`FileScope::check_file`]).
+//! secret variables outside secret fields ([`check_file_in`](super::check_file_in)).
 
-use super::{Checked, Schema};
-use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -54,11 +52,9 @@ impl FileScope {
         self
     }
 
-    /// Reads and checks `file` (one [`FileScope::resolve`] answered) as
-    /// [`check_file`](super::check_file) does, the config's secret variables refused outside
-    /// secret fields.
-    pub fn check_file<T: DeserializeOwned>(&self, file: &Path, schema: &Schema) -> Checked<T> {
-        super::check_file_guarded(file, schema, &self.secret_variables)
+    /// The variables the config's secret fields name.
+    pub fn secret_variables(&self) -> &BTreeSet<String> {
+        &self.secret_variables
     }
 
     /// The config's folder.

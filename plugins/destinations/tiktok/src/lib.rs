@@ -16,7 +16,7 @@ use switchyard_core::destination::{
 };
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::{
-    Checked, Diagnostic, Document, FileScope, Placer, check_str, load_str,
+    Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
@@ -336,7 +336,7 @@ fn load_mapping(reference: &str, files: &FileScope) -> Result<Checked<MappingFil
         ));
     }
     let file = files.resolve(reference)?;
-    Ok(files.check_file(&file, mapping_schema()))
+    Ok(check_file_in(&file, mapping_schema(), files))
 }
 
 impl DestinationPlugin for Tiktok {
