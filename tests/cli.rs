@@ -2,6 +2,7 @@
 //! input line, invalid lines kept), `--request` batching with secrets redacted, `validate` exit codes,
 //! and `schemas/` kept in step with the Rust types.
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 use switchyard_tests::*;
 
@@ -254,6 +255,14 @@ fn a_line_that_is_not_utf8_is_refused_alone_and_kept_as_a_dead_letter() {
     assert_eq!(
         letters[0]["input"],
         "{\"event_name\":\"X\u{fffd}\u{fffd}\"}"
+    );
+    // The line's bytes as read, so that nothing of the input is lost.
+    let bytes = letters[0]["input_base64"].as_str().expect("input_base64");
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD
+            .decode(bytes)
+            .unwrap(),
+        b"{\"event_name\":\"X\xff\xfe\"}"
     );
     assert!(
         r.stderr.contains("299 events; tiktok: 1 invalid, 298 sent"),

@@ -212,12 +212,19 @@ pub struct MapOutput<'w> {
     pub dead_letters: Option<&'w mut dyn Write>,
 }
 
-/// One input line: its number, where its text (trimmed) is in [`Chunk::text`], and, when it is not
-/// valid UTF-8, how many bytes of it are (its text is then what could be read, for the dead letters).
+/// One input line: its number, where its text (trimmed) is in [`Chunk::text`], and what is wrong
+/// with its bytes when they are not valid UTF-8 (its text is then what could be read).
 struct InputLine {
     no: usize,
     text: Range<usize>,
-    invalid_utf8_after: Option<usize>,
+    invalid_utf8: Option<InvalidUtf8>,
+}
+
+/// A line that is not valid UTF-8: how many of its bytes are, and its bytes as read (without the
+/// line's end), which its dead letter keeps so that nothing of the input is lost.
+struct InvalidUtf8 {
+    valid_up_to: usize,
+    bytes: Box<[u8]>,
 }
 
 /// Up to [`CHUNK`] non-blank input lines, their text in one buffer (reused from chunk to chunk).
@@ -249,9 +256,17 @@ impl Chunk {
                 break;
             }
             *line_no += 1;
-            let (text, invalid_utf8_after) = match std::str::from_utf8(buf) {
+            let (text, invalid_utf8) = match std::str::from_utf8(buf) {
                 Ok(text) => (Cow::Borrowed(text), None),
-                Err(e) => (String::from_utf8_lossy(buf), Some(e.valid_up_to())),
+                Err(e) => {
+                    let line = buf.strip_suffix(b"\n").unwrap_or(buf);
+                    let line = line.strip_suffix(b"\r").unwrap_or(line);
+                    let invalid = InvalidUtf8 {
+                        valid_up_to: e.valid_up_to(),
+                        bytes: line.into(),
+                    };
+                    (String::from_utf8_lossy(buf), Some(invalid))
+                }
             };
             // A byte-order mark (some Windows editors write one) opens the file, not its event.
             let text = match *line_no {
@@ -259,7 +274,7 @@ impl Chunk {
                 _ => &text,
             };
             let text = text.trim();
-            if invalid_utf8_after.is_none() && text.is_empty() {
+            if invalid_utf8.is_none() && text.is_empty() {
                 continue;
             }
             let start = self.text.len();
@@ -267,7 +282,7 @@ impl Chunk {
             self.lines.push(InputLine {
                 no: *line_no,
                 text: start..self.text.len(),
-                invalid_utf8_after,
+                invalid_utf8,
             });
         }
         Ok(())
@@ -366,10 +381,10 @@ fn map_chunk(
     let refused: Vec<Option<String>> = chunk
         .lines
         .iter()
-        .map(|line| match line.invalid_utf8_after {
-            Some(n) => Some(format!(
+        .map(|line| match &line.invalid_utf8 {
+            Some(invalid) => Some(format!(
                 "not valid UTF-8 (byte {} is not part of a UTF-8 character)",
-                n + 1
+                invalid.valid_up_to + 1
             )),
             None => match pipeline.parse(chunk.text(line), opts.received_at) {
                 Ok(event) => {
@@ -410,7 +425,8 @@ fn map_chunk(
         if let Some(reason) = refused {
             let reason = format!("line {}: {reason}", line.no);
             not_routed(loaded, opts, line.no, Status::Invalid, &reason, state)?;
-            dead_letter(out, line.no, None, &reason, text)?;
+            let bytes = line.invalid_utf8.as_ref().map(|invalid| &*invalid.bytes);
+            dead_letter(out, (line.no, text, bytes), None, &reason)?;
             continue;
         }
         match fates.next() {
@@ -419,7 +435,7 @@ fn map_chunk(
                 let (status, reason) = halt_outcome(halt);
                 not_routed(loaded, opts, line.no, status, &reason, state)?;
                 if status == Status::Failed {
-                    dead_letter(out, line.no, None, &reason, text)?;
+                    dead_letter(out, (line.no, text, None), None, &reason)?;
                 }
             }
             Some(InputFate::Routed(events)) => {
@@ -444,7 +460,7 @@ fn write_routed(
     state.summary.record(outcomes);
     for o in outcomes.iter().filter(|o| o.status == Status::Failed) {
         let reason = o.reason.as_deref().unwrap_or("failed");
-        dead_letter(out, line_no, Some(o.destination), reason, text)?;
+        dead_letter(out, (line_no, text, None), Some(o.destination), reason)?;
     }
     if opts.requests {
         for o in outcomes.iter().filter(|o| !o.data.is_empty()) {
@@ -490,20 +506,27 @@ fn not_routed(
     Ok(())
 }
 
-/// Keeps input that failed (at every destination, or at `destination` only) with the reason.
+/// Keeps input that failed (at every destination, or at `destination` only) with the reason: the
+/// line's number and text, and its bytes when they are not valid UTF-8 (`input_base64`: the text
+/// then holds U+FFFD where a byte could not be read).
 fn dead_letter(
     out: &mut MapOutput<'_>,
-    line_no: usize,
+    (line_no, input, bytes): (usize, &str, Option<&[u8]>),
     destination: Option<&str>,
     reason: &str,
-    input: &str,
 ) -> std::io::Result<()> {
+    use base64::Engine as _;
     let Some(w) = out.dead_letters.as_mut() else {
         return Ok(());
     };
     let mut letter = serde_json::json!({"line": line_no, "reason": reason, "input": input});
     if let Some(d) = destination {
         letter["destination"] = d.into();
+    }
+    if let Some(bytes) = bytes {
+        letter["input_base64"] = base64::engine::general_purpose::STANDARD
+            .encode(bytes)
+            .into();
     }
     serde_json::to_writer(&mut **w, &letter)?;
     w.write_all(b"\n")
