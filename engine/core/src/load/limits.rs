@@ -105,14 +105,25 @@ fn check_flow_depth(text: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Block nesting, by the parser's events (cheap once flow nesting is bounded).
+/// Block nesting, by the parser's events (cheap once flow nesting is bounded), and what aliases
+/// expand to (see [`MAX_EXPANSION`]).
 fn check_block_depth(text: &str) -> Result<(), Refusal> {
     let mut parser = Parser::new_from_str(text);
     let mut depth = 0usize;
+    let mut expansion = Expansion::default();
     loop {
         let Ok((event, mark)) = parser.next_token() else {
             return Ok(());
         };
+        if !expansion.add(&event) {
+            return Err(Refusal {
+                message: format!(
+                    "the aliases up to here expand the file more than {MAX_EXPANSION} times over \
+                     (an alias bomb?); use fewer or smaller aliases"
+                ),
+                at: Some((mark.line(), mark.col() + 1)),
+            });
+        }
         match event {
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 depth += 1;
@@ -124,6 +135,56 @@ fn check_block_depth(text: &str) -> Result<(), Refusal> {
             Event::StreamEnd => return Ok(()),
             _ => {}
         }
+    }
+}
+
+/// The most the nodes of a file, its aliases expanded, may outnumber the nodes written (at least
+/// [`MIN_EXPANDED_NODES`] are always allowed). A few aliases (`sources: *shops`) stay far below it;
+/// nested aliases that double at each level ("billion laughs") pass it within a few lines, and
+/// are refused at the alias that does, before a parser builds them (serde_yaml would refuse them
+/// too, without a place).
+pub const MAX_EXPANSION: u64 = 100;
+
+/// Nodes that any file may expand to, however few it writes.
+const MIN_EXPANDED_NODES: u64 = 10_000;
+
+/// Counts a file's nodes as written and as its aliases expand them.
+#[derive(Default)]
+struct Expansion {
+    written: u64,
+    expanded: u64,
+    /// The anchored collections open: their anchor and `expanded` where they began.
+    open: Vec<(usize, u64)>,
+    /// Each anchor's size in expanded nodes.
+    sizes: std::collections::HashMap<usize, u64>,
+}
+
+impl Expansion {
+    /// Counts `event`; false once the expansion passes the limit.
+    fn add(&mut self, event: &Event) -> bool {
+        let node = match event {
+            Event::Alias(id) => self.sizes.get(id).copied().unwrap_or(1),
+            Event::MappingEnd | Event::SequenceEnd => {
+                if let Some((id, start)) = self.open.pop().filter(|(id, _)| *id > 0) {
+                    self.sizes.insert(id, self.expanded - start);
+                }
+                return true;
+            }
+            Event::Scalar(_, _, id, _) => {
+                if *id > 0 {
+                    self.sizes.insert(*id, 1);
+                }
+                1
+            }
+            Event::MappingStart(id, _) | Event::SequenceStart(id, _) => {
+                self.open.push((*id, self.expanded));
+                1
+            }
+            _ => return true,
+        };
+        self.written += 1;
+        self.expanded = self.expanded.saturating_add(node);
+        self.expanded <= (self.written * MAX_EXPANSION).max(MIN_EXPANDED_NODES)
     }
 }
 
@@ -142,6 +203,26 @@ mod tests {
         let refused = check_depth(&block).unwrap_err();
         assert!(refused.message.contains("64 levels"), "{refused:?}");
         assert_eq!(refused.at.map(|(line, _)| line), Some(MAX_DEPTH + 1));
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_at_its_line_and_a_few_aliases_pass() {
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..9u8 {
+            let (name, prev) = ((b'a' + level) as char, (b'a' + level - 1) as char);
+            let items = vec![format!("*{prev}"); 9].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{items}]\n"));
+        }
+        let refused = check_depth(&bomb).unwrap_err();
+        assert!(refused.message.contains("alias bomb"), "{refused:?}");
+        // 9^5 nodes by line 5 pass the limit (100 times the ~50 written, at least 10,000).
+        assert_eq!(refused.at.map(|(line, _)| line), Some(5));
+        let fine = "shops: &shops [web, server]\na: {sources: *shops}\nb: {sources: *shops}\n";
+        assert_eq!(check_depth(fine), Ok(()));
+        let many = (0..500)
+            .map(|i| format!("k{i}: *shops\n"))
+            .collect::<String>();
+        assert_eq!(check_depth(&format!("s: &shops [a, b, c]\n{many}")), Ok(()));
     }
 
     #[test]
