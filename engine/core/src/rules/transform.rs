@@ -83,7 +83,9 @@ impl CompiledTransform {
     }
 
     /// Applies the transform to `v`, a value of `event` (the source event, which `e164` reads its
-    /// country from).
+    /// country from). Inlined into `FieldPlan::transform`, its one caller per event (measured:
+    /// called out of line, `map` counted 0.12 k more instructions per event).
+    #[inline(always)]
     pub fn apply<'a>(&'a self, v: Cow<'a, Value>, event: &Value) -> Outcome<'a> {
         match self {
             Self::Trim => map_str(v, |s| {
@@ -199,6 +201,8 @@ fn currency<'a>(v: &Value) -> Outcome<'a> {
     }
 }
 
+// Out of line (as `to_integer`): `apply` then stays small enough to be inlined where it is called.
+#[inline(never)]
 fn country<'a>(v: &Value) -> Outcome<'a> {
     let text = v.as_str().ok_or("not a country code")?.trim();
     if text.is_empty() {
@@ -214,6 +218,7 @@ fn country<'a>(v: &Value) -> Outcome<'a> {
 }
 
 /// [`as_number`], rounded to a whole number; one past `i64` is refused, not clamped.
+#[inline(never)]
 fn to_integer<'a>(v: &Value) -> Outcome<'a> {
     if let Some(i) = v.as_i64() {
         return Ok(Some(Cow::Owned(Value::from(i))));
