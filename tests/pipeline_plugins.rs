@@ -411,6 +411,32 @@ fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
 }
 
 #[test]
+fn plugin_test_checks_what_the_plugin_returns_as_the_engine_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("malformed.yaml");
+    std::fs::write(&config, "mode: malformed\n").unwrap();
+    let input = format!("{}\n", event("Viewed Product", json!({"product_id": "p1"})));
+    let wasm = plugin_wasm("hostile");
+    let args = [
+        "plugin",
+        "test",
+        wasm.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ];
+    let (code, out, err) = cli(&args, &input);
+    assert_eq!(code, 0, "{err}");
+    let line: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(line["status"], "failed", "{line}");
+    let reason = line["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("returned an invalid event: not valid JSON"),
+        "{reason}"
+    );
+    assert!(err.contains("hostile: 1 failed"), "{err}");
+}
+
+#[test]
 fn plugin_new_scaffolds_a_crate_that_builds_and_runs() {
     // Inside the source tree (the examples' target folder, ignored by git), as a user of a
     // checkout would: the SDK path must then be relative, and the build offline and locked.

@@ -82,7 +82,8 @@ pub enum Command {
     },
     /// Write the JSON Schemas of config and mapping files.
     Schema {
-        /// Write `config.schema.json` and `mapping.schema.json` into this folder.
+        /// Write `config.schema.json`, `mapping.schema.json` and `mapping-tests.schema.json` into this
+        /// folder.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Without `--out`: which schema to print.

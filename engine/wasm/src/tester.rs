@@ -8,7 +8,7 @@ use crate::bindings::Action;
 use crate::chain::ChainItem;
 use crate::plugin::Plugin;
 use crate::sandbox::LogLine;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::{BufRead, Write};
 use switchyard_core::event::SourceEvent;
 
@@ -22,6 +22,19 @@ pub enum TestInput {
     Events { received_at: i64 },
     /// Platform payloads: JSON objects (payload plugins).
     Payloads,
+}
+
+impl TestInput {
+    /// `text` read as the engine reads an event (or payload) going into a plugin or coming out of
+    /// one, as JSON text; else why it is none.
+    fn parse(self, text: &str) -> Result<String, String> {
+        match self {
+            TestInput::Events { received_at } => {
+                SourceEvent::parse(text, received_at).map(|e| e.to_json())
+            }
+            TestInput::Payloads => Value::parse(text, 0).map(|p| p.to_json()),
+        }
+    }
 }
 
 /// Runs `plugin` over NDJSON events (or payloads): one JSON line per input line with what the
@@ -52,13 +65,7 @@ pub fn test(
             if text.trim().is_empty() {
                 continue;
             }
-            let parsed = match kind {
-                TestInput::Events { received_at } => {
-                    SourceEvent::parse(&text, received_at).map(|e| e.to_json())
-                }
-                TestInput::Payloads => Value::parse(&text, 0).map(|p| p.to_json()),
-            };
-            match parsed {
+            match kind.parse(&text) {
                 Ok(json) => {
                     verdicts.push((line, Ok(texts.len())));
                     texts.push(json);
@@ -77,7 +84,7 @@ pub fn test(
             let result = match (verdict, &results) {
                 (Err(reason), _) => TestLine::halted(line, "invalid", reason),
                 (Ok(_), Err(e)) => TestLine::halted(line, "failed", e.to_string()),
-                (Ok(i), Ok(results)) => TestLine::of(line, &results[i]),
+                (Ok(i), Ok(results)) => TestLine::of(line, &results[i], kind),
             };
             *counts.entry(result.status).or_insert(0) += 1;
             serde_json::to_writer(&mut *out, &result)?;
@@ -117,22 +124,31 @@ impl TestLine {
         }
     }
 
-    fn of(line: usize, result: &Result<Action, EventFailure>) -> Self {
-        let parse = |text: &String| {
-            serde_json::from_str(text).unwrap_or_else(|_| json!({"not_json": text}))
-        };
-        let (status, events) = match result {
+    /// What the plugin did with one event. What it returns is checked as the engine checks it: an
+    /// event that is not one fails the line, as it fails the event in `map` and `serve`.
+    fn of(line: usize, result: &Result<Action, EventFailure>, kind: TestInput) -> Self {
+        let (status, texts) = match result {
             Err(failure) => return Self::halted(line, "failed", failure.to_string()),
             Ok(Action::Drop(reason)) => return Self::halted(line, "dropped", reason.clone()),
-            Ok(Action::Unchanged) => ("unchanged", Vec::new()),
-            Ok(Action::Changed(text)) => ("changed", vec![parse(text)]),
-            Ok(Action::Split(texts)) => ("split", texts.iter().map(parse).collect()),
+            Ok(Action::Unchanged) => ("unchanged", &[][..]),
+            Ok(Action::Changed(text)) => ("changed", std::slice::from_ref(text)),
+            Ok(Action::Split(texts)) => ("split", &texts[..]),
         };
-        Self {
-            line,
-            status,
-            reason: None,
-            events,
+        let parsed: Result<Vec<Value>, String> = texts
+            .iter()
+            .map(|text| {
+                let json = kind.parse(text)?;
+                serde_json::from_str(&json).map_err(|e| e.to_string())
+            })
+            .collect();
+        match parsed {
+            Ok(events) => Self {
+                line,
+                status,
+                reason: None,
+                events,
+            },
+            Err(e) => Self::halted(line, "failed", format!("returned an invalid event: {e}")),
         }
     }
 }
