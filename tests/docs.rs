@@ -189,8 +189,9 @@ fn switchyard_args(command: &str) -> Option<Vec<String>> {
     if rest.contains(['|', '[', '<']) || rest.contains("...") {
         return None;
     }
+    // Words as a shell splits them (`--event 'Placed Order'` is two).
     let mut args = vec!["switchyard".to_owned()];
-    args.extend(rest.split_whitespace().map(str::to_owned));
+    args.extend(shlex::split(rest)?);
     Some(args)
 }
 
