@@ -376,14 +376,11 @@ fn plugin_test_prints_what_the_plugin_did_with_each_event() {
     );
 }
 
-#[test]
-fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
+/// `switchyard plugin test` of the hostile plugin in `mode` over `input`: exit code, stdout, stderr.
+fn hostile_plugin_test(mode: &str, input: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("picky.yaml");
-    std::fs::write(&config, "mode: picky\n").unwrap();
-    let boom = event("Viewed Product", json!({"product_id": "boom"}));
-    let fine = event("Viewed Product", json!({"product_id": "p1"}));
-    let input = format!("{fine}\n{boom}\n{fine}\n");
+    let config = dir.path().join("hostile.yaml");
+    std::fs::write(&config, format!("mode: {mode}\n")).unwrap();
     let wasm = plugin_wasm("hostile");
     let args = [
         "plugin",
@@ -392,7 +389,14 @@ fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
         "--config",
         config.to_str().unwrap(),
     ];
-    let (code, out, err) = cli(&args, &input);
+    cli(&args, input)
+}
+
+#[test]
+fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
+    let boom = event("Viewed Product", json!({"product_id": "boom"}));
+    let fine = event("Viewed Product", json!({"product_id": "p1"}));
+    let (code, out, err) = hostile_plugin_test("picky", &format!("{fine}\n{boom}\n{fine}\n"));
     assert_eq!(code, 0, "{err}");
     let lines: Vec<Value> = out
         .lines()
@@ -412,19 +416,8 @@ fn plugin_test_fails_only_the_events_a_plugin_traps_on() {
 
 #[test]
 fn plugin_test_checks_what_the_plugin_returns_as_the_engine_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("malformed.yaml");
-    std::fs::write(&config, "mode: malformed\n").unwrap();
     let input = format!("{}\n", event("Viewed Product", json!({"product_id": "p1"})));
-    let wasm = plugin_wasm("hostile");
-    let args = [
-        "plugin",
-        "test",
-        wasm.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ];
-    let (code, out, err) = cli(&args, &input);
+    let (code, out, err) = hostile_plugin_test("malformed", &input);
     assert_eq!(code, 0, "{err}");
     let line: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(line["status"], "failed", "{line}");
