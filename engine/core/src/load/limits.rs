@@ -1,7 +1,8 @@
 //! The limits every config and rule file is held to before it is parsed, so that a file cannot
 //! cost more than it is worth: its size ([`MAX_FILE_BYTES`], checked before reading it whole) and
 //! its nesting depth ([`MAX_DEPTH`], checked in one linear pass over the YAML events before the
-//! parser that builds values runs; deep nesting costs that parser quadratic time).
+//! parser that builds values runs; deep nesting costs that parser quadratic time), and what its
+//! aliases expand to ([`MAX_EXPANSION`], in the same pass: an alias bomb is refused at its line).
 
 use std::io::Read;
 use std::path::Path;

@@ -1,8 +1,8 @@
 //! Loading YAML config and rule files: parse, check against the JSON Schema, deserialize, and turn
 //! every problem into a [`Diagnostic`] that names the file, line, column and JSON path.
 //!
-//! Order of checks: the file's size and nesting depth ([`limits`]), keys given twice in an object
-//! ([`keys`]), YAML syntax, environment
+//! Order of checks: the file's size, nesting depth and alias expansion ([`limits`]), keys given
+//! twice in an object and merge keys ([`keys`]), YAML syntax, environment
 //! variables replaced ([`interpolate`]: `${VAR}`, `${VAR:-default}`), then the JSON Schema (all
 //! violations at once, knock-ons dropped), then serde (which can only fail where the schema is
 //! looser than the types). Semantic checks run later, on the typed value, and place their findings
@@ -233,17 +233,7 @@ fn check_text<T: DeserializeOwned>(
     let mut shadowed: Vec<String> = unresolved.iter().map(|u| u.pointer.clone()).collect();
     let mut remap = Remap::default();
     let (found, mut repaired, refused) = recover::check_schema(&value, schema, &mut remap);
-    // A variable under an unknown key is that key's knock-on: the key's error says it all.
-    let unknown_keys: Vec<&str> = found.iter().filter_map(|e| e.at.as_deref()).collect();
-    let mut errors: Vec<Diagnostic> = unresolved
-        .into_iter()
-        .filter(|u| {
-            !unknown_keys
-                .iter()
-                .any(|at| pointer_is_under(&u.pointer, at))
-        })
-        .map(|u| place(file, &spans, &u.pointer, u.message))
-        .collect();
+    let mut errors = variable_errors(file, &spans, unresolved, &found);
     for e in found {
         let d = place(file, &spans, &e.pointer, e.message);
         let d = match &e.at {
@@ -285,6 +275,29 @@ fn check_text<T: DeserializeOwned>(
         }),
         errors,
     }
+}
+
+/// The errors of the references that could not be replaced, placed; those under a key the schema
+/// does not know are left out, as that key's knock-ons (its own error says it all).
+fn variable_errors(
+    file: &Path,
+    spans: &SpanIndex,
+    unresolved: Vec<interpolate::Unresolved>,
+    schema_errors: &[schema_errors::Explained],
+) -> Vec<Diagnostic> {
+    let unknown_keys: Vec<&str> = schema_errors
+        .iter()
+        .filter_map(|e| e.at.as_deref())
+        .collect();
+    unresolved
+        .into_iter()
+        .filter(|u| {
+            !unknown_keys
+                .iter()
+                .any(|at| pointer_is_under(&u.pointer, at))
+        })
+        .map(|u| place(file, spans, &u.pointer, u.message))
+        .collect()
 }
 
 /// Whether JSON pointer `pointer` is `at` or lies under it.
