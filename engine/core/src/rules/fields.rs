@@ -107,6 +107,9 @@ pub struct FieldPlan {
     transforms: Box<[CompiledTransform]>,
     default: Option<Value>,
     when: Option<CompiledCondition>,
+    /// No `when`, no transforms, no default: the field is its source's value as found (set by
+    /// [`FieldPlan::new`]). Most candidates of `first_of` and `all_of` are such bare paths.
+    bare: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -145,22 +148,58 @@ impl FieldPlan {
         ctx: CompileContext,
     ) -> Result<Self, Vec<CompileError>> {
         match spec {
-            FieldSpec::Path(p) => Ok(Self {
-                label: label.into(),
-                source: Source::Path(
-                    CompiledPath::compile(p).map_err(|m| vec![at.error(m)])?,
+            FieldSpec::Path(p) => {
+                let path = CompiledPath::compile(p).map_err(|m| vec![at.error(m)])?;
+                Ok(Self::new(
+                    label,
+                    Source::Path(path, None),
+                    [].into(),
                     None,
-                ),
-                transforms: Box::new([]),
-                default: None,
-                when: None,
-            }),
+                    None,
+                ))
+            }
             FieldSpec::Rule(rule) => compile_rule(rule, label, at, ctx),
         }
     }
 
-    /// Builds the field's value, or `None` to leave it out.
+    fn new(
+        label: &str,
+        source: Source,
+        transforms: Box<[CompiledTransform]>,
+        default: Option<Value>,
+        when: Option<CompiledCondition>,
+    ) -> Self {
+        let bare = transforms.is_empty() && default.is_none() && when.is_none();
+        Self {
+            label: label.into(),
+            source,
+            transforms,
+            default,
+            when,
+            bare,
+        }
+    }
+
+    /// Builds the field's value, or `None` to leave it out. A bare path is looked up right here,
+    /// where the caller is: no call for the commonest field of all.
+    #[inline]
     pub fn build<'a>(
+        &'a self,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        match &self.source {
+            Source::Path(p, slot) if self.bare => scope
+                .first(p, *slot)
+                .filter(|v| !value_is_empty(v))
+                .map(Payload::Ref),
+            _ => self.build_rule(scope, warnings),
+        }
+    }
+
+    /// [`FieldPlan::build`] of any field: its condition, source, transforms and default.
+    #[inline(never)]
+    fn build_rule<'a>(
         &'a self,
         scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
@@ -332,17 +371,16 @@ fn compile_rule(
         None => Ok(None),
     };
     match (source, when) {
-        (Ok(source), Ok(when)) if errors.is_empty() => Ok(FieldPlan {
-            label: label.into(),
+        (Ok(source), Ok(when)) if errors.is_empty() => Ok(FieldPlan::new(
+            label,
             source,
-            transforms: rule
-                .transform
+            rule.transform
                 .iter()
                 .map(|t| CompiledTransform::compile(t, ctx))
                 .collect(),
-            default: rule.default.clone(),
+            rule.default.clone(),
             when,
-        }),
+        )),
         (source, when) => {
             errors.extend(source.err().into_iter().flatten());
             errors.extend(when.err().into_iter().flatten());
@@ -388,10 +426,9 @@ fn compile_source(
 /// A `first_of` source: [`Source::FirstPath`] when every candidate is a bare path (what it builds
 /// is then the first non-empty value found, as [`FieldPlan::build`] of each would give).
 fn first_of(candidates: Box<[FieldPlan]>) -> Source {
-    let bare = |c: &FieldPlan| c.transforms.is_empty() && c.default.is_none() && c.when.is_none();
     if !candidates
         .iter()
-        .all(|c| bare(c) && matches!(c.source, Source::Path(..)))
+        .all(|c| c.bare && matches!(c.source, Source::Path(..)))
     {
         return Source::FirstOf(candidates);
     }

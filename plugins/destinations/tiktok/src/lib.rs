@@ -352,18 +352,27 @@ impl DestinationPlugin for Tiktok {
         event: &'a SourceEvent,
         mut fields: Vec<(&'a str, Payload<'a>)>,
     ) -> Payload<'a> {
-        let has = |fields: &[(&str, Payload<'_>)], key: &str| fields.iter().any(|(k, _)| *k == key);
-        if !has(&fields, "event_time") {
-            fields.insert(
-                0,
-                ("event_time", Payload::Owned(Value::from(event.timestamp()))),
-            );
+        let (mut has_id, mut has_time, mut has_limited) = (false, false, false);
+        for (key, _) in &fields {
+            match *key {
+                "event_id" => has_id = true,
+                "event_time" => has_time = true,
+                "limited_data_use" => has_limited = true,
+                _ => {}
+            }
         }
-        if !has(&fields, "event_id") {
-            fields.insert(0, ("event_id", Payload::Str(event.id())));
-        }
-        fields.insert(0, ("event", Payload::Str(target)));
-        if !has(&fields, "limited_data_use") && self.limited_data_use(event) {
+        let head = [
+            Some(("event", Payload::Str(target))),
+            (!has_id).then(|| ("event_id", Payload::Str(event.id()))),
+            (!has_time).then(|| ("event_time", Payload::Owned(event.timestamp().into()))),
+        ];
+        // Added at the end and turned to the front: the mapped fields move once, however many
+        // of the three go before them.
+        let mapped = fields.len();
+        fields.extend(head.into_iter().flatten());
+        let added = fields.len() - mapped;
+        fields.rotate_right(added);
+        if !has_limited && self.limited_data_use(event) {
             fields.push(("limited_data_use", Payload::Owned(Value::Bool(true))));
         }
         Payload::Object(fields)
