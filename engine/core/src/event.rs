@@ -378,7 +378,7 @@ fn is_urn(s: &str) -> bool {
 pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
     let seconds = match v {
         Value::Number(n) => epoch_seconds(n)?,
-        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+        Value::String(s) => DateTime::parse_from_rfc3339(crate::text::trim(s))
             .map(|t| t.timestamp())
             .map_err(|_| {
                 invalid_time(format!(

@@ -23,3 +23,4 @@ pub mod report;
 pub mod router;
 pub mod rules;
 pub mod secret;
+pub mod text;

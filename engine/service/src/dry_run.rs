@@ -273,7 +273,7 @@ impl Chunk {
                 1 => text.strip_prefix('\u{feff}').unwrap_or(&text),
                 _ => &text,
             };
-            let text = text.trim();
+            let text = switchyard_core::text::trim_json_space(text);
             if invalid_utf8.is_none() && text.is_empty() {
                 continue;
             }
@@ -603,6 +603,24 @@ mod tests {
         let texts: Vec<&str> = chunk.lines.iter().map(|l| chunk.text(l)).collect();
         // Only the file's first line may open with one; elsewhere it is the line's own text.
         assert_eq!(texts, ["{\"a\":1}", "\u{feff}{\"b\":2}"]);
+    }
+
+    #[test]
+    fn only_lines_of_json_whitespace_are_blank() {
+        let input = "{\"a\":1}\n \t\r\n\u{a0}\n\u{c}\n\u{2028}\n\u{a0}{\"b\":2}\n";
+        let mut reader = std::io::BufReader::new(input.as_bytes());
+        let (mut chunk, mut line_no, mut buf) = (Chunk::default(), 0, Vec::new());
+        chunk.read(&mut reader, &mut line_no, &mut buf).unwrap();
+        let lines: Vec<(usize, &str)> = chunk.lines.iter().map(|l| (l.no, chunk.text(l))).collect();
+        // Other Unicode spaces are kept, so the line is refused as not JSON, not skipped.
+        let want = [
+            (1, "{\"a\":1}"),
+            (3, "\u{a0}"),
+            (4, "\u{c}"),
+            (5, "\u{2028}"),
+            (6, "\u{a0}{\"b\":2}"),
+        ];
+        assert_eq!(lines, want);
     }
 
     #[test]

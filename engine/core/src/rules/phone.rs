@@ -30,7 +30,7 @@ impl Country {
     /// The country of `code` (`US`, `fr`; surrounding spaces ignored), if the library knows its
     /// numbers: `XX` or `001` are not countries.
     pub fn from_code(code: &str) -> Option<Self> {
-        let region = Region::from_code(code.trim()).ok()?;
+        let region = Region::from_code(crate::text::trim(code)).ok()?;
         PHONE_NUMBER_UTIL
             .get_country_code_for_region(region)
             .filter(|code| *code > 0)

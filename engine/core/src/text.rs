@@ -1,0 +1,70 @@
+//! Text helpers of the per-event path.
+
+/// `s.trim()`, without its work for the common text that starts and ends with a visible ASCII
+/// character (which no trimming changes): a value is trimmed this way several times per event,
+/// and `str::trim` decodes characters from both ends (some 50 instructions) even when nothing
+/// is to be cut.
+#[inline]
+pub fn trim(s: &str) -> &str {
+    match s.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
+        [only] if only.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
+}
+
+/// `s` without JSON's own whitespace (space, tab, line feed, carriage return) around it: what
+/// may stand around a JSON text. Other Unicode spaces (no-break space, form feed, U+2028, ...)
+/// stay, so that a line of them is refused as not JSON instead of skipped as blank.
+pub fn trim_json_space(s: &str) -> &str {
+    s.trim_matches([' ', '\t', '\n', '\r'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trims_as_str_trim_does() {
+        let texts = [
+            "",
+            " ",
+            "a",
+            " a",
+            "a ",
+            "\ta\n",
+            "a b",
+            "x",
+            "\u{a0}a\u{3000}",
+            "é",
+            " é ",
+            "aé",
+            "éa",
+            "\u{2028}",
+            "a\u{85}",
+            "\u{85}a",
+            "ab",
+            "\u{7f}",
+            "\u{0}a\u{1}",
+            "-.-",
+        ];
+        for text in texts {
+            assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn json_space_is_all_that_is_trimmed_around_json() {
+        assert_eq!(trim_json_space(" \t{}\r\n"), "{}");
+        for kept in [
+            "\u{a0}",
+            "\u{c}",
+            "\u{b}",
+            "\u{85}",
+            "\u{2028}",
+            "\u{3000}{}",
+        ] {
+            assert_eq!(trim_json_space(kept), kept, "{kept:?}");
+        }
+    }
+}
