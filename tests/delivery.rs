@@ -486,7 +486,12 @@ fn replay_sends_a_file_through_the_delivery_path() {
         .collect();
     lines.push("{\"event_name\": \"broken\"}".into());
     let file = s.dir.path().join("events.ndjson");
-    std::fs::write(&file, lines.join("\n")).unwrap();
+    // A line that is not UTF-8 is one invalid line, not the end of the run; a byte-order mark
+    // opens the file as in `map`.
+    let mut bytes = b"\xef\xbb\xbf".to_vec();
+    bytes.extend(lines.join("\n").into_bytes());
+    bytes.extend(b"\n{\"event_name\": \"\xff\"}\n");
+    std::fs::write(&file, bytes).unwrap();
     // One test-events code: TikTok shows these in its Test Events tool.
     let text = std::fs::read_to_string(&s.config).unwrap().replace(
         "batch_size: 100",
@@ -501,12 +506,14 @@ fn replay_sends_a_file_through_the_delivery_path() {
     ]);
     assert_eq!(code, 1, "an invalid line fails the run: {err}");
     assert!(
-        err.contains("error: 1 invalid lines or failed events"),
+        err.contains("error: 2 invalid lines, not queued (each is named above"),
         "{err}"
     );
+    assert!(!err.contains("dead-letters list"), "{err}");
     assert!(err.contains("line 251: `event_id` is missing"), "{err}");
+    assert!(err.contains("line 252: not valid UTF-8 (byte 17 "), "{err}");
     assert!(
-        err.contains("250 events queued, 1 invalid lines; tiktok: 250 delivered"),
+        err.contains("250 events queued, 2 invalid lines; tiktok: 250 delivered"),
         "{err}"
     );
     assert_eq!(distinct(&s.mock.event_ids()), 250);

@@ -440,6 +440,32 @@ fn tiktok_s_own_fields_lead_the_payload_in_a_fixed_order() {
     assert_eq!(keys(&own, "always"), kept);
 }
 
+/// A mapping that takes `event_id` from another field still sends the source event's id, on the
+/// server copy as on the pixel's: otherwise TikTok could never de-duplicate the two.
+#[test]
+fn event_id_is_the_source_event_s_whatever_the_mapping_maps() {
+    use switchyard_core::event::SourceEvent;
+    use switchyard_service::pipeline::Copies;
+    let mapping = "rows:\n  - source: Placed Order\n    target: CompletePayment\n    fields:\n      event_id: \"$.properties.id\"\n";
+    let extra = "mapping: my-mapping.yaml";
+    let cfg = write_config(&tiktok_config(extra), &[("my-mapping.yaml", mapping)]);
+    let l = switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    let mut event = order(json!({}));
+    event["properties"]["id"] = json!(1001);
+    let ev = SourceEvent::from_value(event, RECEIVED_AT).unwrap();
+    let destination = &l.pipeline.destinations()[0];
+    let o = destination.route(&ev, "web", Copies::ServerAndBrowser.into());
+    let server = o.data[0].to_value();
+    assert_eq!(server["event_id"], json!(ev.id()), "{server}");
+    let actions = destination.client_actions(&ev, &o).expect("a pixel copy");
+    let track = actions
+        .calls
+        .iter()
+        .find(|c| c[0] == "track")
+        .expect("track");
+    assert_eq!(track[3]["event_id"], json!(ev.id()), "{track}");
+}
+
 /// Which fields of a row got a value is counted only when asked (`map` asks, to report fields
 /// that never matched; delivery does not), and the payloads are the same either way.
 #[test]

@@ -101,12 +101,18 @@ pub async fn replay(
     let mut total = Queued::default();
     let mut chunk = Vec::with_capacity(APPEND_CHUNK);
     let now = unix_ms();
-    for (n, line) in input.lines().enumerate() {
+    for (n, line) in input.split(b'\n').enumerate() {
         let line = line.map_err(ServeError::Input)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match SourceEvent::from_json(&line, now / 1000) {
+        let line = match replay_line(&line, n) {
+            Ok(Some(text)) => text,
+            Ok(None) => continue,
+            Err(reason) => {
+                invalid += 1;
+                let _ = writeln!(err, "line {}: {reason}", n + 1);
+                continue;
+            }
+        };
+        match SourceEvent::from_json(line, now / 1000) {
             Ok(event) => chunk.push((
                 event.id().to_owned(),
                 Record {
@@ -134,6 +140,24 @@ pub async fn replay(
     summary.queued = total.queued + q.queued;
     summary.duplicates = total.duplicates + q.duplicates;
     Ok(summary)
+}
+
+/// The text of input line `n` (counted from 0, without its `\n`): `None` when blank (JSON
+/// whitespace only), an error when not UTF-8. A byte-order mark opening the file is dropped, as
+/// `map` drops it.
+fn replay_line(line: &[u8], n: usize) -> Result<Option<&str>, String> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "not valid UTF-8 (byte {} is not part of a UTF-8 character)",
+            e.valid_up_to() + 1
+        )
+    })?;
+    let text = match n {
+        0 => text.strip_prefix('\u{feff}').unwrap_or(text),
+        _ => text,
+    };
+    let text = switchyard_core::text::trim_json_space(text);
+    Ok((!text.is_empty()).then_some(text))
 }
 
 /// Queues events once each through the backend's de-duplication.
@@ -253,4 +277,21 @@ pub async fn drop_dead_letters(
     Ok(dead_letters::remove(queue.as_ref(), &matching)
         .await
         .map_err(store)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_lines_are_read_as_map_reads_them() {
+        assert_eq!(replay_line(b"\xef\xbb\xbf{}", 0), Ok(Some("{}")));
+        assert_eq!(replay_line(b"\xef\xbb\xbf{}", 1), Ok(Some("\u{feff}{}")));
+        assert_eq!(replay_line(b" \t\r", 3), Ok(None));
+        assert_eq!(replay_line("\u{a0}".as_bytes(), 3), Ok(Some("\u{a0}")));
+        assert_eq!(
+            replay_line(b"{\"a\":\"\xff\"}", 2),
+            Err("not valid UTF-8 (byte 7 is not part of a UTF-8 character)".into())
+        );
+    }
 }

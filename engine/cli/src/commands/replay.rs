@@ -37,18 +37,24 @@ pub fn run(
     exit_code(&summary, err)
 }
 
-/// 0 when every line was an event and every event settled without failing; else 1, saying why.
+/// 0 when every line was an event and every event settled without failing; else 1, saying why:
+/// invalid lines were never queued (so they are no dead letters), failed events are.
 pub fn exit_code(summary: &replay::DeliverySummary, err: &mut dyn Write) -> anyhow::Result<i32> {
-    match summary.problems() {
-        0 => Ok(0),
-        n => {
-            writeln!(
-                err,
-                "error: {n} invalid lines or failed events (see `switchyard dead-letters list`)"
-            )?;
-            Ok(1)
-        }
+    let invalid = summary.invalid as u64;
+    let failed = summary.problems() - invalid;
+    if invalid > 0 {
+        writeln!(
+            err,
+            "error: {invalid} invalid lines, not queued (each is named above with its line number)"
+        )?;
     }
+    if failed > 0 {
+        writeln!(
+            err,
+            "error: {failed} events failed (see `switchyard dead-letters list`)"
+        )?;
+    }
+    Ok(i32::from(invalid + failed > 0))
 }
 
 /// A progress bar (drawn on a terminal only) and the callback that moves it.

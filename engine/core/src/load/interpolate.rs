@@ -179,9 +179,12 @@ fn resolve(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
     let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !valid {
-        return Err(format!(
-            "`${{{name}}}` is not a variable reference (letters, digits and `_`; `$${{` for a literal)"
-        ));
+        // Not shown: what stands between the braces may be a pasted secret.
+        return Err(
+            "this `${…}` is not a variable reference (not shown, it may be a secret): a name is \
+             letters, digits and `_`; write `$${` for a literal `${`"
+                .to_owned(),
+        );
     }
     match (lookup(name)?.filter(|v| !v.is_empty()), default) {
         (Some(value), _) => Ok(value),
@@ -245,6 +248,9 @@ mod tests {
         let places: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
         assert_eq!(places, ["/a/b/0", "/c", "/d"]);
         assert!(problems[0].message.contains("UNSET is not set"));
+        // What stands between the braces of a malformed reference is not shown.
+        assert!(problems[1].message.contains("not a variable reference (not shown"));
+        assert!(!problems[1].message.contains("not valid"), "{problems:?}");
         assert_eq!(doc["access_token"], "${UNSET_TOKEN}");
     }
 

@@ -41,8 +41,8 @@ enum Open {
 enum Node {
     /// A value (or a key met for the first time), at this pointer.
     At(Pointer),
-    /// A key the mapping already has: its pointer, its text, and the line of the first.
-    Repeated(Pointer, String, usize),
+    /// A key the mapping already has: the mapping's pointer and the line of the first.
+    Repeated(Pointer, usize),
     /// A merge key (`<<`, plain): its pointer.
     Merge(Pointer),
 }
@@ -71,10 +71,12 @@ pub fn first_refusal(text: &str) -> Option<KeyRefusal> {
         {
             None => Pointer::root(),
             Some(Node::At(pointer)) => pointer,
-            Some(Node::Repeated(pointer, key, first)) => {
+            Some(Node::Repeated(pointer, first)) => {
+                // Placed at its object and line, not shown: a pasted secret can stand where a
+                // key should (as with an unknown key).
                 let message = format!(
-                    "`{key}` is given twice in the same object (first at line {first}); YAML \
-                     would keep the last and lose the first: give it once"
+                    "a key is given twice in this object (not shown, it may be a secret; first \
+                     at line {first}); YAML would keep the last and lose the first: give it once"
                 );
                 return Some(KeyRefusal::at(&mark, &pointer, message));
             }
@@ -126,10 +128,10 @@ fn node_in(parent: &mut Open, scalar: Option<&str>, plain: bool, line: usize) ->
             // The node is a key.
             (None, Some("<<")) if plain => Node::Merge(pointer.key("<<")),
             (None, Some(key)) => {
-                let at = pointer.key(key);
                 if let Some(first) = keys.get(key) {
-                    return Node::Repeated(at, key.to_owned(), *first);
+                    return Node::Repeated(pointer.clone(), *first);
                 }
+                let at = pointer.key(key);
                 keys.insert(key.to_owned(), line);
                 *value = Some(at);
                 Node::At(pointer.clone())
@@ -152,14 +154,18 @@ mod tests {
         let text = "rows:\n  - source: A\n    target: Search\n    target: Lead\nrows: []\n";
         let repeat = first_refusal(text).expect("repeat");
         assert_eq!((repeat.line, repeat.column), (4, 5));
-        assert_eq!(repeat.path, "$.rows[0].target");
+        // The key is placed (its line and its object), never shown: it may be a pasted secret.
+        assert_eq!(repeat.path, "$.rows[0]");
         assert!(
-            repeat.message.contains("`target` is given twice"),
+            repeat
+                .message
+                .contains("a key is given twice in this object (not shown"),
             "{repeat:?}"
         );
+        assert!(!repeat.message.contains("target"), "{repeat:?}");
         assert!(repeat.message.contains("first at line 3"), "{repeat:?}");
         let top = first_refusal("rows: []\ndescription: x\nrows: [1]\n").expect("repeat");
-        assert_eq!((top.line, top.path.as_str()), (3, "$.rows"));
+        assert_eq!((top.line, top.path.as_str()), (3, "$"));
     }
 
     #[test]
@@ -170,7 +176,7 @@ mod tests {
         let quoted = first_refusal("k: 1\n\"k\": 2\n").expect("repeat");
         assert_eq!(quoted.line, 2);
         let flow = first_refusal("m: {a: 1, b: 2, a: 3}\n").expect("repeat");
-        assert_eq!(flow.path, "$.m.a");
+        assert_eq!(flow.path, "$.m");
         // Values equal to keys are no repeat; nor is text that does not parse (left to the parser).
         assert_eq!(first_refusal("a: a\nb: a\n"), None);
         assert_eq!(first_refusal("a: [\n"), None);

@@ -216,6 +216,16 @@ impl MappingCompiler {
         if row.source.trim().is_empty() || row.target.trim().is_empty() {
             errors.push(at.error("`source` and `target` must name events"));
         }
+        // As an event's own `event_name`: a line break would also break the one-line messages
+        // that name the event, and the pixel's name would differ from the server's.
+        for (key, name) in [("source", &row.source), ("target", &row.target)] {
+            if name.chars().any(char::is_control) {
+                errors.push(
+                    at.key(key)
+                        .error("must not hold control characters (such as a line break or a tab)"),
+                );
+            }
+        }
         let fields = ObjectPlan::from_flat(flat).map_err(|m| at.key("fields").error(m));
         match fields {
             Ok(fields) if errors.is_empty() => Ok(CompiledRow {

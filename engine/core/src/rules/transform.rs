@@ -8,6 +8,7 @@ use super::condition::as_number;
 use super::phone::{Country, to_e164};
 use super::spec::{ContentIdMode, ConversionAmount, ProductIdContentType, Transform};
 use crate::event::parse_timestamp;
+use crate::text::trim;
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -89,7 +90,7 @@ impl CompiledTransform {
     pub fn apply<'a>(&'a self, v: Cow<'a, Value>, event: &Value) -> Outcome<'a> {
         match self {
             Self::Trim => map_str(v, |s| {
-                let t = s.trim();
+                let t = trim(s);
                 (t.len() != s.len()).then(|| t.to_owned())
             }),
             Self::Lower => map_str(v, |s| {
@@ -152,9 +153,16 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A digest passed on as it is, in the lower case TikTok matches on: never hashed twice.
-fn digest_as_is(s: &str) -> Value {
-    Value::String(s.to_ascii_lowercase())
+/// The SHA-256 digest of the empty text: a key that matches no one, never sent.
+const EMPTY_TEXT_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// A digest passed on as it is, in the lower case TikTok matches on: never hashed twice. The
+/// digest of the empty text is refused: it stands for no value at all.
+fn digest_as_is<'a>(s: &str) -> Outcome<'a> {
+    if s.eq_ignore_ascii_case(EMPTY_TEXT_DIGEST) {
+        return Err("a SHA-256 digest of an empty text (it matches no one)");
+    }
+    Ok(Some(Cow::Owned(Value::String(s.to_ascii_lowercase()))))
 }
 
 fn sha256<'a>(v: &Value) -> Outcome<'a> {
@@ -167,7 +175,7 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
         return Ok(None);
     }
     if is_sha256_hex(&text) {
-        return Ok(Some(Cow::Owned(digest_as_is(&text))));
+        return digest_as_is(&text);
     }
     let digest = Sha256::digest(text.as_bytes());
     let mut hex = [0u8; 64];
@@ -178,19 +186,19 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
 
 fn e164<'a>(v: &Value, country: Option<Country>) -> Outcome<'a> {
     let text = scalar_text(v).ok_or("not a phone number")?;
-    let text = text.trim();
+    let text = trim(&text);
     if text.is_empty() {
         return Ok(None);
     }
     if is_sha256_hex(text) {
-        return Ok(Some(Cow::Owned(digest_as_is(text))));
+        return digest_as_is(text);
     }
     let e164 = to_e164(text, country)?;
     Ok(Some(Cow::Owned(Value::String(e164))))
 }
 
 fn currency<'a>(v: &Value) -> Outcome<'a> {
-    let text = v.as_str().ok_or("not a currency code")?.trim();
+    let text = trim(v.as_str().ok_or("not a currency code")?);
     if text.is_empty() {
         return Ok(None);
     }
@@ -204,7 +212,7 @@ fn currency<'a>(v: &Value) -> Outcome<'a> {
 // Out of line (as `to_integer`): `apply` then stays small enough to be inlined where it is called.
 #[inline(never)]
 fn country<'a>(v: &Value) -> Outcome<'a> {
-    let text = v.as_str().ok_or("not a country code")?.trim();
+    let text = trim(v.as_str().ok_or("not a country code")?);
     if text.is_empty() {
         return Ok(None);
     }
@@ -235,7 +243,7 @@ fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
     if v.is_number() {
         return Ok(Some(v));
     }
-    let s = v.as_str().ok_or("not a number")?.trim();
+    let s = trim(v.as_str().ok_or("not a number")?);
     if s.is_empty() {
         return Ok(None);
     }
@@ -265,7 +273,7 @@ fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
 fn id_field<'v>(product: &'v Value, field: &str) -> Option<(&'v Value, Cow<'v, str>)> {
     let own = product.get(field)?;
     let text = match scalar_text(own)? {
-        Cow::Borrowed(text) => Some(text.trim())
+        Cow::Borrowed(text) => Some(trim(text))
             .filter(|t| !t.is_empty())
             .map(Cow::Borrowed)?,
         written => written,
@@ -344,7 +352,7 @@ fn content_type<'a>(v: &Value, mode: ContentIdMode, kinds: &'a ContentKinds) -> 
 fn num(obj: &Value, field: &str, bad: &'static str) -> Result<Option<f64>, &'static str> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if trim(s).is_empty() => Ok(None),
         Some(v) => as_number(v).map(Some).ok_or(bad),
     }
 }
@@ -360,6 +368,10 @@ fn line_amount(product: &Value) -> Result<Option<f64>, &'static str> {
         return Ok(None);
     };
     let quantity = num(product, "quantity", "`quantity` is not a number")?;
+    // A quantity `integer` refuses for `contents` is refused here too: no value computed from it.
+    if quantity.is_some_and(|q| q.round() >= i64::MAX as f64 || q.round() < i64::MIN as f64) {
+        return Err("`quantity` is too large for a whole number");
+    }
     Ok(Some(price * quantity.unwrap_or(1.0)))
 }
 
@@ -514,6 +526,18 @@ mod tests {
             run(CompiledTransform::Sha256, json!(true)),
             Err("only text or a number can be hashed, not true or false")
         );
+        // The digest of "" (printf '' | sha256sum), in either case, is no value to send.
+        for empty in [
+            EMPTY_TEXT_DIGEST.to_owned(),
+            EMPTY_TEXT_DIGEST.to_ascii_uppercase(),
+        ] {
+            for t in [CompiledTransform::Sha256, CompiledTransform::E164(None)] {
+                assert_eq!(
+                    run(t, json!(empty)),
+                    Err("a SHA-256 digest of an empty text (it matches no one)")
+                );
+            }
+        }
         // 64 characters that are not all hex are hashed.
         let not_hex = format!("{}g", &hashed[..63]);
         assert_ne!(
@@ -747,6 +771,22 @@ mod tests {
             .unwrap(),
             Some(json!(59.97))
         );
+        // A quantity `contents` leaves out (past a whole number) computes no value either.
+        for quantity in [
+            json!(18_446_744_073_709_551_615_u64),
+            json!(1e20),
+            json!("1e22"),
+        ] {
+            let product = json!({"price": 1, "quantity": quantity});
+            assert_eq!(
+                run(
+                    CompiledTransform::ConversionAmount(ConversionAmount::Total),
+                    product
+                ),
+                Err("`quantity` is too large for a whole number"),
+                "{quantity}"
+            );
+        }
     }
 
     #[test]

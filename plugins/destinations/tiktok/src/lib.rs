@@ -345,7 +345,8 @@ impl DestinationPlugin for Tiktok {
     }
 
     /// The payload with `event` (the target name). `event_id` is always the source event's id (the
-    /// pixel/server de-duplication key), even when a custom mapping leaves it out.
+    /// pixel/server de-duplication key), even when a custom mapping leaves it out or maps it from
+    /// elsewhere.
     fn encode<'a>(
         &'a self,
         target: &'a str,
@@ -353,9 +354,11 @@ impl DestinationPlugin for Tiktok {
         mut fields: Vec<(&'a str, Payload<'a>)>,
     ) -> Payload<'a> {
         let (mut has_id, mut has_time, mut has_limited) = (false, false, false);
-        for (key, _) in &fields {
+        for (key, value) in &mut fields {
             match *key {
-                "event_id" => has_id = true,
+                // The source event's id whatever the mapping put there: the pixel's copy carries
+                // it, and TikTok de-duplicates the two copies only when both do.
+                "event_id" => (has_id, *value) = (true, Payload::Str(event.id())),
                 "event_time" => has_time = true,
                 "limited_data_use" => has_limited = true,
                 _ => {}

@@ -17,6 +17,8 @@
 //!   deny the destination itself;
 //! - other codes 4xxxx and HTTP 4xx are permanent for the whole request.
 //!
+//! An HTTP 4xx answer that carries a 4xxxx code is read by its code, as an HTTP 200 one is.
+//!
 //! The access token travels in the `Access-Token` header only and never appears in an error.
 
 use crate::TiktokConfig;
@@ -159,7 +161,9 @@ pub fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Resul
     if status == 408 {
         return Err(retryable("request timeout"));
     }
-    if (400..500).contains(&status) {
+    // TikTok's own code says more than the HTTP status it comes with: a 4xx answer that carries
+    // a 4xxxx code is read by its code (40002 refuses the events it names, not the request).
+    if (400..500).contains(&status) && !code.is_some_and(is_refusal) {
         return Err(SendError::Permanent {
             reason: describe("refused"),
         });
@@ -394,6 +398,23 @@ mod tests {
         ));
         assert!(matches!(
             classify(401, "{}", None),
+            Err(SendError::Permanent { .. })
+        ));
+        // A 4xx status with TikTok's code is read by the code, as with HTTP 200.
+        let invalid = r#"{"code":40002,"message":"Batch.1.properties.value: Not a valid number"}"#;
+        assert!(matches!(
+            classify(400, invalid, None),
+            Err(SendError::Refused { refused, others: Others::NotSent })
+                if refused.len() == 1 && refused[0].index == 1
+        ));
+        assert_eq!(
+            classify(403, r#"{"code":40001,"message":"No permission"}"#, None),
+            Err(SendError::Denied {
+                reason: "refused: HTTP 403, code 40001: No permission".into()
+            })
+        );
+        assert!(matches!(
+            classify(400, r#"{"code":20001,"message":"x"}"#, None),
             Err(SendError::Permanent { .. })
         ));
         assert!(matches!(
