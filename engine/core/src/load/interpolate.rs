@@ -249,7 +249,11 @@ mod tests {
         assert_eq!(places, ["/a/b/0", "/c", "/d"]);
         assert!(problems[0].message.contains("UNSET is not set"));
         // What stands between the braces of a malformed reference is not shown.
-        assert!(problems[1].message.contains("not a variable reference (not shown"));
+        assert!(
+            problems[1]
+                .message
+                .contains("not a variable reference (not shown")
+        );
         assert!(!problems[1].message.contains("not valid"), "{problems:?}");
         assert_eq!(doc["access_token"], "${UNSET_TOKEN}");
     }
