@@ -3,6 +3,7 @@
 //! batched request bodies), the pixel calls of the browser side, and the Events API transport
 //! ([`transport`]).
 
+pub mod hashed;
 pub mod names;
 pub mod transport;
 
@@ -166,6 +167,7 @@ impl Tiktok {
             );
             errors.extend(placer.place_all(&e.config));
         }
+        errors.extend(unhashed_errors(&config, &mapping, placer, at));
         let mut routing = match routing {
             Ok(routing) if errors.is_empty() => routing,
             _ => return Err(errors),
@@ -267,6 +269,23 @@ fn leaves_in_plain_http(url: &str) -> bool {
         None => false,
     };
     url.scheme() == "http" && !loopback
+}
+
+/// Errors for hashed matching keys (`user.email`, ...) that a mapping row, template or custom
+/// event could send unhashed.
+fn unhashed_errors(
+    config: &TiktokConfig,
+    mapping: &Document<MappingFile>,
+    placer: &Placer,
+    at: &Pointer,
+) -> Vec<Diagnostic> {
+    let in_file = hashed::in_mapping(&mapping.value)
+        .into_iter()
+        .map(|u| mapping.placer.place(&u.pointer, u.message));
+    let custom_events = at.key("custom_events");
+    let in_config = hashed::in_rows(custom_events.as_str(), &config.common.custom_events)
+        .map(|u| placer.place(&u.pointer, u.message));
+    in_file.chain(in_config).collect()
 }
 
 /// Warnings on event names: every row's target (mapping rows in the mapping file, custom events

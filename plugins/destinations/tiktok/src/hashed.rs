@@ -1,0 +1,131 @@
+//! TikTok's hashed matching keys (`user.email`, `user.phone`, ...), and the load-time check that a
+//! mapping sends each of them as a SHA-256 digest: a custom mapping that forgets the `sha256`
+//! transform would otherwise send a customer's e-mail to TikTok in plain text.
+
+use switchyard_core::rules::spec::{FieldMap, FieldSpec, MappingFile, Row, Transform};
+
+/// The payload fields TikTok takes only as SHA-256 digests (of the normalised value).
+pub const HASHED_FIELDS: [&str; 6] = [
+    "user.email",
+    "user.phone",
+    "user.external_id",
+    "user.first_name",
+    "user.last_name",
+    "user.zip_code",
+];
+
+/// A hashed field a mapping may send unhashed: its JSON pointer (in the file that holds it) and
+/// what to do about it.
+pub struct Unhashed {
+    pub pointer: String,
+    pub message: String,
+}
+
+/// The hashed fields of `mapping` (templates and rows) that are not sure to be digests.
+pub fn in_mapping(mapping: &MappingFile) -> Vec<Unhashed> {
+    let templates = mapping
+        .templates
+        .iter()
+        .flat_map(|(name, fields)| in_fields(&format!("/templates/{}", escape(name)), fields));
+    templates.chain(in_rows("/rows", &mapping.rows)).collect()
+}
+
+/// The hashed fields of `rows` (under `at`, e.g. a config's `/destinations/0/custom_events`) that
+/// are not sure to be digests.
+pub fn in_rows<'r>(at: &'r str, rows: &'r [Row]) -> impl Iterator<Item = Unhashed> + 'r {
+    rows.iter()
+        .enumerate()
+        .flat_map(move |(i, row)| in_fields(&format!("{at}/{i}/fields"), &row.fields))
+}
+
+fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
+    fields
+        .iter()
+        .filter(|(key, spec)| HASHED_FIELDS.contains(&key.as_str()) && !always_hashed(spec))
+        .map(|(key, _)| Unhashed {
+            pointer: format!("{at}/{}", escape(key)),
+            message: format!(
+                "TikTok takes `{key}` only as a SHA-256 digest: end its transforms with `sha256` \
+                 (after normalising, e.g. `[trim, lower, sha256]`); a value that already is a \
+                 digest passes `sha256` unchanged"
+            ),
+        })
+        .collect()
+}
+
+/// Whether every value `spec` builds is a SHA-256 digest: its last transform is `sha256`, or it
+/// has no transforms and all its candidates are such; a fixed value or default counts when it is
+/// a digest itself.
+fn always_hashed(spec: &FieldSpec) -> bool {
+    let FieldSpec::Rule(rule) = spec else {
+        return false;
+    };
+    let digest = |v: &serde_json::Value| {
+        v.as_str()
+            .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    if rule.default.as_ref().is_some_and(|d| !digest(d)) {
+        return false;
+    }
+    match rule.transform.last() {
+        Some(Transform::Sha256) => true,
+        Some(_) => false,
+        None => match (&rule.first_of, &rule.all_of, &rule.constant) {
+            (Some(candidates), ..) | (_, Some(candidates), _) => {
+                candidates.iter().all(always_hashed)
+            }
+            (_, _, Some(value)) => digest(value),
+            _ => false,
+        },
+    }
+}
+
+/// `name` as one JSON-pointer token (`~` → `~0`, `/` → `~1`).
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> FieldSpec {
+        serde_json::from_str(json).expect("a field spec")
+    }
+
+    #[test]
+    fn a_hashed_key_is_hashed_only_when_every_value_ends_in_sha256() {
+        let digest = "8c87b489ce35cf2e2f39f80e282cb2e804932a56a213983eeeb428407d43b52d";
+        for yes in [
+            r#"{"path": "$.e", "transform": ["trim", "lower", "sha256"]}"#,
+            r#"{"first_of": [{"path": "$.a", "transform": ["sha256"]},
+                             {"all_of": ["$.b"], "transform": ["e164", "sha256"]}]}"#,
+            r#"{"all_of": ["$.a", "$.b"], "transform": ["sha256"]}"#,
+            &format!(r#"{{"const": "{digest}"}}"#),
+        ] {
+            assert!(always_hashed(&spec(yes)), "{yes}");
+        }
+        for no in [
+            r#""$.properties.email""#,
+            r#"{"path": "$.e"}"#,
+            r#"{"path": "$.e", "transform": ["sha256", "lower"]}"#,
+            r#"{"path": "$.e", "transform": ["e164"]}"#,
+            r#"{"first_of": [{"path": "$.a", "transform": ["sha256"]}, "$.b"]}"#,
+            r#"{"path": "$.e", "transform": ["sha256"], "default": "someone@example.com"}"#,
+            r#"{"const": "someone@example.com"}"#,
+            r#"{"each": "$.items", "fields": {"a": "$.a"}}"#,
+        ] {
+            assert!(!always_hashed(&spec(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn the_default_mapping_hashes_every_hashed_key() {
+        let mapping = crate::default_mapping().expect("the default mapping loads");
+        let unhashed: Vec<String> = in_mapping(&mapping)
+            .into_iter()
+            .map(|u| u.pointer)
+            .collect();
+        assert!(unhashed.is_empty(), "{unhashed:?}");
+    }
+}
