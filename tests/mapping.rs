@@ -343,6 +343,34 @@ fn consent_modes() {
         route(&l, with_consent(Some("denied")), "web").status,
         Status::Sent
     );
+    // An order repeats the profile in its properties: a denial there counts, in any case, and a
+    // denial in either place wins over a grant in the other.
+    let order_with = |profile: Option<&str>, properties: &str| {
+        let mut ev = order(json!({}));
+        if let Some(c) = profile {
+            ev["profile_properties"]["$consent"] = json!({"marketing": c});
+        }
+        ev["properties"]["$consent"] = json!({"marketing": properties});
+        ev
+    };
+    let implied = loaded(&tiktok_config(
+        "consent: {category: marketing, mode: implied}",
+    ));
+    let required = loaded(&tiktok_config(
+        "consent: {category: marketing, mode: required}",
+    ));
+    for (profile, properties) in [
+        (None, "denied"),
+        (Some("granted"), "denied"),
+        (None, " DENIED "),
+    ] {
+        let o = route(&implied, order_with(profile, properties), "web");
+        assert_eq!(o.status, Status::Skipped, "{profile:?} {properties:?}");
+        let o = route(&required, order_with(profile, properties), "web");
+        assert_eq!(o.status, Status::Skipped, "{profile:?} {properties:?}");
+    }
+    let o = route(&required, order_with(None, "Granted"), "web");
+    assert_eq!(o.status, Status::Sent);
 }
 
 #[test]

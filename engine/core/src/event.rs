@@ -206,13 +206,25 @@ impl SourceEvent {
         &self.value
     }
 
-    /// The value of a profile property's consent category (`granted`, `denied`), if the event says.
-    pub fn consent(&self, category: &str) -> Option<&str> {
-        self.value
-            .get("profile_properties")?
-            .get("$consent")?
-            .get(category)?
-            .as_str()
+    /// The visitor's choice for a consent category, if the event says: `$consent` in the profile
+    /// properties and in the event properties (orders repeat the profile there), `granted` or
+    /// `denied` in any case. A denial in either place wins: a choice is never read as more than
+    /// the visitor allowed.
+    pub fn consent(&self, category: &str) -> Option<ConsentChoice> {
+        let mut choice = None;
+        for place in ["profile_properties", "properties"] {
+            let said = (self.value.get(place))
+                .and_then(|p| p.get("$consent")?.get(category)?.as_str())
+                .map(crate::text::trim);
+            match said {
+                Some(s) if s.eq_ignore_ascii_case("denied") => return Some(ConsentChoice::Denied),
+                Some(s) if s.eq_ignore_ascii_case("granted") => {
+                    choice = Some(ConsentChoice::Granted);
+                }
+                _ => {}
+            }
+        }
+        choice
     }
 
     fn str_field(&self, field: &str) -> &str {
@@ -221,6 +233,13 @@ impl SourceEvent {
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
+}
+
+/// What a visitor chose for one consent category ([`SourceEvent::consent`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentChoice {
+    Granted,
+    Denied,
 }
 
 /// The event's top-level fields that the envelope's rules check, found in one pass over its keys

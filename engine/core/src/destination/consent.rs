@@ -1,6 +1,6 @@
 //! Consent: which category gates a destination, how, and what an event's `$consent` allows.
 
-use crate::event::SourceEvent;
+use crate::event::{ConsentChoice, SourceEvent};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Consent {
-    /// The category of `profile_properties.$consent` that gates this destination.
+    /// The category of `$consent` (in the profile properties, or the event properties) that
+    /// gates this destination.
     #[serde(default)]
     pub category: ConsentCategory,
     /// How the visitor's choice is applied.
@@ -60,15 +61,17 @@ pub enum ConsentVerdict {
 
 impl Consent {
     pub fn verdict(&self, event: &SourceEvent) -> ConsentVerdict {
-        let choice = event.consent(self.category.as_str());
+        let choice = || event.consent(self.category.as_str());
         match self.mode {
             ConsentMode::Always => ConsentVerdict::Both,
             ConsentMode::ServerOnly => ConsentVerdict::ServerOnly,
-            ConsentMode::Implied if choice == Some("denied") => {
+            ConsentMode::Implied if choice() == Some(ConsentChoice::Denied) => {
                 ConsentVerdict::Refused("the visitor denied consent")
             }
             ConsentMode::Implied => ConsentVerdict::Both,
-            ConsentMode::Required if choice == Some("granted") => ConsentVerdict::Both,
+            ConsentMode::Required if choice() == Some(ConsentChoice::Granted) => {
+                ConsentVerdict::Both
+            }
             ConsentMode::Required => {
                 ConsentVerdict::Refused("consent is required and was not granted")
             }

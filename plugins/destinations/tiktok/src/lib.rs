@@ -15,7 +15,7 @@ use switchyard_core::destination::{
     ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Envelope, Routing,
     Transport, TransportError,
 };
-use switchyard_core::event::SourceEvent;
+use switchyard_core::event::{ConsentChoice, SourceEvent};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
@@ -210,7 +210,9 @@ impl Tiktok {
         own.unwrap_or(match self.config.limited_data_use {
             LimitedDataUse::Never => false,
             LimitedDataUse::Always => true,
-            LimitedDataUse::FromConsent => event.consent("data_sale") == Some("denied"),
+            LimitedDataUse::FromConsent => {
+                event.consent("data_sale") == Some(ConsentChoice::Denied)
+            }
         })
     }
 }
