@@ -104,6 +104,16 @@ fn a_token_pasted_into_the_config_is_never_echoed() {
 }
 
 #[test]
+fn a_byte_order_mark_opening_a_config_or_mapping_is_no_error() {
+    let mapping = "\u{feff}rows:\n  - source: Searched\n    target: Search\n";
+    let config = format!("\u{feff}{}", tiktok_config("mapping: my-mapping.yaml"));
+    let dir = write_config(&config, &[("my-mapping.yaml", mapping)]);
+    if let Err(d) = switchyard_service::config::load(&dir.path) {
+        panic!("{}", lines(&d));
+    }
+}
+
+#[test]
 fn the_config_s_secret_variables_are_refused_in_the_mapping_file_it_loads() {
     let config = tiktok_config("mapping: my-mapping.yaml")
         .replace("${TIKTOK_ACCESS_TOKEN}", "${SWITCHYARD_TEST_GUARDED_TOKEN}");

@@ -215,6 +215,8 @@ fn check_text<T: DeserializeOwned>(
     schema: &Schema,
     guarded: &BTreeSet<String>,
 ) -> Checked<T> {
+    // A byte-order mark (some Windows editors write one) opens the file; YAML allows it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if let Err(refusal) = limits::check_depth(text) {
         return Checked::failed(vec![refused(file, refusal)]);
     }
