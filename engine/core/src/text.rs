@@ -17,7 +17,15 @@ pub fn trim(s: &str) -> &str {
 /// may stand around a JSON text. Other Unicode spaces (no-break space, form feed, U+2028, ...)
 /// stay, so that a line of them is refused as not JSON instead of skipped as blank.
 pub fn trim_json_space(s: &str) -> &str {
-    s.trim_matches([' ', '\t', '\n', '\r'])
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !space(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !space(b))
+        .map_or(start, |last| last + 1);
+    // Both ends stand next to an ASCII byte or the text's ends: character boundaries.
+    s.get(start..end).unwrap_or(s)
 }
 
 #[cfg(test)]
@@ -56,6 +64,15 @@ mod tests {
     #[test]
     fn json_space_is_all_that_is_trimmed_around_json() {
         assert_eq!(trim_json_space(" \t{}\r\n"), "{}");
+        for (text, want) in [
+            ("", ""),
+            (" \r\n", ""),
+            ("é ", "é"),
+            (" é", "é"),
+            ("a", "a"),
+        ] {
+            assert_eq!(trim_json_space(text), want, "{text:?}");
+        }
         for kept in [
             "\u{a0}",
             "\u{c}",
