@@ -273,6 +273,22 @@ fn dead_letters_are_listed_retried_and_dropped_while_the_service_runs() {
         Some(json!({"destination": "tiktok"})),
     );
     assert_eq!(a.body, json!({"retried": 0}));
+    // Letters cannot go back to a destination the config does not have.
+    let a = admin(
+        &service,
+        "POST",
+        "/admin/dead-letters/retry",
+        Some(json!({"destination": "nope"})),
+    );
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(
+        a.body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no destination named `nope`"),
+        "{}",
+        a.body
+    );
 
     // Without server.admin, the commands say how to fix it.
     let plain = s.dir.path().join("plain.yaml");
@@ -407,6 +423,16 @@ fn the_tap_streams_each_journey_with_its_outcome_and_payload_and_filters() {
         admin(&service, "GET", "/admin/events/999999", None).status,
         404
     );
+    // What the API cannot read is answered in JSON, as every other error here.
+    for path in [
+        "/admin/events?limit=-1",
+        "/admin/events/abc",
+        "/admin/dead-letters?x=1&destination=a&destination=b",
+    ] {
+        let a = admin(&service, "GET", path, None);
+        assert_eq!(a.status, 400, "{path}: {}", a.body);
+        assert!(a.body["error"].is_string(), "{path}: {}", a.body);
+    }
 
     // `switchyard tap` (the binary, as a user runs it) prints the same stream.
     let mut cmd = std::process::Command::new(switchyard_bin());

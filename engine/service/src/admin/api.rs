@@ -8,6 +8,7 @@ use crate::metrics::{Counts, TALLIED};
 use crate::observe::JourneyFilter;
 use crate::serve::app::{App, error};
 use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -136,8 +137,12 @@ pub struct DeadLetterQuery {
 /// `GET /admin/dead-letters?destination=`.
 pub async fn list_dead_letters(
     State(app): State<Arc<App>>,
-    Query(query): Query<DeadLetterQuery>,
+    query: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return bad_query(&e),
+    };
     let filter = DeadLetterFilter {
         destination: query.destination,
         ..DeadLetterFilter::default()
@@ -195,6 +200,14 @@ pub async fn retry_dead_letters(State(app): State<Arc<App>>, body: axum::body::B
         Ok(f) => f,
         Err(r) => return *r,
     };
+    // Letters go back to a destination of the running config: one it does not have could never
+    // take them (`list` and `drop` still reach the letters of a destination since removed).
+    let loaded = app.loaded();
+    if let Some(name) = &filter.destination
+        && loaded.pipeline.destination(name).is_none()
+    {
+        return no_destination(&loaded, name);
+    }
     let queue = app.queue.as_ref();
     let letters = match dead_letters::matching(queue, &filter, true).await {
         Ok(l) => l,
@@ -244,6 +257,17 @@ pub async fn drop_dead_letters(State(app): State<Arc<App>>, body: axum::body::By
     }
 }
 
+/// A query string this endpoint cannot read, answered in JSON as every other error here.
+fn bad_query(rejection: &QueryRejection) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "the query string is not what this takes: {}",
+            rejection.body_text()
+        ),
+    )
+}
+
 fn store_failed(e: &switchyard_queue::QueueError) -> Response {
     tracing::error!(
         "the admin API could not read or change the dead letters: {}",
@@ -265,7 +289,14 @@ pub struct EventsQuery {
 
 /// `GET /admin/events?source=&event=&destination=&status=&event_id=&limit=`: recent journeys,
 /// newest first (default limit 100, at most 1,000).
-pub async fn events(State(app): State<Arc<App>>, Query(query): Query<EventsQuery>) -> Response {
+pub async fn events(
+    State(app): State<Arc<App>>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(e) => return bad_query(&e),
+    };
     let Some(observer) = &app.observer else {
         return error(StatusCode::NOT_FOUND, "the admin API is off");
     };
@@ -275,7 +306,13 @@ pub async fn events(State(app): State<Arc<App>>, Query(query): Query<EventsQuery
 }
 
 /// `GET /admin/events/{id}`: one journey, while the journal keeps it.
-pub async fn event(State(app): State<Arc<App>>, Path(id): Path<u64>) -> Response {
+pub async fn event(State(app): State<Arc<App>>, id: Result<Path<u64>, PathRejection>) -> Response {
+    let Ok(Path(id)) = id else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a journey id is a whole number (as `GET /admin/events` lists them)",
+        );
+    };
     match app.observer.as_ref().and_then(|o| o.get(id)) {
         Some(j) => Json(json!(j.as_ref())).into_response(),
         None => error(
