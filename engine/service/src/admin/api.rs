@@ -139,9 +139,9 @@ pub async fn list_dead_letters(
     State(app): State<Arc<App>>,
     query: Result<Query<DeadLetterQuery>, QueryRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(e) => return bad_query(&e),
+    let query = match read_query(query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
     };
     let filter = DeadLetterFilter {
         destination: query.destination,
@@ -257,15 +257,18 @@ pub async fn drop_dead_letters(State(app): State<Arc<App>>, body: axum::body::By
     }
 }
 
-/// A query string this endpoint cannot read, answered in JSON as every other error here.
-fn bad_query(rejection: &QueryRejection) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        format!(
-            "the query string is not what this takes: {}",
-            rejection.body_text()
-        ),
-    )
+/// The query string, or the JSON 400 that refuses one this endpoint cannot read (as every other
+/// error here).
+fn read_query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Box<Response>> {
+    query.map(|Query(query)| query).map_err(|rejection| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the query string is not what this takes: {}",
+                rejection.body_text()
+            ),
+        ))
+    })
 }
 
 fn store_failed(e: &switchyard_queue::QueueError) -> Response {
@@ -293,9 +296,9 @@ pub async fn events(
     State(app): State<Arc<App>>,
     query: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Response {
-    let query = match query {
-        Ok(Query(query)) => query,
-        Err(e) => return bad_query(&e),
+    let query = match read_query(query) {
+        Ok(query) => query,
+        Err(refused) => return *refused,
     };
     let Some(observer) = &app.observer else {
         return error(StatusCode::NOT_FOUND, "the admin API is off");
