@@ -423,6 +423,12 @@ fn the_tap_streams_each_journey_with_its_outcome_and_payload_and_filters() {
         admin(&service, "GET", "/admin/events/999999", None).status,
         404
     );
+    // A status no leg has is named, with those there are (it answered an empty list).
+    let a = admin(&service, "GET", "/admin/events?status=bogus", None);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let message = a.body["error"].as_str().unwrap_or_default();
+    assert!(message.contains("no status `bogus`"), "{}", a.body);
+    assert!(message.contains("dead_lettered"), "{}", a.body);
     // What the API cannot read is answered in JSON, as every other error here.
     for path in [
         "/admin/events?limit=-1",

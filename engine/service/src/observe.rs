@@ -46,11 +46,21 @@ pub struct PluginStep {
     pub message: String,
 }
 
+/// Every status a [`Leg`] can have.
+pub const LEG_STATUSES: [&str; 6] = [
+    "pending",
+    "retry",
+    "success",
+    "filtered",
+    "skipped",
+    "dead_lettered",
+];
+
 /// What became of the event at one destination.
 #[derive(Debug, Clone, Serialize)]
 pub struct Leg {
     pub destination: String,
-    /// `pending`, `retry`, `success`, `filtered`, `skipped`, `dead_lettered`.
+    /// One of [`LEG_STATUSES`].
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

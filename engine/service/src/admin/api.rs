@@ -5,7 +5,7 @@
 use crate::clock::unix_now;
 use crate::dead_letters::{self, DeadLetterFilter};
 use crate::metrics::{Counts, TALLIED};
-use crate::observe::JourneyFilter;
+use crate::observe::{JourneyFilter, LEG_STATUSES};
 use crate::serve::app::{App, error};
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -303,6 +303,17 @@ pub async fn events(
     let Some(observer) = &app.observer else {
         return error(StatusCode::NOT_FOUND, "the admin API is off");
     };
+    if let Some(status) = &query.filter.status
+        && !LEG_STATUSES.contains(&status.as_str())
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no status `{status}`: a leg's status is one of {}",
+                LEG_STATUSES.join(", ")
+            ),
+        );
+    }
     let journeys = observer.recent(&query.filter, query.limit.unwrap_or(100));
     let shown: Vec<Value> = journeys.iter().map(|j| query.filter.show(j)).collect();
     Json(shown).into_response()
