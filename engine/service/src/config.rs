@@ -594,8 +594,42 @@ fn unsendable_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// The longest name a source or destination may have, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+
+/// Why `name` cannot name a source or destination (it stands in URLs, metric labels, logs and
+/// one-line messages), if it cannot.
+fn name_problem(name: &str) -> Option<String> {
+    if name.trim().is_empty() {
+        return Some("a name must not be empty".to_owned());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Some(format!(
+            "a name is at most {MAX_NAME_BYTES} bytes long, found {}",
+            name.len()
+        ));
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') {
+        return Some("a name must not hold `/` or control characters (such as a tab)".to_owned());
+    }
+    None
+}
+
 fn check_names(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
     let mut errors = Vec::new();
+    let named = config
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("/sources/{i}/name"), &s.name));
+    let destinations = config.destinations.iter().enumerate();
+    let named = named
+        .chain(destinations.map(|(i, d)| (format!("/destinations/{i}/name"), &d.common().name)));
+    for (at, name) in named {
+        if let Some(problem) = name_problem(name) {
+            errors.push(placer.place(&at, problem));
+        }
+    }
     let mut sources: HashMap<&str, usize> = HashMap::new();
     for (i, s) in config.sources.iter().enumerate() {
         if let Some(first) = sources.insert(&s.name, i) {
