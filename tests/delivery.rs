@@ -116,9 +116,21 @@ fn ingestion_authenticates_validates_and_says_what_it_refused() {
             ("x-webhook-token", WRITE_KEY),
             ("content-type", "text/plain"),
         ],
-        Some(body),
+        Some(body.clone()),
     );
     assert_eq!(not_json.unwrap().status, 415);
+    // A compressed body, or JSON in another charset, would be misread: refused as unsupported.
+    for (name, value) in [
+        ("content-encoding", "gzip"),
+        ("content-type", "application/json; charset=latin1"),
+    ] {
+        let mut headers = vec![("x-webhook-token", WRITE_KEY), (name, value)];
+        if name != "content-type" {
+            headers.push(("content-type", "application/json"));
+        }
+        let a = http("POST", &url, &headers, Some(body.clone())).unwrap();
+        assert_eq!(a.status, 415, "{name}: {value}: {}", a.body);
+    }
     let too_big = post_events(&url, &json!(cart_events("big", 0..40))).unwrap();
     assert_eq!(too_big.status, 413);
 

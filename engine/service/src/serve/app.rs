@@ -162,7 +162,33 @@ pub fn check_json_request(
     if !content_type.is_some_and(|ct| types.iter().any(|t| media_type_is(ct, t))) {
         return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, hint.into()));
     }
+    if content_type.is_some_and(|ct| !charset_is_utf8(ct)) {
+        let message = "JSON is taken in UTF-8 only: send `charset=utf-8` or no charset";
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, message.into()));
+    }
+    let encoding = headers.get(header::CONTENT_ENCODING);
+    if encoding.is_some_and(|e| !e.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity")) {
+        // Read as it is, a compressed body would be refused as "not JSON", and a plain one
+        // labelled compressed taken: neither says what is wrong (RFC 7694: 415).
+        let message = "bodies are taken as they are: send no `Content-Encoding` (or `identity`)";
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, message.into()));
+    }
     Ok(())
+}
+
+/// Whether a `Content-Type` value's `charset` parameter, if it has one, is UTF-8 (any case,
+/// quoted or not).
+fn charset_is_utf8(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .skip(1)
+        .all(|parameter| match parameter.split_once('=') {
+            Some((name, value)) if name.trim().eq_ignore_ascii_case("charset") => {
+                let value = value.trim().trim_matches('"');
+                value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8")
+            }
+            _ => true,
+        })
 }
 
 /// Whether a `Content-Type` value names the media type `wanted` (`application/json`): compared
@@ -281,7 +307,25 @@ impl App {
 
 #[cfg(test)]
 mod tests {
-    use super::media_type_is;
+    use super::{charset_is_utf8, media_type_is};
+
+    #[test]
+    fn only_a_utf_8_charset_or_none_is_taken() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "application/json;CHARSET=\"UTF-8\"",
+            "application/json; q=1",
+        ] {
+            assert!(charset_is_utf8(ok), "{ok}");
+        }
+        for no in [
+            "application/json; charset=latin1",
+            "application/json; charset=utf-16",
+        ] {
+            assert!(!charset_is_utf8(no), "{no}");
+        }
+    }
 
     #[test]
     fn a_media_type_is_its_essence_in_any_case() {
