@@ -39,16 +39,26 @@ pub fn in_rows<'r>(at: &'r str, rows: &'r [Row]) -> impl Iterator<Item = Unhashe
 }
 
 fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
+    let hashed = |key: &str, spec| HASHED_FIELDS.contains(&key) && !always_hashed(spec);
     fields
         .iter()
-        .filter(|(key, spec)| HASHED_FIELDS.contains(&key.as_str()) && !always_hashed(spec))
-        .map(|(key, _)| Unhashed {
-            pointer: format!("{at}/{}", escape(key)),
-            message: format!(
-                "TikTok takes `{key}` only as a SHA-256 digest: end its transforms with `sha256` \
-                 (after normalising, e.g. `[trim, lower, sha256]`); a value that already is a \
-                 digest passes `sha256` unchanged"
-            ),
+        .filter_map(|(key, spec)| {
+            let message = if key == "user" {
+                // The whole object from the event: its e-mail and phone would go as they are.
+                "map `user` key by key (`user.email`, `user.ip`, ...): built as a whole, its \
+                 hashed keys would reach TikTok unhashed"
+                    .to_owned()
+            } else if hashed(key, spec) {
+                format!(
+                    "TikTok takes `{key}` only as a SHA-256 digest: end its transforms with \
+                     `sha256` (after normalising, e.g. `[trim, lower, sha256]`); a value that \
+                     already is a digest passes `sha256` unchanged"
+                )
+            } else {
+                return None;
+            };
+            let pointer = format!("{at}/{}", escape(key));
+            Some(Unhashed { pointer, message })
         })
         .collect()
 }
@@ -117,6 +127,18 @@ mod tests {
         ] {
             assert!(!always_hashed(&spec(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn user_as_a_whole_object_is_refused() {
+        let fields: FieldMap =
+            serde_json::from_str(r#"{"user": "$.profile_properties", "user.ip": "$.ip"}"#)
+                .expect("fields");
+        let found: Vec<String> = in_fields("/x", &fields)
+            .into_iter()
+            .map(|u| u.pointer)
+            .collect();
+        assert_eq!(found, ["/x/user"]);
     }
 
     #[test]
