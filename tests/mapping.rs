@@ -397,8 +397,12 @@ fn timestamps_iso_epoch_and_missing() {
 
 #[test]
 fn empty_strings_are_never_sent_and_bad_phones_are_warned_not_sent() {
-    let mut ev = event("Searched", json!({"query": "", "$url": ""}));
-    ev["profile_properties"] = json!({"$email": "   ", "$phone_number": "12"});
+    // White space only is empty too (a probe saw `"ttp": " "` and `"referrer": "   "` sent).
+    let mut ev = event(
+        "Searched",
+        json!({"query": "", "$url": "", "referrer": "   ", "$ip": "\u{a0}"}),
+    );
+    ev["profile_properties"] = json!({"$email": "   ", "$phone_number": "12", "$ttp": " "});
     let o = route(&default(), ev, "web");
     assert_eq!(o.status, Status::Sent);
     let d = &o.data[0];

@@ -2,8 +2,8 @@
 //!
 //! A flat field map (`user.email`, `properties.value`, ...) becomes a tree of [`ObjectPlan`]s. Per
 //! event, building walks the tree into a [`Payload`]: paths are direct lookups, values and keys are
-//! borrowed unless a transform makes a new value, and empty results (missing, `null`, `""`, `[]`,
-//! `{}`) leave the field out, so no empty string is ever sent.
+//! borrowed unless a transform makes a new value, and empty results (missing, `null`, `""` or
+//! white space only, `[]`, `{}`) leave the field out, so no empty string is ever sent.
 
 use super::condition::CompiledCondition;
 use super::path::CompiledPath;

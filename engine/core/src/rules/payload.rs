@@ -110,10 +110,11 @@ impl<'a> Payload<'a> {
     }
 }
 
+/// Whether `v` is no value to send: `null`, a text of white space only, `[]` or `{}`.
 pub fn value_is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        Value::String(s) => s.is_empty(),
+        Value::String(s) => crate::text::trim(s).is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,
