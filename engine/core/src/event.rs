@@ -323,7 +323,7 @@ fn identifier(found: Option<&Value>, field: &'static str) -> Result<(), EventErr
 
 /// Whether `s` holds a control character (C0, DEL or C1). Bytes are checked without an early exit,
 /// which the compiler vectorises (an `any` cost ~6 instructions a byte).
-fn has_control(s: &str) -> bool {
+pub(crate) fn has_control(s: &str) -> bool {
     // One pass flags an ASCII control character or any byte of a non-ASCII character; only text
     // with the latter is looked at again, character by character, for C1 controls.
     let flagged = s

@@ -219,7 +219,7 @@ impl MappingCompiler {
         // As an event's own `event_name`: a line break would also break the one-line messages
         // that name the event, and the pixel's name would differ from the server's.
         for (key, name) in [("source", &row.source), ("target", &row.target)] {
-            if name.chars().any(char::is_control) {
+            if crate::event::has_control(name) {
                 errors.push(
                     at.key(key)
                         .error("must not hold control characters (such as a line break or a tab)"),

@@ -114,12 +114,7 @@ impl<'a> Payload<'a> {
 pub fn value_is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
-        // A visible ASCII first byte settles it at once: the common case costs one compare.
-        Value::String(s) => match s.as_bytes().first() {
-            None => true,
-            Some(b) if b.is_ascii_graphic() => false,
-            Some(_) => s.trim().is_empty(),
-        },
+        Value::String(s) => crate::text::trim(s).is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
         _ => false,

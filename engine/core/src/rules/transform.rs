@@ -149,7 +149,7 @@ fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
 
 /// Whether `s` already is a SHA-256 digest: 64 hex digits, in either case (some shops hash in
 /// upper case).
-fn is_sha256_hex(s: &str) -> bool {
+pub fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -3,6 +3,7 @@
 //! transform would otherwise send a customer's e-mail to TikTok in plain text.
 
 use switchyard_core::rules::spec::{FieldMap, FieldSpec, MappingFile, Row, Transform};
+use switchyard_core::rules::transform::is_sha256_hex;
 
 /// The payload fields TikTok takes only as SHA-256 digests (of the normalised value).
 pub const HASHED_FIELDS: [&str; 6] = [
@@ -70,10 +71,7 @@ fn always_hashed(spec: &FieldSpec) -> bool {
     let FieldSpec::Rule(rule) = spec else {
         return false;
     };
-    let digest = |v: &serde_json::Value| {
-        v.as_str()
-            .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-    };
+    let digest = |v: &serde_json::Value| v.as_str().is_some_and(is_sha256_hex);
     if rule.default.as_ref().is_some_and(|d| !digest(d)) {
         return false;
     }
