@@ -44,6 +44,56 @@ pub struct SourceEvent {
     /// [`SourceEvent::keep_text`] gave back; so that it can be handed on (to a plugin, to the
     /// queue) without serializing.
     text: Option<String>,
+    /// Which [`PropertyKey`]s the event's properties hold, noted when it was normalised.
+    said: Said,
+}
+
+/// A key of the event's properties that every event's path reads and most events leave out. Which
+/// of them an event holds is noted once, when it is normalised, so that [`SourceEvent::said`]
+/// answers the usual event (without them) with no search of its maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropertyKey {
+    /// `$consent`: the visitor's consent choices.
+    Consent,
+    /// `$limited_data_use`: the event's own limited-data-use flag.
+    LimitedDataUse,
+}
+
+impl PropertyKey {
+    const ALL: [PropertyKey; 2] = [PropertyKey::Consent, PropertyKey::LimitedDataUse];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PropertyKey::Consent => "$consent",
+            PropertyKey::LimitedDataUse => "$limited_data_use",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// The [`PropertyKey`]s found in an event's `properties` or `profile_properties`, as bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Said(u8);
+
+impl Said {
+    fn of(places: [Option<&Value>; 2]) -> Self {
+        let mut said = 0;
+        for map in places.iter().filter_map(|p| p.and_then(Value::as_object)) {
+            for key in PropertyKey::ALL {
+                if map.contains_key(key.name()) {
+                    said |= key.bit();
+                }
+            }
+        }
+        Said(said)
+    }
+
+    fn has(self, key: PropertyKey) -> bool {
+        self.0 & key.bit() != 0
+    }
 }
 
 /// Events are equal when their content is; the kept text does not count.
@@ -157,6 +207,7 @@ impl SourceEvent {
         object(top.properties, "properties")?;
         object(top.profile_properties, "profile_properties")?;
         check_aliases(top.aliases)?;
+        let said = Said::of([top.properties, top.profile_properties]);
         let seconds = match top.timestamp {
             None | Some(Value::Null) => Some(received_at),
             Some(v) if v.is_i64() => {
@@ -179,6 +230,7 @@ impl SourceEvent {
         let event = Self {
             value: Value::Object(map),
             text: None,
+            said,
         };
         Ok((event, changed))
     }
@@ -212,10 +264,8 @@ impl SourceEvent {
     /// the visitor allowed.
     pub fn consent(&self, category: &str) -> Option<ConsentChoice> {
         let mut choice = None;
-        for place in ["profile_properties", "properties"] {
-            let said = (self.value.get(place))
-                .and_then(|p| p.get("$consent")?.get(category)?.as_str())
-                .map(crate::text::trim);
+        for found in self.said(PropertyKey::Consent) {
+            let said = (found.and_then(|c| c.get(category)?.as_str())).map(crate::text::trim);
             match said {
                 Some(s) if s.eq_ignore_ascii_case("denied") => return Some(ConsentChoice::Denied),
                 Some(s) if s.eq_ignore_ascii_case("granted") => {
@@ -225,6 +275,15 @@ impl SourceEvent {
             }
         }
         choice
+    }
+
+    /// The values of `key` in the event properties and in the profile properties, in that order:
+    /// `None` where it is absent (found without a search when the event has it nowhere).
+    pub fn said(&self, key: PropertyKey) -> [Option<&Value>; 2] {
+        if !self.said.has(key) {
+            return [None, None];
+        }
+        ["properties", "profile_properties"].map(|place| self.value.get(place)?.get(key.name()))
     }
 
     fn str_field(&self, field: &str) -> &str {
@@ -548,6 +607,29 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn said_finds_the_marked_keys_in_either_place_and_only_there() {
+        let mut v = base();
+        let event = SourceEvent::from_value(v.clone(), 5).unwrap();
+        assert_eq!(event.said(PropertyKey::Consent), [None, None]);
+        v["properties"]["$limited_data_use"] = json!(true);
+        v["profileProperties"] = json!({"$consent": {"marketing": "denied"}});
+        v.as_object_mut().unwrap().remove("profile_properties");
+        let event = SourceEvent::from_value(v, 5).unwrap();
+        let consent = json!({"marketing": "denied"});
+        assert_eq!(event.said(PropertyKey::Consent), [None, Some(&consent)]);
+        assert_eq!(event.consent("marketing"), Some(ConsentChoice::Denied));
+        let flag = json!(true);
+        assert_eq!(event.said(PropertyKey::LimitedDataUse), [Some(&flag), None]);
+        // Deeper down, or at the top, the keys are not the event's properties.
+        let mut v = base();
+        v["properties"]["items"] = json!([{"$consent": {"marketing": "denied"}}]);
+        v["$limited_data_use"] = json!(true);
+        let event = SourceEvent::from_value(v, 5).unwrap();
+        assert_eq!(event.said(PropertyKey::Consent), [None, None]);
+        assert_eq!(event.said(PropertyKey::LimitedDataUse), [None, None]);
     }
 
     #[test]

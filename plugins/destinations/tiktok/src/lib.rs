@@ -15,7 +15,7 @@ use switchyard_core::destination::{
     ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Envelope, Routing,
     Transport, TransportError,
 };
-use switchyard_core::event::{ConsentChoice, SourceEvent};
+use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
@@ -203,10 +203,8 @@ impl Tiktok {
     /// Whether `event` goes with `limited_data_use: true`: its own `$limited_data_use` (event
     /// properties, then profile properties), else the destination's setting.
     fn limited_data_use(&self, event: &SourceEvent) -> bool {
-        let doc = event.as_value();
-        let own = ["properties", "profile_properties"]
-            .iter()
-            .find_map(|place| doc.get(place)?.get("$limited_data_use")?.as_bool());
+        let own = (event.said(PropertyKey::LimitedDataUse).into_iter())
+            .find_map(|found| found?.as_bool());
         own.unwrap_or(match self.config.limited_data_use {
             LimitedDataUse::Never => false,
             LimitedDataUse::Always => true,
