@@ -46,6 +46,8 @@ pub struct SourceEvent {
     text: Option<String>,
     /// Which [`PropertyKey`]s the event's properties hold, noted when it was normalised.
     said: Said,
+    /// The `timestamp` field's value (unix seconds), noted when the event was normalised.
+    timestamp: i64,
 }
 
 /// A key of the event's properties that every event's path reads and most events leave out. Which
@@ -208,17 +210,15 @@ impl SourceEvent {
         object(top.profile_properties, "profile_properties")?;
         check_aliases(top.aliases)?;
         let said = Said::of([top.properties, top.profile_properties]);
-        let seconds = match top.timestamp {
-            None | Some(Value::Null) => Some(received_at),
-            Some(v) if v.is_i64() => {
-                parse_timestamp(v)?; // checked, kept as it is
-                None
-            }
-            Some(v) => Some(parse_timestamp(v)?),
+        let (timestamp, rewrite) = match top.timestamp {
+            None | Some(Value::Null) => (received_at, true),
+            // Checked, kept as it is.
+            Some(v) if v.is_i64() => (parse_timestamp(v)?, false),
+            Some(v) => (parse_timestamp(v)?, true),
         };
-        if let Some(seconds) = seconds {
+        if rewrite {
             // Written in place where the event has the field: no new key to allocate.
-            let seconds = Value::from(seconds);
+            let seconds = Value::from(timestamp);
             match map.get_mut("timestamp") {
                 Some(field) => *field = seconds,
                 None => {
@@ -231,6 +231,7 @@ impl SourceEvent {
             value: Value::Object(map),
             text: None,
             said,
+            timestamp,
         };
         Ok((event, changed))
     }
@@ -247,10 +248,7 @@ impl SourceEvent {
 
     /// When the event happened, in unix seconds.
     pub fn timestamp(&self) -> i64 {
-        self.value
-            .get("timestamp")
-            .and_then(Value::as_i64)
-            .unwrap_or_default()
+        self.timestamp
     }
 
     /// The whole normalised event, the document that rule paths (`$...`) address.

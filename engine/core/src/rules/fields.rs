@@ -64,6 +64,15 @@ impl<'a, 'r> Scope<'a, 'r> {
             _ => path.first(self.item),
         }
     }
+
+    /// The first value of `paths` that is not empty.
+    #[inline(always)]
+    fn first_of(&self, paths: &[(CompiledPath, Option<Slot>)]) -> Option<&'a Value> {
+        paths
+            .iter()
+            .filter_map(|(p, slot)| self.first(p, *slot))
+            .find(|v| !value_is_empty(v))
+    }
 }
 
 /// Which fields of an [`ObjectPlan`] got a value in one payload, one bit per field in plan order
@@ -182,7 +191,7 @@ impl FieldPlan {
 
     /// Builds the field's value, or `None` to leave it out. A bare path is looked up right here,
     /// where the caller is: no call for the commonest field of all.
-    #[inline]
+    #[inline(always)]
     pub fn build<'a>(
         &'a self,
         scope: Scope<'a, '_>,
@@ -193,6 +202,12 @@ impl FieldPlan {
                 .first(p, *slot)
                 .filter(|v| !value_is_empty(v))
                 .map(Payload::Ref),
+            // Most such fields find nothing in most events (a matching key the shop does not
+            // send): that is settled here too, with no call.
+            Source::FirstPath(paths) if self.when.is_none() => match scope.first_of(paths) {
+                Some(found) => self.finish(Payload::Ref(found), scope, warnings),
+                None => self.default.as_ref().map(Payload::Ref),
+            },
             _ => self.build_rule(scope, warnings),
         }
     }
@@ -217,18 +232,28 @@ impl FieldPlan {
             Source::Path(p, slot) => scope.first(p, *slot).map(Payload::Ref),
             Source::Const(v) => Some(Payload::Ref(v)),
             Source::FirstOf(candidates) => candidates.iter().find_map(|c| c.build(scope, warnings)),
-            Source::FirstPath(paths) => paths
-                .iter()
-                .filter_map(|(p, slot)| scope.first(p, *slot))
-                .find(|v| !value_is_empty(v))
-                .map(Payload::Ref),
+            Source::FirstPath(paths) => scope.first_of(paths).map(Payload::Ref),
             Source::Each(path, plan) => Some(Self::each(path, plan, scope, warnings)),
         };
-        let found = found.filter(|v| !v.is_empty());
+        match found.filter(|v| !v.is_empty()) {
+            Some(found) => self.finish(found, scope, warnings),
+            None => self.default.as_ref().map(Payload::Ref),
+        }
+    }
+
+    /// The field's value from what its source `found` (not empty): its transforms applied, else
+    /// its default when they leave nothing.
+    #[inline(never)]
+    fn finish<'a>(
+        &'a self,
+        found: Payload<'a>,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
         let value = if self.transforms.is_empty() {
-            found
+            Some(found)
         } else {
-            found.and_then(|v| self.transform(v, scope.event, warnings))
+            self.transform(found, scope.event, warnings)
         };
         value.or_else(|| self.default.as_ref().map(Payload::Ref))
     }
@@ -629,7 +654,7 @@ impl ObjectPlan {
                 }
                 Node::Object(o) => {
                     let fields = o.build_marking(scope, warnings, 0, marks.as_deref_mut());
-                    Some(Payload::Object(fields)).filter(|v| !v.is_empty())
+                    (!fields.is_empty()).then_some(Payload::Object(fields))
                 }
             };
             if let Some(v) = value {

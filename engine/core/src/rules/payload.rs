@@ -24,7 +24,7 @@ pub enum Payload<'a> {
 
 impl<'a> Payload<'a> {
     /// Whether the value counts as absent: `null`, `""`, `[]`, `{}`.
-    #[inline]
+    #[inline(always)]
     pub fn is_empty(&self) -> bool {
         match self {
             Payload::Ref(v) => value_is_empty(v),
@@ -112,7 +112,7 @@ impl<'a> Payload<'a> {
 }
 
 /// Whether `v` is no value to send: `null`, a text of white space only, `[]` or `{}`.
-#[inline]
+#[inline(always)]
 pub fn value_is_empty(v: &Value) -> bool {
     match v {
         Value::Null => true,
