@@ -68,7 +68,8 @@ pub struct Outcome<'a> {
     /// Platform event names the browser side fires (rows with mode `client` or `client_and_server`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub client: PerRow<&'a str>,
-    /// Fields left out because their rules could not apply.
+    /// Fields left out because their rules could not apply or the platform would refuse them
+    /// ([`DestinationPlugin::encode`]), and what else is wrong with what goes to the server side.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     /// The platform event objects of the browser side, one per `client` entry; built only when
@@ -190,8 +191,9 @@ pub fn route<'a>(
             let mut present = extras.field_use.then(FieldBits::default);
             let warnings = &mut outcome.warnings;
             let payload = row.build_resolved(doc, resolved, warnings, present.as_mut());
+            let encoded = dest.encode(&row.target, event, payload, warnings);
             outcome.rows_built.push(RowBuilt { row, present });
-            outcome.data.push(dest.encode(&row.target, event, payload));
+            outcome.data.push(encoded);
         }
         if client {
             outcome.client.push(&row.target);
@@ -260,9 +262,10 @@ fn client_payload<'a>(
     ) {
         (true, Some(last)) => ClientPayload::Server(last),
         _ => {
+            // `warnings` are the server copies': a browser-only copy's are not reported.
             let mut ignored = Vec::new();
             let fields = row.build(event.as_value(), &mut ignored);
-            ClientPayload::Own(dest.encode(&row.target, event, fields))
+            ClientPayload::Own(dest.encode(&row.target, event, fields, &mut ignored))
         }
     }
 }

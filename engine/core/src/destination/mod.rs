@@ -21,6 +21,7 @@ pub use transport::{
 use crate::event::SourceEvent;
 use crate::plugin_config::PluginConfig;
 use crate::rules::compile::{CompiledMapping, MappingCompiler};
+use crate::rules::fields::Warning;
 use crate::rules::payload::Payload;
 use crate::rules::spec::{MappingFile, Mode, Row};
 use crate::rules::transform::CompileContext;
@@ -241,11 +242,14 @@ pub trait DestinationPlugin: Send + Sync {
 
     /// Turns a row's payload fields into the platform's event object. `fields` arrive with room
     /// for four more (`rules::compile`'s `ENCODE_ROOM`): adding up to four fields does not allocate.
+    /// What the platform would refuse or should know about (a field of the wrong type, left out)
+    /// goes to `warnings`, beside the mapping's own.
     fn encode<'a>(
         &'a self,
         target: &'a str,
         event: &'a SourceEvent,
         fields: Vec<(&'a str, Payload<'a>)>,
+        warnings: &mut Vec<Warning>,
     ) -> Payload<'a>;
 
     /// Event objects per request at most (the configured batch size, within the platform's limit).

@@ -19,6 +19,7 @@ use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
+use switchyard_core::rules::fields::Warning;
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
 use switchyard_core::rules::phone::Country;
@@ -371,6 +372,7 @@ impl DestinationPlugin for Tiktok {
         target: &'a str,
         event: &'a SourceEvent,
         mut fields: Vec<(&'a str, Payload<'a>)>,
+        _warnings: &mut Vec<Warning>,
     ) -> Payload<'a> {
         let (mut has_id, mut has_time, mut has_limited) = (false, false, false);
         for (key, value) in &mut fields {
