@@ -205,6 +205,50 @@ fn map_warns_once_per_rule_field_that_never_matched_over_the_whole_input() {
 }
 
 #[test]
+fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
+    // The probe's findings: `page.url: ["x"]` and `user.ip: 12345` were sent as they were (TikTok
+    // refuses the request: 40002), a contents entry without `content_id` was sent without a word.
+    let mut search = event(
+        "Searched",
+        json!({"query": "tee", "$url": ["https://shop.example/?q=tee"]}),
+    );
+    search["profile_properties"] = json!({"$ip": 12345});
+    let collection = event(
+        "Viewed Collection",
+        json!({"items": [{"product_id": "p1", "price": "x"}, {"name": "Cap", "price": 5}]}),
+    );
+    let input = [&search, &collection].map(|e| e.to_string()).join("\n");
+    let r = run(
+        &["map", "--config", &example("switchyard.yaml"), "-"],
+        &input,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = json_lines(&r.stdout);
+    let tiktok: Vec<&Value> = out.iter().map(|l| &l["destinations"]["tiktok"]).collect();
+    assert!(tiktok.iter().all(|t| t["status"] == "sent"), "{tiktok:?}");
+    let search = &tiktok[0]["data"][0];
+    assert_eq!(search["user"], json!({"ip": "12345"}));
+    assert_eq!(search.get("page"), None, "{search}");
+    assert_eq!(
+        tiktok[0]["warnings"],
+        json!([{"field": "user.ttclid", "message": "not a URL"},
+               {"field": "page.url", "message": "an array where TikTok takes text: left out"}])
+    );
+    assert_eq!(
+        tiktok[1]["data"][0]["properties"]["contents"],
+        json!([{"content_id": "p1", "content_type": "product"}, {"content_name": "Cap", "price": 5}])
+    );
+    assert_eq!(
+        tiktok[1]["warnings"],
+        json!([
+            {"field": "properties.contents[].price", "message": "not a number"},
+            {"field": "properties.contents.1.content_id",
+             "message": "missing: sent without it, the entry matches no catalog item"}
+        ])
+    );
+}
+
+#[test]
 fn a_line_that_is_not_utf8_is_refused_alone_and_kept_as_a_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let good = event("Viewed Product", json!({"product_id": "p1", "price": 5}));

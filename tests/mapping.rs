@@ -551,3 +551,102 @@ fn one_row_s_items_stay_inline_in_the_outcome() {
     );
     assert!(!o.data.spilled() && !o.client.spilled() && !o.rows_built.spilled());
 }
+
+/// The warnings of an outcome, as `(field, message)`.
+fn warnings_of(o: &Routed) -> Vec<(String, &'static str)> {
+    o.warnings
+        .iter()
+        .map(|w| (w.field.to_string(), w.message))
+        .collect()
+}
+
+#[test]
+fn fields_of_the_wrong_type_are_converted_or_left_out_with_a_warning() {
+    // A probe sent `page.url: ["x"]` and `user.ip: 12345` as they were: TikTok refuses the whole
+    // request (40002), and the event reached the dead letters late.
+    let mut ev = event(
+        "Searched",
+        json!({"query": ["tee", "cap"], "$url": ["https://shop.example/"], "referrer": 42,
+               "$user_agent": {"ua": "Mozilla/5.0"}}),
+    );
+    ev["profile_properties"] = json!({"$ip": 12345, "$ttp": true, "$email": 123});
+    let o = route(&default(), ev, "web");
+    assert_eq!(o.status, Status::Sent);
+    assert_eq!(
+        o.data[0]["user"],
+        json!({
+            // printf '123' | sha256sum: a number is hashed as its text (unchanged behaviour)
+            "email": "a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3",
+            "ip": "12345"
+        })
+    );
+    assert_eq!(o.data[0]["page"], json!({"referrer": "42"}));
+    assert!(o.data[0].get("properties").is_none(), "{}", o.data[0]);
+    assert_eq!(
+        warnings_of(&o),
+        [
+            // The mapping's own: the click id is read from `$url` (`query_param`).
+            ("user.ttclid".to_owned(), "not a URL"),
+            (
+                "user.ttp".to_owned(),
+                "true or false where TikTok takes text: left out"
+            ),
+            (
+                "user.user_agent".to_owned(),
+                "an object where TikTok takes text: left out"
+            ),
+            (
+                "page.url".to_owned(),
+                "an array where TikTok takes text: left out"
+            ),
+            (
+                "properties.query".to_owned(),
+                "an array where TikTok takes text: left out"
+            ),
+        ]
+    );
+    // The browser copy is the same object: nothing refused reaches the pixel either.
+    assert_eq!(o.json["client"], json!(["Search"]));
+}
+
+#[test]
+fn contents_entries_of_the_wrong_type_or_without_an_id_are_named_by_position() {
+    let items = json!([
+        {"product_id": "p1", "name": ["Tee"], "price": "19.90", "quantity": 1, "vendor": false},
+        {"name": "Cap", "price": 5, "quantity": 2}
+    ]);
+    let o = route(
+        &default(),
+        event(
+            "Viewed Collection",
+            json!({"items": items, "currency": "EUR"}),
+        ),
+        "web",
+    );
+    assert_eq!(o.status, Status::Sent);
+    assert_eq!(
+        o.data[0]["properties"]["contents"],
+        json!([
+            {"content_id": "p1", "content_type": "product", "quantity": 1, "price": 19.9},
+            {"content_name": "Cap", "quantity": 2, "price": 5}
+        ]),
+        "an entry without content_id is still sent"
+    );
+    assert_eq!(
+        warnings_of(&o),
+        [
+            (
+                "properties.contents.0.brand".to_owned(),
+                "true or false where TikTok takes text: left out"
+            ),
+            (
+                "properties.contents.0.content_name".to_owned(),
+                "an array where TikTok takes text: left out"
+            ),
+            (
+                "properties.contents.1.content_id".to_owned(),
+                "missing: sent without it, the entry matches no catalog item"
+            ),
+        ]
+    );
+}

@@ -6,6 +6,7 @@
 pub mod hashed;
 pub mod names;
 pub mod transport;
+pub mod types;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -366,25 +367,27 @@ impl DestinationPlugin for Tiktok {
 
     /// The payload with `event` (the target name). `event_id` is always the source event's id (the
     /// pixel/server de-duplication key), even when a custom mapping leaves it out or maps it from
-    /// elsewhere.
+    /// elsewhere. Fields TikTok takes as text or numbers are checked in the same pass over the
+    /// fields ([`types`]).
     fn encode<'a>(
         &'a self,
         target: &'a str,
         event: &'a SourceEvent,
         mut fields: Vec<(&'a str, Payload<'a>)>,
-        _warnings: &mut Vec<Warning>,
+        warnings: &mut Vec<Warning>,
     ) -> Payload<'a> {
         let (mut has_id, mut has_time, mut has_limited) = (false, false, false);
-        for (key, value) in &mut fields {
+        fields.retain_mut(|(key, value)| {
             match *key {
                 // The source event's id whatever the mapping put there: the pixel's copy carries
                 // it, and TikTok de-duplicates the two copies only when both do.
                 "event_id" => (has_id, *value) = (true, Payload::Str(event.id())),
                 "event_time" => has_time = true,
                 "limited_data_use" => has_limited = true,
-                _ => {}
+                other => return types::check_field(other, value, warnings),
             }
-        }
+            true
+        });
         let head = [
             Some(("event", Payload::Str(target))),
             (!has_id).then(|| ("event_id", Payload::Str(event.id()))),
