@@ -207,7 +207,8 @@ fn map_warns_once_per_rule_field_that_never_matched_over_the_whole_input() {
 #[test]
 fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
     // The probe's findings: `page.url: ["x"]` and `user.ip: 12345` were sent as they were (TikTok
-    // refuses the request: 40002), a contents entry without `content_id` was sent without a word.
+    // refuses the request: 40002), a contents entry without `content_id` and a Placed Order
+    // without `$is_new_customer` were sent without a word.
     let mut search = event(
         "Searched",
         json!({"query": "tee", "$url": ["https://shop.example/?q=tee"]}),
@@ -217,7 +218,14 @@ fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
         "Viewed Collection",
         json!({"items": [{"product_id": "p1", "price": "x"}, {"name": "Cap", "price": 5}]}),
     );
-    let input = [&search, &collection].map(|e| e.to_string()).join("\n");
+    let order = event(
+        "Placed Order",
+        json!({"id": 7, "total_price": 10, "currency": "EUR",
+               "items": [{"product_id": "p1", "price": 10, "quantity": 1}]}),
+    );
+    let input = [&search, &collection, &order]
+        .map(|e| e.to_string())
+        .join("\n");
     let r = run(
         &["map", "--config", &example("switchyard.yaml"), "-"],
         &input,
@@ -246,6 +254,13 @@ fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
              "message": "missing: sent without it, the entry matches no catalog item"}
         ])
     );
+    assert_eq!(tiktok[2]["data"][0]["event"], "Purchase");
+    assert_eq!(
+        tiktok[2]["warnings"][0]["field"], "properties.$is_new_customer",
+        "{}",
+        tiktok[2]
+    );
+    assert_eq!(tiktok[2]["warnings"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]

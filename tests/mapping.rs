@@ -650,3 +650,33 @@ fn contents_entries_of_the_wrong_type_or_without_an_id_are_named_by_position() {
         ]
     );
 }
+
+#[test]
+fn a_placed_order_without_is_new_customer_is_sent_with_a_warning() {
+    let mut no_flag = order(json!({}));
+    no_flag["properties"]
+        .as_object_mut()
+        .map(|p| p.remove("$is_new_customer"));
+    let o = route(&default(), no_flag, "web");
+    let names: Vec<&Value> = o.data.iter().map(|d| &d["event"]).collect();
+    assert_eq!(names, [&json!("Purchase")]);
+    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+    assert_eq!(&*o.warnings[0].field, "properties.$is_new_customer");
+    assert!(o.warnings[0].message.starts_with("missing"));
+    // `false` is a flag: no warning; text is not true, and is named.
+    let o = route(&default(), order(json!({"$is_new_customer": false})), "web");
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    let o = route(
+        &default(),
+        order(json!({"$is_new_customer": "true"})),
+        "web",
+    );
+    assert_eq!(o.data.len(), 1, "the text \"true\" is not true");
+    assert_eq!(
+        warnings_of(&o),
+        [(
+            "properties.$is_new_customer".to_owned(),
+            "text, not true or false: only true sends NewCustomerPurchase"
+        )]
+    );
+}

@@ -5,6 +5,7 @@
 
 pub mod hashed;
 pub mod names;
+pub mod new_customer;
 pub mod transport;
 pub mod types;
 
@@ -368,7 +369,8 @@ impl DestinationPlugin for Tiktok {
     /// The payload with `event` (the target name). `event_id` is always the source event's id (the
     /// pixel/server de-duplication key), even when a custom mapping leaves it out or maps it from
     /// elsewhere. Fields TikTok takes as text or numbers are checked in the same pass over the
-    /// fields ([`types`]).
+    /// fields ([`types`]); a `Placed Order` without its first-order flag is warned about
+    /// ([`new_customer`]).
     fn encode<'a>(
         &'a self,
         target: &'a str,
@@ -388,6 +390,7 @@ impl DestinationPlugin for Tiktok {
             }
             true
         });
+        new_customer::check(event, warnings);
         let head = [
             Some(("event", Payload::Str(target))),
             (!has_id).then(|| ("event_id", Payload::Str(event.id()))),
