@@ -169,9 +169,7 @@ fn check(p: &mut Payload<'_>, want: Want, at: &At<'_>, warnings: &mut Vec<Warnin
             items.retain_mut(|item| {
                 let here = at.index(i);
                 i += 1;
-                if let Payload::Object(fields) = item
-                    && !fields.iter().any(|(key, _)| *key == "content_id")
-                {
+                if lacks_id(item) {
                     warn_missing_id(&here, warnings);
                 }
                 check(item, CONTENT, &here, warnings)
@@ -201,6 +199,20 @@ fn check(p: &mut Payload<'_>, want: Want, at: &At<'_>, warnings: &mut Vec<Warnin
     false
 }
 
+/// Whether a `contents` entry is an object without a `content_id`.
+fn lacks_id(entry: &Payload<'_>) -> bool {
+    match entry {
+        Payload::Object(fields) => !fields.iter().any(|(key, _)| *key == "content_id"),
+        Payload::Ref(v) => value_lacks_id(v),
+        Payload::Owned(v) => value_lacks_id(v),
+        Payload::Str(_) | Payload::Array(_) => false,
+    }
+}
+
+fn value_lacks_id(entry: &Value) -> bool {
+    entry.is_object() && entry.get("content_id").is_none()
+}
+
 fn warn_missing_id(at: &At<'_>, warnings: &mut Vec<Warning>) {
     at.key("content_id").warn(
         "missing: sent without it, the entry matches no catalog item",
@@ -225,7 +237,7 @@ fn scan(v: &Value, want: Want, at: &At<'_>, warnings: &mut Vec<Warning>) -> bool
             let mut fine = true;
             for (i, item) in items.iter().enumerate() {
                 let here = at.index(i);
-                if item.is_object() && item.get("content_id").is_none() {
+                if value_lacks_id(item) {
                     warn_missing_id(&here, warnings);
                 }
                 fine &= scan(item, CONTENT, &here, warnings);
@@ -514,6 +526,20 @@ mod tests {
             ]
         );
         assert_eq!(warnings[3].1, "text where TikTok takes an object: left out");
+    }
+
+    #[test]
+    fn entries_taken_whole_from_the_event_are_checked_for_their_id_too() {
+        let event = json!({"items": [{"content_id": "c1"}, {"name": "Cap"}]});
+        let items = event["items"].as_array().expect("items");
+        let contents = Payload::Array(items.iter().map(Payload::Ref).collect());
+        let (sent, warnings) = checked(vec![(
+            "properties",
+            Payload::Object(vec![("contents", contents)]),
+        )]);
+        assert_eq!(sent["properties"]["contents"], event["items"]);
+        let fields: Vec<&str> = warnings.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["properties.contents.1.content_id"]);
     }
 
     #[test]
