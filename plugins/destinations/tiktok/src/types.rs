@@ -15,6 +15,7 @@
 //! through, and copied only when a part of it must change.
 
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 use switchyard_core::rules::fields::Warning;
@@ -26,18 +27,39 @@ use switchyard_core::rules::transform::CompiledTransform;
 enum Want {
     Text,
     Number,
-    /// An object, whose fields this gives the wants of (`None`: any value, not checked).
-    Object(fn(&str) -> Option<Want>),
+    /// An object of this kind, whose fields [`Kind::want`] gives the wants of.
+    Object(Kind),
     /// `properties.contents`: a list of product objects.
     Contents,
+}
+
+/// The objects whose fields TikTok types.
+#[derive(Clone, Copy)]
+enum Kind {
+    User,
+    Page,
+    Properties,
+    Content,
+}
+
+impl Kind {
+    /// What TikTok takes at the field `key` of this object (`None`: any value, not checked).
+    fn want(self, key: &str) -> Option<Want> {
+        match self {
+            Kind::User => user_field(key),
+            Kind::Page => page_field(key),
+            Kind::Properties => properties_field(key),
+            Kind::Content => content_field(key),
+        }
+    }
 }
 
 /// The fields of TikTok's event object that hold checked fields.
 fn event_field(key: &str) -> Option<Want> {
     match key {
-        "user" => Some(Want::Object(user_field)),
-        "page" => Some(Want::Object(page_field)),
-        "properties" => Some(Want::Object(properties_field)),
+        "user" => Some(Want::Object(Kind::User)),
+        "page" => Some(Want::Object(Kind::Page)),
+        "properties" => Some(Want::Object(Kind::Properties)),
         _ => None,
     }
 }
@@ -80,15 +102,19 @@ fn content_field(key: &str) -> Option<Want> {
     }
 }
 
-const CONTENT: Want = Want::Object(content_field);
+const CONTENT: Want = Want::Object(Kind::Content);
 
 /// Checks `value`, the top-level field `key` of a TikTok event object, and every field inside it
 /// that TikTok types; converts or leaves out what is of the wrong type, with `warnings`. False
 /// when the field itself is to be left out.
 pub fn check_field(key: &str, value: &mut Payload<'_>, warnings: &mut Vec<Warning>) -> bool {
-    match event_field(key) {
-        Some(want) => check(value, want, &At::root(key), warnings),
-        None => true,
+    let at = At::root(key);
+    match (event_field(key), value) {
+        (Some(Want::Object(kind)), Payload::Object(fields)) => {
+            check_object(kind, fields, &at, warnings)
+        }
+        (Some(want), value) => check(value, want, &at, warnings),
+        (None, _) => true,
     }
 }
 
@@ -157,25 +183,10 @@ impl<'p> At<'p> {
 /// Checks a built value against `want`; false when it is to be left out.
 fn check(p: &mut Payload<'_>, want: Want, at: &At<'_>, warnings: &mut Vec<Warning>) -> bool {
     let found = match (want, &mut *p) {
-        (Want::Object(fields_of), Payload::Object(fields)) => {
-            fields.retain_mut(|(key, value)| match fields_of(key) {
-                Some(want) => check(value, want, &at.key(key), warnings),
-                None => true,
-            });
-            return !fields.is_empty();
+        (Want::Object(kind), Payload::Object(fields)) => {
+            return check_object(kind, fields, at, warnings);
         }
-        (Want::Contents, Payload::Array(items)) => {
-            let mut i = 0;
-            items.retain_mut(|item| {
-                let here = at.index(i);
-                i += 1;
-                if lacks_id(item) {
-                    warn_missing_id(&here, warnings);
-                }
-                check(item, CONTENT, &here, warnings)
-            });
-            return !items.is_empty();
-        }
+        (Want::Contents, Payload::Array(items)) => return check_contents(items, at, warnings),
         (_, Payload::Object(_)) => Found::Object,
         (_, Payload::Array(_)) => Found::Array,
         (Want::Text, Payload::Str(_)) => return true,
@@ -197,6 +208,73 @@ fn check(p: &mut Payload<'_>, want: Want, at: &At<'_>, warnings: &mut Vec<Warnin
     };
     at.warn(refusal(want, found), warnings);
     false
+}
+
+/// [`check`] of a built object of `kind`: the fields of text or numbers where those are wanted
+/// (the usual case) pass at a glance; the others are checked one by one.
+fn check_object(
+    kind: Kind,
+    fields: &mut Vec<(&str, Payload<'_>)>,
+    at: &At<'_>,
+    warnings: &mut Vec<Warning>,
+) -> bool {
+    let mut left_out = LeftOut::new();
+    for (i, (key, value)) in fields.iter_mut().enumerate() {
+        let Some(want) = kind.want(key) else {
+            continue;
+        };
+        if !fine_as_is(value, want) && !check(value, want, &at.key(key), warnings) {
+            left_out.push(i);
+        }
+    }
+    remove(fields, left_out);
+    !fields.is_empty()
+}
+
+/// [`check`] of a built `contents` list: each entry checked, and named when it lacks its id.
+fn check_contents(items: &mut Vec<Payload<'_>>, at: &At<'_>, warnings: &mut Vec<Warning>) -> bool {
+    let mut left_out = LeftOut::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        let here = at.index(i);
+        if lacks_id(item) {
+            warn_missing_id(&here, warnings);
+        }
+        let fine = match item {
+            Payload::Object(fields) => check_object(Kind::Content, fields, &here, warnings),
+            other => check(other, CONTENT, &here, warnings),
+        };
+        if !fine {
+            left_out.push(i);
+        }
+    }
+    remove(items, left_out);
+    !items.is_empty()
+}
+
+/// Whether a built value is what TikTok takes as `want` at a glance: text or a number where that
+/// is wanted, the usual case, settled without a call.
+#[inline(always)]
+fn fine_as_is(p: &Payload<'_>, want: Want) -> bool {
+    matches!(
+        (want, p),
+        (
+            Want::Text,
+            Payload::Str(_) | Payload::Ref(Value::String(_)) | Payload::Owned(Value::String(_))
+        ) | (
+            Want::Number,
+            Payload::Ref(Value::Number(_)) | Payload::Owned(Value::Number(_))
+        )
+    )
+}
+
+/// The positions of the entries of one object or list to leave out, in order.
+type LeftOut = SmallVec<[usize; 4]>;
+
+/// Removes the entries at `left_out` (in order) from `entries`.
+fn remove<T>(entries: &mut Vec<T>, left_out: LeftOut) {
+    for i in left_out.into_iter().rev() {
+        entries.remove(i);
+    }
 }
 
 /// Whether a `contents` entry is an object without a `content_id`.
@@ -224,10 +302,10 @@ fn warn_missing_id(at: &At<'_>, warnings: &mut Vec<Warning>) {
 /// part that is not (and about `contents` entries without a `content_id`).
 fn scan(v: &Value, want: Want, at: &At<'_>, warnings: &mut Vec<Warning>) -> bool {
     match (want, v) {
-        (Want::Object(fields_of), Value::Object(map)) => {
+        (Want::Object(kind), Value::Object(map)) => {
             let mut fine = true;
             for (key, value) in map {
-                if let Some(want) = fields_of(key) {
+                if let Some(want) = kind.want(key) {
                     fine &= scan(value, want, &at.key(key), warnings);
                 }
             }
@@ -259,8 +337,8 @@ fn scan(v: &Value, want: Want, at: &At<'_>, warnings: &mut Vec<Warning>) -> bool
 /// converts what converts, removes the rest. False when nothing of it is left.
 fn repair(v: &mut Value, want: Want) -> bool {
     match (want, &mut *v) {
-        (Want::Object(fields_of), Value::Object(map)) => {
-            map.retain(|key, value| fields_of(key).is_none_or(|want| repair(value, want)));
+        (Want::Object(kind), Value::Object(map)) => {
+            map.retain(|key, value| kind.want(key).is_none_or(|want| repair(value, want)));
             !map.is_empty()
         }
         (Want::Contents, Value::Array(items)) => {
