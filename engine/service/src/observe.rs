@@ -46,22 +46,53 @@ pub struct PluginStep {
     pub message: String,
 }
 
-/// Every status a [`Leg`] can have.
-pub const LEG_STATUSES: [&str; 6] = [
-    "pending",
-    "retry",
-    "success",
-    "filtered",
-    "skipped",
-    "dead_lettered",
-];
+/// Where the event stands at one destination ([`Leg`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegStatus {
+    /// To be sent.
+    Pending,
+    /// A send failed and is to be tried again.
+    Retry,
+    Success,
+    Filtered,
+    Skipped,
+    DeadLettered,
+}
+
+impl LegStatus {
+    pub const ALL: [LegStatus; 6] = [
+        LegStatus::Pending,
+        LegStatus::Retry,
+        LegStatus::Success,
+        LegStatus::Filtered,
+        LegStatus::Skipped,
+        LegStatus::DeadLettered,
+    ];
+
+    /// The status's name, as the admin API shows it and filters by it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegStatus::Pending => "pending",
+            LegStatus::Retry => "retry",
+            LegStatus::Success => "success",
+            LegStatus::Filtered => "filtered",
+            LegStatus::Skipped => "skipped",
+            LegStatus::DeadLettered => "dead_lettered",
+        }
+    }
+
+    /// The status named `name`, if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
 
 /// What became of the event at one destination.
 #[derive(Debug, Clone, Serialize)]
 pub struct Leg {
     pub destination: String,
-    /// One of [`LEG_STATUSES`].
-    pub status: &'static str,
+    pub status: LegStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The mapping rows that built the server payloads, in order.
@@ -157,9 +188,9 @@ impl JourneyFilter {
         is(&self.source, &j.source)
             && is(&self.event, &j.event_name)
             && is(&self.event_id, &j.event_id)
-            && j.destinations
-                .iter()
-                .any(|leg| is(&self.destination, &leg.destination) && is(&self.status, leg.status))
+            && j.destinations.iter().any(|leg| {
+                is(&self.destination, &leg.destination) && is(&self.status, leg.status.as_str())
+            })
     }
 
     /// The journey as JSON, with only the legs the filter asks for.
@@ -277,7 +308,7 @@ mod tests {
             plugins: Vec::new(),
             destinations: vec![Leg {
                 destination: destination.into(),
-                status,
+                status: LegStatus::from_name(status).expect("a leg status"),
                 reason: None,
                 rows: Vec::new(),
                 payload: None,
@@ -285,6 +316,16 @@ mod tests {
                 attempts: Vec::new(),
             }],
         }
+    }
+
+    #[test]
+    fn a_leg_status_is_shown_and_found_by_one_name() {
+        for status in LegStatus::ALL {
+            assert_eq!(json!(status), json!(status.as_str()));
+            assert_eq!(LegStatus::from_name(status.as_str()), Some(status));
+        }
+        assert_eq!(LegStatus::from_name("bogus"), None);
+        assert_eq!(LegStatus::DeadLettered.as_str(), "dead_lettered");
     }
 
     #[test]
@@ -297,7 +338,7 @@ mod tests {
         let all: Vec<(u64, &str)> = o
             .recent(&JourneyFilter::default(), 10)
             .iter()
-            .map(|j| (j.id, j.destinations[0].status))
+            .map(|j| (j.id, j.destinations[0].status.as_str()))
             .collect();
         assert_eq!(all, [(3, "success"), (2, "pending")]);
         assert!(o.get(1).is_none());

@@ -5,7 +5,7 @@
 use crate::clock::unix_now;
 use crate::dead_letters::{self, DeadLetterFilter};
 use crate::metrics::{Counts, TALLIED};
-use crate::observe::{JourneyFilter, LEG_STATUSES};
+use crate::observe::{JourneyFilter, LegStatus};
 use crate::serve::app::{App, error};
 use axum::Json;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -304,13 +304,13 @@ pub async fn events(
         return error(StatusCode::NOT_FOUND, "the admin API is off");
     };
     if let Some(status) = &query.filter.status
-        && !LEG_STATUSES.contains(&status.as_str())
+        && LegStatus::from_name(status).is_none()
     {
         return error(
             StatusCode::BAD_REQUEST,
             format!(
                 "no status `{status}`: a leg's status is one of {}",
-                LEG_STATUSES.join(", ")
+                LegStatus::ALL.map(LegStatus::as_str).join(", ")
             ),
         );
     }

@@ -4,7 +4,7 @@
 
 use super::Sent;
 use crate::clock::unix_now;
-use crate::observe::{Attempt, Journey, Observer, rfc3339};
+use crate::observe::{Attempt, Journey, LegStatus, Observer, rfc3339};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -67,7 +67,7 @@ impl RoundJourneys {
             let Some(leg) = self.leg(record, destination) else {
                 continue;
             };
-            leg.status = "retry";
+            leg.status = LegStatus::Retry;
             leg.attempts.push(Attempt {
                 at: at.clone(),
                 outcome: "retry",
@@ -96,8 +96,8 @@ impl RoundJourneys {
             };
             let attempt = match fate {
                 Ok(()) => {
-                    if matches!(leg.status, "pending" | "retry") {
-                        leg.status = "success";
+                    if matches!(leg.status, LegStatus::Pending | LegStatus::Retry) {
+                        leg.status = LegStatus::Success;
                     }
                     Attempt {
                         at: at.clone(),
@@ -107,7 +107,7 @@ impl RoundJourneys {
                     }
                 }
                 Err(gave_up) => {
-                    leg.status = "dead_lettered";
+                    leg.status = LegStatus::DeadLettered;
                     leg.reason = Some(gave_up.reason.clone());
                     Attempt {
                         at: at.clone(),

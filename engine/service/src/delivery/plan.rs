@@ -6,7 +6,7 @@ use crate::clock::unix_now;
 use crate::config::Loaded;
 use crate::destination::Destination;
 use crate::handoff::ParsedEvents;
-use crate::observe::{Journey, Leg, MatchedRow, PixelCall, PluginStep, rfc3339};
+use crate::observe::{Journey, Leg, LegStatus, MatchedRow, PixelCall, PluginStep, rfc3339};
 use crate::pipeline::{Copies, InputFate, RoutedEvent, Spent, halt_outcome};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -207,7 +207,7 @@ fn parse_records(
                         .destinations()
                         .iter()
                         .filter(|d| addressed_to(r, d.name()))
-                        .map(|d| leg(d.name(), "dead_lettered", Some(reason.clone())))
+                        .map(|d| leg(d.name(), LegStatus::DeadLettered, Some(reason.clone())))
                         .collect();
                     journeys.push((i, j));
                 }
@@ -290,7 +290,7 @@ fn journey(record: &Record, name: &str, id: &str) -> Journey {
     }
 }
 
-fn leg(destination: &str, status: &'static str, reason: Option<String>) -> Leg {
+fn leg(destination: &str, status: LegStatus, reason: Option<String>) -> Leg {
     Leg {
         destination: destination.to_owned(),
         status,
@@ -306,12 +306,12 @@ fn leg(destination: &str, status: &'static str, reason: Option<String>) -> Leg {
 const BROWSER_ONLY: &str = "its rows fire in the browser only (the pixel calls): nothing to send";
 
 /// The journey status of a routing status (`pending`: to be sent).
-fn journey_status(status: Status) -> &'static str {
+fn journey_status(status: Status) -> LegStatus {
     match status {
-        Status::Sent => "pending",
-        Status::Filtered => "filtered",
-        Status::Skipped | Status::Deactivated => "skipped",
-        Status::Invalid | Status::Failed => "dead_lettered",
+        Status::Sent => LegStatus::Pending,
+        Status::Filtered => LegStatus::Filtered,
+        Status::Skipped | Status::Deactivated => LegStatus::Skipped,
+        Status::Invalid | Status::Failed => LegStatus::DeadLettered,
     }
 }
 
@@ -447,7 +447,7 @@ fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg
         });
     // Routed, but with nothing for the server side: only the browser fires it.
     let (status, reason) = match (outcome.status, &payload) {
-        (Status::Sent, None) => ("skipped", Some(BROWSER_ONLY.to_owned())),
+        (Status::Sent, None) => (LegStatus::Skipped, Some(BROWSER_ONLY.to_owned())),
         (status, _) => (journey_status(status), outcome.reason.clone()),
     };
     Leg {
