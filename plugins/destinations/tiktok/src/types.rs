@@ -469,6 +469,27 @@ mod tests {
     }
 
     #[test]
+    fn several_fields_left_out_of_one_object_leave_the_others_in_order() {
+        let event = json!({"list": ["x"], "map": {"a": 1}, "ip": "203.0.113.7", "ua": "UA"});
+        let (sent, warnings) = checked(vec![(
+            "user",
+            Payload::Object(vec![
+                ("ttclid", Payload::Ref(&event["list"])),
+                ("ip", Payload::Ref(&event["ip"])),
+                ("ttp", Payload::Ref(&event["map"])),
+                ("user_agent", Payload::Ref(&event["ua"])),
+                ("locale", Payload::Ref(&event["list"])),
+            ]),
+        )]);
+        assert_eq!(
+            sent,
+            json!({"user": {"ip": "203.0.113.7", "user_agent": "UA"}})
+        );
+        let fields: Vec<&str> = warnings.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["user.ttclid", "user.ttp", "user.locale"]);
+    }
+
+    #[test]
     fn a_number_where_text_is_taken_becomes_its_text() {
         let n = json!(12345);
         let (sent, warnings) = checked(vec![(
