@@ -45,7 +45,7 @@ pub struct SourceEvent {
     /// queue) without serializing.
     text: Option<String>,
     /// Which [`PropertyKey`]s the event's properties hold, noted when it was normalised.
-    said: Said,
+    held: HeldKeys,
     /// The `timestamp` field's value (unix seconds), noted when the event was normalised.
     timestamp: i64,
 }
@@ -78,19 +78,19 @@ impl PropertyKey {
 
 /// The [`PropertyKey`]s found in an event's `properties` or `profile_properties`, as bits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Said(u8);
+struct HeldKeys(u8);
 
-impl Said {
+impl HeldKeys {
     fn of(places: [Option<&Value>; 2]) -> Self {
-        let mut said = 0;
+        let mut held = 0;
         for map in places.iter().filter_map(|p| p.and_then(Value::as_object)) {
             for key in PropertyKey::ALL {
                 if map.contains_key(key.name()) {
-                    said |= key.bit();
+                    held |= key.bit();
                 }
             }
         }
-        Said(said)
+        HeldKeys(held)
     }
 
     fn has(self, key: PropertyKey) -> bool {
@@ -209,7 +209,7 @@ impl SourceEvent {
         object(top.properties, "properties")?;
         object(top.profile_properties, "profile_properties")?;
         check_aliases(top.aliases)?;
-        let said = Said::of([top.properties, top.profile_properties]);
+        let held = HeldKeys::of([top.properties, top.profile_properties]);
         let (timestamp, rewrite) = match top.timestamp {
             None | Some(Value::Null) => (received_at, true),
             // Checked, kept as it is.
@@ -230,7 +230,7 @@ impl SourceEvent {
         let event = Self {
             value: Value::Object(map),
             text: None,
-            said,
+            held,
             timestamp,
         };
         Ok((event, changed))
@@ -278,7 +278,7 @@ impl SourceEvent {
     /// The values of `key` in the event properties and in the profile properties, in that order:
     /// `None` where it is absent (found without a search when the event has it nowhere).
     pub fn said(&self, key: PropertyKey) -> [Option<&Value>; 2] {
-        if !self.said.has(key) {
+        if !self.held.has(key) {
             return [None, None];
         }
         ["properties", "profile_properties"].map(|place| self.value.get(place)?.get(key.name()))

@@ -24,21 +24,25 @@ pub fn check(event: &SourceEvent, warnings: &mut Vec<Warning>) {
         .as_value()
         .get("properties")
         .and_then(|p| p.get("$is_new_customer"));
+    macro_rules! not_a_flag {
+        ($found:literal) => {
+            concat!(
+                $found,
+                ", not true or false: only true sends NewCustomerPurchase"
+            )
+        };
+    }
     let message = match flag {
         Some(Value::Bool(_)) => return,
         None => {
             "missing: a Placed Order says whether it is the customer's first (true or false); \
              without it no NewCustomerPurchase is sent"
         }
-        Some(Value::Null) => "null, not true or false: only true sends NewCustomerPurchase",
-        Some(Value::String(_)) => "text, not true or false: only true sends NewCustomerPurchase",
-        Some(Value::Number(_)) => {
-            "a number, not true or false: only true sends NewCustomerPurchase"
-        }
-        Some(Value::Array(_)) => "an array, not true or false: only true sends NewCustomerPurchase",
-        Some(Value::Object(_)) => {
-            "an object, not true or false: only true sends NewCustomerPurchase"
-        }
+        Some(Value::Null) => not_a_flag!("null"),
+        Some(Value::String(_)) => not_a_flag!("text"),
+        Some(Value::Number(_)) => not_a_flag!("a number"),
+        Some(Value::Array(_)) => not_a_flag!("an array"),
+        Some(Value::Object(_)) => not_a_flag!("an object"),
     };
     if warnings.iter().any(|w| &*w.field == FLAG) {
         return;
