@@ -240,7 +240,7 @@ fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
     assert_eq!(
         tiktok[0]["warnings"],
         json!([{"field": "user.ttclid", "message": "not a URL"},
-               {"field": "page.url", "message": "an array where TikTok takes text: left out"}])
+               {"field": "page.url", "message": "an array where the platform takes text: left out"}])
     );
     assert_eq!(
         tiktok[1]["data"][0]["properties"]["contents"],
@@ -250,7 +250,7 @@ fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
         tiktok[1]["warnings"],
         json!([
             {"field": "properties.contents[].price", "message": "not a number"},
-            {"field": "properties.contents.1.content_id",
+            {"field": "properties.contents[1].content_id",
              "message": "missing: sent without it, the entry matches no catalog item"}
         ])
     );

@@ -589,19 +589,19 @@ fn fields_of_the_wrong_type_are_converted_or_left_out_with_a_warning() {
             ("user.ttclid".to_owned(), "not a URL"),
             (
                 "user.ttp".to_owned(),
-                "true or false where TikTok takes text: left out"
+                "true or false where the platform takes text: left out"
             ),
             (
                 "user.user_agent".to_owned(),
-                "an object where TikTok takes text: left out"
+                "an object where the platform takes text: left out"
             ),
             (
                 "page.url".to_owned(),
-                "an array where TikTok takes text: left out"
+                "an array where the platform takes text: left out"
             ),
             (
                 "properties.query".to_owned(),
-                "an array where TikTok takes text: left out"
+                "an array where the platform takes text: left out"
             ),
         ]
     );
@@ -610,7 +610,9 @@ fn fields_of_the_wrong_type_are_converted_or_left_out_with_a_warning() {
 }
 
 #[test]
-fn contents_entries_of_the_wrong_type_or_without_an_id_are_named_by_position() {
+fn contents_entries_of_the_wrong_type_or_without_an_id_are_warned_about() {
+    // A field of the wrong type is named as every entry's field is (`[]`), as the mapping's own
+    // warnings name it; an entry without an id by its position.
     let items = json!([
         {"product_id": "p1", "name": ["Tee"], "price": "19.90", "quantity": 1, "vendor": false},
         {"name": "Cap", "price": 5, "quantity": 2}
@@ -636,15 +638,15 @@ fn contents_entries_of_the_wrong_type_or_without_an_id_are_named_by_position() {
         warnings_of(&o),
         [
             (
-                "properties.contents.0.brand".to_owned(),
-                "true or false where TikTok takes text: left out"
+                "properties.contents[].brand".to_owned(),
+                "true or false where the platform takes text: left out"
             ),
             (
-                "properties.contents.0.content_name".to_owned(),
-                "an array where TikTok takes text: left out"
+                "properties.contents[].content_name".to_owned(),
+                "an array where the platform takes text: left out"
             ),
             (
-                "properties.contents.1.content_id".to_owned(),
+                "properties.contents[1].content_id".to_owned(),
                 "missing: sent without it, the entry matches no catalog item"
             ),
         ]

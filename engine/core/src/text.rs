@@ -13,6 +13,19 @@ pub fn trim(s: &str) -> &str {
     }
 }
 
+/// The number a text writes (surrounding white space ignored), as the `number` transform reads
+/// it: a whole number as an integer, else a finite decimal; `None` when it writes none.
+pub fn number(s: &str) -> Option<serde_json::Value> {
+    let s = trim(s);
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(i.into());
+    }
+    s.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .map(Into::into)
+}
+
 /// `s` without JSON's own whitespace (space, tab, line feed, carriage return) around it: what
 /// may stand around a JSON text. Other Unicode spaces (no-break space, form feed, U+2028, ...)
 /// stay, so that a line of them is refused as not JSON instead of skipped as blank.

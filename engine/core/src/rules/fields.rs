@@ -6,6 +6,7 @@
 //! white space only, `[]`, `{}`) leave the field out, so no empty string is ever sent.
 
 use super::condition::CompiledCondition;
+use super::field_types::{self, FieldType};
 use super::path::CompiledPath;
 use super::payload::{Payload, value_is_empty};
 use super::resolve::{PathTable, Slot};
@@ -13,22 +14,12 @@ use super::spec::{FieldMap, FieldRule, FieldSpec};
 use super::transform::{CompileContext, CompiledTransform};
 use super::{CompileError, Pointer};
 use indexmap::IndexMap;
-use serde::Serialize;
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// A field that could not be built as the rules ask (left out of the payload), or that the
-/// destination finds wrong or missing: reported beside the payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Warning {
-    /// The payload field (`user.phone`, `properties.contents.0.content_id`), or the event's field
-    /// a destination needs (`properties.$is_new_customer`).
-    pub field: Arc<str>,
-    /// What went wrong; never the value itself.
-    pub message: &'static str,
-}
+pub use super::warning::Warning;
 
 /// Where paths point while a field is built: the whole event, the current item inside `each`, and
 /// the event's plain paths resolved in one pass ([`PathTable::resolve`]; empty when not resolved).
@@ -117,10 +108,15 @@ pub struct FieldPlan {
     source: Source,
     transforms: Box<[CompiledTransform]>,
     default: Option<Value>,
-    when: Option<CompiledCondition>,
+    /// Boxed: few fields have one, and every field plan is smaller without it.
+    when: Option<Box<CompiledCondition>>,
     /// No `when`, no transforms, no default: the field is its source's value as found (set by
     /// [`FieldPlan::new`]). Most candidates of `first_of` and `all_of` are such bare paths.
     bare: bool,
+    /// The type the platform takes at the field, when it types it: set at load for the fields of
+    /// an object plan ([`compile_flat`]), not for candidates or an `each` (its items' own fields
+    /// are typed).
+    ty: Option<&'static FieldType>,
 }
 
 #[derive(Debug, Clone)]
@@ -147,6 +143,9 @@ pub struct ObjectPlan {
 #[derive(Debug, Clone)]
 enum Node {
     Field(FieldPlan),
+    /// A field the platform types (its plan's `ty` is set): its values are checked. A node of its
+    /// own, so that the other fields are built with no test of a type.
+    Typed(FieldPlan),
     Object(ObjectPlan),
 }
 
@@ -186,8 +185,29 @@ impl FieldPlan {
             source,
             transforms,
             default,
-            when,
+            when: when.map(Box::new),
             bare,
+            ty: None,
+        }
+    }
+
+    /// [`FieldPlan::build`], the value then checked against the field's type
+    /// ([`field_types::check`]): converted, or left out with a warning, when it is of the wrong type.
+    #[inline(always)]
+    fn build_typed<'a>(
+        &'a self,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        let mut value = self.build(scope, warnings).filter(|v| !v.is_empty())?;
+        match self.ty {
+            Some(&ty)
+                if !field_types::takes_as_is(ty, &value)
+                    && !field_types::check(&mut value, ty, &self.label, warnings) =>
+            {
+                None
+            }
+            _ => Some(value),
         }
     }
 
@@ -495,7 +515,8 @@ fn compile_candidates(
     Ok(plans.into())
 }
 
-/// Compiles every field of `fields` (errors placed under `at`), keeping their order.
+/// Compiles every field of `fields` (errors placed under `at`), keeping their order; each field
+/// the platform types gets its type (`ctx.field_types`).
 pub fn compile_flat(
     fields: &FieldMap,
     label_prefix: &str,
@@ -507,7 +528,10 @@ pub fn compile_flat(
     for (key, spec) in fields {
         let label = format!("{label_prefix}{key}");
         match FieldPlan::compile(spec, &label, &at.key(key), ctx) {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                if !matches!(plan.source, Source::Each(..)) {
+                    plan.ty = ctx.field_types.and_then(|t| FieldType::at(t, &label));
+                }
                 out.insert(key.clone(), plan);
             }
             Err(e) => errors.extend(e),
@@ -576,6 +600,7 @@ impl ObjectPlan {
             .into_iter()
             .map(|(k, t)| {
                 let node = match t {
+                    Tree::Field(f) if f.ty.is_some() => Node::Typed(f),
                     Tree::Field(f) => Node::Field(f),
                     Tree::Object(children) => Node::Object(Self::from_tree(children)),
                 };
@@ -596,7 +621,7 @@ impl ObjectPlan {
     fn collect_labels(&self, labels: &mut Vec<Arc<str>>) {
         for (_, node) in self.entries.iter() {
             match node {
-                Node::Field(f) => labels.push(f.label.clone()),
+                Node::Field(f) | Node::Typed(f) => labels.push(f.label.clone()),
                 Node::Object(o) => o.collect_labels(labels),
             }
         }
@@ -606,7 +631,7 @@ impl ObjectPlan {
     pub fn intern_paths(&mut self, table: &mut PathTable) {
         for (_, node) in self.entries.iter_mut() {
             match node {
-                Node::Field(f) => f.intern_paths(table),
+                Node::Field(f) | Node::Typed(f) => f.intern_paths(table),
                 Node::Object(o) => o.intern_paths(table),
             }
         }
@@ -649,9 +674,12 @@ impl ObjectPlan {
             let value = match node {
                 Node::Field(f) => {
                     let value = f.build(scope, warnings).filter(|v| !v.is_empty());
-                    if let Some(marks) = marks.as_deref_mut() {
-                        marks.field(value.is_some());
-                    }
+                    Marks::field(&mut marks, value.is_some());
+                    value
+                }
+                Node::Typed(f) => {
+                    let value = f.build_typed(scope, warnings);
+                    Marks::field(&mut marks, value.is_some());
                     value
                 }
                 Node::Object(o) => {
@@ -679,11 +707,14 @@ struct Marks<'b> {
 }
 
 impl Marks<'_> {
-    /// Counts the next field, setting its bit when it `got` a value.
-    fn field(&mut self, got: bool) {
-        if got {
-            self.bits.set(self.next);
+    /// Counts the next field (when fields are marked), setting its bit when it `got` a value.
+    #[inline(always)]
+    fn field(marks: &mut Option<&mut Marks<'_>>, got: bool) {
+        if let Some(marks) = marks.as_deref_mut() {
+            if got {
+                marks.bits.set(marks.next);
+            }
+            marks.next += 1;
         }
-        self.next += 1;
     }
 }

@@ -8,12 +8,15 @@
 //! - [`transform`]: the built-in transforms.
 //! - [`phone`]: phone numbers to E.164 (the `e164` transform).
 //! - [`fields`]: payload field plans.
+//! - [`field_types`]: the JSON types a platform takes at its fields, checked where they are built.
+//! - [`warning`]: a warning about one payload field, reported beside the payload.
 //! - [`payload`]: the payload built per event, borrowing from the event and the plan.
 //! - [`compile`]: mapping files and rows into a [`compile::CompiledMapping`].
 //! - [`lint`]: paths that can never match (warnings at load).
 
 pub mod compile;
 pub mod condition;
+pub mod field_types;
 pub mod fields;
 pub mod lint;
 pub mod path;
@@ -22,6 +25,7 @@ pub mod phone;
 pub mod resolve;
 pub mod spec;
 pub mod transform;
+pub mod warning;
 
 pub use crate::load::{CompileError, Pointer};
 

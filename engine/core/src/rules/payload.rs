@@ -67,7 +67,7 @@ impl<'a> Payload<'a> {
     }
 
     /// The value of a payload that holds one (not built objects or arrays).
-    fn as_json(&self) -> Option<&Value> {
+    pub fn as_json(&self) -> Option<&Value> {
         match self {
             Payload::Ref(v) => Some(v),
             Payload::Owned(v) => Some(v),

@@ -5,6 +5,7 @@
 //! the value itself: it may be personal data.
 
 use super::condition::as_number;
+use super::field_types::FieldType;
 use super::phone::{Country, to_e164};
 use super::spec::{ContentIdMode, ConversionAmount, ProductIdContentType, Transform};
 use crate::event::parse_timestamp;
@@ -14,7 +15,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
-/// Destination settings that some transforms read, fixed at compile time.
+/// Destination settings that some transforms and field plans read, fixed at compile time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompileContext {
     pub content_id: ContentIdMode,
@@ -23,6 +24,9 @@ pub struct CompileContext {
     pub default_country: Option<Country>,
     /// The content type of a content id that is a `product_id`.
     pub product_id_content_type: ProductIdContentType,
+    /// The types the platform takes at the fields of its event object ([`FieldType::at`]): each
+    /// field plan of a typed field checks its values against its type. `None`: nothing checked.
+    pub field_types: Option<&'static [(&'static str, FieldType)]>,
 }
 
 /// A transform ready to apply.
@@ -247,15 +251,8 @@ fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
     if s.is_empty() {
         return Ok(None);
     }
-    if let Ok(i) = s.parse::<i64>() {
-        return Ok(Some(Cow::Owned(Value::from(i))));
-    }
-    let f = s
-        .parse::<f64>()
-        .ok()
-        .filter(|f| f.is_finite())
-        .ok_or("not a number")?;
-    Ok(Some(Cow::Owned(Value::from(f))))
+    let number = crate::text::number(s).ok_or("not a number")?;
+    Ok(Some(Cow::Owned(number)))
 }
 
 fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {

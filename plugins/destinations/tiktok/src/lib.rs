@@ -160,6 +160,7 @@ impl Tiktok {
             conversion_amount: config.conversion_amount,
             default_country: *default_country,
             product_id_content_type: config.product_id_content_type,
+            field_types: Some(types::EVENT_FIELDS),
         };
         let routing = Routing::compile(&config.common, &mapping.value, ctx, at);
         if let Err(e) = &routing {
@@ -368,9 +369,9 @@ impl DestinationPlugin for Tiktok {
 
     /// The payload with `event` (the target name). `event_id` is always the source event's id (the
     /// pixel/server de-duplication key), even when a custom mapping leaves it out or maps it from
-    /// elsewhere. Fields TikTok takes as text or numbers are checked in the same pass over the
-    /// fields ([`types`]); a `Placed Order` without its first-order flag is warned about
-    /// ([`new_customer`]).
+    /// elsewhere. The fields TikTok types were checked as they were built ([`types`]); a
+    /// `contents` entry without its id and a `Placed Order` without its first-order flag are
+    /// warned about ([`new_customer`]).
     fn encode<'a>(
         &'a self,
         target: &'a str,
@@ -379,17 +380,17 @@ impl DestinationPlugin for Tiktok {
         warnings: &mut Vec<Warning>,
     ) -> Payload<'a> {
         let (mut has_id, mut has_time, mut has_limited) = (false, false, false);
-        fields.retain_mut(|(key, value)| {
+        for (key, value) in fields.iter_mut() {
             match *key {
                 // The source event's id whatever the mapping put there: the pixel's copy carries
                 // it, and TikTok de-duplicates the two copies only when both do.
                 "event_id" => (has_id, *value) = (true, Payload::Str(event.id())),
                 "event_time" => has_time = true,
                 "limited_data_use" => has_limited = true,
-                other => return types::check_field(other, value, warnings),
+                "properties" => types::warn_missing_ids(value, warnings),
+                _ => {}
             }
-            true
-        });
+        }
         new_customer::check(event, warnings);
         let head = [
             Some(("event", Payload::Str(target))),
