@@ -33,13 +33,20 @@ pub fn value_text(v: &Value) -> String {
 /// Writes `s` as a JSON string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     if needs_escape(s.as_bytes()) {
-        return serialize(out, s);
+        return write_escaped(out, s);
     }
     out.reserve(s.len() + 2);
     out.push(b'"');
     out.extend_from_slice(s.as_bytes());
     out.push(b'"');
     Ok(())
+}
+
+/// [`write_str`] of a string with characters to escape: rare, kept out of the common path.
+#[cold]
+#[inline(never)]
+fn write_escaped(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    serialize(out, s)
 }
 
 /// Whether a byte of `bytes` must be escaped in a JSON string: a control character, `"` or `\`.
@@ -63,6 +70,8 @@ fn escaped(b: u8) -> bool {
 }
 
 /// No early exit inside a block: that is what lets it be checked with vector instructions.
+/// Inlined: a call per block would cost more than the check.
+#[inline(always)]
 fn block_needs_escape(block: &[u8; 16]) -> bool {
     block.iter().fold(false, |any, &b| any | escaped(b))
 }
