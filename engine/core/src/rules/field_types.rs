@@ -64,6 +64,15 @@ impl FieldType {
         here
     }
 
+    /// The type of a value that is text or a number.
+    pub fn of_scalar(v: &Value) -> Option<FieldType> {
+        match v {
+            Value::String(_) => Some(FieldType::Text),
+            Value::Number(_) => Some(FieldType::Number),
+            _ => None,
+        }
+    }
+
     /// The type of the field `key` of an object of this type.
     fn field(self, key: &str) -> Option<FieldType> {
         match self {

@@ -280,6 +280,20 @@ impl FieldPlan {
         value.or_else(|| self.default.as_ref().map(Payload::Ref))
     }
 
+    /// The type of every value the field gives, when known at load: its last transform's
+    /// ([`CompiledTransform::gives`]), or its constant's when it has no transform, and then only if
+    /// a default is of the same type. An `all_of` (which may give a list) and an `each` give none.
+    fn gives(&self) -> Option<FieldType> {
+        let made = match (&self.source, self.transforms.last()) {
+            (Source::AllOf(_) | Source::Each(..), _) => return None,
+            (_, Some(last)) => last.gives()?,
+            (Source::Const(v), None) => FieldType::of_scalar(v)?,
+            _ => return None,
+        };
+        let default = self.default.as_ref().map(FieldType::of_scalar);
+        default.is_none_or(|d| d == Some(made)).then_some(made)
+    }
+
     /// Gives the paths this field reads from the event a slot in `table` (paths inside `each`
     /// read from its items and keep walking).
     fn intern_paths(&mut self, table: &mut PathTable) {
@@ -530,7 +544,9 @@ pub fn compile_flat(
         match FieldPlan::compile(spec, &label, &at.key(key), ctx) {
             Ok(mut plan) => {
                 if !matches!(plan.source, Source::Each(..)) {
-                    plan.ty = ctx.field_types.and_then(|t| FieldType::at(t, &label));
+                    let ty = ctx.field_types.and_then(|t| FieldType::at(t, &label));
+                    // Settled at load when the plan always gives that type.
+                    plan.ty = ty.filter(|ty| plan.gives() != Some(**ty));
                 }
                 out.insert(key.clone(), plan);
             }
@@ -716,5 +732,54 @@ impl Marks<'_> {
             }
             marks.next += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: FieldType = FieldType::Text;
+    const NUMBER: FieldType = FieldType::Number;
+    const TYPES: &[(&str, FieldType)] = &[
+        ("n1", NUMBER),
+        ("n2", NUMBER),
+        ("n3", NUMBER),
+        ("t1", TEXT),
+        ("t2", TEXT),
+        ("t3", TEXT),
+        ("t4", TEXT),
+        ("t5", TEXT),
+    ];
+
+    #[test]
+    fn a_field_whose_plan_always_gives_its_type_is_settled_at_load() {
+        let fields: FieldMap = serde_yaml::from_str(
+            r#"
+n1: { path: $.a, transform: [number] }
+n2: $.a
+n3: { path: $.a, transform: [number], default: "none" }
+t1: { const: "x" }
+t2: { const: 5 }
+t3: { all_of: [$.a], transform: [sha256] }
+t4: { path: $.a, transform: [trim] }
+t5: { path: $.a, transform: [trim, sha256] }
+untyped: $.a
+"#,
+        )
+        .expect("fields YAML");
+        let ctx = CompileContext {
+            field_types: Some(TYPES),
+            ..CompileContext::default()
+        };
+        let flat = compile_flat(&fields, "", &Pointer::root(), ctx).expect("compiles");
+        let plan = ObjectPlan::from_flat(flat).expect("a tree");
+        let typed: Vec<&str> = plan
+            .entries
+            .iter()
+            .filter(|(_, node)| matches!(node, Node::Typed(_)))
+            .map(|(key, _)| &**key)
+            .collect();
+        assert_eq!(typed, ["n2", "n3", "t2", "t3", "t4"]);
     }
 }

@@ -59,6 +59,33 @@ pub enum CompiledTransform {
 pub type Outcome<'a> = Result<Option<Cow<'a, Value>>, &'static str>;
 
 impl CompiledTransform {
+    /// The type of every value the transform gives, when it is always the same: text or a number.
+    /// A field whose last transform gives the type its platform takes needs no check per event.
+    pub fn gives(&self) -> Option<FieldType> {
+        match self {
+            Self::Sha256
+            | Self::E164(_)
+            | Self::Currency
+            | Self::Country
+            | Self::String
+            | Self::ContentId(_)
+            | Self::ContentType(..)
+            | Self::QueryParam(_) => Some(FieldType::Text),
+            Self::UnixSeconds | Self::Number | Self::Integer | Self::ConversionAmount(_) => {
+                Some(FieldType::Number)
+            }
+            // Text transforms pass other values as they are; the others give any value.
+            Self::Trim
+            | Self::Lower
+            | Self::Upper
+            | Self::Replace(..)
+            | Self::StripPrefix(_)
+            | Self::Alias(_)
+            | Self::Aliases(_)
+            | Self::Lookup(_) => None,
+        }
+    }
+
     pub fn compile(spec: &Transform, ctx: CompileContext) -> Self {
         match spec {
             Transform::Trim => Self::Trim,
