@@ -113,6 +113,10 @@ pub struct FieldPlan {
     /// No `when`, no transforms, no default: the field is its source's value as found (set by
     /// [`FieldPlan::new`]). Most candidates of `first_of` and `all_of` are such bare paths.
     bare: bool,
+    /// An `all_of` whose candidates are all paths without a condition or a default (set by
+    /// [`FieldPlan::new`]): when none of them finds a value, the field is seen to be absent at a
+    /// glance, with no call ([`FieldPlan::build`]).
+    paths_only: bool,
     /// The type the platform takes at the field, when it types it: set at load for the fields of
     /// an object plan ([`compile_flat`]), not for candidates or an `each` (its items' own fields
     /// are typed).
@@ -129,6 +133,18 @@ enum Source {
     FirstPath(Box<[(CompiledPath, Option<Slot>)]>),
     AllOf(Box<[FieldPlan]>),
     Each(CompiledPath, ObjectPlan),
+}
+
+/// Whether every candidate (each a path) finds no value. A loop of its own, inlined:
+/// `Iterator::all` was left a call.
+#[inline(always)]
+fn all_find_nothing(candidates: &[FieldPlan], scope: Scope<'_, '_>) -> bool {
+    for candidate in candidates {
+        if !candidate.finds_nothing(scope) {
+            return false;
+        }
+    }
+    true
 }
 
 /// At most this many values of an `all_of` field are sent.
@@ -180,6 +196,12 @@ impl FieldPlan {
         when: Option<CompiledCondition>,
     ) -> Self {
         let bare = transforms.is_empty() && default.is_none() && when.is_none();
+        let paths_only = match &source {
+            Source::AllOf(candidates) => candidates.iter().all(|c| {
+                matches!(c.source, Source::Path(..)) && c.when.is_none() && c.default.is_none()
+            }),
+            _ => false,
+        };
         Self {
             label: label.into(),
             source,
@@ -187,6 +209,7 @@ impl FieldPlan {
             default,
             when: when.map(Box::new),
             bare,
+            paths_only,
             ty: None,
         }
     }
@@ -230,7 +253,32 @@ impl FieldPlan {
                 Some(found) => self.finish(Payload::Ref(found), scope, warnings),
                 None => self.default.as_ref().map(Payload::Ref),
             },
+            // A path with transforms: its transforms applied with no call to `build_rule`.
+            Source::Path(p, slot) if self.when.is_none() => {
+                match scope.first(p, *slot).filter(|v| !value_is_empty(v)) {
+                    Some(found) => self.finish(Payload::Ref(found), scope, warnings),
+                    None => self.default.as_ref().map(Payload::Ref),
+                }
+            }
+            // The matching keys read `all_of` profile and event properties, which most events
+            // do not hold: seen here when none holds a value.
+            Source::AllOf(candidates)
+                if self.paths_only
+                    && self.when.is_none()
+                    && all_find_nothing(candidates, scope) =>
+            {
+                self.default.as_ref().map(Payload::Ref)
+            }
             _ => self.build_rule(scope, warnings),
+        }
+    }
+
+    /// Whether a candidate that is a path finds no value (nothing, or an empty one).
+    #[inline(always)]
+    fn finds_nothing(&self, scope: Scope<'_, '_>) -> bool {
+        match &self.source {
+            Source::Path(p, slot) => scope.first(p, *slot).is_none_or(value_is_empty),
+            _ => false,
         }
     }
 
@@ -781,5 +829,39 @@ untyped: $.a
             .map(|(key, _)| &**key)
             .collect();
         assert_eq!(typed, ["n2", "n3", "t2", "t3", "t4"]);
+    }
+
+    #[test]
+    fn all_of_paths_that_find_nothing_give_the_default_as_all_of_does() {
+        let fields: FieldMap = serde_yaml::from_str(
+            r#"
+quick: { all_of: ["$.a", { path: "$.b", transform: [upper] }], default: none }
+slow: { all_of: ["$.a", { const: "c" }] }
+"#,
+        )
+        .expect("fields YAML");
+        let flat = compile_flat(&fields, "", &Pointer::root(), CompileContext::default());
+        let plan = ObjectPlan::from_flat(flat.expect("compiles")).expect("a tree");
+        let Node::Field(quick) = &plan.entries[0].1 else {
+            panic!("a field");
+        };
+        assert!(quick.paths_only);
+        let built = |event: serde_json::Value| {
+            let mut warnings = Vec::new();
+            Payload::Object(plan.build(Scope::event(&event), &mut warnings)).to_value()
+        };
+        use serde_json::json;
+        for nothing in [
+            json!({}),
+            json!({"a": "", "b": null}),
+            json!({"a": [], "b": "  "}),
+        ] {
+            assert_eq!(built(nothing), json!({"quick": "none", "slow": "c"}));
+        }
+        assert_eq!(
+            built(json!({"a": "x", "b": "y"})),
+            json!({"quick": ["x", "Y"], "slow": ["x", "c"]})
+        );
+        assert_eq!(built(json!({"b": "y"})), json!({"quick": "Y", "slow": "c"}));
     }
 }
