@@ -234,8 +234,9 @@ impl FieldPlan {
         }
     }
 
-    /// Builds the field's value, or `None` to leave it out. A bare path is looked up right here,
-    /// where the caller is: no call for the commonest field of all.
+    /// Builds the field's value, or `None` to leave it out. The commonest sources are settled
+    /// right here, where the caller is, with no call to `build_rule`: a bare path, a
+    /// path with transforms, and a `first_of` or `all_of` of paths that finds nothing.
     #[inline(always)]
     pub fn build<'a>(
         &'a self,
