@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use switchyard_core::event::SourceEvent;
 use switchyard_core::load::Diagnostic;
 use switchyard_core::router::Status;
-use switchyard_core::rules::fields::Warning;
+use switchyard_core::rules::warning::Warning;
 use switchyard_service::config::{Loaded, load};
 
 /// The time received used by tests (2024-09-02T12:00:00Z).

@@ -9,8 +9,9 @@ use crate::destination::{Activation, ConsentVerdict, DestinationPlugin, Routing}
 use crate::event::SourceEvent;
 use crate::json_text;
 use crate::rules::compile::{CompiledRow, RowGroup};
-use crate::rules::fields::{FieldBits, Warning};
+use crate::rules::fields::FieldBits;
 use crate::rules::payload::Payload;
+use crate::rules::warning::Warning;
 use serde::Serialize;
 use serde_json::Value;
 use smallvec::SmallVec;
@@ -292,7 +293,7 @@ fn why_no_row_applied(rows: &[CompiledRow], doc: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::fields::Warning;
+    use crate::rules::warning::Warning;
 
     #[test]
     fn write_json_writes_what_serde_json_writes() {

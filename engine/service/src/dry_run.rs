@@ -537,8 +537,8 @@ mod tests {
     use super::*;
     use serde::Serialize;
     use serde::ser::SerializeMap;
-    use switchyard_core::rules::fields::Warning;
     use switchyard_core::rules::payload::Payload;
+    use switchyard_core::rules::warning::Warning;
 
     /// Hands out its bytes a few at a time, and fails once with `Interrupted` before each read,
     /// as a signal may make a read fail.

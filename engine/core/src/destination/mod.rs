@@ -21,10 +21,10 @@ pub use transport::{
 use crate::event::SourceEvent;
 use crate::plugin_config::PluginConfig;
 use crate::rules::compile::{CompiledMapping, MappingCompiler};
-use crate::rules::fields::Warning;
 use crate::rules::payload::Payload;
 use crate::rules::spec::{MappingFile, Mode, Row};
 use crate::rules::transform::CompileContext;
+use crate::rules::warning::Warning;
 use crate::rules::{CompileError, Pointer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -2,11 +2,12 @@
 //! [`CompiledMapping`] looked up by source event name.
 
 use super::condition::CompiledCondition;
-use super::fields::{FieldBits, FieldPlan, ObjectPlan, Scope, Warning, compile_flat};
+use super::fields::{FieldBits, FieldPlan, ObjectPlan, Scope, compile_flat};
 use super::payload::Payload;
 use super::resolve::PathTable;
 use super::spec::{MappingFile, Mode, Row};
 use super::transform::CompileContext;
+use super::warning::Warning;
 use super::{CompileError, Pointer};
 use indexmap::IndexMap;
 use serde_json::Value;

@@ -177,10 +177,7 @@ pub fn same(a: &Value, b: &Value) -> bool {
 pub fn as_number(v: &Value) -> Option<f64> {
     match v {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => crate::text::trim(s)
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite()),
+        Value::String(s) => crate::text::number(s)?.as_f64(),
         _ => None,
     }
 }

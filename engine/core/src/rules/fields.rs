@@ -12,14 +12,13 @@ use super::payload::{Payload, value_is_empty};
 use super::resolve::{PathTable, Slot};
 use super::spec::{FieldMap, FieldRule, FieldSpec};
 use super::transform::{CompileContext, CompiledTransform};
+use super::warning::Warning;
 use super::{CompileError, Pointer};
 use indexmap::IndexMap;
 use serde_json::Value;
 use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
-
-pub use super::warning::Warning;
 
 /// Where paths point while a field is built: the whole event, the current item inside `each`, and
 /// the event's plain paths resolved in one pass ([`PathTable::resolve`]; empty when not resolved).

@@ -21,7 +21,6 @@ use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
-use switchyard_core::rules::fields::Warning;
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
 use switchyard_core::rules::phone::Country;
@@ -29,6 +28,7 @@ use switchyard_core::rules::spec::{
     ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
 };
 use switchyard_core::rules::transform::CompileContext;
+use switchyard_core::rules::warning::Warning;
 use switchyard_core::rules::{Pointer, mapping_schema};
 use switchyard_core::secret::Secret;
 

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 use switchyard_core::event::SourceEvent;
-use switchyard_core::rules::fields::Warning;
+use switchyard_core::rules::warning::Warning;
 
 /// The source event that must carry the flag.
 pub const PLACED_ORDER: &str = "Placed Order";

@@ -10,8 +10,8 @@
 
 use serde_json::Value;
 use switchyard_core::rules::field_types::FieldType;
-use switchyard_core::rules::fields::Warning;
 use switchyard_core::rules::payload::Payload;
+use switchyard_core::rules::warning::Warning;
 
 const TEXT: FieldType = FieldType::Text;
 const NUMBER: FieldType = FieldType::Number;
