@@ -267,7 +267,8 @@ fn map_converts_or_leaves_out_fields_of_the_wrong_type_and_warns() {
 fn a_line_that_is_not_utf8_is_refused_alone_and_kept_as_a_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
     let good = event("Viewed Product", json!({"product_id": "p1", "price": 5}));
-    // 300 lines, so that the bad one is in the second chunk the dry run reads; one blank line.
+    // 300 lines, so that the bad one is in a later chunk than the first the dry run reads (it
+    // reads 32 lines at a time); one blank line.
     let mut input = Vec::new();
     for i in 0..300 {
         match i {

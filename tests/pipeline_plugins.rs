@@ -168,7 +168,7 @@ fn a_failing_plugin_fails_its_events_only_and_keeps_them_as_dead_letters() {
 #[test]
 fn three_poison_events_of_five_hundred_fail_alone_and_the_rest_pass() {
     let transforms = plugin_entry("picky", "hostile", json!({"mode": "picky"}), "");
-    // Two neighbours in the first chunk of 256 lines, one in the second.
+    // Two neighbours in one chunk of lines (`map` reads 32 at a time), one in a later chunk.
     let booms = [7, 8, 400];
     let events: Vec<Value> = (0..500)
         .map(|i| {
