@@ -16,7 +16,7 @@
 //! when a part of it must change. Warnings name fields as labels do: `properties.contents[].price`
 //! for a field of every item, `properties.contents[1].price` for one item of a list taken whole.
 
-use super::payload::Payload;
+use super::payload::{Payload, value_is_empty};
 use super::warning::Warning;
 use serde_json::Value;
 use std::sync::Arc;
@@ -275,6 +275,30 @@ fn scan(v: &Value, ty: FieldType, at: &At<'_>, warnings: &mut Vec<Warning>) -> b
     }
 }
 
+/// A value the mapping gives as it is (a `const`, a `default`) at a field the platform types as
+/// `ty`, settled at load: converted where it converts, as a value built per event would be; the
+/// reason it cannot be sent where it does not (with where, for a part of it). An empty value
+/// (`null`, `""`, `[]`, `{}`) stays: it means the field is absent.
+pub fn settle_constant(v: &mut Value, ty: FieldType, label: &Arc<str>) -> Result<(), String> {
+    let mut refused = Vec::new();
+    if value_is_empty(v) || scan(v, ty, &At::root(label), &mut refused) {
+        return Ok(());
+    }
+    match refused.first() {
+        None => {
+            repair(v, ty);
+            Ok(())
+        }
+        Some(w) => {
+            let why = w.message.strip_suffix(": left out").unwrap_or(w.message);
+            Err(match *w.field == **label {
+                true => format!("{why}: it would never be sent"),
+                false => format!("`{}`: {why}: it would never be sent", w.field),
+            })
+        }
+    }
+}
+
 /// Makes `v` of type `ty`, as [`scan`] found it is not (without warning again): converts what
 /// converts, removes the rest. False when nothing of it is left.
 fn repair(v: &mut Value, ty: FieldType) -> bool {
@@ -430,6 +454,77 @@ mod tests {
             .map(|w| (w.field.to_string(), w.message))
             .collect();
         (payload, warnings)
+    }
+
+    /// The errors of compiling a row with these `fields` with [`TYPES`], as (pointer, message).
+    fn refused(fields: &str) -> Vec<(String, String)> {
+        let yaml = format!("rows:\n  - source: A\n    target: B\n    fields:\n{fields}");
+        let file: MappingFile = serde_yaml::from_str(&yaml).expect("mapping YAML");
+        let ctx = CompileContext {
+            field_types: Some(TYPES),
+            ..CompileContext::default()
+        };
+        let errors = compile_mapping(&file, ctx).expect_err("refused");
+        errors.into_iter().map(|e| (e.pointer, e.message)).collect()
+    }
+
+    #[test]
+    fn constants_and_defaults_are_converted_at_load() {
+        let fields = r#"
+      user.ip: { const: 12345 }
+      user.locale: { const: "" }
+      properties.value: { path: $.value, default: " 0.50 " }
+      properties.contents: { const: [{ content_id: 7, price: "19.90", other: true }] }
+"#;
+        let (sent, warnings) = built(fields, &json!({}));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            sent,
+            json!({"user": {"ip": "12345"},
+                   "properties": {"value": 0.5,
+                                  "contents": [{"content_id": "7", "price": 19.9, "other": true}]}}),
+            "converted as a value built per event is; an empty constant means absent"
+        );
+        let (sent, _) = built(fields, &json!({"value": "3"}));
+        assert_eq!(
+            sent["properties"]["value"],
+            json!(3),
+            "the path's value first"
+        );
+    }
+
+    #[test]
+    fn constants_and_defaults_that_cannot_be_sent_are_refused_at_load() {
+        let fields = r#"
+      properties.value: { const: lots }
+      user.ip: { path: $.ip, default: [203.0.113.7] }
+      properties.contents: { const: [{ content_id: p1, price: cheap }] }
+      user.locale: { const: "12", transform: [number] }
+      properties.query: { const: tee }
+"#;
+        let at = "/rows/0/fields";
+        assert_eq!(
+            refused(fields),
+            [
+                (
+                    format!("{at}/properties.value/const"),
+                    "text that is no number where the platform takes a number: it would never \
+                     be sent"
+                        .to_owned()
+                ),
+                (
+                    format!("{at}/user.ip/default"),
+                    "an array where the platform takes text: it would never be sent".to_owned()
+                ),
+                (
+                    format!("{at}/properties.contents/const"),
+                    "`properties.contents[0].price`: text that is no number where the platform \
+                     takes a number: it would never be sent"
+                        .to_owned()
+                ),
+            ],
+            "a constant a transform changes is checked as it comes out, per event"
+        );
     }
 
     #[test]

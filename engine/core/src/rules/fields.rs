@@ -342,6 +342,21 @@ impl FieldPlan {
         default.is_none_or(|d| d == Some(made)).then_some(made)
     }
 
+    /// Settles the values the field gives as they are against the type `ty` the platform takes
+    /// there, at load ([`field_types::settle_constant`]): its `const` when no transform changes it, and its
+    /// `default`. `at` is the field's place in the file, for the error.
+    fn settle_constants(&mut self, ty: FieldType, at: &Pointer) -> Result<(), CompileError> {
+        if let (Source::Const(v), true) = (&mut self.source, self.transforms.is_empty()) {
+            field_types::settle_constant(v, ty, &self.label)
+                .map_err(|m| at.key("const").error(m))?;
+        }
+        if let Some(v) = &mut self.default {
+            field_types::settle_constant(v, ty, &self.label)
+                .map_err(|m| at.key("default").error(m))?;
+        }
+        Ok(())
+    }
+
     /// Gives the paths this field reads from the event a slot in `table` (paths inside `each`
     /// read from its items and keep walking).
     fn intern_paths(&mut self, table: &mut PathTable) {
@@ -593,6 +608,12 @@ pub fn compile_flat(
             Ok(mut plan) => {
                 if !matches!(plan.source, Source::Each(..)) {
                     let ty = ctx.field_types.and_then(|t| FieldType::at(t, &label));
+                    if let Some(ty) = ty
+                        && let Err(e) = plan.settle_constants(*ty, &at.key(key))
+                    {
+                        errors.push(e);
+                        continue;
+                    }
                     // Settled at load when the plan always gives that type.
                     plan.ty = ty.filter(|ty| plan.gives() != Some(**ty));
                 }
@@ -806,7 +827,7 @@ mod tests {
             r#"
 n1: { path: $.a, transform: [number] }
 n2: $.a
-n3: { path: $.a, transform: [number], default: "none" }
+n3: { path: $.a, transform: [number], default: "7" }
 t1: { const: "x" }
 t2: { const: 5 }
 t3: { all_of: [$.a], transform: [sha256] }
@@ -828,7 +849,9 @@ untyped: $.a
             .filter(|(_, node)| matches!(node, Node::Typed(_)))
             .map(|(key, _)| &**key)
             .collect();
-        assert_eq!(typed, ["n2", "n3", "t2", "t3", "t4"]);
+        // A constant or default of another type that converts is converted at load (`t2`, `n3`'s
+        // default), so its field is settled too.
+        assert_eq!(typed, ["n2", "t3", "t4"]);
     }
 
     #[test]
