@@ -401,7 +401,8 @@ fn refusal(ty: FieldType, found: Found) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::compile::compile_mapping;
+    use crate::rules::CompileError;
+    use crate::rules::compile::{CompiledMapping, compile_mapping};
     use crate::rules::spec::MappingFile;
     use crate::rules::transform::CompileContext;
     use serde_json::json;
@@ -439,13 +440,7 @@ mod tests {
     /// The payload of a row with these `fields` (YAML lines indented by six spaces), compiled
     /// with [`TYPES`] and built from `event`, and its warnings as (field, message).
     fn built(fields: &str, event: &Value) -> (Value, Vec<(String, &'static str)>) {
-        let yaml = format!("rows:\n  - source: A\n    target: B\n    fields:\n{fields}");
-        let file: MappingFile = serde_yaml::from_str(&yaml).expect("mapping YAML");
-        let ctx = CompileContext {
-            field_types: Some(TYPES),
-            ..CompileContext::default()
-        };
-        let mapping = compile_mapping(&file, ctx).expect("compiles");
+        let mapping = compiled(fields).expect("compiles");
         let row = &mapping.rows_for("A")[0];
         let mut warnings = Vec::new();
         let payload = Payload::Object(row.build(event, &mut warnings)).to_value();
@@ -458,14 +453,19 @@ mod tests {
 
     /// The errors of compiling a row with these `fields` with [`TYPES`], as (pointer, message).
     fn refused(fields: &str) -> Vec<(String, String)> {
+        let errors = compiled(fields).expect_err("refused");
+        errors.into_iter().map(|e| (e.pointer, e.message)).collect()
+    }
+
+    /// A mapping of one row (`A` to `B`) with these `fields`, compiled with [`TYPES`].
+    fn compiled(fields: &str) -> Result<CompiledMapping, Vec<CompileError>> {
         let yaml = format!("rows:\n  - source: A\n    target: B\n    fields:\n{fields}");
         let file: MappingFile = serde_yaml::from_str(&yaml).expect("mapping YAML");
         let ctx = CompileContext {
             field_types: Some(TYPES),
             ..CompileContext::default()
         };
-        let errors = compile_mapping(&file, ctx).expect_err("refused");
-        errors.into_iter().map(|e| (e.pointer, e.message)).collect()
+        compile_mapping(&file, ctx)
     }
 
     #[test]
