@@ -19,6 +19,7 @@ pub mod schema_doc;
 mod schema_errors;
 mod scope;
 mod spans;
+mod yaml_error;
 
 pub use diagnostic::{Diagnostic, Severity, pointer_to_path};
 pub use pointer::{CompileError, Pointer};
@@ -226,7 +227,7 @@ fn check_text<T: DeserializeOwned>(
     }
     let mut value: Value = match serde_yaml::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Checked::failed(vec![yaml_error(file, &e)]),
+        Err(e) => return Checked::failed(vec![yaml_error::diagnostic(file, text, &e)]),
     };
     let spans = SpanIndex::build(text);
     let unresolved = interpolate::interpolate(&mut value, &schema.secret_keys, guarded, &|name| {
@@ -313,14 +314,6 @@ fn refused(file: &Path, refusal: limits::Refusal) -> Diagnostic {
     let d = Diagnostic::error(file, refusal.message);
     match refusal.at {
         Some((line, column)) => d.at(line, column),
-        None => d,
-    }
-}
-
-fn yaml_error(file: &Path, e: &serde_yaml::Error) -> Diagnostic {
-    let d = Diagnostic::error(file, format!("not valid YAML: {e}"));
-    match e.location() {
-        Some(loc) => d.at(loc.line(), loc.column()),
         None => d,
     }
 }

@@ -26,6 +26,11 @@ impl SpanIndex {
         }
     }
 
+    /// The JSON pointers of every node placed.
+    pub fn pointers(&self) -> impl Iterator<Item = &str> {
+        self.spans.keys().map(String::as_str)
+    }
+
     /// The place of the node at `pointer`, or of its nearest ancestor that has one.
     pub fn locate(&self, pointer: &str) -> (usize, usize) {
         let mut p = pointer;

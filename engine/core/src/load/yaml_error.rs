@@ -1,0 +1,130 @@
+//! serde_yaml's errors as diagnostics: placed where serde_yaml found the problem, with the JSON
+//! path of the value it names (it writes `destinations[0].delivery.max_attempts: ` before the
+//! reason), and the reason in the words of the other load errors, without the place serde_yaml
+//! repeats at its end.
+
+use super::diagnostic::{Diagnostic, pointer_to_path};
+use super::spans::SpanIndex;
+use std::path::Path;
+
+/// The diagnostic of `text`, which serde_yaml could not read.
+pub fn diagnostic(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let mut message = e.to_string();
+    let mut d = Diagnostic::error(file, String::new());
+    if let Some(loc) = e.location() {
+        let place = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(at) = message.find(&place) {
+            message.replace_range(at..at + place.len(), "");
+        }
+        d = d.at(loc.line(), loc.column());
+    }
+    let (pointer, reason) = match message.split_once(": ") {
+        Some((named, reason)) => match pointer_named(text, named) {
+            Some(pointer) => (Some(pointer), reason),
+            None => (None, message.as_str()),
+        },
+        None => (None, message.as_str()),
+    };
+    match pointer {
+        // The YAML is well formed; one value of it cannot be read.
+        Some(pointer) => Diagnostic {
+            message: reworded(reason).to_owned(),
+            ..d
+        }
+        .with_path(pointer_to_path(&pointer)),
+        None => Diagnostic {
+            message: format!("not valid YAML: {reason}"),
+            ..d
+        },
+    }
+}
+
+/// The JSON pointer of the one node of `text` that serde_yaml's path `named` (`a.b[0].c`) names,
+/// if `named` is such a path (a key holding a dot makes two readings; then it names none).
+fn pointer_named(text: &str, named: &str) -> Option<String> {
+    let spans = SpanIndex::build(text);
+    let mut found = spans.pointers().filter(|p| serde_yaml_path(p) == named);
+    match (found.next(), found.next()) {
+        (Some(pointer), None) => Some(pointer.to_owned()),
+        _ => None,
+    }
+}
+
+/// A JSON pointer as serde_yaml writes a path: keys joined by `.`, items as `[0]`.
+fn serde_yaml_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for token in pointer.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{token}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+/// serde_yaml's reasons for a value it cannot read that say little to someone writing a config, said plainly.
+fn reworded(reason: &str) -> &str {
+    match reason {
+        "JSON number out of range" => {
+            "a number too large to be read (numbers are 64-bit integers or decimals)"
+        }
+        "invalid type: enum, expected any valid JSON value" => {
+            "a YAML tag (`!name` before a value) is not supported: write the value without it"
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Diagnostic {
+        let e = serde_yaml::from_str::<serde_json::Value>(text).expect_err("not valid");
+        diagnostic(Path::new("c.yaml"), text, &e)
+    }
+
+    #[test]
+    fn a_value_serde_yaml_cannot_take_is_named_by_its_json_path() {
+        let d = read("a:\n  - x: 1\n  - x: 99999999999999999999999\n");
+        assert_eq!((d.line, d.column), (3, 8));
+        assert_eq!(d.path, "$.a[1].x");
+        assert_eq!(
+            d.message,
+            "a number too large to be read (numbers are 64-bit integers or decimals)"
+        );
+        let d = read("sources:\n  web.site: { id: !custom x }\n");
+        assert_eq!(d.path, "$.sources['web.site'].id", "{}", d.message);
+        assert!(d.message.starts_with("a YAML tag"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_path_with_two_readings_names_none() {
+        let d = read("a.b: 1\na:\n  b: !custom x\n");
+        assert_eq!(d.path, "$");
+        assert!(
+            d.message.contains("a.b: "),
+            "the reason keeps it: {}",
+            d.message
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_keeps_its_reason_and_is_placed_once() {
+        let d = read("a: [1, 2\nb: 3\n");
+        assert_eq!(d.path, "$");
+        assert_eq!((d.line, d.column), (2, 2));
+        assert!(
+            d.message
+                .starts_with("not valid YAML: did not find expected ',' or ']', while"),
+            "{}",
+            d.message
+        );
+        assert!(!d.message.contains("line 2 column 2"), "{}", d.message);
+    }
+}
