@@ -5,8 +5,9 @@
 //! "expected one of `a`, `b`"; otherwise the branch the value came closest to matching is explained,
 //! recursively. Messages are masked: they never echo the value (it may be a pasted secret).
 
+use jsonschema::JsonType;
 use jsonschema::ValidationError;
-use jsonschema::error::ValidationErrorKind;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
 /// For value errors (pattern, range, length), the description of the field in the schema, lower-cased
@@ -141,6 +142,9 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
         | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
             return unknown_keys(error, schema, &pointer, unexpected);
         }
+        ValidationErrorKind::Type { kind } => {
+            return wrong_type(pointer, &taken_words(kind), error.instance());
+        }
         _ => {
             let mut message = error.masked().to_string();
             if let Some(hint) = expectation(error, schema) {
@@ -150,31 +154,35 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
         }
     };
     if let Some(options) = constant_options(branches, &pointer, schema) {
-        let constants: Vec<Value> = options
-            .iter()
-            .filter(|o| !o.starts_with("`{"))
-            .map(|o| Value::String(o.trim_matches('`').to_owned()))
-            .collect();
-        let repair = replacement(error, &pointer, constants.iter());
-        return vec![
-            Explained::new(
-                pointer,
-                format!(
-                    "{}expected one of {}",
-                    suggest(error, &options),
-                    options.join(", ")
-                ),
-            )
-            .repaired(repair),
-        ];
+        return vec![one_of_constants(error, pointer, &options)];
     }
     if let Some(tag) = tag_mismatch(branches, &pointer) {
         return vec![tag];
+    }
+    if let Some(taken) = types_taken(branches, &pointer) {
+        return wrong_type(pointer, &taken, error.instance());
     }
     match closest_branch(branches, &pointer) {
         Some(branch) => branch.iter().flat_map(|e| explain(e, schema)).collect(),
         None => vec![Explained::new(pointer, error.masked().to_string())],
     }
+}
+
+/// A value that is none of the constants `options` (as quoted for messages) a `oneOf` takes:
+/// the closest, if one is close, and the list.
+fn one_of_constants(error: &ValidationError<'_>, pointer: String, options: &[String]) -> Explained {
+    let constants: Vec<Value> = options
+        .iter()
+        .filter(|o| !o.starts_with("`{"))
+        .map(|o| Value::String(o.trim_matches('`').to_owned()))
+        .collect();
+    let repair = replacement(error, &pointer, constants.iter());
+    let message = format!(
+        "{}expected one of {}",
+        suggest(error, options),
+        options.join(", ")
+    );
+    Explained::new(pointer, message).repaired(repair)
 }
 
 /// One finding per key the object at `pointer` may not have, placed at the key, never naming it
@@ -378,6 +386,70 @@ fn tag_mismatch(branches: &[Vec<ValidationError<'static>>], pointer: &str) -> Op
         tag_pointer?.to_owned(),
         format!("expected one of {}", options.join(", ")),
     ))
+}
+
+/// The types the branches take, in words, when the value at `pointer` is of none of them: every
+/// branch fails on `type` at the value itself (`5` where a field takes a path or a rule).
+fn types_taken(
+    branches: &[Vec<ValidationError<'static>>],
+    pointer: &str,
+) -> Option<Vec<&'static str>> {
+    let mut taken = Vec::new();
+    for branch in branches {
+        let kind = branch.iter().find_map(|e| match e.kind() {
+            ValidationErrorKind::Type { kind } if e.instance_path().as_str() == pointer => {
+                Some(kind)
+            }
+            _ => None,
+        })?;
+        for words in taken_words(kind) {
+            if !taken.contains(&words) {
+                taken.push(words);
+            }
+        }
+    }
+    (!taken.is_empty()).then_some(taken)
+}
+
+/// The types a `type` keyword takes, in words.
+fn taken_words(kind: &TypeKind) -> Vec<&'static str> {
+    match kind {
+        TypeKind::Single(t) => vec![type_words(*t)],
+        TypeKind::Multiple(set) => set.iter().map(type_words).collect(),
+    }
+}
+
+/// A value of a type the schema does not take there: the types it takes, and the type found
+/// (never the value, which may be a pasted secret).
+fn wrong_type(pointer: String, taken: &[&str], found: &Value) -> Vec<Explained> {
+    let found = type_words(json_type(found));
+    let message = format!("expected {}, found {found}", taken.join(" or "));
+    vec![Explained::new(pointer, message)]
+}
+
+/// A JSON type as the messages name it.
+fn type_words(t: JsonType) -> &'static str {
+    match t {
+        JsonType::String => "text",
+        JsonType::Number => "a number",
+        JsonType::Integer => "a whole number",
+        JsonType::Object => "an object",
+        JsonType::Array => "a list",
+        JsonType::Boolean => "true or false",
+        JsonType::Null => "null",
+    }
+}
+
+/// The JSON type of a value (any number a `Number`).
+fn json_type(v: &Value) -> JsonType {
+    match v {
+        Value::Null => JsonType::Null,
+        Value::Bool(_) => JsonType::Boolean,
+        Value::Number(_) => JsonType::Number,
+        Value::String(_) => JsonType::String,
+        Value::Array(_) => JsonType::Array,
+        Value::Object(_) => JsonType::Object,
+    }
 }
 
 /// The branch the value came closest to: one that does not reject the value's type outright and
