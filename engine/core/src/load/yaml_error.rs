@@ -18,11 +18,8 @@ pub fn diagnostic(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic 
         }
         d = d.at(loc.line(), loc.column());
     }
-    let (pointer, reason) = match message.split_once(": ") {
-        Some((named, reason)) => match pointer_named(text, named) {
-            Some(pointer) => (Some(pointer), reason),
-            None => (None, message.as_str()),
-        },
+    let (pointer, reason) = match pointer_named(text, &message) {
+        Some((pointer, reason)) => (Some(pointer), reason),
         None => (None, message.as_str()),
     };
     match pointer {
@@ -39,13 +36,19 @@ pub fn diagnostic(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic 
     }
 }
 
-/// The JSON pointer of the one node of `text` that serde_yaml's path `named` (`a.b[0].c`) names,
-/// if `named` is such a path (a key holding a dot makes two readings; then it names none).
-fn pointer_named(text: &str, named: &str) -> Option<String> {
+/// The JSON pointer of the one node of `text` whose serde_yaml path (`a.b[0].c: `) opens
+/// `message`, and the reason after it; none when no node's path does, or several do (a key
+/// holding a dot or `: ` can make two readings).
+fn pointer_named<'m>(text: &str, message: &'m str) -> Option<(String, &'m str)> {
     let spans = SpanIndex::build(text);
-    let mut found = spans.pointers().filter(|p| serde_yaml_path(p) == named);
+    let mut found = spans.pointers().filter_map(|p| {
+        let reason = message
+            .strip_prefix(&serde_yaml_path(p))?
+            .strip_prefix(": ")?;
+        Some((p, reason))
+    });
     match (found.next(), found.next()) {
-        (Some(pointer), None) => Some(pointer.to_owned()),
+        (Some((pointer, reason)), None) => Some((pointer.to_owned(), reason)),
         _ => None,
     }
 }
@@ -101,6 +104,14 @@ mod tests {
         let d = read("sources:\n  web.site: { id: !custom x }\n");
         assert_eq!(d.path, "$.sources['web.site'].id", "{}", d.message);
         assert!(d.message.starts_with("a YAML tag"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_key_holding_a_colon_does_not_blame_another_key() {
+        // The error is not blamed on `page` (the text before the first `: `); the quoted key's
+        // node is not found, so it names no path rather than a wrong one.
+        let d = read("page: 1\n\"page: url\": { id: !custom x }\n");
+        assert_eq!(d.path, "$", "{}", d.message);
     }
 
     #[test]
