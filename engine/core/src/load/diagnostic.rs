@@ -1,5 +1,6 @@
 //! A diagnostic: one problem in one file, with its line, column and JSON path, ready to print.
 
+use super::pointer::{Token, tokens};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -73,23 +74,27 @@ impl fmt::Display for Diagnostic {
 /// Turns a JSON pointer (`/destinations/0/pixel_id`) into a JSON path (`$.destinations[0].pixel_id`).
 pub fn pointer_to_path(pointer: &str) -> String {
     let mut out = String::from("$");
-    for token in pointer.split('/').skip(1) {
-        let token = token.replace("~1", "/").replace("~0", "~");
-        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
-            out.push('[');
-            out.push_str(&token);
-            out.push(']');
-        } else if !token.is_empty()
-            && token
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            out.push('.');
-            out.push_str(&token);
-        } else {
-            out.push_str("['");
-            out.push_str(&token.replace('\'', "\\'"));
-            out.push_str("']");
+    for token in tokens(pointer) {
+        match token {
+            Token::Index(i) => {
+                out.push('[');
+                out.push_str(&i);
+                out.push(']');
+            }
+            Token::Key(key)
+                if !key.is_empty()
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+            {
+                out.push('.');
+                out.push_str(&key);
+            }
+            Token::Key(key) => {
+                out.push_str("['");
+                out.push_str(&key.replace('\'', "\\'"));
+                out.push_str("']");
+            }
         }
     }
     out

@@ -45,3 +45,23 @@ impl Pointer {
         }
     }
 }
+
+/// One step of a JSON pointer, unescaped (`~1` is `/`, `~0` is `~`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    /// A list position: a token of digits only (a pointer alone cannot tell it from a key made of
+    /// digits).
+    Index(String),
+    Key(String),
+}
+
+/// The steps of `pointer` (`/destinations/0/pixel_id`), in order.
+pub fn tokens(pointer: &str) -> impl Iterator<Item = Token> + '_ {
+    pointer.split('/').skip(1).map(|token| {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        match !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
+            true => Token::Index(token),
+            false => Token::Key(token),
+        }
+    })
+}

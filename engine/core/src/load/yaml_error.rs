@@ -4,6 +4,7 @@
 //! repeats at its end.
 
 use super::diagnostic::{Diagnostic, pointer_to_path};
+use super::pointer::{Token, tokens};
 use super::spans::SpanIndex;
 use std::path::Path;
 
@@ -56,15 +57,15 @@ fn pointer_named<'m>(text: &str, message: &'m str) -> Option<(String, &'m str)> 
 /// A JSON pointer as serde_yaml writes a path: keys joined by `.`, items as `[0]`.
 fn serde_yaml_path(pointer: &str) -> String {
     let mut out = String::new();
-    for token in pointer.split('/').skip(1) {
-        let token = token.replace("~1", "/").replace("~0", "~");
-        if !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{token}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
+    for token in tokens(pointer) {
+        match token {
+            Token::Index(i) => out.push_str(&format!("[{i}]")),
+            Token::Key(key) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&key);
             }
-            out.push_str(&token);
         }
     }
     out
