@@ -277,26 +277,32 @@ fn scan(v: &Value, ty: FieldType, at: &At<'_>, warnings: &mut Vec<Warning>) -> b
 
 /// A value the mapping gives as it is (a `const`, a `default`) at a field the platform types as
 /// `ty`, settled at load: converted where it converts, as a value built per event would be; the
-/// reason it cannot be sent where it does not (with where, for a part of it). An empty value
-/// (`null`, `""`, `[]`, `{}`) stays: it means the field is absent.
+/// reason it cannot be sent where it does not (with where, for each part of it that cannot). An
+/// empty value (`null`, `""`, `[]`, `{}`) stays: it means the field is absent.
 pub fn settle_constant(v: &mut Value, ty: FieldType, label: &Arc<str>) -> Result<(), String> {
     let mut refused = Vec::new();
     if value_is_empty(v) || scan(v, ty, &At::root(label), &mut refused) {
         return Ok(());
     }
-    match refused.first() {
-        None => {
-            repair(v, ty);
-            Ok(())
-        }
-        Some(w) => {
-            let why = w.message.strip_suffix(": left out").unwrap_or(w.message);
-            Err(match *w.field == **label {
-                true => format!("{why}: it would never be sent"),
-                false => format!("`{}`: {why}: it would never be sent", w.field),
-            })
-        }
+    if refused.is_empty() {
+        repair(v, ty);
+        return Ok(());
     }
+    let reasons: Vec<String> = refused
+        .iter()
+        .map(|w| {
+            let why = w.message.strip_suffix(": left out").unwrap_or(w.message);
+            match *w.field == **label {
+                true => why.to_owned(),
+                false => format!("`{}`: {why}", w.field),
+            }
+        })
+        .collect();
+    let never = match reasons.len() {
+        1 => "it would never be sent",
+        _ => "they would never be sent",
+    };
+    Err(format!("{}: {never}", reasons.join("; ")))
 }
 
 /// Makes `v` of type `ty`, as [`scan`] found it is not (without warning again): converts what
@@ -498,7 +504,7 @@ mod tests {
         let fields = r#"
       properties.value: { const: lots }
       user.ip: { path: $.ip, default: [203.0.113.7] }
-      properties.contents: { const: [{ content_id: p1, price: cheap }] }
+      properties.contents: { const: [{ content_id: p1, price: cheap }, { content_id: p2, quantity: [2] }] }
       user.locale: { const: "12", transform: [number] }
       properties.query: { const: tee }
 "#;
@@ -519,7 +525,8 @@ mod tests {
                 (
                     format!("{at}/properties.contents/const"),
                     "`properties.contents[0].price`: text that is no number where the platform \
-                     takes a number: it would never be sent"
+                     takes a number; `properties.contents[1].quantity`: an array where the \
+                     platform takes a number: they would never be sent"
                         .to_owned()
                 ),
             ],
