@@ -688,6 +688,57 @@ fn payload_plugins_act_on_the_browser_copy_of_client_only_rows_too() {
 }
 
 #[test]
+fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
+    // The plugin returns fields TikTok would refuse (or take unhashed): they are converted where
+    // they convert and left out with a warning where they do not, as a mapping's would be.
+    let h = plugin_entry("h", "hostile", json!({"mode": "mistyped"}), "");
+    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
+    let m = map(&config, &[order("o-1", "EUR")]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let at_tiktok = tiktok(&m.lines[0]);
+    assert_eq!(at_tiktok["status"], "sent", "{at_tiktok}");
+    let sent = &at_tiktok["data"][0];
+    let digest = "8c87b489ce35cf2e2f39f80e282cb2e804932a56a213983eeeb428407d43b52d";
+    assert_eq!(
+        sent["user"],
+        json!({"phone": digest, "user_agent": "Mozilla/5.0"}),
+        "{sent}"
+    );
+    assert_eq!(sent["properties"]["value"], json!(19.9), "{sent}");
+    assert_eq!(
+        sent["properties"]["contents"],
+        json!([{"content_id": "5", "quantity": 1}]),
+        "{sent}"
+    );
+    let warned: Vec<(&str, &str)> = at_tiktok["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["field"].as_str().unwrap(), w["message"].as_str().unwrap()))
+        .collect();
+    let unhashed = "not a SHA-256 digest where TikTok takes only hashed values (a payload plugin \
+                    returned it): left out";
+    for expected in [
+        (
+            "user.ip",
+            "an array where the platform takes text: left out",
+        ),
+        (
+            "properties.contents[0].price",
+            "text that is no number where the platform takes a number: left out",
+        ),
+        ("user.email", unhashed),
+        ("user.external_id", unhashed),
+    ] {
+        assert!(warned.contains(&expected), "{expected:?} in {warned:?}");
+    }
+    assert!(
+        !at_tiktok.to_string().contains("someone@example.com"),
+        "the plain e-mail is nowhere in the outcome: {at_tiktok}"
+    );
+}
+
+#[test]
 fn destination_plugin_declarations_are_checked_at_load() {
     let text = tiktok_config(
         "transforms:\n  - {name: a, path: missing-a.wasm}\npayload_transforms:\n  - {name: b, path: missing-b.wasm}\n",

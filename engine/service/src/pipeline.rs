@@ -347,6 +347,23 @@ fn run_payload_plugins(
         .into_iter();
     for outcome in sending_at(fates, dest.name()) {
         put_back(outcome, &mut transformed);
+        settle_returned(dest, outcome);
+    }
+}
+
+/// Holds the event objects the payload plugins returned into `outcome` to what the platform takes
+/// (`DestinationPlugin::settle_returned`): a plugin's field of the wrong type, or a matching key
+/// that is not hashed, is converted or left out with a warning, as the mapping's would be.
+fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
+    let plugin = dest.plugin();
+    let own = outcome.client_data.iter_mut().filter_map(|c| match c {
+        ClientPayload::Own(p) => Some(p),
+        ClientPayload::Server(_) => None,
+    });
+    for payload in outcome.data.iter_mut().chain(own) {
+        if let Payload::Owned(object) = payload {
+            plugin.settle_returned(object, &mut outcome.warnings);
+        }
     }
 }
 

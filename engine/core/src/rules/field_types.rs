@@ -18,7 +18,7 @@
 
 use super::payload::{Payload, value_is_empty};
 use super::warning::Warning;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 /// What a platform takes at a field.
@@ -112,6 +112,27 @@ pub fn check(
     warnings: &mut Vec<Warning>,
 ) -> bool {
     check_at(p, ty, &At::root(label), warnings)
+}
+
+/// Checks an event object made outside the mapping (what a payload plugin returned) against the
+/// types `fields` of the platform's event object, as a built payload is checked: what converts is
+/// converted, the rest left out with `warnings` (labels from the object's own fields: `user.ip`,
+/// `properties.contents[1].price`). Empty values stay: they mean the field is absent.
+pub fn check_fields(
+    object: &mut Map<String, Value>,
+    fields: &'static [(&'static str, FieldType)],
+    warnings: &mut Vec<Warning>,
+) {
+    for (key, ty) in fields {
+        let Some(v) = object.get_mut(*key) else {
+            continue;
+        };
+        let label: Arc<str> = Arc::from(*key);
+        let keep = value_is_empty(v) || scan(v, *ty, &At::root(&label), warnings) || repair(v, *ty);
+        if !keep {
+            object.remove(*key);
+        }
+    }
 }
 
 /// Where a part of a field is: the field's label, then keys and items. Kept on the stack while

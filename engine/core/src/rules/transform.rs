@@ -187,10 +187,16 @@ pub fn is_sha256_hex(s: &str) -> bool {
 /// The SHA-256 digest of the empty text: a key that matches no one, never sent.
 const EMPTY_TEXT_DIGEST: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
+/// Whether `s` is the SHA-256 digest of the empty text (in either case): a key that stands for no
+/// value at all.
+pub fn is_empty_text_digest(s: &str) -> bool {
+    s.eq_ignore_ascii_case(EMPTY_TEXT_DIGEST)
+}
+
 /// A digest passed on as it is, in the lower case TikTok matches on: never hashed twice. The
 /// digest of the empty text is refused: it stands for no value at all.
 fn digest_as_is<'a>(s: &str) -> Outcome<'a> {
-    if s.eq_ignore_ascii_case(EMPTY_TEXT_DIGEST) {
+    if is_empty_text_digest(s) {
         return Err("a SHA-256 digest of an empty text (it matches no one)");
     }
     Ok(Some(Cow::Owned(Value::String(s.to_ascii_lowercase()))))

@@ -1,9 +1,14 @@
-//! TikTok's hashed matching keys (`user.email`, `user.phone`, ...), and the load-time check that a
-//! mapping sends each of them as a SHA-256 digest: a custom mapping that forgets the `sha256`
-//! transform would otherwise send a customer's e-mail to TikTok in plain text.
+//! TikTok's hashed matching keys (`user.email`, `user.phone`, ...), and the checks that each is sent
+//! as a SHA-256 digest: at load for a mapping (a custom mapping that forgets the `sha256` transform
+//! would otherwise send a customer's e-mail to TikTok in plain text), and per event for what a
+//! payload plugin returned.
 
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use switchyard_core::rules::payload::value_is_empty;
 use switchyard_core::rules::spec::{FieldMap, FieldSpec, MappingFile, Row, Transform};
-use switchyard_core::rules::transform::is_sha256_hex;
+use switchyard_core::rules::transform::{is_empty_text_digest, is_sha256_hex};
+use switchyard_core::rules::warning::Warning;
 
 /// The payload fields TikTok takes only as SHA-256 digests (of the normalised value).
 pub const HASHED_FIELDS: [&str; 6] = [
@@ -62,6 +67,35 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
             Some(Unhashed { pointer, message })
         })
         .collect()
+}
+
+/// The hashed keys of an event object a payload plugin returned: a digest is sent in lower case;
+/// anything else (text that is no digest, the digest of the empty text, a number, a list) is left
+/// out with a warning, as it would reach TikTok unhashed or match no one. Empty values stay absent.
+pub fn settle_returned(object: &mut Map<String, Value>, warnings: &mut Vec<Warning>) {
+    let Some(Value::Object(user)) = object.get_mut("user") else {
+        return;
+    };
+    for field in HASHED_FIELDS {
+        let key = field.trim_start_matches("user.");
+        let Some(value) = user.get_mut(key) else {
+            continue;
+        };
+        match value {
+            v if value_is_empty(v) => continue,
+            Value::String(s) if is_sha256_hex(s) && !is_empty_text_digest(s) => {
+                s.make_ascii_lowercase();
+                continue;
+            }
+            _ => {}
+        }
+        user.remove(key);
+        warnings.push(Warning {
+            field: Arc::from(field),
+            message: "not a SHA-256 digest where TikTok takes only hashed values (a payload plugin \
+                      returned it): left out",
+        });
+    }
 }
 
 /// Whether every value `spec` builds is a SHA-256 digest: its last transform is `sha256`, or it

@@ -21,6 +21,7 @@ use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
+use switchyard_core::rules::field_types;
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::Payload;
 use switchyard_core::rules::phone::Country;
@@ -407,6 +408,15 @@ impl DestinationPlugin for Tiktok {
             fields.push(("limited_data_use", Payload::Owned(Value::Bool(true))));
         }
         Payload::Object(fields)
+    }
+
+    /// What a payload plugin returned, held to the types TikTok takes ([`types::EVENT_FIELDS`])
+    /// and to its hashed keys ([`hashed::settle_returned`]), as the mapping's own objects are.
+    fn settle_returned(&self, object: &mut Value, warnings: &mut Vec<Warning>) {
+        if let Value::Object(fields) = object {
+            field_types::check_fields(fields, types::EVENT_FIELDS, warnings);
+            hashed::settle_returned(fields, warnings);
+        }
     }
 
     fn max_batch(&self) -> usize {

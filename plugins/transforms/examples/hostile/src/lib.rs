@@ -2,12 +2,22 @@
 //! survives each: `loop` (never returns), `grow` (allocates without bound), `trap` (panics),
 //! `huge` (returns a very large event), `malformed` (returns text that is not JSON), `wrong-count`
 //! (returns fewer results than events), `refuse` (refuses its config), `fail` (an error per event),
-//! `picky` (panics only on events that contain `boom`), `drop` (drops every event).
+//! `picky` (panics only on events that contain `boom`), `drop` (drops every event), `mistyped`
+//! (returns, as a payload plugin, a TikTok event object with fields TikTok would refuse: values of
+//! the wrong type, matching keys that are not hashed).
 
 use std::sync::OnceLock;
 use switchyard_plugin_sdk::bindings::{Action, Guest, export};
 
 static MODE: OnceLock<String> = OnceLock::new();
+
+/// What `mistyped` returns: an e-mail in plain text, an upper-case digest, an id that is a number,
+/// an IP address in a list, a value and a price that are text (one a number, one not), a
+/// `content_id` that is a number.
+const MISTYPED: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_time":1725278400,
+"user":{"email":"someone@example.com","phone":"8C87B489CE35CF2E2F39F80E282CB2E804932A56A213983EEEB428407D43B52D",
+"external_id":42,"ip":["203.0.113.7"],"user_agent":"Mozilla/5.0"},
+"properties":{"value":"19.90","currency":"EUR","contents":[{"content_id":5,"price":"cheap","quantity":1}]}}"#;
 
 struct Hostile;
 
@@ -36,6 +46,7 @@ fn misbehave(event: &str) -> Result<Action, String> {
         "malformed" => Ok(Action::Changed("this is {not json".into())),
         "fail" => Err(format!("cannot handle an event of {} bytes", event.len())),
         "drop" => Ok(Action::Drop("not for this shop".into())),
+        "mistyped" => Ok(Action::Changed(MISTYPED.into())),
         _ => Ok(Action::Unchanged),
     }
 }
