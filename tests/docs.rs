@@ -2,11 +2,19 @@
 //! ```` ```yaml destination ```` block (lines added to a TikTok destination on the default mapping)
 //! sets up a destination; each following ```` ```json input ```` event must produce the
 //! ```` ```json output ```` outcome after it.
+//!
+//! The upgrade note's refusals are run too: a ```` ```yaml refused KIND ```` block (`mapping`,
+//! `destination` or `config`: a whole config) must not load, and each line of the
+//! ```` ```text error ```` block after it must be part of its errors; a ```` ```yaml fixed KIND ````
+//! block must load. A ```` ```json refused ```` block is input to `switchyard map` (on a TikTok
+//! destination with the default mapping), and the ```` ```json map ```` block after it is what
+//! `map` must print, line for line.
 
 use serde_json::Value;
 use switchyard_core::event::SourceEvent;
 use switchyard_core::router::Outcome;
 use switchyard_service::pipeline::{Copies, InputFate, halt_outcome};
+use switchyard_tests::service::cli_with_input;
 use switchyard_tests::*;
 
 #[derive(Debug)]
@@ -44,6 +52,7 @@ fn run_doc(name: &str) -> usize {
     let text = std::fs::read_to_string(&path).unwrap();
     let mut setup: Option<(switchyard_service::config::Loaded, tempfile::TempDir)> = None;
     let mut input: Option<(Value, usize)> = None;
+    let mut refused: Option<String> = None;
     let mut checked = 0;
     for b in blocks(&text) {
         let here = format!("{}:{}", path.display(), b.line);
@@ -107,10 +116,94 @@ fn run_doc(name: &str) -> usize {
                 assert_eq!(actual, expected, "{here}: the documented output differs");
                 checked += 1;
             }
-            _ => {}
+            _ => checked += refusal_block(&b, &here, &mut refused),
         }
     }
     checked
+}
+
+/// A block of the upgrade note (see the top comment); `refused` carries what the last
+/// `refused` block gave (its load errors, or `map`'s output) to the block that checks it.
+/// Returns how many checks it made.
+fn refusal_block(b: &Block, here: &str, refused: &mut Option<String>) -> usize {
+    let words: Vec<&str> = b.info.split_whitespace().collect();
+    if words.get(1) == Some(&"refused") {
+        assert!(
+            refused.is_none(),
+            "{here}: the refused block before has no block checking it"
+        );
+    }
+    match words.as_slice() {
+        ["yaml", "refused", kind] => {
+            let cfg = doc_config(kind, &b.body, here);
+            match switchyard_service::config::load(&cfg.path) {
+                Ok(_) => panic!("{here}: loads, but the page says it is refused"),
+                Err(d) => *refused = Some(lines(&d)),
+            }
+            0
+        }
+        ["yaml", "fixed", kind] => {
+            let cfg = doc_config(kind, &b.body, here);
+            switchyard_service::config::load(&cfg.path)
+                .unwrap_or_else(|d| panic!("{here}: the fix does not load:\n{}", lines(&d)));
+            1
+        }
+        ["text", "error"] => {
+            let errors = refused
+                .take()
+                .unwrap_or_else(|| panic!("{here}: an error block after no refused config"));
+            for line in b.body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                assert!(
+                    errors.contains(line),
+                    "{here}: not among the errors:\n{line}\ngot:\n{errors}"
+                );
+            }
+            1
+        }
+        ["json", "refused"] => {
+            *refused = Some(map_output(&b.body));
+            0
+        }
+        ["json", "map"] => {
+            let printed = refused
+                .take()
+                .unwrap_or_else(|| panic!("{here}: a map block after no refused input"));
+            assert_eq!(
+                json_lines(&printed, here),
+                json_lines(&b.body, here),
+                "{here}: `map` prints otherwise"
+            );
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// The config a `refused` or `fixed` block of `kind` stands for, written to a temporary folder.
+fn doc_config(kind: &str, body: &str, here: &str) -> TempConfig {
+    match kind {
+        "mapping" => write_config(&tiktok_config("mapping: m.yaml"), &[("m.yaml", body)]),
+        "destination" => write_config(&tiktok_config(body), &[]),
+        "config" => write_config(body, &[]),
+        _ => panic!("{here}: unknown kind `{kind}` (mapping, destination or config)"),
+    }
+}
+
+/// What `switchyard map` prints for `input` on a TikTok destination with the default mapping.
+fn map_output(input: &str) -> String {
+    let cfg = write_config(&tiktok_config(""), &[]);
+    let config = cfg.path.to_string_lossy();
+    let (_, out, err) = cli_with_input(&["map", "--config", &config], input);
+    assert!(!out.is_empty(), "map printed nothing:\n{err}");
+    out
+}
+
+/// The JSON value of each line of `text` that is not blank.
+fn json_lines(text: &str, here: &str) -> Vec<Value> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{here}: {e}: {l}")))
+        .collect()
 }
 
 /// The outcome at the first destination of an event through the whole pipeline (plugins included).
@@ -142,6 +235,11 @@ fn rules_md_examples_hold() {
 #[test]
 fn tiktok_md_examples_hold() {
     assert!(run_doc("tiktok.md") >= 2);
+}
+
+#[test]
+fn upgrading_md_examples_hold() {
+    assert!(run_doc("upgrading.md") >= 27);
 }
 
 /// Every `switchyard ...` command the docs show (in `sh` blocks and inline code), as arguments,
