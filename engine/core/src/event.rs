@@ -6,7 +6,7 @@
 //! spellings (`eventID`, `profileProperties`, ...) are renamed to the snake_case ones, so rules address
 //! one spelling only.
 
-use crate::{json_text, json_unique};
+use crate::{json_field, json_text, json_unique};
 use chrono::DateTime;
 use serde_json::{Map, Value};
 
@@ -40,9 +40,9 @@ pub enum EventError {
 pub struct SourceEvent {
     value: Value,
     /// The event's own JSON text, when known: the text it was parsed from, kept (by
-    /// [`SourceEvent::from_json_keeping_text`]) when normalising changed nothing, or the text
-    /// [`SourceEvent::keep_text`] gave back; so that it can be handed on (to a plugin, to the
-    /// queue) without serializing.
+    /// [`SourceEvent::from_json_keeping_text`]) when normalising changed nothing or only the
+    /// timestamp (then written into it), or the text [`SourceEvent::keep_text`] gave back; so
+    /// that it can be handed on (to a plugin, to the queue) without serializing.
     text: Option<String>,
     /// Which [`PropertyKey`]s the event's properties hold, noted when it was normalised.
     held: HeldKeys,
@@ -142,24 +142,34 @@ impl SourceEvent {
     }
 
     /// [`SourceEvent::from_json`], keeping a copy of `text` when it is already the normalised
-    /// event (canonical field names, a timestamp in unix seconds): [`SourceEvent::json_text`]
-    /// then gives it back. Costs a copy of the text; saves serializing the event later.
+    /// event (canonical field names, a timestamp in unix seconds) or differs from it only in its
+    /// timestamp (then written into the copy): [`SourceEvent::json_text`] then gives it back.
+    /// Costs a copy of the text; saves serializing the event later.
     pub fn from_json_keeping_text(text: &str, received_at: i64) -> Result<Self, EventError> {
         Self::from_value_keeping_text(parse_json(text)?, text, received_at)
     }
 
     /// [`SourceEvent::from_json_keeping_text`] for an event already parsed from `text` (which
     /// must be the JSON text `value` was parsed from): validates and normalises `value`, keeping
-    /// a copy of `text` when normalising changed nothing.
+    /// a copy of `text` when normalising changed nothing but the timestamp.
     pub fn from_value_keeping_text(
         value: Value,
         text: &str,
         received_at: i64,
     ) -> Result<Self, EventError> {
-        let (mut event, changed) = Self::normalise(value, received_at)?;
-        if !changed {
-            event.text = Some(text.to_owned());
-        }
+        let (mut event, change) = Self::normalise(value, received_at)?;
+        event.text = match change {
+            Change::None => Some(text.to_owned()),
+            // The seconds spliced into the text in place of what it said (or first, where it said
+            // nothing): a scan of the text, cheaper than serializing the event.
+            Change::Timestamp { written_over } => json_field::with_field(
+                text,
+                "timestamp",
+                &event.timestamp.to_string(),
+                written_over,
+            ),
+            Change::Names => None,
+        };
         Ok(event)
     }
 
@@ -192,16 +202,16 @@ impl SourceEvent {
         Self::normalise(value, received_at).map(|(event, _)| event)
     }
 
-    /// Validates and normalises; says whether normalising changed anything.
-    fn normalise(value: Value, received_at: i64) -> Result<(Self, bool), EventError> {
+    /// Validates and normalises; says what normalising changed.
+    fn normalise(value: Value, received_at: i64) -> Result<(Self, Change), EventError> {
         let Value::Object(mut map) = value else {
             return Err(EventError::NotObject(type_name(&value)));
         };
-        let mut changed = false;
+        let mut change = Change::None;
         let mut top = TopLevel::of(&map);
         if top.has_camel_case_alias {
             rename_aliased_fields(&mut map)?;
-            changed = true;
+            change = Change::Names;
             top = TopLevel::of(&map);
         }
         identifier(top.event_name, "event_name")?;
@@ -219,13 +229,19 @@ impl SourceEvent {
         if rewrite {
             // Written in place where the event has the field: no new key to allocate.
             let seconds = Value::from(timestamp);
-            match map.get_mut("timestamp") {
-                Some(field) => *field = seconds,
+            let written_over = match map.get_mut("timestamp") {
+                Some(field) => {
+                    *field = seconds;
+                    true
+                }
                 None => {
                     map.insert("timestamp".to_owned(), seconds);
+                    false
                 }
+            };
+            if change == Change::None {
+                change = Change::Timestamp { written_over };
             }
-            changed = true;
         }
         let event = Self {
             value: Value::Object(map),
@@ -233,7 +249,7 @@ impl SourceEvent {
             held,
             timestamp,
         };
-        Ok((event, changed))
+        Ok((event, change))
     }
 
     /// The event name (`event_name`).
@@ -290,6 +306,18 @@ impl SourceEvent {
             .and_then(Value::as_str)
             .unwrap_or_default()
     }
+}
+
+/// What normalising changed in an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    /// Only the top-level `timestamp`: written over as unix seconds, or added.
+    Timestamp {
+        written_over: bool,
+    },
+    /// Field names (camelCase spellings renamed), perhaps the timestamp too.
+    Names,
 }
 
 /// What a visitor chose for one consent category ([`SourceEvent::consent`]).
@@ -631,13 +659,30 @@ mod tests {
     }
 
     #[test]
-    fn the_input_text_is_kept_only_when_it_is_already_normalised() {
+    fn the_input_text_is_kept_when_normalising_changes_nothing_but_the_timestamp() {
         let normalised = r#"{"event_name":"x","event_id":"1","timestamp":1725278400,"properties":{},"profile_properties":{},"aliases":["urn:email:a"]}"#;
         let kept = SourceEvent::from_json_keeping_text(normalised, 5).unwrap();
         assert_eq!(kept.json_text(), normalised);
         assert_eq!(kept, SourceEvent::from_json(normalised, 5).unwrap());
+        // Only the timestamp changed: the seconds are written into the text, the rest as it came.
+        for (said, received_at, written) in [
+            (r#" "2024-09-02T12:00:00+00:00" "#, 5, " 1725278400 "),
+            ("null", 1725278400, "1725278400"),
+            ("1725278400.0", 5, "1725278400"),
+        ] {
+            let input = normalised.replace("1725278400", said);
+            let e = SourceEvent::from_json_keeping_text(&input, received_at).unwrap();
+            let expected = normalised.replace("1725278400", written);
+            assert_eq!(e.json_text(), expected, "{input}");
+        }
+        let undated = normalised.replace(r#","timestamp":1725278400"#, "");
+        let e = SourceEvent::from_json_keeping_text(&undated, 5).unwrap();
+        assert_eq!(
+            e.json_text(),
+            undated.replacen('{', r#"{"timestamp":5,"#, 1)
+        );
         for changed in [
-            normalised.replace(r#","timestamp":1725278400"#, ""),
+            undated,
             normalised.replace("1725278400", r#""2024-09-02T12:00:00+00:00""#),
             normalised.replace("event_id", "eventID"),
         ] {

@@ -10,11 +10,13 @@
 //! - [`plugin_config`]: how WebAssembly plugins are declared in YAML (file, config, limits).
 //! - [`router`]: runs one event through one destination plugin and reports the outcome.
 //! - [`json_text`]: payloads and outcomes written as JSON text, faster than serde_json's writer;
-//!   [`json_unique`]: JSON read with every object's keys checked for repeats.
+//!   [`json_unique`]: JSON read with every object's keys checked for repeats; [`json_field`]: one
+//!   top-level field rewritten in an object's text.
 //! - [`secret`]: secrets written as `${ENV_VAR}`, never printed; [`report`]: errors in words.
 
 pub mod destination;
 pub mod event;
+pub mod json_field;
 pub mod json_text;
 pub mod json_unique;
 pub mod load;
