@@ -146,9 +146,14 @@ pub fn plugin_wasm(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let manifest = root().join("plugins/transforms/examples/Cargo.toml");
+        // The plugins' own target folder, where `plugin_dir` looks, whatever CARGO_TARGET_DIR
+        // the tests run with.
+        let target_dir = root().join("plugins/transforms/examples/target");
         let status = std::process::Command::new(env!("CARGO"))
             .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target_dir)
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if status.success() {
