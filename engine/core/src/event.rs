@@ -129,9 +129,22 @@ pub const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 /// An event's JSON text parsed, every object's keys checked for repeats ([`json_unique`]).
 pub fn parse_json(text: &str) -> Result<Value, EventError> {
     json_unique::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => EventError::RepeatedKey(e.to_string()),
-        _ => EventError::NotJson(e.to_string()),
+        serde_json::error::Category::Data => EventError::RepeatedKey(placed(&e)),
+        _ => EventError::NotJson(placed(&e)),
     })
+}
+
+/// serde_json's message with its place in the event's text said after it, in brackets: the column
+/// alone for an event on one line (as `map` reads them), whose line in the input the caller names.
+fn placed(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let what = message.strip_suffix(&suffix).unwrap_or(&message);
+    match e.line() {
+        0 => what.to_owned(),
+        1 => format!("{what} (column {})", e.column()),
+        line => format!("{what} (line {line}, column {})", e.column()),
+    }
 }
 
 impl SourceEvent {
