@@ -146,10 +146,15 @@ pub fn explain(error: &ValidationError<'_>, schema: &Value) -> Vec<Explained> {
             return wrong_type(pointer, &taken_words(kind), error.instance());
         }
         _ => {
-            let mut message = error.masked().to_string();
-            if let Some(hint) = expectation(error, schema) {
-                message = format!("{message}: expected {hint}");
-            }
+            let message = match (error.kind(), expectation(error, schema)) {
+                // A regular expression says little to someone writing a config; the field's
+                // description says what is expected.
+                (ValidationErrorKind::Pattern { .. }, Some(hint)) => {
+                    format!("wrong form: expected {hint}")
+                }
+                (_, Some(hint)) => format!("{}: expected {hint}", error.masked()),
+                (_, None) => error.masked().to_string(),
+            };
             return vec![Explained::new(pointer, message)];
         }
     };
