@@ -130,6 +130,16 @@ pub const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 pub fn parse_json(text: &str) -> Result<Value, EventError> {
     json_unique::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => EventError::RepeatedKey(placed(&e)),
+        // Blank to the eye, so said plainly: serde_json's "expected value" would not tell why.
+        _ if text.chars().all(char::is_whitespace)
+            && text.chars().any(|c| !matches!(c, ' ' | '\t' | '\n' | '\r')) =>
+        {
+            EventError::NotJson(
+                "only white space, of a kind JSON does not take (such as a no-break space, a form \
+             feed or U+2028)"
+                    .to_owned(),
+            )
+        }
         _ => EventError::NotJson(placed(&e)),
     })
 }
@@ -704,6 +714,30 @@ mod tests {
             assert_ne!(text, changed, "{changed}");
             let again: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(&again, e.as_value(), "the text is the normalised event");
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_where_in_the_event_and_what_blank_text_holds() {
+        let twice = r#"{"event_id":"1","event_id":"2"}"#;
+        let e = parse_json(twice).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`event_id` is given twice in one object; send each key once (column 26)"
+        );
+        let e = parse_json("{\n\"a\":}").unwrap_err().to_string();
+        assert_eq!(e, "not valid JSON: expected value (line 2, column 5)");
+        let e = parse_json("\u{a0}\u{2028}").unwrap_err().to_string();
+        assert!(
+            e.starts_with("not valid JSON: only white space, of a kind JSON"),
+            "{e}"
+        );
+        for blank in ["", " \t"] {
+            let e = parse_json(blank).unwrap_err().to_string();
+            assert!(
+                e.starts_with("not valid JSON: EOF while parsing a value"),
+                "{e}"
+            );
         }
     }
 
