@@ -739,6 +739,30 @@ fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
 }
 
 #[test]
+fn a_list_of_digests_passes_a_payload_plugin_unchanged() {
+    // The mapping sends every identity an event carries as a list of digests: a payload plugin
+    // that changes nothing must not lose them.
+    let mut ev = order("o-1", "EUR");
+    ev["profile_properties"]["$email"] = json!("a@example.com");
+    ev["properties"]["$email"] = json!("b@example.com");
+    let h = plugin_entry("h", "hostile", json!({"mode": ""}), "");
+    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
+    let m = map(&config, &[ev]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let with_plugin = &tiktok(&m.lines[0])["data"][0]["user"]["email"];
+    let without = &m.lines[0]["destinations"]["plain"]["data"][0]["user"]["email"];
+    assert_eq!(
+        with_plugin.as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        m.lines[0]
+    );
+    assert_eq!(with_plugin, without);
+    let warnings = tiktok(&m.lines[0])["warnings"].to_string();
+    assert!(!warnings.contains("user.email"), "{warnings}");
+}
+
+#[test]
 fn destination_plugin_declarations_are_checked_at_load() {
     let text = tiktok_config(
         "transforms:\n  - {name: a, path: missing-a.wasm}\npayload_transforms:\n  - {name: b, path: missing-b.wasm}\n",

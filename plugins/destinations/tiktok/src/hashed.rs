@@ -69,9 +69,11 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
         .collect()
 }
 
-/// The hashed keys of an event object a payload plugin returned: a digest is sent in lower case;
-/// anything else (text that is no digest, the digest of the empty text, a number, a list) is left
-/// out with a warning, as it would reach TikTok unhashed or match no one. Empty values stay absent.
+/// The hashed keys of an event object a payload plugin returned: a digest, or a list of digests
+/// (as the mapping sends every identity an event carries), is sent in lower case; anything else
+/// (text that is no digest, the digest of the empty text, a number, an object), whole or as one
+/// item of a list, is left out with a warning, as it would reach TikTok unhashed or match no one.
+/// Empty values stay absent.
 pub fn settle_returned(object: &mut Map<String, Value>, warnings: &mut Vec<Warning>) {
     let Some(Value::Object(user)) = object.get_mut("user") else {
         return;
@@ -81,20 +83,50 @@ pub fn settle_returned(object: &mut Map<String, Value>, warnings: &mut Vec<Warni
         let Some(value) = user.get_mut(key) else {
             continue;
         };
-        match value {
-            v if value_is_empty(v) => continue,
-            Value::String(s) if is_sha256_hex(s) && !is_empty_text_digest(s) => {
-                s.make_ascii_lowercase();
-                continue;
+        let keep = match value {
+            v if value_is_empty(v) => true,
+            Value::Array(items) => {
+                let mut at = 0;
+                items.retain_mut(|item| {
+                    let kept = settle_digest(item);
+                    if !kept {
+                        warnings.push(unhashed(format!("{field}[{at}]").into()));
+                    }
+                    at += 1;
+                    kept
+                });
+                !items.is_empty()
             }
-            _ => {}
+            v => {
+                let kept = settle_digest(v);
+                if !kept {
+                    warnings.push(unhashed(Arc::from(field)));
+                }
+                kept
+            }
+        };
+        if !keep {
+            user.remove(key);
         }
-        user.remove(key);
-        warnings.push(Warning {
-            field: Arc::from(field),
-            message: "not a SHA-256 digest where TikTok takes only hashed values (a payload plugin \
-                      returned it): left out",
-        });
+    }
+}
+
+/// Whether `v` is a digest that can be sent, lower-cased in place.
+fn settle_digest(v: &mut Value) -> bool {
+    match v {
+        Value::String(s) if is_sha256_hex(s) && !is_empty_text_digest(s) => {
+            s.make_ascii_lowercase();
+            true
+        }
+        _ => false,
+    }
+}
+
+fn unhashed(field: Arc<str>) -> Warning {
+    Warning {
+        field,
+        message: "not a SHA-256 digest where TikTok takes only hashed values (a payload plugin \
+                  returned it): left out",
     }
 }
 
