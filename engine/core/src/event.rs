@@ -150,10 +150,10 @@ fn placed(e: &serde_json::Error) -> String {
     let message = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let what = message.strip_suffix(&suffix).unwrap_or(&message);
-    match e.line() {
-        0 => what.to_owned(),
-        1 => format!("{what} (column {})", e.column()),
-        line => format!("{what} (line {line}, column {})", e.column()),
+    match (e.line(), e.column()) {
+        (0, _) | (_, 0) => what.to_owned(),
+        (1, column) => format!("{what} (column {column})"),
+        (line, column) => format!("{what} (line {line}, column {column})"),
     }
 }
 
@@ -182,7 +182,7 @@ impl SourceEvent {
     ) -> Result<Self, EventError> {
         let (mut event, change) = Self::normalise(value, received_at)?;
         event.text = match change {
-            Change::None => Some(text.to_owned()),
+            Change::Unchanged => Some(text.to_owned()),
             // The seconds spliced into the text in place of what it said (or first, where it said
             // nothing): a scan of the text, cheaper than serializing the event.
             Change::Timestamp { written_over } => json_field::with_field(
@@ -230,7 +230,7 @@ impl SourceEvent {
         let Value::Object(mut map) = value else {
             return Err(EventError::NotObject(type_name(&value)));
         };
-        let mut change = Change::None;
+        let mut change = Change::Unchanged;
         let mut top = TopLevel::of(&map);
         if top.has_camel_case_alias {
             rename_aliased_fields(&mut map)?;
@@ -262,7 +262,7 @@ impl SourceEvent {
                     false
                 }
             };
-            if change == Change::None {
+            if change == Change::Unchanged {
                 change = Change::Timestamp { written_over };
             }
         }
@@ -334,7 +334,7 @@ impl SourceEvent {
 /// What normalising changed in an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Change {
-    None,
+    Unchanged,
     /// Only the top-level `timestamp`: written over as unix seconds, or added.
     Timestamp {
         written_over: bool,

@@ -22,17 +22,18 @@ pub fn with_field(text: &str, key: &str, value: &str, present: bool) -> Option<S
         out.push_str(text.get(place.end..)?);
         return Some(out);
     }
-    let open = text.find(|c: char| !matches!(c, ' ' | '\t' | '\n' | '\r'))?;
-    let (head, tail) = text.split_at(open + 1);
-    if !head.ends_with('{') {
+    // The `{` after any leading JSON white space (checked as a byte, so no cut inside a character).
+    let open = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
+    if text.as_bytes().get(open) != Some(&b'{') {
         return None;
     }
+    let (head, tail) = text.split_at(open + 1);
     out.push_str(head);
     out.push('"');
     out.push_str(key);
     out.push_str("\":");
     out.push_str(value);
-    if !tail.trim_start().starts_with('}') {
+    if !crate::text::trim_json_space(tail).starts_with('}') {
         out.push(',');
     }
     out.push_str(tail);
@@ -210,7 +211,7 @@ mod tests {
 
     #[test]
     fn text_that_is_not_an_object_gives_nothing() {
-        for text in ["[1]", "1", "", r#"["timestamp",1]"#] {
+        for text in ["[1]", "1", "", r#"["timestamp",1]"#, "\u{feff}{}"] {
             assert_eq!(with_field(text, "timestamp", "7", false), None, "{text}");
             assert_eq!(with_field(text, "timestamp", "7", true), None, "{text}");
         }
