@@ -710,6 +710,10 @@ fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
         json!([{"content_id": "5", "quantity": 1}]),
         "{sent}"
     );
+    assert_eq!(sent["event_time"], json!(1725278400), "{sent}");
+    // Fields without a value are left out, as the mapping leaves them out.
+    assert!(sent.get("page").is_none(), "{sent}");
+    assert!(sent["properties"].get("description").is_none(), "{sent}");
     let warned: Vec<(&str, &str)> = at_tiktok["warnings"]
         .as_array()
         .unwrap()
@@ -718,6 +722,8 @@ fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
         .collect();
     let unhashed = "not a SHA-256 digest where TikTok takes only hashed values (a payload plugin \
                     returned it): left out";
+    let unknown = "not a matching key TikTok takes (a payload plugin returned it): left out, as \
+                   its value would reach TikTok unhashed";
     for expected in [
         (
             "user.ip",
@@ -729,13 +735,17 @@ fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
         ),
         ("user.email", unhashed),
         ("user.external_id", unhashed),
+        ("user.Email", unknown),
+        ("user.phone_number", unknown),
     ] {
         assert!(warned.contains(&expected), "{expected:?} in {warned:?}");
     }
-    assert!(
-        !at_tiktok.to_string().contains("someone@example.com"),
-        "the plain e-mail is nowhere in the outcome: {at_tiktok}"
-    );
+    for plain in ["someone@example.com", "+31612345678"] {
+        assert!(
+            !at_tiktok.to_string().contains(plain),
+            "{plain} is nowhere in the outcome: {at_tiktok}"
+        );
+    }
 }
 
 #[test]

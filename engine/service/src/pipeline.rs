@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use switchyard_core::event::{EventError, SourceEvent};
 use switchyard_core::router::{ClientPayload, Extras, Outcome, PerRow, Status};
-use switchyard_core::rules::payload::Payload;
+use switchyard_core::rules::payload::{Payload, drop_empty};
 use switchyard_wasm::sandbox::LogLine;
 use switchyard_wasm::{Chain, Halt, Plugin, Transformed};
 
@@ -351,9 +351,10 @@ fn run_payload_plugins(
     }
 }
 
-/// Holds the event objects the payload plugins returned into `outcome` to what the platform takes
-/// (`DestinationPlugin::settle_returned`): a plugin's field of the wrong type, or a matching key
-/// that is not hashed, is converted or left out with a warning, as the mapping's would be.
+/// Holds the event objects the payload plugins returned into `outcome` to what the platform takes,
+/// as the mapping's would be: fields without a value are left out ([`drop_empty`]), and a field
+/// of the wrong type, or a matching key that is not hashed, is converted or left out with a
+/// warning (`DestinationPlugin::settle_returned`).
 fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
     let plugin = dest.plugin();
     let own = outcome.client_data.iter_mut().filter_map(|c| match c {
@@ -362,6 +363,7 @@ fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
     });
     for payload in outcome.data.iter_mut().chain(own) {
         if let Payload::Owned(object) = payload {
+            drop_empty(object);
             plugin.settle_returned(object, &mut outcome.warnings);
         }
     }

@@ -123,6 +123,24 @@ pub fn value_is_empty(v: &Value) -> bool {
     }
 }
 
+/// Leaves out of `v`'s objects every field without a value ([`value_is_empty`]) and of its lists
+/// every item without one, innermost first (`{"page": {"url": " "}}` loses `page` whole), as the
+/// mapping never sends a field without a value: for event objects made outside the mapping (what
+/// a payload plugin returned).
+pub fn drop_empty(v: &mut Value) {
+    match v {
+        Value::Object(fields) => fields.retain(|_, field| {
+            drop_empty(field);
+            !value_is_empty(field)
+        }),
+        Value::Array(items) => items.retain_mut(|item| {
+            drop_empty(item);
+            !value_is_empty(item)
+        }),
+        _ => {}
+    }
+}
+
 impl Serialize for Payload<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -151,6 +169,22 @@ impl Serialize for Payload<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn fields_and_items_without_a_value_are_dropped_innermost_first() {
+        let mut v = json!({
+            "event": "Purchase", "value": 0, "flag": false,
+            "page": {"url": " ", "referrer": null},
+            "user": {"email": ["", "d"], "ip": []},
+            "contents": [{}, {"content_id": "", "quantity": 1}, "\t"]
+        });
+        drop_empty(&mut v);
+        assert_eq!(
+            v,
+            json!({"event": "Purchase", "value": 0, "flag": false, "user": {"email": ["d"]},
+                   "contents": [{"quantity": 1}]})
+        );
+    }
 
     #[test]
     fn same_json_compares_content_not_form() {

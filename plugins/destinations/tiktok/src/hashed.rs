@@ -20,8 +20,8 @@ pub const HASHED_FIELDS: [&str; 6] = [
     "user.zip_code",
 ];
 
-/// A hashed field a mapping may send unhashed: its JSON pointer (in the file that holds it) and
-/// what to do about it.
+/// A field a mapping may send unhashed (a hashed key without `sha256`, or a key under `user` that
+/// TikTok does not take): its JSON pointer (in the file that holds it) and what to do about it.
 pub struct Unhashed {
     pub pointer: String,
     pub message: String,
@@ -54,6 +54,8 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
                 "map `user` key by key (`user.email`, `user.ip`, ...): built as a whole, its \
                  hashed keys would reach TikTok unhashed"
                     .to_owned()
+            } else if let Some(unknown) = crate::user_keys::unknown_message(key) {
+                unknown
             } else if hashed(key, spec) {
                 format!(
                     "TikTok takes `{key}` only as a SHA-256 digest: end its transforms with \

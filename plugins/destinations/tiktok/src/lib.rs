@@ -8,6 +8,7 @@ pub mod names;
 pub mod new_customer;
 pub mod transport;
 pub mod types;
+pub mod user_keys;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -410,11 +411,14 @@ impl DestinationPlugin for Tiktok {
         Payload::Object(fields)
     }
 
-    /// What a payload plugin returned, held to the types TikTok takes ([`types::EVENT_FIELDS`])
-    /// and to its hashed keys ([`hashed::settle_returned`]), as the mapping's own objects are.
+    /// What a payload plugin returned, held to the types TikTok takes ([`types::EVENT_FIELDS`],
+    /// [`types::RETURNED_FIELDS`]), to the keys of its `user` object ([`user_keys`]) and to its
+    /// hashed keys ([`hashed::settle_returned`]), as the mapping's own objects are.
     fn settle_returned(&self, object: &mut Value, warnings: &mut Vec<Warning>) {
         if let Value::Object(fields) = object {
             field_types::check_fields(fields, types::EVENT_FIELDS, warnings);
+            field_types::check_fields(fields, types::RETURNED_FIELDS, warnings);
+            user_keys::settle_returned(fields, warnings);
             hashed::settle_returned(fields, warnings);
         }
     }

@@ -26,8 +26,12 @@ pub const EVENT_FIELDS: &[(&str, FieldType)] = &[
     ("properties", FieldType::Object(PROPERTIES_FIELDS)),
 ];
 
+/// The fields of an event object that the mapping sets from the event's own checked fields
+/// (`event_id`, `event_time`), typed only in what a payload plugin returned.
+pub const RETURNED_FIELDS: &[(&str, FieldType)] = &[("event_id", TEXT), ("event_time", NUMBER)];
+
 /// The matching keys sent as they are (the hashed ones are checked at load).
-const USER_FIELDS: &[(&str, FieldType)] = &[
+pub const USER_FIELDS: &[(&str, FieldType)] = &[
     ("ip", TEXT),
     ("user_agent", TEXT),
     ("ttclid", TEXT),

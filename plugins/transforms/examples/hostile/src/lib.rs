@@ -13,11 +13,13 @@ static MODE: OnceLock<String> = OnceLock::new();
 
 /// What `mistyped` returns: an e-mail in plain text, an upper-case digest, an id that is a number,
 /// an IP address in a list, a value and a price that are text (one a number, one not), a
-/// `content_id` that is a number.
-const MISTYPED: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_time":1725278400,
+/// `content_id` that is a number, a time that is text, keys TikTok's `user` does not take
+/// (`Email`, `phone_number`, in plain text), and fields without a value.
+const MISTYPED: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_time":"1725278400",
 "user":{"email":"someone@example.com","phone":"8C87B489CE35CF2E2F39F80E282CB2E804932A56A213983EEEB428407D43B52D",
-"external_id":42,"ip":["203.0.113.7"],"user_agent":"Mozilla/5.0"},
-"properties":{"value":"19.90","currency":"EUR","contents":[{"content_id":5,"price":"cheap","quantity":1}]}}"#;
+"external_id":42,"ip":["203.0.113.7"],"user_agent":"Mozilla/5.0","Email":"someone@example.com",
+"phone_number":"+31612345678"},"page":{"url":" ","referrer":""},
+"properties":{"value":"19.90","currency":"EUR","description":"","contents":[{"content_id":5,"price":"cheap","quantity":1},{}]}}"#;
 
 struct Hostile;
 
