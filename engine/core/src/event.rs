@@ -727,6 +727,9 @@ mod tests {
         );
         let e = parse_json("{\n\"a\":}").unwrap_err().to_string();
         assert_eq!(e, "not valid JSON: expected value (line 2, column 5)");
+        // White space before the event counts (map keeps a line's start for this).
+        let e = parse_json("  {\"a\":}").unwrap_err().to_string();
+        assert_eq!(e, "not valid JSON: expected value (column 8)");
         let e = parse_json("\u{a0}\u{2028}").unwrap_err().to_string();
         assert!(
             e.starts_with("not valid JSON: only white space, of a kind JSON"),

@@ -276,8 +276,10 @@ impl Chunk {
                 1 => text.strip_prefix('\u{feff}').unwrap_or(&text),
                 _ => &text,
             };
-            let text = switchyard_core::text::trim_json_space(text);
-            if invalid_utf8.is_none() && text.is_empty() {
+            // Only the end is trimmed: serde_json skips white space before the event itself, and
+            // the column a refusal names then counts from the line's start, as an editor's does.
+            let text = text.trim_end_matches([' ', '\t', '\n', '\r']);
+            if invalid_utf8.is_none() && switchyard_core::text::trim_json_space(text).is_empty() {
                 continue;
             }
             let start = self.text.len();
@@ -610,7 +612,7 @@ mod tests {
 
     #[test]
     fn only_lines_of_json_whitespace_are_blank() {
-        let input = "{\"a\":1}\n \t\r\n\u{a0}\n\u{c}\n\u{2028}\n\u{a0}{\"b\":2}\n";
+        let input = "{\"a\":1}\n \t\r\n\u{a0}\n\u{c}\n\u{2028}\n\u{a0}{\"b\":2}\n  {\"c\":3} \r\n";
         let mut reader = std::io::BufReader::new(input.as_bytes());
         let (mut chunk, mut line_no, mut buf) = (Chunk::default(), 0, Vec::new());
         chunk.read(&mut reader, &mut line_no, &mut buf).unwrap();
@@ -622,6 +624,8 @@ mod tests {
             (4, "\u{c}"),
             (5, "\u{2028}"),
             (6, "\u{a0}{\"b\":2}"),
+            // Its start is kept, so that a column counts from the line's start.
+            (7, "  {\"c\":3}"),
         ];
         assert_eq!(lines, want);
     }

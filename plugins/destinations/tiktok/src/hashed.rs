@@ -10,15 +10,7 @@ use switchyard_core::rules::spec::{FieldMap, FieldSpec, MappingFile, Row, Transf
 use switchyard_core::rules::transform::{is_empty_text_digest, is_sha256_hex};
 use switchyard_core::rules::warning::Warning;
 
-/// The payload fields TikTok takes only as SHA-256 digests (of the normalised value).
-pub const HASHED_FIELDS: [&str; 6] = [
-    "user.email",
-    "user.phone",
-    "user.external_id",
-    "user.first_name",
-    "user.last_name",
-    "user.zip_code",
-];
+use crate::user_keys::HASHED_FIELDS;
 
 /// A field a mapping may send unhashed (a hashed key without `sha256`, or a key under `user` that
 /// TikTok does not take): its JSON pointer (in the file that holds it) and what to do about it.

@@ -4,12 +4,21 @@
 //! one is refused at load ([`unknown_message`], through [`crate::hashed::in_mapping`]), and one in
 //! what a payload plugin returned is left out with a warning ([`settle_returned`]).
 
-use crate::hashed::HASHED_FIELDS;
 use crate::types::USER_FIELDS;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use switchyard_core::load::closest;
 use switchyard_core::rules::warning::Warning;
+
+/// The payload fields TikTok takes only as SHA-256 digests (of the normalised value).
+pub const HASHED_FIELDS: [&str; 6] = [
+    "user.email",
+    "user.phone",
+    "user.external_id",
+    "user.first_name",
+    "user.last_name",
+    "user.zip_code",
+];
 
 /// Whether TikTok's `user` object takes `key` (`email`, `ip`, ...).
 pub fn is_user_key(key: &str) -> bool {
