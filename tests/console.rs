@@ -313,11 +313,13 @@ fn the_preview_maps_like_map_and_says_where_an_event_is_wrong() {
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["line"], 3, "{answer}");
     assert_eq!(answer["column"], 15, "{answer}");
-    // An event that breaks the spec: the line of the field.
-    let text = "{\n  \"event_name\": \"Placed Order\",\n  \"event_id\": \"o-2\",\n  \"timestamp\": \"yesterday\",\n  \"properties\": {}, \"profile_properties\": {}, \"aliases\": [\"urn:cart_token:c\"]\n}";
+    // An event that breaks the spec: the line of the field (the top-level one, not a property of
+    // the same name before it).
+    let text = "{\n  \"event_name\": \"Placed Order\",\n  \"properties\": {\"timestamp\": 1},\n  \"event_id\": \"o-2\",\n  \"timestamp\": \"yesterday\",\n  \"profile_properties\": {}, \"aliases\": [\"urn:cart_token:c\"]\n}";
     let (status, answer) = preview(&c, &json!({"event": text}));
     assert_eq!(status, 422, "{answer}");
-    assert_eq!(answer["line"], 4, "{answer}");
+    assert_eq!(answer["line"], 5, "{answer}");
+    assert_eq!(answer["column"], 3, "{answer}");
     assert!(
         answer["error"].as_str().unwrap().contains("timestamp"),
         "{answer}"

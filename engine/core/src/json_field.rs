@@ -1,6 +1,7 @@
-//! One top-level field of a JSON object's text, rewritten in the text itself. An event whose
-//! normalising rewrote only its `timestamp` (an ISO date become unix seconds) is handed on this
-//! way, at the cost of a short scan and a copy, instead of being serialized whole.
+//! One top-level field of a JSON object's text: found, or rewritten in the text itself. An event
+//! whose normalising rewrote only its `timestamp` (an ISO date become unix seconds) is handed on
+//! this way, at the cost of a short scan and a copy, instead of being serialized whole; the
+//! console points at the field an event's refusal names ([`key_offset`]).
 //!
 //! The scan reads only text that already parsed as one JSON object (the caller's promise): it
 //! follows strings (and their escapes) and brackets up to the field, which events put near the
@@ -40,9 +41,24 @@ pub fn with_field(text: &str, key: &str, value: &str, present: bool) -> Option<S
     Some(out)
 }
 
+/// The byte offset of the opening quote of the top-level key `key` in `text` (one JSON object,
+/// `key` plain text that needs no escaping): where an editor should point for that field. A
+/// nested field of the same name, or the name as a value, is passed over.
+pub fn key_offset(text: &str, key: &str) -> Option<usize> {
+    key_place(text.as_bytes(), key.as_bytes()).map(|(open, _)| open)
+}
+
 /// Where the value of the top-level field `key` (a plain-text string or a scalar: what a timestamp
 /// is) lies in `text`, by byte offsets.
 fn value_place(text: &[u8], key: &[u8]) -> Option<Range<usize>> {
+    let (_, colon) = key_place(text, key)?;
+    let start = skip_space(text, colon + 1);
+    Some(start..value_end(text, start)?)
+}
+
+/// Where the top-level key `key` is in `text`: the offsets of its opening quote and of the colon
+/// after it.
+fn key_place(text: &[u8], key: &[u8]) -> Option<(usize, usize)> {
     let mut depth = 0usize;
     let mut at = 0;
     while let Some(&b) = text.get(at) {
@@ -52,8 +68,7 @@ fn value_place(text: &[u8], key: &[u8]) -> Option<Range<usize>> {
                 if depth == 1 && text.get(at + 1..end - 1) == Some(key) {
                     let colon = skip_space(text, end);
                     if text.get(colon) == Some(&b':') {
-                        let start = skip_space(text, colon + 1);
-                        return Some(start..value_end(text, start)?);
+                        return Some((at, colon));
                     }
                 }
                 at = end;
@@ -109,6 +124,16 @@ fn skip_space(text: &[u8], mut at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_found_at_the_top_only() {
+        let text = r#"{"name":"\"timestamp\"","properties":{"timestamp":"x"},"t":["timestamp"],
+ "timestamp" : "bad"}"#;
+        let at = key_offset(text, "timestamp").expect("found");
+        assert_eq!(&text[at..], r#""timestamp" : "bad"}"#);
+        assert_eq!(key_offset(r#"{"a":{"timestamp":1}}"#, "timestamp"), None);
+        assert_eq!(key_offset(r#"{"a":"timestamp"}"#, "timestamp"), None);
+    }
     use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
     use serde_json::Value;
     use serde_json::value::RawValue;

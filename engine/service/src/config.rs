@@ -275,8 +275,8 @@ pub struct NatsQueueConfig {
     #[serde(default = "default_nats_url")]
     #[schemars(length(min = 1))]
     pub url: String,
-    /// The events stream's name (the dead letters go to `<stream>_DEAD`). Nodes naming the same
-    /// stream share the work.
+    /// The events stream's name: 1 to 32 letters, digits, `_` or `-` (the dead letters go to
+    /// `<stream>_DEAD`). Nodes naming the same stream share the work.
     #[serde(default = "default_nats_stream")]
     #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,32}$"))]
     pub stream: String,

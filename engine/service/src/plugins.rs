@@ -181,7 +181,7 @@ fn spans_of(
                 *offset += usize::from(i > 0);
                 let member = *offset;
                 *offset += Value::String(key.clone()).to_string().len() + 1;
-                let here = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                let here = format!("{pointer}/{}", switchyard_core::load::escape(key));
                 spans_of(item, here.clone(), offset, out);
                 out.push((member, *offset, here));
             }

@@ -126,7 +126,7 @@ fn walk(
         },
         Value::Object(map) => {
             for (key, value) in map.iter_mut().filter(|(k, _)| !secrets.contains(*k)) {
-                let escaped = key.replace('~', "~0").replace('/', "~1");
+                let escaped = super::pointer::escape(key);
                 walk(
                     value,
                     format!("{pointer}/{escaped}"),

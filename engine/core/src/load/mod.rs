@@ -22,7 +22,7 @@ mod spans;
 mod yaml_error;
 
 pub use diagnostic::{Diagnostic, Severity, pointer_to_path};
-pub use pointer::{CompileError, Pointer};
+pub use pointer::{CompileError, Pointer, escape, unescape};
 pub use recover::Remap;
 use schema_errors::Repair;
 pub use schema_errors::{closest, did_you_mean};
@@ -325,7 +325,7 @@ fn path_to_pointer(path: &serde_path_to_error::Path) -> String {
         out.push('/');
         match seg {
             Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Map { key } => out.push_str(&escape(key)),
             Segment::Enum { variant } => out.push_str(variant),
             Segment::Unknown => out.push('?'),
         }

@@ -1,6 +1,25 @@
 //! JSON pointers under construction, and problems placed by them: how the rule compiler (and any
 //! later check of a loaded file) says where in a file something is wrong, before
-//! [`super::Placer`] turns the pointer into file:line:column.
+//! [`super::Placer`] turns the pointer into file:line:column. The one place a key becomes a
+//! pointer's token ([`escape`]) and back ([`unescape`]).
+
+use std::borrow::Cow;
+
+/// `key` as one JSON-pointer token (RFC 6901): `~` written `~0`, `/` written `~1`.
+pub fn escape(key: &str) -> Cow<'_, str> {
+    match key.contains(['~', '/']) {
+        true => Cow::Owned(key.replace('~', "~0").replace('/', "~1")),
+        false => Cow::Borrowed(key),
+    }
+}
+
+/// The key one JSON-pointer token stands for: `~1` read `/`, then `~0` read `~`.
+pub fn unescape(token: &str) -> Cow<'_, str> {
+    match token.contains('~') {
+        true => Cow::Owned(token.replace("~1", "/").replace("~0", "~")),
+        false => Cow::Borrowed(token),
+    }
+}
 
 /// A problem in a rule, placed by JSON pointer within the file it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,11 +42,7 @@ impl Pointer {
     }
 
     pub fn key(&self, key: &str) -> Self {
-        Self(format!(
-            "{}/{}",
-            self.0,
-            key.replace('~', "~0").replace('/', "~1")
-        ))
+        Self(format!("{}/{}", self.0, escape(key)))
     }
 
     pub fn index(&self, i: usize) -> Self {
@@ -58,7 +73,7 @@ pub enum Token {
 /// The steps of `pointer` (`/destinations/0/pixel_id`), in order.
 pub fn tokens(pointer: &str) -> impl Iterator<Item = Token> + '_ {
     pointer.split('/').skip(1).map(|token| {
-        let token = token.replace("~1", "/").replace("~0", "~");
+        let token = unescape(token).into_owned();
         match !token.is_empty() && token.bytes().all(|b| b.is_ascii_digit()) {
             true => Token::Index(token),
             false => Token::Key(token),

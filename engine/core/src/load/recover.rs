@@ -7,6 +7,7 @@
 //! deserializes; the later, semantic checks then run on what is left. [`Remap`] turns the pointers
 //! of the repaired, pruned document back into pointers of the file as written.
 
+use super::pointer::{escape, unescape};
 use super::schema_errors::{self, Explained, Repair};
 use super::{Schema, path_to_pointer};
 use serde::de::DeserializeOwned;
@@ -67,10 +68,6 @@ fn survivor(gone: &[usize], i: usize) -> usize {
     (0..).filter(|j| !gone.contains(j)).nth(i).unwrap_or(i)
 }
 
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 /// The schema's findings on `value` (pointers of the file as written), knock-ons dropped, and the
 /// document repaired as far as the findings allow.
 ///
@@ -126,12 +123,12 @@ pub fn drop_refused<T: DeserializeOwned>(doc: &mut Value, refused: &[String]) {
         let Some((parent, key)) = pointer.rsplit_once('/') else {
             continue;
         };
-        let key = key.replace("~1", "/").replace("~0", "~");
+        let key = unescape(key);
         let mut without = doc.clone();
         let removed = without
             .pointer_mut(parent)
             .and_then(Value::as_object_mut)
-            .and_then(|map| map.remove(&key))
+            .and_then(|map| map.remove(&*key))
             .is_some();
         if !removed {
             continue;
@@ -197,9 +194,7 @@ fn remove(doc: &mut Value, pointer: &str, remap: &mut Remap) -> bool {
     };
     let unpruned_parent = remap.unpruned(parent);
     match doc.pointer_mut(parent) {
-        Some(Value::Object(map)) => map
-            .remove(&last.replace("~1", "/").replace("~0", "~"))
-            .is_some(),
+        Some(Value::Object(map)) => map.remove(&*unescape(last)).is_some(),
         Some(Value::Array(items)) => {
             let Some(i) = last.parse::<usize>().ok().filter(|i| *i < items.len()) else {
                 return false;

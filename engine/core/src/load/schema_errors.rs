@@ -27,11 +27,14 @@ fn expectation(error: &ValidationError<'_>, schema: &Value) -> Option<String> {
     }
     let (parent, _keyword) = error.schema_path().as_str().rsplit_once('/')?;
     let text = schema_node(schema, parent)?.get("description")?.as_str()?;
-    let first = text
-        .split("\n\n")
-        .next()
-        .unwrap_or(text)
-        .trim_end_matches('.');
+    // The first sentence, on one line (a diagnostic is one line): up to a full stop that ends a
+    // sentence (`. ` before a capital letter; `e.g. \`US\`` goes on).
+    let paragraph = text.split("\n\n").next().unwrap_or(text).replace('\n', " ");
+    let end = paragraph
+        .match_indices(". ")
+        .find(|(at, _)| paragraph[at + 2..].starts_with(|c: char| c.is_uppercase()))
+        .map_or(paragraph.len(), |(at, _)| at);
+    let first = paragraph[..end].trim_end_matches('.');
     let mut chars = first.chars();
     let head = chars.next()?;
     Some(head.to_lowercase().chain(chars).collect())
@@ -44,10 +47,10 @@ fn schema_node<'s>(schema: &'s Value, path: &str) -> Option<&'s Value> {
         node = if token == "$ref" {
             resolve(schema, node.get("$ref")?.as_str()?)?
         } else {
-            let token = token.replace("~1", "/").replace("~0", "~");
+            let token = super::pointer::unescape(token);
             match node {
                 Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
-                _ => node.get(&token)?,
+                _ => node.get(&*token)?,
             }
         };
     }
@@ -232,10 +235,7 @@ fn unknown_keys(
             Explained {
                 pointer: pointer.to_owned(),
                 message: format!("unknown key (not shown, it may be a secret); {hint}"),
-                at: Some(format!(
-                    "{pointer}/{}",
-                    key.replace('~', "~0").replace('/', "~1")
-                )),
+                at: Some(format!("{pointer}/{}", super::pointer::escape(key))),
                 repair,
             }
         })

@@ -4,6 +4,7 @@
 //! this index joins the two so that every error can name `file:line:column`. A value inside a mapping
 //! is placed at its key (the line a person looks for); an item of a sequence at the item itself.
 
+use super::pointer::escape;
 use std::collections::HashMap;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::Marker;
@@ -66,10 +67,6 @@ struct Builder {
     spans: HashMap<String, (usize, usize)>,
     stack: Vec<Frame>,
     done: bool,
-}
-
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
 }
 
 fn position(mark: Marker) -> (usize, usize) {

@@ -52,7 +52,7 @@ fn walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<DeadPath>)
                 if skip.contains(&key.as_str()) || (in_each && key == "fields") {
                     continue;
                 }
-                let escaped = key.replace('~', "~0").replace('/', "~1");
+                let escaped = crate::load::escape(key);
                 walk(value, format!("{pointer}/{escaped}"), skip, found);
             }
         }
@@ -161,7 +161,7 @@ fn names_walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<Miss
                 if skip.contains(&key.as_str()) {
                     continue;
                 }
-                let escaped = key.replace('~', "~0").replace('/', "~1");
+                let escaped = crate::load::escape(key);
                 let here = format!("{pointer}/{escaped}");
                 match (key.as_str(), value) {
                     ("source", Value::String(name)) => check_name(name, here, found),

@@ -205,9 +205,10 @@ fn field_of(e: &EventError) -> Option<&'static str> {
     }
 }
 
-/// The line and column (1-based) where the key `"field"` first appears in `text`.
+/// The line and column (1-based) of the top-level key `"field"` in `text` (not a nested field of
+/// the same name, nor the name as a value).
 fn key_position(text: &str, field: &str) -> Option<(usize, usize)> {
-    let at = text.find(&format!("\"{field}\""))?;
+    let at = switchyard_core::json_field::key_offset(text, field)?;
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map_or(at, |n| at - n - 1) + 1;

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use switchyard_core::load::escape;
 use switchyard_core::rules::payload::value_is_empty;
 use switchyard_core::rules::spec::{FieldMap, FieldSpec, MappingFile, Row, Transform};
 use switchyard_core::rules::transform::{is_empty_text_digest, is_sha256_hex};
@@ -146,11 +147,6 @@ fn always_hashed(spec: &FieldSpec) -> bool {
             _ => false,
         },
     }
-}
-
-/// `name` as one JSON-pointer token (`~` → `~0`, `/` → `~1`).
-fn escape(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
 }
 
 #[cfg(test)]

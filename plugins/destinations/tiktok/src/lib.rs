@@ -76,11 +76,13 @@ pub struct TiktokConfig {
     #[serde(default)]
     #[schemars(regex(pattern = r"^\S+$"))]
     pub test_event_code: Option<String>,
-    /// The Events API URL (change only to test against a local mock).
+    /// The Events API URL, starting with `https://` or `http://` (change only to test against a
+    /// local mock).
     #[serde(default = "default_endpoint")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub endpoint: String,
-    /// The script that loads TikTok's pixel in the browser (change only to test with a stand-in).
+    /// The URL, starting with `https://` or `http://`, of the script that loads TikTok's pixel in
+    /// the browser (change only to test with a stand-in).
     #[serde(default = "default_loader")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub pixel_loader_url: String,
@@ -88,8 +90,9 @@ pub struct TiktokConfig {
     #[serde(default = "default_batch")]
     #[schemars(range(min = 1, max = 1000))]
     pub batch_size: usize,
-    /// The country (ISO 3166-1 alpha-2, e.g. `US`) of national phone numbers when the event names
-    /// none (`$country_code`). Without it, a phone number without its country code is not sent.
+    /// The country of national phone numbers when the event names none (`$country_code`): an ISO
+    /// 3166-1 alpha-2 code in capitals, such as `US`. Without it, a phone number without its
+    /// country code is not sent.
     #[serde(default)]
     #[schemars(regex(pattern = r"^[A-Z]{2}$"))]
     pub default_country: Option<String>,
