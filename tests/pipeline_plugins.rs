@@ -311,17 +311,33 @@ fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
     std::fs::copy(plugin_wasm("currency-converter"), &wasm).unwrap();
     std::fs::write(
         dir.path().join("fx.schema.json"),
-        r#"{"type": "object", "required": ["to", "rates"], "properties": {"to": {"type": "string", "pattern": "^[A-Z]{3}$"}}}"#,
+        r#"{"type": "object", "required": ["to", "rates"], "additionalProperties": false,
+            "properties": {"rates": {"type": "object"}, "to": {"type": "string", "pattern": "^[A-Z]{3}$",
+            "description": "The currency to convert to: an ISO 4217 code, such as `EUR`."}}}"#,
     )
     .unwrap();
     let text = config_with(&format!(
-        "  - name: fx\n    path: {}\n    config: {{to: euro, rates: {{}}}}\n",
+        "  - name: fx\n    path: {}\n    config: {{to: euro, rates: {{}}, rate: 1}}\n",
         wasm.display()
     ));
     let text = format!("{text}allowed_dirs: [\"{}\"]\n", dir.path().display());
     let d = load_errors(&text, &[]);
     assert_eq!(d[0].path, "$.transforms[0].config.to", "{}", lines(&d));
-    assert!(d[0].message.contains("(the plugin's schema)"));
+    // Explained as the config's own errors are: the form the field's description states, not
+    // the regular expression; a misspelt key with the key meant.
+    assert_eq!(
+        d[0].message,
+        "wrong form: expected the currency to convert to: an ISO 4217 code, such as `EUR` (the \
+         plugin's schema)",
+        "{}",
+        lines(&d)
+    );
+    assert!(
+        d.iter()
+            .any(|e| e.message.contains("did you mean `rates`?")),
+        "{}",
+        lines(&d)
+    );
 }
 
 fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {

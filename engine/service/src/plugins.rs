@@ -115,26 +115,28 @@ fn check_plugin_config(
     let Ok(text) = std::fs::read_to_string(&schema_path) else {
         return Vec::new();
     };
-    let schema = match serde_json::from_str::<serde_json::Value>(&text)
-        .map(|s| jsonschema::validator_for(&s))
-    {
-        Ok(Ok(v)) => v,
-        _ => {
-            return vec![placer.place(
-                at,
-                format!(
-                    "the plugin's schema `{}` is not a valid JSON Schema",
-                    schema_path.display()
-                ),
-            )];
-        }
+    let Some((schema, validator)) = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|s| jsonschema::validator_for(&s).ok().map(|v| (s, v)))
+    else {
+        return vec![placer.place(
+            at,
+            format!(
+                "the plugin's schema `{}` is not a valid JSON Schema",
+                schema_path.display()
+            ),
+        )];
     };
-    schema
+    // Explained as the config's own schema errors are: a field's description says what a
+    // pattern or a bound expects, and a misspelt key gets the key meant.
+    validator
         .iter_errors(config)
+        .flat_map(|e| switchyard_core::load::explain(&e, &schema))
         .map(|e| {
+            let place = e.at.as_deref().unwrap_or(&e.pointer);
             placer.place(
-                &format!("{at}{}", e.instance_path().as_str()),
-                format!("{} (the plugin's schema)", e.masked()),
+                &format!("{at}{place}"),
+                format!("{} (the plugin's schema)", e.message),
             )
         })
         .collect()

@@ -25,7 +25,7 @@ pub use diagnostic::{Diagnostic, Severity, pointer_to_path};
 pub use pointer::{CompileError, Pointer, escape, unescape};
 pub use recover::Remap;
 use schema_errors::Repair;
-pub use schema_errors::{closest, did_you_mean};
+pub use schema_errors::{Explained, closest, did_you_mean, explain};
 pub use scope::FileScope;
 pub use spans::SpanIndex;
 

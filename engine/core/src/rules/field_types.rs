@@ -127,8 +127,8 @@ pub fn check_fields(
         let Some(v) = object.get_mut(*key) else {
             continue;
         };
-        let label: Arc<str> = Arc::from(*key);
-        let keep = value_is_empty(v) || scan(v, *ty, &At::root(&label), warnings) || repair(v, *ty);
+        let at = At::named(key);
+        let keep = value_is_empty(v) || scan(v, *ty, &at, warnings) || repair(v, *ty);
         if !keep {
             object.remove(*key);
         }
@@ -145,6 +145,8 @@ struct At<'p> {
 #[derive(Clone, Copy)]
 enum Step<'p> {
     Label(&'p Arc<str>),
+    /// A field's name, made a label only for a warning.
+    Name(&'p str),
     Key(&'p str),
     Item(usize),
 }
@@ -153,6 +155,13 @@ impl<'p> At<'p> {
     fn root(label: &'p Arc<str>) -> Self {
         At {
             step: Step::Label(label),
+            parent: None,
+        }
+    }
+
+    fn named(name: &'p str) -> Self {
+        At {
+            step: Step::Name(name),
             parent: None,
         }
     }
@@ -186,6 +195,7 @@ impl<'p> At<'p> {
         for step in steps.iter().rev() {
             match step {
                 Step::Label(label) => path.push_str(label),
+                Step::Name(name) => path.push_str(name),
                 Step::Key(key) => {
                     path.push('.');
                     path.push_str(key);
