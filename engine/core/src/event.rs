@@ -164,34 +164,36 @@ impl SourceEvent {
         Self::from_value(parse_json(text)?, received_at)
     }
 
-    /// [`SourceEvent::from_json`], keeping a copy of `text` when it is already the normalised
-    /// event (canonical field names, a timestamp in unix seconds) or differs from it only in its
-    /// timestamp (then written into the copy): [`SourceEvent::json_text`] then gives it back.
-    /// Costs a copy of the text; saves serializing the event later.
+    /// [`SourceEvent::from_json`], keeping a copy of `text` as the normalised event (canonical
+    /// field names, a timestamp in unix seconds): camelCase keys renamed and the timestamp
+    /// written into the copy ([`json_field::rewrite`]). [`SourceEvent::json_text`] then gives it
+    /// back. Costs a copy of the text; saves serializing the event later.
     pub fn from_json_keeping_text(text: &str, received_at: i64) -> Result<Self, EventError> {
         Self::from_value_keeping_text(parse_json(text)?, text, received_at)
     }
 
     /// [`SourceEvent::from_json_keeping_text`] for an event already parsed from `text` (which
     /// must be the JSON text `value` was parsed from): validates and normalises `value`, keeping
-    /// a copy of `text` when normalising changed nothing but the timestamp.
+    /// a copy of `text`, rewritten as normalising changed the event.
     pub fn from_value_keeping_text(
         value: Value,
         text: &str,
         received_at: i64,
     ) -> Result<Self, EventError> {
         let (mut event, change) = Self::normalise(value, received_at)?;
-        event.text = match change {
-            Change::Unchanged => Some(text.to_owned()),
-            // The seconds spliced into the text in place of what it said (or first, where it said
-            // nothing): a scan of the text, cheaper than serializing the event.
-            Change::Timestamp { written_over } => json_field::with_field(
-                text,
-                "timestamp",
-                &event.timestamp.to_string(),
-                written_over,
-            ),
-            Change::Names => None,
+        event.text = match change.timestamp {
+            None if change.renamed.is_empty() => Some(text.to_owned()),
+            // The keys renamed and the seconds spliced into the text in place of what it said (or
+            // first, where it said nothing): a scan of the text, cheaper than serializing.
+            timestamp => {
+                let mut seconds = itoa::Buffer::new();
+                let set = timestamp.map(|present| json_field::Set {
+                    key: "timestamp",
+                    value: seconds.format(event.timestamp),
+                    present,
+                });
+                json_field::rewrite(text, &change.renamed, set)
+            }
         };
         Ok(event)
     }
@@ -230,11 +232,10 @@ impl SourceEvent {
         let Value::Object(mut map) = value else {
             return Err(EventError::NotObject(type_name(&value)));
         };
-        let mut change = Change::Unchanged;
+        let mut change = Change::default();
         let mut top = TopLevel::of(&map);
         if top.has_camel_case_alias {
-            rename_aliased_fields(&mut map)?;
-            change = Change::Names;
+            change.renamed = rename_aliased_fields(&mut map)?;
             top = TopLevel::of(&map);
         }
         identifier(top.event_name, "event_name")?;
@@ -262,9 +263,7 @@ impl SourceEvent {
                     false
                 }
             };
-            if change == Change::Unchanged {
-                change = Change::Timestamp { written_over };
-            }
+            change.timestamp = Some(written_over);
         }
         let event = Self {
             value: Value::Object(map),
@@ -331,16 +330,14 @@ impl SourceEvent {
     }
 }
 
-/// What normalising changed in an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Unchanged,
-    /// Only the top-level `timestamp`: written over as unix seconds, or added.
-    Timestamp {
-        written_over: bool,
-    },
-    /// Field names (camelCase spellings renamed), perhaps the timestamp too.
-    Names,
+/// What normalising changed in an event (nothing, by default).
+#[derive(Debug, Default)]
+struct Change {
+    /// The keys renamed: `(camelCase, snake_case)`.
+    renamed: Vec<(&'static str, &'static str)>,
+    /// The top-level `timestamp`, when written as unix seconds: over the event's own (`true`) or
+    /// added (`false`).
+    timestamp: Option<bool>,
 }
 
 /// What a visitor chose for one consent category ([`SourceEvent::consent`]).
@@ -387,24 +384,27 @@ impl<'a> TopLevel<'a> {
     }
 }
 
-/// Renames camelCase spellings to the canonical ones. Two spellings of one field are refused,
-/// named as the event wrote them (`eventID` and `eventId`, not a `event_id` it never sent).
-fn rename_aliased_fields(map: &mut Map<String, Value>) -> Result<(), EventError> {
-    let mut renamed: Vec<(&str, &'static str)> = Vec::new();
+/// Renames camelCase spellings to the canonical ones, and says which: `(camel, snake)`. Two
+/// spellings of one field are refused, named as the event wrote them (`eventID` and `eventId`,
+/// not a `event_id` it never sent).
+fn rename_aliased_fields(
+    map: &mut Map<String, Value>,
+) -> Result<Vec<(&'static str, &'static str)>, EventError> {
+    let mut renamed: Vec<(&'static str, &'static str)> = Vec::new();
     for (camel, snake) in ALIASED_FIELDS {
         if let Some(v) = map.remove(camel) {
             if map.contains_key(snake) {
                 let first = renamed
                     .iter()
-                    .find(|(to, _)| *to == snake)
-                    .map_or(snake, |(_, from)| *from);
+                    .find(|(_, to)| *to == snake)
+                    .map_or(snake, |(from, _)| *from);
                 return Err(EventError::BothSpellings(first, camel));
             }
             map.insert(snake.to_owned(), v);
-            renamed.push((snake, camel));
+            renamed.push((camel, snake));
         }
     }
-    Ok(())
+    Ok(renamed)
 }
 
 /// A non-empty string of at most [`MAX_IDENTIFIER_BYTES`], without control characters (a line
@@ -698,6 +698,15 @@ mod tests {
             let expected = normalised.replace("1725278400", written);
             assert_eq!(e.json_text(), expected, "{input}");
         }
+        // camelCase keys renamed in the text too, with or without the timestamp.
+        let camel = normalised
+            .replace("\"event_id\"", "\"eventID\"")
+            .replace("\"event_name\"", "\"eventName\"");
+        let e = SourceEvent::from_json_keeping_text(&camel, 5).unwrap();
+        assert_eq!(e.json_text(), normalised, "{camel}");
+        let dated = camel.replace("1725278400", r#""2024-09-02T12:00:00+00:00""#);
+        let e = SourceEvent::from_json_keeping_text(&dated, 5).unwrap();
+        assert_eq!(e.json_text(), normalised, "{dated}");
         let undated = normalised.replace(r#","timestamp":1725278400"#, "");
         let e = SourceEvent::from_json_keeping_text(&undated, 5).unwrap();
         assert_eq!(

@@ -1,43 +1,85 @@
-//! One top-level field of a JSON object's text: found, or rewritten in the text itself. An event
-//! whose normalising rewrote only its `timestamp` (an ISO date become unix seconds) is handed on
-//! this way, at the cost of a short scan and a copy, instead of being serialized whole; the
-//! console points at the field an event's refusal names ([`key_offset`]).
+//! An event's text rewritten in place of serializing the event: its top-level keys renamed
+//! (`eventID` to `event_id`) and one top-level field's value set (an ISO `timestamp` become unix
+//! seconds), at the cost of one short scan and a copy ([`rewrite`]). Also where a top-level key
+//! is, for the console to point at the field an event's refusal names ([`key_offset`]).
 //!
 //! The scan reads only text that already parsed as one JSON object (the caller's promise): it
-//! follows strings (and their escapes) and brackets up to the field, which events put near the
-//! start. A key spelt with escapes (`"time\u0073tamp"`) is not recognised: the caller then
-//! serializes, as before. The tests hold the scan to serde_json's own reading of the same texts.
+//! follows strings (and their escapes) and brackets, and stops once it has found what it looks
+//! for, which events put near the start. A key spelt with escapes (`"time\u0073tamp"`) is not
+//! recognised: the caller then serializes, as before. The tests hold the scan to serde_json's own
+//! reading of the same texts.
 
 use std::ops::Range;
 
-/// `text`, one JSON object, with the top-level field `key`'s value replaced by `value` (JSON text)
-/// when `present`, else with the field added first. `None` when the field is not found as
-/// `present` says (a key spelt with escapes, or text that is not one object): serialize instead.
-/// `key` must be plain text that needs no escaping.
-pub fn with_field(text: &str, key: &str, value: &str, present: bool) -> Option<String> {
-    let mut out = String::with_capacity(text.len() + key.len() + value.len() + 4);
-    if present {
-        let place = value_place(text.as_bytes(), key.as_bytes())?;
-        out.push_str(text.get(..place.start)?);
+/// A top-level field to set: its key, its value as JSON text, and whether the text has the field
+/// (its value is written over) or not (the field is added first).
+#[derive(Debug, Clone, Copy)]
+pub struct Set<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub present: bool,
+}
+
+/// `text`, one JSON object, with each top-level key `from` of `renames` written `to`, and `set`
+/// done. `None` when a key is not found once where it should be (a key spelt with escapes, or
+/// text that is not one object): serialize instead. Keys and names must be plain text that needs
+/// no escaping, each key renamed at most once.
+pub fn rewrite(text: &str, renames: &[(&str, &str)], set: Option<Set<'_>>) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 32);
+    // `text[..copied]` is in `out`, edited.
+    let mut copied = 0;
+    if let Some(Set {
+        key,
+        value,
+        present: false,
+    }) = set
+    {
+        // The `{` after any leading JSON white space (a byte: no cut inside a character).
+        let open = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
+        if bytes.get(open) != Some(&b'{') {
+            return None;
+        }
+        out.push_str(&text[..=open]);
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
         out.push_str(value);
-        out.push_str(text.get(place.end..)?);
-        return Some(out);
+        if !crate::text::trim_json_space(&text[open + 1..]).starts_with('}') {
+            out.push(',');
+        }
+        copied = open + 1;
     }
-    // The `{` after any leading JSON white space (checked as a byte, so no cut inside a character).
-    let open = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
-    if text.as_bytes().get(open) != Some(&b'{') {
-        return None;
+    let written_over = set.filter(|s| s.present);
+    let mut left = renames.len() + usize::from(written_over.is_some());
+    let mut keys = TopKeys {
+        text: bytes,
+        at: 0,
+        depth: 0,
+    };
+    while left > 0 {
+        let (quoted, colon) = keys.next()?;
+        let key = &bytes[quoted.start + 1..quoted.end - 1];
+        let (edited, replacement) =
+            if let Some((_, to)) = renames.iter().find(|(from, _)| from.as_bytes() == key) {
+                out.push_str(text.get(copied..quoted.start)?);
+                out.push('"');
+                out.push_str(to);
+                (quoted, "\"")
+            } else if let Some(field) = written_over.filter(|s| s.key.as_bytes() == key) {
+                let start = skip_space(bytes, colon + 1);
+                let end = value_end(bytes, start)?;
+                out.push_str(text.get(copied..start)?);
+                (start..end, field.value)
+            } else {
+                continue;
+            };
+        out.push_str(replacement);
+        copied = edited.end;
+        keys.at = edited.end;
+        left -= 1;
     }
-    let (head, tail) = text.split_at(open + 1);
-    out.push_str(head);
-    out.push('"');
-    out.push_str(key);
-    out.push_str("\":");
-    out.push_str(value);
-    if !crate::text::trim_json_space(tail).starts_with('}') {
-        out.push(',');
-    }
-    out.push_str(tail);
+    out.push_str(text.get(copied..)?);
     Some(out)
 }
 
@@ -45,56 +87,66 @@ pub fn with_field(text: &str, key: &str, value: &str, present: bool) -> Option<S
 /// `key` plain text that needs no escaping): where an editor should point for that field. A
 /// nested field of the same name, or the name as a value, is passed over.
 pub fn key_offset(text: &str, key: &str) -> Option<usize> {
-    key_place(text.as_bytes(), key.as_bytes()).map(|(open, _)| open)
+    let mut keys = TopKeys {
+        text: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    std::iter::from_fn(|| keys.next())
+        .find(|(quoted, _)| {
+            text.as_bytes().get(quoted.start + 1..quoted.end - 1) == Some(key.as_bytes())
+        })
+        .map(|(quoted, _)| quoted.start)
 }
 
-/// Where the value of the top-level field `key` (a plain-text string or a scalar: what a timestamp
-/// is) lies in `text`, by byte offsets.
-fn value_place(text: &[u8], key: &[u8]) -> Option<Range<usize>> {
-    let (_, colon) = key_place(text, key)?;
-    let start = skip_space(text, colon + 1);
-    Some(start..value_end(text, start)?)
+/// The keys of a JSON object's top level, in order: each as the byte range of its quoted text,
+/// with the offset of the colon after it.
+struct TopKeys<'t> {
+    text: &'t [u8],
+    at: usize,
+    depth: usize,
 }
 
-/// Where the top-level key `key` is in `text`: the offsets of its opening quote and of the colon
-/// after it.
-fn key_place(text: &[u8], key: &[u8]) -> Option<(usize, usize)> {
-    let mut depth = 0usize;
-    let mut at = 0;
-    while let Some(&b) = text.get(at) {
-        match b {
-            b'"' => {
-                let end = string_end(text, at)?;
-                if depth == 1 && text.get(at + 1..end - 1) == Some(key) {
-                    let colon = skip_space(text, end);
-                    if text.get(colon) == Some(&b':') {
-                        return Some((at, colon));
+impl TopKeys<'_> {
+    fn next(&mut self) -> Option<(Range<usize>, usize)> {
+        let text = self.text;
+        while let Some(&b) = text.get(self.at) {
+            match b {
+                b'"' => {
+                    let start = self.at;
+                    self.at = string_end(text, start)?;
+                    if self.depth == 1 {
+                        let colon = skip_space(text, self.at);
+                        if text.get(colon) == Some(&b':') {
+                            return Some((start..self.at, colon));
+                        }
                     }
                 }
-                at = end;
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    self.at += 1;
+                }
+                b'}' | b']' => {
+                    self.depth = self.depth.checked_sub(1)?;
+                    self.at += 1;
+                }
+                _ => self.at += 1,
             }
-            b'{' | b'[' => {
-                depth += 1;
-                at += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                at += 1;
-            }
-            _ => at += 1,
         }
+        None
     }
-    None
 }
 
-/// Just past the closing quote of the string whose opening quote is at `open`.
+/// Just past the closing quote of the string whose opening quote is at `open` (the next quote or
+/// backslash found by `memchr`, a vectorised search: fewer instructions than a loop over bytes
+/// over an event's strings, counted in callgrind).
 fn string_end(text: &[u8], open: usize) -> Option<usize> {
     let mut at = open + 1;
     loop {
-        match text.get(at)? {
+        at += memchr::memchr2(b'"', b'\\', text.get(at..)?)?;
+        match text[at] {
             b'\\' => at += 2,
-            b'"' => return Some(at + 1),
-            _ => at += 1,
+            _ => return Some(at + 1),
         }
     }
 }
@@ -175,6 +227,58 @@ mod tests {
 
     fn parsed(text: &str) -> Value {
         serde_json::from_str(text).unwrap()
+    }
+
+    /// Where the value of the top-level field `key` lies in `text`, by the scan.
+    fn value_place(text: &[u8], key: &[u8]) -> Option<Range<usize>> {
+        let mut keys = TopKeys {
+            text,
+            at: 0,
+            depth: 0,
+        };
+        let (_, colon) = std::iter::from_fn(|| keys.next())
+            .find(|(quoted, _)| text[quoted.start + 1..quoted.end - 1] == *key)?;
+        let start = skip_space(text, colon + 1);
+        Some(start..value_end(text, start)?)
+    }
+
+    fn with_field(text: &str, key: &str, value: &str, present: bool) -> Option<String> {
+        rewrite(
+            text,
+            &[],
+            Some(Set {
+                key,
+                value,
+                present,
+            }),
+        )
+    }
+
+    #[test]
+    fn keys_are_renamed_where_they_stand_and_only_at_the_top() {
+        let renames = [("eventID", "event_id"), ("eventName", "event_name")];
+        let text = r#"{"eventName" : "A", "p":{"eventID":1,"s":"\"eventID\":"}, "eventID":"7"}"#;
+        let out = rewrite(text, &renames, None).unwrap();
+        assert_eq!(
+            out,
+            r#"{"event_name" : "A", "p":{"eventID":1,"s":"\"eventID\":"}, "event_id":"7"}"#
+        );
+        let set = |present| Set {
+            key: "timestamp",
+            value: "5",
+            present,
+        };
+        let dated = r#"{"eventID":"7","timestamp":"2024-09-02T12:30:00Z","eventName":"A"}"#;
+        let out = rewrite(dated, &renames, Some(set(true))).unwrap();
+        assert_eq!(out, r#"{"event_id":"7","timestamp":5,"event_name":"A"}"#);
+        let undated = r#"{"eventID":"7","eventName":"A"}"#;
+        let out = rewrite(undated, &renames, Some(set(false))).unwrap();
+        assert_eq!(out, r#"{"timestamp":5,"event_id":"7","event_name":"A"}"#);
+        // A key not found as said (spelt with escapes, or absent): the caller serializes.
+        let escaped = r#"{"event\u0049D":"7","eventName":"A"}"#;
+        assert_eq!(rewrite(escaped, &renames, None), None);
+        assert_eq!(rewrite(undated, &renames, Some(set(true))), None);
+        assert_eq!(rewrite(r#"{"eventName":"A"}"#, &renames, None), None);
     }
 
     #[test]
