@@ -56,37 +56,11 @@ fn run_doc(name: &str) -> usize {
     let mut checked = 0;
     for b in blocks(&text) {
         let here = format!("{}:{}", path.display(), b.line);
+        if let Some(loaded) = setup_block(&b, &here) {
+            setup = Some(loaded);
+            continue;
+        }
         match b.info.as_str() {
-            "yaml mapping" => {
-                let cfg = write_config(&tiktok_config("mapping: m.yaml"), &[("m.yaml", &b.body)]);
-                let l = switchyard_service::config::load(&cfg.path)
-                    .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
-                setup = Some((l, cfg.dir));
-            }
-            "yaml destination" => {
-                let cfg = write_config(&tiktok_config(&b.body), &[]);
-                let l = switchyard_service::config::load(&cfg.path)
-                    .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
-                setup = Some((l, cfg.dir));
-            }
-            "yaml config" => {
-                // A whole config; plugin paths are relative to the repository root.
-                plugin_wasm("noop");
-                let text: String = b
-                    .body
-                    .lines()
-                    .map(|l| match l.split_once("path: ") {
-                        Some((indent, p)) if !p.starts_with('/') => {
-                            format!("{indent}path: {}\n", root().join(p).display())
-                        }
-                        _ => format!("{l}\n"),
-                    })
-                    .collect();
-                let cfg = write_config(&text, &[]);
-                let l = switchyard_service::config::load(&cfg.path)
-                    .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
-                setup = Some((l, cfg.dir));
-            }
             "wit" => {
                 let wit =
                     std::fs::read_to_string(root().join("engine/wasm/wit/plugin.wit")).unwrap();
@@ -119,7 +93,43 @@ fn run_doc(name: &str) -> usize {
             _ => checked += refusal_block(&b, &here, &mut refused),
         }
     }
+    assert!(
+        refused.is_none(),
+        "{}: the last refused block has no block checking it",
+        path.display()
+    );
     checked
+}
+
+/// The config a setup block (`yaml mapping`, `yaml destination`, `yaml config`) stands for,
+/// loaded, with the folder that holds it; `None` for any other block. A whole config's plugin
+/// paths are relative to the repository root.
+fn setup_block(
+    b: &Block,
+    here: &str,
+) -> Option<(switchyard_service::config::Loaded, tempfile::TempDir)> {
+    let cfg = match b.info.as_str() {
+        "yaml mapping" => write_config(&tiktok_config("mapping: m.yaml"), &[("m.yaml", &b.body)]),
+        "yaml destination" => write_config(&tiktok_config(&b.body), &[]),
+        "yaml config" => {
+            plugin_wasm("noop");
+            let text: String = b
+                .body
+                .lines()
+                .map(|l| match l.split_once("path: ") {
+                    Some((indent, p)) if !p.starts_with('/') => {
+                        format!("{indent}path: {}\n", root().join(p).display())
+                    }
+                    _ => format!("{l}\n"),
+                })
+                .collect();
+            write_config(&text, &[])
+        }
+        _ => return None,
+    };
+    let loaded = switchyard_service::config::load(&cfg.path)
+        .unwrap_or_else(|d| panic!("{here}:\n{}", lines(&d)));
+    Some((loaded, cfg.dir))
 }
 
 /// A block of the upgrade note (see the top comment); `refused` carries what the last
