@@ -12,8 +12,9 @@ use serde_json::Value;
 use std::io::{BufRead, Write};
 use switchyard_core::event::SourceEvent;
 
-/// Events per plugin call in `plugin test`.
-const CHUNK: usize = 256;
+/// Events per plugin call in `plugin test`: as many as `map` hands a plugin at once (its chunks
+/// of 32 lines, `switchyard_service::dry_run`), so that a plugin is tested as `map` runs it.
+const CHUNK: usize = 32;
 
 /// What `plugin test` feeds the plugin.
 #[derive(Debug, Clone, Copy)]
