@@ -9,6 +9,7 @@
 //! recognised: the caller then serializes, as before. The tests hold the scan to serde_json's own
 //! reading of the same texts.
 
+use crate::text::{JSON_SPACE, is_json_space};
 use std::ops::Range;
 
 /// A top-level field to set: its key, its value as JSON text, and whether the text has the field
@@ -36,7 +37,7 @@ pub fn rewrite(text: &str, renames: &[(&str, &str)], set: Option<Set<'_>>) -> Op
     }) = set
     {
         // The `{` after any leading JSON white space (a byte: no cut inside a character).
-        let open = text.len() - text.trim_start_matches([' ', '\t', '\n', '\r']).len();
+        let open = text.len() - text.trim_start_matches(JSON_SPACE).len();
         if bytes.get(open) != Some(&b'{') {
             return None;
         }
@@ -160,14 +161,14 @@ fn value_end(text: &[u8], start: usize) -> Option<usize> {
         _ => Some(
             text[start..]
                 .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .position(|b| matches!(b, b',' | b'}' | b']') || is_json_space(*b))
                 .map_or(text.len(), |n| start + n),
         ),
     }
 }
 
 fn skip_space(text: &[u8], mut at: usize) -> usize {
-    while matches!(text.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+    while text.get(at).is_some_and(|b| is_json_space(*b)) {
         at += 1;
     }
     at

@@ -26,16 +26,26 @@ pub fn number(s: &str) -> Option<serde_json::Value> {
         .map(Into::into)
 }
 
-/// `s` without JSON's own whitespace (space, tab, line feed, carriage return) around it: what
-/// may stand around a JSON text. Other Unicode spaces (no-break space, form feed, U+2028, ...)
+/// JSON's own white space (space, tab, line feed, carriage return): what may stand between and
+/// around its tokens. Other Unicode spaces (no-break space, form feed, U+2028, ...) are not.
+pub const JSON_SPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+/// Whether the byte `b` is [`JSON_SPACE`].
+pub fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// `s` without [`JSON_SPACE`] around it: what may stand around a JSON text. Other Unicode spaces
 /// stay, so that a line of them is refused as not JSON instead of skipped as blank.
 pub fn trim_json_space(s: &str) -> &str {
-    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let bytes = s.as_bytes();
-    let start = bytes.iter().position(|b| !space(b)).unwrap_or(bytes.len());
+    let start = bytes
+        .iter()
+        .position(|b| !is_json_space(*b))
+        .unwrap_or(bytes.len());
     let end = bytes
         .iter()
-        .rposition(|b| !space(b))
+        .rposition(|b| !is_json_space(*b))
         .map_or(start, |last| last + 1);
     // Both ends stand next to an ASCII byte or the text's ends: character boundaries.
     s.get(start..end).unwrap_or(s)

@@ -278,7 +278,7 @@ impl Chunk {
             };
             // Only the end is trimmed: serde_json skips white space before the event itself, and
             // the column a refusal names then counts from the line's start, as an editor's does.
-            let text = text.trim_end_matches([' ', '\t', '\n', '\r']);
+            let text = text.trim_end_matches(switchyard_core::text::JSON_SPACE);
             if invalid_utf8.is_none() && switchyard_core::text::trim_json_space(text).is_empty() {
                 continue;
             }

@@ -132,7 +132,12 @@ fn parse_array(body: &str) -> Option<Vec<Item<'_>>> {
     /// Where the JSON whitespace from `at` ends.
     fn skip_space(text: &str, at: usize) -> Option<usize> {
         let rest = text.get(at..)?;
-        Some(text.len() - rest.trim_start_matches([' ', '\n', '\t', '\r']).len())
+        Some(
+            text.len()
+                - rest
+                    .trim_start_matches(switchyard_core::text::JSON_SPACE)
+                    .len(),
+        )
     }
     let mut at = skip_space(body, 0)?;
     if body.as_bytes().get(at) != Some(&b'[') {
