@@ -340,6 +340,34 @@ fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
     );
 }
 
+#[test]
+fn a_plugin_schema_error_the_explanation_passes_over_is_still_said() {
+    // A key only an `allOf` branch names, refused by the top level's `additionalProperties`:
+    // shaped unlike Switchyard's own schemas, it must still be refused, as the validator says it.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("fx.wasm");
+    std::fs::copy(plugin_wasm("currency-converter"), &wasm).unwrap();
+    std::fs::write(
+        dir.path().join("fx.schema.json"),
+        r#"{"type": "object", "properties": {"to": {}, "rates": {}},
+            "allOf": [{"properties": {"spread": {}}}], "additionalProperties": false}"#,
+    )
+    .unwrap();
+    let text = config_with(&format!(
+        "  - name: fx\n    path: {}\n    config: {{to: EUR, rates: {{}}, spread: 1}}\n",
+        wasm.display()
+    ));
+    let text = format!("{text}allowed_dirs: [\"{}\"]\n", dir.path().display());
+    let d = load_errors(&text, &[]);
+    assert_eq!(d.len(), 1, "{}", lines(&d));
+    assert_eq!(d[0].path, "$.transforms[0].config", "{}", lines(&d));
+    assert!(
+        d[0].message.ends_with("(the plugin's schema)"),
+        "{}",
+        lines(&d)
+    );
+}
+
 fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut argv = vec!["switchyard"];
@@ -762,6 +790,26 @@ fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
             "{plain} is nowhere in the outcome: {at_tiktok}"
         );
     }
+}
+
+#[test]
+fn a_user_the_check_empties_is_not_sent_at_all() {
+    let h = plugin_entry("h", "hostile", json!({"mode": "unhashed-user"}), "");
+    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
+    let m = map(&config, &[order("o-1", "EUR")]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    let at_tiktok = tiktok(&m.lines[0]);
+    let sent = &at_tiktok["data"][0];
+    assert_eq!(sent["event"], "CompletePayment", "{at_tiktok}");
+    assert!(sent.get("user").is_none(), "no empty user: {sent}");
+    let warned: Vec<&str> = at_tiktok["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["field"].as_str())
+        .filter(|f| f.starts_with("user."))
+        .collect();
+    assert_eq!(warned, ["user.Email", "user.email"], "{at_tiktok}");
 }
 
 #[test]

@@ -40,9 +40,9 @@ pub enum EventError {
 pub struct SourceEvent {
     value: Value,
     /// The event's own JSON text, when known: the text it was parsed from, kept (by
-    /// [`SourceEvent::from_json_keeping_text`]) when normalising changed nothing or only the
-    /// timestamp (then written into it), or the text [`SourceEvent::keep_text`] gave back; so
-    /// that it can be handed on (to a plugin, to the queue) without serializing.
+    /// [`SourceEvent::from_json_keeping_text`]) with what normalising changed written into it
+    /// (renamed keys, the timestamp), or the text [`SourceEvent::keep_text`] gave back; so that
+    /// it can be handed on (to a plugin, to the queue) without serializing.
     text: Option<String>,
     /// Which [`PropertyKey`]s the event's properties hold, noted when it was normalised.
     held: HeldKeys,

@@ -352,9 +352,10 @@ fn run_payload_plugins(
 }
 
 /// Holds the event objects the payload plugins returned into `outcome` to what the platform takes,
-/// as the mapping's would be: fields without a value are left out ([`drop_empty`]), and a field
-/// of the wrong type, or a matching key that is not hashed, is converted or left out with a
-/// warning (`DestinationPlugin::settle_returned`).
+/// as the mapping's would be: a field of the wrong type, or a matching key that is not hashed, is
+/// converted or left out with a warning (`DestinationPlugin::settle_returned`), then fields
+/// without a value are left out ([`drop_empty`]), those the check emptied too (a `user` whose
+/// only key was unhashed).
 fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
     let plugin = dest.plugin();
     let own = outcome.client_data.iter_mut().filter_map(|c| match c {
@@ -363,8 +364,8 @@ fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
     });
     for payload in outcome.data.iter_mut().chain(own) {
         if let Payload::Owned(object) = payload {
-            drop_empty(object);
             plugin.settle_returned(object, &mut outcome.warnings);
+            drop_empty(object);
         }
     }
 }

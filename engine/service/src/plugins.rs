@@ -128,15 +128,28 @@ fn check_plugin_config(
         )];
     };
     // Explained as the config's own schema errors are: a field's description says what a
-    // pattern or a bound expects, and a misspelt key gets the key meant.
-    validator
-        .iter_errors(config)
-        .flat_map(|e| switchyard_core::load::explain(&e, &schema))
-        .map(|e| {
-            let place = e.at.as_deref().unwrap_or(&e.pointer);
+    // pattern or a bound expects, and a misspelt key gets the key meant. An error the
+    // explanation passes over (it knows the shapes of Switchyard's own schemas) is said as the
+    // validator says it: a plugin's schema may be shaped otherwise.
+    let mut found = Vec::new();
+    for e in validator.iter_errors(config) {
+        let explained = switchyard_core::load::explain(&e, &schema);
+        if explained.is_empty() {
+            found.push((
+                e.instance_path().as_str().to_owned(),
+                e.masked().to_string(),
+            ));
+        }
+        for x in explained {
+            found.push((x.at.unwrap_or(x.pointer), x.message));
+        }
+    }
+    found
+        .into_iter()
+        .map(|(place, message)| {
             placer.place(
                 &format!("{at}{place}"),
-                format!("{} (the plugin's schema)", e.message),
+                format!("{message} (the plugin's schema)"),
             )
         })
         .collect()

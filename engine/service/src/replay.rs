@@ -156,8 +156,10 @@ fn replay_line(line: &[u8], n: usize) -> Result<Option<&str>, String> {
         0 => text.strip_prefix('\u{feff}').unwrap_or(text),
         _ => text,
     };
-    let text = switchyard_core::text::trim_json_space(text);
-    Ok((!text.is_empty()).then_some(text))
+    // Only the end is trimmed, as `map` does: a refusal's column counts from the line's start.
+    let text = text.trim_end_matches(switchyard_core::text::JSON_SPACE);
+    let blank = switchyard_core::text::trim_json_space(text).is_empty();
+    Ok((!blank).then_some(text))
 }
 
 /// Queues events once each through the backend's de-duplication.

@@ -27,17 +27,25 @@ fn expectation(error: &ValidationError<'_>, schema: &Value) -> Option<String> {
     }
     let (parent, _keyword) = error.schema_path().as_str().rsplit_once('/')?;
     let text = schema_node(schema, parent)?.get("description")?.as_str()?;
-    // The first sentence, on one line (a diagnostic is one line): up to a full stop that ends a
-    // sentence (`. ` before a capital letter; `e.g. \`US\`` goes on).
-    let paragraph = text.split("\n\n").next().unwrap_or(text).replace('\n', " ");
-    let end = paragraph
-        .match_indices(". ")
-        .find(|(at, _)| paragraph[at + 2..].starts_with(|c: char| c.is_uppercase()))
-        .map_or(paragraph.len(), |(at, _)| at);
-    let first = paragraph[..end].trim_end_matches('.');
+    let first = first_sentence(text);
     let mut chars = first.chars();
     let head = chars.next()?;
     Some(head.to_lowercase().chain(chars).collect())
+}
+
+/// The first sentence of a description, on one line (a diagnostic is one line), without its full
+/// stop: up to a `. ` before a capital letter, not after `e.g` or `i.e`.
+fn first_sentence(text: &str) -> String {
+    let paragraph = text.split("\n\n").next().unwrap_or(text).replace('\n', " ");
+    let end = paragraph
+        .match_indices(". ")
+        .find(|(at, _)| {
+            let before = &paragraph[..*at];
+            let abbreviation = before.ends_with("e.g") || before.ends_with("i.e");
+            !abbreviation && paragraph[at + 2..].starts_with(char::is_uppercase)
+        })
+        .map_or(paragraph.len(), |(at, _)| at);
+    paragraph[..end].trim_end_matches('.').to_owned()
 }
 
 /// The schema node at a schema path (as the validator reports it: `$ref` steps included).
@@ -480,4 +488,32 @@ fn closest_branch<'e>(
             let deepest = branch.iter().map(depth).max().unwrap_or(0);
             (!wrong_type, !wrong_tag, deepest, usize::MAX - branch.len())
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_is_the_first_sentence_on_one_line() {
+        for (description, hint) in [
+            (
+                "The TikTok Pixel ID: 20 letters.",
+                "The TikTok Pixel ID: 20 letters",
+            ),
+            (
+                "The stream's name: 1 to 32 letters (the dead letters go to\n`x_DEAD`). Nodes share it.",
+                "The stream's name: 1 to 32 letters (the dead letters go to `x_DEAD`)",
+            ),
+            (
+                "The country, e.g. US. Used for phones.",
+                "The country, e.g. US",
+            ),
+            ("A code, i.e. EUR. More.", "A code, i.e. EUR"),
+            ("One. two. Three.", "One. two"),
+            ("First paragraph.\n\nSecond.", "First paragraph"),
+        ] {
+            assert_eq!(first_sentence(description), hint, "{description}");
+        }
+    }
 }

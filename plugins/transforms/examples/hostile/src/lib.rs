@@ -4,7 +4,8 @@
 //! (returns fewer results than events), `refuse` (refuses its config), `fail` (an error per event),
 //! `picky` (panics only on events that contain `boom`), `drop` (drops every event), `mistyped`
 //! (returns, as a payload plugin, a TikTok event object with fields TikTok would refuse: values of
-//! the wrong type, matching keys that are not hashed).
+//! the wrong type, matching keys that are not hashed), `unhashed-user` (returns an event whose
+//! `user` holds nothing TikTok may get).
 
 use std::sync::OnceLock;
 use switchyard_plugin_sdk::bindings::{Action, Guest, export};
@@ -20,6 +21,11 @@ const MISTYPED: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_tim
 "external_id":42,"ip":["203.0.113.7"],"user_agent":"Mozilla/5.0","Email":"someone@example.com",
 "phone_number":"+31612345678"},"page":{"url":" ","referrer":""},
 "properties":{"value":"19.90","currency":"EUR","description":"","contents":[{"content_id":5,"price":"cheap","quantity":1},{}]}}"#;
+
+/// What `unhashed-user` returns: a `user` whose every key is left out (one TikTok does not take,
+/// one not hashed), so that nothing of it may be sent, not even `{}`.
+const UNHASHED_USER: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_time":1725278400,
+"user":{"Email":"someone@example.com","email":"someone@example.com"}}"#;
 
 struct Hostile;
 
@@ -49,6 +55,7 @@ fn misbehave(event: &str) -> Result<Action, String> {
         "fail" => Err(format!("cannot handle an event of {} bytes", event.len())),
         "drop" => Ok(Action::Drop("not for this shop".into())),
         "mistyped" => Ok(Action::Changed(MISTYPED.into())),
+        "unhashed-user" => Ok(Action::Changed(UNHASHED_USER.into())),
         _ => Ok(Action::Unchanged),
     }
 }
