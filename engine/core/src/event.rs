@@ -105,6 +105,16 @@ impl PartialEq for SourceEvent {
     }
 }
 
+/// The spellings an event may give the top-level field `field`: its own, then the browser's
+/// camelCase ones (`event_id`: `eventID`, `eventId`).
+pub fn spellings(field: &'static str) -> impl Iterator<Item = &'static str> {
+    let camel = ALIASED_FIELDS
+        .iter()
+        .filter(move |(_, snake)| *snake == field)
+        .map(|(camel, _)| *camel);
+    std::iter::once(field).chain(camel)
+}
+
 /// The browser's camelCase spellings and the canonical names they become.
 const ALIASED_FIELDS: [(&str, &str); 4] = [
     ("eventName", "event_name"),

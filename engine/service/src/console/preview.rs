@@ -205,10 +205,12 @@ fn field_of(e: &EventError) -> Option<&'static str> {
     }
 }
 
-/// The line and column (1-based) of the top-level key `"field"` in `text` (not a nested field of
-/// the same name, nor the name as a value).
-fn key_position(text: &str, field: &str) -> Option<(usize, usize)> {
-    let at = switchyard_core::json_field::key_offset(text, field)?;
+/// The line and column (1-based) of the top-level key `"field"` in `text`, in any spelling the
+/// event may give it (`eventID` for `event_id`); not a nested field of the same name, nor the
+/// name as a value.
+fn key_position(text: &str, field: &'static str) -> Option<(usize, usize)> {
+    let at = switchyard_core::event::spellings(field)
+        .find_map(|key| switchyard_core::json_field::key_offset(text, key))?;
     let before = &text[..at];
     let line = before.matches('\n').count() + 1;
     let column = before.rfind('\n').map_or(at, |n| at - n - 1) + 1;
@@ -245,4 +247,21 @@ fn described(pipeline: &Pipeline, event: &SourceEvent, o: &Outcome<'_>) -> Value
         };
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_field_is_pointed_at_in_the_spelling_the_event_gave_it() {
+        let text = "{\n  \"properties\": {\"event_id\": 1},\n  \"eventID\": 7\n}";
+        assert_eq!(key_position(text, "event_id"), Some((3, 3)));
+        let snake = "{\"eventID\": 7, \"event_id\": \"x\"}";
+        assert_eq!(key_position(snake, "event_id"), Some((1, 16)));
+        assert_eq!(
+            key_position("{\"a\": {\"timestamp\": 1}}", "timestamp"),
+            None
+        );
+    }
 }
