@@ -4,6 +4,7 @@
 //! and go to the dead letters; bad plugin declarations are refused at load with file:line.
 
 use serde_json::{Value, json};
+use switchyard_core::load::Diagnostic;
 use switchyard_tests::*;
 
 fn config_with(transforms: &str) -> String {
@@ -304,24 +305,29 @@ fn bad_plugin_declarations_are_refused_at_load() {
     assert_eq!(d[0].path, "$.transforms[0].limits.time_ms", "{}", lines(&d));
 }
 
-#[test]
-fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
+/// The load errors of a config with the currency-converter plugin, shipped with `schema` beside
+/// it, given `config` (YAML flow text).
+fn schema_errors(schema: &str, config: &str) -> Vec<Diagnostic> {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("fx.wasm");
     std::fs::copy(plugin_wasm("currency-converter"), &wasm).unwrap();
-    std::fs::write(
-        dir.path().join("fx.schema.json"),
-        r#"{"type": "object", "required": ["to", "rates"], "additionalProperties": false,
-            "properties": {"rates": {"type": "object"}, "to": {"type": "string", "pattern": "^[A-Z]{3}$",
-            "description": "The currency to convert to: an ISO 4217 code, such as `EUR`."}}}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("fx.schema.json"), schema).unwrap();
     let text = config_with(&format!(
-        "  - name: fx\n    path: {}\n    config: {{to: euro, rates: {{}}, rate: 1}}\n",
+        "  - name: fx\n    path: {}\n    config: {config}\n",
         wasm.display()
     ));
     let text = format!("{text}allowed_dirs: [\"{}\"]\n", dir.path().display());
-    let d = load_errors(&text, &[]);
+    load_errors(&text, &[])
+}
+
+#[test]
+fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
+    let d = schema_errors(
+        r#"{"type": "object", "required": ["to", "rates"], "additionalProperties": false,
+            "properties": {"rates": {"type": "object"}, "to": {"type": "string", "pattern": "^[A-Z]{3}$",
+            "description": "The currency to convert to: an ISO 4217 code, such as `EUR`."}}}"#,
+        "{to: euro, rates: {}, rate: 1}",
+    );
     assert_eq!(d[0].path, "$.transforms[0].config.to", "{}", lines(&d));
     // Explained as the config's own errors are: the form the field's description states, not
     // the regular expression; a misspelt key with the key meant.
@@ -344,21 +350,11 @@ fn a_plugin_config_is_checked_against_the_schema_the_plugin_ships() {
 fn a_plugin_schema_error_the_explanation_passes_over_is_still_said() {
     // A key only an `allOf` branch names, refused by the top level's `additionalProperties`:
     // shaped unlike Switchyard's own schemas, it must still be refused, as the validator says it.
-    let dir = tempfile::tempdir().unwrap();
-    let wasm = dir.path().join("fx.wasm");
-    std::fs::copy(plugin_wasm("currency-converter"), &wasm).unwrap();
-    std::fs::write(
-        dir.path().join("fx.schema.json"),
+    let d = schema_errors(
         r#"{"type": "object", "properties": {"to": {}, "rates": {}},
             "allOf": [{"properties": {"spread": {}}}], "additionalProperties": false}"#,
-    )
-    .unwrap();
-    let text = config_with(&format!(
-        "  - name: fx\n    path: {}\n    config: {{to: EUR, rates: {{}}, spread: 1}}\n",
-        wasm.display()
-    ));
-    let text = format!("{text}allowed_dirs: [\"{}\"]\n", dir.path().display());
-    let d = load_errors(&text, &[]);
+        "{to: EUR, rates: {}, spread: 1}",
+    );
     assert_eq!(d.len(), 1, "{}", lines(&d));
     assert_eq!(d[0].path, "$.transforms[0].config", "{}", lines(&d));
     assert!(
