@@ -727,15 +727,22 @@ fn payload_plugins_act_on_the_browser_copy_of_client_only_rows_too() {
     }
 }
 
+/// `map`'s line for `event` on the two destinations, the hostile plugin in `mode` as TikTok's
+/// payload plugin.
+fn through_payload_plugin(mode: &str, event: Value) -> Value {
+    let h = plugin_entry("h", "hostile", json!({"mode": mode}), "");
+    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
+    let m = map(&config, &[event]);
+    assert_eq!(m.code, 0, "{}", m.stderr);
+    m.lines[0].clone()
+}
+
 #[test]
 fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
     // The plugin returns fields TikTok would refuse (or take unhashed): they are converted where
     // they convert and left out with a warning where they do not, as a mapping's would be.
-    let h = plugin_entry("h", "hostile", json!({"mode": "mistyped"}), "");
-    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
-    let m = map(&config, &[order("o-1", "EUR")]);
-    assert_eq!(m.code, 0, "{}", m.stderr);
-    let at_tiktok = tiktok(&m.lines[0]);
+    let line = through_payload_plugin("mistyped", order("o-1", "EUR"));
+    let at_tiktok = tiktok(&line);
     assert_eq!(at_tiktok["status"], "sent", "{at_tiktok}");
     let sent = &at_tiktok["data"][0];
     let digest = "8c87b489ce35cf2e2f39f80e282cb2e804932a56a213983eeeb428407d43b52d";
@@ -790,11 +797,8 @@ fn what_a_payload_plugin_returns_is_held_to_what_tiktok_takes() {
 
 #[test]
 fn a_user_the_check_empties_is_not_sent_at_all() {
-    let h = plugin_entry("h", "hostile", json!({"mode": "unhashed-user"}), "");
-    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
-    let m = map(&config, &[order("o-1", "EUR")]);
-    assert_eq!(m.code, 0, "{}", m.stderr);
-    let at_tiktok = tiktok(&m.lines[0]);
+    let line = through_payload_plugin("unhashed-user", order("o-1", "EUR"));
+    let at_tiktok = tiktok(&line);
     let sent = &at_tiktok["data"][0];
     assert_eq!(sent["event"], "CompletePayment", "{at_tiktok}");
     assert!(sent.get("user").is_none(), "no empty user: {sent}");
@@ -815,20 +819,12 @@ fn a_list_of_digests_passes_a_payload_plugin_unchanged() {
     let mut ev = order("o-1", "EUR");
     ev["profile_properties"]["$email"] = json!("a@example.com");
     ev["properties"]["$email"] = json!("b@example.com");
-    let h = plugin_entry("h", "hostile", json!({"mode": ""}), "");
-    let config = two_destinations(&destination_plugins("payload_transforms", &[h]));
-    let m = map(&config, &[ev]);
-    assert_eq!(m.code, 0, "{}", m.stderr);
-    let with_plugin = &tiktok(&m.lines[0])["data"][0]["user"]["email"];
-    let without = &m.lines[0]["destinations"]["plain"]["data"][0]["user"]["email"];
-    assert_eq!(
-        with_plugin.as_array().map(Vec::len),
-        Some(2),
-        "{}",
-        m.lines[0]
-    );
+    let line = through_payload_plugin("", ev);
+    let with_plugin = &tiktok(&line)["data"][0]["user"]["email"];
+    let without = &line["destinations"]["plain"]["data"][0]["user"]["email"];
+    assert_eq!(with_plugin.as_array().map(Vec::len), Some(2), "{}", line);
     assert_eq!(with_plugin, without);
-    let warnings = tiktok(&m.lines[0])["warnings"].to_string();
+    let warnings = tiktok(&line)["warnings"].to_string();
     assert!(!warnings.contains("user.email"), "{warnings}");
 }
 
