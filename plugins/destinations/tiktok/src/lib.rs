@@ -18,7 +18,7 @@ use switchyard_core::destination::{
     ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Envelope, Routing,
     Transport, TransportError,
 };
-use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent};
+use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent, parse_timestamp};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
@@ -419,6 +419,7 @@ impl DestinationPlugin for Tiktok {
     /// hashed keys ([`hashed::settle_returned`]), as the mapping's own objects are.
     fn settle_returned(&self, object: &mut Value, warnings: &mut Vec<Warning>) {
         if let Value::Object(fields) = object {
+            returned_time_in_seconds(fields);
             field_types::check_fields(fields, types::EVENT_FIELDS, warnings);
             field_types::check_fields(fields, types::RETURNED_FIELDS, warnings);
             user_keys::settle_returned(fields, warnings);
@@ -504,6 +505,17 @@ impl DestinationPlugin for Tiktok {
     }
 }
 
+/// An `event_time` a payload plugin returned as ISO-8601 text with a timezone, in the unix seconds
+/// TikTok takes (read as an event's `timestamp` is, [`parse_timestamp`]). Other text is left to
+/// the type check: epoch seconds as text convert there, the rest is left out with a warning.
+fn returned_time_in_seconds(fields: &mut serde_json::Map<String, Value>) {
+    if let Some(time @ Value::String(_)) = fields.get_mut("event_time")
+        && let Ok(seconds) = parse_timestamp(time)
+    {
+        *time = Value::from(seconds);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +539,29 @@ mod tests {
         ] {
             assert!(!leaves_in_plain_http(url), "{url}");
         }
+    }
+
+    #[test]
+    fn a_returned_iso_time_becomes_seconds_and_other_text_is_left_to_the_type_check() {
+        let settled = |time: Value| {
+            let mut fields = serde_json::Map::new();
+            fields.insert("event_time".into(), time);
+            returned_time_in_seconds(&mut fields);
+            fields["event_time"].clone()
+        };
+        assert_eq!(
+            settled(json!("2024-09-02T14:00:00+02:00")),
+            json!(1725278400)
+        );
+        assert_eq!(settled(json!(" 2024-09-02T12:00:00Z ")), json!(1725278400));
+        for left in [
+            json!("1725278400"),
+            json!("yesterday"),
+            json!("1969-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(settled(left.clone()), left);
+        }
+        assert_eq!(settled(json!(1725278400)), json!(1725278400));
     }
 
     #[test]

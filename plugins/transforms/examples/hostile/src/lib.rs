@@ -5,7 +5,8 @@
 //! `picky` (panics only on events that contain `boom`), `drop` (drops every event), `mistyped`
 //! (returns, as a payload plugin, a TikTok event object with fields TikTok would refuse: values of
 //! the wrong type, matching keys that are not hashed), `unhashed-user` (returns an event whose
-//! `user` holds nothing TikTok may get).
+//! `user` holds nothing TikTok may get), `iso-time` (returns an event whose `event_time` is ISO-8601
+//! text, and one it cannot read as a time).
 
 use std::sync::OnceLock;
 use switchyard_plugin_sdk::bindings::{Action, Guest, export};
@@ -26,6 +27,13 @@ const MISTYPED: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_tim
 /// one not hashed), so that nothing of it may be sent, not even `{}`.
 const UNHASHED_USER: &str = r#"{"event":"CompletePayment","event_id":"o-1","event_time":1725278400,
 "user":{"Email":"someone@example.com","email":"someone@example.com"}}"#;
+
+/// What `iso-time` returns: two event objects (a split), one whose `event_time` is ISO-8601 text
+/// with an offset, one whose `event_time` is text that is no time.
+const ISO_TIME: [&str; 2] = [
+    r#"{"event":"CompletePayment","event_id":"o-1","event_time":"2024-09-02T14:00:00+02:00"}"#,
+    r#"{"event":"CompletePayment","event_id":"o-2","event_time":"yesterday"}"#,
+];
 
 struct Hostile;
 
@@ -56,6 +64,7 @@ fn misbehave(event: &str) -> Result<Action, String> {
         "drop" => Ok(Action::Drop("not for this shop".into())),
         "mistyped" => Ok(Action::Changed(MISTYPED.into())),
         "unhashed-user" => Ok(Action::Changed(UNHASHED_USER.into())),
+        "iso-time" => Ok(Action::Split(ISO_TIME.map(String::from).into())),
         _ => Ok(Action::Unchanged),
     }
 }
