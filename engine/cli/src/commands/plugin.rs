@@ -139,8 +139,8 @@ fn cargo_toml(name: &str, sdk: &str) -> String {
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
          [lib]\ncrate-type = [\"cdylib\"]\n\n\
          [dependencies]\n{sdk}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\n\
-         # Speed over size: the plugin runs on every event; its file is compiled once.\n\
-         [profile.release]\nopt-level = 3\nstrip = true\n\n\
+         # Speed: the plugin runs on every event; its file is compiled once.\n\
+         [profile.release]\nopt-level = 3\nlto = true\ncodegen-units = 1\nstrip = true\n\n\
          # A crate of its own, even when created inside another workspace.\n[workspace]\n"
     )
 }
