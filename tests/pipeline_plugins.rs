@@ -813,24 +813,26 @@ fn a_user_the_check_empties_is_not_sent_at_all() {
 }
 
 #[test]
-fn an_iso_time_a_payload_plugin_returns_is_sent_in_seconds() {
-    // TikTok takes `event_time` in unix seconds: ISO-8601 text is read as an event's timestamp
-    // is; text that is no time is left out with the type check's warning.
+fn a_time_a_payload_plugin_returns_is_sent_in_seconds_or_the_events_own_is() {
+    // TikTok takes `event_time` in whole unix seconds, and refuses a whole request for one event
+    // without a valid one: ISO-8601 text is read as an event's timestamp is; text that is no time
+    // is replaced by the event's own time, with a warning.
     let line = through_payload_plugin("iso-time", order("o-1", "EUR"));
     let at_tiktok = tiktok(&line);
     let sent = at_tiktok["data"].as_array().unwrap();
     assert_eq!(sent.len(), 2, "{at_tiktok}");
     assert_eq!(sent[0]["event_time"], json!(1725278400), "{at_tiktok}");
-    assert!(sent[1].get("event_time").is_none(), "{at_tiktok}");
+    assert_eq!(sent[1]["event_time"], json!(1725280000), "{at_tiktok}");
     let warned: Vec<&Value> = at_tiktok["warnings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|w| w["field"] == "event_time")
         .collect();
-    let no_number = "text that is no number where the platform takes a number: left out";
+    let no_time = "not a time TikTok takes (a payload plugin returned it): unix seconds from \
+                   1970, or ISO-8601 text with a timezone; the event's own time is sent";
     assert_eq!(warned.len(), 1, "{at_tiktok}");
-    assert_eq!(warned[0]["message"], no_number, "{at_tiktok}");
+    assert_eq!(warned[0]["message"], no_time, "{at_tiktok}");
 }
 
 #[test]

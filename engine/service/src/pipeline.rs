@@ -334,7 +334,7 @@ fn run_payload_plugins(
     logs: &mut Logs,
 ) {
     let mut payloads: Vec<Value> = Vec::new();
-    for outcome in sending_at(fates, dest.name()) {
+    for (_, outcome) in sending_at(fates, dest.name()) {
         payloads.extend(outcome.data.iter().map(Payload::to_value));
         payloads.extend(browser_only(outcome).map(Payload::to_value));
     }
@@ -345,9 +345,9 @@ fn run_payload_plugins(
         .payload_transforms
         .run(payloads, received_at, logs)
         .into_iter();
-    for outcome in sending_at(fates, dest.name()) {
+    for (event, outcome) in sending_at(fates, dest.name()) {
         put_back(outcome, &mut transformed);
-        settle_returned(dest, outcome);
+        settle_returned(dest, event, outcome);
     }
 }
 
@@ -356,7 +356,7 @@ fn run_payload_plugins(
 /// converted or left out with a warning (`DestinationPlugin::settle_returned`), then fields
 /// without a value are left out ([`drop_empty`]), those the check emptied too (a `user` whose
 /// only key was unhashed).
-fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
+fn settle_returned(dest: &Destination, event: &SourceEvent, outcome: &mut Outcome<'_>) {
     let plugin = dest.plugin();
     let own = outcome.client_data.iter_mut().filter_map(|c| match c {
         ClientPayload::Own(p) => Some(p),
@@ -364,7 +364,7 @@ fn settle_returned(dest: &Destination, outcome: &mut Outcome<'_>) {
     });
     for payload in outcome.data.iter_mut().chain(own) {
         if let Payload::Owned(object) = payload {
-            plugin.settle_returned(object, &mut outcome.warnings);
+            plugin.settle_returned(object, event, &mut outcome.warnings);
             drop_empty(object);
         }
     }
@@ -446,7 +446,7 @@ fn put_back(outcome: &mut Outcome<'_>, results: &mut impl Iterator<Item = Transf
 fn sending_at<'r, 'a>(
     fates: &'r mut [InputFate<'a>],
     name: &'r str,
-) -> impl Iterator<Item = &'r mut Outcome<'a>> {
+) -> impl Iterator<Item = (&'a SourceEvent, &'r mut Outcome<'a>)> {
     fates
         .iter_mut()
         .filter_map(|f| match f {
@@ -454,7 +454,9 @@ fn sending_at<'r, 'a>(
             InputFate::Halted(_) => None,
         })
         .flatten()
-        .flat_map(|e| e.outcomes.iter_mut())
-        .filter(move |o| o.destination == name)
-        .filter(|o| o.status == Status::Sent && !(o.data.is_empty() && o.client_data.is_empty()))
+        .flat_map(|e| e.outcomes.iter_mut().map(|o| (e.event, o)))
+        .filter(move |(_, o)| o.destination == name)
+        .filter(|(_, o)| {
+            o.status == Status::Sent && !(o.data.is_empty() && o.client_data.is_empty())
+        })
 }

@@ -252,11 +252,18 @@ pub trait DestinationPlugin: Send + Sync {
         warnings: &mut Vec<Warning>,
     ) -> Payload<'a>;
 
-    /// Holds an event object a payload plugin returned (`payload_transforms`) to what the
-    /// platform takes, as the mapping's own objects are held when built and at load: what
-    /// converts is converted, anything else left out, each with a warning in `warnings`. By
-    /// default nothing is checked.
-    fn settle_returned(&self, _object: &mut Value, _warnings: &mut Vec<Warning>) {}
+    /// Holds an event object a payload plugin returned (`payload_transforms`) for `event` to what
+    /// the platform takes, as the mapping's own objects are held when built and at load: what
+    /// converts is converted, anything else left out (or, where the platform needs the field,
+    /// taken from `event` again), each with a warning in `warnings`. By default nothing is
+    /// checked.
+    fn settle_returned(
+        &self,
+        _object: &mut Value,
+        _event: &SourceEvent,
+        _warnings: &mut Vec<Warning>,
+    ) {
+    }
 
     /// Event objects per request at most (the configured batch size, within the platform's limit).
     fn max_batch(&self) -> usize;

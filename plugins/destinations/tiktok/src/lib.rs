@@ -14,6 +14,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
 use switchyard_core::destination::{
     ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Envelope, Routing,
     Transport, TransportError,
@@ -415,11 +416,17 @@ impl DestinationPlugin for Tiktok {
     }
 
     /// What a payload plugin returned, held to the types TikTok takes ([`types::EVENT_FIELDS`],
-    /// [`types::RETURNED_FIELDS`]), to the keys of its `user` object ([`user_keys`]) and to its
-    /// hashed keys ([`hashed::settle_returned`]), as the mapping's own objects are.
-    fn settle_returned(&self, object: &mut Value, warnings: &mut Vec<Warning>) {
+    /// [`types::RETURNED_FIELDS`], [`settle_returned_time`]), to the keys of its `user` object
+    /// ([`user_keys`]) and to its hashed keys ([`hashed::settle_returned`]), as the mapping's own
+    /// objects are.
+    fn settle_returned(
+        &self,
+        object: &mut Value,
+        event: &SourceEvent,
+        warnings: &mut Vec<Warning>,
+    ) {
         if let Value::Object(fields) = object {
-            returned_time_in_seconds(fields);
+            settle_returned_time(fields, event, warnings);
             field_types::check_fields(fields, types::EVENT_FIELDS, warnings);
             field_types::check_fields(fields, types::RETURNED_FIELDS, warnings);
             user_keys::settle_returned(fields, warnings);
@@ -505,15 +512,46 @@ impl DestinationPlugin for Tiktok {
     }
 }
 
-/// An `event_time` a payload plugin returned as ISO-8601 text with a timezone, in the unix seconds
-/// TikTok takes (read as an event's `timestamp` is, [`parse_timestamp`]). Other text is left to
-/// the type check: epoch seconds as text convert there, the rest is left out with a warning.
-fn returned_time_in_seconds(fields: &mut serde_json::Map<String, Value>) {
-    if let Some(time @ Value::String(_)) = fields.get_mut("event_time")
-        && let Ok(seconds) = parse_timestamp(time)
-    {
-        *time = Value::from(seconds);
+/// The `event_time` a payload plugin returned, in the whole unix seconds TikTok takes: read as an
+/// event's `timestamp` is ([`parse_timestamp`]: ISO-8601 text with a timezone, or epoch seconds
+/// from 1970, as a number or as text). One event without a valid time fails TikTok's whole
+/// request, so a time that is none of these (milliseconds, a fraction, text that is no time), or
+/// none at all, is replaced by the event's own, with a warning.
+fn settle_returned_time(
+    fields: &mut serde_json::Map<String, Value>,
+    event: &SourceEvent,
+    warnings: &mut Vec<Warning>,
+) {
+    let seconds = match fields.get("event_time") {
+        None | Some(Value::Null) => {
+            Err("missing (a payload plugin left it out): the event's own time is sent")
+        }
+        Some(time) => returned_seconds(time).ok_or(
+            "not a time TikTok takes (a payload plugin returned it): unix seconds from 1970, or \
+             ISO-8601 text with a timezone; the event's own time is sent",
+        ),
+    };
+    let seconds = seconds.unwrap_or_else(|message| {
+        warnings.push(Warning {
+            field: Arc::from("event_time"),
+            message,
+        });
+        event.timestamp()
+    });
+    fields.insert("event_time".into(), Value::from(seconds));
+}
+
+/// A returned `event_time` as unix seconds, when it is one ([`settle_returned_time`]).
+fn returned_seconds(time: &Value) -> Option<i64> {
+    let number = match time {
+        Value::String(text) => text.trim().parse::<serde_json::Number>().ok(),
+        _ => None,
+    };
+    match number {
+        Some(n) => parse_timestamp(&Value::Number(n)),
+        None => parse_timestamp(time),
     }
+    .ok()
 }
 
 #[cfg(test)]
@@ -542,26 +580,50 @@ mod tests {
     }
 
     #[test]
-    fn a_returned_iso_time_becomes_seconds_and_other_text_is_left_to_the_type_check() {
-        let settled = |time: Value| {
+    fn a_returned_time_is_sent_in_whole_seconds_or_the_events_own_is() {
+        let event = SourceEvent::from_json(
+            r#"{"event_name":"Placed Order","event_id":"o-1","timestamp":1725280000,
+                "properties":{},"profile_properties":{},"aliases":["urn:cart_token:c1"]}"#,
+            0,
+        )
+        .unwrap();
+        let settled = |time: Option<Value>| {
             let mut fields = serde_json::Map::new();
-            fields.insert("event_time".into(), time);
-            returned_time_in_seconds(&mut fields);
-            fields["event_time"].clone()
+            if let Some(time) = time {
+                fields.insert("event_time".into(), time);
+            }
+            let mut warnings = Vec::new();
+            settle_returned_time(&mut fields, &event, &mut warnings);
+            (fields["event_time"].clone(), warnings.len())
         };
-        assert_eq!(
-            settled(json!("2024-09-02T14:00:00+02:00")),
-            json!(1725278400)
-        );
-        assert_eq!(settled(json!(" 2024-09-02T12:00:00Z ")), json!(1725278400));
-        for left in [
+        let sent = |time: Value| settled(Some(time));
+        for read in [
+            json!("2024-09-02T14:00:00+02:00"),
+            json!(" 2024-09-02T12:00:00Z "),
             json!("1725278400"),
-            json!("yesterday"),
-            json!("1969-12-31T23:59:59Z"),
+            json!(1725278400),
+            json!(1725278400.0),
+            json!("1725278400.0"),
         ] {
-            assert_eq!(settled(left.clone()), left);
+            assert_eq!(sent(read.clone()), (json!(1725278400), 0), "{read}");
         }
-        assert_eq!(settled(json!(1725278400)), json!(1725278400));
+        for refused in [
+            json!("yesterday"),
+            json!("2024-09-02T12:00:00"),
+            json!("1969-12-31T23:59:59Z"),
+            json!(1725278400000_i64),
+            json!("1725278400000"),
+            json!(1725278400.5),
+            json!(-5),
+            json!(1e300),
+            json!(true),
+            json!({}),
+            json!(""),
+        ] {
+            assert_eq!(sent(refused.clone()), (json!(1725280000), 1), "{refused}");
+        }
+        assert_eq!(settled(None), (json!(1725280000), 1));
+        assert_eq!(sent(Value::Null), (json!(1725280000), 1));
     }
 
     #[test]

@@ -26,9 +26,9 @@ pub const EVENT_FIELDS: &[(&str, FieldType)] = &[
     ("properties", FieldType::Object(PROPERTIES_FIELDS)),
 ];
 
-/// The fields of an event object that the mapping sets from the event's own checked fields
-/// (`event_id`, `event_time`), typed only in what a payload plugin returned.
-pub const RETURNED_FIELDS: &[(&str, FieldType)] = &[("event_id", TEXT), ("event_time", NUMBER)];
+/// The field of an event object that the mapping sets from the event's own checked `event_id`,
+/// typed only in what a payload plugin returned (its `event_time` is settled on its own).
+pub const RETURNED_FIELDS: &[(&str, FieldType)] = &[("event_id", TEXT)];
 
 /// The matching keys sent as they are (the hashed ones are checked at load).
 pub const USER_FIELDS: &[(&str, FieldType)] = &[

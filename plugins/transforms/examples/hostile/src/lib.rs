@@ -6,7 +6,7 @@
 //! (returns, as a payload plugin, a TikTok event object with fields TikTok would refuse: values of
 //! the wrong type, matching keys that are not hashed), `unhashed-user` (returns an event whose
 //! `user` holds nothing TikTok may get), `iso-time` (returns an event whose `event_time` is ISO-8601
-//! text, and one it cannot read as a time).
+//! text, and one whose `event_time` is no time).
 
 use std::sync::OnceLock;
 use switchyard_plugin_sdk::bindings::{Action, Guest, export};
