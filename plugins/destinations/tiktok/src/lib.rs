@@ -538,7 +538,13 @@ fn settle_returned_time(
         });
         event.timestamp()
     });
-    fields.insert("event_time".into(), Value::from(seconds));
+    // Written in place where the object has the field: no new key to allocate.
+    match fields.get_mut("event_time") {
+        Some(time) => *time = Value::from(seconds),
+        None => {
+            fields.insert("event_time".into(), Value::from(seconds));
+        }
+    }
 }
 
 /// A returned `event_time` as unix seconds, when it is one ([`settle_returned_time`]).
