@@ -250,13 +250,13 @@ impl FieldPlan {
             // Most such fields find nothing in most events (a matching key the shop does not
             // send): that is settled here too, with no call.
             Source::FirstPath(paths) if self.when.is_none() => match scope.first_of(paths) {
-                Some(found) => self.finish(Payload::Ref(found), scope, warnings),
+                Some(found) => self.finish_found(found, scope, warnings),
                 None => self.default.as_ref().map(Payload::Ref),
             },
             // A path with transforms: its transforms applied with no call to `build_rule`.
             Source::Path(p, slot) if self.when.is_none() => {
                 match scope.first(p, *slot).filter(|v| !value_is_empty(v)) {
-                    Some(found) => self.finish(Payload::Ref(found), scope, warnings),
+                    Some(found) => self.finish_found(found, scope, warnings),
                     None => self.default.as_ref().map(Payload::Ref),
                 }
             }
@@ -270,6 +270,35 @@ impl FieldPlan {
                 self.default.as_ref().map(Payload::Ref)
             }
             _ => self.build_rule(scope, warnings),
+        }
+    }
+
+    /// [`FieldPlan::build`], its value (when not empty) pushed to `out` under `key`; whether it
+    /// got one. A bare path's value is written straight into `out`, not returned and copied.
+    #[inline(always)]
+    fn build_into<'a>(
+        &'a self,
+        key: &'a str,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+        out: &mut Vec<(&'a str, Payload<'a>)>,
+        capacity: usize,
+    ) -> bool {
+        if let (Source::Path(p, slot), true) = (&self.source, self.bare) {
+            return match scope.first(p, *slot) {
+                Some(v) if !value_is_empty(v) => {
+                    push_field(out, capacity, key, Payload::Ref(v));
+                    true
+                }
+                _ => false,
+            };
+        }
+        match self.build(scope, warnings) {
+            Some(v) if !v.is_empty() => {
+                push_field(out, capacity, key, v);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -326,6 +355,34 @@ impl FieldPlan {
             self.transform(found, scope.event, warnings)
         };
         value.or_else(|| self.default.as_ref().map(Payload::Ref))
+    }
+
+    /// [`FieldPlan::finish`] of a value found in the event, taken by reference: with no
+    /// transform, the value as it is, with no call; else through a call that gets the reference
+    /// in a register (a `Payload` argument goes through memory, and reading it back stalls).
+    #[inline(always)]
+    fn finish_found<'a>(
+        &'a self,
+        found: &'a Value,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        if self.transforms.is_empty() {
+            return Some(Payload::Ref(found));
+        }
+        self.transform_found(found, scope.event, warnings)
+    }
+
+    /// The field's transforms applied to a value found in the event, else its default.
+    #[inline(never)]
+    fn transform_found<'a>(
+        &'a self,
+        found: &'a Value,
+        event: &Value,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
+        self.apply_transforms(Cow::Borrowed(found), event, warnings)
+            .or_else(|| self.default.as_ref().map(Payload::Ref))
     }
 
     /// The type of every value the field gives, when known at load: its last transform's
@@ -441,10 +498,22 @@ impl FieldPlan {
         event: &Value,
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
-        let mut value: Cow<'a, Value> = match found {
+        let value: Cow<'a, Value> = match found {
             Payload::Ref(v) => Cow::Borrowed(v),
             other => Cow::Owned(other.to_value()),
         };
+        self.apply_transforms(value, event, warnings)
+    }
+
+    /// The field's transforms applied in turn to `value`: `None` when one leaves nothing (or
+    /// fails, with a warning naming the field).
+    #[inline(always)]
+    fn apply_transforms<'a>(
+        &'a self,
+        mut value: Cow<'a, Value>,
+        event: &Value,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Payload<'a>> {
         for t in self.transforms.iter() {
             value = match t.apply(value, event) {
                 Ok(Some(v)) if !value_is_empty(&v) => v,
@@ -755,33 +824,47 @@ impl ObjectPlan {
         mut marks: Option<&mut Marks<'_>>,
     ) -> Vec<(&'a str, Payload<'a>)> {
         let mut out = Vec::new();
+        let capacity = self.entries.len() + room;
         for (key, node) in self.entries.iter() {
-            let value = match node {
+            // Each branch pushes its own value: a value carried out of the `match` is copied
+            // through the stack once more, a copy that stalls on the stores that just made it.
+            match node {
                 Node::Field(f) => {
-                    let value = f.build(scope, warnings).filter(|v| !v.is_empty());
-                    Marks::field(&mut marks, value.is_some());
-                    value
+                    let got = f.build_into(key, scope, warnings, &mut out, capacity);
+                    Marks::field(&mut marks, got);
                 }
                 Node::Typed(f) => {
                     let value = f.build_typed(scope, warnings);
                     Marks::field(&mut marks, value.is_some());
-                    value
+                    if let Some(v) = value {
+                        push_field(&mut out, capacity, key, v);
+                    }
                 }
                 Node::Object(o) => {
                     let fields = o.build_marking(scope, warnings, 0, marks.as_deref_mut());
-                    (!fields.is_empty()).then_some(Payload::Object(fields))
+                    if !fields.is_empty() {
+                        push_field(&mut out, capacity, key, Payload::Object(fields));
+                    }
                 }
-            };
-            if let Some(v) = value {
-                if out.is_empty() {
-                    // Allocate once, and only for objects that have a field.
-                    out.reserve_exact(self.entries.len() + room);
-                }
-                out.push((&**key, v));
             }
         }
         out
     }
+}
+
+/// Pushes a field to an object's fields, allocating them (`capacity`) with the first: objects
+/// that get no field allocate nothing.
+#[inline(always)]
+fn push_field<'a>(
+    out: &mut Vec<(&'a str, Payload<'a>)>,
+    capacity: usize,
+    key: &'a str,
+    value: Payload<'a>,
+) {
+    if out.is_empty() {
+        out.reserve_exact(capacity);
+    }
+    out.push((key, value));
 }
 
 /// Where [`ObjectPlan::build_with_room`] records which fields got a value: the bits, and the
