@@ -11,6 +11,7 @@ use crate::json_text;
 use crate::rules::compile::{CompiledRow, RowGroup};
 use crate::rules::fields::FieldBits;
 use crate::rules::payload::Payload;
+use crate::rules::resolve::Resolved;
 use crate::rules::warning::Warning;
 use serde::Serialize;
 use serde_json::Value;
@@ -181,17 +182,23 @@ pub fn route<'a>(
     let doc = event.as_value();
     let mut outcome = Outcome::not_sent(name, Status::Sent, String::new());
     outcome.reason = None;
-    let mut resolved = None;
+    // The event's paths, resolved for the first row that builds a payload (into this buffer,
+    // not returned through the stack).
+    let mut resolved = Resolved::new();
+    let mut resolved_yet = false;
     for row in rows {
         let client = row.mode.includes_client() && client_allowed;
         if !row.enabled || !row.applies(doc) || !(row.mode.includes_server() || client) {
             continue;
         }
         if row.mode.includes_server() {
-            let resolved = resolved.get_or_insert_with(|| group.paths().resolve(doc));
+            if !resolved_yet {
+                group.paths().resolve_into(doc, &mut resolved);
+                resolved_yet = true;
+            }
             let mut present = extras.field_use.then(FieldBits::default);
             let warnings = &mut outcome.warnings;
-            let payload = row.build_resolved(doc, resolved, warnings, present.as_mut());
+            let payload = row.build_resolved(doc, &resolved, warnings, present.as_mut());
             let encoded = dest.encode(&row.target, event, payload, warnings);
             outcome.rows_built.push(RowBuilt { row, present });
             outcome.data.push(encoded);

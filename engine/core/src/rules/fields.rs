@@ -57,6 +57,13 @@ impl<'a, 'r> Scope<'a, 'r> {
         }
     }
 
+    /// The value of `path` ([`Scope::first`]) when it is not empty (`null`, blank text, `[]`,
+    /// `{}`).
+    #[inline(always)]
+    fn present(&self, path: &CompiledPath, slot: Option<Slot>) -> Option<&'a Value> {
+        self.first(path, slot).filter(|v| !value_is_empty(v))
+    }
+
     /// The first value of `paths` that is not empty.
     #[inline(always)]
     fn first_of(&self, paths: &[(CompiledPath, Option<Slot>)]) -> Option<&'a Value> {
@@ -213,24 +220,31 @@ impl FieldPlan {
         }
     }
 
-    /// [`FieldPlan::build`], the value then checked against the field's type
-    /// ([`field_types::check`]): converted, or left out with a warning, when it is of the wrong type.
+    /// [`FieldPlan::build_into`], the value then checked against the field's type where it was
+    /// pushed ([`field_types::check`]): converted, or taken out again with a warning, when it is of
+    /// the wrong type. Whether the field kept a value.
     #[inline(always)]
-    fn build_typed<'a>(
+    fn build_typed_into<'a>(
         &'a self,
+        key: &'a str,
         scope: Scope<'a, '_>,
         warnings: &mut Vec<Warning>,
-    ) -> Option<Payload<'a>> {
-        let mut value = self.build(scope, warnings).filter(|v| !v.is_empty())?;
-        match self.ty {
-            Some(&ty)
-                if !field_types::takes_as_is(ty, &value)
-                    && !field_types::check(&mut value, ty, &self.label, warnings) =>
-            {
-                None
-            }
-            _ => Some(value),
+        out: &mut Vec<(&'a str, Payload<'a>)>,
+        capacity: usize,
+    ) -> bool {
+        if !self.build_into(key, scope, warnings, out, capacity) {
+            return false;
         }
+        let (Some(&ty), Some((_, value))) = (self.ty, out.last_mut()) else {
+            return true;
+        };
+        if field_types::takes_as_is(ty, value)
+            || field_types::check(value, ty, &self.label, warnings)
+        {
+            return true;
+        }
+        out.pop();
+        false
     }
 
     /// Builds the field's value, or `None` to leave it out. The commonest sources are settled
@@ -243,10 +257,7 @@ impl FieldPlan {
         warnings: &mut Vec<Warning>,
     ) -> Option<Payload<'a>> {
         match &self.source {
-            Source::Path(p, slot) if self.bare => scope
-                .first(p, *slot)
-                .filter(|v| !value_is_empty(v))
-                .map(Payload::Ref),
+            Source::Path(p, slot) if self.bare => scope.present(p, *slot).map(Payload::Ref),
             // Most such fields find nothing in most events (a matching key the shop does not
             // send): that is settled here too, with no call.
             Source::FirstPath(paths) if self.when.is_none() => match scope.first_of(paths) {
@@ -254,12 +265,10 @@ impl FieldPlan {
                 None => self.default.as_ref().map(Payload::Ref),
             },
             // A path with transforms: its transforms applied with no call to `build_rule`.
-            Source::Path(p, slot) if self.when.is_none() => {
-                match scope.first(p, *slot).filter(|v| !value_is_empty(v)) {
-                    Some(found) => self.finish_found(found, scope, warnings),
-                    None => self.default.as_ref().map(Payload::Ref),
-                }
-            }
+            Source::Path(p, slot) if self.when.is_none() => match scope.present(p, *slot) {
+                Some(found) => self.finish_found(found, scope, warnings),
+                None => self.default.as_ref().map(Payload::Ref),
+            },
             // The matching keys read `all_of` profile and event properties, which most events
             // do not hold: seen here when none holds a value.
             Source::AllOf(candidates)
@@ -273,8 +282,9 @@ impl FieldPlan {
         }
     }
 
-    /// [`FieldPlan::build`], its value (when not empty) pushed to `out` under `key`; whether it
-    /// got one. A bare path's value is written straight into `out`, not returned and copied.
+    /// [`FieldPlan::build`], its value (when not empty) pushed to `out` under `key` (the object's
+    /// fields, given `capacity` with the first: [`push_field`]); whether it got one. A bare path's
+    /// value is pushed where it is found, not returned from `build` first.
     #[inline(always)]
     fn build_into<'a>(
         &'a self,
@@ -285,12 +295,12 @@ impl FieldPlan {
         capacity: usize,
     ) -> bool {
         if let (Source::Path(p, slot), true) = (&self.source, self.bare) {
-            return match scope.first(p, *slot) {
-                Some(v) if !value_is_empty(v) => {
+            return match scope.present(p, *slot) {
+                Some(v) => {
                     push_field(out, capacity, key, Payload::Ref(v));
                     true
                 }
-                _ => false,
+                None => false,
             };
         }
         match self.build(scope, warnings) {
@@ -359,7 +369,7 @@ impl FieldPlan {
 
     /// [`FieldPlan::finish`] of a value found in the event, taken by reference: with no
     /// transform, the value as it is, with no call; else through a call that gets the reference
-    /// in a register (a `Payload` argument goes through memory, and reading it back stalls).
+    /// in a register (a `Payload` argument goes through memory, and reading it back can stall).
     #[inline(always)]
     fn finish_found<'a>(
         &'a self,
@@ -373,7 +383,8 @@ impl FieldPlan {
         self.transform_found(found, scope.event, warnings)
     }
 
-    /// The field's transforms applied to a value found in the event, else its default.
+    /// The field's transforms applied to a value found in the event; its default when a transform
+    /// leaves nothing or fails (with a warning).
     #[inline(never)]
     fn transform_found<'a>(
         &'a self,
@@ -492,6 +503,8 @@ impl FieldPlan {
         }
     }
 
+    /// [`FieldPlan::apply_transforms`] to any payload: a built or owned one is made a `Value`
+    /// first.
     fn transform<'a>(
         &'a self,
         found: Payload<'a>,
@@ -826,19 +839,17 @@ impl ObjectPlan {
         let mut out = Vec::new();
         let capacity = self.entries.len() + room;
         for (key, node) in self.entries.iter() {
-            // Each branch pushes its own value: a value carried out of the `match` is copied
-            // through the stack once more, a copy that stalls on the stores that just made it.
+            // Each branch pushes its own value, so none is carried out of the `match`: one copy
+            // through the stack fewer, and such a copy, read back in wider pieces than it was
+            // written, can stall (BENCHMARKS.md, round twenty-four).
             match node {
                 Node::Field(f) => {
                     let got = f.build_into(key, scope, warnings, &mut out, capacity);
                     Marks::field(&mut marks, got);
                 }
                 Node::Typed(f) => {
-                    let value = f.build_typed(scope, warnings);
-                    Marks::field(&mut marks, value.is_some());
-                    if let Some(v) = value {
-                        push_field(&mut out, capacity, key, v);
-                    }
+                    let got = f.build_typed_into(key, scope, warnings, &mut out, capacity);
+                    Marks::field(&mut marks, got);
                 }
                 Node::Object(o) => {
                     let fields = o.build_marking(scope, warnings, 0, marks.as_deref_mut());
@@ -853,7 +864,7 @@ impl ObjectPlan {
 }
 
 /// Pushes a field to an object's fields, allocating them (`capacity`) with the first: objects
-/// that get no field allocate nothing.
+/// that never get a field allocate nothing.
 #[inline(always)]
 fn push_field<'a>(
     out: &mut Vec<(&'a str, Payload<'a>)>,
@@ -935,6 +946,57 @@ untyped: $.a
         // A constant or default of another type that converts is converted at load (`t2`, `n3`'s
         // default), so its field is settled too.
         assert_eq!(typed, ["n2", "t3", "t4"]);
+    }
+
+    #[test]
+    fn each_kind_of_field_is_pushed_checked_and_marked_as_it_builds() {
+        const INNER: &[(&str, FieldType)] = &[("num_bad", NUMBER)];
+        const KINDS: &[(&str, FieldType)] = &[
+            ("num", NUMBER),
+            ("num_text", NUMBER),
+            ("num_bad", NUMBER),
+            ("label", TEXT),
+            ("o", FieldType::Object(INNER)),
+        ];
+        let fields: FieldMap = serde_yaml::from_str(
+            r#"
+num: $.n
+num_text: $.n_text
+num_bad: $.obj
+label: $.n
+blank: $.blank
+trimmed: { path: $.blank, transform: [trim] }
+with_default: { path: $.missing, default: "d" }
+o.num_bad: $.obj
+o2.x: $.missing
+"#,
+        )
+        .expect("fields YAML");
+        let ctx = CompileContext {
+            field_types: Some(KINDS),
+            ..CompileContext::default()
+        };
+        let flat = compile_flat(&fields, "", &Pointer::root(), ctx).expect("compiles");
+        let plan = ObjectPlan::from_flat(flat).expect("a tree");
+        let event = serde_json::json!({"n": 7, "n_text": "12.5", "obj": {"a": 1}, "blank": "  "});
+        let mut warnings = Vec::new();
+        let mut bits = FieldBits::default();
+        let built = plan.build_with_room(Scope::event(&event), &mut warnings, 2, Some(&mut bits));
+        assert!(built.capacity() >= plan.entries.len() + 2);
+        assert_eq!(
+            Payload::Object(built).to_value(),
+            serde_json::json!({"num": 7, "num_text": 12.5, "label": "7", "with_default": "d"})
+        );
+        // A value of the wrong type is taken out with a warning; an object left with no field
+        // (`o`), or that never got one (`o2`), is left out.
+        let warned: Vec<&str> = warnings.iter().map(|w| &*w.field).collect();
+        assert_eq!(warned, ["num_bad", "o.num_bad"]);
+        let labels = plan.field_labels();
+        let marked: Vec<&str> = (0..labels.len())
+            .filter(|i| bits.has(*i))
+            .map(|i| &*labels[i])
+            .collect();
+        assert_eq!(marked, ["num", "num_text", "label", "with_default"]);
     }
 
     #[test]

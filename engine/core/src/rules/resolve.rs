@@ -85,9 +85,17 @@ impl PathTable {
 
     /// The value of every path of the table in `event`.
     pub fn resolve<'a>(&self, event: &'a Value) -> Resolved<'a> {
-        let mut out = SmallVec::from_elem(None, self.len());
-        fill(&self.root, event, &mut out);
+        let mut out = Resolved::new();
+        self.resolve_into(event, &mut out);
         out
+    }
+
+    /// [`PathTable::resolve`] into the caller's `out` (cleared first), so that the values (up to
+    /// 64 inline, 520 bytes) are written in place, not returned and copied.
+    pub fn resolve_into<'a>(&self, event: &'a Value, out: &mut Resolved<'a>) {
+        out.clear();
+        out.resize(self.len(), None);
+        fill(&self.root, event, out);
     }
 }
 
