@@ -220,21 +220,15 @@ impl FieldPlan {
         }
     }
 
-    /// [`FieldPlan::build_into`], the value then checked against the field's type where it was
-    /// pushed ([`field_types::check`]): converted, or taken out again with a warning, when it is of
-    /// the wrong type. Whether the field kept a value.
+    /// Checks the value just pushed to `out` (by [`FieldPlan::build_into`]) against the field's
+    /// type ([`field_types::check`]) where it is: converted, or taken out again with a warning,
+    /// when it is of the wrong type. Whether the field keeps a value.
     #[inline(always)]
-    fn build_typed_into<'a>(
-        &'a self,
-        key: &'a str,
-        scope: Scope<'a, '_>,
+    fn keeps_pushed(
+        &self,
+        out: &mut Vec<(&str, Payload<'_>)>,
         warnings: &mut Vec<Warning>,
-        out: &mut Vec<(&'a str, Payload<'a>)>,
-        capacity: usize,
     ) -> bool {
-        if !self.build_into(key, scope, warnings, out, capacity) {
-            return false;
-        }
         let (Some(&ty), Some((_, value))) = (self.ty, out.last_mut()) else {
             return true;
         };
@@ -848,7 +842,8 @@ impl ObjectPlan {
                     Marks::field(&mut marks, got);
                 }
                 Node::Typed(f) => {
-                    let got = f.build_typed_into(key, scope, warnings, &mut out, capacity);
+                    let got = f.build_into(key, scope, warnings, &mut out, capacity)
+                        && f.keeps_pushed(&mut out, warnings);
                     Marks::field(&mut marks, got);
                 }
                 Node::Object(o) => {
