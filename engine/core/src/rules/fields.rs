@@ -910,9 +910,21 @@ mod tests {
         ("t5", TEXT),
     ];
 
+    /// The object plan of the fields in `yaml`, the platform typing them as `types` (none when
+    /// `None`).
+    fn plan_of(yaml: &str, types: Option<&'static [(&'static str, FieldType)]>) -> ObjectPlan {
+        let fields: FieldMap = serde_yaml::from_str(yaml).expect("fields YAML");
+        let ctx = CompileContext {
+            field_types: types,
+            ..CompileContext::default()
+        };
+        let flat = compile_flat(&fields, "", &Pointer::root(), ctx).expect("compiles");
+        ObjectPlan::from_flat(flat).expect("a tree")
+    }
+
     #[test]
     fn a_field_whose_plan_always_gives_its_type_is_settled_at_load() {
-        let fields: FieldMap = serde_yaml::from_str(
+        let plan = plan_of(
             r#"
 n1: { path: $.a, transform: [number] }
 n2: $.a
@@ -924,14 +936,8 @@ t4: { path: $.a, transform: [trim] }
 t5: { path: $.a, transform: [trim, sha256] }
 untyped: $.a
 "#,
-        )
-        .expect("fields YAML");
-        let ctx = CompileContext {
-            field_types: Some(TYPES),
-            ..CompileContext::default()
-        };
-        let flat = compile_flat(&fields, "", &Pointer::root(), ctx).expect("compiles");
-        let plan = ObjectPlan::from_flat(flat).expect("a tree");
+            Some(TYPES),
+        );
         let typed: Vec<&str> = plan
             .entries
             .iter()
@@ -953,7 +959,7 @@ untyped: $.a
             ("label", TEXT),
             ("o", FieldType::Object(INNER)),
         ];
-        let fields: FieldMap = serde_yaml::from_str(
+        let plan = plan_of(
             r#"
 num: $.n
 num_text: $.n_text
@@ -965,14 +971,8 @@ with_default: { path: $.missing, default: "d" }
 o.num_bad: $.obj
 o2.x: $.missing
 "#,
-        )
-        .expect("fields YAML");
-        let ctx = CompileContext {
-            field_types: Some(KINDS),
-            ..CompileContext::default()
-        };
-        let flat = compile_flat(&fields, "", &Pointer::root(), ctx).expect("compiles");
-        let plan = ObjectPlan::from_flat(flat).expect("a tree");
+            Some(KINDS),
+        );
         let event = serde_json::json!({"n": 7, "n_text": "12.5", "obj": {"a": 1}, "blank": "  "});
         let mut warnings = Vec::new();
         let mut bits = FieldBits::default();
@@ -996,15 +996,13 @@ o2.x: $.missing
 
     #[test]
     fn all_of_paths_that_find_nothing_give_the_default_as_all_of_does() {
-        let fields: FieldMap = serde_yaml::from_str(
+        let plan = plan_of(
             r#"
 quick: { all_of: ["$.a", { path: "$.b", transform: [upper] }], default: none }
 slow: { all_of: ["$.a", { const: "c" }] }
 "#,
-        )
-        .expect("fields YAML");
-        let flat = compile_flat(&fields, "", &Pointer::root(), CompileContext::default());
-        let plan = ObjectPlan::from_flat(flat.expect("compiles")).expect("a tree");
+            None,
+        );
         let Node::Field(quick) = &plan.entries[0].1 else {
             panic!("a field");
         };
