@@ -83,173 +83,27 @@ fn run(
     let mock = MockTiktok::start(TOKEN);
     mock.arrivals_only();
     let config_dir = tempfile::tempdir().expect("config dir");
-    let config = config_dir.path().join("switchyard.yaml");
-    let text = serve_config(
-        &mock.endpoint,
-        data_dir,
-        &format!(", linger_ms: 5, round_events: 5000{queue}"),
-        ", max_requests_per_second: 10000, max_concurrency: 16",
-    )
-    .replace("batch_size: 100", "batch_size: 1000");
-    std::fs::write(&config, text).expect("config");
-    // Only events the destination sends server-side: the benchmark waits for every one.
+    let config = write_config(config_dir.path(), &mock, data_dir, queue);
     let loaded = switchyard_service::config::load(&config).expect("config loads");
-    let samples: Vec<Value> = samples
-        .iter()
-        .filter(|v| {
-            let Ok(e) = switchyard_core::event::SourceEvent::from_value((*v).clone(), 0) else {
-                return false;
-            };
-            loaded
-                .pipeline
-                .outcomes_of(&e, "server")
-                .iter()
-                .all(|o| !o.data.is_empty())
-        })
-        .cloned()
-        .collect();
-    // Payloads per sample (orders map to two TikTok events): the wait below polls the count of
-    // payloads that arrived, which is cheap, instead of hashing every id under the mock's lock
-    // (that stalled the mock's answers while the bench waited).
-    let payloads_of: Vec<usize> = samples
-        .iter()
-        .map(|v| {
-            let e = switchyard_core::event::SourceEvent::from_value(v.clone(), 0).expect("valid");
-            let outcomes = loaded.pipeline.outcomes_of(&e, "server");
-            outcomes.iter().map(|o| o.data.len()).sum()
-        })
-        .collect();
+    let (samples, payloads_of) = sent_server_side(&loaded, samples);
     let payloads: usize = (0..n).map(|i| payloads_of[i % samples.len()]).sum();
     let services: Vec<Service> = (0..nodes).map(|_| Service::start(&config, None)).collect();
-    let perf = std::env::var("E2E_PERF").ok().map(|out| {
-        let out = format!("{out}.{}", label.split_whitespace().next().unwrap_or("run"));
-        let options = std::env::var("E2E_PERF_ARGS").unwrap_or_else(|_| "-F 999 -g".into());
-        std::process::Command::new("perf")
-            .args(["record", "-q"])
-            .args(options.split_whitespace())
-            .args(["-o", &out, "-p"])
-            .arg(services[0].pid().to_string())
-            .spawn()
-            .expect("perf runs")
-    });
+    let perf = start_perf(label, &services[0]);
     let urls: Vec<String> = services.iter().map(|s| s.url("/v1/events")).collect();
-
-    // Request bodies, made before the clock starts.
-    let bodies: Vec<(usize, Vec<u8>)> = (0..n)
-        .step_by(PER_REQUEST)
-        .map(|start| {
-            let events: Vec<Value> = (start..(start + PER_REQUEST).min(n))
-                .map(|i| {
-                    let mut e = samples[i % samples.len()].clone();
-                    e["event_id"] = format!("b-{i}").into();
-                    e
-                })
-                .collect();
-            (start, serde_json::to_vec(&events).expect("body"))
-        })
-        .collect();
+    let bodies = request_bodies(&samples, n);
     // This process's CPU from here on: the load generator and the mock, not the bodies made above.
     let own_cpu_before =
         cpu_time_of("/proc/self/stat").expect("this process's CPU time (/proc/self/stat)");
-    // Per request: its first event, when it was first sent, and when it was answered 202.
-    let acked: Arc<Mutex<Vec<(usize, Instant, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    switchyard_tiktok::transport::install_crypto_provider();
-    let bodies = Arc::new(bodies);
     let started = Instant::now();
-    rt.block_on(async {
-        let client = reqwest::Client::new();
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..CLIENTS {
-            let (client, urls, bodies, next, acked) = (
-                client.clone(),
-                urls.clone(),
-                bodies.clone(),
-                next.clone(),
-                acked.clone(),
-            );
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((start, body)) = bodies.get(i) else {
-                        break;
-                    };
-                    let url = &urls[i % urls.len()];
-                    let sent = Instant::now();
-                    loop {
-                        let r = client
-                            .post(url)
-                            .header("x-webhook-token", WRITE_KEY)
-                            .header("content-type", "application/json")
-                            .body(body.clone())
-                            .send()
-                            .await;
-                        match r {
-                            Ok(r) if r.status().as_u16() == 202 => break,
-                            Ok(r) => eprintln!("status {}", r.status()),
-                            Err(e) => eprintln!("{e}"),
-                        }
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    let now = Instant::now();
-                    if let Ok(mut a) = acked.lock() {
-                        a.push((*start, sent, now));
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
-    });
+    let acked = send_all(urls, bodies);
     let ingested = started.elapsed();
     let delivered_while_ingesting = mock.distinct_arrivals();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while mock.arrival_count() < payloads && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    // Payloads sent twice (a retry) count twice above: wait until every event is there.
-    while mock.distinct_arrivals() < n && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_arrivals(&mock, payloads, n);
     let arrivals = mock.arrivals();
     let delivered = mock.distinct_arrivals();
     let last = arrivals.iter().map(|(_, t)| *t).max().unwrap_or(started);
     let elapsed = last.duration_since(started);
-    // Latency: first arrival of each id minus the 202 of its request (and, beside it, minus
-    // when its request was first sent: ingestion's own time included).
-    let mut acked_at = vec![(started, started); n];
-    for (start, sent, t) in acked.lock().map(|a| a.clone()).unwrap_or_default() {
-        for slot in acked_at.iter_mut().skip(start).take(PER_REQUEST) {
-            *slot = (sent, t);
-        }
-    }
-    let mut first = std::collections::HashMap::new();
-    for (id, t) in &arrivals {
-        first.entry(id.clone()).or_insert(*t);
-    }
-    let since = |from: fn(&(Instant, Instant)) -> Instant| {
-        let mut latencies: Vec<Duration> = first
-            .iter()
-            .filter_map(|(id, t)| {
-                let i: usize = id.strip_prefix("b-")?.parse().ok()?;
-                Some(t.saturating_duration_since(from(acked_at.get(i)?)))
-            })
-            .collect();
-        latencies.sort();
-        latencies
-    };
-    let (latencies, from_send) = (since(|(_, acked)| *acked), since(|(sent, _)| *sent));
-    let percentile = |of: &[Duration], p: f64| {
-        of.get(((of.len() as f64 * p) as usize).min(of.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let (latencies, from_send) = latencies(&arrivals, &acked, started, n);
     let pct = |p: f64| percentile(&latencies, p);
     println!(
         "| {label} | {delivered}/{n} | {:.0} | {:.1} ms | {:.1} ms |",
@@ -268,7 +122,211 @@ fn run(
         percentile(&from_send, 0.50).as_secs_f64() * 1000.0,
         percentile(&from_send, 0.99).as_secs_f64() * 1000.0
     );
-    // A figure that cannot be read stops the bench rather than printing 0.
+    report_cpu(label, &services, own_cpu_before, n);
+    stop_perf(perf);
+    drop(services);
+}
+
+/// The bench's config: the default mapping, the mock as the Events API, batches of 1,000.
+fn write_config(
+    dir: &std::path::Path,
+    mock: &MockTiktok,
+    data_dir: &std::path::Path,
+    queue: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("switchyard.yaml");
+    let text = serve_config(
+        &mock.endpoint,
+        data_dir,
+        &format!(", linger_ms: 5, round_events: 5000{queue}"),
+        ", max_requests_per_second: 10000, max_concurrency: 16",
+    )
+    .replace("batch_size: 100", "batch_size: 1000");
+    std::fs::write(&config, text).expect("config");
+    config
+}
+
+/// The samples the destination sends server-side (the bench waits for every one), each with
+/// its count of payloads: orders map to two TikTok events. The wait polls the count of payloads
+/// that arrived, which is cheap, instead of hashing every id under the mock's lock (that
+/// stalled the mock's answers while the bench waited).
+fn sent_server_side(
+    loaded: &switchyard_service::config::Loaded,
+    samples: &[Value],
+) -> (Vec<Value>, Vec<usize>) {
+    samples
+        .iter()
+        .filter_map(|v| {
+            let e = switchyard_core::event::SourceEvent::from_value(v.clone(), 0).ok()?;
+            let outcomes = loaded.pipeline.outcomes_of(&e, "server");
+            let sent = outcomes.iter().all(|o| !o.data.is_empty());
+            let payloads: usize = outcomes.iter().map(|o| o.data.len()).sum();
+            sent.then(|| (v.clone(), payloads))
+        })
+        .unzip()
+}
+
+/// With `E2E_PERF=<file>`: `perf record` of `service` into `<file>.<first word of label>`.
+fn start_perf(label: &str, service: &Service) -> Option<std::process::Child> {
+    let out = std::env::var("E2E_PERF").ok()?;
+    let out = format!("{out}.{}", label.split_whitespace().next().unwrap_or("run"));
+    let options = std::env::var("E2E_PERF_ARGS").unwrap_or_else(|_| "-F 999 -g".into());
+    let perf = std::process::Command::new("perf")
+        .args(["record", "-q"])
+        .args(options.split_whitespace())
+        .args(["-o", &out, "-p"])
+        .arg(service.pid().to_string())
+        .spawn()
+        .expect("perf runs");
+    Some(perf)
+}
+
+fn stop_perf(perf: Option<std::process::Child>) {
+    if let Some(mut perf) = perf {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+}
+
+/// Request bodies of `PER_REQUEST` events (made before the clock starts), each with the index of
+/// its first event; event `i` is sample `i` (cycling) with the id `b-<i>`.
+fn request_bodies(samples: &[Value], n: usize) -> Vec<(usize, Vec<u8>)> {
+    (0..n)
+        .step_by(PER_REQUEST)
+        .map(|start| {
+            let events: Vec<Value> = (start..(start + PER_REQUEST).min(n))
+                .map(|i| {
+                    let mut e = samples[i % samples.len()].clone();
+                    e["event_id"] = format!("b-{i}").into();
+                    e
+                })
+                .collect();
+            (start, serde_json::to_vec(&events).expect("body"))
+        })
+        .collect()
+}
+
+/// When each request was first sent and answered 202: its first event, then both times.
+type Acked = Vec<(usize, Instant, Instant)>;
+
+/// Sends every body, `CLIENTS` requests in flight, spread over `urls`; a request that is not
+/// answered 202 is sent again 100 ms later.
+fn send_all(urls: Vec<String>, bodies: Vec<(usize, Vec<u8>)>) -> Acked {
+    let acked: Arc<Mutex<Acked>> = Arc::new(Mutex::new(Vec::new()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    switchyard_tiktok::transport::install_crypto_provider();
+    let (urls, bodies) = (Arc::new(urls), Arc::new(bodies));
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CLIENTS {
+            let (client, urls, bodies, next, acked) = (
+                client.clone(),
+                urls.clone(),
+                bodies.clone(),
+                next.clone(),
+                acked.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((start, body)) = bodies.get(i) else {
+                        break;
+                    };
+                    let sent = Instant::now();
+                    send_until_accepted(&client, &urls[i % urls.len()], body).await;
+                    let now = Instant::now();
+                    if let Ok(mut a) = acked.lock() {
+                        a.push((*start, sent, now));
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let acked = acked.lock().map(|a| a.clone());
+    acked.expect("no sender panicked holding the list")
+}
+
+async fn send_until_accepted(client: &reqwest::Client, url: &str, body: &[u8]) {
+    loop {
+        let r = client
+            .post(url)
+            .header("x-webhook-token", WRITE_KEY)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status().as_u16() == 202 => return,
+            Ok(r) => eprintln!("status {}", r.status()),
+            Err(e) => eprintln!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 10 minutes) until `payloads` payloads and `n` distinct events have arrived.
+fn wait_for_arrivals(mock: &MockTiktok, payloads: usize, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while mock.arrival_count() < payloads && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Payloads sent twice (a retry) count twice above: wait until every event is there.
+    while mock.distinct_arrivals() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Latency of each event, sorted: its first arrival minus the 202 of its request, and (beside
+/// it) minus when its request was first sent, ingestion's own time included.
+fn latencies(
+    arrivals: &[(String, Instant)],
+    acked: &Acked,
+    started: Instant,
+    n: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut acked_at = vec![(started, started); n];
+    for (start, sent, t) in acked {
+        for slot in acked_at.iter_mut().skip(*start).take(PER_REQUEST) {
+            *slot = (*sent, *t);
+        }
+    }
+    let mut first = std::collections::HashMap::new();
+    for (id, t) in arrivals {
+        first.entry(id.as_str()).or_insert(*t);
+    }
+    let since = |from: fn(&(Instant, Instant)) -> Instant| {
+        let mut latencies: Vec<Duration> = first
+            .iter()
+            .filter_map(|(id, t)| {
+                let i: usize = id.strip_prefix("b-")?.parse().ok()?;
+                Some(t.saturating_duration_since(from(acked_at.get(i)?)))
+            })
+            .collect();
+        latencies.sort();
+        latencies
+    };
+    (since(|(_, acked)| *acked), since(|(sent, _)| *sent))
+}
+
+fn percentile(of: &[Duration], p: f64) -> Duration {
+    let at = ((of.len() as f64 * p) as usize).min(of.len().saturating_sub(1));
+    of.get(at).copied().unwrap_or_default()
+}
+
+/// Prints the CPU time `serve` used and this process's own since `own_cpu_before`, per event,
+/// and the load average. A figure that cannot be read stops the bench rather than printing 0.
+fn report_cpu(label: &str, services: &[Service], own_cpu_before: Duration, n: usize) {
     let own_cpu = cpu_time_of("/proc/self/stat")
         .expect("this process's CPU time (/proc/self/stat)")
         - own_cpu_before;
@@ -276,12 +334,6 @@ fn run(
         .iter()
         .map(|s| s.cpu_time().expect("serve's CPU time (/proc/<pid>/stat)"))
         .sum();
-    if let Some(mut perf) = perf {
-        let _ = std::process::Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        let _ = perf.wait();
-    }
     eprintln!(
         "  ({label}: CPU of serve {:.2} s = {:.1} µs per event; of this process {:.2} s = {:.1} µs per event; load average {})",
         serve_cpu.as_secs_f64(),
@@ -292,5 +344,4 @@ fn run(
             .unwrap_or_default()
             .trim()
     );
-    drop(services);
 }

@@ -5,7 +5,7 @@
 //! Nothing is sent, no secret is needed, and none is printed.
 
 use crate::config::Loaded;
-use crate::pipeline::{Copies, InputFate, RoutedEvent, halt_outcome};
+use crate::pipeline::{Copies, InputFate, Pipeline, RoutedEvent, halt_outcome};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::ops::Range;
 use std::sync::Arc;
+use switchyard_core::event::SourceEvent;
 use switchyard_core::json_text;
 use switchyard_core::router::{Extras, Outcome, RowBuilt, Status};
 use switchyard_core::rules::fields::FieldBits;
@@ -381,25 +382,7 @@ fn map_chunk(
     state: &mut State,
 ) -> std::io::Result<()> {
     let pipeline = &loaded.pipeline;
-    // Valid events move on to the plugins; the reason each refused line was refused stays here.
-    let mut valid = Vec::with_capacity(chunk.lines.len());
-    let refused: Vec<Option<String>> = chunk
-        .lines
-        .iter()
-        .map(|line| match &line.invalid_utf8 {
-            Some(invalid) => Some(format!(
-                "not valid UTF-8 (byte {} is not part of a UTF-8 character)",
-                invalid.valid_up_to + 1
-            )),
-            None => match pipeline.parse(chunk.text(line), opts.received_at) {
-                Ok(event) => {
-                    valid.push(event);
-                    None
-                }
-                Err(e) => Some(e.to_string()),
-            },
-        })
-        .collect();
+    let (valid, refused) = parse_lines(pipeline, opts, chunk);
     let mut logs = Vec::new();
     let transformed = pipeline.transform(valid, opts.received_at, &mut logs);
     // With plugins, the browser copies too: `client` shows what the pixel fires after them
@@ -424,6 +407,49 @@ fn map_chunk(
         let level = level_name(line.level);
         writeln!(out.log, "plugin {plugin}: {level}: {}", line.message)?;
     }
+    write_fates(loaded, opts, chunk, refused, fates, out, state)
+}
+
+/// Parses the chunk's lines: the valid events, which move on to the plugins, and for each line
+/// the reason it was refused (`None` for a valid line).
+fn parse_lines(
+    pipeline: &Pipeline,
+    opts: &MapOptions,
+    chunk: &Chunk,
+) -> (Vec<SourceEvent>, Vec<Option<String>>) {
+    let mut valid = Vec::with_capacity(chunk.lines.len());
+    let refused = chunk
+        .lines
+        .iter()
+        .map(|line| match &line.invalid_utf8 {
+            Some(invalid) => Some(format!(
+                "not valid UTF-8 (byte {} is not part of a UTF-8 character)",
+                invalid.valid_up_to + 1
+            )),
+            None => match pipeline.parse(chunk.text(line), opts.received_at) {
+                Ok(event) => {
+                    valid.push(event);
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            },
+        })
+        .collect();
+    (valid, refused)
+}
+
+/// Writes what became of each line of the chunk, in input order: its refusal (and dead letter),
+/// the plugin's halt, or each event it became with its outcomes. `fates` has one entry per line
+/// that was not `refused`.
+fn write_fates(
+    loaded: &Loaded,
+    opts: &MapOptions,
+    chunk: &Chunk,
+    refused: Vec<Option<String>>,
+    fates: Vec<InputFate<'_>>,
+    out: &mut MapOutput<'_>,
+    state: &mut State,
+) -> std::io::Result<()> {
     let mut fates = fates.into_iter();
     for (line, refused) in chunk.lines.iter().zip(refused) {
         let text = chunk.text(line);

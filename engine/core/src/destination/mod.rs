@@ -162,56 +162,8 @@ impl Routing {
         at: &Pointer,
     ) -> Result<Self, SetupErrors> {
         let mut errors = SetupErrors::default();
-        let mut rows = mapping_file.rows.clone();
-        for (i, switch) in common.rows.iter().enumerate() {
-            if let Some(message) = switch_conflict(&common.rows[..i], switch) {
-                errors.config.push(at.key("rows").index(i).error(message));
-            }
-            let matching: Vec<&mut Row> = rows
-                .iter_mut()
-                .filter(|r| {
-                    r.source == switch.source
-                        && switch.target.as_ref().is_none_or(|t| *t == r.target)
-                })
-                .collect();
-            if matching.is_empty() {
-                let names: Vec<&str> = mapping_file
-                    .rows
-                    .iter()
-                    .map(|r| r.source.as_str())
-                    .collect();
-                let hint = crate::load::did_you_mean(&switch.source, &names);
-                errors.config.push(at.key("rows").index(i).error(format!(
-                    "no row of the mapping maps `{}`{}; {hint}to add one, use `custom_events`",
-                    switch.source,
-                    switch.target.as_ref().map(|t| format!(" to `{t}`")).unwrap_or_default()
-                )));
-            }
-            for row in matching {
-                row.enabled = switch.enabled.unwrap_or(row.enabled);
-                row.mode = switch.mode.unwrap_or(row.mode);
-            }
-        }
-        let mut mapping = CompiledMapping::default();
-        match MappingCompiler::new(mapping_file, ctx) {
-            Err(e) => errors.mapping.extend(e),
-            Ok(compiler) => {
-                let rows_at = Pointer::root().key("rows");
-                for (i, row) in rows.iter().enumerate() {
-                    match compiler.row(row, &rows_at.index(i)) {
-                        Ok(r) => mapping.push(r),
-                        Err(e) => errors.mapping.extend(e),
-                    }
-                }
-                let custom_at = at.key("custom_events");
-                for (i, row) in common.custom_events.iter().enumerate() {
-                    match compiler.row(row, &custom_at.index(i)) {
-                        Ok(r) => mapping.push(r),
-                        Err(e) => errors.config.extend(e),
-                    }
-                }
-            }
-        }
+        let rows = switched_rows(common, mapping_file, at, &mut errors);
+        let mapping = compile_mapping(common, mapping_file, &rows, ctx, at, &mut errors);
         let mut filters = Vec::with_capacity(common.filters.len());
         for (i, f) in common.filters.iter().enumerate() {
             match CompiledFilter::compile(f, &at.key("filters").index(i)) {
@@ -231,6 +183,81 @@ impl Routing {
             mapping,
         })
     }
+}
+
+/// The mapping file's rows with the destination's row switches (`rows`: `enabled`, `mode`)
+/// applied. A switch that conflicts with an earlier one, or matches no row, is an error.
+fn switched_rows(
+    common: &DestinationCommon,
+    mapping_file: &MappingFile,
+    at: &Pointer,
+    errors: &mut SetupErrors,
+) -> Vec<Row> {
+    let mut rows = mapping_file.rows.clone();
+    for (i, switch) in common.rows.iter().enumerate() {
+        if let Some(message) = switch_conflict(&common.rows[..i], switch) {
+            errors.config.push(at.key("rows").index(i).error(message));
+        }
+        let matching: Vec<&mut Row> = rows
+            .iter_mut()
+            .filter(|r| {
+                r.source == switch.source && switch.target.as_ref().is_none_or(|t| *t == r.target)
+            })
+            .collect();
+        if matching.is_empty() {
+            let names: Vec<&str> = mapping_file
+                .rows
+                .iter()
+                .map(|r| r.source.as_str())
+                .collect();
+            let hint = crate::load::did_you_mean(&switch.source, &names);
+            errors.config.push(at.key("rows").index(i).error(format!(
+                "no row of the mapping maps `{}`{}; {hint}to add one, use `custom_events`",
+                switch.source,
+                switch.target.as_ref().map(|t| format!(" to `{t}`")).unwrap_or_default()
+            )));
+        }
+        for row in matching {
+            row.enabled = switch.enabled.unwrap_or(row.enabled);
+            row.mode = switch.mode.unwrap_or(row.mode);
+        }
+    }
+    rows
+}
+
+/// The mapping's `rows`, then the destination's `custom_events`, compiled. The errors of a row of
+/// the mapping file go with the mapping's, those of a custom event with the config's.
+fn compile_mapping(
+    common: &DestinationCommon,
+    mapping_file: &MappingFile,
+    rows: &[Row],
+    ctx: CompileContext,
+    at: &Pointer,
+    errors: &mut SetupErrors,
+) -> CompiledMapping {
+    let mut mapping = CompiledMapping::default();
+    let compiler = match MappingCompiler::new(mapping_file, ctx) {
+        Ok(compiler) => compiler,
+        Err(e) => {
+            errors.mapping.extend(e);
+            return mapping;
+        }
+    };
+    let rows_at = Pointer::root().key("rows");
+    for (i, row) in rows.iter().enumerate() {
+        match compiler.row(row, &rows_at.index(i)) {
+            Ok(r) => mapping.push(r),
+            Err(e) => errors.mapping.extend(e),
+        }
+    }
+    let custom_at = at.key("custom_events");
+    for (i, row) in common.custom_events.iter().enumerate() {
+        match compiler.row(row, &custom_at.index(i)) {
+            Ok(r) => mapping.push(r),
+            Err(e) => errors.config.extend(e),
+        }
+    }
+    mapping
 }
 
 /// A destination plugin (TikTok is the built-in one): its compiled routing plus its platform's

@@ -13,7 +13,7 @@
 //! CORS is open (`*`): shops call it from their own origin; `text/plain` bodies are accepted, as
 //! `navigator.sendBeacon` sends them.
 
-use super::app::{App, body, error, read_json};
+use super::app::{App, Live, body, error, read_json};
 use crate::clock::{unix_ms, unix_now};
 use crate::delivery::plan::log_plugin_line;
 use crate::pipeline::{Copies, InputFate, halt_outcome};
@@ -125,23 +125,10 @@ async fn handle(
             "missing or unknown `key` (a browser source's public key)",
         );
     };
-    let mut value: Value = match read_json(
-        app,
-        headers,
-        body,
-        &["application/json", "text/plain"],
-        "send one JSON event (application/json, or text/plain from sendBeacon)",
-    ) {
-        Ok(Unique(v)) => v,
-        Err((status, message)) => return error(status, message),
-    };
-    set_ip(&mut value, visitor_ip(peer.ip(), headers, &live.proxies));
     let received_at = unix_now();
-    let checked = SourceEvent::from_value(value, received_at)
-        .and_then(|event| live.window.check(&event, received_at).map(|()| event));
-    let event = match checked {
-        Ok(e) => e,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    let event = match checked_event((app, &live), peer, headers, body, received_at) {
+        Ok(event) => event,
+        Err((status, message)) => return error(status, message),
     };
     let record = Record {
         source: source.clone(),
@@ -180,6 +167,28 @@ async fn handle(
         axum::Json(json!({"event_id": event_id, "destinations": destinations})),
     )
         .into_response()
+}
+
+/// The event of the request's body, with the visitor's IP address set, validated and checked
+/// against the time window; else the status and message that refuse it.
+fn checked_event(
+    (app, live): (&App, &Live),
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: &[u8],
+    received_at: i64,
+) -> Result<SourceEvent, (StatusCode, String)> {
+    let Unique(mut value) = read_json(
+        app,
+        headers,
+        body,
+        &["application/json", "text/plain"],
+        "send one JSON event (application/json, or text/plain from sendBeacon)",
+    )?;
+    set_ip(&mut value, visitor_ip(peer.ip(), headers, &live.proxies));
+    SourceEvent::from_value(value, received_at)
+        .and_then(|event| live.window.check(&event, received_at).map(|()| event))
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 
 /// The browser copy of `event` from `source`, through the pipeline its server copy takes in
