@@ -246,6 +246,109 @@ fn limited_data_use_follows_the_setting_and_the_events_own_flag() {
 }
 
 #[test]
+fn a_limited_data_use_flag_given_as_text_is_taken_with_a_warning_and_anything_else_is_not() {
+    let l = loaded(&tiktok_config(""));
+    let routed = |flag: Value| {
+        let properties = json!({"$limited_data_use": flag});
+        route(&l, with_profile("$page_load", properties, json!({})), "web")
+    };
+    for (flag, sent) in [
+        (json!("true"), Some(json!(true))),
+        (json!(" TRUE "), Some(json!(true))),
+        (json!("false"), None),
+        (json!("yes"), None),
+        (json!(1), None),
+    ] {
+        let r = routed(flag.clone());
+        assert_eq!(r.data[0].get("limited_data_use"), sent.as_ref(), "{flag}");
+        let warned = r.warnings.iter().any(|w| &*w.field == "$limited_data_use");
+        assert!(warned, "{flag}: {:?}", r.warnings);
+    }
+    let r = routed(json!(true));
+    assert_eq!(r.data[0].get("limited_data_use"), Some(&json!(true)));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+}
+
+#[test]
+fn a_mapped_event_time_or_limited_data_use_of_the_wrong_kind_is_settled_with_a_warning() {
+    let l = loaded(&tiktok_config(
+        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {event_time: \"$.properties.t\", limited_data_use: \"$.properties.ldu\"}}",
+    ));
+    let routed = |t: Value, ldu: Value| {
+        let mut event = with_profile("Quiz Completed", json!({"t": t, "ldu": ldu}), json!({}));
+        event["timestamp"] = json!(1725280000);
+        route(&l, event, "web")
+    };
+    let fields = |r: &Routed| {
+        let d = &r.data[0];
+        (d["event_time"].clone(), d["limited_data_use"].clone())
+    };
+    let good = routed(json!("2024-09-02T12:00:00Z"), json!("true"));
+    assert_eq!(fields(&good), (json!(1725278400), json!(true)));
+    assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+    let bad = routed(json!(1725278400000_i64), json!("yes"));
+    assert_eq!(fields(&bad), (json!(1725280000), json!(false)));
+    let warned: Vec<&str> = bad.warnings.iter().map(|w| &*w.field).collect();
+    assert_eq!(
+        warned,
+        ["event_time", "limited_data_use"],
+        "{:?}",
+        bad.warnings
+    );
+}
+
+#[test]
+fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_misshape_a_typed_field_is_refused()
+ {
+    let refused = |fields: &str| {
+        let config = tiktok_config(&format!(
+            "custom_events:\n  - {{source: Quiz Completed, target: Lead, fields: {{{fields}}}}}"
+        ));
+        lines(&load_errors(&config, &[]))
+    };
+    for (fields, said) in [
+        (
+            r#"properties.note: "$.properties['$email']""#,
+            "`properties.note` reads `$.properties['$email']`, personal data",
+        ),
+        (
+            r#"page.referrer: {path: "$.profile_properties['$phone_number']", transform: [trim]}"#,
+            "`page.referrer` reads `$.profile_properties['$phone_number']`, personal data",
+        ),
+        (
+            r#"properties: "$.properties""#,
+            "`properties` reads `$.properties` as a whole",
+        ),
+        (
+            r#"properties.ids: {path: "$.aliases", transform: [{aliases: email}]}"#,
+            "`properties.ids` reads `$.aliases` as a whole",
+        ),
+        (
+            r#"event: "$.properties.name""#,
+            "`event` is the row's `target`",
+        ),
+        (
+            r#"properties.contents.0.price: "$.properties.p""#,
+            "`properties.contents.0.price` builds an object at `properties.contents`, where the platform takes a list: map `properties.contents` itself (a list is built with `each`)",
+        ),
+        (
+            r#"page.url.host: "$.properties.host""#,
+            "builds an object at `page.url`, where the platform takes text",
+        ),
+    ] {
+        let text = refused(fields);
+        assert!(text.contains(said), "{fields}: {text}");
+        assert!(text.contains("custom_events[0].fields"), "{fields}: {text}");
+        assert_eq!(text.matches("error:").count(), 1, "{fields}: {text}");
+    }
+    // Hashed, or made into something else, it may go anywhere.
+    let config = tiktok_config(
+        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {properties.note: {path: \"$.properties['$email']\", transform: [trim, lower, sha256]}, properties.cart: {path: \"$.aliases\", transform: [{alias: \"urn:cart_token:\"}]}}}",
+    );
+    loaded(&config);
+}
+
+#[test]
 fn validate_warns_about_event_names_tiktok_does_not_know() {
     let config = tiktok_config(
         "custom_events:\n  - {source: Quiz Completed, target: SubmitForm}\n  - {source: Wished, target: AddToWishList}\n  - {source: Loyalty, target: LoyaltyPoints, custom: true}\n  - {source: Placed Order, target: Purchase}",

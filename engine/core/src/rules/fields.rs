@@ -668,6 +668,32 @@ fn compile_candidates(
     Ok(plans.into())
 }
 
+/// The first ancestor of the field `label` (`properties.contents` of
+/// `properties.contents.0.price`) that the platform types as no object: a dotted key would build an
+/// object there, which the platform refuses.
+fn typed_ancestor<'l>(
+    types: &'static [(&'static str, FieldType)],
+    label: &'l str,
+) -> Option<(&'l str, &'static FieldType)> {
+    label.match_indices('.').find_map(|(end, _)| {
+        let ancestor = &label[..end];
+        match FieldType::at(types, ancestor) {
+            None | Some(FieldType::Object(_)) => None,
+            Some(ty) => Some((ancestor, ty)),
+        }
+    })
+}
+
+/// What the platform takes, as a message says it.
+fn describe(ty: &FieldType) -> &'static str {
+    match ty {
+        FieldType::Text => "text",
+        FieldType::Number => "a number",
+        FieldType::Object(_) => "an object",
+        FieldType::List(_) => "a list",
+    }
+}
+
 /// Compiles every field of `fields` (errors placed under `at`), keeping their order; each field
 /// the platform types gets its type (`ctx.field_types`).
 pub fn compile_flat(
@@ -680,6 +706,19 @@ pub fn compile_flat(
     let mut errors = Vec::new();
     for (key, spec) in fields {
         let label = format!("{label_prefix}{key}");
+        let typed = ctx.field_types.and_then(|t| typed_ancestor(t, &label));
+        if let Some((ancestor, ty)) = typed {
+            errors.push(at.key(key).error(format!(
+                "`{key}` builds an object at `{ancestor}`, where the platform takes {}: map \
+                 `{ancestor}` itself{}",
+                describe(ty),
+                match ty {
+                    FieldType::List(_) => " (a list is built with `each`)",
+                    _ => "",
+                }
+            )));
+            continue;
+        }
         match FieldPlan::compile(spec, &label, &at.key(key), ctx) {
             Ok(mut plan) => {
                 if !matches!(plan.source, Source::Each(..)) {

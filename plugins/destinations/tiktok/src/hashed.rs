@@ -11,6 +11,7 @@ use switchyard_core::rules::spec::{FieldMap, FieldSpec, MappingFile, Row, Transf
 use switchyard_core::rules::transform::{is_empty_text_digest, is_sha256_hex};
 use switchyard_core::rules::warning::Warning;
 
+use crate::personal::{self, PERSONAL_KEYS, Reach};
 use crate::user_keys::HASHED_FIELDS;
 
 /// A field a mapping may send unhashed (a hashed key without `sha256`, or a key under `user` that
@@ -55,6 +56,15 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
                      `sha256` (after normalising, e.g. `[trim, lower, sha256]`); a value that \
                      already is a digest passes `sha256` unchanged"
                 )
+            } else if HASHED_FIELDS.contains(&key.as_str()) {
+                return None;
+            } else if key == "event" {
+                "`event` is the row's `target`, the name the pixel fires too: TikTok \
+                 de-duplicates the browser and server copies only under one name; to send \
+                 another event, add a row (`custom_events`)"
+                    .to_owned()
+            } else if let Some((path, reach)) = personal::unhashed_source(spec) {
+                personal_message(key, path, reach)
             } else {
                 return None;
             };
@@ -62,6 +72,23 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
             Some(Unhashed { pointer, message })
         })
         .collect()
+}
+
+/// Why `key` is refused when it reads the event's personal data at `path` unhashed.
+fn personal_message(key: &str, path: &str, reach: Reach) -> String {
+    let tiktok = "TikTok takes it only as a SHA-256 digest, under `user.*` (`user.email`, \
+                  `user.phone`, ...), and it would reach TikTok in plain text";
+    match reach {
+        Reach::Key => format!(
+            "`{key}` reads `{path}`, personal data: {tiktok}; map it to its `user` key, or end \
+             this field's transforms with `sha256`"
+        ),
+        Reach::Whole => format!(
+            "`{key}` reads `{path}` as a whole, which can hold personal data (`{}`, aliases): \
+             {tiktok}; map the keys you need one by one",
+            PERSONAL_KEYS.join("`, `")
+        ),
+    }
 }
 
 /// The hashed keys of an event object a payload plugin returned: a digest, or a list of digests

@@ -6,6 +6,7 @@
 pub mod hashed;
 pub mod names;
 pub mod new_customer;
+pub mod personal;
 pub mod transport;
 pub mod types;
 pub mod user_keys;
@@ -19,13 +20,15 @@ use switchyard_core::destination::{
     ClientActions, DEFAULT_MAPPING, DestinationCommon, DestinationPlugin, Envelope, Routing,
     Transport, TransportError,
 };
-use switchyard_core::event::{ConsentChoice, PropertyKey, SourceEvent, parse_timestamp};
+use switchyard_core::event::{
+    ConsentChoice, MAX_EPOCH_SECONDS, PropertyKey, SourceEvent, parse_timestamp,
+};
 use switchyard_core::load::{
     Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
 };
 use switchyard_core::rules::field_types;
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
-use switchyard_core::rules::payload::Payload;
+use switchyard_core::rules::payload::{Payload, value_is_empty};
 use switchyard_core::rules::phone::Country;
 use switchyard_core::rules::spec::{
     ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
@@ -211,17 +214,80 @@ impl Tiktok {
     }
 
     /// Whether `event` goes with `limited_data_use: true`: its own `$limited_data_use` (event
-    /// properties, then profile properties), else the destination's setting.
-    fn limited_data_use(&self, event: &SourceEvent) -> bool {
-        let own = (event.said(PropertyKey::LimitedDataUse).into_iter())
-            .find_map(|found| found?.as_bool());
-        own.unwrap_or(match self.config.limited_data_use {
+    /// properties, then profile properties), else the destination's setting. A flag that is no
+    /// boolean is warned about: the text `"true"` or `"false"` is taken as the boolean (it is a
+    /// privacy flag, not to be dropped for its spelling), anything else is not taken.
+    fn limited_data_use(&self, event: &SourceEvent, warnings: &mut Vec<Warning>) -> bool {
+        let said = event
+            .said(PropertyKey::LimitedDataUse)
+            .into_iter()
+            .flatten();
+        let own = said.filter(|v| !value_is_empty(v)).find_map(|found| {
+            let flag = flag_of(found);
+            if !found.is_boolean() {
+                warnings.push(Warning {
+                    field: Arc::from("$limited_data_use"),
+                    message: match flag {
+                        Some(_) => {
+                            "text where the event spec takes a boolean: taken as the \
+                                    boolean; send `true` or `false`"
+                        }
+                        None => {
+                            "not `true` or `false`: not taken; the destination's \
+                                 `limited_data_use` setting decides"
+                        }
+                    },
+                });
+            }
+            flag
+        });
+        own.unwrap_or_else(|| self.limited_data_use_setting(event))
+    }
+
+    /// A mapped `limited_data_use` held to the boolean TikTok takes: text `"true"`/`"false"` is
+    /// taken as the boolean; anything else is replaced by what the event and the destination's
+    /// setting say ([`Tiktok::limited_data_use`]), with a warning.
+    fn settle_mapped_flag(
+        &self,
+        value: &mut Payload<'_>,
+        event: &SourceEvent,
+        warnings: &mut Vec<Warning>,
+    ) {
+        if let Some(Value::Bool(_)) = value.as_json() {
+            return;
+        }
+        let flag = flag_of(&value.to_value()).unwrap_or_else(|| {
+            warnings.push(Warning {
+                field: Arc::from("limited_data_use"),
+                message: "not `true` or `false` (the mapping gave it): what the event and the \
+                          destination's `limited_data_use` setting say is sent",
+            });
+            self.limited_data_use(event, warnings)
+        });
+        *value = Payload::Owned(Value::Bool(flag));
+    }
+
+    fn limited_data_use_setting(&self, event: &SourceEvent) -> bool {
+        match self.config.limited_data_use {
             LimitedDataUse::Never => false,
             LimitedDataUse::Always => true,
             LimitedDataUse::FromConsent => {
                 event.consent("data_sale") == Some(ConsentChoice::Denied)
             }
-        })
+        }
+    }
+}
+
+/// A boolean flag: `true`, `false`, or the same as text (trimmed, any case).
+fn flag_of(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(flag) => Some(*flag),
+        Value::String(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -391,8 +457,14 @@ impl DestinationPlugin for Tiktok {
                 // The source event's id whatever the mapping put there: the pixel's copy carries
                 // it, and TikTok de-duplicates the two copies only when both do.
                 "event_id" => (has_id, *value) = (true, Payload::Str(event.id())),
-                "event_time" => has_time = true,
-                "limited_data_use" => has_limited = true,
+                "event_time" => {
+                    has_time = true;
+                    settle_mapped_time(value, event, warnings);
+                }
+                "limited_data_use" => {
+                    has_limited = true;
+                    self.settle_mapped_flag(value, event, warnings);
+                }
                 "properties" => types::warn_missing_ids(value, warnings),
                 _ => {}
             }
@@ -409,7 +481,7 @@ impl DestinationPlugin for Tiktok {
         fields.extend(head.into_iter().flatten());
         let added = fields.len() - mapped;
         fields.rotate_right(added);
-        if !has_limited && self.limited_data_use(event) {
+        if !has_limited && self.limited_data_use(event, warnings) {
             fields.push(("limited_data_use", Payload::Owned(Value::Bool(true))));
         }
         Payload::Object(fields)
@@ -547,6 +619,29 @@ fn settle_returned_time(
     }
 }
 
+/// A mapped `event_time` held to what TikTok takes, as a returned one is
+/// ([`settle_returned_time`]): unix seconds are sent as they are (the default mapping's, from the
+/// event's checked `timestamp`, with no further test); ISO-8601 text with a timezone and seconds
+/// as text are converted; anything else (milliseconds, a fraction, an object) is replaced by the
+/// event's own time, with a warning, as TikTok would refuse the whole request for it.
+fn settle_mapped_time(time: &mut Payload<'_>, event: &SourceEvent, warnings: &mut Vec<Warning>) {
+    if let Some(Value::Number(n)) = time.as_json()
+        && n.as_i64()
+            .is_some_and(|s| (0..MAX_EPOCH_SECONDS).contains(&s))
+    {
+        return;
+    }
+    let seconds = returned_seconds(&time.to_value()).unwrap_or_else(|| {
+        warnings.push(Warning {
+            field: Arc::from("event_time"),
+            message: "not a time TikTok takes (the mapping gave it): unix seconds from 1970, or \
+                      ISO-8601 text with a timezone; the event's own time is sent",
+        });
+        event.timestamp()
+    });
+    *time = Payload::Owned(seconds.into());
+}
+
 /// A returned `event_time` as unix seconds, when it is one ([`settle_returned_time`]).
 fn returned_seconds(time: &Value) -> Option<i64> {
     let number = match time {
@@ -630,6 +725,41 @@ mod tests {
         }
         assert_eq!(settled(None), (json!(1725280000), 1));
         assert_eq!(sent(Value::Null), (json!(1725280000), 1));
+    }
+
+    #[test]
+    fn a_mapped_time_is_sent_in_whole_seconds_or_the_events_own_is() {
+        let event = SourceEvent::from_json(
+            r#"{"event_name":"Placed Order","event_id":"o-1","timestamp":1725280000,
+                "properties":{},"profile_properties":{},"aliases":["urn:cart_token:c1"]}"#,
+            0,
+        )
+        .unwrap();
+        let sent = |time: Payload<'_>| {
+            let mut time = time;
+            let mut warnings = Vec::new();
+            settle_mapped_time(&mut time, &event, &mut warnings);
+            (time.to_value(), warnings.len())
+        };
+        let text = "2024-09-02T14:00:00+02:00";
+        for read in [
+            Payload::Owned(json!(1725278400)),
+            Payload::Str(text),
+            Payload::Owned(json!("1725278400")),
+            Payload::Owned(json!(1725278400.0)),
+        ] {
+            assert_eq!(sent(read.clone()), (json!(1725278400), 0), "{read:?}");
+        }
+        for refused in [
+            json!(1725278400000_i64),
+            json!("soon"),
+            json!({"a": 1}),
+            json!([1725278400]),
+            json!(-5),
+        ] {
+            let read = Payload::Owned(refused.clone());
+            assert_eq!(sent(read), (json!(1725280000), 1), "{refused}");
+        }
     }
 
     #[test]
