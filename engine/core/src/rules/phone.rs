@@ -97,7 +97,9 @@ fn parse_e164(text: &str, country: Option<Country>) -> Result<String, &'static s
     let text = international.as_deref().unwrap_or(text);
     let number = PhoneNumber::parse(text, country.map(|c| c.0)).map_err(|_| {
         if country.is_none() && !text.starts_with('+') {
-            "not a phone number in international form, and the event names no country"
+            "not a phone number in international form, and no country to read it in: the \
+             event's `$country_code` is missing or no ISO 3166-1 alpha-2 code, and no \
+             `default_country` is set"
         } else {
             "not a phone number"
         }

@@ -421,6 +421,10 @@ fn items_subtotal(obj: &Value) -> Result<Option<f64>, &'static str> {
 
 /// Rounds away binary noise (59.970000000000006 → 59.97) without touching real precision.
 fn tidy(amount: f64) -> f64 {
+    // From 1e15 an f64 has no sixth decimal left to tidy, and `amount * 1e6` could overflow.
+    if amount.abs() >= 1e15 {
+        return amount;
+    }
     (amount * 1e6).round() / 1e6
 }
 
@@ -446,7 +450,12 @@ fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
             None => items_subtotal(v)?,
         },
     };
-    Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a)))))
+    match amount {
+        // JSON has no infinity: `Value::from` would make it `null`, and the value would go
+        // missing without a word.
+        Some(a) if !a.is_finite() => Err("the amount is too large for a number"),
+        amount => Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a))))),
+    }
 }
 
 /// The query string of a URL is all that is read: the text after `?`, up to any `#`, decoded as
@@ -817,6 +826,27 @@ mod tests {
                 "{quantity}"
             );
         }
+        // Past the largest number, the amount is refused by name rather than sent as nothing.
+        for (price, quantity) in [(json!(1e308), json!(10)), (json!(-1e308), json!(10))] {
+            let product = json!({"price": price, "quantity": quantity});
+            assert_eq!(
+                run(
+                    CompiledTransform::ConversionAmount(ConversionAmount::Total),
+                    product
+                ),
+                Err("the amount is too large for a number"),
+                "{price}"
+            );
+        }
+        let huge = json!({"total_price": 1e300});
+        assert_eq!(
+            run(
+                CompiledTransform::ConversionAmount(ConversionAmount::Total),
+                huge
+            )
+            .unwrap(),
+            Some(json!(1e300))
+        );
     }
 
     #[test]
