@@ -261,27 +261,8 @@ async fn track(
         s.requests += 1;
         (s.faults.pop_front().or_else(|| s.always.clone()), s.keep)
     };
-    match fault {
-        Some(Fault::Status(status, retry_after)) => {
-            let mut r = (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                "injected fault",
-            )
-                .into_response();
-            if let Some(s) = retry_after
-                && let Ok(v) = s.to_string().parse()
-            {
-                r.headers_mut().insert("retry-after", v);
-            }
-            return r;
-        }
-        Some(Fault::Code(code, message)) => return answer(code, message),
-        Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        Some(Fault::Reset) => {
-            // Dropping the connection: the task serving it ends without an answer.
-            panic!("mock: connection reset on purpose");
-        }
-        None => {}
+    if let Some(injected) = inject(fault).await {
+        return injected;
     }
     let token = headers.get("access-token").and_then(|v| v.to_str().ok());
     if token
@@ -302,6 +283,38 @@ async fn track(
         s.arrivals.extend(ids.into_iter().map(|id| (id, now)));
         return answer(0, "OK");
     }
+    accept(&state, body)
+}
+
+/// The answer an injected fault makes, if it makes one (a delay only waits).
+async fn inject(fault: Option<Fault>) -> Option<Response> {
+    match fault? {
+        Fault::Status(status, retry_after) => {
+            let mut r = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected fault",
+            )
+                .into_response();
+            if let Some(s) = retry_after
+                && let Ok(v) = s.to_string().parse()
+            {
+                r.headers_mut().insert("retry-after", v);
+            }
+            Some(r)
+        }
+        Fault::Code(code, message) => Some(answer(code, message)),
+        Fault::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        // Dropping the connection: the task serving it ends without an answer.
+        Fault::Reset => panic!("mock: connection reset on purpose"),
+    }
+}
+
+/// Checks a request's body as TikTok does and records its good events: `OK`, a partial success
+/// naming the events refused, or the code that refuses the whole request.
+fn accept(state: &Mutex<Inner>, body: Bytes) -> Response {
     // Parsed and checked outside the lock: concurrent requests are not served one at a time.
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,

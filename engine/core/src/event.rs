@@ -140,6 +140,12 @@ pub const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 pub fn parse_json(text: &str) -> Result<Value, EventError> {
     json_unique::from_str(text).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => EventError::RepeatedKey(placed(&e)),
+        // Invisible too: a file's mark, left inside by joining files (`cat a.ndjson b.ndjson`).
+        _ if text.starts_with('\u{feff}') => EventError::NotJson(
+            "it opens with a byte-order mark (U+FEFF), which JSON does not take: were files \
+             joined? remove the mark"
+                .to_owned(),
+        ),
         // Blank to the eye, so said plainly: serde_json's "expected value" would not tell why.
         _ if text.chars().all(char::is_whitespace)
             && text.chars().any(|c| !matches!(c, ' ' | '\t' | '\n' | '\r')) =>
@@ -754,6 +760,8 @@ mod tests {
             e.starts_with("not valid JSON: only white space, of a kind JSON"),
             "{e}"
         );
+        let e = parse_json("\u{feff}{\"a\":1}").unwrap_err().to_string();
+        assert!(e.contains("opens with a byte-order mark (U+FEFF)"), "{e}");
         for blank in ["", " \t"] {
             let e = parse_json(blank).unwrap_err().to_string();
             assert!(

@@ -632,7 +632,8 @@ mod tests {
         let (mut chunk, mut line_no, mut buf) = (Chunk::default(), 0, Vec::new());
         chunk.read(&mut reader, &mut line_no, &mut buf).unwrap();
         let texts: Vec<&str> = chunk.lines.iter().map(|l| chunk.text(l)).collect();
-        // Only the file's first line may open with one; elsewhere it is the line's own text.
+        // Only the file's first line may open with one; elsewhere it is the line's own text,
+        // which the event's parse refuses with the mark named.
         assert_eq!(texts, ["{\"a\":1}", "\u{feff}{\"b\":2}"]);
     }
 

@@ -680,14 +680,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_returned_time_is_sent_in_whole_seconds_or_the_events_own_is() {
-        let event = SourceEvent::from_json(
+    /// A `Placed Order` whose own time is 1725280000, with nothing else.
+    fn order_at_1725280000() -> SourceEvent {
+        SourceEvent::from_json(
             r#"{"event_name":"Placed Order","event_id":"o-1","timestamp":1725280000,
                 "properties":{},"profile_properties":{},"aliases":["urn:cart_token:c1"]}"#,
             0,
         )
-        .unwrap();
+        .expect("a valid event")
+    }
+
+    #[test]
+    fn a_returned_time_is_sent_in_whole_seconds_or_the_events_own_is() {
+        let event = order_at_1725280000();
         let settled = |time: Option<Value>| {
             let mut fields = serde_json::Map::new();
             if let Some(time) = time {
@@ -729,12 +734,7 @@ mod tests {
 
     #[test]
     fn a_mapped_time_is_sent_in_whole_seconds_or_the_events_own_is() {
-        let event = SourceEvent::from_json(
-            r#"{"event_name":"Placed Order","event_id":"o-1","timestamp":1725280000,
-                "properties":{},"profile_properties":{},"aliases":["urn:cart_token:c1"]}"#,
-            0,
-        )
-        .unwrap();
+        let event = order_at_1725280000();
         let sent = |time: Payload<'_>| {
             let mut time = time;
             let mut warnings = Vec::new();
