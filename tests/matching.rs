@@ -328,6 +328,14 @@ fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_miss
             "`event` is the row's `target`",
         ),
         (
+            r#"event.name: "$.properties.name""#,
+            "`event` is the row's `target`",
+        ),
+        (
+            r#"properties.zip: {path: "$.properties['$zip_code']", transform: [number]}"#,
+            "`properties.zip` reads `$.properties['$zip_code']`, personal data",
+        ),
+        (
             r#"properties.contents.0.price: "$.properties.p""#,
             "`properties.contents.0.price` builds an object at `properties.contents`, where the platform takes a list: map `properties.contents` itself (a list is built with `each`)",
         ),
@@ -343,7 +351,7 @@ fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_miss
     }
     // Hashed, or made into something else, it may go anywhere.
     let config = tiktok_config(
-        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {properties.note: {path: \"$.properties['$email']\", transform: [trim, lower, sha256]}, properties.cart: {path: \"$.aliases\", transform: [{alias: \"urn:cart_token:\"}]}}}",
+        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {properties.note: {path: \"$.properties['$email']\", transform: [trim, lower, sha256]}, properties.cart: {path: \"$.aliases\", transform: [{alias: cart_token}]}}}",
     );
     loaded(&config);
 }

@@ -94,8 +94,14 @@ fn run(
     // This process's CPU from here on: the load generator and the mock, not the bodies made above.
     let own_cpu_before =
         cpu_time_of("/proc/self/stat").expect("this process's CPU time (/proc/self/stat)");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    switchyard_tiktok::transport::install_crypto_provider();
     let started = Instant::now();
-    let acked = send_all(urls, bodies);
+    let acked = send_all(&rt, urls, bodies);
     let ingested = started.elapsed();
     let delivered_while_ingesting = mock.distinct_arrivals();
     wait_for_arrivals(&mock, payloads, n);
@@ -213,14 +219,12 @@ type Acked = Vec<(usize, Instant, Instant)>;
 
 /// Sends every body, `CLIENTS` requests in flight, spread over `urls`; a request that is not
 /// answered 202 is sent again 100 ms later.
-fn send_all(urls: Vec<String>, bodies: Vec<(usize, Vec<u8>)>) -> Acked {
+fn send_all(
+    rt: &tokio::runtime::Runtime,
+    urls: Vec<String>,
+    bodies: Vec<(usize, Vec<u8>)>,
+) -> Acked {
     let acked: Arc<Mutex<Acked>> = Arc::new(Mutex::new(Vec::new()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    switchyard_tiktok::transport::install_crypto_provider();
     let (urls, bodies) = (Arc::new(urls), Arc::new(bodies));
     rt.block_on(async {
         let client = reqwest::Client::new();

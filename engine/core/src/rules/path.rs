@@ -112,6 +112,19 @@ impl CompiledPath {
         }))
     }
 
+    /// The names a path of names, indexes and wildcards walks through, its indexes and wildcards
+    /// left out (`$.properties.items[0].*`: `properties`, `items`); `None` for any other path
+    /// (filters, slices, unions, descendants).
+    pub fn walked_names(&self) -> Option<impl Iterator<Item = &str>> {
+        let (Plan::Single(steps) | Plan::Direct(steps)) = &self.plan else {
+            return None;
+        };
+        Some(steps.iter().filter_map(|s| match s {
+            Step::Key(k) => Some(&**k),
+            _ => None,
+        }))
+    }
+
     /// The first node the path selects, if any.
     pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
         match &self.plan {

@@ -421,8 +421,9 @@ fn items_subtotal(obj: &Value) -> Result<Option<f64>, &'static str> {
 
 /// Rounds away binary noise (59.970000000000006 → 59.97) without touching real precision.
 fn tidy(amount: f64) -> f64 {
-    // From 1e15 an f64 has no sixth decimal left to tidy, and `amount * 1e6` could overflow.
-    if amount.abs() >= 1e15 {
+    // From 2^53 / 1e6 (~9.0e9) `amount * 1e6` is rounded already, and rounding it again would
+    // move the amount (223766421971.75 → 223766421971.75003); far above, it could overflow.
+    if amount.abs() >= 9.0e9 {
         return amount;
     }
     (amount * 1e6).round() / 1e6

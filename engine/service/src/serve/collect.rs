@@ -126,7 +126,7 @@ async fn handle(
         );
     };
     let received_at = unix_now();
-    let event = match checked_event((app, &live), peer, headers, body, received_at) {
+    let event = match checked_event(app, &live, peer, headers, body, received_at) {
         Ok(event) => event,
         Err((status, message)) => return error(status, message),
     };
@@ -172,7 +172,8 @@ async fn handle(
 /// The event of the request's body, with the visitor's IP address set, validated and checked
 /// against the time window; else the status and message that refuse it.
 fn checked_event(
-    (app, live): (&App, &Live),
+    app: &App,
+    live: &Live,
     peer: SocketAddr,
     headers: &HeaderMap,
     body: &[u8],

@@ -58,7 +58,7 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
                 )
             } else if HASHED_FIELDS.contains(&key.as_str()) {
                 return None;
-            } else if key == "event" {
+            } else if key == "event" || key.starts_with("event.") {
                 "`event` is the row's `target`, the name the pixel fires too: TikTok \
                  de-duplicates the browser and server copies only under one name; to send \
                  another event, add a row (`custom_events`)"

@@ -233,8 +233,8 @@ impl Tiktok {
                                     boolean; send `true` or `false`"
                         }
                         None => {
-                            "not `true` or `false`: not taken; the destination's \
-                                 `limited_data_use` setting decides"
+                            "not `true` or `false`: not taken; the profile's flag or the \
+                             destination's `limited_data_use` setting decides"
                         }
                     },
                 });
@@ -262,7 +262,8 @@ impl Tiktok {
                 message: "not `true` or `false` (the mapping gave it): what the event and the \
                           destination's `limited_data_use` setting say is sent",
             });
-            self.limited_data_use(event, warnings)
+            // Its own warnings would say again what the one above says.
+            self.limited_data_use(event, &mut Vec::new())
         });
         *value = Payload::Owned(Value::Bool(flag));
     }

@@ -1,9 +1,10 @@
 //! The event's personal data outside TikTok's `user` object: the load-time check that a mapping
 //! sends none of it unhashed under another key. TikTok takes a person's e-mail, phone number,
 //! external id, names and zip code only as SHA-256 digests of `user.*` keys ([`crate::hashed`]);
-//! `properties.note: "$.properties.$email"`, or `properties: "$.properties"` on an order (orders
+//! `properties.note: "$.properties['$email']"`, or `properties: "$.properties"` on an order (orders
 //! repeat the profile there), would send them in plain text beside those digests.
 
+use switchyard_core::rules::path::CompiledPath;
 use switchyard_core::rules::spec::{FieldRule, FieldSpec, Transform};
 
 /// The event spec's keys whose values TikTok takes only hashed.
@@ -19,10 +20,9 @@ pub const PERSONAL_KEYS: [&str; 6] = [
 /// The alias kinds (`urn:<kind>:<value>`) that hold the same data.
 const PERSONAL_ALIASES: [&str; 3] = ["email", "phone", "user_id"];
 
-/// The path of `spec` that can send personal data unhashed, and whether it reads a whole object
-/// (or every alias) rather than one personal key; `None` when no value it builds can. A value
-/// counts as safe once a transform has made something else of it: a digest, a number, a code, a
-/// content id, an alias of another kind ([`derives`]).
+/// The path of `spec` that can send personal data unhashed, and how much of it the path reads;
+/// `None` when no value it builds can. A value counts as safe once a transform has made something
+/// else of it ([`derives`]).
 pub fn unhashed_source(spec: &FieldSpec) -> Option<(&str, Reach)> {
     match spec {
         FieldSpec::Path(path) => reach(path, &[]).map(|r| (path.as_str(), r)),
@@ -36,7 +36,7 @@ pub fn unhashed_source(spec: &FieldSpec) -> Option<(&str, Reach)> {
 pub enum Reach {
     /// One of [`PERSONAL_KEYS`].
     Key,
-    /// An object or list that holds them (`$.properties`, `$.aliases`, `$..`).
+    /// An object or list that can hold them (`$.properties`, `$.aliases`, a filter, `$..`).
     Whole,
 }
 
@@ -54,16 +54,14 @@ fn rule_source(rule: &FieldRule) -> Option<(&str, Reach)> {
     })
 }
 
-/// Whether a transform makes a value that is no longer the personal data it was given.
+/// Whether a transform makes a value that can no longer be the personal data it was given: a
+/// digest, a content id or type, an amount, a URL's query parameter, an alias of another kind.
+/// `number`, `integer`, `unix_seconds`, `country` and `currency` can pass it on as it is (a zip
+/// code, a numeric external id, a short name), so they do not count.
 fn derives(transform: &Transform) -> bool {
     match transform {
         Transform::Alias(kind) | Transform::Aliases(kind) => !is_personal_alias(kind),
         Transform::Sha256
-        | Transform::Number
-        | Transform::Integer
-        | Transform::Currency
-        | Transform::Country
-        | Transform::UnixSeconds
         | Transform::ContentId
         | Transform::ContentType
         | Transform::ConversionAmount
@@ -72,6 +70,11 @@ fn derives(transform: &Transform) -> bool {
         | Transform::Lower
         | Transform::Upper
         | Transform::E164
+        | Transform::Currency
+        | Transform::Country
+        | Transform::UnixSeconds
+        | Transform::Number
+        | Transform::Integer
         | Transform::String
         | Transform::Replace(_)
         | Transform::StripPrefix(_)
@@ -79,41 +82,30 @@ fn derives(transform: &Transform) -> bool {
     }
 }
 
-/// `email`, `urn:email:` or `urn:email`: an alias kind that holds personal data.
+/// Whether aliases of `kind` (`urn:<kind>:...`, in any case) hold personal data.
 fn is_personal_alias(kind: &str) -> bool {
-    let kind = kind.strip_prefix("urn:").unwrap_or(kind);
-    let kind = kind.strip_suffix(':').unwrap_or(kind);
-    PERSONAL_ALIASES.contains(&kind)
+    PERSONAL_ALIASES
+        .iter()
+        .any(|personal| kind.trim().eq_ignore_ascii_case(personal))
 }
 
 /// What of the event's personal data `path` reads, with `transforms` applied after it (an alias
-/// of another kind picked from `$.aliases` holds none).
+/// of another kind picked from `$.aliases` holds none). A path that is not valid JSONPath is
+/// refused at load on its own account. One that is not a walk through names, indexes and
+/// wildcards (a filter, a slice, a union, a descendant search) may select anything: it counts as
+/// reading a whole object.
 fn reach(path: &str, transforms: &[Transform]) -> Option<Reach> {
-    if path.contains("..") {
+    let compiled = CompiledPath::compile(path).ok()?;
+    let Some(names) = compiled.walked_names() else {
         return Some(Reach::Whole);
-    }
-    let names = names(path);
-    let named: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| *n != "*" && n.parse::<i64>().is_err())
-        .collect();
-    match named.as_slice() {
-        [] => Some(Reach::Whole),
-        ["properties" | "profile_properties"] => Some(Reach::Whole),
+    };
+    let names: Vec<&str> = names.collect();
+    match names.as_slice() {
+        [] | ["properties" | "profile_properties"] => Some(Reach::Whole),
         ["aliases"] if !transforms.iter().any(derives) => Some(Reach::Whole),
         [.., last] if PERSONAL_KEYS.contains(last) => Some(Reach::Key),
         _ => None,
     }
-}
-
-/// The names and indexes a JSONPath steps through: `$.a['$b'][0].*` → `a`, `$b`, `0`, `*`.
-fn names(path: &str) -> Vec<&str> {
-    let rest = path.trim().strip_prefix('$').unwrap_or(path);
-    rest.split(['.', '[', ']'])
-        .map(|part| part.trim().trim_matches(['\'', '"']))
-        .filter(|part| !part.is_empty())
-        .collect()
 }
 
 #[cfg(test)]
@@ -125,11 +117,11 @@ mod tests {
     }
 
     #[test]
-    fn personal_keys_and_the_objects_that_hold_them_are_found_unless_transformed_away() {
-        for (json, path, whole) in [
+    fn personal_keys_and_what_holds_them_are_found() {
+        for (json, path, reach) in [
             (
-                r#""$.properties.$email""#,
-                "$.properties.$email",
+                r#""$.properties['$email']""#,
+                "$.properties['$email']",
                 Reach::Key,
             ),
             (
@@ -143,40 +135,65 @@ mod tests {
                 "$.profile_properties.*",
                 Reach::Whole,
             ),
+            (
+                r#""$.profile_properties[*]""#,
+                "$.profile_properties[*]",
+                Reach::Whole,
+            ),
             (r#""$""#, "$", Reach::Whole),
-            (r#""$..$email""#, "$..$email", Reach::Whole),
+            (r#""$..['$email']""#, "$..['$email']", Reach::Whole),
             (r#""$.aliases""#, "$.aliases", Reach::Whole),
             (r#""$.aliases[0]""#, "$.aliases[0]", Reach::Whole),
+            (r#""$.aliases[0:1]""#, "$.aliases[0:1]", Reach::Whole),
             (
-                r#"{"path": "$.aliases", "transform": [{"aliases": "email"}]}"#,
+                r#""$.aliases[?search(@, '^urn:email:')]""#,
+                "$.aliases[?search(@, '^urn:email:')]",
+                Reach::Whole,
+            ),
+            (
+                r#""$.profile_properties['$email','$ip']""#,
+                "$.profile_properties['$email','$ip']",
+                Reach::Whole,
+            ),
+            (
+                r#"{"path": "$.aliases", "transform": [{"aliases": "EMAIL"}]}"#,
                 "$.aliases",
                 Reach::Whole,
             ),
             (
-                r#"{"path": "$.properties.$email", "transform": ["trim", "lower"]}"#,
-                "$.properties.$email",
+                r#"{"path": "$.properties['$email']", "transform": ["trim", "lower"]}"#,
+                "$.properties['$email']",
                 Reach::Key,
             ),
             (
-                r#"{"first_of": ["$.properties.name", "$.properties.$first_name"]}"#,
-                "$.properties.$first_name",
+                r#"{"path": "$.properties['$zip_code']", "transform": ["number"]}"#,
+                "$.properties['$zip_code']",
                 Reach::Key,
             ),
             (
-                r#"{"each": "$.properties.items[*]", "fields": {"who": "$.$zip_code"}}"#,
-                "$.$zip_code",
+                r#"{"first_of": ["$.properties.name", "$.properties['$first_name']"]}"#,
+                "$.properties['$first_name']",
+                Reach::Key,
+            ),
+            (
+                r#"{"each": "$.properties.items[*]", "fields": {"who": "$['$zip_code']"}}"#,
+                "$['$zip_code']",
                 Reach::Key,
             ),
         ] {
-            assert_eq!(unhashed_source(&spec(json)), Some((path, whole)), "{json}");
+            assert_eq!(unhashed_source(&spec(json)), Some((path, reach)), "{json}");
         }
+    }
+
+    #[test]
+    fn other_keys_and_values_made_into_something_else_are_not_personal_data() {
         for json in [
             r#""$.properties.name""#,
-            r#""$.profile_properties.$city""#,
+            r#""$.profile_properties['$city']""#,
             r#""$.properties.items[0].price""#,
-            r#"{"path": "$.properties.$email", "transform": ["lower", "sha256"]}"#,
-            r#"{"path": "$.aliases", "transform": [{"alias": "urn:cart_token:"}]}"#,
-            r#"{"all_of": ["$.properties.$email"], "transform": ["sha256"]}"#,
+            r#"{"path": "$.properties['$email']", "transform": ["lower", "sha256"]}"#,
+            r#"{"path": "$.aliases", "transform": [{"alias": "cart_token"}]}"#,
+            r#"{"all_of": ["$.properties['$email']"], "transform": ["sha256"]}"#,
             r#"{"path": "$.properties", "transform": ["conversion_amount"]}"#,
             r#"{"each": "$.properties.items[*]", "fields": {"content_id": {"path": "$", "transform": ["content_id"]}}}"#,
             r#"{"const": "$email"}"#,
