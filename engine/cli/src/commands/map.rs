@@ -82,11 +82,34 @@ pub fn run(
 /// timestamp), else the clock's.
 fn received_at(now: Option<i64>) -> anyhow::Result<i64> {
     match now {
-        Some(s) if !(0..MAX_EPOCH_SECONDS).contains(&s) => anyhow::bail!(
-            "--now {s} is not unix seconds from 0 to {MAX_EPOCH_SECONDS} (milliseconds? divide by \
-             1000)"
-        ),
+        Some(s) if !(0..MAX_EPOCH_SECONDS).contains(&s) => {
+            // Only a time too large can be milliseconds.
+            let hint = if s < 0 {
+                ""
+            } else {
+                " (milliseconds? divide by 1000)"
+            };
+            anyhow::bail!("--now {s} is not unix seconds from 0 to {MAX_EPOCH_SECONDS}{hint}")
+        }
         Some(s) => Ok(s),
         None => Ok(unix_now()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn now_out_of_range_is_refused_and_only_a_large_one_is_taken_for_milliseconds() {
+        let message = |now| received_at(Some(now)).unwrap_err().to_string();
+        assert!(message(1_725_280_000_000).ends_with("(milliseconds? divide by 1000)"));
+        let negative = message(-5);
+        assert!(
+            negative.starts_with("--now -5 is not unix seconds"),
+            "{negative}"
+        );
+        assert!(!negative.contains("milliseconds"), "{negative}");
+        assert_eq!(received_at(Some(1_725_280_000)).ok(), Some(1_725_280_000));
     }
 }
