@@ -604,13 +604,7 @@ fn settle_returned_time(
              ISO-8601 text with a timezone; the event's own time is sent",
         ),
     };
-    let seconds = seconds.unwrap_or_else(|message| {
-        warnings.push(Warning {
-            field: Arc::from("event_time"),
-            message,
-        });
-        event.timestamp()
-    });
+    let seconds = seconds_or_own(seconds, event, warnings);
     // Written in place where the object has the field: no new key to allocate.
     match fields.get_mut("event_time") {
         Some(time) => *time = Value::from(seconds),
@@ -632,15 +626,27 @@ fn settle_mapped_time(time: &mut Payload<'_>, event: &SourceEvent, warnings: &mu
     {
         return;
     }
-    let seconds = returned_seconds(&time.to_value()).unwrap_or_else(|| {
+    let seconds = returned_seconds(&time.to_value()).ok_or(
+        "not a time TikTok takes (the mapping gave it): unix seconds from 1970, or ISO-8601 text \
+         with a timezone; the event's own time is sent",
+    );
+    *time = Payload::Owned(seconds_or_own(seconds, event, warnings).into());
+}
+
+/// The seconds of an `event_time` that is one, else the event's own time, with the warning that
+/// says why on `event_time` ([`settle_returned_time`], [`settle_mapped_time`]).
+fn seconds_or_own(
+    seconds: Result<i64, &'static str>,
+    event: &SourceEvent,
+    warnings: &mut Vec<Warning>,
+) -> i64 {
+    seconds.unwrap_or_else(|message| {
         warnings.push(Warning {
             field: Arc::from("event_time"),
-            message: "not a time TikTok takes (the mapping gave it): unix seconds from 1970, or \
-                      ISO-8601 text with a timezone; the event's own time is sent",
+            message,
         });
         event.timestamp()
-    });
-    *time = Payload::Owned(seconds.into());
+    })
 }
 
 /// A returned `event_time` as unix seconds, when it is one ([`settle_returned_time`]).
