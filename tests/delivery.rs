@@ -3,7 +3,8 @@
 //! dead letters for permanent errors, answers about single events (an invalid event named by its
 //! index, named by none, a partial success) and a denied destination, a `kill -9` mid-stream, a
 //! full disk budget, a graceful shutdown; a transform plugin's poison event failing alone; and
-//! `replay` / `dead-letters` through the same path.
+//! `replay` / `dead-letters` through the same path; and the PGO build's training load
+//! (`scripts/pgo-train.py`), which drives `serve` the same way.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -1125,4 +1126,30 @@ mod acknowledgement {
             "read twice, counted twice"
         );
     }
+}
+
+/// `scripts/build-pgo`'s training load runs as it does there (on this build, a short input): `map`
+/// and `map --request` succeed, and `serve` delivers to the script's own stand-in API and exits
+/// cleanly on SIGTERM. Otherwise the PGO build would stop at its training step, or learn from a
+/// load that failed.
+#[test]
+fn the_pgo_training_load_maps_and_delivers() {
+    let work = tempfile::tempdir().expect("work dir");
+    let out = std::process::Command::new("python3")
+        .arg(switchyard_tests::root().join("scripts/pgo-train.py"))
+        .arg(switchyard_bin())
+        .arg(switchyard_tests::root())
+        .arg(work.path())
+        .env("PGO_TRAIN_LINES", "400")
+        .output()
+        .expect("python3 runs (scripts/test installs it when missing)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "training failed: {stderr}");
+    let delivered: usize = stderr
+        .split("serve: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of delivered payloads: {stderr}"));
+    assert!(delivered > 0, "{stderr}");
 }
