@@ -13,6 +13,7 @@ events of examples/events.ndjson, every line in turn (invalid ones too), with un
 """
 
 import http.server
+import itertools
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 # Lines of training input (`PGO_TRAIN_LINES` sets another count: the test suite runs a short one).
@@ -106,13 +108,16 @@ def start_serve(binary, work, endpoint):
         stderr=subprocess.PIPE,
         text=True,
     )
+    log = []
     for line in serve.stderr:
+        log.append(line)
         if "listening on " in line:
             rest = line.split("listening on ", 1)[1]
-            addr = "".join(c for c in rest if c.isalnum() or c in ".:[]")
+            addr = "".join(itertools.takewhile(lambda c: c.isalnum() or c in ".:[]", rest))
+            # Keep reading its log, so that it never blocks on a full pipe.
             threading.Thread(target=lambda: [None for _ in serve.stderr], daemon=True).start()
             return serve, addr
-    raise SystemExit(f"serve did not start (exit {serve.wait()})")
+    raise SystemExit(f"serve did not start (exit {serve.wait()}):\n{''.join(log)}")
 
 
 def post_all(addr, lines):
