@@ -802,15 +802,14 @@ mod tests {
             Some(json!(94.5))
         );
         assert_eq!(amount(ConversionAmount::Subtotal), Some(json!(79.97)));
-        let product = json!({"price": 19.99, "quantity": 3});
-        assert_eq!(
+        let total = |v| {
             run(
                 CompiledTransform::ConversionAmount(ConversionAmount::Total),
-                product
+                v,
             )
-            .unwrap(),
-            Some(json!(59.97))
-        );
+        };
+        let product = json!({"price": 19.99, "quantity": 3});
+        assert_eq!(total(product).unwrap(), Some(json!(59.97)));
         // A quantity `contents` leaves out (past a whole number) computes no value either.
         for quantity in [
             json!(18_446_744_073_709_551_615_u64),
@@ -819,10 +818,7 @@ mod tests {
         ] {
             let product = json!({"price": 1, "quantity": quantity});
             assert_eq!(
-                run(
-                    CompiledTransform::ConversionAmount(ConversionAmount::Total),
-                    product
-                ),
+                total(product),
                 Err("`quantity` is too large for a whole number"),
                 "{quantity}"
             );
@@ -831,23 +827,13 @@ mod tests {
         for (price, quantity) in [(json!(1e308), json!(10)), (json!(-1e308), json!(10))] {
             let product = json!({"price": price, "quantity": quantity});
             assert_eq!(
-                run(
-                    CompiledTransform::ConversionAmount(ConversionAmount::Total),
-                    product
-                ),
+                total(product),
                 Err("the amount is too large for a number"),
                 "{price}"
             );
         }
         let huge = json!({"total_price": 1e300});
-        assert_eq!(
-            run(
-                CompiledTransform::ConversionAmount(ConversionAmount::Total),
-                huge
-            )
-            .unwrap(),
-            Some(json!(1e300))
-        );
+        assert_eq!(total(huge).unwrap(), Some(json!(1e300)));
     }
 
     #[test]
