@@ -101,3 +101,22 @@ fn rust_log_filters_the_lines() {
     assert!(!log.contains("listening on"), "{log}");
     assert!(!log.contains("INFO"), "{log}");
 }
+
+#[test]
+fn a_rust_log_that_is_not_a_filter_is_refused_before_any_work() {
+    let root = switchyard_tests::root();
+    let out = std::process::Command::new(switchyard_bin())
+        .args(["map", "--config"])
+        .arg(root.join("examples/switchyard.yaml"))
+        .arg(root.join("examples/events.ndjson"))
+        .env("RUST_LOG", "switchyard=loud")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing mapped: {stderr}");
+    assert!(
+        stderr.starts_with("error: RUST_LOG is not a log filter"),
+        "{stderr}"
+    );
+}

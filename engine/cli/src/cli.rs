@@ -271,7 +271,10 @@ where
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    logging::init(cli.log_format);
+    if let Err(e) = logging::init(cli.log_format) {
+        let _ = writeln!(err, "error: {}", error_line(&e));
+        return 2;
+    }
     match dispatch(cli.command, input, out, err) {
         Ok(code) => code,
         Err(e) => {
