@@ -5,8 +5,8 @@
 //! the filter `tracing_subscriber`'s `Targets` applies: by the target's prefix and the level. Not
 //! `EnvFilter`, whose span and field filters this program does not need: it pulls in a regex
 //! engine with full DFAs that every other regex in the process (the phone-number library's, the
-//! schemas') would then build too, some 4 ms on the first phone number (BENCHMARKS.md, round
-//! twenty-seven).
+//! schemas') would then build too: 5.3 M instructions more on the first phone number
+//! (BENCHMARKS.md, round twenty-seven).
 
 use anyhow::Context;
 use clap::ValueEnum;
