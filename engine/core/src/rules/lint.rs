@@ -30,20 +30,25 @@ pub struct DeadPath {
 /// checked; values under a key in `skip` (a plugin's own `config`) are not rules.
 pub fn dead_paths(doc: &Value, skip: &[&str]) -> Vec<DeadPath> {
     let mut found = Vec::new();
-    walk(doc, String::new(), skip, &mut found);
+    walk(doc, &mut String::new(), skip, &mut found);
     found
 }
 
-fn walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<DeadPath>) {
+/// `pointer` is where `node` stands; each step is written onto its end and taken off after, so
+/// that the walk builds no string per node (only a found path copies it).
+fn walk(node: &Value, pointer: &mut String, skip: &[&str], found: &mut Vec<DeadPath>) {
     match node {
         Value::String(path) => {
             if let Some(message) = check(path) {
+                let pointer = pointer.clone();
                 found.push(DeadPath { pointer, message });
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                walk(item, format!("{pointer}/{i}"), skip, found);
+                let back = push_index(pointer, i);
+                walk(item, pointer, skip, found);
+                pointer.truncate(back);
             }
         }
         Value::Object(map) => {
@@ -52,12 +57,29 @@ fn walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<DeadPath>)
                 if skip.contains(&key.as_str()) || (in_each && key == "fields") {
                     continue;
                 }
-                let escaped = crate::load::escape(key);
-                walk(value, format!("{pointer}/{escaped}"), skip, found);
+                let back = push_key(pointer, key);
+                walk(value, pointer, skip, found);
+                pointer.truncate(back);
             }
         }
         _ => {}
     }
+}
+
+/// Writes `/<i>` onto `pointer`; returns its length before, to truncate back to.
+fn push_index(pointer: &mut String, i: usize) -> usize {
+    let back = pointer.len();
+    pointer.push('/');
+    pointer.push_str(itoa::Buffer::new().format(i));
+    back
+}
+
+/// Writes `/<key>` (escaped as a JSON-pointer token) onto `pointer`; returns its length before.
+fn push_key(pointer: &mut String, key: &str) -> usize {
+    let back = pointer.len();
+    pointer.push('/');
+    pointer.push_str(&crate::load::escape(key));
+    back
 }
 
 /// Why `path` can never match, if it is an event path (`$.x...`, `$['x']...`) that cannot.
@@ -108,6 +130,24 @@ mod tests {
         );
         assert!(found[0].message.contains("did you mean `properties`?"));
     }
+
+    #[test]
+    fn misspelled_names_are_found_where_they_stand_and_skipped_keys_are_not_read() {
+        let doc = json!({
+            "filters": [{"events": ["Placed Order", "Placed Ordr", "Quiz Completed"]}],
+            "custom_events": [{"source": "Viewed Prodct"}, {"source": "Searched"}],
+            "a/b": {"source": "Signed Upp"},
+            "transforms": [{"config": {"source": "Logged Inn"}}],
+        });
+        let found = misspelled_events(&doc, &["config"]);
+        let pointers: Vec<&str> = found.iter().map(|d| d.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            ["/a~1b/source", "/custom_events/0/source", "/filters/0/events/1"],
+            "{found:?}"
+        );
+        assert!(found[2].message.contains("did you mean `Placed Order`?"));
+    }
 }
 
 /// The standard event names of the event spec.
@@ -145,15 +185,18 @@ pub struct MisspelledEvent {
 /// `skip` are not rules.
 pub fn misspelled_events(doc: &Value, skip: &[&str]) -> Vec<MisspelledEvent> {
     let mut found = Vec::new();
-    names_walk(doc, String::new(), skip, &mut found);
+    names_walk(doc, &mut String::new(), skip, &mut found);
     found
 }
 
-fn names_walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<MisspelledEvent>) {
+/// As [`walk`]: `pointer` is where `node` stands, written onto and taken back.
+fn names_walk(node: &Value, pointer: &mut String, skip: &[&str], found: &mut Vec<MisspelledEvent>) {
     match node {
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                names_walk(item, format!("{pointer}/{i}"), skip, found);
+                let back = push_index(pointer, i);
+                names_walk(item, pointer, skip, found);
+                pointer.truncate(back);
             }
         }
         Value::Object(map) => {
@@ -161,32 +204,34 @@ fn names_walk(node: &Value, pointer: String, skip: &[&str], found: &mut Vec<Miss
                 if skip.contains(&key.as_str()) {
                     continue;
                 }
-                let escaped = crate::load::escape(key);
-                let here = format!("{pointer}/{escaped}");
+                let back = push_key(pointer, key);
                 match (key.as_str(), value) {
-                    ("source", Value::String(name)) => check_name(name, here, found),
+                    ("source", Value::String(name)) => check_name(name, pointer, found),
                     ("events", Value::Array(names)) => {
                         for (i, name) in names.iter().enumerate() {
                             if let Value::String(name) = name {
-                                check_name(name, format!("{here}/{i}"), found);
+                                let here = push_index(pointer, i);
+                                check_name(name, pointer, found);
+                                pointer.truncate(here);
                             }
                         }
                     }
-                    _ => names_walk(value, here, skip, found),
+                    _ => names_walk(value, pointer, skip, found),
                 }
+                pointer.truncate(back);
             }
         }
         _ => {}
     }
 }
 
-fn check_name(name: &str, pointer: String, found: &mut Vec<MisspelledEvent>) {
+fn check_name(name: &str, pointer: &str, found: &mut Vec<MisspelledEvent>) {
     if SPEC_EVENTS.contains(&name) {
         return;
     }
     if let Some(close) = crate::load::closest(name, &SPEC_EVENTS) {
         found.push(MisspelledEvent {
-            pointer,
+            pointer: pointer.to_owned(),
             message: format!(
                 "`{name}` is no event of the event spec, so only custom events of that name match; did you mean `{close}`?"
             ),
