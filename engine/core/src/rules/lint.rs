@@ -143,7 +143,11 @@ mod tests {
         let pointers: Vec<&str> = found.iter().map(|d| d.pointer.as_str()).collect();
         assert_eq!(
             pointers,
-            ["/a~1b/source", "/custom_events/0/source", "/filters/0/events/1"],
+            [
+                "/a~1b/source",
+                "/custom_events/0/source",
+                "/filters/0/events/1"
+            ],
             "{found:?}"
         );
         assert!(found[2].message.contains("did you mean `Placed Order`?"));
