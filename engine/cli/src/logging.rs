@@ -70,25 +70,21 @@ mod tests {
     #[test]
     fn unset_or_blank_is_info() {
         for unset in [None, Some(""), Some("  ")] {
-            let filter = filter(unset).unwrap();
-            assert!(enabled(&filter, "switchyard_service", Level::INFO));
-            assert!(!enabled(&filter, "switchyard_service", Level::DEBUG));
+            let default = filter(unset).unwrap();
+            assert!(enabled(&default, "switchyard_service", Level::INFO));
+            assert!(!enabled(&default, "switchyard_service", Level::DEBUG));
         }
     }
 
     #[test]
     fn targets_take_their_own_levels() {
-        let filter = filter(Some("info,tower_http=debug")).unwrap();
-        assert!(enabled(&filter, "tower_http::trace", Level::DEBUG));
-        assert!(!enabled(&filter, "switchyard_service", Level::DEBUG));
-        assert!(enabled(&filter, "switchyard_service", Level::INFO));
-        let only = filter_of("error");
-        assert!(!enabled(&only, "switchyard_service", Level::INFO));
-        assert!(enabled(&only, "switchyard_service", Level::ERROR));
-    }
-
-    fn filter_of(text: &str) -> Targets {
-        filter(Some(text)).unwrap()
+        let requests = filter(Some("info,tower_http=debug")).unwrap();
+        assert!(enabled(&requests, "tower_http::trace", Level::DEBUG));
+        assert!(!enabled(&requests, "switchyard_service", Level::DEBUG));
+        assert!(enabled(&requests, "switchyard_service", Level::INFO));
+        let only_errors = filter(Some("error")).unwrap();
+        assert!(!enabled(&only_errors, "switchyard_service", Level::INFO));
+        assert!(enabled(&only_errors, "switchyard_service", Level::ERROR));
     }
 
     #[test]
