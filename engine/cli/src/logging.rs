@@ -26,10 +26,18 @@ pub enum LogFormat {
 }
 
 /// The filter `rust_log` (the variable's value, if set) asks for: `info` when it is unset or blank.
+/// Spaces around a directive and empty ones (`info, tower_http=debug,`) are left out: `Targets`
+/// would read ` tower_http` as a target no event has, and filter its lines out without a word.
 pub fn filter(rust_log: Option<&str>) -> anyhow::Result<Targets> {
-    match rust_log.map(str::trim) {
-        None | Some("") => Ok(Targets::new().with_default(LevelFilter::INFO)),
-        Some(text) => text.parse().context(
+    let directives: Vec<&str> = rust_log
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    match directives.as_slice() {
+        [] => Ok(Targets::new().with_default(LevelFilter::INFO)),
+        _ => directives.join(",").parse().context(
             "RUST_LOG is not a log filter (expected levels and `target=level` pairs, as in \
              `info,tower_http=debug`)",
         ),
@@ -69,7 +77,7 @@ mod tests {
 
     #[test]
     fn unset_or_blank_is_info() {
-        for unset in [None, Some(""), Some("  ")] {
+        for unset in [None, Some(""), Some("  "), Some(" , ")] {
             let default = filter(unset).unwrap();
             assert!(enabled(&default, "switchyard_service", Level::INFO));
             assert!(!enabled(&default, "switchyard_service", Level::DEBUG));
@@ -82,6 +90,8 @@ mod tests {
         assert!(enabled(&requests, "tower_http::trace", Level::DEBUG));
         assert!(!enabled(&requests, "switchyard_service", Level::DEBUG));
         assert!(enabled(&requests, "switchyard_service", Level::INFO));
+        let spaced = filter(Some(" info, tower_http=debug ,")).unwrap();
+        assert_eq!(spaced, requests);
         let only_errors = filter(Some("error")).unwrap();
         assert!(!enabled(&only_errors, "switchyard_service", Level::INFO));
         assert!(enabled(&only_errors, "switchyard_service", Level::ERROR));
