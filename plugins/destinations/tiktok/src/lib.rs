@@ -24,7 +24,7 @@ use switchyard_core::event::{
     ConsentChoice, MAX_EPOCH_SECONDS, PropertyKey, SourceEvent, parse_timestamp,
 };
 use switchyard_core::load::{
-    Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_str, load_str,
+    Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_shipped, load_str,
 };
 use switchyard_core::rules::field_types;
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
@@ -425,10 +425,9 @@ type LoadedMapping = Result<Document<MappingFile>, Vec<Diagnostic>>;
 
 fn load_mapping(reference: &str, files: &FileScope) -> Result<Checked<MappingFile>, String> {
     if reference == DEFAULT_MAPPING {
-        return Ok(check_str(
+        return Ok(check_shipped(
             Path::new(DEFAULT_MAPPING_NAME),
             DEFAULT_MAPPING_YAML,
-            mapping_schema(),
         ));
     }
     let file = files.resolve(reference)?;
@@ -665,6 +664,31 @@ fn returned_seconds(time: &Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_default_passes_the_whole_check_and_loads_as_it_does_unchecked() {
+        // Runs load the default without its schema (`check_shipped`); this is where it is checked.
+        let checked = default_document().expect("the default mapping passes every check");
+        let shipped = load_mapping(DEFAULT_MAPPING, &FileScope::new(Path::new("."), &[]));
+        let shipped = shipped.expect("the default needs no file").into_result();
+        let shipped = shipped.expect("the shipped default loads");
+        assert_eq!(shipped.raw, checked.raw);
+        assert_eq!(
+            format!("{:?}", shipped.value),
+            format!("{:?}", checked.value)
+        );
+        // Later findings are placed in the shipped text as the checked document places them.
+        let pointer = "/templates/event/event_id";
+        let placed = |doc: &Document<MappingFile>| {
+            let d = doc.placer.place(pointer, "x");
+            (d.file, d.line, d.column, d.path)
+        };
+        assert_eq!(placed(&shipped), placed(&checked));
+        let line = DEFAULT_MAPPING_YAML
+            .lines()
+            .position(|l| l.contains("event_id: \"$.event_id\""));
+        assert_eq!(Some(placed(&shipped).1), line.map(|at| at + 1));
+    }
 
     #[test]
     fn plain_http_is_flagged_unless_it_stays_on_this_machine() {
