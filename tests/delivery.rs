@@ -4,7 +4,8 @@
 //! index, named by none, a partial success) and a denied destination, a `kill -9` mid-stream, a
 //! full disk budget, a graceful shutdown; a transform plugin's poison event failing alone; and
 //! `replay` / `dead-letters` through the same path; and the PGO build's training load
-//! (`scripts/pgo-train.py`), which drives `serve` the same way.
+//! (`scripts/pgo-train.py`), which drives `serve` the same way; and `serve`'s memory without
+//! transparent huge pages.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -84,6 +85,26 @@ fn every_event_is_delivered_exactly_once_in_the_happy_path() {
             .status,
         200
     );
+}
+
+/// mimalloc's arenas on huge pages made the kernel zero 2 MiB at a time under `serve`'s churn
+/// (BENCHMARKS.md, round twenty-eight): `serve` turns them off for itself.
+#[test]
+#[cfg(target_os = "linux")]
+fn serve_runs_without_transparent_huge_pages() {
+    let s = setup("", "");
+    let service = Service::start(&s.config, None);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", service.pid())).unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "{status}");
+    // And it serves as before.
+    let url = service.url("/v1/events");
+    let a = post_events(&url, &json!(cart_events("thp", 0..3))).unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(3, WAIT), 3);
 }
 
 #[test]

@@ -10,6 +10,8 @@
 //! [`Allocator`] asks `mi_malloc` for those, as Rust's own `System` allocator asks `malloc`, and
 //! `mi_malloc_aligned` for the rest: 1.0% fewer instructions for `map` over 100,000 events, 2.7%
 //! per event for `serve` (BENCHMARKS.md, round eleven).
+//!
+//! [`without_huge_pages`] turns transparent huge pages off for a long-running process (`serve`).
 
 // A global allocator is unsafe by its nature: it hands out raw memory. This crate is only that.
 #![allow(unsafe_code)]
@@ -97,9 +99,43 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
+/// Turns transparent huge pages off for the rest of this process's life, unless `allow_thp` (the
+/// value of `$MIMALLOC_ALLOW_THP`, mimalloc's own switch) is set: then mimalloc does as it says.
+/// Answers whether they were turned off; always `false` off Linux.
+///
+/// mimalloc asks for huge pages for its arenas, and under `serve`'s churn (requests, queued
+/// events, payloads) the kernel then zeroes a whole 2 MiB page for every fresh stretch an arena
+/// touches: 26–28 % of `serve`'s CPU samples in the e2e bench's tmpfs runs. Without them, its
+/// tmpfs runs were faster in six pairs of six (BENCHMARKS.md, round twenty-eight). `map`, short
+/// and with a steady footprint, keeps them: it is slower without.
+pub fn without_huge_pages(allow_thp: Option<&std::ffi::OsStr>) -> std::io::Result<bool> {
+    if allow_thp.is_some() {
+        return Ok(false);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        rustix::thread::disable_transparent_huge_pages(true)?;
+        Ok(true)
+    }
+    #[cfg(not(target_os = "linux"))]
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn huge_pages_are_turned_off_unless_mimallocs_own_switch_is_set() {
+        use std::ffi::OsStr;
+        let before = rustix::thread::transparent_huge_pages_are_disabled().expect("prctl");
+        assert!(!without_huge_pages(Some(OsStr::new("1"))).expect("no call"));
+        let after = rustix::thread::transparent_huge_pages_are_disabled().expect("prctl");
+        assert_eq!(after, before, "left alone when MIMALLOC_ALLOW_THP is set");
+        assert!(without_huge_pages(None).expect("prctl"));
+        assert!(rustix::thread::transparent_huge_pages_are_disabled().expect("prctl"));
+    }
 
     /// Every size up to 4 KiB and a few large ones, at every alignment up to 64 that divides them
     /// (and some that do not): blocks are aligned, writable, zeroed when asked, and keep their

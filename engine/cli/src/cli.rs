@@ -320,6 +320,11 @@ fn dispatch(
         Command::Map(args) => commands::map::run(args, input, out, err),
         Command::Test { files } => commands::test::run(&files, out, err),
         Command::Serve { config, listen } => {
+            let allow_thp = std::env::var_os("MIMALLOC_ALLOW_THP");
+            match switchyard_alloc::without_huge_pages(allow_thp.as_deref()) {
+                Ok(off) => tracing::debug!(off, "transparent huge pages"),
+                Err(e) => tracing::warn!("transparent huge pages stay on: {e}"),
+            }
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
