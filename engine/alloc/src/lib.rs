@@ -13,7 +13,8 @@
 //!
 //! [`without_huge_pages`] turns transparent huge pages off for a long-running process (`serve`).
 
-// A global allocator is unsafe by its nature: it hands out raw memory. This crate is only that.
+// A global allocator is unsafe by its nature: it hands out raw memory. This crate is that, and one
+// switch of how the kernel backs that memory (`without_huge_pages`, itself safe: `rustix`).
 #![allow(unsafe_code)]
 
 use core::alloc::{GlobalAlloc, Layout};
