@@ -320,11 +320,7 @@ fn dispatch(
         Command::Map(args) => commands::map::run(args, input, out, err),
         Command::Test { files } => commands::test::run(&files, out, err),
         Command::Serve { config, listen } => {
-            let allow_thp = std::env::var_os("MIMALLOC_ALLOW_THP");
-            match switchyard_alloc::without_huge_pages(allow_thp.as_deref()) {
-                Ok(off) => tracing::debug!(off, "transparent huge pages"),
-                Err(e) => tracing::warn!("transparent huge pages stay on: {e}"),
-            }
+            tune_allocator_for_serve();
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
@@ -385,6 +381,20 @@ pub fn load(path: &Path, err: &mut dyn Write) -> anyhow::Result<Option<Loaded>> 
             Ok(None)
         }
     }
+}
+
+/// The allocator's switches for `serve`, a long-running process of many threads (each left to
+/// mimalloc's own variable when that is set): no transparent huge pages, and pages reclaimed by the
+/// thread that frees their blocks (`switchyard_alloc`).
+fn tune_allocator_for_serve() {
+    let allow_thp = std::env::var_os("MIMALLOC_ALLOW_THP");
+    match switchyard_alloc::without_huge_pages(allow_thp.as_deref()) {
+        Ok(off) => tracing::debug!(off, "transparent huge pages"),
+        Err(e) => tracing::warn!("transparent huge pages stay on: {e}"),
+    }
+    let own = std::env::var_os("MIMALLOC_PAGE_RECLAIM_ON_FREE");
+    let set = switchyard_alloc::reclaim_pages_on_free(own.as_deref());
+    tracing::debug!(set, "pages reclaimed on free");
 }
 
 /// The async runtime of `serve`, `replay` and `dead-letters retry|drop`.
