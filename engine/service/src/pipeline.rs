@@ -206,17 +206,7 @@ impl Pipeline {
         let mut fates: Vec<InputFate<'a>> = chunk
             .inputs
             .iter()
-            .map(|input| {
-                if let Some(halt) = &input.halt {
-                    return InputFate::Halted(halt);
-                }
-                let routed = input.events.iter().map(|event| {
-                    let outcomes = self.route_one(chunk, flat, event, source, extras);
-                    flat += 1;
-                    RoutedEvent { event, outcomes }
-                });
-                InputFate::Routed(routed.collect())
-            })
+            .map(|input| self.fate_of(chunk, input, &mut flat, source, extras))
             .collect();
         for dest in &self.destinations {
             if !dest.payload_transforms.is_empty() {
@@ -224,6 +214,58 @@ impl Pipeline {
             }
         }
         fates
+    }
+
+    /// [`Pipeline::route`], handing each input's fate to `settle`, in order, as soon as it is
+    /// known: right after the input is routed when no destination runs payload plugins, so that
+    /// its payloads are written out while the event is still in the cache (delivery's rounds hold
+    /// thousands of events: by the end of a round, its first events are cold; BENCHMARKS.md,
+    /// round twenty-nine); after the whole chunk's payload plugins otherwise (they take the
+    /// chunk at once).
+    pub fn route_each<'a>(
+        &'a self,
+        chunk: &'a TransformedChunk<'a>,
+        source: &str,
+        extras: impl Into<Extras>,
+        received_at: i64,
+        logs: &mut Logs,
+        mut settle: impl FnMut(InputFate<'a>),
+    ) {
+        let extras = extras.into();
+        if self
+            .destinations
+            .iter()
+            .any(|d| !d.payload_transforms.is_empty())
+        {
+            let fates = self.route(chunk, source, extras, received_at, logs);
+            fates.into_iter().for_each(settle);
+            return;
+        }
+        let mut flat = 0;
+        for input in &chunk.inputs {
+            settle(self.fate_of(chunk, input, &mut flat, source, extras));
+        }
+    }
+
+    /// The fate of one input of the chunk: halted by the config's plugins, or its events routed
+    /// (`flat`: the number of the chunk's live events before it, counted on).
+    fn fate_of<'a>(
+        &'a self,
+        chunk: &'a TransformedChunk<'a>,
+        input: &'a Transformed,
+        flat: &mut usize,
+        source: &str,
+        extras: Extras,
+    ) -> InputFate<'a> {
+        if let Some(halt) = &input.halt {
+            return InputFate::Halted(halt);
+        }
+        let routed = input.events.iter().map(|event| {
+            let outcomes = self.route_one(chunk, *flat, event, source, extras);
+            *flat += 1;
+            RoutedEvent { event, outcomes }
+        });
+        InputFate::Routed(routed.collect())
     }
 
     /// The outcome at every destination of the `flat`-th live event of the chunk: one outcome

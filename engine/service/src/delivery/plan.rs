@@ -118,39 +118,17 @@ fn plan_source(
     };
     let mut logs = Vec::new();
     let chunk = pipeline.transform(events, now, &mut logs);
-    let fates = pipeline.route(&chunk, source, copies, now, &mut logs);
+    let mut received = vec![0u64; pipeline.destinations().len()];
+    // Each event settled as soon as it is routed, while it is still in the cache.
+    let mut kept = kept.into_iter().enumerate();
+    pipeline.route_each(&chunk, source, copies, now, &mut logs, |fate| {
+        if let Some((k, i)) = kept.next() {
+            let (record, before) = (&records[i].1, before.get(k));
+            settle_input(loaded, (i, record, before), fate, &mut received, now, plan);
+        }
+    });
     for (plugin, line) in logs {
         log_plugin_line(&plugin, level_name(line.level), &line.message);
-    }
-    let mut received = vec![0u64; pipeline.destinations().len()];
-    for (k, (i, fate)) in kept.into_iter().zip(fates).enumerate() {
-        let record = &records[i].1;
-        if let Some(journeys) = &mut plan.journeys {
-            journeys.push((i, journey_of(loaded, record, &fate, before.get(k))));
-        }
-        for (n, d) in received.iter_mut().zip(pipeline.destinations()) {
-            if addressed_to(record, d.name()) {
-                *n += 1;
-            }
-        }
-        match fate {
-            InputFate::Halted(halt) => {
-                let (status, reason) = halt_outcome(halt);
-                for d in pipeline.destinations() {
-                    if addressed_to(record, d.name()) {
-                        plan.count(d.name(), status);
-                    }
-                }
-                if status == Status::Failed {
-                    plan.dead_letter(EVERY_DESTINATION, reason, now, record);
-                }
-            }
-            InputFate::Routed(events) => {
-                for routed in events {
-                    settle(&routed, i, record, now, plan);
-                }
-            }
-        }
     }
     for (n, d) in received.into_iter().zip(pipeline.destinations()) {
         if n > 0 {
@@ -161,6 +139,46 @@ fn plan_source(
         }
     }
     chunk.spent()
+}
+
+/// What becomes of one input event (record `i`; `before`, the event before the config's plugins,
+/// when journeys are kept): its journey, its counts (`received`, per destination), and its
+/// payloads to send or its dead letters.
+fn settle_input(
+    loaded: &Loaded,
+    (i, record, before): (usize, &Record, Option<&Value>),
+    fate: InputFate<'_>,
+    received: &mut [u64],
+    now: i64,
+    plan: &mut Plan,
+) {
+    let destinations = loaded.pipeline.destinations();
+    if let Some(journeys) = &mut plan.journeys {
+        journeys.push((i, journey_of(loaded, record, &fate, before)));
+    }
+    for (n, d) in received.iter_mut().zip(destinations) {
+        if addressed_to(record, d.name()) {
+            *n += 1;
+        }
+    }
+    match fate {
+        InputFate::Halted(halt) => {
+            let (status, reason) = halt_outcome(halt);
+            for d in destinations {
+                if addressed_to(record, d.name()) {
+                    plan.count(d.name(), status);
+                }
+            }
+            if status == Status::Failed {
+                plan.dead_letter(EVERY_DESTINATION, reason, now, record);
+            }
+        }
+        InputFate::Routed(events) => {
+            for routed in events {
+                settle(&routed, i, record, now, plan);
+            }
+        }
+    }
 }
 
 /// Parses the records of `members` (or takes the events ingestion parsed from `parsed`): the
