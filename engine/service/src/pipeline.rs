@@ -12,7 +12,8 @@
 //!
 //! It runs in two steps because routed outcomes borrow the events: [`Pipeline::transform`] runs
 //! the event plugins and owns what they return ([`TransformedChunk`]); [`Pipeline::route`] maps and
-//! runs the payload plugins, borrowing from it.
+//! runs the payload plugins, borrowing from it ([`Pipeline::route_each`] hands each event's fate
+//! on as soon as it is known, for delivery to settle it while it is in the cache).
 
 pub use crate::destination::Copies;
 use crate::destination::Destination;
