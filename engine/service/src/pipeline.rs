@@ -503,3 +503,56 @@ fn sending_at<'r, 'a>(
             o.status == Status::Sent && !(o.data.is_empty() && o.client_data.is_empty())
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// What a fate says, in words: each event's id with each outcome's destination, status and
+    /// payloads (as JSON).
+    fn described(fate: &InputFate<'_>) -> Vec<String> {
+        let InputFate::Routed(events) = fate else {
+            return vec!["halted".into()];
+        };
+        let mut said = Vec::new();
+        for routed in events {
+            for o in &routed.outcomes {
+                let data: Vec<Value> = o.data.iter().map(Payload::to_value).collect();
+                let (id, status) = (routed.event.id(), o.status.as_str());
+                said.push(format!(
+                    "{id} {} {status} {}",
+                    o.destination,
+                    Value::Array(data)
+                ));
+            }
+        }
+        said
+    }
+
+    #[test]
+    fn route_each_hands_on_what_route_returns_in_the_same_order() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let loaded = crate::config::load(&root.join("examples/switchyard.yaml"))
+            .unwrap_or_else(|d| panic!("the example config loads: {d:?}"));
+        let text = std::fs::read_to_string(root.join("examples/events.ndjson")).expect("events");
+        let events: Vec<SourceEvent> = text
+            .lines()
+            .filter_map(|line| SourceEvent::from_json(line, 1_725_280_500).ok())
+            .collect();
+        assert!(events.len() > 5, "the sample events parse");
+        let (pipeline, mut logs) = (&loaded.pipeline, Vec::new());
+        let chunk = pipeline.transform(events, 1_725_280_500, &mut logs);
+        let routed = pipeline.route(&chunk, "shop-web", Copies::Server, 0, &mut logs);
+        let all: Vec<Vec<String>> = routed.iter().map(described).collect();
+        assert!(
+            all.iter().flatten().any(|o| o.contains(" sent [{")),
+            "payloads built"
+        );
+        let mut each = Vec::new();
+        pipeline.route_each(&chunk, "shop-web", Copies::Server, 0, &mut logs, |fate| {
+            each.push(described(&fate));
+        });
+        assert_eq!(each, all);
+    }
+}
