@@ -15,8 +15,9 @@
 //! transparent huge pages off, and [`reclaim_pages_on_free`] lets a thread take over the pages of
 //! the blocks it frees.
 
-// A global allocator is unsafe by its nature: it hands out raw memory. This crate is that, and one
-// switch of how the kernel backs that memory (`without_huge_pages`, itself safe: `rustix`).
+// A global allocator is unsafe by its nature: it hands out raw memory. This crate is that, one
+// switch of how the kernel backs that memory (`without_huge_pages`, itself safe: `rustix`), and one
+// of mimalloc's options set through its C interface (`reclaim_pages_on_free`, an FFI call).
 #![allow(unsafe_code)]
 
 use core::alloc::{GlobalAlloc, Layout};
