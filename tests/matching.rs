@@ -343,6 +343,14 @@ fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_miss
             r#"page.url.host: "$.properties.host""#,
             "builds an object at `page.url`, where the platform takes text",
         ),
+        (
+            r#""properties.contents[0].price": "$.properties.p""#,
+            "`properties.contents[0].price` is not a field name: a target names its keys between dots, without brackets (`properties.value`)",
+        ),
+        (
+            r#""properties['value']": "$.properties.p""#,
+            "`properties['value']` is not a field name",
+        ),
     ] {
         let text = refused(fields);
         assert!(text.contains(said), "{fields}: {text}");

@@ -373,7 +373,10 @@ fn judge(ty: FieldType, v: &Value) -> Verdict {
         | (FieldType::Object(_), Value::Object(_))
         | (FieldType::List(_), Value::Array(_)) => return Verdict::Fine,
         (FieldType::Text, Value::Number(n)) => {
-            return Verdict::Becomes(Value::String(n.to_string()));
+            return match crate::text::number_text(n) {
+                Ok(text) => Verdict::Becomes(Value::String(text)),
+                Err(why) => Verdict::Refused(why),
+            };
         }
         (FieldType::Number, Value::String(s)) => match crate::text::number(s) {
             Some(number) => return Verdict::Becomes(number),
@@ -623,6 +626,21 @@ mod tests {
             sent,
             json!({"user": {"ip": "12345"},
                    "properties": {"value": 12.5, "contents": [{"quantity": 2}]}})
+        );
+        // A whole number past what parsing keeps exactly has no digits to send: left out.
+        let event: Value =
+            serde_json::from_str(r#"{"ip": 1e3, "value": 1, "items": [{"q": 2}], "id": 1e20}"#)
+                .unwrap();
+        let with_id = format!("{fields}      properties.query: $.id\n");
+        let (sent, warnings) = built(&with_id, &event);
+        assert_eq!(sent["user"], json!({"ip": "1000"}));
+        assert!(sent["properties"].get("query").is_none(), "{sent}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0]
+                .1
+                .starts_with("a whole number too large to be read exactly"),
+            "{warnings:?}"
         );
     }
 

@@ -694,6 +694,30 @@ fn describe(ty: &FieldType) -> &'static str {
     }
 }
 
+/// Why the target `key` (`label` with the prefix of its `each`) names no field the payload can
+/// have, if it names none: a bracket (`properties.contents[0].price` would build a key
+/// `contents[0]`, which no platform knows: a target names keys between dots, and a list is built
+/// with `each`), or a dotted key that builds an object inside a field the platform types
+/// otherwise ([`typed_ancestor`]).
+fn target_refusal(key: &str, label: &str, ctx: CompileContext) -> Option<String> {
+    if key.contains(['[', ']']) {
+        return Some(format!(
+            "`{key}` is not a field name: a target names its keys between dots, without brackets \
+             (`properties.value`); a list is built with `each`"
+        ));
+    }
+    let (ancestor, ty) = ctx.field_types.and_then(|t| typed_ancestor(t, label))?;
+    Some(format!(
+        "`{key}` builds an object at `{ancestor}`, where the platform takes {}: map `{ancestor}` \
+         itself{}",
+        describe(ty),
+        match ty {
+            FieldType::List(_) => " (a list is built with `each`)",
+            _ => "",
+        }
+    ))
+}
+
 /// Compiles every field of `fields` (errors placed under `at`), keeping their order; each field
 /// the platform types gets its type (`ctx.field_types`).
 pub fn compile_flat(
@@ -706,17 +730,8 @@ pub fn compile_flat(
     let mut errors = Vec::new();
     for (key, spec) in fields {
         let label = format!("{label_prefix}{key}");
-        let typed = ctx.field_types.and_then(|t| typed_ancestor(t, &label));
-        if let Some((ancestor, ty)) = typed {
-            errors.push(at.key(key).error(format!(
-                "`{key}` builds an object at `{ancestor}`, where the platform takes {}: map \
-                 `{ancestor}` itself{}",
-                describe(ty),
-                match ty {
-                    FieldType::List(_) => " (a list is built with `each`)",
-                    _ => "",
-                }
-            )));
+        if let Some(refusal) = target_refusal(key, &label, ctx) {
+            errors.push(at.key(key).error(refusal));
             continue;
         }
         match FieldPlan::compile(spec, &label, &at.key(key), ctx) {

@@ -9,7 +9,7 @@ use super::field_types::FieldType;
 use super::phone::{Country, to_e164};
 use super::spec::{ContentIdMode, ConversionAmount, ProductIdContentType, Transform};
 use crate::event::parse_timestamp;
-use crate::text::trim;
+use crate::text::{number_text, trim};
 use indexmap::IndexMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -168,12 +168,13 @@ fn map_str<'a>(v: Cow<'a, Value>, f: impl FnOnce(&str) -> Option<String>) -> Out
     }))
 }
 
-/// Numbers and booleans written out; strings as they are.
-fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+/// Numbers ([`number_text`]) and booleans written out; strings as they are; `None` for `null`,
+/// arrays and objects, and the reason for a number whose digits cannot be known.
+fn scalar_text(v: &Value) -> Option<Result<Cow<'_, str>, &'static str>> {
     match v {
-        Value::String(s) => Some(Cow::Borrowed(s)),
-        Value::Number(n) => Some(Cow::Owned(n.to_string())),
-        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        Value::String(s) => Some(Ok(Cow::Borrowed(s))),
+        Value::Number(n) => Some(number_text(n).map(Cow::Owned)),
+        Value::Bool(b) => Some(Ok(Cow::Borrowed(if *b { "true" } else { "false" }))),
         _ => None,
     }
 }
@@ -207,7 +208,7 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
     if v.is_boolean() {
         return Err("only text or a number can be hashed, not true or false");
     }
-    let text = scalar_text(v).ok_or("only text can be hashed")?;
+    let text = scalar_text(v).ok_or("only text can be hashed")??;
     if text.is_empty() {
         return Ok(None);
     }
@@ -222,7 +223,7 @@ fn sha256<'a>(v: &Value) -> Outcome<'a> {
 }
 
 fn e164<'a>(v: &Value, country: Option<Country>) -> Outcome<'a> {
-    let text = scalar_text(v).ok_or("not a phone number")?;
+    let text = scalar_text(v).ok_or("not a phone number")??;
     let text = trim(&text);
     if text.is_empty() {
         return Ok(None);
@@ -291,28 +292,33 @@ fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
 fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
     match v.as_ref() {
         Value::String(_) => Ok(Some(v)),
-        other => scalar_text(other)
-            .map(|t| Some(Cow::Owned(Value::String(t.into_owned()))))
-            .ok_or("only numbers, booleans and strings become strings"),
+        other => {
+            let text =
+                scalar_text(other).ok_or("only numbers, booleans and strings become strings")??;
+            Ok(Some(Cow::Owned(Value::String(text.into_owned()))))
+        }
     }
 }
 
 /// A product's id field as text, trimmed, with the field's own value; `None` when missing or
 /// blank. The text is borrowed from the product unless it is a number or a boolean (written out,
-/// never blank).
-fn id_field<'v>(product: &'v Value, field: &str) -> Option<(&'v Value, Cow<'v, str>)> {
+/// never blank); a number whose digits cannot be known gives the reason instead.
+fn id_field<'v>(product: &'v Value, field: &str) -> Option<(&'v Value, IdText<'v>)> {
     let own = product.get(field)?;
     let text = match scalar_text(own)? {
-        Cow::Borrowed(text) => Some(trim(text))
+        Ok(Cow::Borrowed(text)) => Some(trim(text))
             .filter(|t| !t.is_empty())
-            .map(Cow::Borrowed)?,
+            .map(|t| Ok(Cow::Borrowed(t)))?,
         written => written,
     };
     Some((own, text))
 }
 
+/// An id's text, or why it has none that can be sent.
+type IdText<'v> = Result<Cow<'v, str>, &'static str>;
+
 /// The id field `mode` picks from a product: its name, its own value and its text.
-type PickedId<'v> = (&'static str, &'v Value, Cow<'v, str>);
+type PickedId<'v> = (&'static str, &'v Value, IdText<'v>);
 
 /// The id field `mode` picks from a product.
 fn picked_id(v: &Value, mode: ContentIdMode) -> Option<PickedId<'_>> {
@@ -332,11 +338,17 @@ fn content_id<'a>(v: Cow<'a, Value>, mode: ContentIdMode) -> Outcome<'a> {
     Ok(match v {
         // An id the product holds as a string with nothing to trim is sent as the product has
         // it: borrowed, not copied.
-        Cow::Borrowed(product) => picked_id(product, mode).map(|(_, own, id)| match own.as_str() {
-            Some(text) if text.len() == id.len() => Cow::Borrowed(own),
-            _ => made_id(id),
-        }),
-        Cow::Owned(product) => picked_id(&product, mode).map(|(_, _, id)| made_id(id)),
+        Cow::Borrowed(product) => match picked_id(product, mode) {
+            Some((_, own, id)) => Some(match (own.as_str(), id?) {
+                (Some(text), id) if text.len() == id.len() => Cow::Borrowed(own),
+                (_, id) => made_id(id),
+            }),
+            None => None,
+        },
+        Cow::Owned(product) => match picked_id(&product, mode) {
+            Some((_, _, id)) => Some(made_id(id?)),
+            None => None,
+        },
     })
 }
 
@@ -455,7 +467,14 @@ fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
         // JSON has no infinity: `Value::from` would make it `null`, and the value would go
         // missing without a word.
         Some(a) if !a.is_finite() => Err("the amount is too large for a number"),
-        amount => Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a))))),
+        // Taxes or shipping past the total, or a total below 0: no conversion is worth less than
+        // nothing, and such a value would take from the revenue the platform reports.
+        Some(a) if a < 0.0 => Err(
+            "the amount is below 0 (a total below 0, or tax and shipping past it): a conversion \
+             is worth 0 or more, and a refund is an event of its own",
+        ),
+        // `+ 0.0` turns `-0.0` (from `0 × -1`) into `0.0`: no minus sign is sent.
+        amount => Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a) + 0.0)))),
     }
 }
 
@@ -508,7 +527,11 @@ fn aliases<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
 }
 
 fn lookup<'a>(v: Cow<'a, Value>, table: &IndexMap<String, Value>) -> Outcome<'a> {
-    let hit = scalar_text(&v).and_then(|key| table.get(key.as_ref()));
+    // A number whose digits cannot be known matches no key: it passes on as it is.
+    let hit = match scalar_text(&v) {
+        Some(Ok(key)) => table.get(key.as_ref()),
+        _ => None,
+    };
     Ok(Some(match hit {
         Some(replacement) => Cow::Owned(replacement.clone()),
         None => v,
@@ -644,6 +667,88 @@ mod tests {
         let blank = json!({"total_price": " ", "price": null, "items": [{"price": 0}]});
         assert_eq!(amount(ConversionAmount::Total, blank), Ok(Some(json!(0.0))));
         assert_eq!(amount(ConversionAmount::Total, json!({})), Ok(None));
+    }
+
+    #[test]
+    fn an_amount_below_0_leaves_the_value_out_with_a_reason_and_0_has_no_sign() {
+        let amount = |mode, v: Value| run(CompiledTransform::ConversionAmount(mode), v);
+        let below = Err(
+            "the amount is below 0 (a total below 0, or tax and shipping past it): a conversion \
+             is worth 0 or more, and a refund is an event of its own",
+        );
+        let order = json!({"total_price": -25.5});
+        assert_eq!(amount(ConversionAmount::Total, order), below);
+        let taxed = json!({"total_price": 10, "total_tax": 8, "total_shipping": 4});
+        assert_eq!(
+            amount(ConversionAmount::TotalExclTaxAndShipping, taxed.clone()),
+            below
+        );
+        assert_eq!(
+            amount(ConversionAmount::TotalExclTax, taxed),
+            Ok(Some(json!(2.0)))
+        );
+        // A discount line below 0 is part of a subtotal that is not.
+        let items = json!({"items": [{"price": 20, "quantity": 2}, {"price": -5}]});
+        assert_eq!(
+            amount(ConversionAmount::Total, items),
+            Ok(Some(json!(35.0)))
+        );
+        let zero = amount(ConversionAmount::Total, json!({"price": 0, "quantity": -1}));
+        assert_eq!(
+            zero.map(|v| v.map(|v| v.to_string())),
+            Ok(Some("0.0".into()))
+        );
+    }
+
+    #[test]
+    fn ids_and_texts_of_numbers_keep_their_digits_or_say_why_not() {
+        let id = |product: Value| {
+            run(
+                CompiledTransform::ContentId(ContentIdMode::Default),
+                product,
+            )
+        };
+        let too_large = Err(
+            "a whole number too large to be read exactly (past 2^64, or past 2^53 written with a \
+             fraction or an exponent): send it as text",
+        );
+        let parsed = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        assert_eq!(
+            id(parsed(r#"{"product_id": 18446744073709551615}"#)),
+            Ok(Some(json!("18446744073709551615")))
+        );
+        assert_eq!(
+            id(parsed(r#"{"product_id": 18446744073709551616}"#)),
+            too_large
+        );
+        assert_eq!(
+            id(parsed(r#"{"product_id": 9007199254740993.0}"#)),
+            too_large
+        );
+        assert_eq!(
+            id(parsed(r#"{"product_id": -123}"#)),
+            Ok(Some(json!("-123")))
+        );
+        assert_eq!(
+            id(parsed(r#"{"product_id": 1.2e1}"#)),
+            Ok(Some(json!("12")))
+        );
+        assert_eq!(
+            id(parsed(r#"{"product_id": 12.5}"#)),
+            Ok(Some(json!("12.5")))
+        );
+        // A variant id that cannot be read is not passed over for the product id.
+        assert_eq!(
+            id(parsed(r#"{"variant_id": 1e30, "product_id": "p-1"}"#)),
+            too_large
+        );
+        let hashed = run(CompiledTransform::Sha256, parsed("1e30"));
+        assert_eq!(hashed, too_large);
+        assert_eq!(
+            run(CompiledTransform::Sha256, parsed("12.0")),
+            run(CompiledTransform::Sha256, json!("12"))
+        );
+        assert_eq!(run(CompiledTransform::String, parsed("1e30")), too_large);
     }
 
     #[test]
