@@ -467,11 +467,11 @@ fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
         // JSON has no infinity: `Value::from` would make it `null`, and the value would go
         // missing without a word.
         Some(a) if !a.is_finite() => Err("the amount is too large for a number"),
-        // Taxes or shipping past the total, or a total below 0: no conversion is worth less than
-        // nothing, and such a value would take from the revenue the platform reports.
+        // A total below 0, tax and shipping past it, a price or quantity below 0: no conversion
+        // is worth less than nothing, and such a value would take from the revenue reported.
         Some(a) if a < 0.0 => Err(
-            "the amount is below 0 (a total below 0, or tax and shipping past it): a conversion \
-             is worth 0 or more, and a refund is an event of its own",
+            "the amount is below 0: a conversion is worth 0 or more, and a refund is an event of \
+             its own",
         ),
         // `+ 0.0` turns `-0.0` (from `0 × -1`) into `0.0`: no minus sign is sent.
         amount => Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a) + 0.0)))),
@@ -673,8 +673,8 @@ mod tests {
     fn an_amount_below_0_leaves_the_value_out_with_a_reason_and_0_has_no_sign() {
         let amount = |mode, v: Value| run(CompiledTransform::ConversionAmount(mode), v);
         let below = Err(
-            "the amount is below 0 (a total below 0, or tax and shipping past it): a conversion \
-             is worth 0 or more, and a refund is an event of its own",
+            "the amount is below 0: a conversion is worth 0 or more, and a refund is an event of \
+             its own",
         );
         let order = json!({"total_price": -25.5});
         assert_eq!(amount(ConversionAmount::Total, order), below);
