@@ -365,6 +365,62 @@ fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_miss
 }
 
 #[test]
+fn a_mapped_event_id_other_than_the_events_own_loads_with_a_warning_that_it_is_never_sent() {
+    let config = tiktok_config(
+        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {event_id: \"$.profile_properties['$external_id']\"}}\n  - {source: Quiz Started, target: Contact, fields: {event_id: {path: \"$.properties.quiz_id\", transform: [trim]}}}\n  - {source: Quiz Ended, target: Contact, custom: true, fields: {event_id: \"$.event_id\"}}",
+    );
+    let cfg = write_config(&config, &[]);
+    let l = switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    let replaced: Vec<_> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("this field is never sent"))
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(
+        replaced,
+        [
+            "$.destinations[0].custom_events[0].fields.event_id",
+            "$.destinations[0].custom_events[1].fields.event_id"
+        ],
+        "{}",
+        lines(&l.warnings)
+    );
+    // Whatever it reads, the event's own `event_id` is sent.
+    let quiz = with_profile(
+        "Quiz Completed",
+        json!({}),
+        json!({"$external_id": "cust-9"}),
+    );
+    let data = sent(&l, quiz);
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert_eq!(data[0]["event_id"], "id-quiz-completed", "{data:?}");
+    assert!(!data[0].to_string().contains("cust-9"), "{data:?}");
+    // In a mapping file: at the template and the row that build it.
+    let mapping = "templates:\n  base:\n    event_id: \"$.properties.order_ref\"\nrows:\n  - source: Placed Order\n    target: Purchase\n    use: [base]\n  - source: Added To Cart\n    target: AddToCart\n    fields:\n      event_id: \"$.properties.cart_ref\"\n";
+    let cfg = write_config(
+        &tiktok_config("mapping: my-mapping.yaml"),
+        &[("my-mapping.yaml", mapping)],
+    );
+    let l = switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));
+    let placed: Vec<_> = l
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("this field is never sent"))
+        .map(|w| (w.path.as_str(), w.line))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("$.templates.base.event_id", 3),
+            ("$.rows[1].fields.event_id", 11)
+        ],
+        "{}",
+        lines(&l.warnings)
+    );
+}
+
+#[test]
 fn validate_warns_about_event_names_tiktok_does_not_know() {
     let config = tiktok_config(
         "custom_events:\n  - {source: Quiz Completed, target: SubmitForm}\n  - {source: Wished, target: AddToWishList}\n  - {source: Loyalty, target: LoyaltyPoints, custom: true}\n  - {source: Placed Order, target: Purchase}",

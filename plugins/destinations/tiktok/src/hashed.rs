@@ -63,6 +63,10 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
                  de-duplicates the browser and server copies only under one name; to send \
                  another event, add a row (`custom_events`)"
                     .to_owned()
+            } else if key == "event_id" {
+                // Never sent: TikTok's `event_id` is always the source event's, so what this one
+                // reads cannot reach TikTok (`validate` warns that it is replaced).
+                return None;
             } else if let Some((path, reach)) = personal::unhashed_source(spec) {
                 personal_message(key, path, reach)
             } else {

@@ -24,14 +24,15 @@ use switchyard_core::event::{
     ConsentChoice, MAX_EPOCH_SECONDS, PropertyKey, SourceEvent, parse_timestamp,
 };
 use switchyard_core::load::{
-    Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_shipped, load_str,
+    Checked, Diagnostic, Document, FileScope, Placer, check_file_in, check_shipped, escape,
+    load_str,
 };
 use switchyard_core::rules::field_types;
 use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::{Payload, value_is_empty};
 use switchyard_core::rules::phone::Country;
 use switchyard_core::rules::spec::{
-    ContentIdMode, ConversionAmount, MappingFile, ProductIdContentType,
+    ContentIdMode, ConversionAmount, FieldMap, FieldSpec, MappingFile, ProductIdContentType,
 };
 use switchyard_core::rules::transform::CompileContext;
 use switchyard_core::rules::warning::Warning;
@@ -195,6 +196,7 @@ impl Tiktok {
             format!("{}:{}", d.file.display(), d.line)
         });
         let mut warnings = name_warnings(&config, &mapping, placer, at);
+        warnings.extend(replaced_event_id_warnings(&config, &mapping, placer, at));
         warnings.extend(plain_http_warnings(&config, placer, at));
         warnings.extend(
             dead_paths(&mapping.raw, &[])
@@ -404,6 +406,59 @@ fn name_warnings(
         }
     }
     warnings
+}
+
+/// Warnings on fields that build `event_id` from anything but the event's own (`$.event_id`), in
+/// the mapping file (templates and rows) and in custom events: `encode` always sends the source
+/// event's `event_id`, on the server as in the pixel, so that TikTok de-duplicates the two copies,
+/// and such a field is never sent.
+fn replaced_event_id_warnings(
+    config: &TiktokConfig,
+    mapping: &Document<MappingFile>,
+    placer: &Placer,
+    at: &Pointer,
+) -> Vec<Diagnostic> {
+    const REPLACED: &str = "`event_id` is always the source event's `event_id`, sent by the \
+                            server and the pixel alike so that TikTok de-duplicates the two \
+                            copies: this field is never sent; remove it";
+    let replaced = |fields: &FieldMap| {
+        fields
+            .get("event_id")
+            .is_some_and(|f| !reads_own_event_id(f))
+    };
+    let file = &mapping.value;
+    let templates = file.templates.iter().filter(|(_, fields)| replaced(fields));
+    let rows = file
+        .rows
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| replaced(&row.fields));
+    let custom = config.common.custom_events.iter().enumerate();
+    let in_file = templates
+        .map(|(name, _)| format!("/templates/{}/event_id", escape(name)))
+        .chain(rows.map(|(i, _)| format!("/rows/{i}/fields/event_id")))
+        .map(|pointer| mapping.placer.place(&pointer, REPLACED).warning());
+    let in_config = custom
+        .filter(|(_, row)| replaced(&row.fields))
+        .map(|(i, _)| {
+            let pointer = at
+                .key("custom_events")
+                .index(i)
+                .key("fields")
+                .key("event_id");
+            placer.place(pointer.as_str(), REPLACED).warning()
+        });
+    in_file.chain(in_config).collect()
+}
+
+/// Whether `field` reads the event's own `event_id` as it is: what is sent anyway.
+fn reads_own_event_id(field: &FieldSpec) -> bool {
+    match field {
+        FieldSpec::Path(path) => path == "$.event_id",
+        FieldSpec::Rule(rule) => {
+            rule.path.as_deref() == Some("$.event_id") && rule.transform.is_empty()
+        }
+    }
 }
 
 /// The default mapping, parsed (for tests and docs).
