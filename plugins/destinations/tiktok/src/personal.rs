@@ -44,14 +44,40 @@ fn rule_source(rule: &FieldRule) -> Option<(&str, Reach)> {
     if let Some(path) = &rule.path {
         return reach(path, &rule.transform).map(|r| (path.as_str(), r));
     }
-    let candidates = rule.first_of.iter().chain(&rule.all_of).flatten();
-    // Inside `each`, the fields' paths are the item's: each is checked as a field of its own.
-    let items = rule.fields.iter().flat_map(|fields| fields.values());
-    candidates.chain(items).find_map(|c| match c {
+    let mut candidates = rule.first_of.iter().chain(&rule.all_of).flatten();
+    let found = candidates.find_map(|c| match c {
         // A bare candidate goes through the rule's transforms (`all_of`).
         FieldSpec::Path(path) => reach(path, &rule.transform).map(|r| (path.as_str(), r)),
         rule => unhashed_source(rule),
-    })
+    });
+    // Inside `each`, the fields' paths are the item's: each is checked as a field of its own.
+    let mut items = rule.fields.iter().flat_map(|fields| fields.values());
+    found.or_else(|| items.find_map(|item| item_source(item, rule.each.as_deref())))
+}
+
+/// [`unhashed_source`] of a field of each item of `each`. Its `$` is the item itself, so a field
+/// that takes the item whole reads what `each` walks to: text for `$.properties.tags[*]`, the whole
+/// profile for `$.profile_properties`.
+fn item_source<'r>(item: &'r FieldSpec, each: Option<&'r str>) -> Option<(&'r str, Reach)> {
+    let whole_item = |path: &str| path.trim() == "$";
+    let (Some(each), Some((path, transforms))) = (each, item_path(item)) else {
+        return unhashed_source(item);
+    };
+    if !whole_item(path) {
+        return unhashed_source(item);
+    }
+    if transforms.iter().any(derives) {
+        return None;
+    }
+    reach(each, transforms).map(|r| (each, r))
+}
+
+/// The path of a field that is one path, and the transforms after it.
+fn item_path(field: &FieldSpec) -> Option<(&str, &[Transform])> {
+    match field {
+        FieldSpec::Path(path) => Some((path, &[])),
+        FieldSpec::Rule(rule) => rule.path.as_deref().map(|p| (p, rule.transform.as_slice())),
+    }
 }
 
 /// Whether a transform makes a value that can no longer be the personal data it was given: a
@@ -180,6 +206,22 @@ mod tests {
                 "$['$zip_code']",
                 Reach::Key,
             ),
+            // The item taken whole is what `each` walks to.
+            (
+                r#"{"each": "$.profile_properties", "fields": {"who": "$"}}"#,
+                "$.profile_properties",
+                Reach::Whole,
+            ),
+            (
+                r#"{"each": "$.aliases[*]", "fields": {"who": {"path": "$", "transform": ["trim"]}}}"#,
+                "$.aliases[*]",
+                Reach::Whole,
+            ),
+            (
+                r#"{"each": "$.properties['$email']", "fields": {"who": "$"}}"#,
+                "$.properties['$email']",
+                Reach::Key,
+            ),
         ] {
             assert_eq!(unhashed_source(&spec(json)), Some((path, reach)), "{json}");
         }
@@ -196,6 +238,8 @@ mod tests {
             r#"{"all_of": ["$.properties['$email']"], "transform": ["sha256"]}"#,
             r#"{"path": "$.properties", "transform": ["conversion_amount"]}"#,
             r#"{"each": "$.properties.items[*]", "fields": {"content_id": {"path": "$", "transform": ["content_id"]}}}"#,
+            r#"{"each": "$.properties.tags[*]", "fields": {"content_name": "$"}}"#,
+            r#"{"each": "$.properties.items[*]", "fields": {"content_name": {"path": "$", "transform": ["trim"]}}}"#,
             r#"{"const": "$email"}"#,
         ] {
             assert_eq!(unhashed_source(&spec(json)), None, "{json}");
