@@ -206,7 +206,14 @@ mod tests {
                 "$['$zip_code']",
                 Reach::Key,
             ),
-            // The item taken whole is what `each` walks to.
+        ] {
+            assert_eq!(unhashed_source(&spec(json)), Some((path, reach)), "{json}");
+        }
+    }
+
+    #[test]
+    fn an_item_taken_whole_reads_what_each_walks_to() {
+        for (json, path, reach) in [
             (
                 r#"{"each": "$.profile_properties", "fields": {"who": "$"}}"#,
                 "$.profile_properties",
@@ -225,6 +232,12 @@ mod tests {
         ] {
             assert_eq!(unhashed_source(&spec(json)), Some((path, reach)), "{json}");
         }
+        for json in [
+            r#"{"each": "$.properties.tags[*]", "fields": {"content_name": "$"}}"#,
+            r#"{"each": "$.properties.items[*]", "fields": {"content_name": {"path": "$", "transform": ["trim"]}}}"#,
+        ] {
+            assert_eq!(unhashed_source(&spec(json)), None, "{json}");
+        }
     }
 
     #[test]
@@ -238,8 +251,6 @@ mod tests {
             r#"{"all_of": ["$.properties['$email']"], "transform": ["sha256"]}"#,
             r#"{"path": "$.properties", "transform": ["conversion_amount"]}"#,
             r#"{"each": "$.properties.items[*]", "fields": {"content_id": {"path": "$", "transform": ["content_id"]}}}"#,
-            r#"{"each": "$.properties.tags[*]", "fields": {"content_name": "$"}}"#,
-            r#"{"each": "$.properties.items[*]", "fields": {"content_name": {"path": "$", "transform": ["trim"]}}}"#,
             r#"{"const": "$email"}"#,
         ] {
             assert_eq!(unhashed_source(&spec(json)), None, "{json}");
