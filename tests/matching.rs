@@ -367,7 +367,7 @@ fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_miss
 #[test]
 fn a_mapped_event_id_other_than_the_events_own_loads_with_a_warning_that_it_is_never_sent() {
     let config = tiktok_config(
-        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {event_id: \"$.profile_properties['$external_id']\"}}\n  - {source: Quiz Started, target: Contact, fields: {event_id: {path: \"$.properties.quiz_id\", transform: [trim]}}}\n  - {source: Quiz Ended, target: Contact, custom: true, fields: {event_id: \"$.event_id\"}}",
+        "custom_events:\n  - {source: Quiz Completed, target: Lead, fields: {event_id: \"$.profile_properties['$external_id']\"}}\n  - {source: Quiz Started, target: Contact, fields: {event_id: {path: \"$.properties.quiz_id\", transform: [trim]}}}\n  - {source: Quiz Ended, target: Contact, custom: true, fields: {event_id: \"$.event_id\"}}\n  - {source: Quiz Left, target: Contact, custom: true, fields: {event_id: \"$['event_id']\"}}",
     );
     let cfg = write_config(&config, &[]);
     let l = switchyard_service::config::load(&cfg.path).unwrap_or_else(|d| panic!("{}", lines(&d)));

@@ -20,6 +20,10 @@ pub fn number(s: &str) -> Option<serde_json::Value> {
     if let Ok(i) = s.parse::<i64>() {
         return Some(i.into());
     }
+    // Past `i64` up to 2^64 - 1, as JSON parsing keeps it: exactly.
+    if let Ok(u) = s.parse::<u64>() {
+        return Some(u.into());
+    }
     s.parse::<f64>()
         .ok()
         .filter(|f| f.is_finite())
@@ -27,14 +31,14 @@ pub fn number(s: &str) -> Option<serde_json::Value> {
 }
 
 /// 2^53: from here on a float no longer holds every whole number, so a whole number that JSON
-/// parsing kept as a float (written with a fraction or an exponent, or past 2^64) may have other
-/// digits than the ones written.
+/// parsing kept as a float (written with a fraction or an exponent, or outside 64-bit integers:
+/// below -2^63 or past 2^64 - 1) may have other digits than the ones written.
 const FLOAT_EXACT_UP_TO: f64 = 9_007_199_254_740_992.0;
 
 /// A JSON number as text, as an id or a value to hash is written: a whole number with its digits
 /// (`12`, also for `12.0` or `1.2e1`), any other with serde_json's shortest form (`12.5`). A whole
-/// number parsed as a float from 2^53 on (a 20-digit product id, past the 2^64 that JSON parsing
-/// keeps exactly) is refused: its digits may not be the ones written, and an id or a hash of it
+/// number parsed as a float from 2^53 on (a 20-digit product id, past the 2^64 - 1 that JSON
+/// parsing keeps exactly) is refused: its digits may not be the ones written, and an id or a hash of it
 /// would match nothing.
 pub fn number_text(n: &serde_json::Number) -> Result<String, &'static str> {
     let whole_float = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0);
@@ -43,8 +47,8 @@ pub fn number_text(n: &serde_json::Number) -> Result<String, &'static str> {
         // In range, the cast is exact (and `-0.0` is `0`).
         Some(f) if f.abs() < FLOAT_EXACT_UP_TO => Ok((f as i64).to_string()),
         Some(_) => Err(
-            "a whole number too large to be read exactly (past 2^64, or past 2^53 written with a \
-             fraction or an exponent): send it as text",
+            "a whole number too large to be read exactly (outside 64-bit integers, or past 2^53 \
+             written with a fraction or an exponent; send it as text): left out",
         ),
     }
 }

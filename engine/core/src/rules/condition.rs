@@ -168,9 +168,21 @@ fn op_name(op: Operator) -> &'static str {
 /// JSON equality, except that numbers compare by value (`1` equals `1.0`).
 pub fn same(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        // Whole numbers as JSON parsing keeps them (`i64`, `u64`) exactly: two ids past 2^53
+        // that differ are not the same float's. Others as floats (`1` is `1.0`).
+        (Value::Number(x), Value::Number(y)) => match (whole(x), whole(y)) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
         _ => a == b,
     }
+}
+
+/// A number that JSON parsing kept as a whole number, exactly.
+fn whole(n: &serde_json::Number) -> Option<i128> {
+    n.as_i64()
+        .map(i128::from)
+        .or_else(|| n.as_u64().map(i128::from))
 }
 
 /// A number, or a string that holds one (`"12.50"`).
@@ -218,6 +230,23 @@ mod tests {
         let c: Condition = serde_yaml::from_str(yaml).unwrap();
         let e = CompiledCondition::compile(&c, &Pointer::root()).unwrap_err();
         format!("{} {}", e[0].pointer, e[0].message)
+    }
+
+    #[test]
+    fn whole_numbers_are_compared_exactly_and_others_as_floats() {
+        let parsed = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        // Two ids past 2^53 that one float would hold alike.
+        let (a, b) = (parsed("9007199254740993"), parsed("9007199254740992"));
+        assert!(!same(&a, &b));
+        assert!(same(&a, &parsed("9007199254740993")));
+        let (big, big_next) = (
+            parsed("18446744073709551615"),
+            parsed("18446744073709551614"),
+        );
+        assert!(!same(&big, &big_next));
+        assert!(same(&parsed("-3"), &parsed("-3")));
+        assert!(same(&parsed("1"), &parsed("1.0")));
+        assert!(!same(&parsed("1"), &parsed("1.5")));
     }
 
     #[test]

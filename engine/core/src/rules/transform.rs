@@ -379,7 +379,9 @@ fn content_type<'a>(v: &Value, mode: ContentIdMode, kinds: &'a ContentKinds) -> 
     if !v.is_object() {
         return Err("content_type needs a product object (use `path: $` inside `each`)");
     }
-    Ok(picked_id(v, mode).map(|(field, _, _)| {
+    // An id that cannot be sent (its `content_id` is left out with the reason) gets no type.
+    let sendable = picked_id(v, mode).filter(|(_, _, id)| id.is_ok());
+    Ok(sendable.map(|(field, _, _)| {
         Cow::Borrowed(if field == "product_id" {
             &kinds.of_product_id
         } else {
@@ -467,14 +469,19 @@ fn conversion_amount<'a>(v: &Value, mode: ConversionAmount) -> Outcome<'a> {
         // JSON has no infinity: `Value::from` would make it `null`, and the value would go
         // missing without a word.
         Some(a) if !a.is_finite() => Err("the amount is too large for a number"),
-        // A total below 0, tax and shipping past it, a price or quantity below 0: no conversion
-        // is worth less than nothing, and such a value would take from the revenue reported.
-        Some(a) if a < 0.0 => Err(
-            "the amount is below 0: a conversion is worth 0 or more, and a refund is an event of \
-             its own",
-        ),
-        // `+ 0.0` turns `-0.0` (from `0 × -1`) into `0.0`: no minus sign is sent.
-        amount => Ok(amount.map(|a| Cow::Owned(Value::from(tidy(a) + 0.0)))),
+        // Checked once rounded: `19.99 - 9.99 - 10` is -1.8e-15 before, 0 after. `+ 0.0` turns
+        // `-0.0` (from `0 × -1`) into `0.0`: no minus sign is sent.
+        Some(a) => match tidy(a) + 0.0 {
+            // A total below 0, tax and shipping past it, a price or quantity below 0: no
+            // conversion is worth less than nothing, and such a value would take from the revenue
+            // reported.
+            a if a < 0.0 => Err(
+                "the amount is below 0: a conversion is worth 0 or more, and a refund is an event \
+                 of its own",
+            ),
+            a => Ok(Some(Cow::Owned(Value::from(a)))),
+        },
+        None => Ok(None),
     }
 }
 
@@ -687,6 +694,12 @@ mod tests {
             amount(ConversionAmount::TotalExclTax, taxed),
             Ok(Some(json!(2.0)))
         );
+        // Binary noise below 0 is 0, once rounded.
+        let noise = json!({"total_price": 19.99, "total_tax": 9.99, "total_shipping": 10.0});
+        assert_eq!(
+            amount(ConversionAmount::TotalExclTaxAndShipping, noise),
+            Ok(Some(json!(0.0)))
+        );
         // A discount line below 0 is part of a subtotal that is not.
         let items = json!({"items": [{"price": 20, "quantity": 2}, {"price": -5}]});
         assert_eq!(
@@ -709,8 +722,8 @@ mod tests {
             )
         };
         let too_large = Err(
-            "a whole number too large to be read exactly (past 2^64, or past 2^53 written with a \
-             fraction or an exponent): send it as text",
+            "a whole number too large to be read exactly (outside 64-bit integers, or past 2^53 \
+             written with a fraction or an exponent; send it as text): left out",
         );
         let parsed = |text: &str| serde_json::from_str::<Value>(text).unwrap();
         assert_eq!(
@@ -749,6 +762,22 @@ mod tests {
             run(CompiledTransform::Sha256, json!("12"))
         );
         assert_eq!(run(CompiledTransform::String, parsed("1e30")), too_large);
+        // An id that cannot be sent gets no content type either.
+        let kinds = ContentKinds::new(ProductIdContentType::Product);
+        let kind = CompiledTransform::ContentType(ContentIdMode::Default, kinds);
+        assert_eq!(
+            run(kind.clone(), parsed(r#"{"variant_id": 1e30}"#)),
+            Ok(None)
+        );
+        assert_eq!(
+            run(kind, parsed(r#"{"variant_id": 7}"#)),
+            Ok(Some(json!("product")))
+        );
+        // The `number` transform keeps a whole number up to 2^64 - 1 written as text.
+        assert_eq!(
+            run(CompiledTransform::Number, json!("18446744073709551615")),
+            Ok(Some(parsed("18446744073709551615")))
+        );
     }
 
     #[test]

@@ -453,11 +453,10 @@ fn replaced_event_id_warnings(
 
 /// Whether `field` reads the event's own `event_id` as it is: what is sent anyway.
 fn reads_own_event_id(field: &FieldSpec) -> bool {
+    let own = |path: &str| matches!(path, "$.event_id" | "$['event_id']" | "$[\"event_id\"]");
     match field {
-        FieldSpec::Path(path) => path == "$.event_id",
-        FieldSpec::Rule(rule) => {
-            rule.path.as_deref() == Some("$.event_id") && rule.transform.is_empty()
-        }
+        FieldSpec::Path(path) => own(path),
+        FieldSpec::Rule(rule) => rule.path.as_deref().is_some_and(own) && rule.transform.is_empty(),
     }
 }
 
