@@ -24,11 +24,7 @@ const PERSONAL_ALIASES: [&str; 3] = ["email", "phone", "user_id"];
 /// `None` when no value it builds can. A value counts as safe once a transform has made something
 /// else of it ([`derives`]).
 pub fn unhashed_source(spec: &FieldSpec) -> Option<(&str, Reach)> {
-    match spec {
-        FieldSpec::Path(path) => reach(path, &[]).map(|r| (path.as_str(), r)),
-        FieldSpec::Rule(rule) if rule.transform.iter().any(derives) => None,
-        FieldSpec::Rule(rule) => rule_source(rule),
-    }
+    source_in(spec, None)
 }
 
 /// How much personal data a path reads.
@@ -40,44 +36,44 @@ pub enum Reach {
     Whole,
 }
 
-fn rule_source(rule: &FieldRule) -> Option<(&str, Reach)> {
+/// [`unhashed_source`] of a field of each item of `item` (the path of the `each` around it, if
+/// any): there `$` is the item itself, so a field that takes the item whole reads what `each`
+/// walks to (text for `$.properties.tags[*]`, the whole profile for `$.profile_properties`).
+fn source_in<'r>(spec: &'r FieldSpec, item: Option<&'r str>) -> Option<(&'r str, Reach)> {
+    match spec {
+        FieldSpec::Path(path) => reach_in(path, item, &[]),
+        FieldSpec::Rule(rule) if rule.transform.iter().any(derives) => None,
+        FieldSpec::Rule(rule) => rule_source(rule, item),
+    }
+}
+
+fn rule_source<'r>(rule: &'r FieldRule, item: Option<&'r str>) -> Option<(&'r str, Reach)> {
     if let Some(path) = &rule.path {
-        return reach(path, &rule.transform).map(|r| (path.as_str(), r));
+        return reach_in(path, item, &rule.transform);
     }
     let mut candidates = rule.first_of.iter().chain(&rule.all_of).flatten();
     let found = candidates.find_map(|c| match c {
         // A bare candidate goes through the rule's transforms (`all_of`).
-        FieldSpec::Path(path) => reach(path, &rule.transform).map(|r| (path.as_str(), r)),
-        rule => unhashed_source(rule),
+        FieldSpec::Path(path) => reach_in(path, item, &rule.transform),
+        rule => source_in(rule, item),
     });
-    // Inside `each`, the fields' paths are the item's: each is checked as a field of its own.
-    let mut items = rule.fields.iter().flat_map(|fields| fields.values());
-    found.or_else(|| items.find_map(|item| item_source(item, rule.each.as_deref())))
+    // Inside `each`, the fields' paths are its item's: each is checked as a field of its own.
+    let each = rule.each.as_deref();
+    let mut fields = rule.fields.iter().flat_map(|fields| fields.values());
+    found.or_else(|| fields.find_map(|field| source_in(field, each)))
 }
 
-/// [`unhashed_source`] of a field of each item of `each`. Its `$` is the item itself, so a field
-/// that takes the item whole reads what `each` walks to: text for `$.properties.tags[*]`, the whole
-/// profile for `$.profile_properties`.
-fn item_source<'r>(item: &'r FieldSpec, each: Option<&'r str>) -> Option<(&'r str, Reach)> {
-    let whole_item = |path: &str| path.trim() == "$";
-    let (Some(each), Some((path, transforms))) = (each, item_path(item)) else {
-        return unhashed_source(item);
+/// [`reach`] of `path` read inside `item` (see [`source_in`]), with the path it names.
+fn reach_in<'r>(
+    path: &'r str,
+    item: Option<&'r str>,
+    transforms: &[Transform],
+) -> Option<(&'r str, Reach)> {
+    let path = match item {
+        Some(item) if path.trim() == "$" => item,
+        _ => path,
     };
-    if !whole_item(path) {
-        return unhashed_source(item);
-    }
-    if transforms.iter().any(derives) {
-        return None;
-    }
-    reach(each, transforms).map(|r| (each, r))
-}
-
-/// The path of a field that is one path, and the transforms after it.
-fn item_path(field: &FieldSpec) -> Option<(&str, &[Transform])> {
-    match field {
-        FieldSpec::Path(path) => Some((path, &[])),
-        FieldSpec::Rule(rule) => rule.path.as_deref().map(|p| (p, rule.transform.as_slice())),
-    }
+    reach(path, transforms).map(|r| (path, r))
 }
 
 /// Whether a transform makes a value that can no longer be the personal data it was given: a
@@ -229,12 +225,18 @@ mod tests {
                 "$.properties['$email']",
                 Reach::Key,
             ),
+            (
+                r#"{"each": "$.profile_properties", "fields": {"who": {"first_of": ["$.name", "$"]}}}"#,
+                "$.profile_properties",
+                Reach::Whole,
+            ),
         ] {
             assert_eq!(unhashed_source(&spec(json)), Some((path, reach)), "{json}");
         }
         for json in [
             r#"{"each": "$.properties.tags[*]", "fields": {"content_name": "$"}}"#,
             r#"{"each": "$.properties.items[*]", "fields": {"content_name": {"path": "$", "transform": ["trim"]}}}"#,
+            r#"{"each": "$.properties.tags[*]", "fields": {"content_name": {"first_of": ["$"]}}}"#,
         ] {
             assert_eq!(unhashed_source(&spec(json)), None, "{json}");
         }
