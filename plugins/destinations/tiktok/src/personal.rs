@@ -36,8 +36,8 @@ pub enum Reach {
     Whole,
 }
 
-/// [`unhashed_source`] of a field of each item of `item` (the path of the `each` around it, if
-/// any): there `$` is the item itself, so a field that takes the item whole reads what `each`
+/// [`unhashed_source`] of `spec`, a field built for each node of `item` (the path of the `each`
+/// around it, if any): there `$` is that node, so a field that takes it whole reads what `each`
 /// walks to (text for `$.properties.tags[*]`, the whole profile for `$.profile_properties`).
 fn source_in<'r>(spec: &'r FieldSpec, item: Option<&'r str>) -> Option<(&'r str, Reach)> {
     match spec {
