@@ -74,6 +74,29 @@ fn a_broken_test_file_is_reported_with_file_and_line() {
 }
 
 #[test]
+fn a_source_the_config_lacks_and_a_time_not_in_seconds_are_refused() {
+    // Every event would be skipped, and a test expecting `skipped` would pass for that reason.
+    let text = format!(
+        "config: switchyard.yaml\nnow: 1725300000000\nsource: shop-srever\ntests:\n  - name: skipped\n    source: nope\n{ORDER}    expect:\n      tiktok: {{ status: skipped }}\n"
+    );
+    let dir = test_dir(&text);
+    let file = dir.path().join("t.test.yaml");
+    let (code, out, err) = cli(&["test", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("0 passed, 0 failed, 1 file(s) not run"),
+        "{out}"
+    );
+    for expected in [
+        "t.test.yaml:2:1: error: $.now: `now` 1725300000000 is not unix seconds from 0 to 100000000000 (milliseconds? divide by 1000)",
+        "t.test.yaml:3:1: error: $.source: no source named `shop-srever` in the config; did you mean `shop-server`? sources: ",
+        "t.test.yaml:6:5: error: $.tests[0].source: no source named `nope` in the config; sources: ",
+    ] {
+        assert!(err.contains(expected), "{expected}\n{err}");
+    }
+}
+
+#[test]
 fn the_example_in_rules_md_passes() {
     let doc = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
     let example = doc

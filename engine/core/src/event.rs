@@ -16,6 +16,9 @@ use serde_json::{Map, Value};
 pub enum EventError {
     #[error("not valid JSON: {0}")]
     NotJson(String),
+    /// Valid JSON that an event cannot hold: a number, a depth or an escape past what is read.
+    #[error("{0}")]
+    Unreadable(String),
     /// An object gives a key twice (which copy is meant is not ours to guess).
     #[error("{0}")]
     RepeatedKey(String),
@@ -136,6 +139,23 @@ pub const MAX_ALIAS_BYTES: usize = 512;
 /// Epoch values above this are taken to be milliseconds sent by mistake (year 5138 in seconds).
 pub const MAX_EPOCH_SECONDS: i64 = 100_000_000_000;
 
+/// Why `seconds`, a time received given by hand (`map --now`, a test file's `now`), is refused:
+/// it is not unix seconds from 0 to [`MAX_EPOCH_SECONDS`]. `None` when it is.
+pub fn received_at_refusal(seconds: i64) -> Option<String> {
+    if (0..MAX_EPOCH_SECONDS).contains(&seconds) {
+        return None;
+    }
+    // Only a time too large can be milliseconds.
+    let hint = if seconds < 0 {
+        ""
+    } else {
+        " (milliseconds? divide by 1000)"
+    };
+    Some(format!(
+        "{seconds} is not unix seconds from 0 to {MAX_EPOCH_SECONDS}{hint}"
+    ))
+}
+
 /// An event's JSON text parsed, every object's keys checked for repeats ([`json_unique`]).
 pub fn parse_json(text: &str) -> Result<Value, EventError> {
     json_unique::from_str(text).map_err(|e| match e.classify() {
@@ -156,8 +176,42 @@ pub fn parse_json(text: &str) -> Result<Value, EventError> {
                     .to_owned(),
             )
         }
-        _ => EventError::NotJson(placed(&e)),
+        _ => match past_limits(&e, text) {
+            Some(what) => EventError::Unreadable(placed_as(&e, what)),
+            None => EventError::NotJson(placed(&e)),
+        },
     })
+}
+
+/// What JSON allows but an event cannot hold, said plainly where serde_json's words mislead: a
+/// number past 64-bit floats (`1e999`: "number out of range"), nesting past 127 levels
+/// ("recursion limit exceeded"), and a `\u` escape of half a surrogate pair, which is no character
+/// (`"\ud800"`: "unexpected end of hex escape"; `"\udc00"`: "lone leading surrogate").
+fn past_limits(e: &serde_json::Error, text: &str) -> Option<&'static str> {
+    let message = e.to_string();
+    if message.starts_with("number out of range") {
+        return Some(
+            "a number past the largest an event may hold (64-bit floats, about ±1.8e308): send \
+             such a number as text",
+        );
+    }
+    if message.starts_with("recursion limit exceeded") {
+        return Some("arrays and objects nested deeper than 127 levels");
+    }
+    let lone = "a `\\u` escape of half a UTF-16 surrogate pair without its other half, which is no \
+                character";
+    if message.starts_with("lone leading surrogate") {
+        return Some(lone);
+    }
+    let before = text
+        .lines()
+        .nth(e.line().checked_sub(1)?)
+        .and_then(|line| line.get(..e.column().checked_sub(1)?))?;
+    let escape = before
+        .get(before.len().checked_sub(6)?..)?
+        .to_ascii_lowercase();
+    let high = escape.starts_with("\\ud") && matches!(escape.as_bytes().get(3), Some(b'8'..=b'b'));
+    (message.starts_with("unexpected end of hex escape") && high).then_some(lone)
 }
 
 /// serde_json's message with its place in the event's text said after it, in brackets: the column
@@ -165,7 +219,11 @@ pub fn parse_json(text: &str) -> Result<Value, EventError> {
 fn placed(e: &serde_json::Error) -> String {
     let message = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
-    let what = message.strip_suffix(&suffix).unwrap_or(&message);
+    placed_as(e, message.strip_suffix(&suffix).unwrap_or(&message))
+}
+
+/// `what`, with the place of `e` said after it.
+fn placed_as(e: &serde_json::Error, what: &str) -> String {
     match (e.line(), e.column()) {
         (0, _) | (_, 0) => what.to_owned(),
         (1, column) => format!("{what} (column {column})"),
@@ -740,6 +798,32 @@ mod tests {
             let again: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(&again, e.as_value(), "the text is the normalised event");
         }
+    }
+
+    #[test]
+    fn valid_json_past_what_an_event_holds_is_said_so() {
+        let said = |text: &str| parse_json(text).unwrap_err().to_string();
+        for number in ["1e999", "-1e999", "1e400"] {
+            let e = said(&format!(r#"{{"a":{{"b":{number}}}}}"#));
+            assert!(e.starts_with("a number past the largest an event may hold (64-bit floats, about ±1.8e308): send such a number as text (column "), "{e}");
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            said(&deep),
+            "arrays and objects nested deeper than 127 levels (column 128)"
+        );
+        let lone = "a `\\u` escape of half a UTF-16 surrogate pair without its other half, which is no character";
+        for text in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"\uDBFFx"}"#,
+            "{\n\"a\":\"\\udc00\"}",
+        ] {
+            let e = said(text);
+            assert!(e.starts_with(lone), "{text}: {e}");
+        }
+        // A broken escape that is no surrogate keeps serde_json's words.
+        assert!(said(r#"{"a":"\u12"}"#).starts_with("not valid JSON: "));
+        assert!(said(r#"{"a":"\u00e9\"}"#).starts_with("not valid JSON: "));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use switchyard_core::event::received_at_refusal;
 use switchyard_core::load::{Diagnostic, Placer, Schema, check_file};
 
 /// A file of mapping unit tests.
@@ -104,6 +105,10 @@ pub fn run_file(path: &Path) -> Result<Report, TestFileError> {
     let config_path: PathBuf = dir.join(&doc.value.config);
     let loaded = config::load(&config_path).map_err(TestFileError::Invalid)?;
     let file = &doc.value;
+    let errors = file_errors(file, &loaded, &doc.placer);
+    if !errors.is_empty() {
+        return Err(TestFileError::Invalid(errors));
+    }
     let mut report = Report::default();
     for (i, test) in file.tests.iter().enumerate() {
         let source = test
@@ -128,6 +133,39 @@ pub fn run_file(path: &Path) -> Result<Report, TestFileError> {
         }
     }
     Ok(report)
+}
+
+/// What the test file says that its config or the clock refuses: a source the config does not
+/// have (every event would be skipped, and a test expecting `skipped` pass for the wrong reason),
+/// or a time received that is not unix seconds (as `map --now` refuses it).
+fn file_errors(file: &TestFile, loaded: &Loaded, placer: &Placer) -> Vec<Diagnostic> {
+    let known: Vec<&str> = loaded
+        .config
+        .sources
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut errors = Vec::new();
+    if let Some(why) = received_at_refusal(file.now) {
+        errors.push(placer.place("/now", format!("`now` {why}")));
+    }
+    let named = std::iter::once(("/source".to_owned(), &file.source)).chain(
+        file.tests
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("/tests/{i}/source"), &t.source)),
+    );
+    for (pointer, source) in named {
+        if let Some(source) = source.as_deref().filter(|s| !known.contains(s)) {
+            let hint = switchyard_core::load::did_you_mean(source, &known);
+            let message = format!(
+                "no source named `{source}` in the config; {hint}sources: {}",
+                known.join(", ")
+            );
+            errors.push(placer.place(&pointer, message));
+        }
+    }
+    errors
 }
 
 /// The `destinations` object `map` prints for `event`.

@@ -3,7 +3,7 @@
 use crate::cli::{MapArgs, open_input};
 use anyhow::Context;
 use std::io::{BufRead, Write};
-use switchyard_core::event::MAX_EPOCH_SECONDS;
+use switchyard_core::event::received_at_refusal;
 use switchyard_service::clock::unix_now;
 use switchyard_service::config;
 use switchyard_service::dry_run::{self, MapOptions, MapOutput};
@@ -82,16 +82,10 @@ pub fn run(
 /// timestamp), else the clock's.
 fn received_at(now: Option<i64>) -> anyhow::Result<i64> {
     match now {
-        Some(s) if !(0..MAX_EPOCH_SECONDS).contains(&s) => {
-            // Only a time too large can be milliseconds.
-            let hint = if s < 0 {
-                ""
-            } else {
-                " (milliseconds? divide by 1000)"
-            };
-            anyhow::bail!("--now {s} is not unix seconds from 0 to {MAX_EPOCH_SECONDS}{hint}")
-        }
-        Some(s) => Ok(s),
+        Some(s) => match received_at_refusal(s) {
+            Some(why) => anyhow::bail!("--now {why}"),
+            None => Ok(s),
+        },
         None => Ok(unix_now()),
     }
 }

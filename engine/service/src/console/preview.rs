@@ -199,6 +199,7 @@ fn field_of(e: &EventError) -> Option<&'static str> {
         EventError::WrongType { field, .. } | EventError::Invalid { field, .. } => Some(field),
         EventError::BothSpellings(_, second) => Some(second),
         EventError::NotJson(_)
+        | EventError::Unreadable(_)
         | EventError::RepeatedKey(_)
         | EventError::NotObject(_)
         | EventError::Missing(_) => None,
