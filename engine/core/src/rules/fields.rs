@@ -310,7 +310,10 @@ impl FieldPlan {
     #[inline(always)]
     fn finds_nothing(&self, scope: Scope<'_, '_>) -> bool {
         match &self.source {
-            Source::Path(p, slot) => scope.first(p, *slot).is_none_or(value_is_empty),
+            // A path of several nodes may find a value past an empty first one.
+            Source::Path(p, slot) if p.selects_one() => {
+                scope.first(p, *slot).is_none_or(value_is_empty)
+            }
             _ => false,
         }
     }
@@ -470,8 +473,12 @@ impl FieldPlan {
     ) -> Option<Payload<'a>> {
         let mut values: Vec<Payload<'a>> = Vec::new();
         for candidate in candidates {
-            let Some(found) = candidate.build(scope, warnings) else {
-                continue;
+            let found = match candidate.every_node(scope, warnings) {
+                Some(nodes) => Payload::Array(nodes),
+                None => match candidate.build(scope, warnings) {
+                    Some(found) => found,
+                    None => continue,
+                },
             };
             let mut add = |item: Payload<'a>| {
                 let Some(value) = self.transform(item, scope.event, warnings) else {
@@ -495,6 +502,41 @@ impl FieldPlan {
             1 => values.pop(),
             _ => Some(Payload::Array(values)),
         }
+    }
+
+    /// For an `all_of` candidate that is a path which may select several nodes (`[*]`, `.*`, a
+    /// filter), the value of each node that is not empty, through the candidate's own transforms
+    /// (its default when there is none); `None` for any other candidate, which gives one value.
+    fn every_node<'a>(
+        &'a self,
+        scope: Scope<'a, '_>,
+        warnings: &mut Vec<Warning>,
+    ) -> Option<Vec<Payload<'a>>> {
+        let Source::Path(path, _) = &self.source else {
+            return None;
+        };
+        if path.selects_one() {
+            return None;
+        }
+        if let Some(when) = &self.when
+            && !when.holds(scope.event)
+        {
+            return Some(Vec::new());
+        }
+        let mut nodes = Vec::new();
+        path.for_each(scope.item, &mut |v| {
+            if !value_is_empty(v) {
+                nodes.push(v);
+            }
+        });
+        if nodes.is_empty() {
+            return Some(self.default.iter().map(Payload::Ref).collect());
+        }
+        let each = nodes.into_iter();
+        Some(
+            each.filter_map(|v| self.finish_found(v, scope, warnings))
+                .collect(),
+        )
     }
 
     /// [`FieldPlan::apply_transforms`] to any payload: a built or owned one is made a `Value`
@@ -1046,6 +1088,30 @@ o2.x: $.missing
             .map(|i| &*labels[i])
             .collect();
         assert_eq!(marked, ["num", "num_text", "label", "with_default"]);
+    }
+
+    #[test]
+    fn all_of_takes_every_node_of_a_path_that_selects_several() {
+        let plan = plan_of(
+            r#"
+phones: { all_of: ["$.phones[*]", "$.p2", { path: "$.more.*", transform: [upper] }] }
+only: { all_of: ["$.phones[*]"], default: none }
+"#,
+            None,
+        );
+        let built = |event: serde_json::Value| {
+            let mut warnings = Vec::new();
+            Payload::Object(plan.build(Scope::event(&event), &mut warnings)).to_value()
+        };
+        use serde_json::json;
+        // An empty first node does not hide those after it.
+        let event = json!({"phones": ["", "a", "b", "a"], "p2": "c", "more": {"x": "d", "y": ""}});
+        assert_eq!(
+            built(event),
+            json!({"phones": ["a", "b", "c", "D"], "only": ["a", "b"]})
+        );
+        let none = json!({"phones": ["", null], "more": {}});
+        assert_eq!(built(none), json!({"only": "none"}));
     }
 
     #[test]

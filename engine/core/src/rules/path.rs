@@ -125,6 +125,11 @@ impl CompiledPath {
         }))
     }
 
+    /// Whether the path selects at most one node (names and indexes only).
+    pub fn selects_one(&self) -> bool {
+        matches!(self.plan, Plan::Single(_))
+    }
+
     /// The first node the path selects, if any.
     pub fn first<'a>(&self, root: &'a Value) -> Option<&'a Value> {
         match &self.plan {
