@@ -374,6 +374,62 @@ fn consent_modes() {
 }
 
 #[test]
+fn a_consent_choice_that_is_neither_granted_nor_denied_is_taken_as_a_denial() {
+    let implied = loaded(&tiktok_config(
+        "consent: {category: marketing, mode: implied}",
+    ));
+    let required = loaded(&tiktok_config(
+        "consent: {category: marketing, mode: required}",
+    ));
+    let with = |consent: Value| {
+        let mut ev = event("Viewed Product", product());
+        ev["profile_properties"]["$consent"] = consent;
+        ev
+    };
+    let unreadable = "consent (marketing): the visitor's choice is neither `granted` nor `denied`: taken as a denial";
+    for consent in [
+        json!({"marketing": "revoked"}),
+        json!({"marketing": ["denied"]}),
+        json!({"marketing": 0}),
+        json!("denied"),
+        json!(["granted"]),
+    ] {
+        for config in [&implied, &required] {
+            let o = route(config, with(consent.clone()), "web");
+            assert_eq!(o.status, Status::Skipped, "{consent}");
+            assert_eq!(o.reason.as_deref(), Some(unreadable), "{consent}");
+        }
+    }
+    // Booleans are read as the choice they say; no choice (null, blank) is no choice.
+    let denied = route(&implied, with(json!({"marketing": false})), "web");
+    assert_eq!(
+        denied.reason.as_deref(),
+        Some("consent (marketing): the visitor denied consent")
+    );
+    assert_eq!(
+        route(&required, with(json!({"marketing": true})), "web").status,
+        Status::Sent
+    );
+    for none in [
+        json!({"marketing": null}),
+        json!({"marketing": " "}),
+        json!(null),
+        json!({}),
+    ] {
+        assert_eq!(
+            route(&implied, with(none.clone()), "web").status,
+            Status::Sent,
+            "{none}"
+        );
+        assert_eq!(
+            route(&required, with(none.clone()), "web").status,
+            Status::Skipped,
+            "{none}"
+        );
+    }
+}
+
+#[test]
 fn server_only_consent_leaves_client_only_rows_with_nothing_to_send() {
     let l = loaded(&tiktok_config(
         "consent: {mode: server_only}\nrows:\n  - source: $page_load\n    mode: client",

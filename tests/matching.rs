@@ -230,6 +230,17 @@ fn limited_data_use_follows_the_setting_and_the_events_own_flag() {
         flag("limited_data_use: from_consent", json!({}), json!({})),
         None
     );
+    // A choice that is neither granted nor denied limits too; a grant does not.
+    let unclear = json!({"$consent": {"data_sale": "opted-out"}});
+    assert_eq!(
+        flag("limited_data_use: from_consent", json!({}), unclear),
+        Some(json!(true))
+    );
+    let granted = json!({"$consent": {"data_sale": true}});
+    assert_eq!(
+        flag("limited_data_use: from_consent", json!({}), granted),
+        None
+    );
     // The event's own flag wins, both ways.
     assert_eq!(
         flag("", json!({"$limited_data_use": true}), json!({})),

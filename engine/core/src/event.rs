@@ -370,21 +370,18 @@ impl SourceEvent {
 
     /// The visitor's choice for a consent category, if the event says: `$consent` in the profile
     /// properties and in the event properties (orders repeat the profile there), `granted` or
-    /// `denied` in any case. A denial in either place wins: a choice is never read as more than
-    /// the visitor allowed.
+    /// `denied` in any case (or `true` / `false`). A denial in either place wins, then a choice
+    /// that is neither (`"revoked"`, `["denied"]`, a `$consent` that is no object): a choice is
+    /// never read as more than the visitor allowed.
     pub fn consent(&self, category: &str) -> Option<ConsentChoice> {
-        let mut choice = None;
-        for found in self.said(PropertyKey::Consent) {
-            let said = (found.and_then(|c| c.get(category)?.as_str())).map(crate::text::trim);
-            match said {
-                Some(s) if s.eq_ignore_ascii_case("denied") => return Some(ConsentChoice::Denied),
-                Some(s) if s.eq_ignore_ascii_case("granted") => {
-                    choice = Some(ConsentChoice::Granted);
-                }
-                _ => {}
-            }
-        }
-        choice
+        let read = |found: &Value| match found {
+            Value::Object(choices) => choices.get(category).and_then(ConsentChoice::read),
+            other => ConsentChoice::read(other).map(|_| ConsentChoice::Unreadable),
+        };
+        let [first, second] = self
+            .said(PropertyKey::Consent)
+            .map(|found| found.and_then(read));
+        first.max(second)
     }
 
     /// The values of `key` in the event properties and in the profile properties, in that order:
@@ -414,11 +411,32 @@ struct Change {
     timestamp: Option<bool>,
 }
 
-/// What a visitor chose for one consent category ([`SourceEvent::consent`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a visitor chose for one consent category ([`SourceEvent::consent`]), in the order of
+/// what it allows, most first (a choice read twice counts as the later of the two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ConsentChoice {
     Granted,
+    /// Something that is neither `granted` nor `denied`: allows no more than a denial.
+    Unreadable,
     Denied,
+}
+
+impl ConsentChoice {
+    /// The choice `value` says; `None` for no choice (`null`, blank text).
+    fn read(value: &Value) -> Option<Self> {
+        match value {
+            Value::Null => None,
+            Value::Bool(true) => Some(Self::Granted),
+            Value::Bool(false) => Some(Self::Denied),
+            Value::String(s) => match crate::text::trim(s) {
+                "" => None,
+                s if s.eq_ignore_ascii_case("denied") => Some(Self::Denied),
+                s if s.eq_ignore_ascii_case("granted") => Some(Self::Granted),
+                _ => Some(Self::Unreadable),
+            },
+            _ => Some(Self::Unreadable),
+        }
+    }
 }
 
 /// The event's top-level fields that the envelope's rules check, found in one pass over its keys

@@ -65,16 +65,16 @@ impl Consent {
         match self.mode {
             ConsentMode::Always => ConsentVerdict::Both,
             ConsentMode::ServerOnly => ConsentVerdict::ServerOnly,
-            ConsentMode::Implied if choice() == Some(ConsentChoice::Denied) => {
-                ConsentVerdict::Refused("the visitor denied consent")
-            }
-            ConsentMode::Implied => ConsentVerdict::Both,
-            ConsentMode::Required if choice() == Some(ConsentChoice::Granted) => {
-                ConsentVerdict::Both
-            }
-            ConsentMode::Required => {
-                ConsentVerdict::Refused("consent is required and was not granted")
-            }
+            ConsentMode::Implied | ConsentMode::Required => match (self.mode, choice()) {
+                (_, Some(ConsentChoice::Granted)) | (ConsentMode::Implied, None) => {
+                    ConsentVerdict::Both
+                }
+                (_, Some(ConsentChoice::Unreadable)) => ConsentVerdict::Refused(
+                    "the visitor's choice is neither `granted` nor `denied`: taken as a denial",
+                ),
+                (ConsentMode::Implied, _) => ConsentVerdict::Refused("the visitor denied consent"),
+                _ => ConsentVerdict::Refused("consent is required and was not granted"),
+            },
         }
     }
 }

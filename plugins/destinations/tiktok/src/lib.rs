@@ -275,7 +275,11 @@ impl Tiktok {
             LimitedDataUse::Never => false,
             LimitedDataUse::Always => true,
             LimitedDataUse::FromConsent => {
-                event.consent("data_sale") == Some(ConsentChoice::Denied)
+                // A choice that is neither granted nor denied limits too.
+                matches!(
+                    event.consent("data_sale"),
+                    Some(ConsentChoice::Denied | ConsentChoice::Unreadable)
+                )
             }
         }
     }
