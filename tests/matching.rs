@@ -362,6 +362,18 @@ fn a_mapping_that_would_send_personal_data_outside_user_rename_the_event_or_miss
             r#""properties['value']": "$.properties.p""#,
             "`properties['value']` is not a field name",
         ),
+        (
+            r#"user.email: {path: "$.properties.e", transform: [trim, lower, sha256], default: "x@y.com"}"#,
+            "fields['user.email'].default: this default of `user.email` would be sent as it is, while TikTok takes `user.email` only as a SHA-256 digest",
+        ),
+        (
+            r#"user.phone: {first_of: ["$.a", {path: "$.b", default: 5}], transform: [e164, sha256], default: 6}"#,
+            "fields['user.phone'].default: this default of `user.phone` would be sent as it is",
+        ),
+        (
+            r#"user.external_id: {first_of: ["$.a", {path: "$.b", transform: [sha256], default: ""}]}"#,
+            "fields['user.external_id'].first_of[1].default: this default of `user.external_id` would be sent",
+        ),
     ] {
         let text = refused(fields);
         assert!(text.contains(said), "{fields}: {text}");

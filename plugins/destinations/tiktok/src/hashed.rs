@@ -43,6 +43,7 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
     fields
         .iter()
         .filter_map(|(key, spec)| {
+            let mut place = String::new();
             let message = if key == "user" {
                 // The whole object from the event: its e-mail and phone would go as they are.
                 "map `user` key by key (`user.email`, `user.ip`, ...): built as a whole, its \
@@ -50,6 +51,13 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
                     .to_owned()
             } else if let Some(unknown) = crate::user_keys::unknown_message(key) {
                 unknown
+            } else if let Some(default) = hashed(key, spec).then(|| plain_default(spec)).flatten() {
+                place = default;
+                format!(
+                    "this default of `{key}` would be sent as it is, while TikTok takes `{key}` \
+                     only as a SHA-256 digest: give a digest (64 hexadecimal characters), or no \
+                     default"
+                )
             } else if hashed(key, spec) {
                 format!(
                     "TikTok takes `{key}` only as a SHA-256 digest: end its transforms with \
@@ -72,7 +80,7 @@ fn in_fields(at: &str, fields: &FieldMap) -> Vec<Unhashed> {
             } else {
                 return None;
             };
-            let pointer = format!("{at}/{}", escape(key));
+            let pointer = format!("{at}/{}{place}", escape(key));
             Some(Unhashed { pointer, message })
         })
         .collect()
@@ -159,6 +167,34 @@ fn unhashed(field: Arc<str>) -> Warning {
 /// Whether every value `spec` builds is a SHA-256 digest: its last transform is `sha256`, or it
 /// has no transforms and all its candidates are such; a fixed value or default counts when it is
 /// a digest itself.
+/// Where in `spec` (a JSON pointer from it) a default that is no digest is sent as it is: a
+/// default is not put through its field's transforms, so `sha256` does not hash it. `None` when
+/// no such default is, or when the transforms around it hash it (a candidate's, by its field's).
+fn plain_default(spec: &FieldSpec) -> Option<String> {
+    let FieldSpec::Rule(rule) = spec else {
+        return None;
+    };
+    if rule
+        .default
+        .as_ref()
+        .is_some_and(|d| !d.as_str().is_some_and(is_sha256_hex))
+    {
+        return Some("/default".to_owned());
+    }
+    if !rule.transform.is_empty() {
+        return None;
+    }
+    let (kind, candidates) = match (&rule.first_of, &rule.all_of) {
+        (Some(candidates), _) => ("first_of", candidates),
+        (_, Some(candidates)) => ("all_of", candidates),
+        _ => return None,
+    };
+    candidates
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| Some(format!("/{kind}/{i}{}", plain_default(c)?)))
+}
+
 fn always_hashed(spec: &FieldSpec) -> bool {
     let FieldSpec::Rule(rule) = spec else {
         return false;
