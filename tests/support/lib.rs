@@ -78,6 +78,14 @@ pub fn loaded(text: &str) -> Loaded {
 
 /// Loads a config text that must fail; returns the diagnostics.
 pub fn load_errors(text: &str, extra_files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    let mut diagnostics = load_diagnostics(text, extra_files);
+    diagnostics.retain(Diagnostic::is_error);
+    diagnostics
+}
+
+/// What loading a config that must fail says: its errors and, in line order among them, its
+/// warnings.
+pub fn load_diagnostics(text: &str, extra_files: &[(&str, &str)]) -> Vec<Diagnostic> {
     let cfg = write_config(text, extra_files);
     match load(&cfg.path) {
         Ok(_) => panic!("config loaded but should not have:\n{text}"),

@@ -435,7 +435,12 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
     });
     let mut errors = placer.drop_knock_ons(errors);
     errors.extend(checked.errors);
-    if !errors.is_empty() {
+    if errors.iter().any(Diagnostic::is_error) {
+        // Said with the errors (a misspelled name may be why something is wrong), but for a
+        // warning at an error's own place, which would only say it again.
+        let at = |d: &Diagnostic| (d.file.clone(), d.line, d.column);
+        let placed: Vec<_> = errors.iter().map(at).collect();
+        errors.extend(warnings.into_iter().filter(|w| !placed.contains(&at(w))));
         errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
         return Err(errors);
     }

@@ -236,13 +236,8 @@ fn compile_mapping(
     errors: &mut SetupErrors,
 ) -> CompiledMapping {
     let mut mapping = CompiledMapping::default();
-    let compiler = match MappingCompiler::new(mapping_file, ctx) {
-        Ok(compiler) => compiler,
-        Err(e) => {
-            errors.mapping.extend(e);
-            return mapping;
-        }
-    };
+    let (compiler, template_errors) = MappingCompiler::new(mapping_file, ctx);
+    errors.mapping.extend(template_errors);
     let rows_at = Pointer::root().key("rows");
     for (i, row) in rows.iter().enumerate() {
         match compiler.row(row, &rows_at.index(i)) {

@@ -144,24 +144,25 @@ impl CompiledMapping {
 
 /// Compiles rows against the templates of one mapping file.
 pub struct MappingCompiler {
-    templates: IndexMap<String, IndexMap<String, FieldPlan>>,
+    /// Each template's fields; `None` for one with errors (already said: a row that uses it is
+    /// compiled without it, so that its own errors are said in the same run).
+    templates: IndexMap<String, Option<IndexMap<String, FieldPlan>>>,
     default_use: Vec<String>,
     ctx: CompileContext,
 }
 
 impl MappingCompiler {
-    /// Compiles the file's templates. Errors are placed in the mapping file.
-    pub fn new(file: &MappingFile, ctx: CompileContext) -> Result<Self, Vec<CompileError>> {
+    /// Compiles the file's templates; the errors of templates and `defaults.use` come with it,
+    /// placed in the mapping file (the rows can still be compiled, for their own errors).
+    pub fn new(file: &MappingFile, ctx: CompileContext) -> (Self, Vec<CompileError>) {
         let mut errors = Vec::new();
         let mut templates = IndexMap::new();
         let at = Pointer::root().key("templates");
         for (name, fields) in &file.templates {
-            match compile_flat(fields, "", &at.key(name), ctx) {
-                Ok(plans) => {
-                    templates.insert(name.clone(), plans);
-                }
-                Err(e) => errors.extend(e),
-            }
+            let plans = compile_flat(fields, "", &at.key(name), ctx)
+                .map_err(|e| errors.extend(e))
+                .ok();
+            templates.insert(name.clone(), plans);
         }
         let at = Pointer::root().key("defaults").key("use");
         for (i, name) in file.defaults.use_templates.iter().enumerate() {
@@ -169,14 +170,12 @@ impl MappingCompiler {
                 errors.push(at.index(i).error(unknown_template(name, &file.templates)));
             }
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Self {
+        let compiler = Self {
             templates,
             default_use: file.defaults.use_templates.clone(),
             ctx,
-        })
+        };
+        (compiler, errors)
     }
 
     /// Compiles one row (from the mapping file, or a destination's custom event); errors are placed
@@ -194,7 +193,12 @@ impl MappingCompiler {
             .map(|(i, n)| (n, Some(i)));
         for (name, index) in defaults.chain(own) {
             match self.templates.get(name) {
-                Some(plans) => flat.extend(plans.iter().map(|(k, p)| (k.clone(), p.clone()))),
+                Some(Some(plans)) => {
+                    flat.extend(plans.iter().map(|(k, p)| (k.clone(), p.clone())));
+                }
+                // Its errors are said where it is written (a default in `defaults.use`).
+                Some(None) => {}
+                None if index.is_none() => {}
                 None => {
                     let at = index.map_or_else(|| at.clone(), |i| own_at.index(i));
                     errors.push(at.error(unknown_template(name, &self.templates)));
@@ -263,9 +267,8 @@ pub fn compile_mapping(
     file: &MappingFile,
     ctx: CompileContext,
 ) -> Result<CompiledMapping, Vec<CompileError>> {
-    let compiler = MappingCompiler::new(file, ctx)?;
+    let (compiler, mut errors) = MappingCompiler::new(file, ctx);
     let mut mapping = CompiledMapping::default();
-    let mut errors = Vec::new();
     let at = Pointer::root().key("rows");
     for (i, row) in file.rows.iter().enumerate() {
         match compiler.row(row, &at.index(i)) {

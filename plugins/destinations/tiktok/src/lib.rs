@@ -32,7 +32,7 @@ use switchyard_core::rules::lint::{dead_paths, misspelled_events};
 use switchyard_core::rules::payload::{Payload, value_is_empty};
 use switchyard_core::rules::phone::Country;
 use switchyard_core::rules::spec::{
-    ContentIdMode, ConversionAmount, FieldMap, FieldSpec, MappingFile, ProductIdContentType,
+    ContentIdMode, ConversionAmount, FieldMap, FieldSpec, MappingFile, ProductIdContentType, Row,
 };
 use switchyard_core::rules::transform::CompileContext;
 use switchyard_core::rules::warning::Warning;
@@ -182,9 +182,11 @@ impl Tiktok {
             errors.extend(placer.place_all(&e.config));
         }
         errors.extend(unhashed_errors(&config, &mapping, placer, at));
+        let warnings = load_warnings(&config, &mapping, placer, at);
         let mut routing = match routing {
             Ok(routing) if errors.is_empty() => routing,
-            _ => return Err(errors),
+            // Said with the errors: a misspelled event name may be why a row is wrong.
+            _ => return Err(errors.into_iter().chain(warnings).collect()),
         };
         // Mapping rows are in the mapping file; custom events in the config, under `at`.
         routing.mapping.place_rows(|pointer| {
@@ -195,19 +197,6 @@ impl Tiktok {
             let d = file.place(pointer, "");
             format!("{}:{}", d.file.display(), d.line)
         });
-        let mut warnings = name_warnings(&config, &mapping, placer, at);
-        warnings.extend(replaced_event_id_warnings(&config, &mapping, placer, at));
-        warnings.extend(plain_http_warnings(&config, placer, at));
-        warnings.extend(
-            dead_paths(&mapping.raw, &[])
-                .into_iter()
-                .map(|d| mapping.placer.place(&d.pointer, d.message).warning()),
-        );
-        warnings.extend(
-            misspelled_events(&mapping.raw, &[])
-                .into_iter()
-                .map(|d| mapping.placer.place(&d.pointer, d.message).warning()),
-        );
         Ok((Self { routing, config }, warnings))
     }
 
@@ -283,6 +272,25 @@ impl Tiktok {
             }
         }
     }
+}
+
+/// What `validate` warns about a TikTok destination and its mapping (findings that do not stop
+/// loading): event names, a mapped `event_id`, plain HTTP, paths that never match, misspellings.
+fn load_warnings(
+    config: &TiktokConfig,
+    mapping: &Document<MappingFile>,
+    placer: &Placer,
+    at: &Pointer,
+) -> Vec<Diagnostic> {
+    let mut warnings = name_warnings(config, mapping, placer, at);
+    warnings.extend(replaced_event_id_warnings(config, mapping, placer, at));
+    warnings.extend(plain_http_warnings(config, placer, at));
+    let in_mapping = |pointer: &str, message| mapping.placer.place(pointer, message).warning();
+    let dead = dead_paths(&mapping.raw, &[]).into_iter();
+    warnings.extend(dead.map(|d| in_mapping(&d.pointer, d.message)));
+    let misspelled = misspelled_events(&mapping.raw, &[]).into_iter();
+    warnings.extend(misspelled.map(|d| in_mapping(&d.pointer, d.message)));
+    warnings
 }
 
 /// A boolean flag: `true`, `false`, or the same as text (trimmed, any case).
@@ -380,6 +388,16 @@ fn name_warnings(
     at: &Pointer,
 ) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
+    let rows = &mapping.value.rows;
+    for (pointer, message) in repeated_rows(rows, "/rows", &mapping.placer) {
+        warnings.push(mapping.placer.place(&pointer, message).warning());
+    }
+    let custom_at = at.key("custom_events");
+    for (pointer, message) in
+        repeated_rows(&config.common.custom_events, custom_at.as_str(), placer)
+    {
+        warnings.push(placer.place(&pointer, message).warning());
+    }
     for (i, row) in mapping.value.rows.iter().enumerate() {
         if let Some(message) = names::check(&row.target, row.custom) {
             let pointer = format!("/rows/{i}/target");
@@ -410,6 +428,37 @@ fn name_warnings(
         }
     }
     warnings
+}
+
+/// Rows of one list (under `at`, placed by `placer`) that repeat an earlier one: the same source
+/// and target, both switched on, both without a condition, sent from a side in common. Both send,
+/// so TikTok would get the event twice. Each with its pointer and the warning.
+fn repeated_rows(rows: &[Row], at: &str, placer: &Placer) -> Vec<(String, String)> {
+    let sides = |r: &Row| (r.mode.includes_client(), r.mode.includes_server());
+    let overlap = |a: &Row, b: &Row| {
+        let ((ac, as_), (bc, bs)) = (sides(a), sides(b));
+        (ac && bc) || (as_ && bs)
+    };
+    let plain = |r: &Row| r.enabled && r.when.is_none();
+    let mut found = Vec::new();
+    for (j, later) in rows.iter().enumerate().filter(|(_, r)| plain(r)) {
+        let earlier = rows[..j].iter().position(|r| {
+            plain(r) && r.source == later.source && r.target == later.target && overlap(r, later)
+        });
+        if let Some(i) = earlier {
+            let there = placer.place(&format!("{at}/{i}"), "");
+            let message = format!(
+                "this row repeats `{}` → `{}` ({}:{}): both send, so TikTok gets the event twice; \
+                 drop one, or give each a `when`",
+                later.source,
+                later.target,
+                there.file.display(),
+                there.line
+            );
+            found.push((format!("{at}/{j}"), message));
+        }
+    }
+    found
 }
 
 /// Warnings on fields that build `event_id` from anything but the event's own (`$.event_id`), in
