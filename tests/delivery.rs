@@ -231,6 +231,38 @@ fn retryable_faults_are_retried_until_delivered() {
 }
 
 #[test]
+fn one_destination_retrying_does_not_hold_up_the_others() {
+    // `slow` answers every request with a rate limit and a long `Retry-After`: its rounds wait
+    // for their retries. `fast` must get every event meanwhile, though there are more rounds than
+    // rounds in flight (8).
+    let fast = setup("shutdown_timeout_ms: 500", "");
+    let slow = MockTiktok::start(TOKEN);
+    slow.fail_always(Some(Fault::Status(429, Some(30))));
+    let config = std::fs::read_to_string(&fast.config).unwrap();
+    let second = format!(
+        "  - name: slow\n    type: tiktok\n    pixel_id: CJQBODJC77UB4MRTGFRF\n    access_token: \"${{SY_TIKTOK_TOKEN}}\"\n    domain: https://shop.example.com\n    sources: [server]\n    endpoint: {}\n    delivery: {{max_backoff_ms: 60000, max_requests_per_second: 1000}}\nserver:",
+        slow.endpoint
+    );
+    std::fs::write(&fast.config, config.replacen("server:", &second, 1)).unwrap();
+    let service = Service::start(&fast.config, None);
+    for i in 0..20 {
+        let events = json!(cart_events(&format!("hol{i}"), 0..1));
+        assert_eq!(
+            post_events(&service.url("/v1/events"), &events)
+                .unwrap()
+                .status,
+            202
+        );
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    assert_eq!(fast.mock.wait_for_distinct(20, WAIT), 20);
+    assert!(
+        slow.requests() >= 9,
+        "more rounds than in flight reached `slow`"
+    );
+}
+
+#[test]
 fn timeouts_are_retried() {
     let s = setup("", ", timeout_ms: 300");
     s.mock

@@ -26,7 +26,8 @@ pub struct Delivery {
     #[schemars(range(min = 1, max = 100))]
     pub max_attempts: u32,
     /// The first retry's wait, in milliseconds; each retry doubles it (with jitter) up to
-    /// `max_backoff_ms`. A `Retry-After` from the platform is honoured when longer.
+    /// `max_backoff_ms`. A `Retry-After` from the platform is honoured when longer, up to
+    /// `max_backoff_ms`.
     #[serde(default = "default_backoff")]
     #[schemars(range(min = 1, max = 600000))]
     pub initial_backoff_ms: u64,

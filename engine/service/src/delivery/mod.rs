@@ -45,6 +45,38 @@ use tracing::Instrument;
 /// most this many rounds of `server.round_events` records and their payloads.
 const ROUNDS_IN_FLIGHT: usize = 8;
 
+/// Rounds at most that wait only for a destination's retries, beside [`ROUNDS_IN_FLIGHT`]. A round
+/// whose request is to be tried again gives up its place among the rounds in flight for one of
+/// these (while one is free), so that one destination's outage or rate limit (a `Retry-After`)
+/// does not hold every place while the other destinations wait for events. Memory: at most this
+/// many more rounds' records and payloads.
+const ROUNDS_RETRYING: usize = 56;
+
+/// A round's place: among the rounds in flight, or, once a request of it is to be tried again,
+/// among the rounds retrying when one is free ([`ROUNDS_RETRYING`]). Freed when the round ends.
+struct RoundPlace {
+    held: Mutex<tokio::sync::OwnedSemaphorePermit>,
+    retrying: Arc<Semaphore>,
+    moved: AtomicBool,
+}
+
+impl RoundPlace {
+    /// Moves the round to a place among the rounds retrying, when one is free (else it keeps its
+    /// place in flight); once.
+    fn retrying(&self) {
+        if self.moved.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(place) = self.retrying.clone().try_acquire_owned() {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            if !self.moved.swap(true, Ordering::AcqRel) {
+                // The place in flight is freed here, as the old permit drops.
+                *held = place;
+            }
+        }
+    }
+}
+
 /// Why delivery cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -181,6 +213,7 @@ impl Deliverer {
     /// queued (the caller bounds that with a timeout; what is not delivered stays queued).
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let rounds = Arc::new(Semaphore::new(ROUNDS_IN_FLIGHT));
+        let retrying = Arc::new(Semaphore::new(ROUNDS_RETRYING));
         let mut tasks = JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}
@@ -216,13 +249,12 @@ impl Deliverer {
                     };
                     let me = self.clone();
                     let span = tracing::debug_span!("round", events = records.len());
-                    tasks.spawn(
-                        async move {
-                            me.round(records).await;
-                            drop(permit);
-                        }
-                        .instrument(span),
-                    );
+                    let place = Arc::new(RoundPlace {
+                        held: Mutex::new(permit),
+                        retrying: retrying.clone(),
+                        moved: AtomicBool::new(false),
+                    });
+                    tasks.spawn(me.round(records, place).instrument(span));
                 }
             }
         }
@@ -286,8 +318,8 @@ impl Deliverer {
         self.metrics.queue_bytes.set(bytes as i64);
     }
 
-    /// One round: plan, send, dead-letter, acknowledge.
-    async fn round(self: Arc<Self>, records: Vec<(u64, Record)>) {
+    /// One round: plan, send, dead-letter, acknowledge. Its `place` is freed as it ends.
+    async fn round(self: Arc<Self>, records: Vec<(u64, Record)>, place: Arc<RoundPlace>) {
         let ids: Vec<u64> = records.iter().map(|(id, _)| *id).collect();
         let running = self.running();
         let loaded = running.loaded.clone();
@@ -325,7 +357,7 @@ impl Deliverer {
             .zip(plan.journeys.take())
             .map(|(o, planned)| journeys::RoundJourneys::begin(o, planned).shared());
         let mut dead = plan.dead;
-        let mut sends = send(&running, plan.sends, journeys.as_ref());
+        let mut sends = send(&running, plan.sends, journeys.as_ref(), &place);
         let mut complete = true;
         while let Some(joined) = sends.join_next().await {
             match joined {
@@ -427,6 +459,7 @@ fn send(
     running: &Running,
     sends: BTreeMap<String, Vec<(usize, EventText)>>,
     journeys: Option<&journeys::Shared>,
+    place: &Arc<RoundPlace>,
 ) -> JoinSet<Sent> {
     let mut tasks = JoinSet::new();
     for (name, payloads) in sends {
@@ -441,21 +474,20 @@ fn send(
             let (members, texts): (Vec<usize>, Vec<EventText>) =
                 payloads.by_ref().take(dest.max_batch()).unzip();
             let (loaded, sender, name) = (running.loaded.clone(), sender.clone(), name.clone());
-            let journeys = journeys.cloned();
+            let (journeys, place) = (journeys.cloned(), place.clone());
             tasks.spawn(async move {
                 let fates = match loaded.pipeline.destination(&name) {
                     Some(dest) => {
                         let build = |events: &[EventText]| dest.plugin().serialized_body(events);
                         let retrying = |positions: &[usize], reason: &str, code| {
+                            place.retrying();
                             if let Some(j) = &journeys {
                                 let records = positions.iter().filter_map(|&p| members.get(p));
                                 let records = records.copied().collect();
                                 lock(j).retrying(&name, &records, reason, code);
                             }
                         };
-                        let on_retry: Option<&sender::OnRetry<'_>> =
-                            journeys.is_some().then_some(&retrying);
-                        sender.deliver_telling(texts, &build, on_retry).await
+                        sender.deliver_telling(texts, &build, Some(&retrying)).await
                     }
                     None => vec![
                         Err(GaveUp {

@@ -403,15 +403,18 @@ impl Sender {
     }
 
     /// The wait before try `attempt + 1`: full jitter over an exponential ceiling, or the
-    /// platform's `Retry-After` when that is longer.
+    /// platform's `Retry-After` when that is longer, never past `max_backoff_ms` (a `Retry-After`
+    /// of hours, or of a mistaken number, would hold the round's events that long).
     fn backoff(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+        let longest = self.settings.max_backoff_ms;
         let ceiling = self
             .settings
             .initial_backoff_ms
             .saturating_mul(1u64 << attempt.saturating_sub(1).min(30))
-            .min(self.settings.max_backoff_ms);
+            .min(longest);
         let jittered = Duration::from_millis(rand::rng().random_range(ceiling / 2..=ceiling));
-        retry_after.map_or(jittered, |r| r.max(jittered))
+        let wait = retry_after.map_or(jittered, |r| r.max(jittered));
+        wait.min(Duration::from_millis(longest))
     }
 }
 
@@ -506,6 +509,22 @@ mod tests {
         Err(GaveUp {
             reason: reason.into(),
         })
+    }
+
+    #[test]
+    fn a_retry_after_is_honoured_up_to_the_longest_backoff() {
+        let (sender, _, _) = fake(Box::new(|_: &[Value]| Ok(())));
+        let longest = Duration::from_millis(Delivery::default().max_backoff_ms);
+        let ten = Duration::from_secs(10);
+        // Longer than the backoff: honoured.
+        assert_eq!(sender.backoff(1, Some(ten)), ten);
+        // Hours, or a mistaken number: held to the longest wait.
+        for after in [Duration::from_secs(3600), Duration::from_secs(u64::MAX / 2)] {
+            assert_eq!(sender.backoff(1, Some(after)), longest);
+        }
+        // Without one, the wait grows to the longest and no further.
+        assert!(sender.backoff(1, None) <= Duration::from_millis(200));
+        assert!(sender.backoff(30, None) <= longest);
     }
 
     #[tokio::test]
