@@ -544,6 +544,69 @@ fn a_graceful_shutdown_flushes_what_is_queued() {
 }
 
 #[test]
+fn a_stalled_client_holds_neither_its_connection_nor_the_shutdown() {
+    use std::io::{Read, Write};
+    let s = setup(", read_timeout_ms: 400, shutdown_timeout_ms: 1500", "");
+    let service = Service::start(&s.config, None);
+    let addr = service.url("").trim_start_matches("http://").to_owned();
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream
+    };
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nx-webhook-token: {WRITE_KEY}\r\ncontent-type: application/json\r\n"
+    );
+    // Headers that stop half-way: the connection is closed.
+    let mut half = connect();
+    half.write_all(head.as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let _ = half.read_to_end(&mut answer);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // A body that stops: the request is refused, with the reason.
+    let mut body = connect();
+    body.write_all(format!("{head}content-length: 100\r\n\r\n[").as_bytes())
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = body.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    // One that trickles its body (a byte per 200 ms, within the read limit, for 20 s) at shutdown
+    // holds it no longer than the grace period.
+    let mut slow = connect();
+    slow.write_all(format!("{head}content-length: 100\r\n\r\n").as_bytes())
+        .unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..100 {
+            if slow.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let a = post_events(&service.url("/v1/events"), &json!(cart_events("ok", 0..3))).unwrap();
+    assert_eq!(a.status, 202);
+    let started = std::time::Instant::now();
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(log.contains("delivery finished"), "{log}");
+    assert_eq!(s.mock.wait_for_distinct(3, WAIT), 3);
+    trickle.join().unwrap();
+}
+
+#[test]
 fn replay_sends_a_file_through_the_delivery_path() {
     let s = setup("", "");
     let mut lines: Vec<String> = cart_events("replay", 0..250)

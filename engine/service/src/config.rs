@@ -92,10 +92,17 @@ pub struct ServerConfig {
     #[serde(default = "default_round")]
     #[schemars(range(min = 1, max = 100000))]
     pub round_events: usize,
-    /// On shutdown, how long to keep delivering what is queued before exiting (the rest stays
-    /// queued for the next start), in milliseconds.
+    /// On shutdown, how long to wait for the requests in flight (then they are closed), and
+    /// then how long to keep delivering what is queued before exiting (the rest stays queued for
+    /// the next start), in milliseconds each.
     #[serde(default = "default_drain")]
     pub shutdown_timeout_ms: u64,
+    /// How long a client may take to send a request's headers, and to pause inside its body, in
+    /// milliseconds; past it the connection is closed (headers) or the request refused (body), so
+    /// that a stalled or hostile client holds neither a connection nor the shutdown.
+    #[serde(default = "default_read_timeout")]
+    #[schemars(range(min = 100, max = 600000))]
+    pub read_timeout_ms: u64,
     /// Events whose `timestamp` is more than this many hours before they are received are refused
     /// (400). TikTok attributes conversions up to 28 days after the click, so older events are of
     /// no use to it.
@@ -204,6 +211,9 @@ fn default_round() -> usize {
 fn default_drain() -> u64 {
     10_000
 }
+fn default_read_timeout() -> u64 {
+    30_000
+}
 fn default_max_age() -> u64 {
     28 * 24
 }
@@ -225,6 +235,7 @@ impl Default for ServerConfig {
             linger_ms: default_linger(),
             round_events: default_round(),
             shutdown_timeout_ms: default_drain(),
+            read_timeout_ms: default_read_timeout(),
             max_event_age_hours: default_max_age(),
             max_event_ahead_secs: default_max_ahead(),
             trusted_proxies: Vec::new(),

@@ -10,12 +10,16 @@
 //!
 //! [`reload`]: the config read again on SIGHUP (or `POST /admin/reload`), without a restart.
 //!
-//! Shutdown: readiness turns false and new requests get 503, the server finishes the requests in
-//! flight, then delivery finishes its rounds and delivers what is queued for up to
-//! `server.shutdown_timeout_ms`; whatever is left stays in the queue for the next start.
+//! [`http`]: the server under the routes, which holds clients to `server.read_timeout_ms`.
+//!
+//! Shutdown: readiness turns false and the listener closes, the server finishes the requests in
+//! flight (for up to `server.shutdown_timeout_ms`, then closes them), then delivery finishes its
+//! rounds and delivers what is queued for up to `server.shutdown_timeout_ms`; whatever is left
+//! stays in the queue for the next start.
 
 pub mod app;
 pub mod collect;
+pub mod http;
 pub mod ingest;
 pub mod reload;
 
@@ -50,8 +54,6 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the server failed")]
-    Server(#[source] std::io::Error),
     #[error("cannot read the events")]
     Input(#[source] std::io::Error),
     #[error("cannot write the output")]
@@ -142,18 +144,19 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     let delivery = tokio::spawn(deliverer.run(stop_rx));
     let router = routes(app.clone(), server.max_body_kib.saturating_mul(1024));
     let signal_app = app.clone();
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests, then delivery");
-            signal_app.ready.store(false, Ordering::Relaxed);
-            if let Some(o) = &signal_app.observer {
-                o.close();
-            }
-        })
-        .await
-        .map_err(ServeError::Server)?;
+    let limits = http::Limits {
+        read: Duration::from_millis(server.read_timeout_ms),
+        grace: Duration::from_millis(server.shutdown_timeout_ms),
+    };
+    http::serve(listener, router, limits, async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests, then delivery");
+        signal_app.ready.store(false, Ordering::Relaxed);
+        if let Some(o) = &signal_app.observer {
+            o.close();
+        }
+    })
+    .await;
     if let Some(sweeper) = sweeper {
         sweeper.abort();
     }
