@@ -629,6 +629,47 @@ fn config_text(original: &str, custom: bool) -> String {
     }
 }
 
+#[test]
+fn events_queued_for_a_source_a_reload_removes_are_kept_as_dead_letters() {
+    // A long linger: the events wait, queued, until the reload has renamed their source.
+    let s = setup(", linger_ms: 3000");
+    let original = std::fs::read_to_string(&s.config).unwrap();
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let a = post_events(&url, &json!(cart_events("orphan", 0..2))).unwrap();
+    assert_eq!(a.status, 202);
+    let renamed = original
+        .replace("name: server,", "name: backend,")
+        .replace("sources: [server]", "sources: [backend]");
+    assert_ne!(renamed, original);
+    std::fs::write(&s.config, &renamed).unwrap();
+    let a = admin(&service, "POST", "/admin/reload", None);
+    assert_eq!(a.body, json!({"reloaded": true}), "{}", a.body);
+    let letters = wait_until(&service, "/admin/dead-letters", |b| {
+        b.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let reason = letters[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("its source `server` is not in the config any more"),
+        "{reason}"
+    );
+    assert!(s.mock.event_ids().is_empty());
+    // The source back, they are retried and delivered.
+    std::fs::write(&s.config, &original).unwrap();
+    assert_eq!(
+        admin(&service, "POST", "/admin/reload", None).body,
+        json!({"reloaded": true})
+    );
+    let a = admin(
+        &service,
+        "POST",
+        "/admin/dead-letters/retry",
+        Some(json!({})),
+    );
+    assert_eq!(a.body, json!({"retried": 2}), "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(2, WAIT), 2);
+}
+
 fn quiz(id: &str) -> Value {
     let mut e = switchyard_tests::event("Quiz Completed", json!({}));
     e["event_id"] = id.into();

@@ -84,7 +84,10 @@ pub fn plan(
     let now = unix_now();
     let mut by_source: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (_, r)) in records.iter().enumerate() {
-        by_source.entry(r.source.as_str()).or_default().push(i);
+        match unaddressed(loaded, r) {
+            Some(reason) => plan.dead_letter(EVERY_DESTINATION, reason, now, r),
+            None => by_source.entry(r.source.as_str()).or_default().push(i),
+        }
     }
     let mut spent = Vec::new();
     for (source, members) in by_source {
@@ -92,6 +95,27 @@ pub fn plan(
         spent.push(plan_source(loaded, source, events, records, now, &mut plan));
     }
     (plan, spent)
+}
+
+/// Why `record` can go nowhere under the config `loaded` (a reload removed or renamed its source,
+/// or the one destination it is re-addressed to): it was accepted under another config, so it is
+/// kept as a dead letter, with the reason, rather than skipped; `None` when it can go on.
+fn unaddressed(loaded: &Loaded, record: &Record) -> Option<String> {
+    let config = &loaded.config;
+    if !config.sources.iter().any(|s| s.name == record.source) {
+        return Some(format!(
+            "its source `{}` is not in the config any more (a reload renamed or removed it): kept \
+             here, not skipped; retry it once the source is back, or drop it",
+            record.source
+        ));
+    }
+    match record.only.as_deref() {
+        Some(name) if loaded.pipeline.destination(name).is_none() => Some(format!(
+            "the destination it was queued again for, `{name}`, is not in the config any more \
+             (a reload renamed or removed it): kept here, not skipped"
+        )),
+        _ => None,
+    }
 }
 
 /// Plans the events of one source's records (`kept`: the index in `records` of each event); gives
