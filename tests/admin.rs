@@ -249,6 +249,20 @@ fn dead_letters_are_listed_retried_and_dropped_while_the_service_runs() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("dropped 1 dead letters"), "{err}");
 
+    // An empty selection takes nothing, for either.
+    for action in ["retry", "drop"] {
+        let path = format!("/admin/dead-letters/{action}");
+        let a = admin(&service, "POST", &path, Some(json!({"ids": []})));
+        assert_eq!(a.status, 400, "{action}: {}", a.body);
+        assert!(
+            a.body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("`ids` is empty"),
+            "{}",
+            a.body
+        );
+    }
     s.mock.fail_always(None);
     let (code, _, err) = cli(&["dead-letters", "retry", "--config", config, "--url", &addr]);
     assert_eq!(code, 0, "{err}");

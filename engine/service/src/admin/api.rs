@@ -164,7 +164,7 @@ pub async fn list_dead_letters(
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterBody {
     #[serde(default)]
-    ids: Vec<u64>,
+    ids: Option<Vec<u64>>,
     destination: Option<String>,
     older_than_secs: Option<u64>,
 }
@@ -172,7 +172,7 @@ pub struct DeadLetterBody {
 impl From<DeadLetterBody> for DeadLetterFilter {
     fn from(b: DeadLetterBody) -> Self {
         Self {
-            ids: b.ids,
+            ids: b.ids.unwrap_or_default(),
             destination: b.destination,
             older_than_secs: b.older_than_secs,
         }
@@ -190,6 +190,13 @@ fn read_body(body: &[u8]) -> Result<DeadLetterFilter, Box<Response>> {
             format!("the body is not what this takes ({{\"ids\": [..], \"destination\": \"..\", \"older_than_secs\": n}}): {e}"),
         ))
     })?;
+    // A script whose selection matched nothing must not take every dead letter.
+    if read.ids.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "`ids` is empty: name at least one id, or leave `ids` out",
+        )));
+    }
     Ok(read.into())
 }
 

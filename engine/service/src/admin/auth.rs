@@ -27,8 +27,10 @@ pub fn offered(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        // The scheme's name is case-insensitive (RFC 9110, 11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, token)| token.trim());
     bearer.or_else(|| {
         headers
             .get_all(header::COOKIE)
@@ -75,6 +77,8 @@ mod tests {
         assert_eq!(offered(&h), Some("t1"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t2"));
         assert_eq!(offered(&h), Some("t2"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("bearer t3"));
+        assert_eq!(offered(&h), Some("t3"));
         h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic t2"));
         assert_eq!(offered(&h), Some("t1"));
     }
