@@ -233,6 +233,9 @@ fn dead_letters_are_listed_retried_and_dropped_while_the_service_runs() {
     let (code, listed, err) = cli(&["dead-letters", "list", "--config", config, "--url", &addr]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(listed.lines().count(), 3, "{listed}");
+    let other = ["--url", &addr, "--destination", "other"];
+    let (_, none, _) = cli(&[&["dead-letters", "list", "--config", config][..], &other].concat());
+    assert!(none.is_empty(), "{none}");
     let first: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
     let drop_id = first["id"].as_u64().unwrap().to_string();
     let (code, _, err) = cli(&[

@@ -331,15 +331,35 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
     );
 
     s.mock.fail_always(None);
-    let (code, _, err) = cli(&[
-        "dead-letters",
-        "retry",
-        "--config",
-        s.config.to_str().unwrap(),
-    ]);
+    let config = s.config.to_str().unwrap();
+    // One chosen by id, then a listing of one destination's, then the rest.
+    let second = letters[1]["id"].as_u64().unwrap().to_string();
+    let (code, _, err) = cli(&["dead-letters", "retry", "--config", config, "--id", &second]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("retried 3 dead letters"), "{err}");
-    assert!(err.contains("tiktok: 3 delivered"), "{err}");
+    assert!(err.contains("retried 1 dead letters"), "{err}");
+    assert_eq!(s.mock.event_ids(), ["perm-1"]);
+    let (code, listed, err) = cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        config,
+        "--destination",
+        "tiktok",
+    ]);
+    assert_eq!((code, listed.lines().count()), (0, 2), "{err}");
+    let (_, listed, _) = cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        config,
+        "--destination",
+        "other",
+    ]);
+    assert!(listed.is_empty(), "{listed}");
+    let (code, _, err) = cli(&["dead-letters", "retry", "--config", config]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("retried 2 dead letters"), "{err}");
+    assert!(err.contains("tiktok: 2 delivered"), "{err}");
     assert_eq!(s.mock.event_ids(), ["perm-0", "perm-1", "perm-2"]);
     let (_, listed, _) = cli(&[
         "dead-letters",

@@ -94,42 +94,38 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum DeadLetterCommand {
-    /// Print every dead letter as a JSON line (id, destination, reason, at, source, event).
+    /// Print the dead letters (all, or those chosen) as JSON lines (id, destination, reason, at,
+    /// source, event).
     List {
         #[arg(long, short)]
         config: PathBuf,
+        #[command(flatten)]
+        which: WhichDeadLetters,
         /// The running service's URL, when it holds the embedded queue (default: from
         /// `server.listen`); its admin API (`server.admin`) does the work then.
         #[arg(long)]
         url: Option<String>,
     },
-    /// Queue the dead letters again (each to its destination only) and deliver them.
+    /// Queue the dead letters (all, or those chosen) again, each to its destination only, and
+    /// deliver them.
     Retry {
         #[arg(long, short)]
         config: PathBuf,
-        /// Only this destination's dead letters.
-        #[arg(long)]
-        destination: Option<String>,
+        #[command(flatten)]
+        which: WhichDeadLetters,
         /// The running service's URL, when it holds the embedded queue (default: from
         /// `server.listen`); its admin API (`server.admin`) does the work then.
         #[arg(long)]
         url: Option<String>,
     },
     /// Drop dead letters for good: those with the given ids, of a destination, or older than an
-    /// age (all that are given must hold). Asks before dropping unless `--yes`.
+    /// age (all that are given must hold; at least one). Asks before dropping unless `--yes`.
     #[command(group(clap::ArgGroup::new("which").required(true).multiple(true).args(["id", "destination", "older_than"])))]
     Drop {
         #[arg(long, short)]
         config: PathBuf,
-        /// A dead letter's id, as `list` prints it (repeatable).
-        #[arg(long)]
-        id: Vec<u64>,
-        /// Only this destination's dead letters.
-        #[arg(long)]
-        destination: Option<String>,
-        /// Only dead letters given up on at least this long ago (e.g. `7d`, `12h`, `30m`).
-        #[arg(long, value_parser = humantime::parse_duration)]
-        older_than: Option<std::time::Duration>,
+        #[command(flatten)]
+        which: WhichDeadLetters,
         /// Drop without asking.
         #[arg(long)]
         yes: bool,
@@ -138,6 +134,21 @@ pub enum DeadLetterCommand {
         #[arg(long)]
         url: Option<String>,
     },
+}
+
+/// Which dead letters a `dead-letters` command takes: all that are given must hold (none given:
+/// every one, but for `drop`).
+#[derive(Debug, clap::Args)]
+pub struct WhichDeadLetters {
+    /// A dead letter's id, as `list` prints it (repeatable).
+    #[arg(long)]
+    pub id: Vec<u64>,
+    /// Only this destination's dead letters.
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Only dead letters given up on at least this long ago (e.g. `7d`, `12h`, `30m`).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub older_than: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Subcommand)]

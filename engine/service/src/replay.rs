@@ -225,10 +225,15 @@ pub async fn deliver_queued(
     })
 }
 
-/// Writes every dead letter as a JSON line: id, destination, reason, when, source, event.
-pub async fn list_dead_letters(loaded: &Loaded, out: &mut dyn Write) -> Result<usize, ServeError> {
+/// Writes the dead letters `filter` matches (all, when it names nothing) as JSON lines: id,
+/// destination, reason, when, source, event.
+pub async fn list_dead_letters(
+    loaded: &Loaded,
+    filter: &DeadLetterFilter,
+    out: &mut dyn Write,
+) -> Result<usize, ServeError> {
     let backend = backend::open(loaded).await?;
-    let listing = backend.queue.dead_letters();
+    let listing = dead_letters::matching(backend.queue.as_ref(), filter, true);
     let letters = listing.await.map_err(|e| backend.error(e))?;
     for (id, l) in &letters {
         writeln!(out, "{}", dead_letters::to_json(*id, l)).map_err(ServeError::Output)?;
@@ -236,21 +241,17 @@ pub async fn list_dead_letters(loaded: &Loaded, out: &mut dyn Write) -> Result<u
     Ok(letters.len())
 }
 
-/// Queues dead letters again (to their destination only; `destination` picks one destination's)
-/// and delivers them. Those that fail again become dead letters again.
+/// Queues the dead letters `filter` matches (all, when it names nothing) again, each to its
+/// destination only, and delivers them. Those that fail again become dead letters again.
 pub async fn retry_dead_letters(
     loaded: Loaded,
-    destination: Option<&str>,
+    filter: &DeadLetterFilter,
     progress: Progress,
 ) -> Result<(usize, DeliverySummary), ServeError> {
     let backend = backend::open(&loaded).await?;
     let queue = backend.queue.clone();
-    let filter = DeadLetterFilter {
-        destination: destination.map(str::to_owned),
-        ..DeadLetterFilter::default()
-    };
     let store = |e| backend.error(e);
-    let letters = dead_letters::matching(queue.as_ref(), &filter, true)
+    let letters = dead_letters::matching(queue.as_ref(), filter, true)
         .await
         .map_err(store)?;
     let n = dead_letters::requeue(queue.as_ref(), &letters)

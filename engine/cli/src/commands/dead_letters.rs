@@ -4,7 +4,7 @@
 //! `--url` says where it listens when `server.listen` does not).
 
 use crate::admin_client::{AdminClient, url_of_listen};
-use crate::cli::{DeadLetterCommand, load, runtime};
+use crate::cli::{DeadLetterCommand, WhichDeadLetters, load, runtime};
 use crate::commands::replay::progress_bar;
 use anyhow::{Context, bail};
 use serde_json::json;
@@ -22,51 +22,55 @@ pub fn run(
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     match command {
-        DeadLetterCommand::List { config, url } => {
+        DeadLetterCommand::List { config, which, url } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            let n = list(&loaded, url.as_deref(), out)?;
+            let n = list(&loaded, &filter_of(which), url.as_deref(), out)?;
             writeln!(err, "{n} dead letters")?;
             Ok(0)
         }
-        DeadLetterCommand::Retry {
-            config,
-            destination,
-            url,
-        } => {
+        DeadLetterCommand::Retry { config, which, url } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            retry(loaded, destination, url.as_deref(), err)
+            retry(loaded, filter_of(which), url.as_deref(), err)
         }
         DeadLetterCommand::Drop {
             config,
-            id,
-            destination,
-            older_than,
+            which,
             yes,
             url,
         } => {
             let Some(loaded) = load(&config, err)? else {
                 return Ok(1);
             };
-            let filter = DeadLetterFilter {
-                ids: id,
-                destination,
-                older_than_secs: older_than.map(|d| d.as_secs()),
-            };
-            let n = drop(&loaded, &filter, yes, url.as_deref(), input, err)?;
+            let n = drop(&loaded, &filter_of(which), yes, url.as_deref(), input, err)?;
             writeln!(err, "dropped {n} dead letters")?;
             Ok(0)
         }
     }
 }
 
-/// Lists the dead letters (through the admin API when a service holds the queue).
-fn list(loaded: &Loaded, url: Option<&str>, out: &mut dyn Write) -> anyhow::Result<usize> {
+/// The dead letters the command line chose.
+fn filter_of(which: WhichDeadLetters) -> DeadLetterFilter {
+    DeadLetterFilter {
+        ids: which.id,
+        destination: which.destination,
+        older_than_secs: which.older_than.map(|d| d.as_secs()),
+    }
+}
+
+/// Lists the dead letters `filter` matches (through the admin API when a service holds the
+/// queue).
+fn list(
+    loaded: &Loaded,
+    filter: &DeadLetterFilter,
+    url: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<usize> {
     let rt = runtime()?;
-    match rt.block_on(replay::list_dead_letters(loaded, out)) {
+    match rt.block_on(replay::list_dead_letters(loaded, filter, out)) {
         Err(e) if held(&e) => {
             let client = admin(&loaded.config.server, url, &e)?;
             let letters = rt.block_on(client.json("GET", "/admin/dead-letters", None))?;
@@ -75,12 +79,31 @@ fn list(loaded: &Loaded, url: Option<&str>, out: &mut dyn Write) -> anyhow::Resu
                     "the admin API answered GET /admin/dead-letters with something other than a list: {letters}"
                 );
             };
-            for l in letters {
+            let now = switchyard_service::clock::unix_now();
+            let all = filter.is_empty();
+            let chosen: Vec<_> = letters
+                .iter()
+                .filter(|l| all || chosen(filter, l, now))
+                .collect();
+            for l in &chosen {
                 writeln!(out, "{l}")?;
             }
-            Ok(letters.len())
+            Ok(chosen.len())
         }
         other => Ok(other?),
+    }
+}
+
+/// Whether `filter` takes `letter`, a dead letter as the admin API lists it.
+fn chosen(filter: &DeadLetterFilter, letter: &serde_json::Value, now: i64) -> bool {
+    let parts = (
+        letter["id"].as_u64(),
+        letter["destination"].as_str(),
+        letter["at"].as_i64(),
+    );
+    match parts {
+        (Some(id), Some(destination), Some(at)) => filter.matches_parts(id, destination, at, now),
+        _ => false,
     }
 }
 
@@ -88,13 +111,13 @@ fn list(loaded: &Loaded, url: Option<&str>, out: &mut dyn Write) -> anyhow::Resu
 /// the queue (it delivers them then).
 fn retry(
     loaded: Loaded,
-    destination: Option<String>,
+    filter: DeadLetterFilter,
     url: Option<&str>,
     err: &mut dyn Write,
 ) -> anyhow::Result<i32> {
     let server = loaded.config.server.clone();
     let (bar, progress) = progress_bar();
-    let retry = replay::retry_dead_letters(loaded, destination.as_deref(), progress);
+    let retry = replay::retry_dead_letters(loaded, &filter, progress);
     let rt = runtime()?;
     let result = rt.block_on(retry);
     bar.finish_and_clear();
@@ -105,10 +128,16 @@ fn retry(
         }
         Err(e) if held(&e) => {
             let client = admin(&server, url, &e)?;
-            let body = match &destination {
-                Some(d) => json!({"destination": d}),
-                None => json!({}),
-            };
+            let mut body = json!({});
+            if !filter.ids.is_empty() {
+                body["ids"] = json!(filter.ids);
+            }
+            if let Some(d) = &filter.destination {
+                body["destination"] = json!(d);
+            }
+            if let Some(secs) = filter.older_than_secs {
+                body["older_than_secs"] = json!(secs);
+            }
             let answer =
                 rt.block_on(client.json("POST", "/admin/dead-letters/retry", Some(&body)))?;
             writeln!(
@@ -192,11 +221,8 @@ async fn drop_through(
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|l| {
-            let id = l["id"].as_u64()?;
-            let (destination, at) = (l["destination"].as_str()?, l["at"].as_i64()?);
-            filter.matches_parts(id, destination, at, now).then_some(id)
-        })
+        .filter(|l| chosen(filter, l, now))
+        .filter_map(|l| l["id"].as_u64())
         .collect();
     if ids.is_empty() || !(yes || ask(ids.iter().copied(), input, err)) {
         return Ok(0);
