@@ -131,6 +131,23 @@ fn ingestion_authenticates_validates_and_says_what_it_refused() {
         Some(body.clone()),
     );
     assert_eq!(bad_key.unwrap().status, 401);
+    // A byte-order mark first (as .NET writes it) is read past, for one event or an array.
+    for (i, text) in [
+        cart_events("in-bom", 1..2).remove(0),
+        json!(cart_events("in-bom", 2..3)),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut with_bom = "\u{feff}".as_bytes().to_vec();
+        with_bom.extend(serde_json::to_vec(text).unwrap());
+        let headers = [
+            ("x-webhook-token", WRITE_KEY),
+            ("content-type", "application/json"),
+        ];
+        let a = http("POST", &url, &headers, Some(with_bom)).unwrap();
+        assert_eq!(a.status, 202, "{i}: {}", a.body);
+    }
     let not_json = http(
         "POST",
         &url,
@@ -201,7 +218,11 @@ fn ingestion_authenticates_validates_and_says_what_it_refused() {
     let spaced = format!("\n  {}", json!([cart_events("in", 3..4)[0]]));
     let a = raw(&spaced);
     assert_eq!((a.status, a.body["accepted"].clone()), (202, json!(1)));
-    assert_eq!(s.mock.wait_for_distinct(3, WAIT), 3);
+    assert_eq!(
+        s.mock.wait_for_distinct(5, WAIT),
+        5,
+        "three, and the two after a mark"
+    );
 }
 
 #[test]
@@ -1046,7 +1067,7 @@ fn copies_refused_by_a_full_queue_are_accepted_once_on_retry() {
 }
 
 #[test]
-fn an_overlong_event_id_is_refused_with_the_limit() {
+fn an_overlong_event_id_is_refused_with_the_limit_and_refusals_listed_up_to_1000() {
     let s = setup(", max_body_kib: 4096", "");
     let service = Service::start(&s.config, None);
     let url = service.url("/v1/events");
@@ -1064,6 +1085,12 @@ fn an_overlong_event_id_is_refused_with_the_limit() {
     );
     let a = post_events(&url, &json!([long])).unwrap();
     assert_eq!(a.status, 400, "{}", a.body);
+    // Many small invalid items: the first 1,000 listed, and how many more.
+    let a = post_events(&url, &json!(vec![0; 1500])).unwrap();
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["rejected"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(a.body["rejected"][999]["index"], 999);
+    assert_eq!(a.body["rejected_more"], 500);
     assert_eq!(s.mock.wait_for_distinct(1, WAIT), 1);
     assert_eq!(s.mock.event_ids(), ["y".repeat(256)]);
 }

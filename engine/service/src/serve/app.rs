@@ -136,13 +136,19 @@ pub fn read_json<'b, T: serde::Deserialize<'b>>(
 pub fn parse_json_body<'b, T: serde::Deserialize<'b>>(
     body: &'b [u8],
 ) -> Result<T, (StatusCode, String)> {
-    serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice(without_bom(body)).map_err(|e| {
         let message = match e.classify() {
             serde_json::error::Category::Data => format!("the body is JSON, but {e}"),
             _ => format!("the body is not JSON: {e}"),
         };
         (StatusCode::BAD_REQUEST, message)
     })
+}
+
+/// `body` without the byte-order mark (U+FEFF) that some senders (.NET's) put first: RFC 8259
+/// lets a reader ignore it, and the events after it are what was meant.
+pub fn without_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body)
 }
 
 /// Whether the service takes requests and the body's type is one of `types` (`hint` says what to

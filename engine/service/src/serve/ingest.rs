@@ -69,10 +69,21 @@ pub async fn ingest(
     } else {
         StatusCode::ACCEPTED
     };
-    let answer =
-        json!({"accepted": done.queued, "duplicates": done.duplicates, "rejected": sorted.refused});
+    let mut refused = sorted.refused;
+    let more = refused.len().saturating_sub(MAX_LISTED_REFUSALS);
+    refused.truncate(MAX_LISTED_REFUSALS);
+    let mut answer =
+        json!({"accepted": done.queued, "duplicates": done.duplicates, "rejected": refused});
+    if more > 0 {
+        answer["rejected_more"] = more.into();
+    }
     (status, axum::Json(answer)).into_response()
 }
+
+/// Refused events listed one by one in an answer, at most (the first ones); past it, the answer
+/// says how many more (`rejected_more`), so that a body of many small invalid items cannot make
+/// an answer many times its size.
+pub const MAX_LISTED_REFUSALS: usize = 1000;
 
 /// One event of a request: the JSON text it came as, and that text parsed (each event is parsed
 /// once, here), or why it does not parse (too deep, a lone surrogate, a number out of range: JSON
@@ -97,6 +108,7 @@ fn read_items<'b>(
         )
     };
     check_json_request(app, headers, TYPES, HINT)?;
+    let body = super::app::without_bom(body);
     let array = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     if array {
         if let Some(items) = std::str::from_utf8(body).ok().and_then(parse_array) {
