@@ -597,13 +597,11 @@ fn is_urn(s: &str) -> bool {
 pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
     let seconds = match v {
         Value::Number(n) => epoch_seconds(n)?,
-        Value::String(s) => DateTime::parse_from_rfc3339(crate::text::trim(s))
-            .map(|t| t.timestamp())
-            .map_err(|_| {
-                invalid_time(format!(
-                    "`{s}` is not an ISO-8601 time with a timezone (e.g. 2024-09-02T12:34:56+00:00)"
-                ))
-            })?,
+        Value::String(s) => iso_seconds(crate::text::trim(s)).ok_or_else(|| {
+            invalid_time(format!(
+                "`{s}` is not an ISO-8601 time with a timezone (e.g. 2024-09-02T12:34:56+00:00)"
+            ))
+        })?,
         other => {
             return Err(wrong_type(
                 "timestamp",
@@ -626,6 +624,15 @@ pub fn parse_timestamp(v: &Value) -> Result<i64, EventError> {
         ))),
         s => Ok(s),
     }
+}
+
+/// The unix seconds of an ISO-8601 time with a timezone: RFC 3339 (`2024-09-02T12:34:56Z`,
+/// `+02:00`), or with an offset written without its colon (`+0200`), as many systems write it.
+fn iso_seconds(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|t| t.timestamp())
 }
 
 /// Epoch seconds as a whole number: `12.0` and `-0` are whole, `1.5` is not. A number past `i64`
@@ -909,6 +916,16 @@ mod tests {
             SourceEvent::from_value(v.clone(), 0).unwrap().timestamp(),
             1_725_273_296
         );
+        // The same instant, in the other spellings of an offset.
+        for same in [
+            "2024-09-02T12:34:56+0200",
+            "2024-09-02T10:34:56Z",
+            "2024-09-02T10:34:56.250+0000",
+        ] {
+            v["timestamp"] = json!(same);
+            let event = SourceEvent::from_value(v.clone(), 0);
+            assert_eq!(event.map(|e| e.timestamp()), Ok(1_725_273_296), "{same}");
+        }
         v["timestamp"] = json!(1_725_312_229);
         assert_eq!(
             SourceEvent::from_value(v.clone(), 0).unwrap().timestamp(),
