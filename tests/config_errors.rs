@@ -192,6 +192,22 @@ fn an_unset_token_is_a_warning_not_an_error() {
 }
 
 #[test]
+fn a_blank_token_is_unset() {
+    let text = tiktok_config("").replace("TIKTOK_ACCESS_TOKEN", "SWITCHYARD_TEST_BLANK_TOKEN");
+    let cfg = write_config(&text, &[]);
+    let mut cmd = std::process::Command::new(switchyard_tests::service::switchyard_bin());
+    cmd.args(["validate", cfg.path.to_str().unwrap()])
+        .env("SWITCHYARD_TEST_BLANK_TOKEN", " \t ");
+    let output = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains("warning: $.destinations[0].access_token: the environment variable SWITCHYARD_TEST_BLANK_TOKEN is not set (or only blank)"),
+        "{err}"
+    );
+}
+
+#[test]
 fn paths_that_can_never_match_are_warned_about_at_their_place() {
     let text = tiktok_config(
         "custom_events:\n  - source: Reviewed\n    target: Contact\n    fields:\n      properties.value: \"$.propertys.rating\"\n      properties.description: \"$.properties.title\"\n",

@@ -15,7 +15,8 @@ pub struct Secret {
 const PATTERN: &str = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$";
 
 impl Secret {
-    /// Parses `${VAR}` and reads VAR from the environment (empty counts as unset).
+    /// Parses `${VAR}` and reads VAR from the environment (empty or blank counts as unset: no
+    /// platform takes a token of spaces).
     pub fn from_reference(reference: &str) -> Option<Self> {
         let var = reference.strip_prefix("${")?.strip_suffix('}')?;
         let valid = var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -23,7 +24,7 @@ impl Secret {
         if !valid {
             return None;
         }
-        let value = std::env::var(var).ok().filter(|v| !v.is_empty());
+        let value = std::env::var(var).ok().filter(|v| !v.trim().is_empty());
         Some(Self {
             var: var.to_owned(),
             value,

@@ -511,7 +511,7 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
     for (i, source) in config.sources.iter().enumerate() {
         if let Some(key) = source.write_key.as_ref().filter(|k| !k.is_set()) {
             let message = format!(
-                "the environment variable {} is not set: `serve` refuses this source's requests",
+                "the environment variable {} is not set (or only blank): `serve` refuses this source's requests",
                 key.var()
             );
             let at = format!("/sources/{i}/write_key");
@@ -522,7 +522,7 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
         && !token.is_set()
     {
         let message = format!(
-            "the environment variable {} is not set: `serve` cannot start with the admin API on",
+            "the environment variable {} is not set (or only blank): `serve` cannot start with the admin API on",
             token.var()
         );
         warnings.push(placer.place("/server/admin/token", message).warning());
@@ -530,7 +530,7 @@ fn unset_secrets(config: &Config, placer: &Placer) -> Vec<Diagnostic> {
     for (i, dest) in config.destinations.iter().enumerate() {
         for (field, secret) in dest.secrets().into_iter().filter(|(_, s)| !s.is_set()) {
             let message = format!(
-                "the environment variable {} is not set: needed to send, not for a dry run",
+                "the environment variable {} is not set (or only blank): needed to send, not for a dry run",
                 secret.var()
             );
             let at = format!("/destinations/{i}/{field}");

@@ -278,15 +278,20 @@ fn to_integer<'a>(v: &Value) -> Outcome<'a> {
 }
 
 fn to_number<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
-    if v.is_number() {
-        return Ok(Some(v));
+    let number = if v.is_number() {
+        v
+    } else {
+        let s = trim(v.as_str().ok_or("not a number")?);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        Cow::Owned(crate::text::number(s).ok_or("not a number")?)
+    };
+    // `-0` (a float to serde_json) is sent as `0.0`: a platform reads no sign into nothing.
+    match number.as_f64() {
+        Some(f) if f == 0.0 && f.is_sign_negative() => Ok(Some(Cow::Owned(Value::from(0.0)))),
+        _ => Ok(Some(number)),
     }
-    let s = trim(v.as_str().ok_or("not a number")?);
-    if s.is_empty() {
-        return Ok(None);
-    }
-    let number = crate::text::number(s).ok_or("not a number")?;
-    Ok(Some(Cow::Owned(number)))
 }
 
 fn to_string<'a>(v: Cow<'a, Value>) -> Outcome<'a> {
@@ -1020,6 +1025,11 @@ mod tests {
             Some(json!(i64::MAX))
         );
         assert!(run(CompiledTransform::Number, json!("abc")).is_err());
+        for zero in [json!(-0.0), json!("-0"), json!("-0.0")] {
+            let number = run(CompiledTransform::Number, zero.clone()).unwrap();
+            let text = number.map(|n| n.to_string()).unwrap_or_default();
+            assert!(text == "0" || text == "0.0", "{zero}: {text}");
+        }
         assert_eq!(
             run(CompiledTransform::String, json!(42)).unwrap(),
             Some(json!("42"))
