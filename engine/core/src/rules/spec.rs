@@ -277,7 +277,8 @@ pub enum Condition {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllOf {
-    /// The conditions that must all hold.
+    /// The conditions that must all hold (at least one: an empty list would always hold).
+    #[schemars(length(min = 1))]
     pub all: Vec<Condition>,
 }
 
@@ -285,7 +286,9 @@ pub struct AllOf {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AnyOf {
-    /// The conditions of which at least one must hold.
+    /// The conditions of which at least one must hold (at least one: an empty list would never
+    /// hold).
+    #[schemars(length(min = 1))]
     pub any: Vec<Condition>,
 }
 
