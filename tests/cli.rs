@@ -502,6 +502,27 @@ fn checked_in_schemas_match_the_rust_types() {
 }
 
 #[test]
+fn schema_writes_or_prints_the_kind_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let (code, said, err) =
+        switchyard_tests::service::cli(&["schema", "--kind", "mapping", "--out", out]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        said.ends_with("mapping.schema.json\n") && said.lines().count() == 1,
+        "{said}"
+    );
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(written.len(), 1);
+    let (code, printed, err) =
+        switchyard_tests::service::cli(&["schema", "--kind", "mapping-tests"]);
+    assert_eq!(code, 0, "{err}");
+    let on_disk =
+        std::fs::read_to_string(root().join("schemas/mapping-tests.schema.json")).unwrap();
+    assert_eq!(printed, on_disk);
+}
+
+#[test]
 fn shipped_yaml_files_point_editors_at_their_schema() {
     for (file, schema) in [
         ("mappings/tiktok.yaml", "mapping.schema.json"),

@@ -82,13 +82,13 @@ pub enum Command {
     },
     /// Write the JSON Schemas of config and mapping files.
     Schema {
-        /// Write `config.schema.json`, `mapping.schema.json` and `mapping-tests.schema.json` into this
-        /// folder.
+        /// Write `config.schema.json`, `mapping.schema.json` and `mapping-tests.schema.json` (or
+        /// only the `--kind` given) into this folder.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Without `--out`: which schema to print.
-        #[arg(long, value_enum, default_value_t = SchemaKind::Config)]
-        kind: SchemaKind,
+        /// Which schema: to print (default `config`), or with `--out` the only one to write.
+        #[arg(long, value_enum)]
+        kind: Option<SchemaKind>,
     },
 }
 
@@ -236,10 +236,11 @@ pub struct PluginTestArgs {
     pub payloads: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaKind {
     Config,
     Mapping,
+    MappingTests,
 }
 
 /// Whether `args` (program name first) is a command line this CLI accepts, without running it; else

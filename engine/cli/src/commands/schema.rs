@@ -5,24 +5,30 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
 
+/// Every file kind Switchyard reads, with its schema's file name.
+const KINDS: [(SchemaKind, &str); 3] = [
+    (SchemaKind::Config, "config.schema.json"),
+    (SchemaKind::Mapping, "mapping.schema.json"),
+    (SchemaKind::MappingTests, "mapping-tests.schema.json"),
+];
+
+/// The schema of files of `kind`.
+fn schema_of(kind: SchemaKind) -> Value {
+    match kind {
+        SchemaKind::Config => switchyard_service::config::config_schema().schema.clone(),
+        SchemaKind::Mapping => switchyard_core::rules::mapping_schema().schema.clone(),
+        SchemaKind::MappingTests => switchyard_service::mapping_tests::test_file_schema()
+            .schema
+            .clone(),
+    }
+}
+
 /// File name → schema, for every file kind Switchyard reads.
 pub fn all() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "config.schema.json",
-            switchyard_service::config::config_schema().schema.clone(),
-        ),
-        (
-            "mapping.schema.json",
-            switchyard_core::rules::mapping_schema().schema.clone(),
-        ),
-        (
-            "mapping-tests.schema.json",
-            switchyard_service::mapping_tests::test_file_schema()
-                .schema
-                .clone(),
-        ),
-    ]
+    KINDS
+        .iter()
+        .map(|(kind, name)| (*name, schema_of(*kind)))
+        .collect()
 }
 
 /// A schema as written to disk: pretty JSON with a final newline.
@@ -35,29 +41,37 @@ pub fn render(schema: &Value) -> String {
 
 /// Writes every schema into `dir`.
 pub fn write_all(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    write(dir, None)
+}
+
+/// Writes the schema of `kind` (every one, with `None`) into `dir`.
+fn write(dir: &Path, kind: Option<SchemaKind>) -> std::io::Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    all()
-        .into_iter()
-        .map(|(name, schema)| {
+    KINDS
+        .iter()
+        .filter(|(k, _)| kind.is_none_or(|kind| kind == *k))
+        .map(|(k, name)| {
             let path = dir.join(name);
-            std::fs::write(&path, render(&schema))?;
+            std::fs::write(&path, render(&schema_of(*k)))?;
             Ok(path)
         })
         .collect()
 }
 
-/// Writes every schema into `dir`, or prints the one of `kind`.
-pub fn run(dir: Option<&Path>, kind: SchemaKind, out: &mut dyn Write) -> anyhow::Result<i32> {
+/// Writes the schemas into `dir` (only that of `kind`, when given), or prints the one of `kind`
+/// (the config's by default).
+pub fn run(
+    dir: Option<&Path>,
+    kind: Option<SchemaKind>,
+    out: &mut dyn Write,
+) -> anyhow::Result<i32> {
     if let Some(dir) = dir {
-        for path in write_all(dir)? {
+        for path in write(dir, kind)? {
             writeln!(out, "wrote {}", path.display())?;
         }
         return Ok(0);
     }
-    let schema = match kind {
-        SchemaKind::Config => switchyard_service::config::config_schema(),
-        SchemaKind::Mapping => switchyard_core::rules::mapping_schema(),
-    };
-    out.write_all(render(&schema.schema).as_bytes())?;
+    let schema = schema_of(kind.unwrap_or(SchemaKind::Config));
+    out.write_all(render(&schema).as_bytes())?;
     Ok(0)
 }
