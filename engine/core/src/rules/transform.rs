@@ -991,6 +991,15 @@ mod tests {
     }
 
     #[test]
+    fn number_sends_minus_zero_as_zero() {
+        for zero in [json!(-0.0), json!("-0"), json!("-0.0")] {
+            let number = run(CompiledTransform::Number, zero.clone()).unwrap();
+            let text = number.map(|n| n.to_string()).unwrap_or_default();
+            assert!(text == "0" || text == "0.0", "{zero}: {text}");
+        }
+    }
+
+    #[test]
     fn small_transforms() {
         assert_eq!(
             run(CompiledTransform::Trim, json!("  a ")).unwrap(),
@@ -1025,11 +1034,6 @@ mod tests {
             Some(json!(i64::MAX))
         );
         assert!(run(CompiledTransform::Number, json!("abc")).is_err());
-        for zero in [json!(-0.0), json!("-0"), json!("-0.0")] {
-            let number = run(CompiledTransform::Number, zero.clone()).unwrap();
-            let text = number.map(|n| n.to_string()).unwrap_or_default();
-            assert!(text == "0" || text == "0.0", "{zero}: {text}");
-        }
         assert_eq!(
             run(CompiledTransform::String, json!(42)).unwrap(),
             Some(json!("42"))
