@@ -31,10 +31,29 @@ pub fn diagnostic(file: &Path, text: &str, e: &serde_yaml::Error) -> Diagnostic 
         }
         .with_path(pointer_to_path(&pointer)),
         None => Diagnostic {
-            message: format!("not valid YAML: {reason}"),
+            message: format!("not valid YAML: {reason}{}", hint(text, d.line, reason)),
             ..d
         },
     }
+}
+
+/// What is most likely wrong at `line` (1-based) of `text` when serde_yaml's `reason` does not
+/// say it: a tab (YAML indents with spaces only), or a JSONPath with `[` or `*` left unquoted
+/// (which YAML reads as its own syntax).
+fn hint(text: &str, line: usize, reason: &str) -> &'static str {
+    let Some(at) = line.checked_sub(1).and_then(|l| text.lines().nth(l)) else {
+        return "";
+    };
+    if at.contains('\t') && !reason.contains("tab") {
+        return " (this line holds a tab: YAML indents with spaces only)";
+    }
+    let unquoted_path = at
+        .match_indices("$.")
+        .any(|(i, _)| !matches!(at[..i].chars().last(), Some('"' | '\'')));
+    if unquoted_path && (at.contains('[') || at.contains('*')) {
+        return " (quote a path that holds `[` or `*`: \"$.items[*]\")";
+    }
+    ""
 }
 
 /// The JSON pointer of the one node of `text` whose serde_yaml path (`a.b[0].c: `) opens
@@ -105,6 +124,21 @@ mod tests {
         let d = read("sources:\n  web.site: { id: !custom x }\n");
         assert_eq!(d.path, "$.sources['web.site'].id", "{}", d.message);
         assert!(d.message.starts_with("a YAML tag"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_tab_and_an_unquoted_path_are_named() {
+        let d = read("a:\n\t- x\n");
+        assert!(d.message.contains("tab"), "{}", d.message);
+        let d = read("f: { path: $.items[*].url }\n");
+        assert!(
+            d.message
+                .ends_with("(quote a path that holds `[` or `*`: \"$.items[*]\")"),
+            "{}",
+            d.message
+        );
+        let d = read("f: { path: \"$.items[*].url\" \n");
+        assert!(!d.message.contains("quote a path"), "{}", d.message);
     }
 
     #[test]
