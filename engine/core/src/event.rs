@@ -538,7 +538,7 @@ fn too_long(len: usize, max: usize) -> String {
 
 fn object(found: Option<&Value>, field: &'static str) -> Result<(), EventError> {
     match found {
-        None | Some(Value::Null) => Err(EventError::Missing(field)),
+        None => Err(EventError::Missing(field)),
         Some(Value::Object(_)) => Ok(()),
         Some(other) => Err(wrong_type(field, "an object", other)),
     }
@@ -547,7 +547,7 @@ fn object(found: Option<&Value>, field: &'static str) -> Result<(), EventError> 
 fn check_aliases(found: Option<&Value>) -> Result<(), EventError> {
     const FIELD: &str = "aliases";
     let aliases = match found {
-        None | Some(Value::Null) => return Err(EventError::Missing(FIELD)),
+        None => return Err(EventError::Missing(FIELD)),
         Some(Value::Array(a)) => a,
         Some(other) => return Err(wrong_type(FIELD, "an array of strings", other)),
     };
@@ -754,6 +754,26 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_null_object_or_list_is_named_for_its_type_not_missing() {
+        for (field, said) in [
+            (
+                "profile_properties",
+                "`profile_properties` must be an object, found null",
+            ),
+            ("properties", "`properties` must be an object, found null"),
+            (
+                "aliases",
+                "`aliases` must be an array of strings, found null",
+            ),
+        ] {
+            let mut v = base();
+            v[field] = Value::Null;
+            let e = SourceEvent::from_value(v, 5).unwrap_err().to_string();
+            assert_eq!(e, said);
         }
     }
 
