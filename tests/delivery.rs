@@ -380,7 +380,7 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
     let (code, _, err) = cli(&["dead-letters", "retry", "--config", config]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("retried 2 dead letters"), "{err}");
-    assert!(err.contains("tiktok: 2 delivered"), "{err}");
+    assert!(err.contains("tiktok: platform events 2 delivered"), "{err}");
     assert_eq!(s.mock.event_ids(), ["perm-0", "perm-1", "perm-2"]);
     let (_, listed, _) = cli(&[
         "dead-letters",
@@ -683,7 +683,7 @@ fn replay_sends_a_file_through_the_delivery_path() {
     assert!(err.contains("line 251: `event_id` is missing"), "{err}");
     assert!(err.contains("line 252: not valid UTF-8 (byte 17 "), "{err}");
     assert!(
-        err.contains("250 events queued, 2 invalid lines; tiktok: 250 delivered"),
+        err.contains("250 events queued, 2 invalid lines; tiktok: platform events 250 delivered"),
         "{err}"
     );
     assert_eq!(distinct(&s.mock.event_ids()), 250);
@@ -1189,7 +1189,7 @@ fn replay_queues_an_event_id_once() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains("150 events queued, 50 duplicates; tiktok: 150 delivered"),
+        err.contains("150 events queued, 50 duplicates; tiktok: platform events 150 delivered"),
         "{err}"
     );
     assert_eq!(s.mock.event_ids().len(), 150);

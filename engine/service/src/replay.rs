@@ -68,22 +68,38 @@ impl std::fmt::Display for DeliverySummary {
             write!(f, ", {} invalid lines", self.invalid)?;
         }
         for (dest, counts) in &self.per_destination {
-            let parts: Vec<String> = counts
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(s, n)| format!("{n} {s}"))
-                .collect();
-            let parts = if parts.is_empty() {
-                "nothing".to_owned()
-            } else {
+            let count = |status: &str| counts.iter().find(|(s, _)| *s == status).map_or(0, |c| c.1);
+            // Sending is counted in the platform's events (an order can make two), what stopped
+            // a source event before (a filter, consent, a switched-off destination) in those.
+            let sent = ["delivered", "failed"].map(|s| (s, count(s)));
+            let stopped = ["filtered", "skipped", "deactivated"].map(|s| (s, count(s)));
+            let said = |parts: &[(&str, u64)]| {
+                let parts: Vec<String> = parts
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| format!("{n} {s}"))
+                    .collect();
                 parts.join(", ")
             };
-            write!(f, "; {dest}: {parts}")?;
+            let (sent, stopped) = (said(&sent), said(&stopped));
+            match (sent.is_empty(), stopped.is_empty()) {
+                (true, true) => write!(f, "; {dest}: nothing")?,
+                (false, true) => write!(f, "; {dest}: platform events {sent}")?,
+                (true, false) => write!(f, "; {dest}: source events {stopped}")?,
+                (false, false) => {
+                    write!(
+                        f,
+                        "; {dest}: platform events {sent}; source events {stopped}"
+                    )?;
+                }
+            }
         }
         Ok(())
     }
 }
 
+/// The outcomes a summary counts: `delivered` and `failed` in the platform's events (an event a
+/// plugin failed on counts once), the others in source events.
 const STATUSES: [&str; 5] = ["delivered", "filtered", "skipped", "deactivated", "failed"];
 
 /// Queues NDJSON events from `input` as coming from `source` (an `event_id` once), then delivers
@@ -285,6 +301,30 @@ pub async fn drop_dead_letters(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_says_in_which_events_it_counts() {
+        let summary = |counts: Vec<(&'static str, u64)>| DeliverySummary {
+            invalid: 0,
+            queued: 18,
+            duplicates: 0,
+            per_destination: vec![("tiktok".to_owned(), counts)],
+        };
+        let mixed = summary(vec![("delivered", 16), ("skipped", 2), ("failed", 1)]);
+        assert_eq!(
+            mixed.to_string(),
+            "18 events queued; tiktok: platform events 16 delivered, 1 failed; source events 2 skipped"
+        );
+        let skipped = summary(vec![("skipped", 18)]);
+        assert_eq!(
+            skipped.to_string(),
+            "18 events queued; tiktok: source events 18 skipped"
+        );
+        assert_eq!(
+            summary(vec![]).to_string(),
+            "18 events queued; tiktok: nothing"
+        );
+    }
 
     #[test]
     fn replay_lines_are_read_as_map_reads_them() {
