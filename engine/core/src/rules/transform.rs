@@ -505,11 +505,15 @@ fn query_param<'a>(v: &Value, name: &str) -> Outcome<'a> {
         return Ok(None);
     };
     let query = &text[start + 1..];
-    Ok(form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, val)| val.into_owned())
-        .filter(|val| !val.is_empty())
-        .map(|val| Cow::Owned(Value::String(val))))
+    let found = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name);
+    let Some((_, value)) = found.filter(|(_, v)| !v.is_empty()) else {
+        return Ok(None);
+    };
+    // Decoding puts U+FFFD for bytes that are not UTF-8 (`%FF`): such a value is not the one sent.
+    if value.contains('\u{fffd}') && !query.contains('\u{fffd}') {
+        return Err("its value, percent-decoded, is not UTF-8 text (such as `%FF`)");
+    }
+    Ok(Some(Cow::Owned(Value::String(value.into_owned()))))
 }
 
 fn alias<'a>(v: &Value, prefix: &str) -> Outcome<'a> {
@@ -988,6 +992,17 @@ mod tests {
             let got = run(CompiledTransform::QueryParam("ttclid".into()), json!(url));
             assert_eq!(got.unwrap(), want, "{url}");
         }
+        // Percent-decoded bytes that are no UTF-8: refused, not sent as U+FFFD.
+        let broken = run(
+            CompiledTransform::QueryParam("ttclid".into()),
+            json!("https://s.co/p?ttclid=%FF%FE"),
+        );
+        assert!(broken.is_err());
+        let encoded = run(
+            CompiledTransform::QueryParam("ttclid".into()),
+            json!("https://s.co/p?ttclid=%C3%A9t%C3%A9"),
+        );
+        assert_eq!(encoded.unwrap(), Some(json!("été")));
     }
 
     #[test]
