@@ -397,6 +397,11 @@ impl Loaded {
     pub fn default_source(&self) -> Option<&str> {
         self.config.sources.first().map(|s| s.name.as_str())
     }
+
+    /// The names of the config's sources, in order.
+    pub fn source_names(&self) -> Vec<&str> {
+        self.config.sources.iter().map(|s| s.name.as_str()).collect()
+    }
 }
 
 /// Loads and checks a config file, and builds every destination. On failure, every error found.

@@ -139,12 +139,7 @@ pub fn run_file(path: &Path) -> Result<Report, TestFileError> {
 /// have (every event would be skipped, and a test expecting `skipped` pass for the wrong reason),
 /// or a time received that is not unix seconds (as `map --now` refuses it).
 fn file_errors(file: &TestFile, loaded: &Loaded, placer: &Placer) -> Vec<Diagnostic> {
-    let known: Vec<&str> = loaded
-        .config
-        .sources
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect();
+    let known = loaded.source_names();
     let mut errors = Vec::new();
     if let Some(why) = received_at_refusal(file.now) {
         errors.push(placer.place("/now", format!("`now` {why}")));

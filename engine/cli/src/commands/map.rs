@@ -24,12 +24,7 @@ pub fn run(
             return Ok(1);
         }
     };
-    let known: Vec<&str> = loaded
-        .config
-        .sources
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect();
+    let known = loaded.source_names();
     let source = match args.source {
         Some(s) => s,
         None => loaded
