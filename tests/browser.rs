@@ -262,6 +262,9 @@ fn shop_server(sdk: String) -> (String, tokio::sync::oneshot::Sender<()>) {
     let shop = std::fs::read_to_string(dir.join("shop.html"))
         .unwrap()
         .replace("{{SDK}}", &sdk);
+    let edge = std::fs::read_to_string(dir.join("edge.html"))
+        .unwrap()
+        .replace("{{SDK}}", &sdk);
     let pixel = std::fs::read_to_string(dir.join("pixel.js")).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
@@ -278,6 +281,10 @@ fn shop_server(sdk: String) -> (String, tokio::sync::oneshot::Sender<()>) {
                     .route(
                         "/shop.html",
                         get(move || async move { axum::response::Html(shop) }),
+                    )
+                    .route(
+                        "/edge.html",
+                        get(move || async move { axum::response::Html(edge) }),
                     )
                     .route(
                         "/pixel.js",
@@ -447,6 +454,36 @@ fn a_demo_shop_in_chromium_fires_pixel_calls_with_the_server_event_ids() {
         before,
         "nothing sent server-side either"
     );
+
+    // Consent denied in text, as Google's consent mode writes it: nothing either.
+    let denied = ttq_calls(&chromium(
+        &format!("{shop}/shop.html?consent-text=denied"),
+        None,
+    ));
+    assert_eq!(denied, Vec::<Value>::new());
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(mock.events().len(), before, "nothing sent server-side");
+
+    // The tag twice, a blank e-mail, TikTok's `ttclid` cookie, a search cut mid-emoji: one page
+    // view, and every event on both sides.
+    let calls = ttq_calls(&chromium(&format!("{shop}/edge.html"), None));
+    let names: Vec<&str> = calls
+        .iter()
+        .filter(|c| c[0] == "track")
+        .filter_map(|c| c[1].as_str())
+        .collect();
+    assert_eq!(names, ["PageView", "Search"], "{calls:?}");
+    assert_eq!(
+        mock.wait_for_distinct(before + 2, Duration::from_secs(20)),
+        before + 2
+    );
+    let search = mock
+        .events()
+        .into_iter()
+        .find(|e| e["event"] == "Search")
+        .expect("search");
+    assert_eq!(search["properties"]["query"], "Tee \u{fffd}");
+    assert_eq!(search["user"]["ttclid"], "COOKIECLID");
 
     // A screenshot of the demo page, for review.
     let shot = switchyard_tests::root().join("target/browser-demo.png");

@@ -5,6 +5,8 @@
    stub `window.switchyard = window.switchyard || function(){(switchyard.q=switchyard.q||[]).push(arguments)}`. */
 (function (w, d) {
   "use strict";
+  // The tag included twice (a tag manager and the theme, say) runs once: one page view per page.
+  if (w.switchyard && w.switchyard._loaded) return;
   var me = d.currentScript, src = new URL(me ? me.src : "", location.href);
   var KEY = src.searchParams.get("key"), ENDPOINT = src.origin + "/v1/collect?key=" + encodeURIComponent(KEY);
   var QUEUE = "_sy_queue", PROFILE = "_sy_profile", loaded = {};
@@ -25,19 +27,30 @@
   cookie("_sy_id", anon, 365);
   var ttclid = new URLSearchParams(location.search).get("ttclid");
   if (ttclid) cookie("_sy_ttclid", ttclid, 30);
+  // Text as the service reads it: a surrogate half left alone (an emoji cut in two) becomes
+  // U+FFFD, as JSON with a lone `\ud83d` in it is refused.
+  function wellFormed(s) {
+    if (s.toWellFormed) return s.toWellFormed();
+    return s.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]|[\uD800-\uDFFF]/g, function (m) { return m.length == 2 ? m : "\uFFFD"; });
+  }
+  function body(event) { return JSON.stringify(event, function (k, v) { return typeof v == "string" ? wellFormed(v) : v; }); }
 
   function profile(extra) {
     var p = assign(assign({}, store(PROFILE) || {}), extra || {});
     p.$user_agent = navigator.userAgent;
     if (navigator.language) p.$locale = navigator.language;
-    var ttp = cookie("_ttp"), clid = cookie("_sy_ttclid");
+    // The click id from a landing page of this script's, else TikTok's own `ttclid` cookie.
+    var ttp = cookie("_ttp"), clid = cookie("_sy_ttclid") || cookie("ttclid");
     if (ttp) p.$ttp = ttp;
     if (clid) p.$ttclid = clid;
     return p;
   }
   function aliases(p) {
     var a = ["urn:anonymous_id:" + anon];
-    if (p.$email) a.push("urn:email:" + String(p.$email).trim().toLowerCase());
+    // A blank or overlong e-mail makes no alias (the service refuses such an alias, and the event
+    // with it); the profile still carries what was given.
+    var email = p.$email == null ? "" : String(p.$email).trim().toLowerCase();
+    if (email && email.length <= 500) a.push("urn:email:" + email);
     return a;
   }
 
@@ -92,10 +105,13 @@
   function keep(q) { memory = q; store(QUEUE, q); }
   function later(event) { var q = queued(); q.push(event); keep(q.slice(-MAX)); }
   function taken(event) { keep(queued().filter(function (e) { return e.eventID != event.eventID; })); }
+  // The device's clock when it sends, so that the service can correct event times by how far
+  // that clock is off (a fast clock would put events in the future, which are refused).
+  function sentNow() { return ENDPOINT + "&sent_at=" + Math.floor(Date.now() / 1000); }
   function send(event) {
     // `keepalive`: the request outlives the page (a link clicked right after a track call).
     var timeout = w.AbortSignal && AbortSignal.timeout ? AbortSignal.timeout(15000) : undefined;
-    return fetch(ENDPOINT, { method: "POST", body: JSON.stringify(event), keepalive: true, signal: timeout, headers: { "content-type": "text/plain" } })
+    return fetch(sentNow(), { method: "POST", body: body(event), keepalive: true, signal: timeout, headers: { "content-type": "text/plain" } })
       .then(function (r) {
         if (r.status >= 500 || r.status == 429) throw new Error("retry later");
         taken(event); // refused for good (4xx) is taken off too: sending it again cannot help
@@ -118,7 +134,7 @@
   // is answered as a duplicate.
   w.addEventListener("pagehide", function () {
     if (!navigator.onLine || !navigator.sendBeacon) return;
-    queued().forEach(function (e) { navigator.sendBeacon(ENDPOINT, JSON.stringify(e)); });
+    queued().forEach(function (e) { navigator.sendBeacon(sentNow(), body(e)); });
   });
 
   function track(name, properties, profileProperties) {
@@ -137,7 +153,8 @@
     identify: function (p) { store(PROFILE, assign(store(PROFILE) || {}, p || {})); },
     consent: function (c) {
       var consent = {};
-      for (var k in c) consent[k] = c[k] ? "granted" : "denied";
+      // `true` or "granted" grants (as Google's consent mode writes it); anything else denies.
+      for (var k in c) consent[k] = c[k] === true || String(c[k]).toLowerCase() == "granted" ? "granted" : "denied";
       api.identify({ $consent: assign((store(PROFILE) || {}).$consent || {}, consent) });
     }
   };
@@ -147,6 +164,7 @@
     if (!api[method]) throw new Error("switchyard: unknown method " + method);
     api[method].apply(null, [].slice.call(arguments, 1));
   };
+  w.switchyard._loaded = true;
   // Choices made before the script loaded apply to the page view; queued events follow it.
   var early = [].slice.call(pending).filter(function (a) { return a[0] != "track"; });
   var tracks = [].slice.call(pending).filter(function (a) { return a[0] == "track"; });

@@ -400,7 +400,11 @@ impl Loaded {
 
     /// The names of the config's sources, in order.
     pub fn source_names(&self) -> Vec<&str> {
-        self.config.sources.iter().map(|s| s.name.as_str()).collect()
+        self.config
+            .sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect()
     }
 }
 

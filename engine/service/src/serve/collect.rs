@@ -72,6 +72,9 @@ pub async fn collect(
 /// `X-Forwarded-For` from its end (each hop appends the address it received from), the first
 /// address that is not a trusted proxy (or the last readable one).
 fn visitor_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> IpAddr {
+    // A listener on `[::]` sees IPv4 peers as `::ffff:a.b.c.d`: read as the IPv4 address they
+    // are, for `trusted_proxies` and for `$ip` (the pixel reports the IPv4 one).
+    let peer = peer.to_canonical();
     let trusted = |ip: &IpAddr| proxies.iter().any(|net| net.contains(ip));
     if !trusted(&peer) {
         return peer;
@@ -84,7 +87,7 @@ fn visitor_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> Ip
         .collect();
     let mut visitor = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Some(ip) = hop_address(hop) else {
             break;
         };
         visitor = ip;
@@ -93,6 +96,43 @@ fn visitor_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> Ip
         }
     }
     visitor
+}
+
+/// The address of an `X-Forwarded-For` entry: an address, or one with its port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`, as some load balancers write them).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(ip.to_canonical())
+}
+
+/// How far the browser's clock is off, in seconds (its time at sending, `sent_at`, which the
+/// script adds to the URL, against the time received): event times from that clock are moved by
+/// as much. Within [`CLOCK_SLACK_SECS`] (a slow network), or without `sent_at`, 0.
+fn clock_skew(query: &HashMap<String, String>, received_at: i64) -> i64 {
+    let sent_at = query.get("sent_at").and_then(|s| s.parse::<i64>().ok());
+    match sent_at.map(|s| received_at.saturating_sub(s)) {
+        Some(skew) if skew.abs() > CLOCK_SLACK_SECS => skew,
+        _ => 0,
+    }
+}
+
+/// A browser clock off by at most this many seconds is taken as it is.
+const CLOCK_SLACK_SECS: i64 = 30;
+
+/// Moves the event's `timestamp` (unix seconds, as the script sends it) by `skew` seconds.
+fn correct_clock(event: &mut Value, skew: i64) {
+    if skew == 0 {
+        return;
+    }
+    if let Some(t) = event.get_mut("timestamp")
+        && let Some(seconds) = t.as_i64()
+    {
+        *t = Value::from(seconds.saturating_add(skew));
+    }
 }
 
 /// Sets the visitor's IP address as the profile property `$ip`, replacing any the body claims.
@@ -126,9 +166,21 @@ async fn handle(
         );
     };
     let received_at = unix_now();
-    let event = match checked_event(app, &live, peer, headers, body, received_at) {
+    let request = Request {
+        peer,
+        headers,
+        body,
+        skew: clock_skew(query, received_at),
+    };
+    let event = match checked_event(app, &live, &request, received_at) {
         Ok(event) => event,
-        Err((status, message)) => return error(status, message),
+        Err((status, message)) => {
+            app.metrics
+                .received
+                .with_label_values(&[source.as_str(), "rejected"])
+                .inc();
+            return error(status, message);
+        }
     };
     let record = Record {
         source: source.clone(),
@@ -169,24 +221,33 @@ async fn handle(
         .into_response()
 }
 
-/// The event of the request's body, with the visitor's IP address set, validated and checked
-/// against the time window; else the status and message that refuse it.
+/// What a collect request brings: where from, its headers and body, and how far its clock is off.
+struct Request<'r> {
+    peer: SocketAddr,
+    headers: &'r HeaderMap,
+    body: &'r [u8],
+    skew: i64,
+}
+
+/// The event of the request's body, with the visitor's IP address set and its time corrected by
+/// the browser clock's skew, validated and checked against the time window; else the status and
+/// message that refuse it.
 fn checked_event(
     app: &App,
     live: &Live,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-    body: &[u8],
+    request: &Request<'_>,
     received_at: i64,
 ) -> Result<SourceEvent, (StatusCode, String)> {
     let Unique(mut value) = read_json(
         app,
-        headers,
-        body,
+        request.headers,
+        request.body,
         &["application/json", "text/plain"],
         "send one JSON event (application/json, or text/plain from sendBeacon)",
     )?;
-    set_ip(&mut value, visitor_ip(peer.ip(), headers, &live.proxies));
+    let ip = visitor_ip(request.peer.ip(), request.headers, &live.proxies);
+    set_ip(&mut value, ip);
+    correct_clock(&mut value, request.skew);
     SourceEvent::from_value(value, received_at)
         .and_then(|event| live.window.check(&event, received_at).map(|()| event))
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
@@ -257,5 +318,55 @@ fn quiet_status(outcome: &Outcome<'_>) -> &'static str {
     match outcome.status {
         Status::Sent => "server_only",
         other => other.as_str(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn the_visitor_is_read_through_ipv4_mapped_peers_and_entries_with_ports() {
+        let proxies: Vec<ipnet::IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let visitor = |peer: IpAddr, header: &str| visitor_ip(peer, &forwarded(header), &proxies);
+        // A dual-stack listener's IPv4 peer is the trusted proxy it is.
+        assert_eq!(visitor(mapped, "9.9.9.9").to_string(), "9.9.9.9");
+        // Without a proxy, `$ip` is the IPv4 address, as the pixel reports it.
+        let direct: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(visitor(direct, "9.9.9.9").to_string(), "203.0.113.7");
+        for (header, ip) in [
+            ("9.9.9.9:4711", "9.9.9.9"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("::ffff:9.9.9.9", "9.9.9.9"),
+            ("junk", "127.0.0.1"),
+        ] {
+            assert_eq!(visitor(mapped, header).to_string(), ip, "{header}");
+        }
+    }
+
+    #[test]
+    fn a_browser_clock_off_by_more_than_the_slack_moves_its_event_times() {
+        let query = |sent: i64| HashMap::from([("sent_at".to_owned(), sent.to_string())]);
+        let now = 1_725_300_000;
+        assert_eq!(clock_skew(&query(now + 700), now), -700);
+        assert_eq!(clock_skew(&query(now - 3600), now), 3600);
+        assert_eq!(clock_skew(&query(now + 20), now), 0, "within the slack");
+        assert_eq!(clock_skew(&HashMap::new(), now), 0);
+        let mut event = json!({"timestamp": now + 690});
+        correct_clock(&mut event, -700);
+        assert_eq!(event["timestamp"], now - 10);
+        let mut iso = json!({"timestamp": "2024-09-02T12:34:56Z"});
+        correct_clock(&mut iso, -700);
+        assert_eq!(
+            iso["timestamp"], "2024-09-02T12:34:56Z",
+            "only seconds, as the script sends"
+        );
     }
 }
