@@ -462,7 +462,16 @@ rows:
         )
         .unwrap_err();
         let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/templates/base/bad"]);
+        // A template's error hides none of the row's own.
+        assert_eq!(
+            pointers,
+            [
+                "/templates/base/bad",
+                "/rows/0/use/1",
+                "/rows/0/fields/a",
+                "/rows/0/when/value"
+            ]
+        );
         let errs = mapping(
             r#"
 rows:
