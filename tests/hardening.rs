@@ -108,6 +108,41 @@ fn event_times_the_platform_cannot_use_are_refused_at_ingestion_with_the_reason(
 }
 
 #[test]
+fn a_source_sends_only_the_events_it_lists() {
+    let s = setup("");
+    let text = std::fs::read_to_string(&s.config).unwrap().replace(
+        &format!("public_key: {PUBLIC_KEY}}}"),
+        &format!("public_key: {PUBLIC_KEY}, events: [$page_load, Added To Cart]}}"),
+    );
+    std::fs::write(&s.config, text).unwrap();
+    let service = Service::start(&s.config, None);
+    // The public key cannot make an order.
+    let mut order = switchyard_tests::event(
+        "Placed Order",
+        json!({"id": "5002", "total_price": 99999, "currency": "EUR", "$is_new_customer": true}),
+    );
+    order["event_id"] = "order-5002".into();
+    order["timestamp"] = json!(unix_now());
+    let a = collect(&service, &order, &[]);
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(
+        a.body["error"],
+        "`event_name`: `Placed Order` is not one of the events source `web` may send (sources[].events)"
+    );
+    let a = collect(&service, &cart("listed", json!(unix_now())), &[]);
+    assert_eq!(a.status, 202, "{}", a.body);
+    // The shop's server, with no list, sends the order.
+    let a = post_events(&service.url("/v1/events"), &json!([order])).unwrap();
+    assert_eq!(a.body["accepted"], 1, "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(2, Duration::from_secs(20)), 2);
+    let metrics = service.metrics();
+    assert!(
+        metrics.contains("switchyard_events_received_total{result=\"rejected\",source=\"web\"} 1"),
+        "a browser refusal is counted: {metrics}"
+    );
+}
+
+#[test]
 fn the_browser_cannot_choose_its_ip_and_forwarded_for_counts_only_from_trusted_proxies() {
     let untrusting = setup("");
     let service = Service::start(&untrusting.config, None);

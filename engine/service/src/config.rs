@@ -356,6 +356,12 @@ pub struct SourceConfig {
     /// stands in every page), so it is written in the config, not taken from the environment.
     #[serde(default)]
     pub public_key: Option<String>,
+    /// Only these events (`event_name`s) are taken from this source; any other is refused, with
+    /// the reason. For a browser source, whose public key anyone can read, list what the pages
+    /// track, so that no one can send orders with it. Default: every event.
+    #[serde(default)]
+    #[schemars(length(min = 1))]
+    pub events: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]

@@ -11,10 +11,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use switchyard_core::event::TimeWindow;
+use switchyard_core::event::{EventError, SourceEvent, TimeWindow};
 use switchyard_queue::{Dedup, DedupError, EventQueue, QueueError, Queued, Record};
 use tokio::sync::Notify;
 
@@ -40,6 +40,8 @@ pub struct Live {
     pub window: TimeWindow,
     /// Addresses whose `X-Forwarded-For` is believed (`server.trusted_proxies`).
     pub proxies: Vec<ipnet::IpNet>,
+    /// Source name → the only events it may send (`sources[].events`), for the sources that say.
+    pub allowed: HashMap<String, HashSet<String>>,
 }
 
 impl Live {
@@ -54,14 +56,41 @@ impl Live {
             .iter()
             .filter_map(|s| Some((s.public_key.clone()?, s.name.clone())))
             .collect();
+        let allowed = sources
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.events.as_ref()?.iter().cloned().collect())))
+            .collect();
         let server = &loaded.config.server;
         Self {
             window: server.time_window(),
             proxies: server.trusted_proxies.iter().map(|p| p.0).collect(),
             keys,
             public_keys,
+            allowed,
             loaded,
         }
+    }
+
+    /// Whether `source` may send `event` (`sources[].events`), and `event`'s time lies in the
+    /// window around `received_at`: the checks of an event that is valid in itself.
+    pub fn admits(
+        &self,
+        source: &str,
+        event: &SourceEvent,
+        received_at: i64,
+    ) -> Result<(), EventError> {
+        if let Some(names) = self.allowed.get(source)
+            && !names.contains(event.name())
+        {
+            return Err(EventError::Invalid {
+                field: "event_name",
+                reason: format!(
+                    "`{}` is not one of the events source `{source}` may send (sources[].events)",
+                    event.name()
+                ),
+            });
+        }
+        self.window.check(event, received_at)
     }
 }
 

@@ -167,6 +167,7 @@ async fn handle(
     };
     let received_at = unix_now();
     let request = Request {
+        source: &source,
         peer,
         headers,
         body,
@@ -223,6 +224,7 @@ async fn handle(
 
 /// What a collect request brings: where from, its headers and body, and how far its clock is off.
 struct Request<'r> {
+    source: &'r str,
     peer: SocketAddr,
     headers: &'r HeaderMap,
     body: &'r [u8],
@@ -249,7 +251,10 @@ fn checked_event(
     set_ip(&mut value, ip);
     correct_clock(&mut value, request.skew);
     SourceEvent::from_value(value, received_at)
-        .and_then(|event| live.window.check(&event, received_at).map(|()| event))
+        .and_then(|event| {
+            live.admits(request.source, &event, received_at)
+                .map(|()| event)
+        })
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
 }
 

@@ -185,7 +185,7 @@ fn sort(app: &App, source: &str, items: Vec<Item<'_>>) -> Sorted {
     for (index, (text, value)) in items.into_iter().enumerate() {
         let checked = value
             .and_then(|value| SourceEvent::from_value_keeping_text(value, text, received_at))
-            .and_then(|event| live.window.check(&event, received_at).map(|()| event));
+            .and_then(|event| live.admits(source, &event, received_at).map(|()| event));
         let mut event = match checked {
             Ok(event) => event,
             Err(e) => {
