@@ -365,10 +365,15 @@ fn a_plugin_schema_error_the_explanation_passes_over_is_still_said() {
 }
 
 fn cli(args: &[&str], stdin: &str) -> (i32, String, String) {
+    cli_bytes(args, stdin.as_bytes())
+}
+
+/// [`cli`] with input that need not be UTF-8.
+fn cli_bytes(args: &[&str], mut stdin: &[u8]) -> (i32, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let mut argv = vec!["switchyard"];
     argv.extend_from_slice(args);
-    let code = switchyard::cli::run(argv, &mut stdin.as_bytes(), &mut out, &mut err);
+    let code = switchyard::cli::run(argv, &mut stdin, &mut out, &mut err);
     (
         code,
         String::from_utf8(out).unwrap(),
@@ -430,6 +435,52 @@ fn hostile_plugin_test(mode: &str, input: &str) -> (i32, String, String) {
         config.to_str().unwrap(),
     ];
     cli(&args, input)
+}
+
+#[test]
+fn plugin_test_refuses_a_line_that_is_not_utf8_alone_and_its_limits_as_a_config_does() {
+    let fine = event("Viewed Product", json!({"product_id": "p1"})).to_string();
+    let mut input = format!("{fine}\n").into_bytes();
+    input.extend(b"\xff\xfe\n");
+    input.extend(format!("{fine}\n").into_bytes());
+    let wasm = plugin_wasm("noop");
+    let (code, out, err) = cli_bytes(&["plugin", "test", wasm.to_str().unwrap()], &input);
+    assert_eq!(code, 0, "{err}");
+    let statuses: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        [json!("unchanged"), json!("invalid"), json!("unchanged")],
+        "{out}"
+    );
+    assert!(
+        out.contains("not valid UTF-8 (byte 1 is not part of a UTF-8 character)"),
+        "{out}"
+    );
+    for (flag, value) in [
+        ("--memory-mib", "5000"),
+        ("--memory-mib", "0"),
+        ("--time-ms", "0"),
+    ] {
+        let (code, _, err) = cli(&["plugin", "test", wasm.to_str().unwrap(), flag, value], "");
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(err.contains("is not in 1..="), "{err}");
+    }
+}
+
+#[test]
+fn a_plugin_cannot_forge_log_lines_or_write_terminal_codes() {
+    let input = format!("{}\n", event("Viewed Product", json!({"product_id": "p1"})));
+    let (code, _, err) = hostile_plugin_test("forge-log", &input);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("one\\nFAKE: all events delivered\\u{1b}[31m"),
+        "{err}"
+    );
+    assert!(!err.lines().any(|l| l.starts_with("FAKE")), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
 }
 
 #[test]

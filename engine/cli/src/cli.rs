@@ -225,11 +225,11 @@ pub struct PluginTestArgs {
     /// NDJSON events (`-` or nothing for standard input).
     #[arg(long, short)]
     pub input: Option<PathBuf>,
-    /// Time budget per call, in milliseconds.
-    #[arg(long)]
+    /// Time budget per call, in milliseconds (1 to 60000, as in a config).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub time_ms: Option<u64>,
-    /// Memory cap, in MiB.
-    #[arg(long)]
+    /// Memory cap, in MiB (1 to 1024, as in a config).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub memory_mib: Option<u64>,
     /// The input lines are platform payloads (for `payload_transforms` plugins), not events.
     #[arg(long)]

@@ -213,13 +213,18 @@ impl Plugin {
         if text.contains("growing memory") {
             return CallError::Memory(self.limits.memory_mib);
         }
-        // The first line names the trap; the rest is a wasm backtrace.
-        let first = text
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("unknown error");
+        // The first line names the trap; the rest is a wasm backtrace. When the first line only
+        // says that a backtrace follows, the cause is the error's root.
+        let first_line = |text: &str| {
+            let line = text.lines().find(|l| !l.trim().is_empty());
+            line.unwrap_or("unknown error").to_owned()
+        };
+        let mut first = first_line(&text);
+        if first.starts_with("error while executing at wasm backtrace") {
+            first = first_line(&e.root_cause().to_string());
+        }
         let trap = e.downcast_ref::<Trap>().map(|t| t.to_string());
-        CallError::Trap(trap.unwrap_or_else(|| first.to_owned()))
+        CallError::Trap(trap.unwrap_or(first))
     }
 }
 

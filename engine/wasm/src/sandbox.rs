@@ -56,6 +56,17 @@ impl TransformImports for Sandbox {
             self.logs_dropped += 1;
             return;
         }
+        // One line, as written: a line break or a terminal escape from a plugin would forge
+        // log lines of the engine's own, or reach the terminal as code (`\n`, `\u{1b}` instead).
+        if message.chars().any(char::is_control) {
+            message = message
+                .chars()
+                .map(|c| match c.is_control() {
+                    true => c.escape_default().to_string(),
+                    false => c.to_string(),
+                })
+                .collect();
+        }
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {

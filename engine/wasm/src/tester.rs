@@ -49,9 +49,10 @@ pub fn test(
     kind: TestInput,
 ) -> std::io::Result<std::collections::BTreeMap<&'static str, usize>> {
     let mut counts = std::collections::BTreeMap::new();
-    let mut lines = input.lines().enumerate();
+    // Bytes, not text: a line that is not UTF-8 is refused alone, as `map` refuses it.
+    let mut lines = input.split(b'\n').enumerate();
     loop {
-        let chunk: Vec<(usize, std::io::Result<String>)> = lines
+        let chunk: Vec<(usize, std::io::Result<Vec<u8>>)> = lines
             .by_ref()
             .take(CHUNK)
             .map(|(i, l)| (i + 1, l))
@@ -61,8 +62,17 @@ pub fn test(
         }
         let mut texts = Vec::new();
         let mut verdicts: Vec<(usize, Result<usize, String>)> = Vec::new();
-        for (line, text) in chunk {
-            let text = text?;
+        for (line, bytes) in chunk {
+            let text = match String::from_utf8(bytes?) {
+                Ok(text) => text,
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to() + 1;
+                    let reason =
+                        format!("not valid UTF-8 (byte {at} is not part of a UTF-8 character)");
+                    verdicts.push((line, Err(reason)));
+                    continue;
+                }
+            };
             if text.trim().is_empty() {
                 continue;
             }

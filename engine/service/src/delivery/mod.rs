@@ -77,6 +77,11 @@ impl RoundPlace {
     }
 }
 
+/// The cores this process may use (1 when that cannot be told).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// Why delivery cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -156,6 +161,9 @@ pub struct Deliverer {
     observer: Option<Arc<Observer>>,
     /// Events ingestion parsed, for the planner.
     parsed: Arc<ParsedEvents>,
+    /// Rounds planned at once, at most one per core: the plans run the plugins, whose time budget
+    /// is time on the clock, so more plans than cores would spend each other's budgets.
+    planners: Arc<Semaphore>,
 }
 
 /// A batch of one destination that went out in a round: per payload, the index of the record it
@@ -180,6 +188,7 @@ impl Deliverer {
             unsettled: Mutex::new(Vec::new()),
             observer: None,
             parsed: Arc::new(ParsedEvents::default()),
+            planners: Arc::new(Semaphore::new(cores())),
         })
     }
 
@@ -329,7 +338,12 @@ impl Deliverer {
         let observe = observer.is_some();
         let parsed = self.parsed.clone();
         let (planned, plan) = tokio::sync::oneshot::channel();
+        let Ok(planner) = self.planners.clone().acquire_owned().await else {
+            self.unsettle(ids);
+            return;
+        };
         let planning = tokio::task::spawn_blocking(move || {
+            let _planner = planner;
             let (plan, spent) = plan::plan(&loaded, &for_plan, &parsed, observe);
             // The round goes on with its plan; its events are freed meanwhile, on this thread.
             let _ = planned.send(plan);

@@ -6,7 +6,8 @@
 //! (returns, as a payload plugin, a TikTok event object with fields TikTok would refuse: values of
 //! the wrong type, matching keys that are not hashed), `unhashed-user` (returns an event whose
 //! `user` holds nothing TikTok may get), `iso-time` (returns an event whose `event_time` is ISO-8601
-//! text, and one whose `event_time` is no time).
+//! text, and one whose `event_time` is no time), `forge-log` (logs a line break and a terminal
+//! escape, as if to forge the engine's own log lines).
 
 use std::sync::OnceLock;
 use switchyard_plugin_sdk::bindings::{Action, Guest, export};
@@ -65,6 +66,10 @@ fn misbehave(event: &str) -> Result<Action, String> {
         "mistyped" => Ok(Action::Changed(MISTYPED.into())),
         "unhashed-user" => Ok(Action::Changed(UNHASHED_USER.into())),
         "iso-time" => Ok(Action::Split(ISO_TIME.map(String::from).into())),
+        "forge-log" => {
+            switchyard_plugin_sdk::log::error("one\nFAKE: all events delivered\u{1b}[31m");
+            Ok(Action::Unchanged)
+        }
         _ => Ok(Action::Unchanged),
     }
 }
