@@ -241,6 +241,33 @@ fn the_same_event_id_sent_to_two_nodes_is_delivered_once() {
     assert!(twins.iter().all(|&n| n == 1), "{twins:?}");
 }
 
+#[test]
+fn an_event_over_the_servers_message_limit_is_refused_with_413_not_503() {
+    let s = setup("", "");
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    let text = text.replacen("linger_ms: 20", "linger_ms: 20, max_body_kib: 4096", 1);
+    std::fs::write(&s.config, text).unwrap();
+    let service = Service::start(&s.config, None);
+    // NATS takes at most 1 MiB per message (its default `max_payload`).
+    let mut big = cart_events("big", 0..1);
+    big[0]["properties"]["note"] = "x".repeat(1_100_000).into();
+    let a = post_events(&service.url("/v1/events"), &json!(big)).unwrap();
+    assert_eq!(a.status, 413, "{}", a.body);
+    let said = a.body["error"].as_str().unwrap_or_default();
+    assert!(
+        said.starts_with("an event is larger than the queue's server takes in one message"),
+        "{said}"
+    );
+    assert!(a.retry_after.is_none(), "no wait can help");
+    let a = post_events(
+        &service.url("/v1/events"),
+        &json!(cart_events("small", 0..1)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(1, Duration::from_secs(30)), 1);
+}
+
 /// JetStream reserves the events stream's size limit (`server.queue_budget_mib`) from its storage.
 /// A server with less storage than the budget refuses the stream: `serve` says which setting to
 /// change, with the server's answer once, and starts with a budget that fits.

@@ -48,7 +48,8 @@ impl DeadLetters {
         let items: Result<Vec<_>, _> = letters.iter().map(|l| Ok((None, encode(l)?))).collect();
         let (js, subject) = (self.js.clone(), self.subject.clone());
         Box::pin(async move {
-            publish_all(&js, &subject, items?).await?;
+            // No budget of its own: a full store is the server's to report.
+            publish_all(&js, &subject, items?, 0).await?;
             Ok(())
         })
     }

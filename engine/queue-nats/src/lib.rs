@@ -74,6 +74,8 @@ pub struct NatsQueue {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// How long a request waits for the server's answer.
     timeout: Duration,
+    /// The events stream's size limit, in bytes (the queue budget).
+    budget: u64,
 }
 
 /// A failure to reach the server or of its answer, while doing `action`.
@@ -84,6 +86,35 @@ where
     move |e| QueueError::Unavailable {
         action,
         source: Arc::new(e) as StoreError,
+    }
+}
+
+/// A failed publish, as what it is: an event over the server's message limit (no retry can help:
+/// 413), the stream's size limit reached (the queue budget used up: 503, as the embedded queue's
+/// `Full`; for a stream with a `budget`, not 0), or else the server away or slow (503).
+fn publish_failure(
+    action: &'static str,
+    budget: u64,
+) -> impl Fn(jetstream::context::PublishError) -> QueueError {
+    use jetstream::context::PublishErrorKind;
+    move |e| {
+        let text = std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+        let full = [
+            "maximum bytes exceeded",
+            "maximum messages exceeded",
+            "insufficient",
+        ]
+        .iter()
+        .any(|said| text.to_lowercase().contains(said));
+        match e.kind() {
+            PublishErrorKind::MaxPayloadExceeded => QueueError::OverMessageLimit(text),
+            PublishErrorKind::Other if full && budget > 0 => QueueError::Full {
+                used: budget,
+                dead_letters: 0,
+                budget,
+            },
+            _ => unavailable(action)(e),
+        }
     }
 }
 
@@ -235,6 +266,7 @@ impl NatsQueue {
             depth: Arc::default(),
             tasks: Vec::new(),
             timeout: settings.timeout,
+            budget: u64::try_from(settings.max_bytes).unwrap_or(0),
         };
         queue.read_depth_now(events).await;
         queue.tasks.push(tokio::spawn(extend(
@@ -271,8 +303,8 @@ impl NatsQueue {
 
     /// Publishes each payload (with its message id, when it has one) and waits for every ack.
     fn publish(&self, items: Vec<(Option<String>, Vec<u8>)>) -> Commit<Vec<PublishAck>> {
-        let (js, subject) = (self.js.clone(), self.subject.clone());
-        Box::pin(async move { publish_all(&js, &subject, items).await })
+        let (js, subject, budget) = (self.js.clone(), self.subject.clone(), self.budget);
+        Box::pin(async move { publish_all(&js, &subject, items, budget).await })
     }
 
     /// Claims messages: up to `max`, waiting up to `linger` for them to fill the round (none:
@@ -456,6 +488,7 @@ async fn publish_all(
     js: &Context,
     subject: &str,
     items: Vec<(Option<String>, Vec<u8>)>,
+    budget: u64,
 ) -> Result<Vec<PublishAck>, QueueError> {
     // While disconnected the client would buffer the messages and send them on reconnecting,
     // after the caller was told they failed: refuse at once instead.
@@ -474,12 +507,15 @@ async fn publish_all(
         let ack = js
             .send_publish(subject.to_owned(), publish)
             .await
-            .map_err(unavailable("publishing"))?;
+            .map_err(publish_failure("publishing", budget))?;
         pending.push(ack);
     }
     let mut acks = Vec::with_capacity(pending.len());
     for ack in pending {
-        acks.push(ack.await.map_err(unavailable("storing (publish ack)"))?);
+        acks.push(
+            ack.await
+                .map_err(publish_failure("storing (publish ack)", budget))?,
+        );
     }
     Ok(acks)
 }

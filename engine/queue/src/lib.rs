@@ -44,6 +44,10 @@ pub enum QueueError {
     /// One append is larger than the whole budget: it can never be stored (ingestion answers 413).
     #[error("{size} bytes of events exceed the whole queue budget of {budget} bytes")]
     TooLarge { size: u64, budget: u64 },
+    /// An event is larger than the queue's server takes in one message (NATS's `max_payload`): it
+    /// can never be stored as it is (ingestion answers 413).
+    #[error("an event is larger than the queue's server takes in one message ({0})")]
+    OverMessageLimit(String),
     /// The store failed while doing `action` (its error is the source).
     #[error("the queue's store failed {action}")]
     Store {

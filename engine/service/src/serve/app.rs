@@ -308,6 +308,15 @@ impl App {
                         format!("{e}: send fewer events per request"),
                     ));
                 }
+                if let DedupError::Queue(QueueError::OverMessageLimit(_)) = &e {
+                    count("refused_too_large", n);
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "{e}: send a smaller event (or raise the NATS server's max_payload)"
+                        ),
+                    ));
+                }
                 let retry_after = match &e {
                     DedupError::Queue(QueueError::Full { .. }) => {
                         count("refused_full", n);
