@@ -161,8 +161,9 @@ pub struct Deliverer {
     observer: Option<Arc<Observer>>,
     /// Events ingestion parsed, for the planner.
     parsed: Arc<ParsedEvents>,
-    /// Rounds planned at once, at most one per core: the plans run the plugins, whose time budget
-    /// is time on the clock, so more plans than cores would spend each other's budgets.
+    /// Rounds planned at once when the config has plugins, at most one per core: the plans run
+    /// the plugins, whose time budget is time on the clock, so more plans than cores would spend
+    /// each other's budgets.
     planners: Arc<Semaphore>,
 }
 
@@ -327,6 +328,19 @@ impl Deliverer {
         self.metrics.queue_bytes.set(bytes as i64);
     }
 
+    /// A place among the rounds planned at once, when `loaded` has plugins. Only plugins have a
+    /// time budget to share; without them, plans go as they come (capped, they cost `serve` some
+    /// 10 % more CPU per event: BENCHMARKS.md, round thirty-one). An error once delivery stops.
+    async fn planner(
+        &self,
+        loaded: &Loaded,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, tokio::sync::AcquireError> {
+        if loaded.pipeline.plugins().next().is_none() {
+            return Ok(None);
+        }
+        self.planners.clone().acquire_owned().await.map(Some)
+    }
+
     /// One round: plan, send, dead-letter, acknowledge. Its `place` is freed as it ends.
     async fn round(self: Arc<Self>, records: Vec<(u64, Record)>, place: Arc<RoundPlace>) {
         let ids: Vec<u64> = records.iter().map(|(id, _)| *id).collect();
@@ -338,7 +352,7 @@ impl Deliverer {
         let observe = observer.is_some();
         let parsed = self.parsed.clone();
         let (planned, plan) = tokio::sync::oneshot::channel();
-        let Ok(planner) = self.planners.clone().acquire_owned().await else {
+        let Ok(planner) = self.planner(&loaded).await else {
             self.unsettle(ids);
             return;
         };
