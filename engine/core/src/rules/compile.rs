@@ -492,5 +492,16 @@ rows:
         let errs = mapping("rows: [{source: A, target: B, fields: {user: $.u, user.email: $.e}}]")
             .unwrap_err();
         assert!(errs[0].message.contains("already a field"), "{:?}", errs);
+        let errs = mapping(
+            "rows: [{source: A, target: B, fields: {items: {each: \"$.i[*]\", fields: {}}}}]",
+        )
+        .unwrap_err();
+        assert_eq!(errs[0].pointer, "/rows/0/fields/items/fields");
+        assert!(
+            errs[0]
+                .message
+                .starts_with("`each` needs at least one field"),
+            "{errs:?}"
+        );
     }
 }

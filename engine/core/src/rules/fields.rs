@@ -647,6 +647,13 @@ fn compile_source(
     } else if let Some(c) = &rule.constant {
         Ok(Source::Const(c.clone()))
     } else if let (Some(each), Some(fields)) = (&rule.each, &rule.fields) {
+        // Each item would be `{}`, which is never sent: the field could never be.
+        if fields.is_empty() {
+            return Err(vec![at.key("fields").error(
+                "`each` needs at least one field: with none, every item is empty and the field \
+                 is never sent",
+            )]);
+        }
         let path = CompiledPath::compile(each).map_err(|m| at.key("each").error(m));
         let plan = compile_object(fields, &format!("{label}[]."), &at.key("fields"), ctx);
         match (path, plan) {
