@@ -498,6 +498,14 @@ async fn publish_all(
             source: Arc::new(NotConnected),
         });
     }
+    // An event over the server's message limit is refused before any of the request is sent,
+    // so that a 413 means that nothing of it was kept (room is left for the message id header).
+    let max_payload = js.client().server_info().max_payload;
+    let over = |p: &Vec<u8>| max_payload > 0 && p.len() + 512 > max_payload;
+    if let Some((_, big)) = items.iter().find(|(_, p)| over(p)) {
+        let said = format!("{} bytes, the server takes {max_payload}", big.len());
+        return Err(QueueError::OverMessageLimit(said));
+    }
     let mut pending = Vec::with_capacity(items.len());
     for (id, payload) in items {
         let mut publish = PublishMessage::build().payload(payload.into());

@@ -99,7 +99,9 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
     /// How long a client may take to send a request's headers, and to pause inside its body, in
     /// milliseconds; past it the connection is closed (headers) or the request refused (body), so
-    /// that a stalled or hostile client holds neither a connection nor the shutdown.
+    /// that a stalled or hostile client holds neither a connection nor the shutdown. It is also
+    /// how long a keep-alive connection may stay idle: the default is above the 90 s for which
+    /// common clients' pools (Go's, reqwest's) keep one, so that they close it first.
     #[serde(default = "default_read_timeout")]
     #[schemars(range(min = 100, max = 600000))]
     pub read_timeout_ms: u64,
@@ -212,7 +214,7 @@ fn default_drain() -> u64 {
     10_000
 }
 fn default_read_timeout() -> u64 {
-    30_000
+    120_000
 }
 fn default_max_age() -> u64 {
     28 * 24

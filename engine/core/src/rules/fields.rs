@@ -523,9 +523,10 @@ impl FieldPlan {
         {
             return Some(Vec::new());
         }
+        // At most a few times the values sent: a list of thousands is not hashed whole.
         let mut nodes = Vec::new();
         path.for_each(scope.item, &mut |v| {
-            if !value_is_empty(v) {
+            if !value_is_empty(v) && nodes.len() < 4 * ALL_OF_MAX {
                 nodes.push(v);
             }
         });

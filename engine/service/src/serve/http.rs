@@ -38,8 +38,11 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.read);
     let connections = GracefulShutdown::new();
+    // The connections' tasks, so that those still open after the grace are closed, not left.
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
+        while tasks.try_join_next().is_some() {}
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -61,7 +64,7 @@ pub async fn serve(
         });
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = connections.watch(connection);
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!("connection from {peer} ended: {e}");
             }
@@ -76,5 +79,6 @@ pub async fn serve(
             "requests still open {} ms after shutdown began: closed",
             limits.grace.as_millis()
         );
+        tasks.abort_all();
     }
 }
