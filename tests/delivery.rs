@@ -648,6 +648,88 @@ fn a_stalled_client_holds_neither_its_connection_nor_the_shutdown() {
 }
 
 #[test]
+fn a_body_that_trickles_is_refused_at_the_body_timeout() {
+    use std::io::{Read, Write};
+    let s = setup(", read_timeout_ms: 400, body_timeout_ms: 1500", "");
+    let service = Service::start(&s.config, None);
+    let addr = service.url("").trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nx-webhook-token: {WRITE_KEY}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    );
+    slow.write_all(head.as_bytes()).unwrap();
+    // A byte per 200 ms: every pause within read_timeout_ms, the whole past body_timeout_ms.
+    let started = std::time::Instant::now();
+    let mut writer = slow.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..99 {
+            if writer.write_all(b" ").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    let mut answer = [0u8; 1024];
+    let n = slow.read(&mut answer).unwrap();
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.body_timeout_ms"), "{answer}");
+    assert!(
+        elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_secs(6),
+        "{elapsed:?}"
+    );
+    drop(slow);
+    trickle.join().unwrap();
+    // Nothing of it was kept; the service takes the next request.
+    let a = post_events(
+        &service.url("/v1/events"),
+        &json!(cart_events("next", 0..2)),
+    )
+    .unwrap();
+    assert_eq!(a.status, 202, "{}", a.body);
+    assert_eq!(s.mock.wait_for_distinct(2, WAIT), 2);
+}
+
+#[test]
+fn clients_past_max_connections_wait_until_a_connection_closes() {
+    let s = setup(", max_connections: 2, read_timeout_ms: 60000", "");
+    let service = Service::start(&s.config, None);
+    let addr = service.url("").trim_start_matches("http://").to_owned();
+    // Two idle connections take both places.
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let url = service.url("/v1/events");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let waiting = std::thread::spawn(move || {
+        let answer = post_events(&url, &json!(cart_events("waited", 0..3)));
+        done_tx.send(answer).unwrap();
+    });
+    assert!(
+        done_rx.recv_timeout(Duration::from_millis(1500)).is_err(),
+        "a third connection was served while two were open"
+    );
+    drop(idle);
+    let answer = done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    waiting.join().unwrap();
+    assert_eq!(s.mock.wait_for_distinct(3, WAIT), 3);
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    assert!(
+        log.contains("2 connections open (server.max_connections)"),
+        "{log}"
+    );
+}
+
+#[test]
 fn replay_sends_a_file_through_the_delivery_path() {
     let s = setup("", "");
     let mut lines: Vec<String> = cart_events("replay", 0..250)

@@ -105,6 +105,18 @@ pub struct ServerConfig {
     #[serde(default = "default_read_timeout")]
     #[schemars(range(min = 100, max = 600000))]
     pub read_timeout_ms: u64,
+    /// How long a client may take to send a request's whole body, in milliseconds, however
+    /// steadily it sends: past it the request is refused (`408`), so that a client trickling
+    /// its body within `read_timeout_ms` holds its connection no longer than this.
+    #[serde(default = "default_body_timeout")]
+    #[schemars(range(min = 100, max = 3600000))]
+    pub body_timeout_ms: u64,
+    /// At most this many client connections are served at once; further clients wait (in the
+    /// system's queue of pending connections) until one closes, so that many idle or slow
+    /// clients cannot take every file descriptor.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub max_connections: usize,
     /// Events whose `timestamp` is more than this many hours before they are received are refused
     /// (400). TikTok attributes conversions up to 28 days after the click, so older events are of
     /// no use to it.
@@ -216,6 +228,12 @@ fn default_drain() -> u64 {
 fn default_read_timeout() -> u64 {
     120_000
 }
+fn default_body_timeout() -> u64 {
+    60_000
+}
+fn default_max_connections() -> usize {
+    4096
+}
 fn default_max_age() -> u64 {
     28 * 24
 }
@@ -238,6 +256,8 @@ impl Default for ServerConfig {
             round_events: default_round(),
             shutdown_timeout_ms: default_drain(),
             read_timeout_ms: default_read_timeout(),
+            body_timeout_ms: default_body_timeout(),
+            max_connections: default_max_connections(),
             max_event_age_hours: default_max_age(),
             max_event_ahead_secs: default_max_ahead(),
             trusted_proxies: Vec::new(),

@@ -133,16 +133,20 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// The request's body, or the status and message that refuse one that could not be read (413
-/// when it is larger than `server.max_body_kib`).
+/// when it is larger than `server.max_body_kib`, 408 when it came too slowly).
 pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, (StatusCode, String)> {
     body.map_err(|rejection| {
         let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "the body is larger than this service takes (server.max_body_kib)".to_owned()
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let message = "the body is larger than this service takes (server.max_body_kib)";
+            (status, message.to_owned())
+        } else if super::http::is_body_timeout(&rejection) {
+            let message = "the body did not arrive in time: it paused longer than \
+                server.read_timeout_ms, or took longer than server.body_timeout_ms in all";
+            (StatusCode::REQUEST_TIMEOUT, message.to_owned())
         } else {
-            format!("cannot read the body: {rejection}")
-        };
-        (status, message)
+            (status, format!("cannot read the body: {rejection}"))
+        }
     })
 }
 

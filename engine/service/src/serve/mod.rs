@@ -146,6 +146,8 @@ pub async fn run(loaded: Loaded, listen: Option<String>) -> Result<(), ServeErro
     let signal_app = app.clone();
     let limits = http::Limits {
         read: Duration::from_millis(server.read_timeout_ms),
+        body: Duration::from_millis(server.body_timeout_ms),
+        connections: server.max_connections,
         grace: Duration::from_millis(server.shutdown_timeout_ms),
     };
     http::serve(listener, router, limits, async move {

@@ -88,6 +88,10 @@ pub fn keep_restart_settings(old: &ServerConfig, new: &mut ServerConfig) -> Vec<
         dedup_window_secs,
         dedup_max_ids,
         dedup_max_mib,
+        read_timeout_ms,
+        body_timeout_ms,
+        max_connections,
+        shutdown_timeout_ms,
         admin
     );
     changed
