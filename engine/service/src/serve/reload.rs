@@ -108,12 +108,14 @@ mod tests {
             listen: "0.0.0.0:9999".into(),
             linger_ms: 5,
             dedup_max_ids: 7,
+            max_connections: 9,
             ..ServerConfig::default()
         };
         assert_eq!(
             keep_restart_settings(&old, &mut new),
-            ["listen", "dedup_max_ids"]
+            ["listen", "dedup_max_ids", "max_connections"]
         );
+        assert_eq!(new.max_connections, old.max_connections);
         assert_eq!(new.listen, old.listen);
         assert_eq!(new.dedup_max_ids, old.dedup_max_ids);
         assert_eq!(new.linger_ms, 5, "a setting a reload changes is taken");
