@@ -745,11 +745,16 @@ fn describe(ty: &FieldType) -> &'static str {
 }
 
 /// Why the target `key` (`label` with the prefix of its `each`) names no field the payload can
-/// have, if it names none: a bracket (`properties.contents[0].price` would build a key
+/// have, if it names none: an empty name between dots (`properties..value`, `.x`), a bracket (`properties.contents[0].price` would build a key
 /// `contents[0]`, which no platform knows: a target names keys between dots, and a list is built
 /// with `each`), or a dotted key that builds an object inside a field the platform types
 /// otherwise ([`typed_ancestor`]).
 fn target_refusal(key: &str, label: &str, ctx: CompileContext) -> Option<String> {
+    if key.split('.').any(str::is_empty) {
+        return Some(format!(
+            "`{key}` is not a field name: dotted names need a name between dots"
+        ));
+    }
     if key.contains(['[', ']']) {
         return Some(format!(
             "`{key}` is not a field name: a target names its keys between dots, without brackets \
