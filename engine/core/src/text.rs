@@ -1,16 +1,33 @@
 //! Text helpers of the per-event path.
 
-/// `s.trim()`, without its work for the common text that starts and ends with a visible ASCII
-/// character (which no trimming changes): a value is trimmed this way several times per event,
-/// and `str::trim` decodes characters from both ends (some 50 instructions) even when nothing
-/// is to be cut.
+/// `s` without what stands around it and is no part of a value: white space (as `str::trim`
+/// cuts it), control characters (NUL, DEL, ...) and the invisible zero-width characters that
+/// copying text brings along ([`is_invisible`]: zero-width space, joiners, the byte-order mark).
+/// So `" jane@example.com\u{200b}"` is `jane@example.com`, and a text of such characters only is
+/// empty (no value to send). Characters inside the text stay.
+///
+/// Without the work for the common text that starts and ends with a visible ASCII character
+/// (which no trimming changes): a value is trimmed this way several times per event, and
+/// decoding characters from both ends costs some 50 instructions even when nothing is to be cut.
 #[inline]
 pub fn trim(s: &str) -> &str {
     match s.as_bytes() {
         [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => s,
         [only] if only.is_ascii_graphic() => s,
-        _ => s.trim(),
+        _ => s.trim_matches(is_blank),
     }
+}
+
+/// Whether `c` is cut by [`trim`]: white space, a control character or [`is_invisible`].
+fn is_blank(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || is_invisible(c)
+}
+
+/// The zero-width characters that are not white space to Unicode but show nothing: zero-width
+/// space (U+200B), non-joiner and joiner (U+200C, U+200D), word joiner (U+2060) and the
+/// byte-order mark / zero-width no-break space (U+FEFF).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}')
 }
 
 /// The number a text writes (surrounding white space ignored), as the `number` transform reads
@@ -83,7 +100,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trims_as_str_trim_does() {
+    fn trims_white_space_as_str_trim_does() {
         let texts = [
             "",
             " ",
@@ -102,12 +119,27 @@ mod tests {
             "a\u{85}",
             "\u{85}a",
             "ab",
-            "\u{7f}",
-            "\u{0}a\u{1}",
             "-.-",
         ];
         for text in texts {
             assert_eq!(trim(text), text.trim(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn trims_control_and_zero_width_characters_around_a_value_not_inside() {
+        for (text, want) in [
+            ("\u{7f}", ""),
+            ("\u{0}", ""),
+            ("\u{200b}", ""),
+            ("\u{feff} \u{200d}\u{0}", ""),
+            ("\u{0}a\u{1}", "a"),
+            (" jane@example.com\u{200b}", "jane@example.com"),
+            ("\u{feff}jane@example.com", "jane@example.com"),
+            ("\u{2060}a\u{200c}b\u{200c}", "a\u{200c}b"),
+            ("a\u{0}b", "a\u{0}b"),
+        ] {
+            assert_eq!(trim(text), want, "{text:?}");
         }
     }
 

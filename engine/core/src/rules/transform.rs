@@ -578,6 +578,22 @@ mod tests {
     }
 
     #[test]
+    fn an_email_of_invisible_characters_is_no_value_and_around_one_they_are_cut() {
+        let email = |text: &str| {
+            let trimmed = run(CompiledTransform::Trim, json!(text)).unwrap();
+            run(CompiledTransform::Sha256, trimmed.unwrap_or(json!(text))).unwrap()
+        };
+        for blank in ["\u{200b}", "\u{0}", " \u{feff}\u{7f} "] {
+            assert_eq!(email(blank), None, "{blank:?}");
+        }
+        let plain = email("jane@example.com");
+        assert!(plain.is_some());
+        for around in ["jane@example.com\u{200b}", "\u{feff}jane@example.com\u{0}"] {
+            assert_eq!(email(around), plain, "{around:?}");
+        }
+    }
+
+    #[test]
     fn sha256_matches_known_digests() {
         // printf 'jane@example.com' | sha256sum
         assert_eq!(

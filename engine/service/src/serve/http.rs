@@ -55,11 +55,12 @@ pub async fn serve(
     let places = Arc::new(Semaphore::new(limits.connections.max(1)));
     // The connections' tasks, so that those still open after the grace are closed, not left.
     let mut tasks = tokio::task::JoinSet::new();
+    let mut full_warned = None;
     tokio::pin!(shutdown);
     loop {
         while tasks.try_join_next().is_some() {}
         let (place, stream, peer) = tokio::select! {
-            accepted = accept(&listener, &places, limits.connections) => accepted,
+            accepted = accept(&listener, &places, limits.connections, &mut full_warned) => accepted,
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
@@ -94,12 +95,16 @@ pub async fn serve(
     }
 }
 
+/// How often, at most, the log says that every place for connections is taken.
+const FULL_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// The next connection, once one of the `places` for connections is free (the place is held
-/// until the connection closes).
+/// until the connection closes). `warned` is when the log last said they were all taken.
 async fn accept(
     listener: &TcpListener,
     places: &Arc<Semaphore>,
     most: usize,
+    warned: &mut Option<tokio::time::Instant>,
 ) -> (
     OwnedSemaphorePermit,
     tokio::net::TcpStream,
@@ -108,9 +113,13 @@ async fn accept(
     let place = match places.clone().try_acquire_owned() {
         Ok(place) => place,
         Err(_) => {
-            tracing::warn!(
-                "{most} connections open (server.max_connections): new clients wait until one closes"
-            );
+            if warned.is_none_or(|at| at.elapsed() >= FULL_WARNING_EVERY) {
+                *warned = Some(tokio::time::Instant::now());
+                tracing::warn!(
+                    "{most} connections open (server.max_connections): new clients wait until \
+                     one closes (said at most once a minute)"
+                );
+            }
             // The semaphore is never closed, so acquiring fails only if it were.
             let Ok(place) = places.clone().acquire_owned().await else {
                 return std::future::pending().await;
