@@ -49,7 +49,14 @@ impl Plan {
             .or_default() += 1;
     }
 
+    /// Keeps `record` as a dead letter of `destination`. One of [`EVERY_DESTINATION`] whose record
+    /// was queued again for one destination only is that destination's (so that listing, retrying
+    /// or dropping by destination finds it).
     fn dead_letter(&mut self, destination: &str, reason: String, at: i64, record: &Record) {
+        let destination = match record.only.as_deref() {
+            Some(one) if destination == EVERY_DESTINATION => one,
+            _ => destination,
+        };
         self.dead.push(DeadLetter {
             destination: destination.to_owned(),
             reason,
@@ -504,6 +511,34 @@ fn leg_of(dest: &Destination, event: &SourceEvent, outcome: &Outcome<'_>) -> Leg
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_record_queued_again_for_one_destination_stays_that_destinations_dead_letter() {
+        let record = |only: Option<&str>| Record {
+            source: "server".into(),
+            received_at: 0,
+            queued_at_ms: 0,
+            event: "{}".into(),
+            only: only.map(str::to_owned),
+        };
+        let mut plan = Plan::default();
+        plan.dead_letter(EVERY_DESTINATION, "gone".into(), 0, &record(Some("tiktok")));
+        plan.dead_letter(EVERY_DESTINATION, "gone".into(), 0, &record(None));
+        plan.dead_letter("tiktok", "refused".into(), 0, &record(None));
+        let filed: Vec<(&str, Option<&str>)> = plan
+            .dead
+            .iter()
+            .map(|d| (d.destination.as_str(), d.record.only.as_deref()))
+            .collect();
+        assert_eq!(
+            filed,
+            [
+                ("tiktok", Some("tiktok")),
+                (EVERY_DESTINATION, None),
+                ("tiktok", Some("tiktok")),
+            ]
+        );
+    }
 
     #[test]
     fn a_plugin_step_says_whether_the_event_was_kept_changed_or_split() {
