@@ -618,6 +618,25 @@ fn properties(node: &Value, at: String, out: &mut Vec<(String, Value)>) {
 }
 
 #[test]
+fn every_shipped_schema_is_valid_against_its_meta_schema() {
+    // Editors and CI tools read these files: a schema its own draft refuses would be ignored or
+    // refused by them, whatever the engine makes of it.
+    for (name, schema) in switchyard::commands::schema::all() {
+        assert!(schema.get("$schema").is_some(), "{name}: no $schema");
+        if let Err(e) = jsonschema::meta::validate(&schema) {
+            panic!(
+                "{name}: not a valid schema of its draft at {}: {e}",
+                e.instance_path()
+            );
+        }
+        // The check can fail: the same schema with a type no draft has.
+        let mut broken = schema.clone();
+        broken["type"] = "record".into();
+        assert!(jsonschema::meta::validate(&broken).is_err(), "{name}");
+    }
+}
+
+#[test]
 fn every_schema_property_is_described_with_standard_formats_and_an_id() {
     const STANDARD: [&str; 4] = ["date-time", "uri", "email", "regex"];
     for (name, schema) in switchyard::commands::schema::all() {
