@@ -618,7 +618,8 @@ fn a_stalled_client_holds_neither_its_connection_nor_the_shutdown() {
     let mut answer = [0u8; 512];
     let n = body.read(&mut answer).unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
-    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.read_timeout_ms"), "{answer}");
     // One that trickles its body (a byte per 200 ms, within the read limit, for 20 s) at shutdown
     // holds it no longer than the grace period.
     let mut slow = connect();
