@@ -11,9 +11,9 @@
 //! On shutdown the listener closes at once, and requests still open after
 //! `server.shutdown_timeout_ms` are closed, so that delivery's drain starts.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::{BoxError, Router};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -164,8 +164,6 @@ impl<B> DeadlineBody<B> {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
 impl<B> http_body::Body for DeadlineBody<B>
 where
     B: http_body::Body,
@@ -197,12 +195,6 @@ where
 /// Whether `error` (or one of its causes) is a body cut off by a time limit: its pause
 /// (`server.read_timeout_ms`) or its whole (`server.body_timeout_ms`).
 pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if e.is::<BodyTooSlow>() || e.is::<tower_http::timeout::TimeoutError>() {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+    std::iter::successors(Some(error), |e| e.source())
+        .any(|e| e.is::<BodyTooSlow>() || e.is::<tower_http::timeout::TimeoutError>())
 }
