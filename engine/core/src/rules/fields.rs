@@ -744,16 +744,23 @@ fn describe(ty: &FieldType) -> &'static str {
     }
 }
 
+/// Why the target `key` names no field, if it has an empty name between dots
+/// (`properties..value`, `.x`, `x.`).
+fn empty_part(key: &str) -> Option<String> {
+    key.split('.')
+        .any(str::is_empty)
+        .then(|| format!("`{key}` is not a field name: dotted names need a name between dots"))
+}
+
 /// Why the target `key` (`label` with the prefix of its `each`) names no field the payload can
-/// have, if it names none: an empty name between dots (`properties..value`, `.x`), a bracket (`properties.contents[0].price` would build a key
+/// have, if it names none: an empty name between dots ([`empty_part`]), a bracket
+/// (`properties.contents[0].price` would build a key
 /// `contents[0]`, which no platform knows: a target names keys between dots, and a list is built
 /// with `each`), or a dotted key that builds an object inside a field the platform types
 /// otherwise ([`typed_ancestor`]).
 fn target_refusal(key: &str, label: &str, ctx: CompileContext) -> Option<String> {
-    if key.split('.').any(str::is_empty) {
-        return Some(format!(
-            "`{key}` is not a field name: dotted names need a name between dots"
-        ));
+    if let Some(refusal) = empty_part(key) {
+        return Some(refusal);
     }
     if key.contains(['[', ']']) {
         return Some(format!(
@@ -835,12 +842,10 @@ impl ObjectPlan {
     pub fn from_flat(flat: IndexMap<String, FieldPlan>) -> Result<Self, String> {
         let mut root: IndexMap<String, Tree> = IndexMap::new();
         for (key, plan) in flat {
-            let parts: Vec<&str> = key.split('.').collect();
-            if parts.iter().any(|p| p.is_empty()) {
-                return Err(format!(
-                    "`{key}` is not a field name: dotted names need a name between dots"
-                ));
+            if let Some(refusal) = empty_part(&key) {
+                return Err(refusal);
             }
+            let parts: Vec<&str> = key.split('.').collect();
             let (last, parents) = parts.split_last().unwrap_or((&"", &[]));
             let mut node = &mut root;
             for (depth, part) in parents.iter().enumerate() {
