@@ -391,15 +391,31 @@ fn permanent_errors_go_to_dead_letters_and_can_be_retried() {
     assert!(listed.is_empty(), "{listed}");
 }
 
-#[test]
-fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
-    let s = setup("", "");
+/// Adds the `picky` plugin (the hostile example: it traps on any event that holds `boom`) to the
+/// setup's config, as a transform of every event.
+fn with_picky_plugin(s: &Setup) {
     let mut text = std::fs::read_to_string(&s.config).unwrap();
     text.push_str(&format!(
         "transforms:\n  - name: picky\n    path: {}\n    config: {{mode: picky}}\n",
         switchyard_tests::plugin_wasm("hostile").display()
     ));
     std::fs::write(&s.config, switchyard_tests::allow_plugin_dir(&text)).unwrap();
+}
+
+/// The traps `serve` counted for the `picky` plugin (0 before the first).
+fn picky_traps(service: &Service) -> u64 {
+    let metrics = service.metrics();
+    let prefix = "switchyard_plugin_traps_total{plugin=\"picky\"} ";
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+#[test]
+fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
+    let s = setup("", "");
+    with_picky_plugin(&s);
     let service = Service::start(&s.config, None);
     let mut events = cart_events("poison", 0..50);
     for i in [10, 30] {
@@ -452,6 +468,86 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
         [("*", "poison-10", trap), ("*", "poison-30", trap)],
         "{listed}"
     );
+}
+
+/// A plugin under load: clients posting at once, rounds planned side by side (one per core, each
+/// calling the plugin), poison events scattered through the stream. Every good event reaches the
+/// API exactly once, every poison event is dead-lettered with its trap, nothing else is.
+#[test]
+fn under_load_a_plugin_fails_only_its_poison_events_and_loses_none() {
+    const CLIENTS: usize = 4;
+    const REQUESTS: usize = 10;
+    const PER_REQUEST: usize = 20;
+    let s = setup("", "");
+    with_picky_plugin(&s);
+    let service = Service::start(&s.config, None);
+    let url = service.url("/v1/events");
+    let poison = |i: usize| i % 29 == 5;
+    std::thread::scope(|scope| {
+        for c in 0..CLIENTS {
+            let url = &url;
+            scope.spawn(move || {
+                for r in 0..REQUESTS {
+                    let first = (c * REQUESTS + r) * PER_REQUEST;
+                    let mut events = cart_events("load", first..first + PER_REQUEST);
+                    for (i, e) in (first..).zip(events.iter_mut()) {
+                        if poison(i) {
+                            e["properties"]["note"] = json!("boom");
+                        }
+                    }
+                    let a = post_events(url, &json!(events)).unwrap();
+                    assert_eq!(a.status, 202, "{}", a.body);
+                }
+            });
+        }
+    });
+    let total = CLIENTS * REQUESTS * PER_REQUEST;
+    let bad: Vec<String> = (0..total)
+        .filter(|i| poison(*i))
+        .map(|i| format!("load-{i}"))
+        .collect();
+    let good = total - bad.len();
+    assert_eq!(s.mock.wait_for_distinct(good, WAIT), good);
+    // Each poison event trapped alone (besides the batch calls it made trap first).
+    for _ in 0..400 {
+        if picky_traps(&service) >= bad.len() as u64 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        picky_traps(&service) >= bad.len() as u64,
+        "{}",
+        service.metrics()
+    );
+    let (clean, log) = service.terminate();
+    assert!(clean, "{log}");
+    let ids = s.mock.event_ids();
+    assert_eq!(ids.len(), good, "each good event once");
+    assert!(
+        ids.iter().all(|id| !bad.contains(id)),
+        "a poison event was sent"
+    );
+    let (code, listed, err) = cli(&[
+        "dead-letters",
+        "list",
+        "--config",
+        s.config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut dead: Vec<String> = listed
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|l| {
+            let reason = l["reason"].as_str().unwrap();
+            assert!(reason.starts_with("plugin `picky` failed: trapped"), "{l}");
+            l["event"]["event_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    dead.sort();
+    let mut expected = bad.clone();
+    expected.sort();
+    assert_eq!(dead, expected, "exactly the poison events are dead letters");
 }
 
 /// A free loopback port (bound, then released).
