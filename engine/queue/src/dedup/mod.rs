@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 pub use window::Limits;
-use window::{Sorting, Window};
+use window::{Key, Sorting, Window};
 
 /// What queueing a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -102,7 +102,7 @@ impl Dedup for WindowDedup {
 struct Reservation {
     shared: Arc<Shared>,
     claim: u64,
-    keys: Vec<Arc<str>>,
+    keys: Vec<Key>,
     /// Tells batches waiting on these ids that the append has settled.
     settled: watch::Sender<bool>,
     done: bool,

@@ -3,12 +3,16 @@
 //! that expiry, and the caps on count and bytes, forget the oldest first. Synchronous: the caller
 //! holds it under a mutex, for microseconds at a time, and never across an `.await`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Found;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Bytes an id costs in memory besides its source's name and its `event_id`: its hash-map slot
+/// Bytes an id costs in memory besides its source's name and its `event_id`: its hash-table slot
 /// and its place in the expiry order (at their tables' average fill), its key's allocation
 /// header and length prefix. An estimate, counted with the names against [`Limits::max_bytes`].
 pub const ENTRY_OVERHEAD: usize = 160;
@@ -29,15 +33,28 @@ pub struct Limits {
 /// The mark of one claim: every id a batch claims carries it.
 type ClaimId = u64;
 
-enum State {
-    /// A copy is being appended; the receiver turns `true` once that append has settled.
-    Pending(watch::Receiver<bool>),
-    Stored,
+/// The key of an id: the source's length, the source, the id (unambiguous, one allocation), and
+/// its hash, worked out once: the slot, the expiry order and the claim's settling all reuse it.
+#[derive(Clone)]
+pub struct Key {
+    hash: u64,
+    text: Arc<str>,
 }
 
+impl Key {
+    /// Whether `self` is the very key `other` is (the same allocation: a clone of it), which
+    /// tells a slot from a later one for the same id.
+    fn is(&self, other: &Key) -> bool {
+        Arc::ptr_eq(&self.text, &other.text)
+    }
+}
+
+/// One remembered id: which claim holds it, and whether its copy is stored (else it is being
+/// appended, and [`Window::pending`] says how to wait for it).
 struct Slot {
+    key: Key,
     claim: ClaimId,
-    state: State,
+    stored: bool,
 }
 
 /// One id in the expiry order. Its slot may have gone (a failed append): then it only waits
@@ -45,7 +62,7 @@ struct Slot {
 struct Entry {
     claim: ClaimId,
     at: Instant,
-    key: Arc<str>,
+    key: Key,
 }
 
 /// What claiming a batch's ids found.
@@ -54,7 +71,7 @@ pub enum Sorting {
     /// whether the batch's `i`-th event is to be queued (`false`: a duplicate).
     Claimed {
         claim: ClaimId,
-        keys: Vec<Arc<str>>,
+        keys: Vec<Key>,
         fresh: Vec<bool>,
     },
     /// Another copy of one of the ids is being stored: nothing was claimed; wait until the
@@ -65,15 +82,20 @@ pub enum Sorting {
 /// The ids of the window.
 pub struct Window {
     limits: Limits,
-    slots: HashMap<Arc<str>, Slot>,
+    /// SipHash under this process's own random keys: ids come from clients, who must not be able
+    /// to choose ids that collide.
+    hasher: RandomState,
+    slots: HashTable<Slot>,
+    /// The claims whose appends have not settled: each one's receiver turns `true` once it has.
+    pending: HashMap<ClaimId, watch::Receiver<bool>>,
     order: VecDeque<Entry>,
     bytes: usize,
     next_claim: ClaimId,
 }
 
-/// The key of an id: the source's length, the source, the id (unambiguous, one allocation).
-fn key(source: &str, id: &str) -> Arc<str> {
-    format!("{}:{source}{id}", source.len()).into()
+/// The text of an id's key: the source's length, the source, the id.
+fn key_text(source: &str, id: &str) -> String {
+    format!("{}:{source}{id}", source.len())
 }
 
 /// The bytes an id counts: its source's name, its `event_id`, and [`ENTRY_OVERHEAD`].
@@ -86,7 +108,9 @@ impl Window {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            slots: HashMap::new(),
+            hasher: RandomState::new(),
+            slots: HashTable::new(),
+            pending: HashMap::new(),
             order: VecDeque::new(),
             bytes: 0,
             next_claim: 0,
@@ -96,6 +120,25 @@ impl Window {
     /// Ids remembered (stored or pending), and the bytes counted for them.
     pub fn usage(&self) -> (usize, usize) {
         (self.slots.len(), self.bytes)
+    }
+
+    /// The keys of a batch's ids from `source`, each allocated once.
+    fn keys(&self, source: &str, ids: &[String]) -> Vec<Key> {
+        let mut text = key_text(source, "");
+        let prefix = text.len();
+        ids.iter()
+            .map(|id| {
+                text.truncate(prefix);
+                text.push_str(id);
+                let hash = self.hasher.hash_one(text.as_str());
+                let text = Arc::from(text.as_str());
+                Key { hash, text }
+            })
+            .collect()
+    }
+
+    fn find(&self, key: &Key) -> Option<&Slot> {
+        self.slots.find(key.hash, |s| s.key.text == key.text)
     }
 
     /// Sorts a batch's ids at `now`: when none is pending elsewhere, claims the new ones (pending
@@ -109,34 +152,43 @@ impl Window {
         now: Instant,
     ) -> Sorting {
         self.expire(now);
-        let keys: Vec<Arc<str>> = ids.iter().map(|id| key(source, id)).collect();
-        let mut fresh = Vec::with_capacity(keys.len());
-        let mut in_batch = HashSet::with_capacity(keys.len());
+        let keys = self.keys(source, ids);
         for k in &keys {
-            match self.slots.get(k) {
-                Some(Slot {
-                    state: State::Pending(other),
-                    ..
-                }) => return Sorting::Busy(other.clone()),
-                Some(Slot {
-                    state: State::Stored,
-                    ..
-                }) => fresh.push(false),
-                None => fresh.push(in_batch.insert(k.clone())),
+            if let Some(slot) = self.find(k).filter(|s| !s.stored)
+                && let Some(other) = self.pending.get(&slot.claim)
+            {
+                return Sorting::Busy(other.clone());
             }
         }
         let claim = self.next_claim;
         self.next_claim += 1;
-        let keys: Vec<Arc<str>> = keys
-            .into_iter()
-            .zip(&fresh)
-            .filter_map(|(k, f)| f.then_some(k))
-            .collect();
-        if !self.limits.window.is_zero() {
-            for k in &keys {
-                let state = State::Pending(settled.clone());
-                self.slots.insert(k.clone(), Slot { claim, state });
-                self.bytes += weight(k);
+        let mut fresh = Vec::with_capacity(keys.len());
+        let mut claimed = Vec::with_capacity(keys.len());
+        for k in keys {
+            // Found: stored within the window, or claimed earlier in this batch.
+            let found = self
+                .slots
+                .entry(k.hash, |s| s.key.text == k.text, |s| s.key.hash);
+            fresh.push(matches!(found, Found::Vacant(_)));
+            if let Found::Vacant(place) = found {
+                let key = k.clone();
+                place.insert(Slot {
+                    key,
+                    claim,
+                    stored: false,
+                });
+                claimed.push(k);
+            }
+        }
+        if self.limits.window.is_zero() {
+            // Nothing is remembered: the slots only found the repeats within the batch.
+            for k in &claimed {
+                self.forget(claim, k);
+            }
+        } else {
+            self.pending.insert(claim, settled.clone());
+            for k in &claimed {
+                self.bytes += weight(&k.text);
                 let key = k.clone();
                 self.order.push_back(Entry {
                     claim,
@@ -146,40 +198,40 @@ impl Window {
             }
             self.evict();
         }
-        Sorting::Claimed { claim, keys, fresh }
+        Sorting::Claimed {
+            claim,
+            keys: claimed,
+            fresh,
+        }
     }
 
     /// Settles a claim: its ids are stored (remembered until the window passes), or their append
     /// failed (forgotten: the next copy may be queued).
-    pub fn settle(&mut self, claim: ClaimId, keys: &[Arc<str>], stored: bool) {
+    pub fn settle(&mut self, claim: ClaimId, keys: &[Key], stored: bool) {
+        self.pending.remove(&claim);
         for k in keys {
-            let Some(slot) = self.slots.get_mut(k) else {
-                continue;
-            };
-            if slot.claim != claim {
-                continue;
-            }
-            if stored {
-                slot.state = State::Stored;
-            } else {
-                self.slots.remove(k);
+            let mine = |s: &Slot| s.claim == claim && s.key.is(k);
+            match self.slots.find_entry(k.hash, mine) {
+                Ok(slot) if stored => slot.into_mut().stored = true,
+                Ok(slot) => drop(slot.remove()),
+                Err(_) => {}
             }
         }
         if !stored {
             // The claim's entries are usually still the newest: drop them at once.
             while self.order.back().is_some_and(|e| e.claim == claim) {
                 if let Some(e) = self.order.pop_back() {
-                    self.bytes -= weight(&e.key);
+                    self.bytes -= weight(&e.key.text);
                 }
             }
         }
     }
 
-    /// Forgets what the window has passed, and shrinks its tables when they are mostly empty.
+    /// Forgets the ids the window has passed, and shrinks its tables when they are mostly empty.
     pub fn sweep(&mut self, now: Instant) {
         self.expire(now);
         if self.slots.capacity() > 4 * self.slots.len() + 256 {
-            self.slots.shrink_to(2 * self.slots.len());
+            self.slots.shrink_to(2 * self.slots.len(), |s| s.key.hash);
         }
         if self.order.capacity() > 4 * self.order.len() + 256 {
             self.order.shrink_to(2 * self.order.len());
@@ -206,9 +258,15 @@ impl Window {
         let Some(e) = self.order.pop_front() else {
             return;
         };
-        self.bytes -= weight(&e.key);
-        if self.slots.get(&e.key).is_some_and(|s| s.claim == e.claim) {
-            self.slots.remove(&e.key);
+        self.bytes -= weight(&e.key.text);
+        self.forget(e.claim, &e.key);
+    }
+
+    /// Removes the slot of `key` when `claim` still holds it (not a later copy's).
+    fn forget(&mut self, claim: ClaimId, key: &Key) {
+        let mine = |s: &Slot| s.claim == claim && s.key.is(key);
+        if let Ok(slot) = self.slots.find_entry(key.hash, mine) {
+            slot.remove();
         }
     }
 }
@@ -237,7 +295,7 @@ mod tests {
         source: &str,
         batch: &[&str],
         now: Instant,
-    ) -> (ClaimId, Vec<Arc<str>>, Vec<bool>) {
+    ) -> (ClaimId, Vec<Key>, Vec<bool>) {
         let (_tx, rx) = watch::channel(false);
         match w.claim(source, &ids(batch), &rx, now) {
             Sorting::Claimed { claim, keys, fresh } => (claim, keys, fresh),
@@ -284,7 +342,7 @@ mod tests {
     fn the_caps_forget_the_oldest_ids_first() {
         let t = Instant::now();
         let weight_of_one = "web".len() + "id-0".len() + ENTRY_OVERHEAD;
-        assert_eq!(weight(&key("web", "id-0")), weight_of_one);
+        assert_eq!(weight(&key_text("web", "id-0")), weight_of_one);
         let mut w = Window::new(Limits {
             window: MINUTE,
             max_ids: 3,
