@@ -668,3 +668,31 @@ fn every_schema_property_is_described_with_standard_formats_and_an_id() {
         );
     }
 }
+
+/// The Dockerfile's build stage runs `scripts/build-release` (the PGO build unless told
+/// otherwise) and copies what it wrote: the two agree, and the script refuses a build kind it
+/// does not know before it builds anything.
+#[test]
+fn the_dockerfile_ships_what_scripts_build_release_writes() {
+    let root = switchyard_tests::root();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains("ARG PGO=1"), "{dockerfile}");
+    assert!(
+        dockerfile.contains("RUN scripts/build-release \"$PGO\" /switchyard"),
+        "{dockerfile}"
+    );
+    assert!(
+        dockerfile.contains("COPY --from=build /switchyard /usr/local/bin/switchyard"),
+        "{dockerfile}"
+    );
+    let out = std::process::Command::new(root.join("scripts/build-release"))
+        .args(["2", "/nonexistent/switchyard"])
+        .output()
+        .expect("the script runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1: the PGO build, 0: the plain one; not '2'"),
+        "{err}"
+    );
+}
