@@ -436,22 +436,10 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(counted, "{}", service.metrics());
-    let (clean, log) = service.terminate();
-    assert!(clean, "{log}");
+    let (letters, _) = stop_and_list(service, &s.config);
     let ids = s.mock.event_ids();
     assert_eq!(ids.len(), 48, "each good event once");
     assert!(!ids.iter().any(|id| id == "poison-10" || id == "poison-30"));
-    let (code, listed, err) = cli(&[
-        "dead-letters",
-        "list",
-        "--config",
-        s.config.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let letters: Vec<Value> = listed
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let found: Vec<(&str, &str, &str)> = letters
         .iter()
         .map(|l| {
@@ -466,7 +454,7 @@ fn a_poison_event_fails_alone_in_delivery_and_plugin_traps_are_counted() {
     assert_eq!(
         found,
         [("*", "poison-10", trap), ("*", "poison-30", trap)],
-        "{listed}"
+        "{letters:?}"
     );
 }
 
@@ -520,24 +508,15 @@ fn under_load_a_plugin_fails_only_its_poison_events_and_loses_none() {
         "{}",
         service.metrics()
     );
-    let (clean, log) = service.terminate();
-    assert!(clean, "{log}");
+    let (letters, _) = stop_and_list(service, &s.config);
     let ids = s.mock.event_ids();
     assert_eq!(ids.len(), good, "each good event once");
     assert!(
         ids.iter().all(|id| !bad.contains(id)),
         "a poison event was sent"
     );
-    let (code, listed, err) = cli(&[
-        "dead-letters",
-        "list",
-        "--config",
-        s.config.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let mut dead: Vec<String> = listed
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+    let mut dead: Vec<String> = letters
+        .iter()
         .map(|l| {
             let reason = l["reason"].as_str().unwrap();
             assert!(reason.starts_with("plugin `picky` failed: trapped"), "{l}");
