@@ -57,6 +57,13 @@ struct Slot {
     stored: bool,
 }
 
+impl Slot {
+    /// Whether this is the slot `claim` made for `key` (not a later copy's for the same id).
+    fn holds(&self, claim: ClaimId, key: &Key) -> bool {
+        self.claim == claim && self.key.is(key)
+    }
+}
+
 /// One id in the expiry order. Its slot may have gone (a failed append): then it only waits
 /// to be dropped, and still counts, so that memory stays bounded.
 struct Entry {
@@ -210,11 +217,10 @@ impl Window {
     pub fn settle(&mut self, claim: ClaimId, keys: &[Key], stored: bool) {
         self.pending.remove(&claim);
         for k in keys {
-            let mine = |s: &Slot| s.claim == claim && s.key.is(k);
-            match self.slots.find_entry(k.hash, mine) {
-                Ok(slot) if stored => slot.into_mut().stored = true,
-                Ok(slot) => drop(slot.remove()),
-                Err(_) => {}
+            if !stored {
+                self.forget(claim, k);
+            } else if let Some(slot) = self.slots.find_mut(k.hash, |s| s.holds(claim, k)) {
+                slot.stored = true;
             }
         }
         if !stored {
@@ -264,8 +270,7 @@ impl Window {
 
     /// Removes the slot of `key` when `claim` still holds it (not a later copy's).
     fn forget(&mut self, claim: ClaimId, key: &Key) {
-        let mine = |s: &Slot| s.claim == claim && s.key.is(key);
-        if let Ok(slot) = self.slots.find_entry(key.hash, mine) {
+        if let Ok(slot) = self.slots.find_entry(key.hash, |s| s.holds(claim, key)) {
             slot.remove();
         }
     }
