@@ -10,11 +10,13 @@
 
 FROM rust:1-bookworm AS build
 # PGO=1 (the default) ships the build optimised by a profile of its own training run
-# (scripts/build-pgo: same code and behaviour, less CPU per event for `map`; ~35 min on 2 cores);
-# PGO=0 the plain release build (~13 min): docker build --build-arg PGO=0 -t switchyard .
+# (scripts/build-pgo: same code and behaviour, less CPU per event for `map`; ~35 min on 2 cores),
+# its code then laid out by BOLT (scripts/bolt, ~2 min; BOLT=0 leaves that out); PGO=0 the plain
+# release build (~13 min): docker build --build-arg PGO=0 -t switchyard .
 ARG PGO=1
+ARG BOLT=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 \
+ && apt-get install -y --no-install-recommends python3 bolt-19 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .

@@ -669,14 +669,16 @@ fn every_schema_property_is_described_with_standard_formats_and_an_id() {
     }
 }
 
-/// The Dockerfile's build stage runs `scripts/build-release` (the PGO build unless told
-/// otherwise) and copies what it wrote: the two agree, and the script refuses a build kind it
-/// does not know before it builds anything.
+/// The Dockerfile's build stage runs `scripts/build-release` (the PGO build laid out by BOLT
+/// unless told otherwise) and copies what it wrote: the two agree, the stage installs BOLT, and
+/// the script refuses a build kind it does not know before it builds anything.
 #[test]
 fn the_dockerfile_ships_what_scripts_build_release_writes() {
     let root = switchyard_tests::root();
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).expect("Dockerfile");
     assert!(dockerfile.contains("ARG PGO=1"), "{dockerfile}");
+    assert!(dockerfile.contains("ARG BOLT=1"), "{dockerfile}");
+    assert!(dockerfile.contains(" bolt-19"), "{dockerfile}");
     assert!(
         dockerfile.contains("RUN scripts/build-release \"$PGO\" /switchyard"),
         "{dockerfile}"
@@ -695,4 +697,36 @@ fn the_dockerfile_ships_what_scripts_build_release_writes() {
         err.contains("1: the PGO build, 0: the plain one; not '2'"),
         "{err}"
     );
+    let out = std::process::Command::new(root.join("scripts/build-release"))
+        .args(["1", "/nonexistent/switchyard"])
+        .env("BOLT", "yes")
+        .output()
+        .expect("the script runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("BOLT must be 1"), "{err}");
+}
+
+/// `scripts/bolt` lays out only a binary linked with its relocations, and says how to get one
+/// (before it looks for BOLT's tools, so this holds where BOLT is not installed): the test
+/// suite's build keeps none.
+#[test]
+fn scripts_bolt_refuses_a_binary_without_relocations_and_says_how_to_build_one() {
+    let root = switchyard_tests::root();
+    let bin = switchyard_tests::service::switchyard_bin();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = std::process::Command::new(root.join("scripts/bolt"))
+        .arg(&bin)
+        .arg(dir.path().join("switchyard"))
+        .output()
+        .expect("the script runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("was linked without its relocations"), "{err}");
+    assert!(err.contains("-Wl,--emit-relocs"), "{err}");
+    assert!(!dir.path().join("switchyard").exists());
+    let usage = std::process::Command::new(root.join("scripts/bolt"))
+        .output()
+        .expect("the script runs");
+    assert_eq!(usage.status.code(), Some(2));
 }
